@@ -1,0 +1,120 @@
+"""Settings from the environment (prefix ``ECOWATCH_``).
+
+Defaults point at the local stack on 127.0.0.1. ``ecowatch stack up`` writes the secrets it
+generates (the InfluxDB token, the bridge's MQTT password) to ``<state>/stack.env``; that file
+is read after the environment, so an exported variable always wins and nothing secret ever
+lives in the repository.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ecowatch.errors import ConfigError
+
+PACKAGE_CATALOGUE = Path(__file__).parent / "catalogue"
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "ecowatch"
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ecowatch"
+
+
+def _state_env_file() -> Path:
+    state = os.environ.get("ECOWATCH_STATE_DIR")
+    return (Path(state) if state else default_state_dir()) / "stack.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ECOWATCH_", extra="ignore")
+
+    # Where the local stack keeps its data, pid files and logs, and where slow builds are cached.
+    state_dir: Path = Field(default_factory=default_state_dir)
+    cache_dir: Path = Field(default_factory=default_cache_dir)
+
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_username: str = "ecowatch-bridge"
+    mqtt_password: str = ""
+    # Bridges sharing one group split the device traffic (MQTT 5 shared subscription). Each
+    # bridge instance needs its own stable client id: its persistent session (and the readings
+    # queued in it while it is away) is found again by that id after a restart.
+    mqtt_share_group: str = "ecowatch-bridge"
+    bridge_client_id: str = "ecowatch-bridge-1"
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_partitions: int = Field(default=8, ge=1)
+
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_org: str = "ecowatch"
+    influx_bucket: str = "ecowatch"
+    influx_token: str = ""
+
+    catalogue: Path = PACKAGE_CATALOGUE
+
+    # The Faust worker's web server (health, and later the case API).
+    web_port: int = 6066
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _mqtt_scheme(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in {"mqtt", "tcp"} or not parts.hostname:
+            raise ValueError("expected mqtt://HOST:PORT, for example mqtt://127.0.0.1:1883")
+        return v
+
+    @field_validator("influx_url")
+    @classmethod
+    def _http_scheme(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if parts.scheme not in {"http", "https"} or not parts.hostname:
+            raise ValueError("expected http://HOST:PORT, for example http://127.0.0.1:8086")
+        return v
+
+    @cached_property
+    def mqtt_host(self) -> str:
+        return urlsplit(self.mqtt_url).hostname or "127.0.0.1"
+
+    @cached_property
+    def mqtt_port(self) -> int:
+        return urlsplit(self.mqtt_url).port or 1883
+
+    @cached_property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[0]
+
+    @cached_property
+    def kafka_port(self) -> int:
+        return int(self.kafka_bootstrap.split(",")[0].rsplit(":", 1)[1])
+
+    @cached_property
+    def influx_host(self) -> str:
+        return urlsplit(self.influx_url).hostname or "127.0.0.1"
+
+    @cached_property
+    def influx_port(self) -> int:
+        return urlsplit(self.influx_url).port or 8086
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, then ``<state>/stack.env``, then the defaults."""
+    env_file = _state_env_file()
+    try:
+        return Settings(_env_file=env_file if env_file.exists() else None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"ECOWATCH_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        where = f"the environment or {env_file}" if env_file.exists() else "the environment"
+        raise ConfigError(f"invalid setting in {where}: {problems}") from None

@@ -1,0 +1,1 @@
+"""ecowatch: online pollution monitoring and enforcement alerts."""

@@ -1,0 +1,150 @@
+"""The wire messages: every payload that crosses MQTT or Kafka is defined here, and only here.
+
+MQTT, device → platform, ``ecowatch/v1/{site}/{device}/reading``: :class:`DeviceReading`.
+Kafka ``ecowatch.readings`` (key: site id): :class:`Reading`, the one normalised reading that
+every protocol edge (MQTT bridge, HJ 212 server) produces and every stream processor consumes.
+Kafka ``ecowatch.readings.dlq`` (key: origin): :class:`DeadLetter`.
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+# HJ 212-2017 pollutant codes: one letter for the medium (w water, a air, e ...) and five digits.
+PollutantCode = Annotated[str, StringConstraints(pattern=r"^[a-z][0-9]{5}$")]
+Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+
+
+class DataFlag(StrEnum):
+    """HJ 212-2017 data flags (数据标记): only N readings may be judged against a limit."""
+
+    NORMAL = "N"
+    STOPPED = "F"  # production stopped
+    MAINTENANCE = "M"
+    MANUAL = "S"  # manually entered value
+    FAULT = "D"
+    CALIBRATION = "C"
+    OVER_RANGE = "T"  # above the instrument's range
+    COMMS = "B"  # communication abnormal
+
+
+class Measurement(BaseModel):
+    """One pollutant's value in one reading, with its data flag."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # allow_inf_nan=False: Python's json accepts NaN/Infinity, a monitor must not send them.
+    value: Annotated[float, Field(allow_inf_nan=False)]
+    flag: DataFlag = DataFlag.NORMAL
+
+
+class DeviceReading(BaseModel):
+    """What a monitor publishes over MQTT. The topic, not the payload, says who sent it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ts: AwareDatetime  # the measurement time (HJ 212 DataTime), with its UTC offset
+    values: Annotated[dict[PollutantCode, Measurement], Field(min_length=1)]
+    seq: int | None = Field(default=None, ge=0)  # the device's own counter, for gap detection
+
+
+class ReadingSource(StrEnum):
+    MQTT = "mqtt"
+    HJ212 = "hj212"
+    KAFKA = "kafka"  # only in dead letters: a record on the readings topic that did not parse
+
+
+class Reading(BaseModel):
+    """A validated reading, normalised and enriched from the catalogue (``ecowatch.readings``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal["ecowatch.reading/1"] = Field(default="ecowatch.reading/1", alias="schema")
+    site: Identifier
+    device: Identifier
+    model: str  # the device model: outfall_monitor, air_station, discharge_meter
+    ts: AwareDatetime
+    values: Annotated[dict[PollutantCode, Measurement], Field(min_length=1)]
+    seq: int | None = None
+    source: ReadingSource
+    received_at: AwareDatetime
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes | str) -> Reading:
+        return cls.model_validate_json(data)
+
+
+class RejectReason(StrEnum):
+    """Why a message went to the dead-letter topic. One reason per kind of bad input."""
+
+    TOO_LARGE = "too_large"
+    NOT_UTF8 = "not_utf8"
+    BAD_JSON = "bad_json"
+    MISSING_FIELD = "missing_field"
+    WRONG_TYPE = "wrong_type"
+    NOT_FINITE = "not_finite"
+    INVALID_VALUE = "invalid_value"
+    UNKNOWN_FIELD = "unknown_field"
+    BAD_TOPIC = "bad_topic"
+    UNKNOWN_DEVICE = "unknown_device"
+    WRONG_SITE = "wrong_site"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    STORE_REJECTED = "store_rejected"  # InfluxDB refused the points (not a transient failure)
+
+
+class DeadLetter(BaseModel):
+    """A message that was not accepted, kept whole with the reason (``ecowatch.readings.dlq``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal["ecowatch.dead_letter/1"] = Field(
+        default="ecowatch.dead_letter/1", alias="schema"
+    )
+    source: ReadingSource
+    origin: str  # the MQTT topic, or the HJ 212 peer address
+    reason: RejectReason
+    detail: str
+    payload: str  # the original bytes: as text when they are UTF-8, else base64
+    payload_encoding: Literal["utf-8", "base64"]
+    received_at: datetime
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        source: ReadingSource,
+        origin: str,
+        reason: RejectReason,
+        detail: str,
+        payload: bytes,
+        received_at: datetime,
+    ) -> DeadLetter:
+        try:
+            text, encoding = payload.decode("utf-8"), "utf-8"
+        except UnicodeDecodeError:
+            text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
+        return cls(
+            source=source,
+            origin=origin,
+            reason=reason,
+            detail=detail,
+            payload=text,
+            payload_encoding=encoding,  # type: ignore[arg-type]
+            received_at=received_at,
+        )
+
+    def original(self) -> bytes:
+        if self.payload_encoding == "base64":
+            return base64.b64decode(self.payload)
+        return self.payload.encode("utf-8")
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()

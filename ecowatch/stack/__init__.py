@@ -1,0 +1,1 @@
+"""Installs, starts and watches the real local services: Mosquitto, Kafka, InfluxDB."""

@@ -1,0 +1,585 @@
+"""The real local stack: Mosquitto, Kafka (KRaft) and InfluxDB 2.7 on 127.0.0.1, without Docker.
+
+Every service has the same shape: ``install`` (slow, cached outside the work tree), ``start``
+(idempotent, waits for health with a time-out), ``stop`` (only the process it started),
+``status``. Data, configs, pid files and logs live under one state folder:
+
+    <state>/stack.env                  secrets generated here (InfluxDB token, bridge password)
+    <state>/mosquitto/                 mosquitto.conf, passwd, acl, credentials.json, data/, log
+    <state>/kafka/                     server.properties, data/, log
+    <state>/influxdb/                  bolt, engine, sqlite, log
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.settings import Settings
+from ecowatch.errors import EcowatchError
+from ecowatch.stack.process import ManagedProcess, Progress, port_open, wait_until
+from ecowatch.topics import MQTT_PREFIX
+
+HERE = Path(__file__).parent
+KAFKA_VERSION = "3.9.2"
+INFLUX_VERSION = "v2.7.12"
+BRIDGE_USER = "ecowatch-bridge"
+
+
+class StackError(EcowatchError):
+    """A service could not be installed or started: says which, why (its log), and what to do."""
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    up: bool
+    address: str
+    version: str
+    pid: int | None
+
+    def line(self) -> str:
+        state = "up" if self.up else "down"
+        pid = f" pid {self.pid}" if self.pid else ""
+        return f"{self.name:<10} {state:<5} {self.address:<28} {self.version}{pid}"
+
+
+def _run(
+    argv: list[str], what: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> str:
+    try:
+        done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise StackError(f"{what}: '{argv[0]}' is not installed") from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise StackError(f"{what} failed (exit {done.returncode}): {' '.join(argv)}\n{tail}")
+    return done.stdout
+
+
+def _require_free(service: str, host: str, port: int, variable: str) -> None:
+    if port_open(host, port):
+        raise StackError(
+            f"{service}: port {host}:{port} is already taken by a process this stack did not "
+            f"start. Stop it, or choose another port with {variable}."
+        )
+
+
+def write_env_file(state: Path, values: dict[str, str]) -> None:
+    """Merge ``values`` into ``<state>/stack.env`` (mode 0600): the generated secrets."""
+    path = state / "stack.env"
+    current: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                current[k] = v
+    current.update(values)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = "# Written by `ecowatch stack up`: secrets of the local stack. Not for git.\n"
+    body += "".join(f"{k}={v}\n" for k, v in sorted(current.items()))
+    path.write_text(body)
+    path.chmod(0o600)
+
+
+# -- Mosquitto ---------------------------------------------------------------------------------
+
+
+class Mosquitto:
+    name = "mosquitto"
+
+    def __init__(self, settings: Settings, catalogue: Catalogue) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.dir = settings.state_dir / "mosquitto"
+        self.proc = ManagedProcess(
+            self.name, self.dir / "mosquitto.pid", self.dir / "mosquitto.log", str(self.dir)
+        )
+
+    @property
+    def address(self) -> str:
+        return f"mqtt://{self.settings.mqtt_host}:{self.settings.mqtt_port}"
+
+    @staticmethod
+    def binary() -> str | None:
+        return shutil.which("mosquitto") or (
+            "/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None
+        )
+
+    def installed(self) -> bool:
+        return self.binary() is not None and shutil.which("mosquitto_passwd") is not None
+
+    def install(self, progress: Progress) -> None:
+        if self.installed():
+            return
+        progress.step(self.name, "installing Debian's mosquitto and mosquitto-clients (apt-get)")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
+        _run(
+            ["apt-get", "install", "-y", "-qq", "mosquitto", "mosquitto-clients"],
+            "apt-get install mosquitto",
+            env=env,
+        )
+        # Debian's package starts a system-wide broker on 1883; the stack runs its own.
+        subprocess.run(
+            ["systemctl", "disable", "--now", "mosquitto"], capture_output=True, check=False
+        )
+        subprocess.run(["service", "mosquitto", "stop"], capture_output=True, check=False)
+
+    def version(self) -> str:
+        binary = self.binary()
+        if binary is None:
+            return "not installed"
+        out = subprocess.run([binary, "-h"], capture_output=True, text=True, check=False)
+        m = re.search(r"mosquitto version (\S+)", out.stdout + out.stderr)
+        return f"mosquitto {m.group(1)}" if m else "mosquitto"
+
+    def credentials(self) -> dict[str, str]:
+        """User → password for the bridge and every device of the catalogue, made once, kept."""
+        path = self.dir / "credentials.json"
+        users: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        wanted = [BRIDGE_USER, *self.catalogue.devices]
+        for user in wanted:
+            users.setdefault(user, secrets.token_urlsafe(18))
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(users, indent=1, sort_keys=True))
+        path.chmod(0o600)
+        return users
+
+    def _acl(self) -> str:
+        # Each device publishes only under its own topic and reads only its own commands;
+        # the bridge reads everything and writes commands.
+        lines = [
+            f"user {BRIDGE_USER}",
+            f"topic read {MQTT_PREFIX}/#",
+            f"topic write {MQTT_PREFIX}/+/+/command",
+            "",
+        ]
+        for device_id, entry in sorted(self.catalogue.devices.items()):
+            base = f"{MQTT_PREFIX}/{entry.site.id}/{device_id}"
+            lines += [
+                f"user {device_id}",
+                f"topic write {base}/reading",
+                f"topic readwrite {base}/status",
+                f"topic read {base}/command",
+                "",
+            ]
+        return "\n".join(lines)
+
+    def configure(self) -> dict[str, str]:
+        users = self.credentials()
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        passwd = self.dir / "passwd"
+        passwd.write_text("".join(f"{u}:{p}\n" for u, p in sorted(users.items())))
+        passwd.chmod(0o600)
+        _run(["mosquitto_passwd", "-U", str(passwd)], "hashing the Mosquitto password file")
+        (self.dir / "acl").write_text(self._acl())
+        (self.dir / "mosquitto.conf").write_text(
+            "\n".join(
+                [
+                    "# Written by `ecowatch stack up`; edits are overwritten.",
+                    "per_listener_settings false",
+                    f"listener {self.settings.mqtt_port} {self.settings.mqtt_host}",
+                    "protocol mqtt",
+                    "allow_anonymous false",
+                    f"password_file {passwd}",
+                    f"acl_file {self.dir / 'acl'}",
+                    # Mosquitto started as root drops to user 'mosquitto', who cannot read
+                    # the 0600 password file; keep the user that runs the stack.
+                    f"user {getpass.getuser()}",
+                    "persistence true",
+                    f"persistence_location {self.dir / 'data'}/",
+                    "autosave_interval 60",
+                    # The bridge acknowledges after Kafka does: allow many messages in flight,
+                    # and queue plenty for a bridge that is briefly away.
+                    "max_inflight_messages 1000",
+                    "max_queued_messages 200000",
+                    "log_dest stdout",
+                    "log_type error",
+                    "log_type warning",
+                    "log_type notice",
+                    "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+                    "",
+                ]
+            )
+        )
+        return users
+
+    def start(self, progress: Progress) -> dict[str, str]:
+        users = self.configure()
+        if self.proc.pid() is not None:
+            # Reload password file and ACL for devices added to the catalogue since.
+            os.kill(self.proc.pid() or 0, 1)
+            return {"ECOWATCH_MQTT_PASSWORD": users[BRIDGE_USER]}
+        host, port = self.settings.mqtt_host, self.settings.mqtt_port
+        _require_free(self.name, host, port, "ECOWATCH_MQTT_URL")
+        progress.step(self.name, f"starting on {self.address}")
+        binary = self.binary()
+        assert binary is not None
+        self.proc.spawn([binary, "-c", str(self.dir / "mosquitto.conf")])
+        if not wait_until(lambda: port_open(host, port), 15, self.proc.starting):
+            raise StackError(
+                f"Mosquitto did not start on {self.address}. Its log ({self.proc.log_file}):\n"
+                f"{self.proc.log_tail()}\nFix the cause above, then run `ecowatch stack up` again."
+            )
+        return {"ECOWATCH_MQTT_PASSWORD": users[BRIDGE_USER]}
+
+    def stop(self) -> bool:
+        return self.proc.stop()
+
+    def status(self) -> ServiceStatus:
+        pid = self.proc.pid()
+        up = pid is not None and port_open(self.settings.mqtt_host, self.settings.mqtt_port)
+        return ServiceStatus(self.name, up, self.address, self.version(), pid)
+
+
+# -- Kafka -------------------------------------------------------------------------------------
+
+
+class Kafka:
+    name = "kafka"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dir = settings.state_dir / "kafka"
+        self.libs = settings.cache_dir / "kafka" / KAFKA_VERSION / "libs"
+        self.proc = ManagedProcess(
+            self.name, self.dir / "kafka.pid", self.dir / "kafka.log", str(self.dir)
+        )
+
+    @property
+    def address(self) -> str:
+        return self.settings.kafka_bootstrap
+
+    @property
+    def controller_port(self) -> int:
+        return self.settings.kafka_port + 1
+
+    def installed(self) -> bool:
+        return (self.libs / f"kafka_2.13-{KAFKA_VERSION}.jar").exists()
+
+    def install(self, progress: Progress) -> None:
+        if self.installed():
+            return
+        for tool in ("java", "mvn"):
+            if shutil.which(tool) is None:
+                raise StackError(f"Kafka needs '{tool}' (Java 17 and Maven) to assemble the broker")
+        progress.step(self.name, f"assembling Kafka {KAFKA_VERSION} from Maven Central (mvn)")
+        tmp = self.libs.with_name("libs.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        _run(
+            [
+                "mvn",
+                "-q",
+                "-B",
+                "-f",
+                str(HERE / "kafka" / "pom.xml"),
+                f"-Dkafka.version={KAFKA_VERSION}",
+                "dependency:copy-dependencies",
+                "-DincludeScope=runtime",
+                f"-DoutputDirectory={tmp}",
+            ],
+            "assembling the Kafka broker with Maven",
+        )
+        shutil.rmtree(self.libs, ignore_errors=True)
+        tmp.rename(self.libs)
+
+    def version(self) -> str:
+        return f"kafka {KAFKA_VERSION} (KRaft)" if self.installed() else "not installed"
+
+    def _java(self, main: str, *args: str, extra: list[str] | None = None) -> list[str]:
+        return [
+            "java",
+            *(extra or []),
+            f"-Dlog4j.configuration=file:{self.dir / 'log4j.properties'}",
+            f"-Dkafka.logs.dir={self.dir / 'logs'}",
+            "-cp",
+            f"{self.libs}/*",
+            main,
+            *args,
+        ]
+
+    def configure(self) -> None:
+        host, port = self.settings.kafka_host, self.settings.kafka_port
+        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "log.dirs": str(self.dir / "data"),
+            "num.partitions": str(self.settings.kafka_partitions),
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "8",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "log.retention.hours": "168",
+        }
+        (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        (self.dir / "log4j.properties").write_text(
+            "log4j.rootLogger=WARN, stdout\n"
+            "log4j.logger.kafka.server.KafkaServer=INFO\n"
+            "log4j.logger.kafka.server.KafkaRaftServer=INFO\n"
+            "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+        )
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            _run(
+                self._java(
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self.dir / "server.properties"),
+                    "--ignore-formatted",
+                ),
+                "formatting Kafka's KRaft storage",
+            )
+
+    def _ready(self) -> bool:
+        # The broker accepts connections a moment before it serves metadata; ask for it.
+        return port_open(self.settings.kafka_host, self.settings.kafka_port) and (
+            "Kafka Server started" in self.proc.log_since_spawn()
+        )
+
+    def start(self, progress: Progress) -> dict[str, str]:
+        if self.proc.pid() is not None:
+            return {}
+        if not self.installed():
+            raise StackError("Kafka is not installed: run `ecowatch stack install`")
+        host, port = self.settings.kafka_host, self.settings.kafka_port
+        _require_free(self.name, host, port, "ECOWATCH_KAFKA_BOOTSTRAP")
+        _require_free(self.name, host, self.controller_port, "ECOWATCH_KAFKA_BOOTSTRAP (port + 1)")
+        self.configure()
+        progress.step(
+            self.name, f"starting on {self.address} (controller on port {self.controller_port})"
+        )
+        self.proc.spawn(
+            self._java(
+                "kafka.Kafka",
+                str(self.dir / "server.properties"),
+                extra=["-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true"],
+            )
+        )
+        if not wait_until(self._ready, 90, self.proc.starting):
+            raise StackError(
+                f"Kafka did not start on {self.address}. Its log ({self.proc.log_file}):\n"
+                f"{self.proc.log_tail()}\n"
+                "Fix the cause above (a stale data folder can be removed with "
+                "`ecowatch stack down --wipe`), then run `ecowatch stack up` again."
+            )
+        return {}
+
+    def stop(self) -> bool:
+        return self.proc.stop(timeout=30)
+
+    def status(self) -> ServiceStatus:
+        pid = self.proc.pid()
+        up = pid is not None and port_open(self.settings.kafka_host, self.settings.kafka_port)
+        return ServiceStatus(self.name, up, self.address, self.version(), pid)
+
+
+# -- InfluxDB ----------------------------------------------------------------------------------
+
+
+class InfluxDB:
+    name = "influxdb"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.dir = settings.state_dir / "influxdb"
+        self.binary = settings.cache_dir / "influxdb" / INFLUX_VERSION / "influxd"
+        self.proc = ManagedProcess(
+            self.name, self.dir / "influxd.pid", self.dir / "influxd.log", str(self.dir)
+        )
+
+    @property
+    def address(self) -> str:
+        return self.settings.influx_url
+
+    def installed(self) -> bool:
+        return self.binary.exists()
+
+    def install(self, progress: Progress) -> None:
+        if self.installed():
+            return
+        for tool in ("go", "cargo", "pkg-config"):
+            if shutil.which(tool) is None:
+                raise StackError(f"building InfluxDB needs '{tool}' (Go, Rust's cargo, pkg-config)")
+        progress.step(
+            self.name,
+            f"building InfluxDB OSS {INFLUX_VERSION} from source (Go + libflux in Rust); "
+            "about 15 minutes on 2 cores, once: cached in " + str(self.binary.parent),
+        )
+        env = {
+            **os.environ,
+            "ECOWATCH_CACHE": str(self.settings.cache_dir),
+            "INFLUX_VERSION": INFLUX_VERSION,
+        }
+        log = self.settings.cache_dir / "influxdb" / "build.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as out:
+            proc = subprocess.Popen(
+                ["bash", str(HERE / "scripts" / "build-influxdb.sh")],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+            )
+            assert proc.stdout is not None
+            for line in proc.stdout:  # the script's own step lines
+                progress.step(self.name, line.strip())
+            code = proc.wait()
+        if code != 0 or not self.installed():
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            raise StackError(f"building InfluxDB failed (exit {code}); full log: {log}\n{tail}")
+
+    def version(self) -> str:
+        if not self.installed():
+            return "not installed"
+        out = subprocess.run(
+            [str(self.binary), "version"], capture_output=True, text=True, check=False
+        )
+        m = re.search(r"InfluxDB (v\S+)", out.stdout)
+        return f"influxdb {m.group(1) if m else INFLUX_VERSION}"
+
+    def _get(self, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.address + path, timeout=2) as resp:
+                return resp.status, json.loads(resp.read() or b"{}")
+        except urllib.error.HTTPError as exc:
+            return exc.code, {}
+        except (OSError, ValueError):
+            return 0, {}
+
+    def healthy(self) -> bool:
+        code, body = self._get("/health")
+        return code == 200 and body.get("status") == "pass"
+
+    def _onboard(self, progress: Progress) -> dict[str, str]:
+        _, body = self._get("/api/v2/setup")
+        if not body.get("allowed"):
+            token = self.settings.influx_token
+            if not token:
+                raise StackError(
+                    f"InfluxDB at {self.address} is already set up, but no token is known: set "
+                    "ECOWATCH_INFLUX_TOKEN, or wipe the local data: `ecowatch stack down --wipe`"
+                )
+            return {}
+        progress.step(
+            self.name,
+            f"onboarding: org '{self.settings.influx_org}', bucket '{self.settings.influx_bucket}'",
+        )
+        token = secrets.token_urlsafe(32)
+        request = urllib.request.Request(
+            self.address + "/api/v2/setup",
+            method="POST",
+            headers={"Content-Type": "application/json"},
+            data=json.dumps(
+                {
+                    "username": "ecowatch",
+                    "password": secrets.token_urlsafe(18),
+                    "org": self.settings.influx_org,
+                    "bucket": self.settings.influx_bucket,
+                    "token": token,
+                }
+            ).encode(),
+        )
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            if resp.status != 201:
+                raise StackError(f"InfluxDB onboarding answered {resp.status}")
+        return {"ECOWATCH_INFLUX_TOKEN": token}
+
+    def start(self, progress: Progress) -> dict[str, str]:
+        if self.proc.pid() is None:
+            if not self.installed():
+                raise StackError("InfluxDB is not built: run `ecowatch stack install`")
+            host, port = self.settings.influx_host, self.settings.influx_port
+            _require_free(self.name, host, port, "ECOWATCH_INFLUX_URL")
+            self.dir.mkdir(parents=True, exist_ok=True)
+            progress.step(self.name, f"starting on {self.address}")
+            self.proc.spawn(
+                [
+                    str(self.binary),
+                    f"--bolt-path={self.dir / 'influxd.bolt'}",
+                    f"--engine-path={self.dir / 'engine'}",
+                    f"--sqlite-path={self.dir / 'influxd.sqlite'}",
+                    f"--http-bind-address={host}:{port}",
+                    "--reporting-disabled",
+                    "--log-level=warn",
+                ]
+            )
+            if not wait_until(self.healthy, 60, self.proc.starting):
+                raise StackError(
+                    f"InfluxDB did not become healthy on {self.address}. Its log "
+                    f"({self.proc.log_file}):\n{self.proc.log_tail()}\n"
+                    "Fix the cause above, then run `ecowatch stack up` again."
+                )
+        return self._onboard(progress)
+
+    def stop(self) -> bool:
+        return self.proc.stop()
+
+    def status(self) -> ServiceStatus:
+        pid = self.proc.pid()
+        return ServiceStatus(
+            self.name, pid is not None and self.healthy(), self.address, self.version(), pid
+        )
+
+
+# -- the stack ---------------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, settings: Settings, catalogue: Catalogue) -> None:
+        self.settings = settings
+        self.mosquitto = Mosquitto(settings, catalogue)
+        self.kafka = Kafka(settings)
+        self.influxdb = InfluxDB(settings)
+        self.services = (self.mosquitto, self.kafka, self.influxdb)
+
+    def install(self, progress: Progress) -> None:
+        for service in self.services:
+            service.install(progress)
+
+    def up(self, progress: Progress) -> dict[str, str]:
+        """Install what is missing, start what is down; returns the secrets it generated."""
+        self.install(progress)
+        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        generated: dict[str, str] = {}
+        for service in self.services:
+            generated |= service.start(progress)
+        if generated:
+            write_env_file(self.settings.state_dir, generated)
+        return generated
+
+    def down(self, wipe: bool = False) -> list[str]:
+        stopped = [s.name for s in reversed(self.services) if s.stop()]
+        if wipe:
+            for service in self.services:
+                shutil.rmtree(service.dir, ignore_errors=True)
+            (self.settings.state_dir / "stack.env").unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> list[ServiceStatus]:
+        return [s.status() for s in self.services]

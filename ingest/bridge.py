@@ -1,0 +1,212 @@
+"""The MQTT bridge: device readings from Mosquitto into Kafka, bad ones to the dead-letter topic.
+
+Delivery is at-least-once end to end: the bridge subscribes with QoS 1 on a persistent MQTT 5
+session and acknowledges a message to the broker only after Kafka has acknowledged the record
+(``acks=all``). If the bridge dies, Mosquitto keeps the unacknowledged messages and redelivers
+them; nothing a device published is lost, a few may arrive twice.
+
+Several bridges may run at once: they share the subscription (``$share/<group>/...``), and
+each reading is handled by one of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+import paho.mqtt.client as mqtt
+from aiokafka import AIOKafkaProducer
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.ingest.validation import Rejection, accept_mqtt_reading
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ecowatch import topics
+from ecowatch.clock import Clock
+from ecowatch.errors import ServiceDown
+from ecowatch.schema import DeadLetter, ReadingSource
+
+log = logging.getLogger(__name__)
+
+# How long Mosquitto keeps the bridge's session (and queues readings for it) while it is away.
+SESSION_EXPIRY_SECONDS = 24 * 3600
+
+
+@dataclass
+class BridgeStats:
+    """What the bridge has done since it started. Read by the demo and logged periodically."""
+
+    received: int = 0
+    bridged: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def dead_lettered_total(self) -> int:
+        return sum(self.dead_lettered.values())
+
+
+@dataclass(frozen=True)
+class _Inbound:
+    topic: str
+    payload: bytes
+    mid: int
+    qos: int
+
+
+class MqttBridge:
+    def __init__(
+        self,
+        *,
+        mqtt_host: str,
+        mqtt_port: int,
+        username: str,
+        password: str,
+        share_group: str,
+        producer: AIOKafkaProducer,
+        catalogue: Catalogue,
+        clock: Clock,
+        client_id: str = "ecowatch-bridge-1",
+    ) -> None:
+        self._host, self._port = mqtt_host, mqtt_port
+        self._share_group = share_group
+        self._producer = producer
+        self._catalogue = catalogue
+        self._clock = clock
+        self.stats = BridgeStats()
+        self._inbox: asyncio.Queue[_Inbound] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connected = threading.Event()
+        self._connect_error: str | None = None
+        self._pending: set[asyncio.Task[None]] = set()
+
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=mqtt.MQTTv5,
+            manual_ack=True,
+        )
+        self._client.username_pw_set(username, password)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.on_disconnect = self._on_disconnect
+
+    # -- paho's network thread -------------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._connect_error = str(reason_code)
+            self._connected.set()
+            return
+        # Subscribing again on every (re)connect is harmless and survives a lost session.
+        # `connected` is set on the SUBACK: from then on the broker keeps readings for us.
+        client.subscribe(f"$share/{self._share_group}/{topics.MQTT_READINGS_FILTER}", qos=1)
+        log.info("bridge connected to MQTT %s:%s", self._host, self._port)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        failed = [str(rc) for rc in reason_codes if rc.is_failure]
+        if failed:
+            self._connect_error = f"subscription refused: {', '.join(failed)}"
+        self._connected.set()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning("bridge lost MQTT (%s); paho reconnects", reason_code)
+
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        assert self._loop is not None
+        item = _Inbound(msg.topic, msg.payload, msg.mid, msg.qos)
+        self._loop.call_soon_threadsafe(self._inbox.put_nowait, item)
+
+    # -- the asyncio side ------------------------------------------------------------------
+
+    async def connect(self, timeout: float = 10.0) -> None:
+        self._loop = asyncio.get_running_loop()
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_SECONDS
+        address = f"mqtt://{self._host}:{self._port}"
+        try:
+            self._client.connect(
+                self._host, self._port, keepalive=30, clean_start=False, properties=props
+            )
+        except OSError as exc:
+            raise ServiceDown("Mosquitto (MQTT)", address, str(exc)) from None
+        self._client.loop_start()
+        if not await asyncio.to_thread(self._connected.wait, timeout):
+            self._client.loop_stop()
+            raise ServiceDown("Mosquitto (MQTT)", address, f"no CONNACK/SUBACK within {timeout}s")
+        if self._connect_error:
+            self._client.loop_stop()
+            raise ServiceDown(
+                "Mosquitto (MQTT)", address, f"refused the bridge: {self._connect_error}"
+            )
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Bridge until ``stop`` is set, then finish what is in flight and disconnect."""
+        if self._loop is None:
+            await self.connect()
+        getter: asyncio.Task[_Inbound] | None = None
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            while not stop.is_set():
+                getter = getter or asyncio.create_task(self._inbox.get())
+                done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await self._handle(getter.result())
+                    getter = None
+        finally:
+            stopper.cancel()
+            if getter is not None:
+                getter.cancel()
+            if self._pending:
+                await asyncio.gather(*self._pending, return_exceptions=True)
+            self._client.disconnect()
+            self._client.loop_stop()
+
+    async def _handle(self, item: _Inbound) -> None:
+        self.stats.received += 1
+        now = self._clock.now()
+        verdict = accept_mqtt_reading(item.topic, item.payload, self._catalogue, now)
+        if isinstance(verdict, Rejection):
+            letter = DeadLetter.of(
+                source=ReadingSource.MQTT,
+                origin=item.topic,
+                reason=verdict.reason,
+                detail=verdict.detail,
+                payload=item.payload,
+                received_at=now,
+            )
+            log.info("dead-lettered %s: %s (%s)", item.topic, verdict.reason, verdict.detail)
+            delivery = await self._producer.send(
+                topics.READINGS_DLQ, letter.to_json(), key=item.topic.encode()
+            )
+            counter = ("dead", verdict.reason.value)
+        else:
+            delivery = await self._producer.send(
+                topics.READINGS, verdict.to_json(), key=verdict.site.encode()
+            )
+            counter = ("bridged", "")
+        # Wait for Kafka's acknowledgement off the hot path, then acknowledge to Mosquitto.
+        task = asyncio.create_task(self._ack_when_stored(delivery, item, counter))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _ack_when_stored(
+        self, delivery: asyncio.Future, item: _Inbound, counter: tuple[str, str]
+    ) -> None:
+        try:
+            await delivery
+        except Exception:
+            # Not acknowledged: Mosquitto redelivers it on the next session.
+            log.exception("Kafka did not take the message from %s; left unacknowledged", item.topic)
+            return
+        if counter[0] == "bridged":
+            self.stats.bridged += 1
+        else:
+            self.stats.dead_lettered[counter[1]] += 1
+        if item.qos > 0:
+            self._client.ack(item.mid, item.qos)

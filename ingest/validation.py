@@ -1,0 +1,112 @@
+"""Judging one incoming message: a pure function, so every kind of bad input is unit-testable.
+
+``accept_mqtt_reading(topic, payload, ...)`` returns either a :class:`Reading` ready for Kafka or
+a :class:`Rejection` that names the reason (one :class:`RejectReason` per kind of bad input)
+and a detail a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from ecowatch.config.catalogue import Catalogue
+from pydantic import ValidationError
+
+from ecowatch.schema import DeviceReading, Reading, ReadingSource, RejectReason
+from ecowatch.topics import parse_device_topic
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+# A monitor's clock may run a little fast; more than this is a wrong clock, not a reading.
+MAX_CLOCK_AHEAD = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: RejectReason
+    detail: str
+
+
+def rejection_of(exc: ValidationError) -> Rejection:
+    """The first schema error decides the reason; the detail lists them all, by field path."""
+    errors = exc.errors(include_url=False)
+    kinds = {e["type"] for e in errors}
+    if "missing" in kinds:
+        reason = RejectReason.MISSING_FIELD
+    elif "finite_number" in kinds:
+        reason = RejectReason.NOT_FINITE
+    elif "extra_forbidden" in kinds:
+        reason = RejectReason.UNKNOWN_FIELD
+    elif any(k.endswith(("_type", "_parsing")) or k == "timezone_aware" for k in kinds):
+        reason = RejectReason.WRONG_TYPE
+    else:
+        reason = RejectReason.INVALID_VALUE
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(payload)'}: {e['msg']}" for e in errors[:5]
+    )
+    return Rejection(reason, detail)
+
+
+def parse_device_reading(payload: bytes) -> DeviceReading | Rejection:
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Rejection(
+            RejectReason.TOO_LARGE, f"{len(payload)} bytes, the limit is {MAX_PAYLOAD_BYTES}"
+        )
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(RejectReason.NOT_UTF8, str(exc))
+    try:
+        # NaN and Infinity are parsed (Python's json allows them) and refused by the schema.
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return Rejection(RejectReason.BAD_JSON, str(exc))
+    if not isinstance(doc, dict):
+        return Rejection(
+            RejectReason.WRONG_TYPE, f"expected a JSON object, got {type(doc).__name__}"
+        )
+    try:
+        return DeviceReading.model_validate(doc)
+    except ValidationError as exc:
+        return rejection_of(exc)
+
+
+def accept_mqtt_reading(
+    topic: str, payload: bytes, catalogue: Catalogue, received_at: datetime
+) -> Reading | Rejection:
+    """A message from ``ecowatch/v1/{site}/{device}/reading`` → a normalised reading, or why not."""
+    where = parse_device_topic(topic)
+    if where is None or where.channel != "reading":
+        return Rejection(
+            RejectReason.BAD_TOPIC, f"'{topic}' is not ecowatch/v1/SITE/DEVICE/reading"
+        )
+    entry = catalogue.device(where.device)
+    if entry is None:
+        return Rejection(
+            RejectReason.UNKNOWN_DEVICE, f"device '{where.device}' is not in the catalogue"
+        )
+    if entry.site.id != where.site:
+        return Rejection(
+            RejectReason.WRONG_SITE,
+            f"device '{where.device}' is installed at site '{entry.site.id}', not '{where.site}'",
+        )
+    parsed = parse_device_reading(payload)
+    if isinstance(parsed, Rejection):
+        return parsed
+    if parsed.ts - received_at > MAX_CLOCK_AHEAD:
+        return Rejection(
+            RejectReason.FUTURE_TIMESTAMP,
+            f"ts {parsed.ts.isoformat()} is ahead of the platform's clock "
+            f"({received_at.isoformat()}) by more than {MAX_CLOCK_AHEAD}",
+        )
+    return Reading(
+        site=entry.site.id,
+        device=entry.device.id,
+        model=entry.device.model.value,
+        ts=parsed.ts,
+        values=parsed.values,
+        seq=parsed.seq,
+        source=ReadingSource.MQTT,
+        received_at=received_at,
+    )

@@ -1,0 +1,1 @@
+"""The Faust app: store readings, and (later) judge and escalate them."""

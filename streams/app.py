@@ -1,0 +1,100 @@
+"""The Faust app, built in one place. Agents stay thin: parse, hand to the pure core, write.
+
+Run it with ``ecowatch worker``. Offsets are committed only after a batch is in InfluxDB
+(``stream.take`` acknowledges a batch once the agent has finished with it), so a worker that
+dies re-reads, never skips; points are idempotent in InfluxDB (same series and timestamp).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+
+import faust
+from ecowatch.config.settings import Settings
+from ecowatch.ingest.validation import rejection_of
+from ecowatch.streams.points import batch_lines
+from ecowatch.streams.store import InfluxWriter, PermanentWriteError
+from pydantic import ValidationError
+
+from ecowatch import topics
+from ecowatch.clock import Clock, SystemClock
+from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
+
+log = logging.getLogger(__name__)
+
+STORE_BATCH = 1000
+STORE_WITHIN_SECONDS = 0.5
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
+    clock = clock or SystemClock()
+    app = faust.App(
+        "ecowatch",
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        datadir=str(settings.state_dir / "faust"),
+        store="memory://",
+        topic_partitions=settings.kafka_partitions,
+        web_host="127.0.0.1",
+        web_port=settings.web_port,
+        web_in_thread=False,
+        producer_acks=-1,
+        consumer_auto_offset_reset="earliest",
+    )
+    readings = app.topic(topics.READINGS, key_serializer="raw", value_serializer="raw")
+    dead_letters = app.topic(topics.READINGS_DLQ, key_serializer="raw", value_serializer="raw")
+    writer = InfluxWriter(
+        settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket
+    )
+    counts: Counter[str] = Counter()
+
+    async def dead_letter(raw: bytes, reason: RejectReason, detail: str) -> None:
+        letter = DeadLetter.of(
+            source=ReadingSource.KAFKA,
+            origin=topics.READINGS,
+            reason=reason,
+            detail=detail,
+            payload=raw,
+            received_at=clock.now(),
+        )
+        await dead_letters.send(key=topics.READINGS.encode(), value=letter.to_json())
+        counts["dead_lettered"] += 1
+
+    @app.agent(readings)
+    async def store(stream: faust.StreamT) -> None:
+        """Every reading, batched, into InfluxDB."""
+        async for batch in stream.take(STORE_BATCH, within=STORE_WITHIN_SECONDS):
+            parsed: list[Reading] = []
+            for raw in batch:
+                try:
+                    parsed.append(Reading.from_json(raw))
+                except ValidationError as exc:
+                    rejection = rejection_of(exc)
+                    await dead_letter(raw, rejection.reason, rejection.detail)
+            if not parsed:
+                continue
+            points = sum(len(r.values) for r in parsed)
+            try:
+                await writer.write(batch_lines(parsed), points)
+            except PermanentWriteError as exc:
+                log.error("InfluxDB refused %d readings: %s", len(parsed), exc)
+                for reading in parsed:
+                    await dead_letter(reading.to_json(), RejectReason.STORE_REJECTED, str(exc))
+                continue
+            counts["stored_readings"] += len(parsed)
+            counts["stored_points"] += points
+
+    @app.timer(interval=30.0)
+    async def report() -> None:
+        if counts:
+            log.info("store: %s", dict(counts))
+
+    @app.page("/health")
+    async def health(web, request):
+        return web.json({"status": "ok", **counts})
+
+    @app.on_before_shutdown.connect
+    async def close_writer(app: faust.App, **kwargs: object) -> None:
+        await writer.close()
+
+    return app

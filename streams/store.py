@@ -1,0 +1,110 @@
+"""Writing points to InfluxDB: batched, retried while InfluxDB is away, never silently dropped.
+
+A write either succeeds, fails for a while (InfluxDB down or overloaded: retry with back-off,
+which holds the stream and so the Kafka offsets: nothing is committed that is not stored), or
+is refused for good (a 4xx other than 429: the points are wrong, retrying cannot help; the
+caller sends them to the dead-letter topic).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from influxdb_client.client.exceptions import InfluxDBError
+from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
+from influxdb_client.domain.write_precision import WritePrecision
+from influxdb_client.rest import ApiException
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delays between attempts: first, doubled each time, capped."""
+
+    first: float = 0.5
+    cap: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return min(self.cap, self.first * (2 ** max(0, attempt - 1)))
+
+
+class PermanentWriteError(Exception):
+    """InfluxDB refused the data itself; retrying the same points cannot succeed."""
+
+
+def is_transient(status: int | None) -> bool:
+    """Worth retrying? No answer, 429 (slow down) and 5xx are; other 4xx mean bad points."""
+    return status is None or status == 429 or status >= 500
+
+
+class InfluxWriter:
+    def __init__(
+        self, url: str, token: str, org: str, bucket: str, backoff: Backoff = Backoff()
+    ) -> None:
+        self.url, self._token, self.org, self.bucket = url, token, org, bucket
+        self._backoff = backoff
+        self._client: InfluxDBClientAsync | None = None
+        self.points_written = 0
+
+    async def _write_api(self):
+        if self._client is None:
+            # Created inside the running loop: the async client binds aiohttp to it.
+            self._client = InfluxDBClientAsync(
+                url=self.url, token=self._token, org=self.org, timeout=30_000
+            )
+        return self._client.write_api()
+
+    async def write(self, lines: str, count: int) -> None:
+        """Write line protocol; retries transient failures until it succeeds."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                api = await self._write_api()
+                await api.write(
+                    bucket=self.bucket,
+                    org=self.org,
+                    record=lines,
+                    write_precision=WritePrecision.MS,
+                )
+                self.points_written += count
+                if attempt > 1:
+                    log.warning("InfluxDB write succeeded after %d attempts", attempt)
+                return
+            except ApiException as exc:
+                status = exc.status or None  # 0: no answer at all
+                if not is_transient(status):
+                    raise PermanentWriteError(
+                        f"InfluxDB answered {status}: {exc.body or exc.reason}"
+                    ) from exc
+                reason = f"HTTP {status}: {exc.reason}" if status else str(exc.reason)
+            except InfluxDBError as exc:
+                status = exc.response.status if exc.response is not None else None
+                if not is_transient(status):
+                    raise PermanentWriteError(f"InfluxDB answered {status}: {exc.message}") from exc
+                reason = f"HTTP {status}: {exc.message}"
+            except (TimeoutError, OSError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # aiohttp's client errors are not OSErrors
+                if type(exc).__module__.startswith("aiohttp"):
+                    reason = f"{type(exc).__name__}: {exc}"
+                else:
+                    raise
+            delay = self._backoff.delay(attempt)
+            log.warning(
+                "InfluxDB at %s not writable (%s); attempt %d, retrying in %.1fs. "
+                "Is it running? `ecowatch stack status`",
+                self.url,
+                reason,
+                attempt,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None

@@ -8,6 +8,7 @@ lives in the repository.
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -61,8 +62,12 @@ class Settings(BaseSettings):
     influx_token: str = ""
 
     catalogue: Path = PACKAGE_CATALOGUE
+    # The devices' MQTT passwords ({"<device id>": "<password>"}), for the simulators. The local
+    # stack generates them at <state>/mosquitto/credentials.json; elsewhere, point at your own.
+    device_credentials: Path | None = None
 
     # The Faust worker's web server (health, and later the case API).
+    web_host: str = "127.0.0.1"
     web_port: int = 6066
 
     @field_validator("mqtt_url")
@@ -80,6 +85,10 @@ class Settings(BaseSettings):
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError("expected http://HOST:PORT, for example http://127.0.0.1:8086")
         return v
+
+    @property
+    def device_credentials_file(self) -> Path:
+        return self.device_credentials or self.state_dir / "mosquitto" / "credentials.json"
 
     @cached_property
     def mqtt_host(self) -> str:
@@ -104,6 +113,26 @@ class Settings(BaseSettings):
     @cached_property
     def influx_port(self) -> int:
         return urlsplit(self.influx_url).port or 8086
+
+
+def load_device_credentials(path: Path) -> dict[str, str]:
+    """Device id → MQTT password, read only; the error names the file and what was expected."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no device credentials file. `ecowatch stack up` makes one for the local "
+            "stack; elsewhere set ECOWATCH_DEVICE_CREDENTIALS"
+        ) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(
+            f"{path}: expected a JSON object of device id to password ({exc})"
+        ) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
+    ):
+        raise ConfigError(f"{path}: expected a JSON object of device id to password")
+    return data
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -18,8 +18,9 @@ import click
 from ecowatch import topics
 from ecowatch.clock import SystemClock
 from ecowatch.config.catalogue import Catalogue, DeviceModel, load_catalogue
-from ecowatch.config.settings import Settings, load_settings
+from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.errors import ConfigError, EcowatchError
+from ecowatch.ingest.bridge import BridgeStats
 
 log = logging.getLogger("ecowatch")
 
@@ -163,26 +164,23 @@ async def _run_bridge(
 
 @cli.command()
 def bridge() -> None:
-    """Run the MQTT → Kafka bridge until stopped (Ctrl-C)."""
+    """Run the MQTT → Kafka bridge until stopped (Ctrl-C or SIGTERM).
+
+    Logs its counts every 10 seconds, and prints them as one JSON line when it stops.
+    """
     settings, catalogue = _settings_and_catalogue()
     _require_secrets(settings)
+    holder: dict[str, BridgeStats] = {}
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        holder = {}
 
         async def report() -> None:
             while not stop.is_set():
                 await asyncio.sleep(10)
                 if "stats" in holder:
-                    s = holder["stats"]
-                    log.info(
-                        "bridge: received %d, bridged %d, dead-lettered %s",
-                        s.received,
-                        s.bridged,
-                        dict(s.dead_lettered),
-                    )
+                    log.info("bridge: %s", holder["stats"].as_dict())
 
         reporter = asyncio.create_task(report())
         try:
@@ -191,6 +189,8 @@ def bridge() -> None:
             reporter.cancel()
 
     asyncio.run(main())
+    if "stats" in holder:
+        click.echo(json.dumps(holder["stats"].as_dict()))
 
 
 @cli.command()
@@ -219,9 +219,8 @@ def _build_fleet(
 ):
     from ecowatch.simulators.fleet import Fleet, FleetStats, SimulatedMonitor
     from ecowatch.simulators.models import OutfallMonitor
-    from ecowatch.stack.services import Mosquitto
 
-    credentials = Mosquitto(settings, catalogue).credentials()
+    credentials = load_device_credentials(settings.device_credentials_file)
     entries = [
         e for e in catalogue.devices.values() if e.device.model is DeviceModel.OUTFALL_MONITOR
     ]
@@ -229,6 +228,11 @@ def _build_fleet(
         raise ConfigError(
             f"{settings.catalogue}: asked for {outfalls} outfall monitors, "
             f"the catalogue has {len(entries)}"
+        )
+    missing = [e.device.id for e in entries[:outfalls] if e.device.id not in credentials]
+    if missing:
+        raise ConfigError(
+            f"{settings.device_credentials_file}: no password for device(s) {', '.join(missing)}"
         )
     stats = FleetStats()
     monitors = [
@@ -323,7 +327,6 @@ def _start_worker(settings: Settings) -> subprocess.Popen:
 )
 def demo(outfalls: int, interval: float, duration: float, garble_every: int) -> None:
     """Start the stack, a worker, the bridge and simulated monitors; show live counts."""
-    from ecowatch.ingest.bridge import BridgeStats
     from ecowatch.stack.process import Progress
     from ecowatch.stack.services import Stack
 

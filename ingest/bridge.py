@@ -19,15 +19,15 @@ from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
-from ecowatch.config.catalogue import Catalogue
-from ecowatch.ingest.validation import Rejection, accept_mqtt_reading
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ecowatch import topics
 from ecowatch.clock import Clock
+from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ServiceDown
+from ecowatch.ingest.validation import Rejection, accept_mqtt_reading
 from ecowatch.schema import DeadLetter, ReadingSource
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,14 @@ class BridgeStats:
     @property
     def dead_lettered_total(self) -> int:
         return sum(self.dead_lettered.values())
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "received": self.received,
+            "bridged": self.bridged,
+            "dead_lettered": self.dead_lettered_total,
+            "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
+        }
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class MqttBridge:
         client_id: str = "ecowatch-bridge-1",
     ) -> None:
         self._host, self._port = mqtt_host, mqtt_port
+        self._client_id = client_id
         self._share_group = share_group
         self._producer = producer
         self._catalogue = catalogue
@@ -111,6 +120,8 @@ class MqttBridge:
         failed = [str(rc) for rc in reason_codes if rc.is_failure]
         if failed:
             self._connect_error = f"subscription refused: {', '.join(failed)}"
+        else:
+            log.info("bridge subscribed to %s as %s", topics.MQTT_READINGS_FILTER, self._client_id)
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

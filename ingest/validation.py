@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ecowatch.config.catalogue import Catalogue
 from pydantic import ValidationError
 
+from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import DeviceReading, Reading, ReadingSource, RejectReason
 from ecowatch.topics import parse_device_topic
 

@@ -14,12 +14,12 @@ import threading
 from dataclasses import dataclass, field
 
 import paho.mqtt.client as mqtt
-from ecowatch.simulators.models import MonitorModel
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.errors import ServiceDown
+from ecowatch.simulators.models import MonitorModel
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,15 @@ import logging
 from collections import Counter
 
 import faust
-from ecowatch.config.settings import Settings
-from ecowatch.ingest.validation import rejection_of
-from ecowatch.streams.points import batch_lines
-from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.clock import Clock, SystemClock
+from ecowatch.config.settings import Settings
+from ecowatch.ingest.validation import rejection_of
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
+from ecowatch.streams.points import batch_lines
+from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         datadir=str(settings.state_dir / "faust"),
         store="memory://",
         topic_partitions=settings.kafka_partitions,
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,

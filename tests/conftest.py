@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import PACKAGE_CATALOGUE
 

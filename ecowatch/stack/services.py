@@ -69,6 +69,19 @@ def _run(
     return done.stdout
 
 
+def apt_install(packages: list[str], service: str, progress: Progress) -> None:
+    """Install Debian packages; a clear error where that is not possible (not root, no apt)."""
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        raise StackError(
+            f"{service} needs the Debian packages {' '.join(packages)}: install them "
+            f"(sudo apt-get install {' '.join(packages)}), then run the command again"
+        )
+    progress.step(service, f"installing Debian packages: {' '.join(packages)} (apt-get)")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
+    _run(["apt-get", "install", "-y", "-qq", *packages], "apt-get install", env=env)
+
+
 def _require_free(service: str, host: str, port: int, variable: str) -> None:
     if port_open(host, port):
         raise StackError(
@@ -124,19 +137,13 @@ class Mosquitto:
     def install(self, progress: Progress) -> None:
         if self.installed():
             return
-        progress.step(self.name, "installing Debian's mosquitto and mosquitto-clients (apt-get)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        _run(["apt-get", "update", "-qq"], "apt-get update", env=env)
-        _run(
-            ["apt-get", "install", "-y", "-qq", "mosquitto", "mosquitto-clients"],
-            "apt-get install mosquitto",
-            env=env,
-        )
+        apt_install(["mosquitto", "mosquitto-clients"], self.name, progress)
         # Debian's package starts a system-wide broker on 1883; the stack runs its own.
-        subprocess.run(
-            ["systemctl", "disable", "--now", "mosquitto"], capture_output=True, check=False
-        )
-        subprocess.run(["service", "mosquitto", "stop"], capture_output=True, check=False)
+        for stop in (
+            ["systemctl", "disable", "--now", "mosquitto"],
+            ["service", "mosquitto", "stop"],
+        ):
+            subprocess.run(stop, capture_output=True, check=False)
 
     def version(self) -> str:
         binary = self.binary()
@@ -423,9 +430,11 @@ class InfluxDB:
     def install(self, progress: Progress) -> None:
         if self.installed():
             return
-        for tool in ("go", "cargo", "pkg-config"):
+        for tool in ("go", "cargo"):
             if shutil.which(tool) is None:
-                raise StackError(f"building InfluxDB needs '{tool}' (Go, Rust's cargo, pkg-config)")
+                raise StackError(f"building InfluxDB needs '{tool}' (Go and Rust's cargo)")
+        if shutil.which("pkg-config") is None:
+            apt_install(["pkg-config"], self.name, progress)
         progress.step(
             self.name,
             f"building InfluxDB OSS {INFLUX_VERSION} from source (Go + libflux in Rust); "

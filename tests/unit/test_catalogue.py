@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from ecowatch.config.catalogue import DeviceModel, load_catalogue
 from ecowatch.config.settings import PACKAGE_CATALOGUE, load_settings
-
 from ecowatch.errors import ConfigError
 
 

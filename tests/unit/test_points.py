@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from ecowatch.streams.points import batch_lines, epoch_ms, reading_lines
-
 from ecowatch.schema import DataFlag, Measurement, Reading, ReadingSource
+from ecowatch.streams.points import batch_lines, epoch_ms, reading_lines
 
 CST = timezone(timedelta(hours=8))
 

@@ -6,8 +6,8 @@ import json
 from datetime import timedelta
 
 import pytest
-from ecowatch.ingest.validation import MAX_PAYLOAD_BYTES, Rejection, accept_mqtt_reading
 
+from ecowatch.ingest.validation import MAX_PAYLOAD_BYTES, Rejection, accept_mqtt_reading
 from ecowatch.schema import DataFlag, DeadLetter, Reading, ReadingSource, RejectReason
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"

@@ -1,0 +1,41 @@
+# The two commands of the README:
+#   make demo   sets everything up and runs the demo (readings flowing, live counts)
+#   make test   sets everything up and runs the whole test suite (CI: .ci/run)
+# Slow builds (InfluxDB, the Kafka jars) are cached in ~/.cache/ecowatch, outside the work tree.
+
+SHELL := /bin/bash
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: setup demo test lint unit integration stack-down
+
+$(STAMP): pyproject.toml
+	@command -v python3 >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
+	python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Python packages, then Mosquitto, Kafka and InfluxDB (first time: ~10-15 min, then seconds).
+setup: $(STAMP)
+	$(BIN)/ecowatch stack install
+
+demo: setup
+	$(BIN)/ecowatch demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+test: setup lint
+	$(BIN)/pytest
+
+stack-down:
+	$(BIN)/ecowatch stack down

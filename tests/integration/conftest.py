@@ -1,0 +1,154 @@
+"""The real local stack for the integration tests: Mosquitto, Kafka and InfluxDB on 127.0.0.1.
+
+The session starts its own stack, on ports of its own (so a running demo is left alone) and
+with a fresh state folder, through the same code as `ecowatch stack up`. If a service cannot
+be installed or started, every test here fails with the reason; nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ecowatch.config.catalogue import load_catalogue
+from ecowatch.config.settings import Settings, load_settings
+from ecowatch.errors import EcowatchError
+from ecowatch.stack.process import Progress
+from ecowatch.stack.services import Stack
+
+TEST_PORTS = {
+    "ECOWATCH_MQTT_URL": "mqtt://127.0.0.1:21883",
+    "ECOWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
+    "ECOWATCH_INFLUX_URL": "http://127.0.0.1:28086",
+    "ECOWATCH_WEB_PORT": "26066",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.nodeid:
+            item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture(scope="session")
+def stack_env() -> Iterator[dict[str, str]]:
+    # A fixed folder, not a temporary one: a test run that crashed left processes whose pid
+    # files are here, so this run can stop them instead of finding their ports taken.
+    state = Path(os.environ.get("ECOWATCH_TEST_STATE_DIR", "/tmp/ecowatch-test-stack"))
+    env = {**TEST_PORTS, "ECOWATCH_STATE_DIR": str(state)}
+    saved = {
+        k: os.environ.get(k) for k in [*env, "ECOWATCH_INFLUX_TOKEN", "ECOWATCH_MQTT_PASSWORD"]
+    }
+    for k in ("ECOWATCH_INFLUX_TOKEN", "ECOWATCH_MQTT_PASSWORD"):
+        os.environ.pop(k, None)  # the test stack generates its own
+    os.environ.update(env)
+    settings = load_settings()
+    stack = Stack(settings, load_catalogue(settings.catalogue))
+    stack.down(wipe=True)
+    try:
+        stack.up(Progress(lambda line: print(line, file=sys.stderr)))
+    except EcowatchError as exc:
+        stack.down()
+        pytest.fail(f"the local stack could not start, so the pipeline cannot be tested:\n{exc}")
+    try:
+        yield {**env}
+    finally:
+        stack.down()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def settings(stack_env: dict[str, str]) -> Settings:
+    return load_settings()  # with the token and password the stack generated
+
+
+@pytest.fixture(scope="session")
+def device_passwords(settings: Settings) -> dict[str, str]:
+    return json.loads((settings.state_dir / "mosquitto" / "credentials.json").read_text())
+
+
+def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.3) -> object:
+    """Poll until ``check`` returns something truthy; fail naming ``what`` if it never does."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    pytest.fail(f"timed out after {timeout}s waiting for {what} (last seen: {last!r})")
+
+
+class Service:
+    """An ecowatch command run as its own process, as an operator would run it."""
+
+    def __init__(self, name: str, argv: list[str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "ecowatch.cli", *argv],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            env=os.environ.copy(),
+        )
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> str:
+        """SIGTERM, wait, and return what it printed on stdout."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            out, _ = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, _ = self.proc.communicate()
+        self._log.close()
+        return out.decode(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    service = Service("worker", ["worker"], tmp_path_factory.mktemp("worker"))
+
+    def healthy() -> bool:
+        if not service.alive():
+            pytest.fail(f"the worker exited early:\n{service.log()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/health", timeout=1):
+                return True
+        except OSError:
+            return False
+
+    wait_for(healthy, 90, "the Faust worker's /health")
+    yield service
+    service.stop()
+
+
+def start_bridge(log_dir: Path) -> Service:
+    service = Service("bridge", ["bridge"], log_dir)
+    wait_for(
+        lambda: "bridge subscribed" in service.log() or not service.alive(),
+        30,
+        "the bridge to connect to MQTT",
+    )
+    if not service.alive():
+        pytest.fail(f"the bridge exited early:\n{service.log()[-3000:]}")
+    return service

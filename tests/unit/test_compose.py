@@ -1,0 +1,225 @@
+"""docker-compose.yml and the Dockerfile agree with the code: the settings they set exist, the
+commands they run exist, the services they point at exist, and no secret is written down."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+import pytest
+import yaml
+
+from ecowatch.cli import cli
+from ecowatch.config.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+ECOWATCH_SERVICES = {"bridge": "bridge", "worker": "worker", "simulators": "simulate"}
+IMAGES = {
+    "mosquitto": r"eclipse-mosquitto:2",
+    "kafka": r"apache/kafka:3\.9\.\d+",
+    "influxdb": r"influxdb:2\.7(\.\d+)?",
+    "grafana": r"grafana/grafana(-oss)?(:[\w.-]+)?",
+}
+SETTING_NAMES = {f"ECOWATCH_{name.upper()}" for name in Settings.model_fields}
+# ${NAME:?message}: compose stops with the message when NAME is unset or empty.
+REQUIRED_REF = re.compile(r"\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*):\?[^}]+\}")
+SECRET_KEY = re.compile(r"TOKEN|PASSWORD|SECRET", re.IGNORECASE)
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict:
+    return compose["services"]
+
+
+def environment(service: dict) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):  # the `- NAME=value` form
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+
+def command(service: dict) -> list[str]:
+    cmd = service.get("command") or []
+    return shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in cmd]
+
+
+def depends_on(service: dict) -> dict[str, str]:
+    deps = service.get("depends_on") or {}
+    if isinstance(deps, list):  # the short form means service_started
+        return dict.fromkeys(deps, "service_started")
+    return {name: (spec or {}).get("condition", "service_started") for name, spec in deps.items()}
+
+
+def test_every_service_is_there(services):
+    expected = {"mosquitto", "kafka", "influxdb", "grafana", *ECOWATCH_SERVICES}
+    assert expected <= services.keys(), f"missing: {sorted(expected - services.keys())}"
+
+
+@pytest.mark.parametrize("name", sorted(IMAGES))
+def test_the_infrastructure_images(services, name):
+    image = services[name].get("image", "")
+    assert re.fullmatch(IMAGES[name], image), f"{name}: image {image!r}"
+
+
+@pytest.mark.parametrize("name", sorted(ECOWATCH_SERVICES))
+def test_ecowatch_services_are_built_from_the_dockerfile(services, name):
+    build = services[name].get("build")
+    assert build is not None, f"{name} is not built here"
+    if isinstance(build, str):
+        build = {"context": build}
+    context = (ROOT / build.get("context", ".")).resolve()
+    assert context == ROOT, f"{name}: build context {context}"
+    assert (context / build.get("dockerfile", "Dockerfile")).resolve() == DOCKERFILE
+    assert DOCKERFILE.is_file()
+
+
+@pytest.mark.parametrize("name", sorted(ECOWATCH_SERVICES))
+def test_ecowatch_services_point_at_the_compose_services(services, name):
+    env = environment(services[name])
+    missing = {
+        "ECOWATCH_MQTT_URL",
+        "ECOWATCH_KAFKA_BOOTSTRAP",
+        "ECOWATCH_INFLUX_URL",
+        "ECOWATCH_INFLUX_ORG",
+        "ECOWATCH_INFLUX_BUCKET",
+        "ECOWATCH_INFLUX_TOKEN",
+    } - env.keys()
+    assert not missing, f"{name} lacks {sorted(missing)}"
+
+    mqtt = urlsplit(env["ECOWATCH_MQTT_URL"])
+    assert (mqtt.scheme, mqtt.hostname, mqtt.port) == ("mqtt", "mosquitto", 1883)
+    assert env["ECOWATCH_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    influx = urlsplit(env["ECOWATCH_INFLUX_URL"])
+    assert (influx.scheme, influx.hostname, influx.port) == ("http", "influxdb", 8086)
+    assert {"mosquitto", "kafka", "influxdb"} <= services.keys()
+
+    # The org, bucket and token are the ones InfluxDB is set up with on its first start.
+    influx_env = environment(services["influxdb"])
+    assert env["ECOWATCH_INFLUX_ORG"] == influx_env["DOCKER_INFLUXDB_INIT_ORG"]
+    assert env["ECOWATCH_INFLUX_BUCKET"] == influx_env["DOCKER_INFLUXDB_INIT_BUCKET"]
+    token = REQUIRED_REF.fullmatch(env["ECOWATCH_INFLUX_TOKEN"])
+    admin_token = REQUIRED_REF.fullmatch(influx_env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"])
+    assert token and admin_token and token["name"] == admin_token["name"]
+
+    # The values pass the settings' own validation (URL schemes, host:port).
+    settings = Settings(
+        mqtt_url=env["ECOWATCH_MQTT_URL"],
+        kafka_bootstrap=env["ECOWATCH_KAFKA_BOOTSTRAP"],
+        influx_url=env["ECOWATCH_INFLUX_URL"],
+    )
+    assert (settings.kafka_host, settings.kafka_port) == ("kafka", 9092)
+
+
+def test_the_bridge_logs_in_and_the_worker_serves_its_port(services):
+    bridge = environment(services["bridge"])
+    assert bridge["ECOWATCH_MQTT_USERNAME"] == "ecowatch-bridge"
+    assert REQUIRED_REF.fullmatch(bridge["ECOWATCH_MQTT_PASSWORD"])
+    worker = services["worker"]
+    port = environment(worker)["ECOWATCH_WEB_PORT"]
+    published = [str(p).split(":")[-1] for p in worker.get("ports", [])]
+    assert port in [str(p) for p in worker.get("expose", [])] + published
+
+
+def test_every_ecowatch_variable_is_a_setting(compose):
+    used: set[str] = set()
+    for service in compose["services"].values():
+        used |= {k for k in environment(service) if k.startswith("ECOWATCH_")}
+    used |= set(re.findall(r"\$\{(ECOWATCH_[A-Z0-9_]+)", COMPOSE.read_text()))
+    assert "ECOWATCH_MQTT_URL" in used  # the scan found the settings at all
+    unknown = used - SETTING_NAMES
+    assert not unknown, f"not fields of Settings (renamed?): {sorted(unknown)}"
+
+
+def test_no_secret_is_written_down(services):
+    checked = set()
+    for name, service in services.items():
+        for key, value in environment(service).items():
+            if SECRET_KEY.search(key):
+                checked.add(key)
+                assert REQUIRED_REF.fullmatch(value), f"{name}: {key} is not a ${{VAR:?...}}"
+    assert {
+        "ECOWATCH_INFLUX_TOKEN",
+        "ECOWATCH_MQTT_PASSWORD",
+        "DOCKER_INFLUXDB_INIT_ADMIN_TOKEN",
+        "DOCKER_INFLUXDB_INIT_PASSWORD",
+    } <= checked
+
+
+def test_references_to_the_environment_are_required(compose):
+    # Any ${VAR} in the file must fail loudly when unset rather than become an empty secret.
+    refs = re.findall(r"\$\{[^}]*\}", COMPOSE.read_text())
+    assert refs
+    loose = [r for r in refs if not REQUIRED_REF.fullmatch(r)]
+    assert not loose, f"use ${{VAR:?message}}: {loose}"
+
+
+@pytest.mark.parametrize(("name", "subcommand"), sorted(ECOWATCH_SERVICES.items()))
+def test_commands_are_cli_subcommands(services, name, subcommand):
+    args = command(services[name])
+    assert args and args[0] == subcommand, f"{name}: command {args}"
+    assert args[0] in cli.commands, f"{name}: `ecowatch {args[0]}` does not exist"
+    # The options parse: an unknown or mistyped one raises.
+    sub = cli.commands[args[0]]
+    try:
+        sub.make_context(sub.name, args[1:])
+    except click.UsageError as exc:
+        pytest.fail(f"{name}: ecowatch {' '.join(args)}: {exc}")
+
+
+def test_health_checked_dependencies_are_waited_for(services):
+    waits = 0
+    for name, service in services.items():
+        for dep, condition in depends_on(service).items():
+            assert dep in services, f"{name} depends on unknown service {dep}"
+            if "healthcheck" in services[dep]:
+                assert condition == "service_healthy", f"{name} → {dep}: {condition}"
+                waits += 1
+    assert waits >= 4  # bridge→kafka, worker→kafka, worker→influxdb, grafana→influxdb
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = (line.strip() for line in text.splitlines())
+    return [
+        (parts[0].upper(), parts[1] if len(parts) > 1 else "")
+        for parts in (line.split(None, 1) for line in lines if line and not line.startswith("#"))
+    ]
+
+
+def test_the_dockerfile_copies_every_package_folder():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    folders = set(pyproject["tool"]["setuptools"]["package-dir"].values())
+    assert folders, "pyproject.toml names no package folders"
+    copied: set[str] = set()
+    for instruction, args in dockerfile_instructions():
+        if instruction in {"COPY", "ADD"}:
+            words = [w for w in args.split() if not w.startswith("--")]
+            copied |= {src.rstrip("/").removeprefix("./") for src in words[:-1]}
+    assert "pyproject.toml" in copied
+    missing = folders - copied
+    assert not missing, f"the Dockerfile does not copy {sorted(missing)}"
+    for folder in folders:
+        assert (ROOT / folder).is_dir(), f"package-dir {folder} does not exist"
+
+
+def test_the_dockerfile_runs_the_ecowatch_script_as_a_user():
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    instructions = dockerfile_instructions()
+    assert instructions[0] == ("FROM", "python:3.11-slim")
+    entrypoint = [args for instruction, args in instructions if instruction == "ENTRYPOINT"]
+    assert entrypoint and yaml.safe_load(entrypoint[-1]) == ["ecowatch"]
+    assert "ecowatch" in pyproject["project"]["scripts"]
+    users = [args.split(":")[0] for instruction, args in instructions if instruction == "USER"]
+    assert users and users[-1] not in {"root", "0"}

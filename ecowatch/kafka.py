@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
@@ -19,15 +19,23 @@ log = logging.getLogger(__name__)
 _TOPIC_ALREADY_EXISTS = 36
 
 
+async def _start(
+    client: AIOKafkaAdminClient | AIOKafkaProducer | AIOKafkaConsumer, bootstrap: str
+) -> None:
+    """Start a Kafka client, or say plainly that Kafka is not there."""
+    try:
+        await client.start()
+    except (KafkaConnectionError, KafkaError, OSError) as exc:
+        await client.close() if isinstance(client, AIOKafkaAdminClient) else await client.stop()
+        raise ServiceDown("Kafka", bootstrap, str(exc)) from None
+
+
 async def ensure_topics(
     bootstrap: str, partitions: int, names: tuple[str, ...] = topics.KAFKA_TOPICS
 ) -> None:
     """Create the source topics. Faust creates its own changelogs, never the topics it reads."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    try:
-        await admin.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        raise ServiceDown("Kafka", bootstrap, str(exc)) from None
+    await _start(admin, bootstrap)
     try:
         response = await admin.create_topics(
             [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
@@ -49,31 +57,8 @@ async def start_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
         linger_ms=5,
         request_timeout_ms=15_000,
     )
-    try:
-        await producer.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        await producer.stop()
-        raise ServiceDown("Kafka", bootstrap, str(exc)) from None
+    await _start(producer, bootstrap)
     return producer
-
-
-async def end_offsets(bootstrap: str, topic: str) -> int:
-    """How many messages a topic has ever received (the sum of its partitions' end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        await consumer.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        await consumer.stop()
-        raise ServiceDown("Kafka", bootstrap, str(exc)) from None
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        if not parts:
-            await consumer.topics()  # refresh metadata once
-            parts = consumer.partitions_for_topic(topic) or set()
-        offsets = await consumer.end_offsets([TopicPartition(topic, p) for p in parts])
-        return sum(offsets.values())
-    finally:
-        await consumer.stop()
 
 
 async def read_topic(
@@ -86,11 +71,7 @@ async def read_topic(
         enable_auto_commit=False,
         auto_offset_reset="earliest" if from_beginning else "latest",
     )
-    try:
-        await consumer.start()
-    except (KafkaConnectionError, KafkaError, OSError) as exc:
-        await consumer.stop()
-        raise ServiceDown("Kafka", bootstrap, str(exc)) from None
+    await _start(consumer, bootstrap)
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=int(idle_timeout * 1000))

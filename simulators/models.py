@@ -34,8 +34,8 @@ def _hour_of_day(now: datetime) -> float:
 
 @dataclass
 class OutfallMonitor:
-    """An industrial outfall's online monitor: flow w00000 (m³/h), COD w01018, NH3-N w21003
-    (mg/L), pH w01001.
+    """An industrial outfall's online monitor: flow w00000 (L/s, as HJ 212 has it), COD w01018,
+    NH3-N w21003 (mg/L), pH w01001.
 
     Production runs in the day shift, so flow follows a daily cycle; concentrations rise a
     little with load and carry measurement noise. Values stay within a compliant range.
@@ -44,7 +44,7 @@ class OutfallMonitor:
     model: ClassVar[str] = "outfall_monitor"
     device: str
     seed: int
-    base_flow: float = 120.0
+    base_flow: float = 35.0  # L/s, about 125 m³/h at full load
     base_cod: float = 45.0
     base_nh3n: float = 4.0
     _rng: random.Random = field(init=False, repr=False)

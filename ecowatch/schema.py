@@ -43,6 +43,51 @@ class Measurement(BaseModel):
     flag: DataFlag = DataFlag.NORMAL
 
 
+class ValveState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class MeterEventKind(StrEnum):
+    """What happens at a card-swipe discharge meter besides measuring (刷卡排污)."""
+
+    CARD_INSERTED = "card_inserted"
+    CARD_REMOVED = "card_removed"
+    RECHARGED = "recharged"  # quota bought (emission-rights trading) and loaded on the card
+    YEAR_RESET = "year_reset"  # a new accounting year: the quota starts afresh, no carry-over
+    VALVE_OPENED = "valve_opened"
+    VALVE_CLOSED = "valve_closed"
+
+
+class MeterEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: MeterEventKind
+    at: AwareDatetime
+    # For a recharge: the amounts added, by pollutant code (w00000 in m³, others in kg).
+    amounts: dict[PollutantCode, Annotated[float, Field(ge=0, allow_inf_nan=False)]] = Field(
+        default_factory=dict
+    )
+    detail: str = ""
+
+
+class MeterStatus(BaseModel):
+    """A discharge meter's account: the period's quota, what is used, and its valve.
+
+    Quantities by pollutant code: w00000 volume in m³, pollutant masses (w01018 COD,
+    w21003 NH3-N, ...) in kg, accumulated per HJ 212 Appendix D (ΣC·Q·Δt).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    valve: ValveState
+    card_id: str | None = None
+    period: str  # the accounting period the quota belongs to, e.g. "2026-11"
+    quota: dict[PollutantCode, Annotated[float, Field(ge=0, allow_inf_nan=False)]]
+    used: dict[PollutantCode, Annotated[float, Field(ge=0, allow_inf_nan=False)]]
+    events: list[MeterEvent] = Field(default_factory=list)  # since the previous reading
+
+
 class DeviceReading(BaseModel):
     """What a monitor publishes over MQTT. The topic, not the payload, says who sent it."""
 
@@ -51,6 +96,18 @@ class DeviceReading(BaseModel):
     ts: AwareDatetime  # the measurement time (HJ 212 DataTime), with its UTC offset
     values: Annotated[dict[PollutantCode, Measurement], Field(min_length=1)]
     seq: int | None = Field(default=None, ge=0)  # the device's own counter, for gap detection
+    meter: MeterStatus | None = None  # discharge meters only
+
+
+class ValveCommand(BaseModel):
+    """Platform → discharge meter (MQTT ``.../command``): open or close the outlet valve."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    command: Literal["open_valve", "close_valve"]
+    reason: str
+    issued_at: AwareDatetime
+    command_id: str  # echoed in the meter's next status, so the platform sees it was obeyed
 
 
 class ReadingSource(StrEnum):
@@ -71,6 +128,7 @@ class Reading(BaseModel):
     ts: AwareDatetime
     values: Annotated[dict[PollutantCode, Measurement], Field(min_length=1)]
     seq: int | None = None
+    meter: MeterStatus | None = None
     source: ReadingSource
     received_at: AwareDatetime
 

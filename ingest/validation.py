@@ -107,6 +107,7 @@ def accept_mqtt_reading(
         ts=parsed.ts,
         values=parsed.values,
         seq=parsed.seq,
+        meter=parsed.meter,
         source=ReadingSource.MQTT,
         received_at=received_at,
     )

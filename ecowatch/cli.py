@@ -371,7 +371,7 @@ def demo(outfalls: int, interval: float, duration: float, garble_every: int) -> 
                 fleet_task.result()
                 # Let the bridge take what the monitors sent last, then stop it.
                 for _ in range(50):
-                    if b.received >= fleet_stats.published:
+                    if b.bridged + b.dead_lettered_total >= fleet_stats.published:
                         break
                     await asyncio.sleep(0.1)
                 bridge_stop.set()

@@ -140,6 +140,33 @@ class Reading(BaseModel):
         return cls.model_validate_json(data)
 
 
+class DeviceState(StrEnum):
+    ONLINE = "online"
+    OFFLINE = "offline"  # the device's MQTT last will: it vanished without saying goodbye
+    STOPPED = "stopped"  # it disconnected cleanly (shut down on purpose)
+
+
+class DeviceStatus(BaseModel):
+    """A device's connection state (Kafka ``ecowatch.status``, key: site id).
+
+    Devices publish the bare state word, retained, on ``.../status``; the bridge adds who and
+    when from the topic and its clock.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal["ecowatch.device_status/1"] = Field(
+        default="ecowatch.device_status/1", alias="schema"
+    )
+    site: Identifier
+    device: Identifier
+    state: DeviceState
+    at: AwareDatetime
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
 class RejectReason(StrEnum):
     """Why a message went to the dead-letter topic. One reason per kind of bad input."""
 
@@ -155,6 +182,7 @@ class RejectReason(StrEnum):
     UNKNOWN_DEVICE = "unknown_device"
     WRONG_SITE = "wrong_site"
     FUTURE_TIMESTAMP = "future_timestamp"
+    BAD_STATUS = "bad_status"  # a status payload other than online / offline / stopped
     STORE_REJECTED = "store_rejected"  # InfluxDB refused the points (not a transient failure)
 
 

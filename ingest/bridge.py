@@ -27,8 +27,8 @@ from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ServiceDown
-from ecowatch.ingest.validation import Rejection, accept_mqtt_reading
-from ecowatch.schema import DeadLetter, ReadingSource
+from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
+from ecowatch.schema import DeadLetter, DeviceStatus, Reading, ReadingSource
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,8 @@ class BridgeStats:
     """What the bridge has done since it started. Read by the demo and logged periodically."""
 
     received: int = 0
-    bridged: int = 0
+    bridged: int = 0  # readings into ecowatch.readings
+    statuses: int = 0  # status changes into ecowatch.status
     dead_lettered: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -52,6 +53,7 @@ class BridgeStats:
         return {
             "received": self.received,
             "bridged": self.bridged,
+            "statuses": self.statuses,
             "dead_lettered": self.dead_lettered_total,
             "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
         }
@@ -113,7 +115,12 @@ class MqttBridge:
             return
         # Subscribing again on every (re)connect is harmless and survives a lost session.
         # `connected` is set on the SUBACK: from then on the broker keeps readings for us.
-        client.subscribe(f"$share/{self._share_group}/{topics.MQTT_READINGS_FILTER}", qos=1)
+        client.subscribe(
+            [
+                (f"$share/{self._share_group}/{topics.MQTT_READINGS_FILTER}", 1),
+                (f"$share/{self._share_group}/{topics.MQTT_STATUS_FILTER}", 1),
+            ]
+        )
         log.info("bridge connected to MQTT %s:%s", self._host, self._port)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -121,7 +128,7 @@ class MqttBridge:
         if failed:
             self._connect_error = f"subscription refused: {', '.join(failed)}"
         else:
-            log.info("bridge subscribed to %s as %s", topics.MQTT_READINGS_FILTER, self._client_id)
+            log.info("bridge subscribed to readings and status as %s", self._client_id)
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -181,7 +188,11 @@ class MqttBridge:
     async def _handle(self, item: _Inbound) -> None:
         self.stats.received += 1
         now = self._clock.now()
-        verdict = accept_mqtt_reading(item.topic, item.payload, self._catalogue, now)
+        verdict: Reading | DeviceStatus | Rejection
+        if item.topic.endswith("/status"):
+            verdict = accept_mqtt_status(item.topic, item.payload, self._catalogue, now)
+        else:
+            verdict = accept_mqtt_reading(item.topic, item.payload, self._catalogue, now)
         if isinstance(verdict, Rejection):
             letter = DeadLetter.of(
                 source=ReadingSource.MQTT,
@@ -197,10 +208,12 @@ class MqttBridge:
             )
             counter = ("dead", verdict.reason.value)
         else:
+            is_reading = isinstance(verdict, Reading)
+            topic = topics.READINGS if is_reading else topics.STATUS
             delivery = await self._producer.send(
-                topics.READINGS, verdict.to_json(), key=verdict.site.encode()
+                topic, verdict.to_json(), key=verdict.site.encode()
             )
-            counter = ("bridged", "")
+            counter = ("bridged" if is_reading else "statuses", "")
         # Wait for Kafka's acknowledgement off the hot path, then acknowledge to Mosquitto.
         task = asyncio.create_task(self._ack_when_stored(delivery, item, counter))
         self._pending.add(task)
@@ -217,6 +230,8 @@ class MqttBridge:
             return
         if counter[0] == "bridged":
             self.stats.bridged += 1
+        elif counter[0] == "statuses":
+            self.stats.statuses += 1
         else:
             self.stats.dead_lettered[counter[1]] += 1
         if item.qos > 0:

@@ -13,8 +13,15 @@ from datetime import datetime, timedelta
 
 from pydantic import ValidationError
 
-from ecowatch.config.catalogue import Catalogue
-from ecowatch.schema import DeviceReading, Reading, ReadingSource, RejectReason
+from ecowatch.config.catalogue import Catalogue, DeviceEntry
+from ecowatch.schema import (
+    DeviceReading,
+    DeviceState,
+    DeviceStatus,
+    Reading,
+    ReadingSource,
+    RejectReason,
+)
 from ecowatch.topics import parse_device_topic
 
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -72,14 +79,12 @@ def parse_device_reading(payload: bytes) -> DeviceReading | Rejection:
         return rejection_of(exc)
 
 
-def accept_mqtt_reading(
-    topic: str, payload: bytes, catalogue: Catalogue, received_at: datetime
-) -> Reading | Rejection:
-    """A message from ``ecowatch/v1/{site}/{device}/reading`` → a normalised reading, or why not."""
+def _sender(topic: str, channel: str, catalogue: Catalogue) -> DeviceEntry | Rejection:
+    """Who sent a message on ``ecowatch/v1/{site}/{device}/{channel}``, from the catalogue."""
     where = parse_device_topic(topic)
-    if where is None or where.channel != "reading":
+    if where is None or where.channel != channel:
         return Rejection(
-            RejectReason.BAD_TOPIC, f"'{topic}' is not ecowatch/v1/SITE/DEVICE/reading"
+            RejectReason.BAD_TOPIC, f"'{topic}' is not ecowatch/v1/SITE/DEVICE/{channel}"
         )
     entry = catalogue.device(where.device)
     if entry is None:
@@ -91,6 +96,32 @@ def accept_mqtt_reading(
             RejectReason.WRONG_SITE,
             f"device '{where.device}' is installed at site '{entry.site.id}', not '{where.site}'",
         )
+    return entry
+
+
+def accept_mqtt_status(
+    topic: str, payload: bytes, catalogue: Catalogue, received_at: datetime
+) -> DeviceStatus | Rejection:
+    """A message from ``ecowatch/v1/{site}/{device}/status`` → the device's state, or why not."""
+    entry = _sender(topic, "status", catalogue)
+    if isinstance(entry, Rejection):
+        return entry
+    word = payload.decode("utf-8", errors="replace").strip()
+    try:
+        state = DeviceState(word)
+    except ValueError:
+        allowed = ", ".join(s.value for s in DeviceState)
+        return Rejection(RejectReason.BAD_STATUS, f"'{word[:40]}' is not one of {allowed}")
+    return DeviceStatus(site=entry.site.id, device=entry.device.id, state=state, at=received_at)
+
+
+def accept_mqtt_reading(
+    topic: str, payload: bytes, catalogue: Catalogue, received_at: datetime
+) -> Reading | Rejection:
+    """A message from ``ecowatch/v1/{site}/{device}/reading`` → a normalised reading, or why not."""
+    entry = _sender(topic, "reading", catalogue)
+    if isinstance(entry, Rejection):
+        return entry
     parsed = parse_device_reading(payload)
     if isinstance(parsed, Rejection):
         return parsed

@@ -315,3 +315,33 @@ def test_stack_status_reports_each_service(settings):
     assert "mqtt://127.0.0.1:21883" in lines["mosquitto"] and " up " in lines["mosquitto"]
     assert "kafka 3.9" in lines["kafka"] and "127.0.0.1:29092" in lines["kafka"]
     assert "influxdb v2.7" in lines["influxdb"] and " up " in lines["influxdb"]
+
+
+def test_a_device_that_vanishes_is_reported_offline_by_its_last_will(
+    settings, bridge, device_passwords
+):
+    site, device = OUTFALL_1
+    status_topic = topics.status_topic(site, device)
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5)
+    client.username_pw_set(device, device_passwords[device])
+    client.will_set(status_topic, b"offline", qos=1, retain=True)
+    client.connect(settings.mqtt_host, settings.mqtt_port)
+    client.loop_start()
+    client.publish(status_topic, b"online", qos=1, retain=True).wait_for_publish(5)
+    client.loop_stop()
+    client.socket().close()  # the link drops: no DISCONNECT, so Mosquitto sends the will
+
+    def states() -> list[str] | None:
+        async def collect() -> list[str]:
+            return [
+                json.loads(value)["state"]
+                async for key, value in read_topic(
+                    settings.kafka_bootstrap, topics.STATUS, idle_timeout=1.0
+                )
+                if json.loads(value)["device"] == device
+            ]
+
+        seen = asyncio.run(collect())
+        return seen if seen[-2:] == ["online", "offline"] else None
+
+    wait_for(states, 30, "online then offline for the device on ecowatch.status")

@@ -7,8 +7,20 @@ from datetime import timedelta
 
 import pytest
 
-from ecowatch.ingest.validation import MAX_PAYLOAD_BYTES, Rejection, accept_mqtt_reading
-from ecowatch.schema import DataFlag, DeadLetter, Reading, ReadingSource, RejectReason
+from ecowatch.ingest.validation import (
+    MAX_PAYLOAD_BYTES,
+    Rejection,
+    accept_mqtt_reading,
+    accept_mqtt_status,
+)
+from ecowatch.schema import (
+    DataFlag,
+    DeadLetter,
+    DeviceStatus,
+    Reading,
+    ReadingSource,
+    RejectReason,
+)
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"
 TOPIC = f"ecowatch/v1/{SITE}/{DEVICE}/reading"
@@ -126,3 +138,30 @@ def test_dead_letter_keeps_the_original_bytes(now):
         again = DeadLetter.model_validate_json(letter.to_json())
         assert again.original() == original
         assert json.loads(letter.to_json())["schema"] == "ecowatch.dead_letter/1"
+
+
+@pytest.mark.parametrize("word", ["online", "offline", "stopped", " offline\n"])
+def test_a_status_word_becomes_the_device_state(catalogue, now, word):
+    status = accept_mqtt_status(
+        f"ecowatch/v1/{SITE}/{DEVICE}/status", word.encode(), catalogue, now
+    )
+    assert isinstance(status, DeviceStatus)
+    assert (status.site, status.device, status.state.value, status.at) == (
+        SITE,
+        DEVICE,
+        word.strip(),
+        now,
+    )
+
+
+@pytest.mark.parametrize(
+    ("topic", "body", "reason"),
+    [
+        (f"ecowatch/v1/{SITE}/{DEVICE}/status", b"sleeping", RejectReason.BAD_STATUS),
+        (f"ecowatch/v1/{SITE}/99999999999999/status", b"online", RejectReason.UNKNOWN_DEVICE),
+        (f"ecowatch/v1/{SITE}/{DEVICE}/reading", b"online", RejectReason.BAD_TOPIC),
+    ],
+)
+def test_a_bad_status_is_rejected(catalogue, now, topic, body, reason):
+    verdict = accept_mqtt_status(topic, body, catalogue, now)
+    assert isinstance(verdict, Rejection) and verdict.reason is reason

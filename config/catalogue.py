@@ -1,26 +1,54 @@
-"""The catalogue: enterprises, sites, devices and grids, as validated YAML.
+"""The catalogue: grids, enterprises, sites and their devices, as validated YAML.
 
 A catalogue is a folder of ``*.yaml`` files; each file may hold any of the top-level sections
 (``grids``, ``enterprises``, ``sites``) and the folder's files are merged. Every mistake is
 reported with the file, the entry and the field, and what was expected, before anything runs.
+
+Which limit applies where: an outfall names its standard and class (``standard: {id: GB
+8978-1996, class: first_grade}``, see :mod:`ecowatch.config.standards`) and may hold a
+discharge permit (排污许可证) whose per-pollutant limits are stricter; an air station may name
+its ambient standard. A card-swipe discharge meter (刷卡排污) is a device of model
+``discharge_meter`` at an outfall, carrying its quota. Contacts carry no secrets: only the
+name of the environment variable that holds the apprise URL (``notify_env``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
+from ecowatch.config.standards import (
+    AppliedLimit,
+    Basis,
+    Bound,
+    BoundSpec,
+    Maximum,
+    Medium,
+    Standard,
+    package_standards,
+)
 from ecowatch.errors import ConfigError
 from ecowatch.schema import Identifier, PollutantCode
 
 SECTIONS = ("grids", "enterprises", "sites")
+
+Fail = Callable[[str, str], NoReturn]  # reports (field, problem) for the site being checked
 
 
 class SiteKind(StrEnum):
@@ -34,6 +62,35 @@ class DeviceModel(StrEnum):
     DISCHARGE_METER = "discharge_meter"  # card-swipe discharge meter (刷卡排污)
 
 
+class OfficerRole(StrEnum):
+    OFFICER = "officer"
+    SUPERVISOR = "supervisor"
+
+
+class StationControl(StrEnum):
+    """Who runs an air station's assessment (国控 / 省控 / 市控)."""
+
+    NATIONAL = "national"
+    PROVINCIAL = "provincial"
+    MUNICIPAL = "municipal"
+
+
+# Which device models a kind of site may hold.
+_MODELS_AT: dict[SiteKind, frozenset[DeviceModel]] = {
+    SiteKind.OUTFALL: frozenset({DeviceModel.OUTFALL_MONITOR, DeviceModel.DISCHARGE_METER}),
+    SiteKind.AIR_STATION: frozenset({DeviceModel.AIR_STATION}),
+}
+_MEDIUM_OF: dict[SiteKind, Medium] = {
+    SiteKind.OUTFALL: Medium.WATER,
+    SiteKind.AIR_STATION: Medium.AIR,
+}
+
+# The name of an environment variable, never its value: a URL here would be a leaked secret.
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,127}$")]
+Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9][0-9 -]{5,19}$")]
+MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+
+
 class _Entry(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -41,7 +98,9 @@ class _Entry(BaseModel):
 class Officer(_Entry):
     id: Identifier
     name: str
-    role: str = "officer"  # officer | supervisor
+    role: OfficerRole = OfficerRole.OFFICER
+    phone: Phone | None = None
+    notify_env: EnvName | None = None  # e.g. ECOWATCH_NOTIFY_O_KC_01 holds the apprise URL
 
 
 class Grid(_Entry):
@@ -53,10 +112,78 @@ class Grid(_Entry):
     officers: list[Officer] = Field(default_factory=list)
 
 
+class Contact(_Entry):
+    """An enterprise's environmental contact (环保负责人), reminded first."""
+
+    name: str
+    phone: Phone | None = None
+    notify_env: EnvName | None = None
+
+
 class Enterprise(_Entry):
     id: Identifier
     name: str
     industry: str = ""
+    contact: Contact | None = None
+
+
+class Quota(_Entry):
+    """A discharge meter's permitted annual quantities (w00000 in m³, pollutants in kg).
+
+    The accounting year starts on the 1st of a month and resets without carry-over; the
+    annual amounts are split over calendar months equally or by explicit percentages.
+    """
+
+    card: Identifier  # the IC card's id
+    year_starts: str  # "MM-01"
+    annual: Annotated[
+        dict[PollutantCode, Annotated[float, Field(gt=0, allow_inf_nan=False)]],
+        Field(min_length=1),
+    ]
+    monthly: Literal["equal"] | dict[str, Annotated[float, Field(ge=0)]] = "equal"
+
+    @field_validator("year_starts")
+    @classmethod
+    def _month_start(cls, v: str) -> str:
+        month, sep, day = v.partition("-")
+        if not (sep and day == "01" and month.isdigit() and len(month) == 2):
+            raise ValueError("expected MM-01: monthly quotas follow calendar months")
+        if not 1 <= int(month) <= 12:
+            raise ValueError(f"month {month} is not 01–12")
+        return v
+
+    @field_validator("monthly")
+    @classmethod
+    def _twelve_percentages(cls, v: str | dict[str, float]) -> str | dict[str, float]:
+        if isinstance(v, dict):
+            if set(v) != set(MONTHS):
+                missing, extra = set(MONTHS) - set(v), set(v) - set(MONTHS)
+                raise ValueError(
+                    f"give a percentage for each of {', '.join(MONTHS)}"
+                    + (f"; missing {sorted(missing)}" if missing else "")
+                    + (f"; unknown {sorted(extra)}" if extra else "")
+                )
+            if abs(sum(v.values()) - 100) > 1e-6:
+                raise ValueError(f"the monthly percentages add up to {sum(v.values()):g}, not 100")
+        return v
+
+    @property
+    def first_month(self) -> int:
+        return int(self.year_starts[:2])
+
+    def share(self, month: int) -> float:
+        """The fraction of the annual amounts for a calendar month (1–12)."""
+        if self.monthly == "equal":
+            return 1 / 12
+        return self.monthly[MONTHS[month - 1]] / 100
+
+    def for_month(self, month: int) -> dict[str, float]:
+        return {code: amount * self.share(month) for code, amount in self.annual.items()}
+
+    def year_start(self, day: date) -> date:
+        """The first day of the accounting year that ``day`` falls in."""
+        year = day.year if day.month >= self.first_month else day.year - 1
+        return date(year, self.first_month, 1)
 
 
 class Device(_Entry):
@@ -65,6 +192,29 @@ class Device(_Entry):
     id: Identifier
     model: DeviceModel
     pollutants: Annotated[list[PollutantCode], Field(min_length=1)]
+    quota: Quota | None = None  # discharge meters only, and required there
+
+
+class StandardRef(_Entry):
+    """Which standard and class (grade, column) applies: ``{id: GB 8978-1996, class: ...}``."""
+
+    id: str
+    class_: str = Field(alias="class")
+
+
+def _number_is_a_maximum(v: Any) -> Any:
+    # A permit limit is nearly always a maximum: `w01018: 80` reads as `{max: 80}`.
+    return {"max": v} if isinstance(v, int | float) and not isinstance(v, bool) else v
+
+
+PermitLimit = Annotated[BoundSpec, BeforeValidator(_number_is_a_maximum)]
+
+
+class Permit(_Entry):
+    """A discharge permit (排污许可证): limits in the standard's unit and averaging basis."""
+
+    number: Annotated[str, StringConstraints(min_length=1)]
+    limits: dict[PollutantCode, PermitLimit] = Field(default_factory=dict)
 
 
 class Site(_Entry):
@@ -77,6 +227,9 @@ class Site(_Entry):
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     devices: Annotated[list[Device], Field(min_length=1)]
+    standard: StandardRef | None = None  # required for outfalls
+    permit: Permit | None = None  # outfalls only
+    control: StationControl | None = None  # air stations only
 
 
 @dataclass(frozen=True)
@@ -92,6 +245,7 @@ class Catalogue:
     grids: dict[str, Grid]
     enterprises: dict[str, Enterprise]
     sites: dict[str, Site]
+    standards: Mapping[str, Standard] = field(default_factory=package_standards)
 
     @cached_property
     def devices(self) -> dict[str, DeviceEntry]:
@@ -100,11 +254,52 @@ class Catalogue:
     def device(self, device_id: str) -> DeviceEntry | None:
         return self.devices.get(device_id)
 
+    @cached_property
+    def officers(self) -> dict[str, Officer]:
+        """Every officer by id (a supervisor of several grids appears once)."""
+        return {o.id: o for g in self.grids.values() for o in g.officers}
+
+    @cached_property
+    def districts(self) -> list[str]:
+        return sorted({g.district for g in self.grids.values()})
+
+    def limits_for(self, site_id: str, pollutant: str) -> list[AppliedLimit]:
+        """Every limit that applies to a site's pollutant: one per averaging basis."""
+        site = self.sites[site_id]
+        if site.standard is None:
+            return []
+        ref = site.standard
+        found = self.standards[ref.id].limits(ref.class_, pollutant)
+        if site.permit is not None and pollutant in site.permit.limits:
+            # Checked on load: the standard has exactly one limit here, looser than the permit's.
+            return [
+                found[0].replaced_by(site.permit.limits[pollutant], f"permit {site.permit.number}")
+            ]
+        return found
+
+    def limit_for(
+        self, site_id: str, pollutant: str, basis: Basis | None = None
+    ) -> AppliedLimit | None:
+        """The limit a site's pollutant is judged against: the permit's where it sets one,
+        else the site's standard; None if neither limits the pollutant. A pollutant limited
+        on several averaging bases (GB 3095) needs ``basis``. Unknown site: KeyError."""
+        found = [
+            lim
+            for lim in self.limits_for(site_id, pollutant)
+            if basis is None or lim.basis == basis
+        ]
+        if len(found) > 1:
+            bases = ", ".join(lim.basis for lim in found)
+            raise LookupError(
+                f"site '{site_id}': {pollutant} is limited on several bases ({bases}); name one"
+            )
+        return found[0] if found else None
+
 
 _MODELS: dict[str, type[_Entry]] = {"grids": Grid, "enterprises": Enterprise, "sites": Site}
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Any) -> str:
     field = ".".join(str(p) for p in err["loc"]) or "(entry)"
     expected = err["msg"]
     if err["type"] == "extra_forbidden":
@@ -153,11 +348,111 @@ def _index(section: str, items: Iterable[tuple[Path, _Entry]]) -> dict[str, Any]
     return out
 
 
-def load_catalogue(folder: Path) -> Catalogue:
+def _check_officers(grids: dict[str, Grid], where: dict[str, Path]) -> None:
+    # A supervisor may oversee several grids; listed in each, they must be the same person.
+    first: dict[str, tuple[str, Officer]] = {}
+    for grid in grids.values():
+        here: set[str] = set()
+        for i, officer in enumerate(grid.officers):
+            at = f"{where[grid.id]}: grids entry '{grid.id}': field 'officers.{i}'"
+            if officer.id in here:
+                raise ConfigError(f"{at}: officer '{officer.id}' is listed twice in this grid")
+            here.add(officer.id)
+            other_grid, other = first.setdefault(officer.id, (grid.id, officer))
+            if other != officer:
+                raise ConfigError(
+                    f"{at}: officer '{officer.id}' is also in grid '{other_grid}' with other "
+                    f"details (one person: describe them identically in each grid)"
+                )
+
+
+def _check_standard(site: Site, standards: Mapping[str, Standard], fail: Fail) -> Standard | None:
+    if site.standard is None:
+        if site.kind is SiteKind.OUTFALL:
+            fail("standard", "an outfall needs one, e.g. {id: GB 8978-1996, class: first_grade}")
+        return None
+    ref = site.standard
+    std = standards.get(ref.id)
+    if std is None:
+        fail("standard.id", f"no standard '{ref.id}' (known: {', '.join(sorted(standards))})")
+    if ref.class_ not in std.classes:
+        fail(
+            "standard.class",
+            f"{ref.id} has no class '{ref.class_}' (known: {', '.join(std.classes)})",
+        )
+    if std.medium is not _MEDIUM_OF[site.kind]:
+        fail(
+            "standard.id",
+            f"{ref.id} is a standard for {std.medium}; an {site.kind} needs one for "
+            f"{_MEDIUM_OF[site.kind]}",
+        )
+    return std
+
+
+def _check_permit(site: Site, std: Standard | None, fail: Fail) -> None:
+    if site.permit is None:
+        return
+    if site.kind is not SiteKind.OUTFALL:
+        fail("permit", f"a discharge permit belongs to an outfall, not to an {site.kind}")
+    if std is None or site.standard is None:
+        return  # an outfall without a standard has already failed
+    for code, spec in site.permit.limits.items():
+        at = f"permit.limits.{code}"
+        found = std.limits(site.standard.class_, code)
+        if not found:
+            fail(at, f"{std.label(site.standard.class_)} sets no limit for {code} to compare with")
+        if len(found) > 1:
+            fail(at, f"{std.id} limits {code} on several bases; a permit limit cannot say which")
+        base = found[0]
+        stricter = spec.bound.at_least_as_strict_as(base.bound)
+        if stricter and spec.low_temp_max is not None:
+            assert isinstance(base.bound, Maximum)  # only a max is stricter than a max
+            cold = base.low_temp_max if base.low_temp_max is not None else base.bound.value
+            stricter = spec.low_temp_max <= cold
+        if not stricter:
+            fail(
+                at,
+                f"permit limit {_shown(spec.bound, spec.low_temp_max)} {base.unit} is looser "
+                f"than {base.source}'s {_shown(base.bound, base.low_temp_max)} {base.unit}: "
+                f"a permit may only be stricter",
+            )
+
+
+def _shown(bound: Bound, low_temp_max: float | None) -> str:
+    return f"{bound}" + (f" ({low_temp_max:g} when cold)" if low_temp_max is not None else "")
+
+
+def _check_devices(site: Site, cards: dict[str, str], fail: Fail) -> None:
+    for i, device in enumerate(site.devices):
+        if device.model not in _MODELS_AT[site.kind]:
+            fail(f"devices.{i}.model", f"a {device.model} is not installed at an {site.kind}")
+        metered = device.model is DeviceModel.DISCHARGE_METER
+        if metered and device.quota is None:
+            fail(f"devices.{i}.quota", "a discharge_meter needs its quota (permitted quantities)")
+        if not metered and device.quota is not None:
+            fail(f"devices.{i}.quota", "only a discharge_meter has a quota")
+        if device.quota is None:
+            continue
+        for code in device.quota.annual:
+            if code not in device.pollutants:
+                fail(
+                    f"devices.{i}.quota.annual.{code}",
+                    f"the meter does not measure {code} (its pollutants: "
+                    f"{', '.join(device.pollutants)})",
+                )
+        card = device.quota.card
+        if card in cards:
+            fail(f"devices.{i}.quota.card", f"card '{card}' is already in meter '{cards[card]}'")
+        cards[card] = device.id
+
+
+def load_catalogue(folder: Path, standards: Mapping[str, Standard] | None = None) -> Catalogue:
+    """Load and check a catalogue folder, against the package's standards unless given."""
     folder = Path(folder)
     files = sorted(folder.glob("*.yaml"))
     if not files:
         raise ConfigError(f"{folder}: no catalogue files (*.yaml) found; set ECOWATCH_CATALOGUE")
+    standards = package_standards() if standards is None else standards
     gathered: dict[str, list[tuple[Path, _Entry]]] = {s: [] for s in SECTIONS}
     for path in files:
         for section, entries in _parse_file(path).items():
@@ -166,31 +461,40 @@ def load_catalogue(folder: Path) -> Catalogue:
     grids = _index("grids", gathered["grids"])
     enterprises = _index("enterprises", gathered["enterprises"])
     sites = _index("sites", gathered["sites"])
+    _check_officers(grids, {g.id: p for p, g in gathered["grids"]})  # type: ignore[attr-defined]
 
     # Cross-references, each named by the file that holds the reference.
     where = {s.id: p for p, s in gathered["sites"]}  # type: ignore[attr-defined]
     device_sites: dict[str, str] = {}
+    cards: dict[str, str] = {}
     for site in sites.values():
         path = where[site.id]
+
+        def fail(field: str, problem: str, path: Path = path, site: Site = site) -> NoReturn:
+            raise ConfigError(f"{path}: sites entry '{site.id}': field '{field}': {problem}")
+
         if site.grid not in grids:
-            raise ConfigError(
-                f"{path}: sites entry '{site.id}': field 'grid': no grid '{site.grid}' "
-                f"(known: {', '.join(sorted(grids)) or 'none'})"
+            fail("grid", f"no grid '{site.grid}' (known: {', '.join(sorted(grids)) or 'none'})")
+        if grids[site.grid].district != site.district:
+            fail(
+                "district",
+                f"'{site.district}', but its grid '{site.grid}' is in "
+                f"'{grids[site.grid].district}'",
             )
         if site.kind is SiteKind.OUTFALL and site.enterprise is None:
-            raise ConfigError(
-                f"{path}: sites entry '{site.id}': field 'enterprise': an outfall needs one"
-            )
+            fail("enterprise", "an outfall needs one")
         if site.enterprise is not None and site.enterprise not in enterprises:
-            raise ConfigError(
-                f"{path}: sites entry '{site.id}': field 'enterprise': "
-                f"no enterprise '{site.enterprise}'"
-            )
+            fail("enterprise", f"no enterprise '{site.enterprise}'")
+        if site.control is not None and site.kind is not SiteKind.AIR_STATION:
+            fail("control", "only air stations have a control level")
         for device in site.devices:
             if device.id in device_sites:
-                raise ConfigError(
-                    f"{path}: sites entry '{site.id}': field 'devices': device '{device.id}' "
-                    f"is already installed at site '{device_sites[device.id]}'"
+                fail(
+                    "devices",
+                    f"device '{device.id}' is already installed at site "
+                    f"'{device_sites[device.id]}'",
                 )
             device_sites[device.id] = site.id
-    return Catalogue(grids=grids, enterprises=enterprises, sites=sites)
+        _check_devices(site, cards, fail)
+        _check_permit(site, _check_standard(site, standards, fail), fail)
+    return Catalogue(grids=grids, enterprises=enterprises, sites=sites, standards=standards)

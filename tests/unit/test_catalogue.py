@@ -3,13 +3,31 @@
 from __future__ import annotations
 
 import shutil
+from datetime import date
 from pathlib import Path
 
 import pytest
 
-from ecowatch.config.catalogue import DeviceModel, load_catalogue
+from ecowatch.config.catalogue import (
+    Catalogue,
+    DeviceModel,
+    OfficerRole,
+    SiteKind,
+    StationControl,
+    load_catalogue,
+)
 from ecowatch.config.settings import PACKAGE_CATALOGUE, load_settings
+from ecowatch.config.standards import (
+    STANDARD_FILES,
+    STANDARDS_DIR,
+    Basis,
+    Maximum,
+    Range,
+    load_standards,
+)
 from ecowatch.errors import ConfigError
+
+QUZHOU = {"柯城区", "衢江区", "龙游县", "江山市", "常山县", "开化县"}
 
 
 def test_the_sample_city_loads(catalogue):
@@ -20,6 +38,193 @@ def test_the_sample_city_loads(catalogue):
     assert all(site.grid in catalogue.grids for site in catalogue.sites.values())
 
 
+def of_kind(catalogue: Catalogue, kind: SiteKind) -> list[str]:
+    return [s.id for s in catalogue.sites.values() if s.kind is kind]
+
+
+def meters(catalogue: Catalogue) -> dict[str, str]:
+    return {
+        d: e.site.id
+        for d, e in catalogue.devices.items()
+        if e.device.model is DeviceModel.DISCHARGE_METER
+    }
+
+
+def test_the_sample_has_the_promised_sizes(catalogue):
+    assert set(catalogue.districts) == QUZHOU
+    assert len(catalogue.grids) == 8
+    assert len(catalogue.enterprises) == 30
+    assert len(of_kind(catalogue, SiteKind.OUTFALL)) == 33
+    assert len(of_kind(catalogue, SiteKind.AIR_STATION)) == 12
+    assert len(meters(catalogue)) == 5
+    assert len(catalogue.devices) == 33 + 12 + 5
+    # Every district has an air station; the air stations have a control level.
+    air = [catalogue.sites[s] for s in of_kind(catalogue, SiteKind.AIR_STATION)]
+    assert {s.district for s in air} == QUZHOU
+    assert {s.control for s in air} == set(StationControl)
+
+
+def test_each_grid_has_officers_and_a_supervisor(catalogue):
+    for grid in catalogue.grids.values():
+        roles = [o.role for o in grid.officers]
+        assert roles.count(OfficerRole.SUPERVISOR) == 1, grid.id
+        assert 2 <= roles.count(OfficerRole.OFFICER) <= 3, grid.id
+        for officer in grid.officers:
+            assert officer.notify_env and officer.notify_env.startswith("ECOWATCH_NOTIFY_")
+    # 柯城区's supervisor oversees both of its grids: one person.
+    assert catalogue.officers["S-KC"].name == "赵志强"
+    assert len(catalogue.officers) == 24
+
+
+def test_every_enterprise_has_an_outfall_some_two(catalogue):
+    outfalls: dict[str, list[str]] = {}
+    for site in catalogue.sites.values():
+        if site.kind is SiteKind.OUTFALL:
+            outfalls.setdefault(site.enterprise or "", []).append(site.id)
+    assert set(outfalls) == set(catalogue.enterprises)
+    assert {e for e, s in outfalls.items() if len(s) == 2} == {"E-007", "E-012", "E-030"}
+    for enterprise in catalogue.enterprises.values():
+        assert enterprise.contact is not None and enterprise.contact.notify_env
+    industries = {e.industry for e in catalogue.enterprises.values()}
+    assert {"chemical", "paper", "textile_dyeing", "electroplating", "food"} <= industries
+    assert {"pharmaceuticals", "wastewater_treatment"} <= industries
+
+
+def test_the_sample_stays_around_quzhou(catalogue):
+    for site in catalogue.sites.values():
+        assert 28.7 <= site.lat <= 29.3 and 118.2 <= site.lon <= 119.3, site.id
+
+
+def test_the_ids_the_pipeline_depends_on_are_kept(catalogue):
+    kept = {
+        "S-OUT-001": ("33080200000001", "E-001", "G-KC-01"),
+        "S-OUT-002": ("33080200000002", "E-002", "G-KC-01"),
+        "S-OUT-003": ("33082500000003", "E-003", "G-LY-01"),
+        "S-OUT-004": ("33080300000004", "E-004", "G-QJ-01"),
+        "S-OUT-005": ("33082500000005", "E-005", "G-LY-01"),
+        "S-OUT-006": ("33080300000006", "E-006", "G-QJ-01"),
+        "S-AIR-001": ("33080200A00001", None, "G-KC-01"),
+    }
+    for site_id, (device, enterprise, grid) in kept.items():
+        entry = catalogue.device(device)
+        assert entry is not None and entry.site.id == site_id
+        assert (entry.site.enterprise, entry.site.grid) == (enterprise, grid)
+    assert meters(catalogue) == {
+        "33080200M00001": "S-OUT-001",
+        "33080200M00002": "S-OUT-003",
+        "33080200M00003": "S-OUT-004",
+        "33080200M00004": "S-OUT-006",
+        "33080200M00005": "S-OUT-023",
+    }
+    # The simulator takes the first outfall monitors in catalogue order.
+    monitors = [
+        e.site.id
+        for e in catalogue.devices.values()
+        if e.device.model is DeviceModel.OUTFALL_MONITOR
+    ]
+    assert monitors[:6] == [f"S-OUT-00{i}" for i in range(1, 7)]
+
+
+def test_quotas_fit_within_the_concentration_limits(catalogue):
+    # A mass quota larger than volume × permitted concentration could never be used lawfully.
+    for device_id, site_id in meters(catalogue).items():
+        quota = catalogue.devices[device_id].device.quota
+        assert quota is not None
+        for code in ("w01018", "w21003"):
+            limit = catalogue.limit_for(site_id, code)
+            assert limit is not None and isinstance(limit.bound, Maximum)
+            reachable = quota.annual["w00000"] * limit.bound.value / 1000  # m³ × mg/L → kg
+            assert quota.annual[code] <= reachable, (device_id, code)
+
+
+def test_a_meter_quota_by_month_and_accounting_year(catalogue):
+    equal = catalogue.devices["33080200M00001"].device.quota
+    assert equal is not None
+    assert equal.for_month(2)["w00000"] == pytest.approx(365000 / 12)
+    assert equal.year_start(date(2026, 6, 30)) == date(2025, 7, 1)
+    assert equal.year_start(date(2026, 7, 1)) == date(2026, 7, 1)
+    explicit = catalogue.devices["33080200M00002"].device.quota
+    assert explicit is not None and explicit.card == "QZ-IC-0002"
+    assert explicit.for_month(2) == pytest.approx({"w00000": 36500, "w01018": 2900, "w21003": 200})
+    assert sum(explicit.share(m) for m in range(1, 13)) == pytest.approx(1)
+    assert explicit.year_start(date(2026, 11, 23)) == date(2026, 1, 1)
+
+
+# -- which limit applies ------------------------------------------------------------------------
+
+
+def test_the_standard_applies_where_no_permit_limits(catalogue):
+    cod = catalogue.limit_for("S-OUT-010", "w01018")
+    assert cod is not None
+    assert (cod.bound, cod.unit, cod.basis) == (Maximum(100), "mg/L", Basis.DAILY)
+    assert cod.source == "GB 8978-1996 first grade"
+    assert cod.complies(100) and not cod.complies(100.1)
+    # A permit without stricter limits leaves the standard in charge.
+    paper = catalogue.limit_for("S-OUT-003", "w21003")
+    assert paper is not None and paper.source == "GB 8978-1996 first grade"
+    assert paper.bound == Maximum(15)
+
+
+def test_a_stricter_permit_wins(catalogue):
+    cod = catalogue.limit_for("S-OUT-001", "w01018")
+    assert cod is not None
+    assert cod.bound == Maximum(80) and cod.unit == "mg/L" and cod.basis is Basis.DAILY
+    assert cod.source == "permit 91330800MA28F0A01X001P"
+    nh3 = catalogue.limit_for("S-OUT-001", "w21003")
+    assert nh3 is not None and nh3.bound == Maximum(10)
+    # The permit says nothing on pH: the standard's range applies.
+    ph = catalogue.limit_for("S-OUT-001", "w01001")
+    assert ph is not None and ph.bound == Range(6, 9) and ph.unit == "dimensionless"
+    assert ph.source == "GB 8978-1996 first grade"
+    assert ph.complies(6) and ph.complies(9) and not ph.complies(5.9) and not ph.complies(9.1)
+
+
+def test_gb18918_ammonia_has_its_cold_water_value(catalogue):
+    nh3 = catalogue.limit_for("S-OUT-005", "w21003")
+    assert nh3 is not None
+    assert nh3.source == "GB 18918-2002 class 1A"
+    assert (nh3.bound, nh3.low_temp_max, nh3.low_temp_at_or_below_c) == (Maximum(5), 8, 12)
+    assert not nh3.complies(6, water_temp_c=13)
+    assert nh3.complies(6, water_temp_c=12) and not nh3.complies(8.5, water_temp_c=10)
+    assert not nh3.complies(6)  # temperature unknown: the normal value
+    # A quasi-class-IV permit (准IV类) at another plant: 2 (4 when cold).
+    permit = catalogue.limit_for("S-OUT-002", "w21003")
+    assert permit is not None and permit.source.startswith("permit ")
+    assert (permit.bound, permit.low_temp_max) == (Maximum(2), 4)
+    assert permit.bound_at(water_temp_c=8) == Maximum(4)
+    tp = catalogue.limit_for("S-OUT-005", "w21011")
+    assert tp is not None and tp.bound == Maximum(0.5)
+
+
+def test_air_stations_are_judged_per_averaging_period(catalogue):
+    pm25 = catalogue.limit_for("S-AIR-001", "a34004")
+    assert pm25 is not None
+    assert (pm25.bound, pm25.unit, pm25.basis) == (Maximum(60), "µg/m³", Basis.DAILY)
+    assert pm25.source == "GB 3095-2026 grade II (transitional)"
+    with pytest.raises(LookupError, match="several bases"):
+        catalogue.limit_for("S-AIR-001", "a21026")
+    so2 = catalogue.limit_for("S-AIR-001", "a21026", basis=Basis.HOURLY)
+    assert so2 is not None and so2.bound == Maximum(500)
+    assert {lim.basis for lim in catalogue.limits_for("S-AIR-001", "a05024")} == {
+        Basis.EIGHT_HOUR,
+        Basis.HOURLY,
+    }
+    co = catalogue.limit_for("S-AIR-001", "a21005", basis="24h")
+    assert co is not None and (co.bound, co.unit) == (Maximum(4), "mg/m³")
+    background = catalogue.limit_for("S-AIR-012", "a34004")
+    assert background is not None and background.bound == Maximum(35)
+
+
+def test_no_limit_and_unknown_site(catalogue):
+    assert catalogue.limit_for("S-OUT-001", "w00000") is None  # flow is not limited
+    assert catalogue.limits_for("S-OUT-001", "w01019") == []
+    with pytest.raises(KeyError):
+        catalogue.limit_for("S-OUT-999", "w01018")
+
+
+# -- mistakes name the file, the entry and the field ------------------------------------------
+
+
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     target = tmp_path / "catalogue"
@@ -27,8 +232,8 @@ def folder(tmp_path: Path) -> Path:
     return target
 
 
-def broken(folder: Path, find: str, replace: str) -> str:
-    path = folder / "sites.yaml"
+def broken(folder: Path, find: str, replace: str, file: str = "outfalls.yaml") -> str:
+    path = folder / file
     text = path.read_text(encoding="utf-8")
     assert find in text
     path.write_text(text.replace(find, replace, 1), encoding="utf-8")
@@ -39,7 +244,7 @@ def broken(folder: Path, find: str, replace: str) -> str:
 
 def test_a_wrong_field_value(folder):
     message = broken(folder, "lat: 28.9545", "lat: north")
-    assert "sites.yaml" in message and "'S-OUT-001'" in message and "field 'lat'" in message
+    assert "outfalls.yaml" in message and "'S-OUT-001'" in message and "field 'lat'" in message
     assert "valid number" in message
 
 
@@ -65,12 +270,131 @@ def test_a_device_installed_twice(folder):
 
 def test_a_duplicate_site(folder):
     message = broken(folder, "id: S-OUT-002", "id: S-OUT-001")
-    assert "duplicate id" in message and "sites.yaml" in message
+    assert "duplicate id" in message and "outfalls.yaml" in message
 
 
 def test_yaml_that_does_not_parse(folder):
     message = broken(folder, "sites:", "sites: [")
-    assert "sites.yaml" in message and "not valid YAML" in message
+    assert "outfalls.yaml" in message and "not valid YAML" in message
+
+
+S1_STANDARD = "standard: {id: GB 8978-1996, class: first_grade}"
+S1_PERMIT = "limits: {w01018: 80, w21003: 10}}"
+S1_METER = "annual: {w00000: 365000, w01018: 25000, w21003: 2500}"
+AIR_DEVICE = (
+    '      - {id: "33080200A00001", model: air_station, '
+    "pollutants: [a34004, a34002, a21026, a21004, a05024, a21005]}\n"
+)
+
+
+def mistake(
+    name: str,
+    find: str,
+    replace: str,
+    entry: str,
+    field: str,
+    says: str,
+    file: str = "outfalls.yaml",
+) -> object:
+    return pytest.param(file, find, replace, entry, field, says, id=name)
+
+
+S2_COLD = "w21003: {max: 2, low_temp_max: 4}"
+S1_SUPERVISOR = "role: supervisor, phone: 0570-0000100, notify_env: ECOWATCH_NOTIFY_S_KC}"
+A_METER = (
+    '      - {id: "33080200M00009", model: discharge_meter, pollutants: [w00000],'
+    ' quota: {card: QZ-IC-0009, year_starts: "01-01", annual: {w00000: 1000}}}\n'
+)
+
+# (name, find, replace, entry, field, what the message also says[, file])
+# fmt: off
+MISTAKES = [
+    mistake("permit-looser-than-standard", S1_PERMIT, "limits: {w01018: 120, w21003: 10}}",
+            "S-OUT-001", "permit.limits.w01018",
+            "max 120 mg/L is looser than GB 8978-1996 first grade's max 100 mg/L"),
+    mistake("permit-cold-value-looser", S2_COLD, "w21003: {max: 2, low_temp_max: 9}",
+            "S-OUT-002", "permit.limits.w21003", "(8 when cold)"),
+    mistake("permit-ph-range-wider", S1_PERMIT, "limits: {w01001: {range: [5.5, 9]}}}",
+            "S-OUT-001", "permit.limits.w01001", "range 5.5–9 dimensionless is looser"),
+    mistake("permit-unregulated", S1_PERMIT, "limits: {w01009: {min: 3}}}",
+            "S-OUT-001", "permit.limits.w01009", "sets no limit for w01009"),
+    mistake("permit-limit-two-kinds", S1_PERMIT, "limits: {w01018: {max: 80, min: 1}}}",
+            "S-OUT-001", "permit.limits.w01018", "exactly one of max, min or range"),
+    mistake("unknown-standard", S1_STANDARD, "standard: {id: GB 8979-1996, class: first_grade}",
+            "S-OUT-001", "standard.id", "no standard 'GB 8979-1996' (known: GB 18918-2002"),
+    mistake("unknown-class", S1_STANDARD, "standard: {id: GB 8978-1996, class: second_grade}",
+            "S-OUT-001", "standard.class", "no class 'second_grade' (known: first_grade)"),
+    mistake("air-standard", S1_STANDARD, "standard: {id: GB 3095-2012, class: grade_II}",
+            "S-OUT-001", "standard.id", "a standard for air; an outfall needs one for water"),
+    mistake("outfall-without-standard", f"    {S1_STANDARD}\n", "",
+            "S-OUT-001", "standard", "an outfall needs one"),
+    mistake("quota-year-start", 'year_starts: "07-01"', 'year_starts: "07-15"',
+            "S-OUT-001", "devices.1.quota.year_starts", "expected MM-01"),
+    mistake("quota-monthly-sum", "monthly: {jan: 8,", "monthly: {jan: 9,",
+            "S-OUT-003", "devices.1.quota.monthly", "add up to 101, not 100"),
+    mistake("quota-monthly-month", "monthly: {jan: 8,", "monthly: {january: 8,",
+            "S-OUT-003", "devices.1.quota.monthly", "missing ['jan']; unknown ['january']"),
+    mistake("quota-negative", S1_METER, "annual: {w00000: 365000, w01018: -5}",
+            "S-OUT-001", "devices.1.quota.annual.w01018", "greater than 0"),
+    mistake("quota-unmeasured-pollutant", S1_METER, "annual: {w00000: 365000, w21011: 50}",
+            "S-OUT-001", "devices.1.quota.annual.w21011", "does not measure w21011"),
+    mistake("quota-card-twice", "card: QZ-IC-0002", "card: QZ-IC-0001",
+            "S-OUT-003", "devices.1.quota.card", "already in meter '33080200M00001'"),
+    mistake("quota-on-a-monitor", "model: discharge_meter", "model: outfall_monitor",
+            "S-OUT-001", "devices.1.quota", "only a discharge_meter has a quota"),
+    mistake("meter-without-quota", "        quota:\n          card: QZ-IC-0001\n"
+            "          year_starts: \"07-01\"\n          annual: {w00000: 365000, w01018: 25000,"
+            " w21003: 2500}\n          monthly: equal\n", "",
+            "S-OUT-001", "devices.1.quota", "a discharge_meter needs its quota"),
+    mistake("meter-at-an-air-station", AIR_DEVICE, AIR_DEVICE + A_METER,
+            "S-AIR-001", "devices.1.model", "a discharge_meter is not installed at an air_station",
+            file="air-stations.yaml"),
+    mistake("permit-at-an-air-station", "    control: national\n",
+            "    control: national\n    permit: {number: X1}\n",
+            "S-AIR-001", "permit", "belongs to an outfall", file="air-stations.yaml"),
+    mistake("control-at-an-outfall", "    grid: G-KC-01\n",
+            "    grid: G-KC-01\n    control: national\n",
+            "S-OUT-001", "control", "only air stations"),
+    mistake("district-not-the-grids", "district: 柯城区", "district: 衢江区",
+            "S-OUT-001", "district", "grid 'G-KC-01' is in '柯城区'"),
+    mistake("officer-secret-url", "notify_env: ECOWATCH_NOTIFY_O_KC_01", "notify_env: 'mailto://a:pw@x.cn'",
+            "G-KC-01", "officers.0.notify_env", "should match pattern", file="grids.yaml"),
+    mistake("officer-phone", "phone: 0570-0000102", "phone: call me",
+            "G-KC-01", "officers.1.phone", "should match pattern", file="grids.yaml"),
+    mistake("officer-role", "role: supervisor", "role: boss",
+            "G-KC-01", "officers.2.role", "'officer' or 'supervisor'", file="grids.yaml"),
+    mistake("officer-two-versions", S1_SUPERVISOR + "\n  - id: G-QJ-01",
+            S1_SUPERVISOR.replace("0000100", "0000999") + "\n  - id: G-QJ-01",
+            "G-KC-02", "officers.3", "also in grid 'G-KC-01' with other details",
+            file="grids.yaml"),
+    mistake("enterprise-secret-url", "notify_env: ECOWATCH_NOTIFY_E_001", "notify_env: 'tgram://b/1'",
+            "E-001", "contact.notify_env", "should match pattern", file="enterprises.yaml"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("file", "find", "replace", "entry", "field", "says"), MISTAKES)
+def test_each_mistake_names_file_entry_and_field(folder, file, find, replace, entry, field, says):
+    message = broken(folder, find, replace, file=file)
+    assert f"{file}: " in message, message
+    assert f"entry '{entry}'" in message, message
+    assert f"field '{field}'" in message, message
+    assert says in message, message
+
+
+def test_the_catalogue_is_checked_against_the_standards_it_is_given(folder, tmp_path):
+    # The standard's number lives in one place: lower GB 8978 COD below a permit's 80 and that
+    # permit becomes looser than the standard.
+    standards = tmp_path / "standards"
+    standards.mkdir()
+    for path in STANDARDS_DIR.glob(STANDARD_FILES):
+        shutil.copy(path, standards)
+    gb8978 = standards / "gb8978-1996.yaml"
+    gb8978.write_text(gb8978.read_text().replace("w01018: {max: 100}", "w01018: {max: 70}"))
+    with pytest.raises(ConfigError) as err:
+        load_catalogue(folder, standards=load_standards(standards))
+    assert "'S-OUT-001'" in str(err.value) and "permit.limits.w01018" in str(err.value)
+    assert "max 70 mg/L" in str(err.value)
 
 
 def test_an_empty_folder(tmp_path):

@@ -418,6 +418,18 @@ def dead_letters(limit: int) -> None:
     asyncio.run(main())
 
 
+def _register_domain_commands() -> None:
+    """Commands whose code lives beside its domain (the codec, the AQI)."""
+    from ecowatch.ingest.hj212_cli import hj212
+    from ecowatch.streams.aqi_cli import aqi
+
+    cli.add_command(hj212)
+    cli.add_command(aqi)
+
+
+_register_domain_commands()
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -1,0 +1,752 @@
+"""HJ 212-2017 codec: CRC, parse/build, errors, split packets, framing, readings, replies, CLI."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from functools import reduce
+from itertools import permutations
+from operator import xor
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from ecowatch.ingest.hj212 import (
+    LEGACY_CODES,
+    BadField,
+    BadHeader,
+    CrcMismatch,
+    Framer,
+    Hj212Error,
+    LengthMismatch,
+    Packet,
+    QnRtn,
+    Reassembler,
+    TooLong,
+    Truncated,
+    build,
+    crc16,
+    crc_hex,
+    data_answer,
+    format_number,
+    is_split,
+    json_to_packet,
+    packet_to_json,
+    parse,
+    qn_rtn_for,
+    reject_answer,
+    request_answer,
+    to_device_reading,
+    wants_answer,
+)
+from ecowatch.ingest.hj212_cli import hj212
+from ecowatch.schema import DataFlag, Measurement
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+# HJ 212-2017 Appendix A's worked example (its prose misprints the CRC as 1C08).
+APPENDIX_A = (
+    b"##0101QN=20160801085857223;ST=32;CN=1062;PW=100000;MN=010000A8900016F000169DC0;Flag=5;"
+    b"CP=&&RtdInterval=30&&1C80\r\n"
+)
+# An air station's real-time packet as a fielded device sent it (quoted in a public HJ 212
+# project): its CRC is printed in lowercase.
+REAL_AIR = (
+    b"##0317QN=20191012133710130;ST=22;CN=2011;PW=123456;MN=Y80110010000010;Flag=4;"
+    b"CP=&&DataTime=20191012133710;a21005-Rtd=0.00,a21005-Flag=N;a21004-Rtd=0.00,a21004-Flag=N;"
+    b"a21007-Rtd=0.033,a21007-Flag=N;a21006-Rtd=0.036,a21006-Flag=N;a21001-Rtd=25.40,"
+    b"a21001-Flag=N;a21003-Rtd=101.94,a21003-Flag=N;a21002-Rtd=49.20,a21002-Flag=N&&cc01\r\n"
+)
+MN = "33080200000001"
+
+
+# -- an independent CRC: table-driven, the table built by linearity -----------------------------
+
+
+def _reference_table() -> list[int]:
+    # The register after one byte depends only on the 8-bit value (crc >> 8) ^ byte, and the
+    # 8 shifts are linear over XOR: one entry per bit, then every index as the XOR of its bits.
+    per_bit = []
+    for bit in range(8):
+        reg = 1 << bit
+        for _ in range(8):
+            reg = (reg >> 1) ^ (0xA001 * (reg & 1))
+        per_bit.append(reg)
+    return [reduce(xor, (per_bit[b] for b in range(8) if i >> b & 1), 0) for i in range(256)]
+
+
+_TABLE = _reference_table()
+
+
+def reference_crc(data: bytes) -> int:
+    reg = 0xFFFF
+    for byte in data:
+        reg = _TABLE[(reg >> 8) ^ byte]
+    return reg
+
+
+def modbus_crc(data: bytes) -> int:
+    reg = 0xFFFF
+    for byte in data:
+        reg ^= byte
+        for _ in range(8):
+            reg = (reg >> 1) ^ (0xA001 * (reg & 1))
+    return reg
+
+
+def frame(data: str, *, length: int | None = None, crc: str | None = None) -> bytes:
+    """A packet around ``data`` framed by the test itself, with the reference CRC."""
+    raw = data.encode()
+    declared = len(raw) if length is None else length
+    check = f"{reference_crc(raw):04X}" if crc is None else crc
+    return b"##%04d" % declared + raw + check.encode() + b"\r\n"
+
+
+def header(cn: str = "2011", st: str = "32", flag: str = "4") -> str:
+    return f"QN=20261123173000123;ST={st};CN={cn};PW=123456;MN={MN};Flag={flag}"
+
+
+def data_packet(cn: str, cp: dict, st: str = "32", flag: int = 4) -> Packet:
+    return Packet(qn="20261123173000123", st=st, cn=cn, pw="123456", mn=MN, flag=flag, cp=cp)
+
+
+# -- CRC ---------------------------------------------------------------------------------------
+
+
+def test_appendix_a_packet_verifies_and_parses() -> None:
+    packet = parse(APPENDIX_A)
+    assert packet == Packet(
+        qn="20160801085857223",
+        st="32",
+        cn="1062",
+        pw="100000",
+        mn="010000A8900016F000169DC0",
+        flag=5,
+        cp={"RtdInterval": 30},
+    )
+    assert crc_hex(APPENDIX_A[6:-6]) == "1C80"
+    assert build(packet).encode() == APPENDIX_A
+    assert packet.wants_answer
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        APPENDIX_A[6:-6],
+        REAL_AIR[6:-6],
+        b"",
+        b"QN=20261123173000123;ST=91;CN=9014;PW=123456;MN=33080200000001;Flag=4;CP=&&&&",
+        "CP=&&DataTime=20261123173000;w01018-Rtd=42.5,w01018-Flag=N;备注=站点&&".encode(),
+        bytes(range(256)),
+    ],
+)
+def test_crc_matches_an_independent_table_driven_implementation(data: bytes) -> None:
+    assert crc16(data) == reference_crc(data)
+    assert crc_hex(data) == f"{reference_crc(data):04X}"
+
+
+def test_crc_is_not_modbus() -> None:
+    data = APPENDIX_A[6:-6]
+    assert crc16(data) == 0x1C80
+    assert modbus_crc(data) != 0x1C80
+
+
+def test_crc_in_lowercase_is_accepted() -> None:
+    assert parse(APPENDIX_A.replace(b"1C80", b"1c80")).cn == "1062"
+    air = parse(REAL_AIR)
+    assert air.pollutants["a21003"] == {"Rtd": 101.94, "Flag": "N"}
+    assert air.data_time == "20191012133710"
+
+
+def test_built_packets_print_the_crc_in_uppercase() -> None:
+    assert build(parse(APPENDIX_A.replace(b"1C80", b"1c80"))).encode() == APPENDIX_A
+
+
+# -- building and parsing data packets -----------------------------------------------------------
+
+WATER_2011 = {
+    "DataTime": "20261123173000",
+    "w01018": {"Rtd": 42.5, "Flag": "N"},
+    "w21003": {"Rtd": 1.25, "Flag": "M"},
+    "w00000": {"Rtd": 118, "Flag": "N"},
+}
+WATER_2061 = {
+    "DataTime": "20261123160000",
+    "w01018": {"Min": 38.0, "Avg": 41.2, "Max": 45.9, "Cou": 17.8, "Flag": "N"},
+    "w00000": {"Min": 110.0, "Avg": 120.0, "Max": 130.0, "Cou": 432.0, "Flag": "N"},
+}
+AIR_2011 = {
+    "DataTime": "20261123173000",
+    "a21026": {"Rtd": 35.0, "ZsRtd": 48.3, "Flag": "N"},
+    "a34013": {"Rtd": 8.1, "ZsRtd": 11.2, "Flag": "C"},
+    "a19001": {"Rtd": 9.8, "Flag": "N"},
+}
+AIR_2051 = {
+    "DataTime": "20261123172000",
+    "a34004": {"Min": 30, "Avg": 33.5, "Max": 37, "Flag": "N"},
+    "a05024": {"Min": 80, "Avg": 92.25, "Max": 101, "Flag": "N"},
+}
+AIR_2031 = {
+    "DataTime": "20261122000000",
+    "a21002": {"Min": 12.0, "Avg": 20.5, "Max": 31.0, "Cou": 0.84, "Flag": "N"},
+}
+
+
+@pytest.mark.parametrize(
+    ("st", "cn", "cp", "cp_text"),
+    [
+        (
+            "32",
+            "2011",
+            WATER_2011,
+            "DataTime=20261123173000;w01018-Rtd=42.5,w01018-Flag=N;"
+            "w21003-Rtd=1.25,w21003-Flag=M;w00000-Rtd=118,w00000-Flag=N",
+        ),
+        (
+            "32",
+            "2061",
+            WATER_2061,
+            "DataTime=20261123160000;w01018-Min=38.0,w01018-Avg=41.2,w01018-Max=45.9,"
+            "w01018-Cou=17.8,w01018-Flag=N;w00000-Min=110.0,w00000-Avg=120.0,w00000-Max=130.0,"
+            "w00000-Cou=432.0,w00000-Flag=N",
+        ),
+        (
+            "31",
+            "2011",
+            AIR_2011,
+            "DataTime=20261123173000;a21026-Rtd=35.0,a21026-ZsRtd=48.3,a21026-Flag=N;"
+            "a34013-Rtd=8.1,a34013-ZsRtd=11.2,a34013-Flag=C;a19001-Rtd=9.8,a19001-Flag=N",
+        ),
+        (
+            "22",
+            "2051",
+            AIR_2051,
+            "DataTime=20261123172000;a34004-Min=30,a34004-Avg=33.5,a34004-Max=37,a34004-Flag=N;"
+            "a05024-Min=80,a05024-Avg=92.25,a05024-Max=101,a05024-Flag=N",
+        ),
+        (
+            "31",
+            "2031",
+            AIR_2031,
+            "DataTime=20261122000000;a21002-Min=12.0,a21002-Avg=20.5,a21002-Max=31.0,"
+            "a21002-Cou=0.84,a21002-Flag=N",
+        ),
+    ],
+)
+def test_build_writes_the_standard_layout_and_parse_reads_it_back(
+    st: str, cn: str, cp: dict, cp_text: str
+) -> None:
+    packet = data_packet(cn, cp, st=st)
+    text = build(packet)
+    data = f"{header(cn, st)};CP=&&{cp_text}&&"
+    assert text == frame(data).decode()
+    assert int(text[2:6]) == len(data.encode())
+    assert parse(text) == packet
+    assert build(parse(text)) == text
+
+
+def test_values_keep_int_or_float_from_their_text_and_are_normalised_on_build() -> None:
+    packet = parse(
+        frame(f"{header()};CP=&&DataTime=20261123173000;w01018-Rtd=042.50,w00000-Rtd=7&&")
+    )
+    assert packet.pollutants == {"w01018": {"Rtd": 42.5}, "w00000": {"Rtd": 7}}
+    assert isinstance(packet.cp["w00000"]["Rtd"], int)  # type: ignore[index]
+    assert isinstance(packet.cp["w01018"]["Rtd"], float)  # type: ignore[index]
+    assert ";w01018-Rtd=42.5;w00000-Rtd=7&&" in build(packet)
+    assert format_number(1e-05) == "0.00001"
+    assert format_number(1e16) == "10000000000000000.0"
+    assert format_number(-3) == "-3"
+
+
+def test_items_are_merged_by_code_whatever_the_grouping() -> None:
+    data = f"{header()};CP=&&DataTime=20261123173000,w01018-Rtd=4;w01018-Flag=D;&&"
+    assert parse(frame(data)).cp == {
+        "DataTime": "20261123173000",
+        "w01018": {"Rtd": 4, "Flag": "D"},
+    }
+
+
+def test_pw_and_flag_may_be_absent() -> None:
+    data = f"QN=20261123173000123;ST=32;CN=2011;MN={MN};CP=&&DataTime=20261123173000;011-Rtd=5&&"
+    packet = parse(frame(data))
+    assert (packet.pw, packet.flag) == (None, None)
+    assert build(packet) == frame(data).decode()
+
+
+def test_chinese_text_counts_its_utf8_bytes() -> None:
+    packet = Packet(qn="1", st="91", cn="3020", mn=MN, flag=4, cp={"Info": "衢州站"})
+    text = build(packet)
+    data = f"QN=1;ST=91;CN=3020;MN={MN};Flag=4;CP=&&Info=衢州站&&"
+    assert len(data.encode()) == len(data) + 6  # three characters, three bytes each
+    assert text == frame(data).decode()
+    assert parse(text.encode()) == packet
+
+
+# -- one error kind per malformation -------------------------------------------------------------
+
+GOOD = f"{header()};CP=&&DataTime=20261123173000;w01018-Rtd=42.5,w01018-Flag=N&&"
+
+
+@pytest.mark.parametrize(
+    ("raw", "error", "kind"),
+    [
+        (frame(GOOD)[2:], BadHeader, "bad_header"),
+        (b"  " + frame(GOOD), BadHeader, "bad_header"),
+        (b"##01x1" + frame(GOOD)[6:], BadHeader, "bad_header"),
+        (frame(GOOD, length=len(GOOD) - 1), LengthMismatch, "length_mismatch"),
+        (frame(GOOD, crc="0000"), CrcMismatch, "crc_mismatch"),
+        (frame(GOOD, crc="12G4"), CrcMismatch, "crc_mismatch"),
+        (frame(GOOD)[:-2], Truncated, "truncated"),
+        (frame(GOOD)[:40] + b"\r\n", Truncated, "truncated"),
+        (frame(GOOD, length=len(GOOD) + 1), Truncated, "truncated"),
+        (frame(GOOD, length=1100), TooLong, "too_long"),
+        (frame(f"{header()};CP=&&Note={'x' * 1000}&&", length=1100), TooLong, "too_long"),
+        (frame(f"{header()};CP=&&Note={'x' * 960}&&"), TooLong, "too_long"),
+    ],
+)
+def test_each_framing_malformation_has_its_own_kind(
+    raw: bytes, error: type[Hj212Error], kind: str
+) -> None:
+    with pytest.raises(error) as caught:
+        parse(raw)
+    assert caught.value.kind == kind
+    assert isinstance(caught.value, Hj212Error)
+    assert "expected" in caught.value.detail or "at most" in caught.value.detail
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        (GOOD.replace(";ST=32", ";ST32"), None),  # an item without =
+        (GOOD.replace("QN=20261123173000123;", ""), "QN"),
+        (GOOD.replace(";ST=32", ""), "ST"),
+        (GOOD.replace(";CN=2011", ""), "CN"),
+        (GOOD.replace(f";MN={MN}", ""), "MN"),
+        (GOOD.split(";CP=")[0], "CP"),
+        (GOOD.replace("Flag=4", "Flag=five"), "Flag"),
+        (GOOD.replace("ST=32", "ST=3x"), "ST"),
+        (GOOD.replace("CN=2011", "CN="), "CN"),
+        (GOOD.removesuffix("&&"), "CP"),  # CP not closed
+        (GOOD.replace("CP=&&", "CP="), "CP"),
+        (GOOD.replace("w01018-Flag=N", "w01018-Flag"), "CP"),  # CP item without =
+        (GOOD.replace("-Rtd=42.5", "-Rtd=4x"), "CP"),  # non-numeric pollutant value
+        (GOOD.replace("-Rtd=42.5", "-Rtd=nan"), "CP"),
+        (GOOD.replace("-Rtd=42.5", "-Rtd="), "CP"),
+        (GOOD.replace("w01018-Rtd", "-Rtd"), "CP"),
+        (GOOD.replace("w01018-Flag=N", "w01018-Rtd=1"), "CP"),  # the same item twice
+        (GOOD.replace("Flag=4", "Flag=4;Flag=5"), "Flag"),
+        (GOOD.replace("Flag=4", "Flag=4;XX=1"), None),  # unknown data-segment field
+        (GOOD.replace("Flag=4", "Flag=6"), "Flag"),  # split bit without PNUM/PNO
+        (GOOD.replace("Flag=4", "Flag=6;PNUM=2;PNO=3"), "PNO"),
+    ],
+)
+def test_each_bad_field_is_bad_field(data: str, key: str | None) -> None:
+    with pytest.raises(BadField) as caught:
+        parse(frame(data))
+    assert caught.value.kind == "bad_field"
+    assert caught.value.key == key
+    assert "expected" in caught.value.detail or "twice" in caught.value.detail
+
+
+def test_a_data_segment_that_is_not_utf8_is_a_bad_field() -> None:
+    raw = GOOD.encode().replace(b"Flag=N", b"Flag=\xff")
+    packet = b"##%04d" % len(raw) + raw + b"%04X\r\n" % reference_crc(raw)
+    with pytest.raises(BadField, match="UTF-8"):
+        parse(packet)
+
+
+def test_error_kinds_are_distinct_and_stable() -> None:
+    kinds = [e.kind for e in (BadHeader, LengthMismatch, CrcMismatch, Truncated, TooLong, BadField)]
+    assert kinds == [
+        "bad_header",
+        "length_mismatch",
+        "crc_mismatch",
+        "truncated",
+        "too_long",
+        "bad_field",
+    ]
+    assert all(issubclass(e, Hj212Error) and issubclass(e, ValueError) for e in (BadField, TooLong))
+
+
+def test_a_packet_that_cannot_be_written_is_refused() -> None:
+    with pytest.raises(BadField, match="expected no ; , && or line break"):
+        data_packet("2011", {"DataTime": "20261123173000", "Note": "a;b"})
+    with pytest.raises(BadField, match="expected a finite number"):
+        data_packet("2011", {"w01018": {"Rtd": "42"}})
+    with pytest.raises(BadField, match="expected a finite number"):
+        data_packet("2011", {"w01018": {"Rtd": float("inf")}})
+    with pytest.raises(BadField, match="expected text"):
+        data_packet("2011", {"DataTime": 20261123173000})
+    with pytest.raises(BadField):
+        data_packet("2011", {"w01-018": {"Rtd": 1}})
+    with pytest.raises(TooLong, match="CP field has 1049 characters, at most 950"):
+        build(data_packet("2011", {f"w{n:05d}": {"Rtd": 1.5} for n in range(70)}))
+    with pytest.raises(TooLong, match="data segment has 1026 bytes, at most 1024"):
+        build(data_packet("2011", {"Note": "x" * 944}))
+
+
+# -- flags and split packets ------------------------------------------------------------------
+
+
+def test_flag_bits() -> None:
+    assert wants_answer(5) and not wants_answer(4) and not wants_answer(None)
+    assert is_split(6) and is_split(7) and not is_split(5) and not is_split(None)
+
+
+def _parts() -> list[Packet]:
+    cps = [
+        {"DataTime": "20261123160000", "w01018": {"Avg": 41.2, "Flag": "N"}},
+        {"DataTime": "20261123160000", "w21003": {"Avg": 1.1}, "w01018": {"Cou": 17.8}},
+        {"DataTime": "20261123160000", "w00000": {"Avg": 120.0, "Cou": 432.0}},
+    ]
+    return [
+        Packet(qn="20261123170000001", st="32", cn="2061", mn=MN, flag=7, pnum=3, pno=n, cp=cp)
+        for n, cp in enumerate(cps, start=1)
+    ]
+
+
+MERGED_CP = {
+    "DataTime": "20261123160000",
+    "w01018": {"Avg": 41.2, "Flag": "N", "Cou": 17.8},
+    "w21003": {"Avg": 1.1},
+    "w00000": {"Avg": 120.0, "Cou": 432.0},
+}
+
+
+@pytest.mark.parametrize("order", list(permutations(range(3))))
+def test_split_packets_are_reassembled_in_any_order(order: tuple[int, ...]) -> None:
+    parts = [parse(build(p)) for p in _parts()]
+    joiner = Reassembler()
+    results = [joiner.add(parts[i]) for i in order]
+    assert results[:2] == [None, None]
+    whole = results[2]
+    assert whole is not None
+    assert whole.cp == MERGED_CP
+    assert (whole.pnum, whole.pno, whole.flag) == (None, None, 5)
+    assert joiner.pending == 0
+
+
+def test_interleaved_split_messages_and_unsplit_packets() -> None:
+    joiner = Reassembler()
+    first = _parts()
+    other = [Packet(**{**vars(p), "qn": "20261123170000002"}) for p in first]
+    plain = data_packet("2011", WATER_2011)
+    assert joiner.add(first[0]) is None
+    assert joiner.add(other[2]) is None
+    assert joiner.add(plain) == plain
+    assert joiner.add(first[1]) is None
+    assert joiner.add(first[1]) is None  # a resent part counts once
+    assert joiner.add(other[0]) is None
+    assert joiner.pending == 2
+    assert joiner.add(first[2]).cp == MERGED_CP  # type: ignore[union-attr]
+    assert joiner.add(other[1]).qn == "20261123170000002"  # type: ignore[union-attr]
+
+
+def test_reassembly_memory_is_bounded() -> None:
+    joiner = Reassembler(max_messages=2, max_parts=3)
+    for n in range(3):
+        assert joiner.add(Packet(**{**vars(_parts()[0]), "qn": f"Q{n}"})) is None
+    assert (joiner.pending, joiner.dropped) == (2, 1)
+    too_many = Packet(qn="Q9", st="32", cn="2061", mn=MN, flag=6, pnum=4, pno=1)
+    with pytest.raises(BadField, match="PNUM=4"):
+        joiner.add(too_many)
+
+
+def test_parts_that_disagree_are_refused() -> None:
+    joiner = Reassembler()
+    first, second, _ = _parts()
+    joiner.add(first)
+    with pytest.raises(BadField, match="PNUM"):
+        joiner.add(Packet(**{**vars(second), "pnum": 4}))
+    joiner.add(first)
+    joiner.add(Packet(**{**vars(second), "cp": {"DataTime": "20261123150000"}}))
+    with pytest.raises(BadField, match="disagree on CP DataTime"):
+        joiner.add(_parts()[2])
+
+
+# -- framing a TCP stream -----------------------------------------------------------------------
+
+P1 = APPENDIX_A
+P2 = frame(GOOD)
+P3 = REAL_AIR
+
+
+def test_framer_handles_reads_split_anywhere() -> None:
+    framer = Framer()
+    out: list[bytes | Hj212Error] = []
+    for i in range(len(P1 + P2)):
+        out += framer.feed((P1 + P2)[i : i + 1])
+    assert out == [P1, P2]
+
+
+def test_framer_returns_several_packets_from_one_read() -> None:
+    assert Framer().feed(P1 + P2 + P3) == [P1, P2, P3]
+
+
+def test_framer_skips_garbage_between_packets() -> None:
+    out = Framer().feed(b"\x00junk" + P1 + b"\r\n" + P2 + b"noise#" + P3)
+    kinds = [x.kind if isinstance(x, Hj212Error) else x for x in out]
+    assert kinds == ["bad_header", P1, P2, "bad_header", P3]  # the bare \r\n is not reported
+    assert "skipped 6 bytes" in str(out[3])
+
+
+def test_framer_resynchronises_after_bad_frames() -> None:
+    truncated = P1[:50]
+    wrong_length = b"##0050" + P2[6:]
+    out = Framer().feed(truncated + P2 + wrong_length + b"##9999xx\r\n" + b"#" + P3)
+    kinds = [x.kind if isinstance(x, Hj212Error) else x for x in out]
+    assert kinds == ["truncated", P2, "length_mismatch", "too_long", "bad_header", P3]
+    assert str(out[0]) == "expected 101 bytes of data, a new ## began after 44"
+    assert str(out[2]) == "expected 50 bytes of data, got 130"
+
+
+def test_framer_bounds_its_buffer_and_reports_what_it_drops() -> None:
+    framer = Framer(max_buffer=2048)
+    out = framer.feed(b"x" * 5000)
+    assert [x.kind for x in out] == ["bad_header"]  # type: ignore[union-attr]
+    out = framer.feed(b"y" * 100 + P1[:30])
+    assert [x.kind for x in out] == ["bad_header"]  # type: ignore[union-attr]
+    assert framer.feed(P1[30:]) == [P1]
+
+
+def test_framer_leaves_the_crc_to_parse() -> None:
+    bad = frame(GOOD, crc="0000")
+    (raw,) = Framer().feed(bad)
+    assert raw == bad
+    with pytest.raises(CrcMismatch):
+        parse(raw)  # type: ignore[arg-type]
+
+
+# -- readings ------------------------------------------------------------------------------------
+
+
+def test_realtime_reading_takes_rtd_values_flags_and_local_time() -> None:
+    mn, reading = to_device_reading(parse(build(data_packet("2011", WATER_2011))))
+    assert mn == MN
+    assert reading.ts == datetime(2026, 11, 23, 17, 30, tzinfo=SHANGHAI)
+    assert reading.ts.utcoffset() == timedelta(hours=8)
+    assert reading.ts.astimezone(UTC) == datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    assert reading.values == {
+        "w01018": Measurement(value=42.5, flag=DataFlag.NORMAL),
+        "w21003": Measurement(value=1.25, flag=DataFlag.MAINTENANCE),
+        "w00000": Measurement(value=118.0, flag=DataFlag.NORMAL),
+    }
+
+
+def test_period_readings_take_avg_and_skip_pollutants_without_it() -> None:
+    cp = {**WATER_2061, "w21011": {"Cou": 0.3}}
+    _, hourly = to_device_reading(data_packet("2061", cp), tz="UTC")
+    assert hourly.values == {"w01018": Measurement(value=41.2), "w00000": Measurement(value=120.0)}
+    assert hourly.ts == datetime(2026, 11, 23, 16, 0, tzinfo=ZoneInfo("UTC"))
+    _, minute = to_device_reading(data_packet("2051", AIR_2051, st="22"))
+    assert minute.values == {"a34004": Measurement(value=33.5), "a05024": Measurement(value=92.25)}
+    _, daily = to_device_reading(data_packet("2031", AIR_2031, st="31"))
+    assert daily.values == {"a21002": Measurement(value=20.5)}
+    assert daily.ts == datetime(2026, 11, 22, tzinfo=SHANGHAI)
+
+
+def test_2005_codes_are_mapped_to_2017_codes_in_readings() -> None:
+    data = (
+        f"{header()};CP=&&DataTime=20261123173000;B01-Rtd=36.91;011-Rtd=231.0,011-Flag=N;"
+        "060-Rtd=1.803,060-Flag=D;101-Rtd=0.42;065-Rtd=12.5&&"
+    )
+    packet = parse(frame(data))
+    assert set(packet.pollutants) == {"B01", "011", "060", "101", "065"}  # kept as sent
+    _, reading = to_device_reading(packet)
+    assert reading.values == {
+        "w00000": Measurement(value=36.91),
+        "w01018": Measurement(value=231.0),
+        "w21003": Measurement(value=1.803, flag=DataFlag.FAULT),
+        "w21011": Measurement(value=0.42),
+        "w21001": Measurement(value=12.5),
+    }
+    assert LEGACY_CODES == {
+        "011": "w01018",
+        "060": "w21003",
+        "B01": "w00000",
+        "101": "w21011",
+        "065": "w21001",
+    }
+
+
+@pytest.mark.parametrize(
+    ("cn", "cp", "match"),
+    [
+        ("2011", {"DataTime": "20261123173000"}, "no -Rtd values"),
+        ("2061", {"DataTime": "20261123160000", "w01018": {"Rtd": 1.0}}, "no -Avg values"),
+        ("1062", {"RtdInterval": 30}, "CN=1062 carries no readings"),
+        ("2011", {"w01018": {"Rtd": 1.0}}, "missing CP DataTime"),
+        ("2011", {"DataTime": "2026-11-23", "w01018": {"Rtd": 1.0}}, "YYYYMMDDhhmmss"),
+        ("2011", {"DataTime": "20261131173000", "w01018": {"Rtd": 1.0}}, "not a real date"),
+        ("2011", {"DataTime": "20261123173000", "w01018": {"Rtd": 1, "Flag": "X"}}, "Flag='X'"),
+        ("2011", {"DataTime": "20261123173000", "SB1": {"Rtd": 1.0}}, "code 'SB1'"),
+        ("2011", {"DataTime": "20261123173000", "011": {"Rtd": 1}, "w01018": {"Rtd": 2}}, "twice"),
+    ],
+)
+def test_readings_refuse_what_they_cannot_represent(cn: str, cp: dict, match: str) -> None:
+    with pytest.raises(BadField, match=match):
+        to_device_reading(data_packet(cn, cp))
+
+
+# -- replies -------------------------------------------------------------------------------------
+
+
+def test_data_answer_9014() -> None:
+    request = data_packet("2011", WATER_2011, flag=5)
+    text = build(data_answer(request))
+    data = f"QN=20261123173000123;ST=91;CN=9014;PW=123456;MN={MN};Flag=4;CP=&&&&"
+    assert text == frame(data).decode()
+    assert parse(text) == data_answer(request)
+    assert int(text[-6:-2], 16) == reference_crc(data.encode())
+
+
+def test_request_answer_9011() -> None:
+    text = build(request_answer(parse(APPENDIX_A)))
+    data = "QN=20160801085857223;ST=91;CN=9011;PW=100000;MN=010000A8900016F000169DC0;Flag=4;"
+    assert text == frame(data + "CP=&&QnRtn=1&&").decode()
+    assert parse(text).cp == {"QnRtn": 1}
+
+
+@pytest.mark.parametrize(
+    ("raw", "rtn"),
+    [
+        (APPENDIX_A.replace(b"1C80", b"1C08"), QnRtn.CRC_ERROR),
+        (frame(GOOD.replace("ST=32", "ST=3x")), QnRtn.ST_ERROR),
+        (frame(GOOD.replace("Flag=4", "Flag=x")), QnRtn.FLAG_ERROR),
+        (frame(GOOD.replace("CN=2011", "CN=")), QnRtn.CN_ERROR),
+        (frame(GOOD.replace("-Rtd=42.5", "-Rtd=x")), QnRtn.UNKNOWN),
+        (frame(GOOD, length=len(GOOD) - 1), QnRtn.UNKNOWN),
+    ],
+)
+def test_bad_packets_get_a_9011_with_the_right_qnrtn(raw: bytes, rtn: QnRtn) -> None:
+    with pytest.raises(Hj212Error) as caught:
+        parse(raw)
+    assert qn_rtn_for(caught.value) == rtn
+    answer = reject_answer(raw, caught.value)
+    assert answer is not None
+    reparsed = parse(build(answer))
+    assert (reparsed.st, reparsed.cn, reparsed.flag, reparsed.cp) == (
+        "91",
+        "9011",
+        4,
+        {"QnRtn": rtn},
+    )
+    if raw.startswith(b"##0101"):
+        assert (reparsed.qn, reparsed.mn, reparsed.pw) == (
+            "20160801085857223",
+            "010000A8900016F000169DC0",
+            "100000",
+        )
+    else:
+        assert (reparsed.qn, reparsed.mn, reparsed.pw) == ("20261123173000123", MN, "123456")
+
+
+def test_no_9011_when_the_sender_cannot_be_named() -> None:
+    assert reject_answer(b"garbage\r\n", BadHeader("expected ##")) is None
+
+
+# -- JSON ----------------------------------------------------------------------------------------
+
+
+def test_packet_to_json_uses_the_standard_names() -> None:
+    doc = packet_to_json(parse(build(data_packet("2061", WATER_2061))))
+    assert doc == {
+        "QN": "20261123173000123",
+        "ST": "32",
+        "CN": "2061",
+        "PW": "123456",
+        "MN": MN,
+        "Flag": 4,
+        "CP": {
+            "DataTime": "20261123160000",
+            "w01018": {"Min": 38.0, "Avg": 41.2, "Max": 45.9, "Cou": 17.8, "Flag": "N"},
+            "w00000": {"Min": 110.0, "Avg": 120.0, "Max": 130.0, "Cou": 432.0, "Flag": "N"},
+        },
+    }
+    assert json_to_packet(json.loads(json.dumps(doc))) == data_packet("2061", WATER_2061)
+    split = packet_to_json(_parts()[1])
+    assert (split["Flag"], split["PNUM"], split["PNO"]) == (7, 3, 2)
+    assert json_to_packet(split) == _parts()[1]
+    assert packet_to_json(parse(APPENDIX_A))["CP"] == {"RtdInterval": 30}
+
+
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        ([1, 2], "expected a JSON object"),
+        ({"QN": "1", "ST": "32", "CN": "2011", "MN": MN}, "missing required key CP"),
+        ({"QN": "1", "ST": 32, "CN": "2011", "MN": MN, "CP": {}}, "ST: expected a string"),
+        ({"QN": "1", "ST": "32", "CN": "2011", "MN": MN, "CP": {}, "Flag": True}, "Flag=True"),
+        ({"QN": "1", "ST": "32", "CN": "2011", "MN": MN, "CP": []}, "CP: expected an object"),
+        ({"QN": "1", "ST": "32", "CN": "2011", "MN": MN, "CP": {"a": [1]}}, "expected text or"),
+        ({"QN": "1", "ST": "32", "CN": "2011", "MN": MN, "CP": {}, "XX": 1}, "unknown key"),
+    ],
+)
+def test_json_to_packet_refuses_bad_objects(doc: object, match: str) -> None:
+    with pytest.raises(BadField, match=match):
+        json_to_packet(doc)
+
+
+# -- CLI -----------------------------------------------------------------------------------------
+
+
+def test_cli_decode_prints_json_per_line_and_errors_in_place() -> None:
+    stdin = (
+        APPENDIX_A.removesuffix(b"\r\n")
+        + b"\n\n"
+        + REAL_AIR
+        + b"\n"
+        + b"not a packet\n"
+        + APPENDIX_A.replace(b"1C80", b"1C08")
+        + b"\n"
+    )
+    result = CliRunner().invoke(hj212, ["decode"], input=stdin)
+    assert result.exit_code == 1
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert lines[0] == packet_to_json(parse(APPENDIX_A))
+    assert lines[1]["CP"]["a21003"] == {"Rtd": 101.94, "Flag": "N"}
+    assert lines[2]["error"] == "bad_header"
+    assert lines[3] == {
+        "error": "crc_mismatch",
+        "detail": "expected CRC 1C80, the packet says 1C08",
+    }
+    assert len(lines) == 4
+
+
+def test_cli_decode_of_good_lines_exits_0_and_keeps_chinese() -> None:
+    packet = Packet(qn="1", st="91", cn="3020", mn=MN, flag=4, cp={"Info": "衢州站"})
+    result = CliRunner().invoke(hj212, ["decode"], input=build(packet).encode())
+    assert result.exit_code == 0
+    assert "衢州站" in result.stdout
+    assert json.loads(result.stdout) == packet_to_json(packet)
+
+
+def test_cli_encode_then_decode_round_trips() -> None:
+    docs = [
+        packet_to_json(data_packet("2011", WATER_2011)),
+        packet_to_json(data_packet("2051", AIR_2051, st="22")),
+        packet_to_json(_parts()[0]),
+        packet_to_json(parse(APPENDIX_A)),
+    ]
+    runner = CliRunner()
+    encoded = runner.invoke(hj212, ["encode"], input="\n".join(json.dumps(d) for d in docs))
+    assert encoded.exit_code == 0
+    packets = encoded.stdout.splitlines()
+    assert packets[3] == APPENDIX_A.decode().removesuffix("\r\n")
+    assert all("\r" not in line for line in packets)
+    decoded = runner.invoke(hj212, ["decode"], input=encoded.stdout)
+    assert decoded.exit_code == 0
+    assert [json.loads(line) for line in decoded.stdout.splitlines()] == docs
+
+
+def test_cli_encode_reports_bad_objects_and_exits_1() -> None:
+    good = json.dumps(packet_to_json(parse(APPENDIX_A)))
+    stdin = "\n".join(["{not json", '{"QN": "1"}', good, json.dumps({"QN": "1", "CP": 3})])
+    result = CliRunner().invoke(hj212, ["encode"], input=stdin)
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert json.loads(lines[0])["error"] == "bad_json"
+    assert json.loads(lines[1]) == {"error": "bad_field", "detail": "missing required key ST"}
+    assert lines[2] == APPENDIX_A.decode().removesuffix("\r\n")
+    assert json.loads(lines[3])["error"] == "bad_field"

@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     mqtt_share_group: str = "ecowatch-bridge"
     bridge_client_id: str = "ecowatch-bridge-1"
 
+    # Where the HJ 212 server listens for real monitors (TCP). 0.0.0.0 to take the field's.
+    hj212_host: str = "127.0.0.1"
+    hj212_port: int = Field(default=9212, ge=1, le=65535)
+
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(default=8, ge=1)
 

@@ -418,11 +418,49 @@ def dead_letters(limit: int) -> None:
     asyncio.run(main())
 
 
+@click.command("serve")
+def hj212_serve() -> None:
+    """Run the HJ 212 TCP server for real monitors until stopped (Ctrl-C or SIGTERM).
+
+    Listens on ECOWATCH_HJ212_HOST:ECOWATCH_HJ212_PORT; prints its counts as JSON when stopped.
+    """
+    from ecowatch.ingest.hj212_server import Hj212Server
+    from ecowatch.kafka import ensure_topics, start_producer
+
+    settings, catalogue = _settings_and_catalogue()
+    holder: dict[str, Hj212Server] = {}
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions)
+        producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
+        try:
+            server = Hj212Server(producer=producer, catalogue=catalogue, clock=SystemClock())
+            holder["server"] = server
+            try:
+                listening = await server.serve(settings.hj212_host, settings.hj212_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"ECOWATCH_HJ212_PORT: cannot listen on "
+                    f"{settings.hj212_host}:{settings.hj212_port} ({exc.strerror})"
+                ) from None
+            async with listening:
+                await stop.wait()
+        finally:
+            await producer.stop()
+
+    asyncio.run(main())
+    if "server" in holder:
+        click.echo(json.dumps(holder["server"].stats.as_dict()))
+
+
 def _register_domain_commands() -> None:
     """Commands whose code lives beside its domain (the codec, the AQI)."""
     from ecowatch.ingest.hj212_cli import hj212
     from ecowatch.streams.aqi_cli import aqi
 
+    hj212.add_command(hj212_serve)
     cli.add_command(hj212)
     cli.add_command(aqi)
 

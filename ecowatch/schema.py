@@ -183,6 +183,13 @@ class RejectReason(StrEnum):
     WRONG_SITE = "wrong_site"
     FUTURE_TIMESTAMP = "future_timestamp"
     BAD_STATUS = "bad_status"  # a status payload other than online / offline / stopped
+    # HJ 212 packets (the codec's error kinds)
+    BAD_HEADER = "bad_header"
+    LENGTH_MISMATCH = "length_mismatch"
+    CRC_MISMATCH = "crc_mismatch"
+    TRUNCATED = "truncated"
+    TOO_LONG = "too_long"
+    BAD_FIELD = "bad_field"
     STORE_REJECTED = "store_rejected"  # InfluxDB refused the points (not a transient failure)
 
 

@@ -88,10 +88,12 @@ class Hj212Error(ValueError):
 
     kind: ClassVar[str] = "hj212"
 
-    def __init__(self, detail: str, *, key: str | None = None) -> None:
+    def __init__(self, detail: str, *, key: str | None = None, raw: bytes = b"") -> None:
         super().__init__(detail)
         self.detail = detail
         self.key = key  # the data-segment field at fault, when known (chooses the QnRtn)
+        # The bytes the Framer dropped for this error, kept for the dead-letter topic.
+        self.raw = raw
 
 
 class BadHeader(Hj212Error):
@@ -660,7 +662,10 @@ class Framer:
             if len(buf) > self.max_buffer:
                 keep = 1 if buf.endswith(b"#") else 0  # may be the first half of ##
                 if buf.strip():
-                    out.append(BadHeader(f"no ## in {len(buf) - keep} bytes: dropped them"))
+                    dropped = bytes(buf[: len(buf) - keep])
+                    out.append(
+                        BadHeader(f"no ## in {len(dropped)} bytes: dropped them", raw=dropped)
+                    )
                 del buf[: len(buf) - keep]
             return False
         while buf[start + 2 : start + 3] == b"#":
@@ -670,19 +675,29 @@ class Framer:
             del buf[:start]
             if garbage.strip():
                 out.append(
-                    BadHeader(f"expected ## at the start of a packet: skipped {start} bytes")
+                    BadHeader(
+                        f"expected ## at the start of a packet: skipped {start} bytes", raw=garbage
+                    )
                 )
         if len(buf) < 6:
             return False
         head = bytes(buf[2:6])
         if not head.isdigit():
             out.append(
-                BadHeader(f"expected 4 decimal digits of data length after ##, got {head!r}")
+                BadHeader(
+                    f"expected 4 decimal digits of data length after ##, got {head!r}",
+                    raw=self._up_to_delimiter(),
+                )
             )
             return self._start_skipping()
         declared = int(head)
         if declared > MAX_DATA_BYTES:
-            out.append(TooLong(f"the header declares {declared} bytes, at most {MAX_DATA_BYTES}"))
+            out.append(
+                TooLong(
+                    f"the header declares {declared} bytes, at most {MAX_DATA_BYTES}",
+                    raw=self._up_to_delimiter(),
+                )
+            )
             return self._start_skipping()
         end = 6 + declared + 6
         if len(buf) >= end and buf[end - 2 : end] == b"\r\n":
@@ -697,19 +712,39 @@ class Framer:
                 return False  # maybe a \r\n inside the data, or the rest is on its way
             actual = crlf - 6 - 4
             error_type = Truncated if actual < declared else LengthMismatch
-            out.append(error_type(f"expected {declared} bytes of data, got {actual}"))
+            out.append(
+                error_type(
+                    f"expected {declared} bytes of data, got {actual}", raw=bytes(buf[: crlf + 2])
+                )
+            )
             del buf[: crlf + 2]
             return True
         if nxt >= 0:
             out.append(
-                Truncated(f"expected {declared} bytes of data, a new ## began after {nxt - 6}")
+                Truncated(
+                    f"expected {declared} bytes of data, a new ## began after {nxt - 6}",
+                    raw=bytes(buf[:nxt]),
+                )
             )
             del buf[:nxt]
             return True
         if len(buf) >= end:
-            out.append(LengthMismatch(f"expected \\r\\n after {declared} bytes of data and a CRC"))
+            out.append(
+                LengthMismatch(
+                    f"expected \\r\\n after {declared} bytes of data and a CRC",
+                    raw=self._up_to_delimiter(),
+                )
+            )
             return self._start_skipping()
         return False
+
+    def _up_to_delimiter(self) -> bytes:
+        """The bad frame's bytes as far as they are here: to the next \\r\\n or ##."""
+        buf = self._buf
+        crlf, nxt = buf.find(b"\r\n", 2), buf.find(b"##", 2)
+        if crlf >= 0 and (nxt < 0 or crlf < nxt):
+            return bytes(buf[: crlf + 2])
+        return bytes(buf[:nxt] if nxt >= 0 else buf)
 
     def _start_skipping(self) -> bool:
         del self._buf[:1]  # only one byte: "###0101..." resynchronises on the second #

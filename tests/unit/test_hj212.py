@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
+import ecowatch.ingest.hj212 as codec
 from ecowatch.ingest.hj212 import (
     LEGACY_CODES,
     BadField,
@@ -750,3 +751,23 @@ def test_cli_encode_reports_bad_objects_and_exits_1() -> None:
     assert json.loads(lines[1]) == {"error": "bad_field", "detail": "missing required key ST"}
     assert lines[2] == APPENDIX_A.decode().removesuffix("\r\n")
     assert json.loads(lines[3])["error"] == "bad_field"
+
+
+def test_the_framer_hands_over_the_bytes_it_drops():
+    good = codec.build(
+        codec.Packet(
+            qn="20261123173000000",
+            st="32",
+            cn="2011",
+            mn="33080200000001",
+            pw="123456",
+            flag=5,
+            cp={"DataTime": "20261123173000", "w01018": {"Rtd": 42.5, "Flag": "N"}},
+        )
+    ).encode()
+    framer = codec.Framer()
+    out = framer.feed(b"noise!" + good + b"##00x9garbage\r\n" + good)
+    errors = [x for x in out if isinstance(x, codec.Hj212Error)]
+    frames = [x for x in out if isinstance(x, bytes)]
+    assert frames == [good, good]
+    assert [e.raw for e in errors] == [b"noise!", b"##00x9garbage\r\n"]

@@ -12,6 +12,7 @@ import json
 import os
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     influx_token: str = ""
 
     catalogue: Path = PACKAGE_CATALOGUE
+    # The HJ 633 edition for the air stations' AQI: 2026 is in force since 2026-03-01.
+    aqi_standard: Literal["2012", "2026"] = "2026"
     # The devices' MQTT passwords ({"<device id>": "<password>"}), for the simulators. The local
     # stack generates them at <state>/mosquitto/credentials.json; elsewhere, point at your own.
     device_credentials: Path | None = None

@@ -18,7 +18,7 @@ from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.settings import Settings
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
-from ecowatch.streams.points import batch_lines
+from ecowatch.streams.points import store_lines
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
 
     @app.agent(readings)
     async def store(stream: faust.StreamT) -> None:
-        """Every reading, batched, into InfluxDB."""
+        """Every reading, batched, into InfluxDB; air stations' real-time AQI beside them."""
         async for batch in stream.take(STORE_BATCH, within=STORE_WITHIN_SECONDS):
             parsed: list[Reading] = []
             for raw in batch:
@@ -73,9 +73,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                     await dead_letter(raw, rejection.reason, rejection.detail)
             if not parsed:
                 continue
-            points = sum(len(r.values) for r in parsed)
+            lines, points, aqi_points = store_lines(parsed, settings.aqi_standard)
             try:
-                await writer.write(batch_lines(parsed), points)
+                await writer.write(lines, points + aqi_points)
             except PermanentWriteError as exc:
                 log.error("InfluxDB refused %d readings: %s", len(parsed), exc)
                 for reading in parsed:
@@ -83,6 +83,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                 continue
             counts["stored_readings"] += len(parsed)
             counts["stored_points"] += points
+            counts["aqi_points"] += aqi_points
 
     @app.timer(interval=30.0)
     async def report() -> None:

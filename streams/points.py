@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from ecowatch.schema import Reading
+from ecowatch.schema import DataFlag, Reading
+from ecowatch.streams.aqi import POLLUTANTS, SO2, AqiResult, NoIaqiError, Period, aqi
+
+AQI_CODES = frozenset(p.code for p in POLLUTANTS)
 
 MEASUREMENT = "reading"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -36,3 +39,54 @@ def reading_lines(reading: Reading) -> list[str]:
 
 def batch_lines(readings: Iterable[Reading]) -> str:
     return "\n".join(line for r in readings for line in reading_lines(r))
+
+
+def store_lines(readings: list[Reading], aqi_standard: str) -> tuple[str, int, int]:
+    """Everything a batch of readings puts in InfluxDB: their points, and the real-time AQI of
+    each air-station reading. Returns (line protocol, reading points, AQI points)."""
+    lines = [line for r in readings for line in reading_lines(r)]
+    reading_points = len(lines)
+    for r in readings:
+        if r.model == "air_station" and (result := realtime_aqi(r, aqi_standard)) is not None:
+            lines.append(aqi_line(r, result))
+    return "\n".join(lines), reading_points, len(lines) - reading_points
+
+
+AQI_MEASUREMENT = "aqi"
+
+
+def realtime_aqi(reading: Reading, standard: str) -> AqiResult | None:
+    """An air station's real-time AQI (HJ 633, 1h) from one reading's valid values.
+
+    Only values flagged N count: a value under calibration or maintenance is not air quality.
+    None when the reading holds no AQI pollutant with a valid value.
+    """
+    valid = {
+        code: m.value
+        for code, m in reading.values.items()
+        if code in AQI_CODES and m.flag is DataFlag.NORMAL and m.value >= 0
+    }
+    if not valid:
+        return None
+    try:
+        return aqi(valid, Period.HOUR, standard)
+    except NoIaqiError:
+        # HJ 633-2012 gives no 1h SO2 IAQI above 800 µg/m³ without the 24h mean, which a
+        # single reading does not have: leave SO2 out rather than invent a number.
+        valid.pop(SO2.code, None)
+        return aqi(valid, Period.HOUR, standard) if valid else None
+
+
+def aqi_line(reading: Reading, result: AqiResult) -> str:
+    """``aqi,site=…,device=…,period=1h,standard=… aqi=…i,category="…",primary="…",
+    iaqi_<code>=…i <ts>``: one point per air-station reading."""
+    by_name = {p.name: p.code for p in POLLUTANTS}
+    iaqis = ",".join(f"iaqi_{by_name[name]}={value}i" for name, value in result.iaqi.items())
+    primary = "/".join(result.primary)
+    edition = result.standard.rsplit("-", 1)[-1]
+    return (
+        f"{AQI_MEASUREMENT},site={reading.site},device={reading.device},"
+        f"period={result.period.value},standard={edition} "
+        f'aqi={result.aqi}i,category="{result.category.value}",primary="{primary}",{iaqis} '
+        f"{epoch_ms(reading.ts)}"
+    )

@@ -5,7 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from ecowatch.schema import DataFlag, Measurement, Reading, ReadingSource
-from ecowatch.streams.points import batch_lines, epoch_ms, reading_lines
+from ecowatch.streams.points import (
+    batch_lines,
+    epoch_ms,
+    reading_lines,
+    realtime_aqi,
+    store_lines,
+)
 
 CST = timezone(timedelta(hours=8))
 
@@ -45,3 +51,44 @@ def test_epoch_ms_is_exact_and_offset_independent():
 def test_a_batch_is_newline_separated():
     ts = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     assert batch_lines([make(ts), make(ts)]).count("\n") == 3
+
+
+def air_reading(values: dict[str, Measurement]) -> Reading:
+    ts = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    return Reading(
+        site="S-AIR-001",
+        device="33080200A00001",
+        model="air_station",
+        ts=ts,
+        values=values,
+        source=ReadingSource.MQTT,
+        received_at=ts,
+    )
+
+
+def test_an_air_station_reading_gets_its_realtime_aqi_point():
+    reading = air_reading(
+        {
+            "a34004": Measurement(value=80),  # PM2.5: 2026 breakpoints 60→100, 115→150: IAQI 119
+            "a21004": Measurement(value=60),  # NO2 1h: 0→0, 100→50: IAQI 30
+            "a05024": Measurement(value=500, flag=DataFlag.CALIBRATION),  # not air quality
+        }
+    )
+    text, points, aqi_points = store_lines([reading, make(reading.ts)], "2026")
+    assert (points, aqi_points) == (3 + 2, 1)
+    aqi_point = text.splitlines()[-1]
+    assert aqi_point == (
+        "aqi,site=S-AIR-001,device=33080200A00001,period=1h,standard=2026 "
+        'aqi=119i,category="lightly_polluted",primary="PM2.5",iaqi_a34004=119i,iaqi_a21004=30i '
+        f"{epoch_ms(reading.ts)}"
+    )
+
+
+def test_no_aqi_without_a_valid_aqi_pollutant():
+    reading = air_reading({"a34004": Measurement(value=80, flag=DataFlag.MAINTENANCE)})
+    assert realtime_aqi(reading, "2026") is None
+    assert store_lines([reading], "2026")[2] == 0
+    # 2012 has no 1h SO2 IAQI above 800 without the day's mean: SO2 is left out, not invented.
+    so2 = air_reading({"a21026": Measurement(value=900), "a34004": Measurement(value=30)})
+    result = realtime_aqi(so2, "2012")
+    assert result is not None and list(result.iaqi) == ["PM2.5"]

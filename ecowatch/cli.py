@@ -11,18 +11,26 @@ import subprocess
 import sys
 import time
 import urllib.request
-from datetime import UTC, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import click
 
 from ecowatch import topics
 from ecowatch.clock import SystemClock
-from ecowatch.config.catalogue import Catalogue, DeviceModel, load_catalogue
-from ecowatch.config.settings import Settings, load_device_credentials, load_settings
+from ecowatch.config.catalogue import Catalogue, load_catalogue
+from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError, EcowatchError
 from ecowatch.ingest.bridge import BridgeStats
 
+if TYPE_CHECKING:
+    from ecowatch.simulators.city import FleetPlan
+    from ecowatch.simulators.fleet import Fleet
+
 log = logging.getLogger("ecowatch")
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def _settings_and_catalogue() -> tuple[Settings, Catalogue]:
@@ -209,67 +217,138 @@ def worker() -> None:
     faust.Worker(app, loglevel="info", redirect_stdouts=False).execute_from_commandline()
 
 
-def _build_fleet(
-    settings: Settings,
-    catalogue: Catalogue,
-    outfalls: int,
-    interval: float,
-    garble_every: int,
-    seed: int,
-):
-    from ecowatch.simulators.fleet import Fleet, FleetStats, SimulatedMonitor
-    from ecowatch.simulators.models import OutfallMonitor
+def _fleet_plan(**options: object) -> FleetPlan:
+    from ecowatch.simulators.city import FleetPlan
 
-    credentials = load_device_credentials(settings.device_credentials_file)
-    entries = [
-        e for e in catalogue.devices.values() if e.device.model is DeviceModel.OUTFALL_MONITOR
+    start = options.pop("start")
+    if start is not None and start.tzinfo is None:  # type: ignore[union-attr]
+        start = start.replace(tzinfo=CHINA)  # type: ignore[union-attr]
+    return FleetPlan(start=start, **options)  # type: ignore[arg-type]
+
+
+def fleet_options(defaults: dict[str, object]) -> Callable[[Callable], Callable]:
+    """The fleet's options, shared by `simulate` and `demo` (with their own defaults)."""
+    options = [
+        click.option(
+            "--outfalls",
+            default=defaults["outfalls"],
+            show_default=True,
+            help="Outfall monitors, the catalogue's first N.",
+        ),
+        click.option("--air-stations", default=defaults["air_stations"], show_default=True),
+        click.option(
+            "--meters",
+            default=defaults["meters"],
+            show_default=True,
+            help="Card-swipe discharge meters (always on MQTT: they take commands).",
+        ),
+        click.option(
+            "--interval",
+            default=defaults["interval"],
+            show_default=True,
+            help="Simulated seconds between a device's readings.",
+        ),
+        click.option(
+            "--speed",
+            default=defaults["speed"],
+            show_default=True,
+            help="Time acceleration: simulated seconds per real second.",
+        ),
+        click.option(
+            "--start",
+            type=click.DateTime(),
+            default=None,
+            help="Simulated start time (China time unless an offset is given); by "
+            "default a fast fleet starts in the past so as to end near now.",
+        ),
+        click.option(
+            "--duration", default=0.0, help="Stop after this many real seconds (0: until Ctrl-C)."
+        ),
+        click.option(
+            "--scenario",
+            default=defaults["scenario"],
+            help="A scenario's name (simulators/scenarios/) or a YAML file.",
+        ),
+        click.option(
+            "--transport",
+            type=click.Choice(["mqtt", "hj212"]),
+            default="mqtt",
+            show_default=True,
+            help="How monitors reach the platform.",
+        ),
+        click.option(
+            "--garble-every",
+            default=defaults["garble_every"],
+            show_default=True,
+            help="The first monitor is on a flaky link: every Nth message arrives broken.",
+        ),
+        click.option("--seed", default=1, show_default=True),
     ]
-    if outfalls > len(entries):
-        raise ConfigError(
-            f"{settings.catalogue}: asked for {outfalls} outfall monitors, "
-            f"the catalogue has {len(entries)}"
+
+    def decorate(fn: Callable) -> Callable:
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+
+    return decorate
+
+
+def _echo_happenings(fleet: Fleet) -> None:
+    for line in fleet.happenings:
+        click.echo(f"  scenario: {line}")
+    fleet.happenings.clear()
+
+
+async def _run_fleet(fleet: Fleet, stop: asyncio.Event, report_every: float = 5.0) -> None:
+    """Run a fleet, printing its counts and the scenario's turns as they happen."""
+    task = asyncio.create_task(fleet.run(stop))
+    while not task.done():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(task), timeout=report_every)
+        _echo_happenings(fleet)
+        stats = fleet.stats
+        sim = fleet.clock.now().astimezone(CHINA)
+        click.echo(
+            f"{time.strftime('%H:%M:%S')}  sim {sim:%m-%d %H:%M}"
+            f"  sent {stats.sent}  acknowledged {stats.published}  silent {stats.silent}"
+            f"  garbled {stats.garbled}  commands {dict(stats.commands) or 0}"
         )
-    missing = [e.device.id for e in entries[:outfalls] if e.device.id not in credentials]
-    if missing:
-        raise ConfigError(
-            f"{settings.device_credentials_file}: no password for device(s) {', '.join(missing)}"
-        )
-    stats = FleetStats()
-    monitors = [
-        SimulatedMonitor(
-            OutfallMonitor(device=e.device.id, seed=seed + i),
-            e.site.id,
-            credentials[e.device.id],
-            settings.mqtt_host,
-            settings.mqtt_port,
-            stats,
-            garble_every=garble_every if i == 0 else 0,  # one monitor on a flaky link
-        )
-        for i, e in enumerate(entries[:outfalls])
-    ]
-    return Fleet(monitors, SystemClock(), interval), stats
+    task.result()
 
 
 @cli.command()
-@click.option("--outfalls", default=3, show_default=True, help="How many outfall monitors.")
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between readings.")
-@click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
-@click.option("--garble-every", default=0, help="Break every Nth message of the first monitor.")
-@click.option("--seed", default=1, show_default=True)
-def simulate(outfalls: int, interval: float, duration: float, garble_every: int, seed: int) -> None:
-    """Run simulated monitors that publish readings over MQTT."""
+@fleet_options(
+    {
+        "outfalls": 6,
+        "air_stations": 2,
+        "meters": 2,
+        "interval": 60.0,
+        "speed": 1.0,
+        "scenario": None,
+        "garble_every": 0,
+    }
+)
+def simulate(**options: object) -> None:
+    """Run simulated monitors: outfalls, air stations and discharge meters of the catalogue."""
+    from ecowatch.simulators.city import build_fleet
+
     settings, catalogue = _settings_and_catalogue()
-    fleet, stats = _build_fleet(settings, catalogue, outfalls, interval, garble_every, seed)
+    plan = _fleet_plan(**options)
+    fleet = build_fleet(settings, catalogue, plan)
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        if duration:
-            asyncio.get_running_loop().call_later(duration, stop.set)
-        await fleet.run(stop)
+        if plan.duration:
+            asyncio.get_running_loop().call_later(plan.duration, stop.set)
+        await _run_fleet(fleet, stop)
 
+    click.echo(
+        f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
+        f"{plan.interval:g} simulated s, {plan.speed:g}x"
+    )
     asyncio.run(main())
-    click.echo(f"published {stats.published} readings ({stats.garbled} garbled on purpose)")
+    click.echo(json.dumps(fleet.stats.as_dict()))
 
 
 # -- demo --------------------------------------------------------------------------------------
@@ -316,33 +395,45 @@ def _start_worker(settings: Settings) -> subprocess.Popen:
 
 
 @cli.command()
-@click.option("--outfalls", default=4, show_default=True)
-@click.option("--interval", default=2.0, show_default=True, help="Seconds between readings.")
-@click.option("--duration", default=0.0, help="Stop after this many seconds (0: until Ctrl-C).")
-@click.option(
-    "--garble-every",
-    default=10,
-    show_default=True,
-    help="One monitor is on a flaky link: every Nth of its messages arrives broken.",
+@fleet_options(
+    {
+        "outfalls": 6,
+        "air_stations": 2,
+        "meters": 2,
+        "interval": 60.0,
+        "speed": 30.0,
+        "scenario": "demo-city",
+        "garble_every": 10,
+    }
 )
-def demo(outfalls: int, interval: float, duration: float, garble_every: int) -> None:
-    """Start the stack, a worker, the bridge and simulated monitors; show live counts."""
+def demo(**options: object) -> None:
+    """Start the stack, a worker, the bridge (and the HJ 212 server) and a simulated city
+    playing a scenario; show live counts from every stage."""
+    from ecowatch.ingest.hj212_server import Hj212Server
+    from ecowatch.kafka import start_producer
+    from ecowatch.simulators.city import build_fleet
     from ecowatch.stack.process import Progress
     from ecowatch.stack.services import Stack
 
     settings, catalogue = _settings_and_catalogue()
+    plan = _fleet_plan(**options)
     Stack(settings, catalogue).up(Progress(click.echo))
     settings = load_settings()  # now with the secrets the stack generated
-    fleet, fleet_stats = _build_fleet(settings, catalogue, outfalls, interval, garble_every, seed=1)
+    fleet = build_fleet(settings, catalogue, plan)
     worker_proc = _start_worker(settings)
     click.echo(f"worker started (pid {worker_proc.pid}, log {settings.state_dir / 'worker.log'})")
-    since = datetime.now(UTC)
+    click.echo(
+        f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
+        f"{plan.interval:g} simulated s at {plan.speed:g}x"
+        + (f", playing scenario '{plan.scenario}'" if plan.scenario else "")
+    )
+    since = datetime.now(UTC) - timedelta(days=3)  # readings carry simulated (past) times
 
     async def main() -> None:
         stop = asyncio.Event()  # stops the monitors; the bridge then drains and stops
         _stop_on_signals(stop)
-        if duration:
-            asyncio.get_running_loop().call_later(duration, stop.set)
+        if plan.duration:
+            asyncio.get_running_loop().call_later(plan.duration, stop.set)
         bridge_stop = asyncio.Event()
         holder: dict[str, BridgeStats] = {}
         connected = asyncio.Event()
@@ -359,31 +450,45 @@ def demo(outfalls: int, interval: float, duration: float, garble_every: int) -> 
         )
         if bridge_task.done():
             bridge_task.result()  # raises the reason it could not start
+        hj212_server: Hj212Server | None = None
+        if plan.transport == "hj212":
+            producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
+            hj212_server = Hj212Server(producer=producer, catalogue=catalogue, clock=SystemClock())
+            listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
         fleet_task = asyncio.create_task(fleet.run(stop))
         b = holder["stats"]
         click.echo(
-            "time      published  bridged  dead-lettered  stored(readings)  in InfluxDB(points)"
+            "time      simulated     acknowledged  bridged  dead-lettered  stored  points  commands"
         )
         while not (fleet_task.done() and bridge_task.done()):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(fleet_task), timeout=2.0)
+            _echo_happenings(fleet)
+            tcp = hj212_server.stats if hj212_server else None
+            bridged = b.bridged + (tcp.bridged if tcp else 0)
+            dead = b.dead_lettered_total + (sum(tcp.dead_lettered.values()) if tcp else 0)
             if fleet_task.done() and not bridge_stop.is_set():
                 fleet_task.result()
                 # Let the bridge take what the monitors sent last, then stop it.
                 for _ in range(50):
-                    if b.bridged + b.dead_lettered_total >= fleet_stats.published:
+                    if bridged + dead >= fleet.stats.published:
                         break
                     await asyncio.sleep(0.1)
                 bridge_stop.set()
             points = await asyncio.to_thread(_influx_points, settings, since)
             stored = (await asyncio.to_thread(_worker_counts, settings)).get("stored_readings", 0)
+            sim = fleet.clock.now().astimezone(CHINA)
+            commands = sum(fleet.stats.commands.values())
             click.echo(
-                f"{time.strftime('%H:%M:%S')}  {fleet_stats.published:>9}  {b.bridged:>7}  "
-                f"{b.dead_lettered_total:>13}  {stored:>16}  "
-                f"{points if points is not None else '?':>19}"
+                f"{time.strftime('%H:%M:%S')}  {sim:%m-%d %H:%M}  {fleet.stats.published:>12}  "
+                f"{bridged:>7}  {dead:>13}  {stored:>6}  "
+                f"{points if points is not None else '?':>6}  {commands:>8}"
             )
             if bridge_task.done():
                 bridge_task.result()
+        if hj212_server is not None:
+            listening.close()
+            await producer.stop()
 
     try:
         asyncio.run(main())

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -83,6 +84,8 @@ class MqttBridge:
     ) -> None:
         self._host, self._port = mqtt_host, mqtt_port
         self._client_id = client_id
+        self._connected_at = 0.0
+        self._quick_drops = 0
         self._share_group = share_group
         self._producer = producer
         self._catalogue = catalogue
@@ -113,6 +116,7 @@ class MqttBridge:
             self._connect_error = str(reason_code)
             self._connected.set()
             return
+        self._connected_at = time.monotonic()
         # Subscribing again on every (re)connect is harmless and survives a lost session.
         # `connected` is set on the SUBACK: from then on the broker keeps readings for us.
         client.subscribe(
@@ -132,7 +136,21 @@ class MqttBridge:
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
+        if not reason_code.is_failure:
+            return
+        # Two bridges with one client id take the session from each other, forever, each
+        # within moments of connecting. Say so, rather than only "lost MQTT" every second.
+        now = time.monotonic()
+        quick = now - self._connected_at < 5.0
+        self._quick_drops = self._quick_drops + 1 if quick else 0
+        if self._quick_drops >= 3:
+            log.error(
+                "bridge keeps losing MQTT right after connecting (%s): is another bridge "
+                "running with client id '%s'? Give each its own ECOWATCH_BRIDGE_CLIENT_ID.",
+                reason_code,
+                self._client_id,
+            )
+        else:
             log.warning("bridge lost MQTT (%s); paho reconnects", reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:

@@ -1,8 +1,13 @@
-"""The fleet: device models put on MQTT, each with its own client identity and credentials.
+"""The fleet: device models put on the wire, each with its own identity.
 
-Each simulated monitor connects as its device id (its MQTT user), announces ``online`` on its
-retained status topic with ``offline`` as its last will, and publishes a reading every
-``interval`` seconds at QoS 1. ``published`` counts readings the broker acknowledged.
+A :class:`SimulatedDevice` is a pure model plus a link. The link is MQTT (the device's own
+client id, user and password; ``online`` on its retained status topic, ``offline`` as its last
+will) or HJ 212 over TCP (CN 2011 uploads with Flag=5, counted when the platform answers
+9014). A model that falls silent (offline) drops its link without a goodbye, so the platform
+hears the last will; when it comes back it reconnects. Discharge meters listen on their
+command topic and obey valve commands, then report their new state at once.
+
+``published`` counts what the platform acknowledged (PUBACK or 9014), not what was sent.
 """
 
 from __future__ import annotations
@@ -11,120 +16,410 @@ import asyncio
 import contextlib
 import logging
 import threading
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.clock import Clock
+from ecowatch.config.catalogue import DeviceEntry, DeviceModel
 from ecowatch.errors import ServiceDown
-from ecowatch.simulators.models import MonitorModel
+from ecowatch.ingest import hj212
+from ecowatch.schema import DeviceReading, ValveCommand
+from ecowatch.simulators.models import (
+    AirStation,
+    BaseMonitor,
+    DischargeMeter,
+    Effluent,
+    OutfallMonitor,
+)
+from ecowatch.simulators.scenarios import ScenarioRun
 
 log = logging.getLogger(__name__)
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+def model_for(entry: DeviceEntry, seed: int) -> BaseMonitor:
+    """A catalogue device as a model, with its site's parameters."""
+    device, reported = entry.device.id, entry.device.pollutants
+    if entry.device.model is DeviceModel.AIR_STATION:
+        return AirStation(device, seed, reported=reported)
+    if entry.device.model is DeviceModel.DISCHARGE_METER:
+        quota = entry.device.quota
+        assert quota is not None  # the catalogue requires one for a meter
+        return DischargeMeter(
+            device,
+            seed,
+            reported=reported,
+            card_id=quota.card,
+            annual_quota=quota.annual,
+            year_start_month=quota.first_month,
+            monthly_split=[quota.share(month) for month in range(1, 13)],
+        )
+    standard = entry.site.standard.id if entry.site.standard else ""
+    plant = standard.startswith("GB 18918")
+    effluent = Effluent.TREATMENT_PLANT if plant else Effluent.INDUSTRIAL
+    return OutfallMonitor(device, seed, effluent=effluent, reported=reported)
 
 
 @dataclass
 class FleetStats:
-    published: int = 0  # acknowledged by the broker (PUBACK)
-    garbled: int = 0  # deliberately broken payloads sent (a flaky link, for the demo)
+    sent: int = 0
+    published: int = 0  # acknowledged by the platform (PUBACK, or a 9014 answer)
+    garbled: int = 0  # deliberately broken payloads (a flaky link, for the demo)
+    silent: int = 0  # readings a device did not send because it was offline
+    reconnects: int = 0
+    commands: Counter[str] = field(default_factory=Counter)  # obeyed / refused
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def acked(self) -> None:
-        with self._lock:
+        with self._lock:  # paho calls this from its network threads
             self.published += 1
 
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "sent": self.sent,
+            "published": self.published,
+            "garbled": self.garbled,
+            "silent": self.silent,
+            "reconnects": self.reconnects,
+            "commands": dict(self.commands),
+        }
 
-class SimulatedMonitor:
-    """One model on one MQTT connection."""
 
+class Link(Protocol):
+    """How one device reaches the platform."""
+
+    async def open(self) -> None: ...
+    def send(self, reading: DeviceReading, garble: bool) -> None: ...
+    def drop(self) -> None: ...  # the link is lost: no goodbye
+    def close(self) -> None: ...  # a clean stop
+
+
+class MqttLink:
     def __init__(
         self,
-        model: MonitorModel,
+        device: str,
         site: str,
         password: str,
         host: str,
         port: int,
         stats: FleetStats,
-        garble_every: int = 0,
+        on_command: CommandHandler | None = None,
     ) -> None:
-        self.model, self.site = model, site
+        self.device, self.site = device, site
         self._host, self._port = host, port
         self._stats = stats
-        self._garble_every = garble_every
-        self._sent = 0
-        self._connected = threading.Event()
-        self._refused: str | None = None
-        device = model.device
-        self._topic = topics.reading_topic(site, device)
-        status = topics.status_topic(site, device)
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=device, protocol=mqtt.MQTTv5
-        )
-        self.client.username_pw_set(device, password)
-        self.client.will_set(status, b"offline", qos=1, retain=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_publish = self._on_publish
+        self._on_command = on_command
+        self._reading_topic = topics.reading_topic(site, device)
+        self._status_topic = topics.status_topic(site, device)
+        self._command_topic = topics.command_topic(site, device)
+        self._password = password
         self._reading_mids: set[int] = set()
-        self._status = status
+        self._early: dict[int, bool] = {}  # acknowledged before send() filed them
+        self._status_mids: set[int] = set()
+        self._mids_lock = threading.Lock()
+        self._client: mqtt.Client | None = None
+
+    def _new_client(self) -> mqtt.Client:
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.device, protocol=mqtt.MQTTv5
+        )
+        client.username_pw_set(self.device, self._password)
+        client.will_set(self._status_topic, b"offline", qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_publish = self._on_publish
+        client.on_message = self._on_message
+        return client
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
-            self._refused = str(reason_code)
-        else:
-            client.publish(self._status, b"online", qos=1, retain=True)
-        self._connected.set()
+            return
+        # This thread also handles the PUBACK, after this callback: no race in filing the mid.
+        info = client.publish(self._status_topic, b"online", qos=1, retain=True)
+        with self._mids_lock:
+            self._status_mids.add(info.mid)
+        if self._on_command is not None:
+            client.subscribe(self._command_topic, qos=1)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        # Count readings only, not the status messages.
-        if mid in self._reading_mids:
-            self._reading_mids.discard(mid)
+        # paho's network thread. The PUBACK may beat send() to the bookkeeping: then the mid
+        # waits in _early until send() files it. Never publish while holding _mids_lock: paho
+        # holds its own lock around this callback.
+        with self._mids_lock:
+            if mid in self._status_mids:
+                self._status_mids.discard(mid)
+                return
+            if mid in self._reading_mids:
+                self._reading_mids.discard(mid)
+                counted = not reason_code.is_failure
+            else:
+                self._early[mid] = not reason_code.is_failure
+                counted = False
+        if counted:
             self._stats.acked()
 
-    async def connect(self, timeout: float = 10.0) -> None:
+    def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
+        if self._on_command is not None:
+            self._on_command(msg.payload)
+
+    async def open(self, timeout: float = 10.0) -> None:
         address = f"mqtt://{self._host}:{self._port}"
+        connected = threading.Event()
+        refused: list[str] = []
+        client = self._new_client()
+
+        def on_connect(c, u, f, reason_code, p) -> None:
+            if reason_code.is_failure:
+                refused.append(str(reason_code))
+            self._on_connect(c, u, f, reason_code, p)
+            connected.set()
+
+        client.on_connect = on_connect
         try:
-            self.client.connect(self._host, self._port, keepalive=30)
+            client.connect(self._host, self._port, keepalive=30)
         except OSError as exc:
             raise ServiceDown("Mosquitto (MQTT)", address, str(exc)) from None
-        self.client.loop_start()
-        if not await asyncio.to_thread(self._connected.wait, timeout):
-            raise ServiceDown("Mosquitto (MQTT)", address, f"no CONNACK for {self.model.device}")
-        if self._refused:
-            raise ServiceDown(
-                "Mosquitto (MQTT)", address, f"refused {self.model.device}: {self._refused}"
-            )
+        client.loop_start()
+        if not await asyncio.to_thread(connected.wait, timeout):
+            client.loop_stop()
+            raise ServiceDown("Mosquitto (MQTT)", address, f"no CONNACK for {self.device}")
+        if refused:
+            client.loop_stop()
+            raise ServiceDown("Mosquitto (MQTT)", address, f"refused {self.device}: {refused[0]}")
+        client.on_connect = self._on_connect  # later reconnects by paho: status and subscription
+        self._client = client
 
-    def publish(self, clock: Clock) -> None:
-        payload = self.model.reading(clock.now()).model_dump_json().encode()
-        self._sent += 1
-        if self._garble_every and self._sent % self._garble_every == 0:
+    def send(self, reading: DeviceReading, garble: bool) -> None:
+        assert self._client is not None
+        payload = reading.model_dump_json(exclude_none=True).encode()
+        if garble:
             payload = payload[: len(payload) // 2]  # cut mid-message, as a flaky link does
-            self._stats.garbled += 1
-        info = self.client.publish(self._topic, payload, qos=1)
-        self._reading_mids.add(info.mid)
+        info = self._client.publish(self._reading_topic, payload, qos=1)
+        with self._mids_lock:
+            early = self._early.pop(info.mid, None)
+            if early is None:
+                self._reading_mids.add(info.mid)
+        if early:
+            self._stats.acked()
+
+    def _forget(self) -> None:
+        with self._mids_lock:  # a new connection numbers its messages afresh
+            self._reading_mids.clear()
+            self._early.clear()
+            self._status_mids.clear()
+
+    def drop(self) -> None:
+        if self._client is not None:
+            self._forget()
+            self._client.loop_stop()
+            sock = self._client.socket()
+            if sock is not None:
+                sock.close()  # no DISCONNECT: Mosquitto publishes the last will
+            self._client = None
 
     def close(self) -> None:
-        # A clean stop says so; only a crash leaves the last will ("offline") to the broker.
-        self.client.publish(self._status, b"stopped", qos=1, retain=True).wait_for_publish(2)
-        self.client.disconnect()
-        self.client.loop_stop()
+        if self._client is not None:
+            # A clean stop says so; only a vanished device leaves "offline" to its last will.
+            self._client.publish(
+                self._status_topic, b"stopped", qos=1, retain=True
+            ).wait_for_publish(2)
+            self._client.disconnect()
+            self._client.loop_stop()
+            self._client = None
+            self._forget()
+
+
+class Hj212Link:
+    """A real monitor's way: HJ 212-2017 over TCP, one connection per device."""
+
+    def __init__(self, device: str, st: str, host: str, port: int, stats: FleetStats) -> None:
+        self.device, self._st = device, st
+        self._host, self._port = host, port
+        self._stats = stats
+        self._writer: asyncio.StreamWriter | None = None
+        self._answers: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        try:
+            reader, self._writer = await asyncio.open_connection(self._host, self._port)
+        except OSError as exc:
+            raise ServiceDown(
+                "the HJ 212 server", f"tcp://{self._host}:{self._port}", str(exc)
+            ) from None
+        self._answers = asyncio.create_task(self._count_answers(reader))
+
+    async def _count_answers(self, reader: asyncio.StreamReader) -> None:
+        framer = hj212.Framer()
+        while data := await reader.read(4096):
+            for frame in framer.feed(data):
+                if isinstance(frame, bytes):
+                    with contextlib.suppress(hj212.Hj212Error):
+                        if hj212.parse(frame).cn == "9014":
+                            self._stats.acked()
+
+    def packet(self, reading: DeviceReading) -> str:
+        local = reading.ts.astimezone(CHINA)
+        cp: dict[str, object] = {"DataTime": local.strftime("%Y%m%d%H%M%S")}
+        for code, m in reading.values.items():
+            cp[code] = {"Rtd": m.value, "Flag": m.flag.value}
+        return hj212.build(
+            hj212.Packet(
+                qn=local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}",
+                st=self._st,
+                cn="2011",
+                pw="123456",
+                mn=self.device,
+                flag=5,
+                cp=cp,
+            )
+        )
+
+    def send(self, reading: DeviceReading, garble: bool) -> None:
+        assert self._writer is not None
+        data = self.packet(reading).encode()
+        if garble:
+            data = data[:-8] + b"\r\n"  # a byte lost on the line: the CRC no longer fits
+        self._writer.write(data)
+
+    def drop(self) -> None:
+        if self._writer is not None:
+            self._writer.transport.abort()
+            self._writer = None
+
+    def close(self) -> None:
+        if self._answers is not None:
+            self._answers.cancel()
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class CommandHandler(Protocol):
+    def __call__(self, payload: bytes) -> None: ...
+
+
+class SimulatedDevice:
+    def __init__(
+        self, model: BaseMonitor, link: Link, stats: FleetStats, garble_every: int = 0
+    ) -> None:
+        self.model, self.link = model, link
+        self._stats = stats
+        self._garble_every = garble_every
+        self._sent = 0
+        self.online = False
+
+    async def tick(self, now: datetime) -> None:
+        reading = self.model.reading(now)
+        if reading is None:
+            self._stats.silent += 1
+            if self.online:
+                self.link.drop()
+                self.online = False
+            return
+        if not self.online:
+            if self._sent:  # back from an outage
+                self._stats.reconnects += 1
+            await self.link.open()
+            self.online = True
+        self._sent += 1
+        garble = bool(self._garble_every) and self._sent % self._garble_every == 0
+        self._stats.garbled += garble
+        self._stats.sent += 1
+        self.link.send(reading, garble)
+
+    def close(self) -> None:
+        if self.online:
+            self.link.close()
+            self.online = False
 
 
 class Fleet:
-    def __init__(self, monitors: list[SimulatedMonitor], clock: Clock, interval: float) -> None:
-        self.monitors = monitors
+    """Ticks every device once per ``interval`` simulated seconds, on the clock's time."""
+
+    def __init__(
+        self,
+        devices: list[SimulatedDevice],
+        clock: Clock,
+        interval: float,
+        stats: FleetStats,
+        scenario: ScenarioRun | None = None,
+        speed: float = 1.0,
+    ) -> None:
+        self.devices = devices
         self.clock = clock
         self.interval = interval
+        self.stats = stats
+        self.scenario = scenario
+        self.speed = speed
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._by_device = {d.model.device: d for d in devices}
+        self._reports: set[asyncio.Future[None]] = set()
+        self.happenings: list[str] = []  # what the scenario did, for the operator to read
+
+    def add(self, device: SimulatedDevice) -> None:
+        self.devices.append(device)
+        self._by_device[device.model.device] = device
+
+    @property
+    def models(self) -> Mapping[str, BaseMonitor]:
+        return {d.model.device: d.model for d in self.devices}
+
+    def command_handler(self, device: str) -> CommandHandler:
+        """For a meter's MQTT link: hand the command to the asyncio loop (paho's thread calls)."""
+
+        def handle(payload: bytes) -> None:
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(self._obey, device, payload)
+
+        return handle
+
+    def _obey(self, device: str, payload: bytes) -> None:
+        target = self._by_device[device]
+        try:
+            command = ValveCommand.model_validate_json(payload)
+        except ValidationError as exc:
+            log.warning("meter %s refused a malformed command: %s", device, exc.errors()[:1])
+            self.stats.commands["refused"] += 1
+            return
+        meter = target.model
+        assert isinstance(meter, DischargeMeter)
+        meter.apply_command(command, self.clock.now())
+        self.stats.commands["obeyed"] += 1
+        log.info("meter %s: %s (%s)", device, command.command, command.reason)
+        # Report the new state at once, not at the next interval.
+        task = asyncio.ensure_future(target.tick(self.clock.now()))
+        self._reports.add(task)
+        task.add_done_callback(self._reports.discard)
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(m.connect() for m in self.monitors))
+        self._loop = asyncio.get_running_loop()
         try:
             while not stop.is_set():
-                for monitor in self.monitors:
-                    monitor.publish(self.clock)
+                now = self.clock.now()
+                if self.scenario is not None:
+                    self.happenings.extend(self.scenario.apply(now))
+                for device in self.devices:
+                    await device.tick(now)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.interval)
+                    await asyncio.wait_for(stop.wait(), timeout=self.interval / self.speed)
+            await self._settle()
         finally:
-            for monitor in self.monitors:
-                monitor.close()
+            for device in self.devices:
+                device.close()
+
+    async def _settle(self, timeout: float = 3.0) -> None:
+        """Give the last acknowledgements a moment, so the counts describe the whole run.
+        (A garbled HJ 212 packet is answered 9011, never 9014: it is not waited for.)"""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self.stats.published + self.stats.garbled < self.stats.sent:
+            if asyncio.get_running_loop().time() > deadline:
+                return
+            await asyncio.sleep(0.05)

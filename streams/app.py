@@ -39,6 +39,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         web_port=settings.web_port,
         web_in_thread=False,
         producer_acks=-1,
+        # A worker that dies without leaving the group holds its partitions until the session
+        # times out: keep that short, so a restarted worker resumes within seconds.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         consumer_auto_offset_reset="earliest",
     )
     readings = app.topic(topics.READINGS, key_serializer="raw", value_serializer="raw")
@@ -73,9 +77,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                     await dead_letter(raw, rejection.reason, rejection.detail)
             if not parsed:
                 continue
-            lines, points, aqi_points = store_lines(parsed, settings.aqi_standard)
+            lines, points, derived_points = store_lines(parsed, settings.aqi_standard)
             try:
-                await writer.write(lines, points + aqi_points)
+                await writer.write(lines, points + derived_points)
             except PermanentWriteError as exc:
                 log.error("InfluxDB refused %d readings: %s", len(parsed), exc)
                 for reading in parsed:
@@ -83,7 +87,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                 continue
             counts["stored_readings"] += len(parsed)
             counts["stored_points"] += points
-            counts["aqi_points"] += aqi_points
+            counts["derived_points"] += derived_points
 
     @app.timer(interval=30.0)
     async def report() -> None:

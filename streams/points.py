@@ -42,14 +42,40 @@ def batch_lines(readings: Iterable[Reading]) -> str:
 
 
 def store_lines(readings: list[Reading], aqi_standard: str) -> tuple[str, int, int]:
-    """Everything a batch of readings puts in InfluxDB: their points, and the real-time AQI of
-    each air-station reading. Returns (line protocol, reading points, AQI points)."""
+    """Everything a batch of readings puts in InfluxDB: their points, the real-time AQI of each
+    air-station reading and each discharge meter's account. Returns (line protocol, reading
+    points, derived points)."""
     lines = [line for r in readings for line in reading_lines(r)]
     reading_points = len(lines)
     for r in readings:
         if r.model == "air_station" and (result := realtime_aqi(r, aqi_standard)) is not None:
             lines.append(aqi_line(r, result))
+        if r.meter is not None:
+            lines.append(meter_line(r))
     return "\n".join(lines), reading_points, len(lines) - reading_points
+
+
+METER_MEASUREMENT = "meter"
+
+
+def _text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def meter_line(reading: Reading) -> str:
+    """``meter,site=…,device=… valve="open",card="…",period="…",quota_<code>=…,used_<code>=…``:
+    a card-swipe meter's account at each reading (w00000 in m³, pollutants in kg)."""
+    m = reading.meter
+    assert m is not None
+    fields = [f'valve="{m.valve.value}"', f'period="{_text(m.period)}"']
+    if m.card_id is not None:
+        fields.append(f'card="{_text(m.card_id)}"')
+    fields += [f"quota_{code}={float(v)!r}" for code, v in m.quota.items()]
+    fields += [f"used_{code}={float(v)!r}" for code, v in m.used.items()]
+    return (
+        f"{METER_MEASUREMENT},site={reading.site},device={reading.device} {','.join(fields)} "
+        f"{epoch_ms(reading.ts)}"
+    )
 
 
 AQI_MEASUREMENT = "aqi"

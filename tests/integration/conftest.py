@@ -21,7 +21,7 @@ import pytest
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import EcowatchError
-from ecowatch.stack.process import Progress
+from ecowatch.stack.process import Progress, port_open
 from ecowatch.stack.services import Stack
 
 TEST_PORTS = {
@@ -153,3 +153,27 @@ def start_bridge(log_dir: Path) -> Service:
     if not service.alive():
         pytest.fail(f"the bridge exited early:\n{service.log()[-3000:]}")
     return service
+
+
+@pytest.fixture
+def bridge(worker: Service, tmp_path_factory: pytest.TempPathFactory):
+    # One bridge per test, stopped after it: bridges share one client id (one MQTT session),
+    # as a restarted bridge does in production.
+    service = start_bridge(tmp_path_factory.mktemp("bridge"))
+    yield service
+    if service.alive():
+        service.stop()
+
+
+@pytest.fixture
+def hj212_server(settings: Settings, worker: Service, tmp_path_factory: pytest.TempPathFactory):
+    service = Service("hj212", ["hj212", "serve"], tmp_path_factory.mktemp("hj212"))
+    wait_for(
+        lambda: port_open(settings.hj212_host, settings.hj212_port) or not service.alive(),
+        30,
+        "the HJ 212 server to listen",
+    )
+    assert service.alive(), service.log()
+    yield service
+    if service.alive():
+        service.stop()

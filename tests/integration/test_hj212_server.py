@@ -7,30 +7,12 @@ import socket
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import pytest
-
-from ecowatch.config.settings import Settings
 from ecowatch.ingest import hj212
-from ecowatch.stack.process import port_open
-from tests.integration.conftest import Service, wait_for
+from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import dead_letters, stored, stored_count
 
 CHINA = ZoneInfo("Asia/Shanghai")
 SITE, MN = "S-OUT-003", "33082500000003"
-
-
-@pytest.fixture
-def server(settings: Settings, worker: Service, tmp_path_factory: pytest.TempPathFactory):
-    service = Service("hj212", ["hj212", "serve"], tmp_path_factory.mktemp("hj212"))
-    wait_for(
-        lambda: port_open(settings.hj212_host, settings.hj212_port) or not service.alive(),
-        30,
-        "the HJ 212 server to listen",
-    )
-    assert service.alive(), service.log()
-    yield service
-    if service.alive():
-        service.stop()
 
 
 def packet(
@@ -69,7 +51,7 @@ def answers(sock: socket.socket, count: int) -> list[hj212.Packet]:
     return got
 
 
-def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(settings, server):
+def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(settings, hj212_server):
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
     first = packet(start, {"w01018": (48.5, "N"), "w21003": (2.25, "N"), "w00000": (30.0, "N")})
     second = packet(start + timedelta(minutes=1), {"w01018": (51.0, "C")})
@@ -114,7 +96,7 @@ def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(settings,
     assert reasons["bad_header"]["payload"].endswith("garbage")
     assert all(d["origin"].startswith("tcp://127.0.0.1:") for d in letters)
 
-    counts = json.loads(server.stop().strip().splitlines()[-1])
+    counts = json.loads(hj212_server.stop().strip().splitlines()[-1])
     assert counts["bridged"] == 3 and counts["answered"] == 5
     assert counts["dead_lettered_by_reason"] == {
         "bad_header": 1,

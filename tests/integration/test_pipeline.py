@@ -24,7 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ecowatch import topics
 from ecowatch.config.settings import Settings
 from ecowatch.kafka import read_topic, start_producer
-from tests.integration.conftest import Service, start_bridge, wait_for
+from tests.integration.conftest import start_bridge, wait_for
 
 OUTFALL_1 = ("S-OUT-001", "33080200000001")
 OUTFALL_2 = ("S-OUT-002", "33080200000002")
@@ -112,16 +112,6 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
         ]
 
     return asyncio.run(collect())
-
-
-@pytest.fixture
-def bridge(worker: Service, tmp_path_factory: pytest.TempPathFactory):
-    # One bridge per test, stopped after it: bridges share one client id (one MQTT session),
-    # as a restarted bridge does in production.
-    service = start_bridge(tmp_path_factory.mktemp("bridge"))
-    yield service
-    if service.alive():
-        service.stop()
 
 
 @pytest.fixture

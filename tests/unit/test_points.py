@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from ecowatch.schema import DataFlag, Measurement, Reading, ReadingSource
+from ecowatch.schema import (
+    DataFlag,
+    Measurement,
+    MeterStatus,
+    Reading,
+    ReadingSource,
+    ValveState,
+)
 from ecowatch.streams.points import (
     batch_lines,
     epoch_ms,
@@ -92,3 +99,30 @@ def test_no_aqi_without_a_valid_aqi_pollutant():
     so2 = air_reading({"a21026": Measurement(value=900), "a34004": Measurement(value=30)})
     result = realtime_aqi(so2, "2012")
     assert result is not None and list(result.iaqi) == ["PM2.5"]
+
+
+def test_a_meter_reading_carries_its_account():
+    ts = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+    reading = Reading(
+        site="S-OUT-001",
+        device="33080200M00001",
+        model="discharge_meter",
+        ts=ts,
+        values={"w00000": Measurement(value=0, flag=DataFlag.STOPPED)},
+        meter=MeterStatus(
+            valve=ValveState.CLOSED,
+            card_id='QZ "7"',
+            period="2026-11",
+            quota={"w00000": 30000.0, "w01018": 2000.0},
+            used={"w00000": 30012.5, "w01018": 1500.0},
+        ),
+        source=ReadingSource.MQTT,
+        received_at=ts,
+    )
+    text, points, derived = store_lines([reading], "2026")
+    assert (points, derived) == (1, 1)
+    assert text.splitlines()[-1] == (
+        'meter,site=S-OUT-001,device=33080200M00001 valve="closed",period="2026-11",'
+        'card="QZ \\"7\\"",quota_w00000=30000.0,quota_w01018=2000.0,used_w00000=30012.5,'
+        f"used_w01018=1500.0 {epoch_ms(ts)}"
+    )

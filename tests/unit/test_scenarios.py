@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 
 from ecowatch.clock import ManualClock
-from ecowatch.config.catalogue import Catalogue, DeviceModel
+from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ConfigError
 from ecowatch.schema import DataFlag, MeterEventKind, ValveState
+from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.models import (
     CHINA,
     AirStation,
     BaseMonitor,
     Conditions,
     DischargeMeter,
-    Effluent,
     Mode,
     OutfallMonitor,
 )
@@ -37,29 +37,10 @@ METERS = ("33080200M00001", "33080200M00003")  # the meters the scenarios use
 
 def fleet(catalogue: Catalogue, seed: int = 1) -> dict[str, BaseMonitor]:
     """Every catalogue device as a model, with its site's parameters (as a fleet builds it)."""
-    models: dict[str, BaseMonitor] = {}
-    for i, (device, entry) in enumerate(sorted(catalogue.devices.items())):
-        reported = entry.device.pollutants
-        if entry.device.model is DeviceModel.AIR_STATION:
-            models[device] = AirStation(device, seed + i, reported=reported)
-        elif entry.device.model is DeviceModel.DISCHARGE_METER:
-            quota = entry.device.quota
-            assert quota is not None
-            models[device] = DischargeMeter(
-                device,
-                seed + i,
-                reported=reported,
-                card_id=quota.card,
-                annual_quota=quota.annual,
-                year_start_month=quota.first_month,
-                monthly_split=[quota.share(month) for month in range(1, 13)],
-            )
-        else:
-            standard = entry.site.standard.id if entry.site.standard else ""
-            plant = standard.startswith("GB 18918")
-            effluent = Effluent.TREATMENT_PLANT if plant else Effluent.INDUSTRIAL
-            models[device] = OutfallMonitor(device, seed + i, effluent=effluent, reported=reported)
-    return models
+    return {
+        device: model_for(entry, seed + i)
+        for i, (device, entry) in enumerate(sorted(catalogue.devices.items()))
+    }
 
 
 # -- durations ---------------------------------------------------------------------------------

@@ -1,0 +1,132 @@
+"""A city's worth of simulated devices, chosen from the catalogue: what `ecowatch simulate` and
+`ecowatch demo` run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from ecowatch.clock import AcceleratedClock, Clock, SystemClock
+from ecowatch.config.catalogue import Catalogue, DeviceEntry, DeviceModel, SiteKind
+from ecowatch.config.settings import Settings, load_device_credentials
+from ecowatch.errors import ConfigError
+from ecowatch.simulators.fleet import (
+    Fleet,
+    FleetStats,
+    Hj212Link,
+    Link,
+    MqttLink,
+    SimulatedDevice,
+    model_for,
+)
+from ecowatch.simulators.scenarios import load_scenario
+
+# HJ 212 system codes (ST) by device model: 32 water pollution source, 22 air quality.
+_ST = {DeviceModel.OUTFALL_MONITOR: "32", DeviceModel.AIR_STATION: "22"}
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    outfalls: int = 4
+    air_stations: int = 1
+    meters: int = 1
+    interval: float = 60.0  # simulated seconds between a device's readings
+    speed: float = 1.0  # simulated seconds per real second
+    start: datetime | None = None  # simulated start; default: see simulated_start()
+    duration: float = 0.0  # real seconds; 0 runs until stopped
+    seed: int = 1
+    transport: Literal["mqtt", "hj212"] = "mqtt"
+    garble_every: int = 0  # one monitor on a flaky link breaks every Nth message
+    scenario: str | None = None
+
+
+def simulated_start(plan: FleetPlan, now: datetime) -> datetime:
+    """Where simulated time begins. The platform refuses readings from the future, so a fleet
+    faster than real time starts in the past: a timed run ends at about the real now; an
+    endless one starts a day back (and runs ahead of the clock after 1 day / (speed - 1))."""
+    if plan.start is not None:
+        return plan.start
+    if plan.speed <= 1:
+        return now
+    span = plan.duration if plan.duration else 86400 / (plan.speed - 1)
+    return now - timedelta(seconds=span * (plan.speed - 1))
+
+
+def choose_devices(
+    catalogue: Catalogue, plan: FleetPlan, extra: tuple[str, ...] = ()
+) -> list[DeviceEntry]:
+    """The first N outfall monitors, M air stations and K meters of the catalogue, plus any
+    device a scenario names."""
+    wanted = {
+        DeviceModel.OUTFALL_MONITOR: plan.outfalls,
+        DeviceModel.AIR_STATION: plan.air_stations,
+        DeviceModel.DISCHARGE_METER: plan.meters,
+    }
+    by_model: dict[DeviceModel, list[DeviceEntry]] = {m: [] for m in wanted}
+    for entry in catalogue.devices.values():
+        by_model[entry.device.model].append(entry)
+    chosen: list[DeviceEntry] = []
+    for model, count in wanted.items():
+        if count > len(by_model[model]):
+            raise ConfigError(
+                f"asked for {count} {model.value} devices, the catalogue has {len(by_model[model])}"
+            )
+        chosen += by_model[model][:count]
+    have = {e.device.id for e in chosen}
+    for device in extra:
+        entry = catalogue.device(device)
+        if entry is None:
+            raise ConfigError(f"the scenario names device '{device}', not in the catalogue")
+        if device not in have:
+            chosen.append(entry)
+            have.add(device)
+    return chosen
+
+
+def build_fleet(
+    settings: Settings, catalogue: Catalogue, plan: FleetPlan, clock: Clock | None = None
+) -> Fleet:
+    scenario = load_scenario(plan.scenario) if plan.scenario else None
+    entries = choose_devices(catalogue, plan, scenario.devices if scenario else ())
+    if clock is None:
+        now = SystemClock().now()
+        clock = (
+            AcceleratedClock(simulated_start(plan, now), plan.speed)
+            if plan.speed != 1
+            else SystemClock()
+        )
+    needs_mqtt = plan.transport == "mqtt" or any(
+        e.device.model is DeviceModel.DISCHARGE_METER for e in entries
+    )
+    credentials = load_device_credentials(settings.device_credentials_file) if needs_mqtt else {}
+    stats = FleetStats()
+    fleet = Fleet([], clock, plan.interval, stats, speed=plan.speed)
+    for i, entry in enumerate(entries):
+        model = model_for(entry, plan.seed + i)
+        device = entry.device.id
+        link: Link
+        # A meter's account and valve have no place in HJ 212: meters always speak MQTT.
+        if plan.transport == "hj212" and entry.device.model is not DeviceModel.DISCHARGE_METER:
+            st = _ST.get(entry.device.model, "32" if entry.site.kind is SiteKind.OUTFALL else "22")
+            link = Hj212Link(device, st, settings.hj212_host, settings.hj212_port, stats)
+        else:
+            if device not in credentials:
+                raise ConfigError(
+                    f"{settings.device_credentials_file}: no password for device '{device}'"
+                )
+            is_meter = entry.device.model is DeviceModel.DISCHARGE_METER
+            link = MqttLink(
+                device,
+                entry.site.id,
+                credentials[device],
+                settings.mqtt_host,
+                settings.mqtt_port,
+                stats,
+                on_command=fleet.command_handler(device) if is_meter else None,
+            )
+        garble = plan.garble_every if i == 0 else 0
+        fleet.add(SimulatedDevice(model, link, stats, garble_every=garble))
+    if scenario is not None:
+        fleet.scenario = scenario.run(fleet.models, clock, start=clock.now())
+    return fleet

@@ -562,12 +562,14 @@ def hj212_serve() -> None:
 
 def _register_domain_commands() -> None:
     """Commands whose code lives beside its domain (the codec, the AQI)."""
+    from ecowatch.bench import bench
     from ecowatch.ingest.hj212_cli import hj212
     from ecowatch.streams.aqi_cli import aqi
 
     hj212.add_command(hj212_serve)
     cli.add_command(hj212)
     cli.add_command(aqi)
+    cli.add_command(bench)
 
 
 _register_domain_commands()

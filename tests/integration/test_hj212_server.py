@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from ecowatch.ingest import hj212
 from tests.integration.conftest import wait_for
-from tests.integration.test_pipeline import dead_letters, stored, stored_count
+from tests.integration.test_pipeline import dead_letters, slot, stored, stored_count
 
 CHINA = ZoneInfo("Asia/Shanghai")
 SITE, MN = "S-OUT-003", "33082500000003"
@@ -52,7 +52,7 @@ def answers(sock: socket.socket, count: int) -> list[hj212.Packet]:
 
 
 def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(settings, hj212_server):
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    start = slot(7)
     first = packet(start, {"w01018": (48.5, "N"), "w21003": (2.25, "N"), "w00000": (30.0, "N")})
     second = packet(start + timedelta(minutes=1), {"w01018": (51.0, "C")})
     # A 2005-era device: 011 is COD, B01 flow.

@@ -77,10 +77,18 @@ def reading(ts: datetime, cod: float, flow: float, flag: str = "N", seq: int = 1
     ).encode()
 
 
+def slot(days_back: int) -> datetime:
+    """A past day of a test's own for its readings: apart from the other tests' and from the
+    live fleets' (recent) data, so counts in InfluxDB are this test's alone."""
+    day = datetime.now(UTC) - timedelta(days=days_back)
+    return day.replace(hour=3, minute=0, second=0, microsecond=0)
+
+
 def stored(settings: Settings, device: str, since: datetime) -> list[dict[str, Any]]:
+    """The device's points in the day from ``since``."""
     flux = f"""
 from(bucket: "{settings.influx_bucket}")
-  |> range(start: {since.isoformat()})
+  |> range(start: {since.isoformat()}, stop: {(since + timedelta(days=1)).isoformat()})
   |> filter(fn: (r) => r._measurement == "reading" and r.device == "{device}")
   |> pivot(rowKey: ["_time", "pollutant"], columnKey: ["_field"], valueColumn: "_value")
 """
@@ -129,7 +137,7 @@ def devices(settings: Settings, device_passwords: dict[str, str]):
 
 
 def test_readings_arrive_in_influxdb_with_values_flags_and_tags(settings, bridge, devices):
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    start = slot(3)
     sent = {
         OUTFALL_1: [(start + timedelta(minutes=i), 40.0 + i, 110.5 + i) for i in range(3)],
         OUTFALL_2: [(start + timedelta(minutes=i), 80.25, 95.0) for i in range(2)],
@@ -182,7 +190,7 @@ def test_bad_messages_reach_the_dead_letter_topic_and_the_bridge_keeps_running(
     for body, _ in BAD_MESSAGES:
         devices(device).publish(topics.reading_topic(site, device), body)
     # A good reading after the bad ones: the bridge is still at work.
-    ts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=45)
+    ts = slot(4)
     devices(device).publish(topics.reading_topic(site, device), reading(ts, 55.5, 100.0))
 
     def new_letters() -> list[dict[str, Any]]:
@@ -236,7 +244,7 @@ def test_the_worker_dead_letters_a_record_it_cannot_parse_and_goes_on(settings, 
     assert "site" in letter["detail"]
 
     site, device = OUTFALL_2
-    ts = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=50)
+    ts = slot(5)
     devices(device).publish(topics.reading_topic(site, device), reading(ts, 66.5, 90.0))
     wait_for(
         lambda: any(
@@ -255,7 +263,7 @@ def test_readings_published_while_the_bridge_is_down_are_not_lost(
     counts = json.loads(first.stop().strip().splitlines()[-1])
     assert counts["received"] >= 0  # it printed its counts as JSON on a clean stop
 
-    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=20)
+    start = slot(6)
     for i in range(10):  # the bridge is down: Mosquitto queues these in its session
         code = devices(device).publish(
             topics.reading_topic(site, device), reading(start + timedelta(seconds=i), 70 + i, 80)

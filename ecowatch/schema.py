@@ -241,3 +241,116 @@ class DeadLetter(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
+
+
+# -- detect – remind – penalize (发现—提醒—处罚) ------------------------------------------------
+
+
+class Rule(StrEnum):
+    """What a finding is about. One case per site + pollutant + rule."""
+
+    REALTIME_OVER_LIMIT = "realtime_over_limit"  # an early warning (预警), on one value
+    HOURLY_OVER_LIMIT = "hourly_over_limit"  # the flow-weighted hourly mean (HJ 212 App. D)
+    DAILY_OVER_LIMIT = "daily_over_limit"  # the daily mean: the legal judgement
+    CONSTANT_VALUE = "constant_value"  # 恒值: the same value N times in a row
+    ZERO_VALUES = "zero_values"  # zero N times in a row
+    NEGATIVE_VALUE = "negative_value"
+    OVER_RANGE = "over_range"  # above the instrument's range (flag T)
+    SUDDEN_JUMP = "sudden_jump"  # 陡升陡降
+    MISSING_POLLUTANT = "missing_pollutant"  # a pollutant the device must report is absent
+    OFFLINE = "offline"  # 掉线: no data for N minutes, or the device's last will
+    FLAGGED_TOO_LONG = "flagged_too_long"  # maintenance / calibration / fault for too long
+    QUOTA_WARNING = "quota_warning"  # 80 % of the period's quota used
+    QUOTA_NEAR_EXHAUSTION = "quota_near_exhaustion"
+    QUOTA_EXHAUSTED = "quota_exhausted"  # 100 %: the valve is closed by command
+    AQI_OVER_100 = "aqi_over_100"  # an air station's AQI above 100: a finding for the district
+
+
+class Severity(StrEnum):
+    WARNING = "warning"  # early warning or abnormal data: remind the enterprise
+    VIOLATION = "violation"  # over a legal limit: the case goes to enforcement if it persists
+
+
+class Finding(BaseModel):
+    """A rule's verdict on a site's data (Kafka ``ecowatch.findings``, key: site id).
+
+    ``active`` true: the condition holds at ``at``; false: the data at ``at`` is normal again
+    for this rule (what lets a case recover). The evidence is what an officer reads.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal["ecowatch.finding/1"] = Field(default="ecowatch.finding/1", alias="schema")
+    site: Identifier
+    device: Identifier | None = None
+    pollutant: PollutantCode | None = None  # None for device-level rules (offline, quota)
+    rule: Rule
+    severity: Severity
+    active: bool
+    at: AwareDatetime  # the data time the verdict is about
+    value: float | None = None  # e.g. the hourly mean
+    limit: float | None = None
+    unit: str = ""
+    multiple: float | None = None  # value / limit, as officers read it: "1.63×"
+    limit_source: str = ""  # "GB 8978-1996 first grade" or "permit <number>"
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+    flags: dict[str, int] = Field(default_factory=dict)  # data flags counted in the window
+    detail: str = ""  # one line for a phone: "COD hourly mean 81.5 mg/L, 1.63× the limit"
+
+    @property
+    def case_key(self) -> str:
+        return f"{self.site}|{self.pollutant or '-'}|{self.rule.value}"
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
+class Audience(StrEnum):
+    ENTERPRISE = "enterprise"  # the enterprise's contact: remind, rectify or explain
+    OFFICERS = "officers"  # the enforcement officers of the site's grid
+    SUPERVISOR = "supervisor"  # the grid's supervisor, when no officer acknowledges
+
+
+class CaseStep(StrEnum):
+    """The steps of a case that reach people (each notifies once: its idempotency key)."""
+
+    REMIND = "remind"  # 提醒: the enterprise is told, with a deadline
+    ESCALATE = "escalate"  # 处罚: the officers get the case and the proposed measure
+    RENOTIFY = "renotify"  # no officer acknowledged in time: sent again
+    RAISE = "raise"  # still nobody: the grid's supervisor
+    CLOSED = "closed"  # the enterprise and the officers hear that the case is closed
+
+
+class Notification(BaseModel):
+    """A message for people about a case (Kafka ``ecowatch.notifications``, key: case id).
+
+    ``key`` is the idempotency key, one per (case, step, round): a redelivered notification
+    with a key already in the delivery log is not sent again.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_: Literal["ecowatch.notification/1"] = Field(
+        default="ecowatch.notification/1", alias="schema"
+    )
+    key: str
+    case_id: str
+    step: CaseStep
+    audience: Audience
+    site: Identifier
+    site_name: str = ""
+    enterprise: Identifier | None = None
+    grid: Identifier
+    recipients: list[str]  # officer ids, or the enterprise id
+    severity: Severity
+    rule: Rule
+    pollutant: PollutantCode | None = None
+    evidence: Finding  # the finding that drives this step
+    deadline: AwareDatetime | None = None  # to rectify or explain (remind), to acknowledge
+    history_30d: int = 0  # cases at this site in the last 30 days, this one included
+    proposed_measure: str = ""  # e.g. daily continuous penalty, EPL Art. 59
+    created_at: AwareDatetime
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()

@@ -119,7 +119,7 @@ class ReadingSource(StrEnum):
 class Reading(BaseModel):
     """A validated reading, normalised and enriched from the catalogue (``ecowatch.readings``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
 
     schema_: Literal["ecowatch.reading/1"] = Field(default="ecowatch.reading/1", alias="schema")
     site: Identifier
@@ -153,7 +153,7 @@ class DeviceStatus(BaseModel):
     when from the topic and its clock.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
 
     schema_: Literal["ecowatch.device_status/1"] = Field(
         default="ecowatch.device_status/1", alias="schema"
@@ -196,7 +196,7 @@ class RejectReason(StrEnum):
 class DeadLetter(BaseModel):
     """A message that was not accepted, kept whole with the reason (``ecowatch.readings.dlq``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
 
     schema_: Literal["ecowatch.dead_letter/1"] = Field(
         default="ecowatch.dead_letter/1", alias="schema"
@@ -278,7 +278,7 @@ class Finding(BaseModel):
     for this rule (what lets a case recover). The evidence is what an officer reads.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
 
     schema_: Literal["ecowatch.finding/1"] = Field(default="ecowatch.finding/1", alias="schema")
     site: Identifier
@@ -329,7 +329,7 @@ class Notification(BaseModel):
     with a key already in the delivery log is not sent again.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
 
     schema_: Literal["ecowatch.notification/1"] = Field(
         default="ecowatch.notification/1", alias="schema"

@@ -1,0 +1,386 @@
+"""Cases: the "detect – remind – penalize" (发现—提醒—处罚) state machine, as pure functions.
+
+A finding opens a case, one per site + pollutant + rule; a repeat finding updates it. The
+machine is ``step(case, event, now, policy, context) -> (case, events, notifications)``: no
+I/O and no clock of its own, so a worker (Faust table + timers), a replay of last month's
+data and the unit tests all run the same code.
+
+    pending ──(still active after the pending period)──▶ reminded ──(deadline passes, data not
+      │            remind the enterprise, set a deadline      │      normal)──▶ escalated
+      └─(normal again: dismissed, nobody told)               │                    │
+                                                              │   no ack in time: renotify,
+                                     normal for the hold ─────┘   then raise to the supervisor
+                                     (never escalated): closed        │ officer acknowledges
+                                                                      ▼
+                                                   acknowledged ──(normal for the hold and the
+                                                                  officer's findings)──▶ closed
+
+A finding that recurs within ``recur_window`` of a closed case skips the reminder: the new case
+goes to the officers at once. A VIOLATION-severity policy may do the same (deadline 0).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from zoneinfo import ZoneInfo
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ecowatch.schema import Audience, CaseStep, Finding, Notification, Severity
+
+CHINA = ZoneInfo("Asia/Shanghai")
+
+
+class CaseStatus(StrEnum):
+    PENDING = "pending"  # seen, waiting out the pending period (a single spike opens nothing)
+    REMINDED = "reminded"  # the enterprise was told; the deadline runs
+    ESCALATED = "escalated"  # the officers have it; waiting for an acknowledgement
+    ACKNOWLEDGED = "acknowledged"  # an officer took it
+    CLOSED = "closed"
+    DISMISSED = "dismissed"  # normal again within the pending period: nobody was told
+
+
+OPEN = frozenset({CaseStatus.REMINDED, CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED})
+
+
+class Policy(BaseModel):
+    """How a rule's cases escalate. Durations, so tests and demos compress hours into seconds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pending: timedelta = timedelta(minutes=10)  # debounce before anybody is told
+    deadline: timedelta = timedelta(hours=2)  # to rectify or explain, after the reminder
+    ack_timeout: timedelta = timedelta(minutes=30)  # for an officer to acknowledge
+    renotify: int = Field(default=1, ge=0)  # times the officers are told again, then raise
+    hold: timedelta = timedelta(hours=1)  # normal this long before a case may close
+    recur_window: timedelta = timedelta(days=7)  # a recurrence within it skips the reminder
+    measure: str = ""  # the proposed measure an escalation carries
+
+
+class CaseContext(BaseModel):
+    """Who a site's case concerns, from the catalogue."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site: str
+    site_name: str = ""
+    enterprise: str | None = None
+    grid: str
+    officers: list[str]
+    supervisors: list[str]
+
+
+class CaseEvent(BaseModel):
+    """Every change of a case, with its time and actor (Kafka ``ecowatch.cases``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: str
+    kind: str  # detected, reminded, escalated, renotified, raised, acknowledged, ...
+    at: AwareDatetime
+    actor: str  # "system", or the officer's id
+    status: CaseStatus
+    detail: str = ""
+
+
+class Case(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    key: str  # site|pollutant|rule
+    status: CaseStatus
+    severity: Severity
+    evidence: Finding  # the latest active finding
+    first_seen: AwareDatetime
+    last_seen: AwareDatetime
+    occurrences: int = 1
+    recurrence: bool = False  # opened within recur_window of a closed case
+    pending_until: AwareDatetime | None = None
+    deadline: AwareDatetime | None = None
+    ack_due: AwareDatetime | None = None
+    renotified: int = 0
+    raised: bool = False
+    acknowledged_by: str | None = None
+    findings: list[str] = Field(default_factory=list)  # the officers' findings, in order
+    close_requested_by: str | None = None
+    normal_since: AwareDatetime | None = None  # data normal again from (hysteresis)
+    closed_at: AwareDatetime | None = None
+    history_30d: int = 1
+
+
+# -- the events a case reacts to ---------------------------------------------------------------
+
+
+class Seen(BaseModel):
+    """A rule's verdict for this case's key (active or back to normal)."""
+
+    finding: Finding
+
+
+class Tick(BaseModel):
+    """Time passes: deadlines and timeouts fall due."""
+
+
+class Acknowledge(BaseModel):
+    officer: str
+
+
+class RecordFindings(BaseModel):
+    officer: str
+    text: str
+    close: bool = False  # the officer asks to close once the data has held normal
+
+
+CaseInput = Seen | Tick | Acknowledge | RecordFindings
+
+
+class CaseError(ValueError):
+    """An action that does not fit the case's state (the API answers 409 with it)."""
+
+
+Step = tuple[Case | None, list[CaseEvent], list[Notification]]
+
+
+def case_id(finding: Finding) -> str:
+    local = finding.at.astimezone(CHINA)
+    what = finding.pollutant or "device"
+    return f"{local:%Y%m%d%H%M%S}-{finding.site}-{what}-{finding.rule.value}"
+
+
+def open_case(
+    finding: Finding,
+    now: datetime,
+    policy: Policy,
+    context: CaseContext,
+    last_closed: datetime | None = None,
+    history_30d: int = 1,
+) -> Step:
+    """A first active finding for a key with no open case."""
+    recurrence = last_closed is not None and finding.at - last_closed <= policy.recur_window
+    case = Case(
+        id=case_id(finding),
+        key=finding.case_key,
+        status=CaseStatus.PENDING,
+        severity=finding.severity,
+        evidence=finding,
+        first_seen=finding.at,
+        last_seen=finding.at,
+        recurrence=recurrence,
+        pending_until=finding.at + policy.pending,
+        history_30d=history_30d,
+    )
+    events = [_event(case, "detected", now, detail=finding.detail)]
+    case, more, notes = step(case, Tick(), now, policy, context)
+    return case, events + more, notes
+
+
+def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: CaseContext) -> Step:
+    """One event for an existing case. Returns the new case (None: forget it), what happened,
+    and who must be told. Raises CaseError for an officer's action that does not fit."""
+    case = case.model_copy(deep=True)
+    events: list[CaseEvent] = []
+    notes: list[Notification] = []
+
+    if case.status in (CaseStatus.CLOSED, CaseStatus.DISMISSED):
+        if isinstance(event, Acknowledge | RecordFindings):
+            raise CaseError(f"case {case.id} is {case.status.value}")
+        return case, events, notes
+
+    if isinstance(event, Seen):
+        _seen(case, event.finding, now, events)
+    elif isinstance(event, Acknowledge):
+        if case.status is CaseStatus.PENDING or case.status is CaseStatus.REMINDED:
+            raise CaseError(f"case {case.id} has not reached the officers yet")
+        if case.acknowledged_by is None:
+            case.acknowledged_by = event.officer
+            case.status = CaseStatus.ACKNOWLEDGED
+            case.ack_due = None
+            events.append(_event(case, "acknowledged", now, actor=event.officer))
+    elif isinstance(event, RecordFindings):
+        if case.status not in (CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED):
+            raise CaseError(f"case {case.id} is {case.status.value}: no officer holds it")
+        if case.acknowledged_by is None:  # recording findings is taking the case
+            case.acknowledged_by = event.officer
+            case.status = CaseStatus.ACKNOWLEDGED
+            case.ack_due = None
+            events.append(_event(case, "acknowledged", now, actor=event.officer))
+        case.findings.append(f"{event.officer}: {event.text}")
+        events.append(
+            _event(case, "findings_recorded", now, actor=event.officer, detail=event.text)
+        )
+        if event.close:
+            case.close_requested_by = event.officer
+            events.append(_event(case, "close_requested", now, actor=event.officer))
+
+    _advance(case, now, policy, context, events, notes)
+    if case.status is CaseStatus.DISMISSED:
+        return None, events, notes
+    return case, events, notes
+
+
+def _seen(case: Case, finding: Finding, now: datetime, events: list[CaseEvent]) -> None:
+    if finding.active:
+        case.evidence = finding
+        case.last_seen = finding.at
+        case.occurrences += 1
+        if case.normal_since is not None:  # active again: the hold starts over (no flapping)
+            case.normal_since = None
+            events.append(_event(case, "relapsed", now, detail=finding.detail))
+    elif case.normal_since is None:
+        case.normal_since = finding.at
+        events.append(_event(case, "normal_again", now, detail=finding.detail))
+
+
+def _advance(
+    case: Case,
+    now: datetime,
+    policy: Policy,
+    context: CaseContext,
+    events: list[CaseEvent],
+    notes: list[Notification],
+) -> None:
+    """Let the timers and conditions move the case as far as they go at ``now``."""
+    held = case.normal_since is not None and now - case.normal_since >= policy.hold
+
+    if case.status is CaseStatus.PENDING:
+        if case.normal_since is not None:
+            case.status = CaseStatus.DISMISSED
+            events.append(_event(case, "dismissed", now, detail="normal within the pending period"))
+            return
+        if case.pending_until is not None and now < case.pending_until:
+            return
+        case.status = CaseStatus.REMINDED
+        case.deadline = now + (timedelta(0) if case.recurrence else policy.deadline)
+        events.append(_event(case, "reminded", now, detail=f"deadline {_local(case.deadline)}"))
+        notes.append(_note(case, CaseStep.REMIND, Audience.ENTERPRISE, now, context, policy))
+
+    if case.status is CaseStatus.REMINDED:
+        if held:
+            _close(
+                case,
+                now,
+                context,
+                events,
+                notes,
+                actor="system",
+                detail="rectified within the deadline: normal for the hold period",
+            )
+            return
+        if case.deadline is not None and now >= case.deadline and case.normal_since is None:
+            case.status = CaseStatus.ESCALATED
+            case.ack_due = now + policy.ack_timeout
+            why = "recurred" if case.recurrence else "persisted past the deadline"
+            events.append(_event(case, "escalated", now, detail=why))
+            notes.append(_note(case, CaseStep.ESCALATE, Audience.OFFICERS, now, context, policy))
+
+    if case.status is CaseStatus.ESCALATED:
+        while case.ack_due is not None and now >= case.ack_due:
+            if case.renotified < policy.renotify:
+                case.renotified += 1
+                events.append(_event(case, "renotified", now, detail=f"round {case.renotified}"))
+                notes.append(
+                    _note(case, CaseStep.RENOTIFY, Audience.OFFICERS, now, context, policy)
+                )
+                case.ack_due = now + policy.ack_timeout
+            elif not case.raised:
+                case.raised = True
+                events.append(_event(case, "raised", now, detail="to the grid's supervisor"))
+                notes.append(_note(case, CaseStep.RAISE, Audience.SUPERVISOR, now, context, policy))
+                case.ack_due = None
+            else:
+                case.ack_due = None
+
+    if (
+        case.status is CaseStatus.ACKNOWLEDGED
+        and held
+        and case.findings
+        and case.close_requested_by is not None
+    ):
+        _close(
+            case,
+            now,
+            context,
+            events,
+            notes,
+            actor=case.close_requested_by,
+            detail="normal for the hold period; findings recorded",
+        )
+
+
+def _close(
+    case: Case,
+    now: datetime,
+    context: CaseContext,
+    events: list[CaseEvent],
+    notes: list[Notification],
+    actor: str,
+    detail: str,
+) -> None:
+    case.status = CaseStatus.CLOSED
+    case.closed_at = now
+    case.deadline = case.ack_due = None
+    events.append(_event(case, "closed", now, actor=actor, detail=detail))
+    notes.append(_note(case, CaseStep.CLOSED, Audience.ENTERPRISE, now, context, None))
+    if case.acknowledged_by is not None or case.renotified or case.raised:
+        notes.append(_note(case, CaseStep.CLOSED, Audience.OFFICERS, now, context, None))
+
+
+def next_due(case: Case) -> datetime | None:
+    """When the case next needs a Tick (the worker's timer)."""
+    if case.status is CaseStatus.PENDING:
+        return case.pending_until
+    if case.status is CaseStatus.REMINDED:
+        return case.deadline
+    if case.status is CaseStatus.ESCALATED:
+        return case.ack_due
+    return None
+
+
+def _local(ts: datetime | None) -> str:
+    return ts.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") if ts else ""
+
+
+def _event(
+    case: Case, kind: str, at: datetime, actor: str = "system", detail: str = ""
+) -> CaseEvent:
+    return CaseEvent(
+        case_id=case.id, kind=kind, at=at, actor=actor, status=case.status, detail=detail
+    )
+
+
+def _note(
+    case: Case,
+    step_: CaseStep,
+    audience: Audience,
+    now: datetime,
+    context: CaseContext,
+    policy: Policy | None,
+) -> Notification:
+    if audience is Audience.ENTERPRISE:
+        recipients = [context.enterprise] if context.enterprise else []
+    elif audience is Audience.OFFICERS:
+        recipients = list(context.officers)
+    else:
+        recipients = list(context.supervisors)
+    round_ = case.renotified if step_ is CaseStep.RENOTIFY else 0
+    deadline = case.deadline if step_ is CaseStep.REMIND else case.ack_due
+    return Notification(
+        key=f"{case.id}:{step_.value}:{audience.value}:{round_}",
+        case_id=case.id,
+        step=step_,
+        audience=audience,
+        site=context.site,
+        site_name=context.site_name,
+        enterprise=context.enterprise,
+        grid=context.grid,
+        recipients=recipients,
+        severity=case.severity,
+        rule=case.evidence.rule,
+        pollutant=case.evidence.pollutant,
+        evidence=case.evidence,
+        deadline=deadline if step_ is not CaseStep.CLOSED else None,
+        history_30d=case.history_30d,
+        proposed_measure=policy.measure if policy and step_ is not CaseStep.REMIND else "",
+        created_at=now,
+    )

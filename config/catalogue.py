@@ -33,6 +33,7 @@ from pydantic import (
     field_validator,
 )
 
+from ecowatch.config.policies import Policy, PolicyEntry, policy_for
 from ecowatch.config.standards import (
     AppliedLimit,
     Basis,
@@ -44,9 +45,9 @@ from ecowatch.config.standards import (
     package_standards,
 )
 from ecowatch.errors import ConfigError
-from ecowatch.schema import Identifier, PollutantCode
+from ecowatch.schema import Identifier, PollutantCode, Rule, Severity
 
-SECTIONS = ("grids", "enterprises", "sites")
+SECTIONS = ("grids", "enterprises", "sites", "policies")
 
 Fail = Callable[[str, str], NoReturn]  # reports (field, problem) for the site being checked
 
@@ -246,6 +247,11 @@ class Catalogue:
     enterprises: dict[str, Enterprise]
     sites: dict[str, Site]
     standards: Mapping[str, Standard] = field(default_factory=package_standards)
+    policies: tuple[PolicyEntry, ...] = ()
+
+    def policy_for(self, rule: Rule, pollutant: str | None, severity: Severity) -> Policy:
+        """The escalation policy of a case: the most specific catalogue entry, else defaults."""
+        return policy_for(self.policies, rule, pollutant, severity)
 
     @cached_property
     def devices(self) -> dict[str, DeviceEntry]:
@@ -296,7 +302,12 @@ class Catalogue:
         return found[0] if found else None
 
 
-_MODELS: dict[str, type[_Entry]] = {"grids": Grid, "enterprises": Enterprise, "sites": Site}
+_MODELS: dict[str, type[BaseModel]] = {
+    "grids": Grid,
+    "enterprises": Enterprise,
+    "sites": Site,
+    "policies": PolicyEntry,
+}
 
 
 def _describe(err: Any) -> str:
@@ -497,4 +508,7 @@ def load_catalogue(folder: Path, standards: Mapping[str, Standard] | None = None
             device_sites[device.id] = site.id
         _check_devices(site, cards, fail)
         _check_permit(site, _check_standard(site, standards, fail), fail)
-    return Catalogue(grids=grids, enterprises=enterprises, sites=sites, standards=standards)
+    policies = tuple(entry for _, entry in gathered["policies"])  # type: ignore[misc]
+    return Catalogue(
+        grids=grids, enterprises=enterprises, sites=sites, standards=standards, policies=policies
+    )

@@ -28,7 +28,6 @@ and fires the one-off events that have come due, each once, at the tick's time.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,9 +35,10 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ecowatch.clock import Clock
+from ecowatch.durations import Duration, PositiveDuration
 from ecowatch.errors import ConfigError
 from ecowatch.schema import Identifier, PollutantCode
 from ecowatch.simulators.models import (
@@ -50,37 +50,6 @@ from ecowatch.simulators.models import (
 )
 
 SCENARIOS = Path(__file__).parent / "scenarios"
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?[smhd])+")
-
-
-def parse_duration(value: Any) -> timedelta:
-    """'30s', '10m', '2h', '1d', '1h30m' → a timedelta; a bare 0 is zero."""
-    if isinstance(value, timedelta):
-        return value
-    if value == 0 and not isinstance(value, bool):
-        return timedelta(0)
-    text = value.strip().replace(" ", "") if isinstance(value, str) else None
-    if text == "0":
-        return timedelta(0)
-    if not text or not _DURATION.fullmatch(text):
-        raise ValueError(f"expected a duration like 30s, 10m, 2h, 1d or 1h30m, got {value!r}")
-    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
-
-
-def format_duration(d: timedelta) -> str:
-    seconds, out = int(d.total_seconds()), ""
-    for unit in ("d", "h", "m", "s"):
-        n, seconds = divmod(seconds, _UNITS[unit])
-        out += f"{n}{unit}" if n else ""
-    return out or "0s"
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-PositiveDuration = Annotated[timedelta, BeforeValidator(parse_duration), Field(gt=timedelta(0))]
-
 
 # -- events ------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ecowatch.config.policies import Policy
 from ecowatch.schema import Audience, CaseStep, Finding, Notification, Severity
 
 CHINA = ZoneInfo("Asia/Shanghai")
@@ -42,20 +43,6 @@ class CaseStatus(StrEnum):
 
 
 OPEN = frozenset({CaseStatus.REMINDED, CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED})
-
-
-class Policy(BaseModel):
-    """How a rule's cases escalate. Durations, so tests and demos compress hours into seconds."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    pending: timedelta = timedelta(minutes=10)  # debounce before anybody is told
-    deadline: timedelta = timedelta(hours=2)  # to rectify or explain, after the reminder
-    ack_timeout: timedelta = timedelta(minutes=30)  # for an officer to acknowledge
-    renotify: int = Field(default=1, ge=0)  # times the officers are told again, then raise
-    hold: timedelta = timedelta(hours=1)  # normal this long before a case may close
-    recur_window: timedelta = timedelta(days=7)  # a recurrence within it skips the reminder
-    measure: str = ""  # the proposed measure an escalation carries
 
 
 class CaseContext(BaseModel):

@@ -420,3 +420,32 @@ def test_the_state_env_file_is_read_and_the_environment_wins(monkeypatch, tmp_pa
     settings = load_settings()
     assert settings.influx_token == "from-file"
     assert settings.mqtt_password == "from-env"
+
+
+def test_policies_come_from_the_catalogue_most_specific_first(catalogue):
+    from datetime import timedelta
+
+    from ecowatch.schema import Rule, Severity
+
+    daily = catalogue.policy_for(Rule.DAILY_OVER_LIMIT, "w01018", Severity.VIOLATION)
+    assert (daily.pending, daily.deadline, daily.hold) == (
+        timedelta(0),
+        timedelta(0),
+        timedelta(days=1),
+    )
+    assert "第五十九条" in daily.measure
+    stuck = catalogue.policy_for(Rule.CONSTANT_VALUE, "w01018", Severity.WARNING)
+    assert stuck.pending == timedelta(minutes=30) and stuck.deadline == timedelta(hours=4)
+    # A rule's own entry beats the severity-wide one.
+    offline = catalogue.policy_for(Rule.OFFLINE, None, Severity.WARNING)
+    assert offline.deadline == timedelta(hours=2)
+
+
+def test_a_bad_policy_names_the_file_and_the_field(folder):
+    (folder / "policies.yaml").write_text(
+        "policies:\n  - rule: hourly_over_limit\n    hold: soon\n"
+    )
+    with pytest.raises(ConfigError) as err:
+        load_catalogue(folder)
+    assert "policies.yaml" in str(err.value) and "hold" in str(err.value)
+    assert "30s, 10m" in str(err.value)

@@ -10,6 +10,7 @@ import pytest
 
 from ecowatch.clock import ManualClock
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.durations import parse_duration
 from ecowatch.errors import ConfigError
 from ecowatch.schema import DataFlag, MeterEventKind, ValveState
 from ecowatch.simulators.fleet import model_for
@@ -27,7 +28,6 @@ from ecowatch.simulators.scenarios import (
     SCENARIOS,
     load_scenario,
     load_scenario_file,
-    parse_duration,
     scenario_names,
 )
 

@@ -1,0 +1,144 @@
+"""A site's cases, driven by findings, time and officers: the glue between the rules and the
+case state machine, still pure. The Faust worker keeps one :class:`SiteCases` per site in a
+table; the replay keeps them in a dict. Both call the same functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from ecowatch.config.catalogue import Catalogue, OfficerRole
+from ecowatch.schema import Finding, Notification
+from ecowatch.streams.cases import (
+    OPEN,
+    Acknowledge,
+    Case,
+    CaseContext,
+    CaseEvent,
+    CaseStatus,
+    RecordFindings,
+    Seen,
+    Tick,
+    next_due,
+    open_case,
+    step,
+)
+
+HISTORY = timedelta(days=30)
+
+
+class SiteCases(BaseModel):
+    """Everything a site's cases need to carry on after a restart (a Faust table value)."""
+
+    cases: dict[str, Case] = Field(default_factory=dict)  # by key: open, pending, just closed
+    last_closed: dict[str, AwareDatetime] = Field(default_factory=dict)  # key → closed at
+    opened: list[AwareDatetime] = Field(default_factory=list)  # openings in the last 30 days
+
+
+@dataclass
+class Outcome:
+    events: list[CaseEvent] = field(default_factory=list)
+    notifications: list[Notification] = field(default_factory=list)
+
+    def add(self, events: list[CaseEvent], notes: list[Notification]) -> None:
+        self.events += events
+        self.notifications += notes
+
+
+def context_for(catalogue: Catalogue, site_id: str) -> CaseContext:
+    site = catalogue.sites[site_id]
+    grid = catalogue.grids[site.grid]
+    return CaseContext(
+        site=site.id,
+        site_name=site.name,
+        enterprise=site.enterprise,
+        grid=grid.id,
+        officers=[o.id for o in grid.officers if o.role is OfficerRole.OFFICER],
+        supervisors=[o.id for o in grid.officers if o.role is OfficerRole.SUPERVISOR],
+    )
+
+
+def _retire(state: SiteCases, key: str, case: Case | None) -> None:
+    """Keep open cases; a closed one leaves its closing time (for recurrences) and goes."""
+    if case is None:
+        state.cases.pop(key, None)
+    elif case.status is CaseStatus.CLOSED:
+        state.cases.pop(key, None)
+        assert case.closed_at is not None
+        state.last_closed[key] = case.closed_at
+    else:
+        state.cases[key] = case
+
+
+def on_findings(
+    state: SiteCases, findings: Iterable[Finding], now: datetime, catalogue: Catalogue
+) -> tuple[SiteCases, Outcome]:
+    state = state.model_copy(deep=True)
+    out = Outcome()
+    for finding in findings:
+        key = finding.case_key
+        context = context_for(catalogue, finding.site)
+        policy = catalogue.policy_for(finding.rule, finding.pollutant, finding.severity)
+        case = state.cases.get(key)
+        if case is None:
+            if not finding.active:
+                continue  # normal data with no case: nothing to follow up
+            state.opened = [t for t in state.opened if now - t < HISTORY] + [now]
+            case, events, notes = open_case(
+                finding,
+                now,
+                policy,
+                context,
+                last_closed=state.last_closed.get(key),
+                history_30d=len(state.opened),
+            )
+        else:
+            case, events, notes = step(case, Seen(finding=finding), now, policy, context)
+        out.add(events, notes)
+        _retire(state, key, case)
+    return state, out
+
+
+def on_tick(state: SiteCases, now: datetime, catalogue: Catalogue) -> tuple[SiteCases, Outcome]:
+    state = state.model_copy(deep=True)
+    out = Outcome()
+    for key, case in list(state.cases.items()):
+        if case.status not in OPEN | {CaseStatus.PENDING}:
+            continue
+        policy = catalogue.policy_for(case.evidence.rule, case.evidence.pollutant, case.severity)
+        context = context_for(catalogue, case.evidence.site)
+        new, events, notes = step(case, Tick(), now, policy, context)
+        out.add(events, notes)
+        _retire(state, key, new)
+    return state, out
+
+
+def on_action(
+    state: SiteCases,
+    case_id: str,
+    action: Acknowledge | RecordFindings,
+    now: datetime,
+    catalogue: Catalogue,
+) -> tuple[SiteCases, Outcome]:
+    """An officer's action on a case. KeyError: no such open case; CaseError: not now."""
+    state = state.model_copy(deep=True)
+    case = next((c for c in state.cases.values() if c.id == case_id), None)
+    if case is None:
+        raise KeyError(case_id)
+    key = case.key
+    policy = catalogue.policy_for(case.evidence.rule, case.evidence.pollutant, case.severity)
+    context = context_for(catalogue, case.evidence.site)
+    new, events, notes = step(case, action, now, policy, context)
+    out = Outcome(events, notes)
+    _retire(state, key, new)
+    return state, out
+
+
+def due(state: SiteCases) -> datetime | None:
+    """The earliest time this site's cases need a tick."""
+    times = [t for c in state.cases.values() if (t := next_due(c)) is not None]
+    return min(times) if times else None

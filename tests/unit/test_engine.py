@@ -1,0 +1,113 @@
+"""A site's cases driven through the engine, with the sample catalogue's policies."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ecowatch.schema import Audience, CaseStep, Finding, Rule, Severity
+from ecowatch.streams.cases import Acknowledge, CaseError, CaseStatus, RecordFindings
+from ecowatch.streams.engine import SiteCases, context_for, due, on_action, on_findings, on_tick
+
+T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+
+
+def hourly(minutes: float, active: bool = True) -> Finding:
+    return Finding(
+        site="S-OUT-001",
+        device="33080200000001",
+        pollutant="w01018",
+        rule=Rule.HOURLY_OVER_LIMIT,
+        severity=Severity.WARNING,
+        active=active,
+        at=T0 + timedelta(minutes=minutes),
+        value=81.5 if active else 40,
+        limit=50.0,
+        multiple=1.63 if active else 0.8,
+        unit="mg/L",
+    )
+
+
+def daily(day: int) -> Finding:
+    return Finding(
+        site="S-OUT-001",
+        device="33080200000001",
+        pollutant="w01018",
+        rule=Rule.DAILY_OVER_LIMIT,
+        severity=Severity.VIOLATION,
+        active=True,
+        at=T0 + timedelta(days=day),
+        value=65.0,
+        limit=50.0,
+        multiple=1.3,
+        unit="mg/L",
+    )
+
+
+def test_the_context_comes_from_the_catalogue(catalogue):
+    ctx = context_for(catalogue, "S-OUT-001")
+    assert ctx.enterprise == "E-001" and ctx.grid == "G-KC-01"
+    assert ctx.officers and ctx.supervisors
+    assert not set(ctx.officers) & set(ctx.supervisors)
+
+
+def test_an_hourly_exceedance_reminds_then_escalates_on_the_catalogue_policy(catalogue):
+    state, out = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
+    # hourly_over_limit: pending 0, deadline 2h (config/catalogue/policies.yaml)
+    assert [(n.step, n.audience) for n in out.notifications] == [
+        (CaseStep.REMIND, Audience.ENTERPRISE)
+    ]
+    assert due(state) == T0 + timedelta(hours=2)
+    state, out = on_findings(state, [hourly(60)], T0 + timedelta(minutes=60), catalogue)
+    assert out.notifications == [] and len(state.cases) == 1  # updated, not duplicated
+    state, out = on_tick(state, T0 + timedelta(hours=2), catalogue)
+    assert [(n.step, n.audience) for n in out.notifications] == [
+        (CaseStep.ESCALATE, Audience.OFFICERS)
+    ]
+    assert "第五十九条" in out.notifications[0].proposed_measure
+
+
+def test_a_daily_violation_goes_to_the_officers_at_once(catalogue):
+    _, out = on_findings(SiteCases(), [daily(0)], T0, catalogue)
+    assert [n.step for n in out.notifications] == [CaseStep.REMIND, CaseStep.ESCALATE]
+
+
+def test_officers_close_a_case_and_a_recurrence_skips_the_reminder(catalogue):
+    state, _ = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
+    state, _ = on_tick(state, T0 + timedelta(hours=2), catalogue)
+    (case,) = state.cases.values()
+    officer = context_for(catalogue, "S-OUT-001").officers[0]
+    state, out = on_action(
+        state, case.id, Acknowledge(officer=officer), T0 + timedelta(hours=2, minutes=5), catalogue
+    )
+    assert out.events[0].kind == "acknowledged" and out.events[0].actor == officer
+    t = T0 + timedelta(hours=3)
+    state, _ = on_findings(state, [hourly(180, active=False)], t, catalogue)
+    state, out = on_action(
+        state, case.id, RecordFindings(officer=officer, text="已整改", close=True), t, catalogue
+    )
+    state, out = on_tick(state, t + timedelta(hours=2), catalogue)  # hold 2h
+    assert [e.kind for e in out.events] == ["closed"]
+    assert state.cases == {} and case.key in state.last_closed
+    with pytest.raises(KeyError):
+        on_action(state, case.id, Acknowledge(officer=officer), t + timedelta(hours=3), catalogue)
+    # The same exceedance two days later: straight to the officers, history counted.
+    later = hourly(60 * 24 * 2)
+    state, out = on_findings(state, [later], later.at, catalogue)
+    assert [n.step for n in out.notifications] == [CaseStep.REMIND, CaseStep.ESCALATE]
+    assert out.notifications[-1].history_30d == 2
+
+
+def test_an_officer_acting_too_early_is_told_why(catalogue):
+    state, _ = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
+    (case,) = state.cases.values()
+    with pytest.raises(CaseError, match="not reached the officers"):
+        on_action(state, case.id, Acknowledge(officer="O-KC-01"), T0, catalogue)
+
+
+def test_the_site_state_survives_json(catalogue):
+    state, _ = on_findings(SiteCases(), [hourly(0), daily(0)], T0, catalogue)
+    again = SiteCases.model_validate_json(state.model_dump_json())
+    assert again == state
+    assert {c.status for c in again.cases.values()} == {CaseStatus.REMINDED, CaseStatus.ESCALATED}

@@ -64,6 +64,7 @@ class CaseEvent(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     case_id: str
+    site: str
     kind: str  # detected, reminded, escalated, renotified, raised, acknowledged, ...
     at: AwareDatetime
     actor: str  # "system", or the officer's id
@@ -332,7 +333,13 @@ def _event(
     case: Case, kind: str, at: datetime, actor: str = "system", detail: str = ""
 ) -> CaseEvent:
     return CaseEvent(
-        case_id=case.id, kind=kind, at=at, actor=actor, status=case.status, detail=detail
+        case_id=case.id,
+        site=case.evidence.site,
+        kind=kind,
+        at=at,
+        actor=actor,
+        status=case.status,
+        detail=detail,
     )
 
 

@@ -1,0 +1,78 @@
+"""The weekly settlement adds up from the case events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ecowatch.schema import Finding, Rule, Severity
+from ecowatch.streams.cases import Acknowledge, RecordFindings
+from ecowatch.streams.engine import SiteCases, context_for, on_action, on_findings, on_tick
+from ecowatch.streams.report import weekly_report
+
+MONDAY = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)  # Monday 00:00 in China
+
+
+def hourly(site: str, device: str, at: datetime, active: bool = True) -> Finding:
+    return Finding(
+        site=site,
+        device=device,
+        pollutant="w01018",
+        rule=Rule.HOURLY_OVER_LIMIT,
+        severity=Severity.WARNING,
+        active=active,
+        at=at,
+        value=80.0,
+        limit=50.0,
+        multiple=1.6,
+    )
+
+
+def test_a_week_of_two_grids(catalogue):
+    events = []
+    # S-OUT-001 (G-KC-01): reminded, escalated, acknowledged, closed within the week.
+    t = MONDAY + timedelta(hours=10)
+    a, out = on_findings(SiteCases(), [hourly("S-OUT-001", "33080200000001", t)], t, catalogue)
+    events += out.events
+    a, out = on_tick(a, t + timedelta(hours=2), catalogue)
+    events += out.events
+    (case,) = a.cases.values()
+    officer = context_for(catalogue, "S-OUT-001").officers[0]
+    a, out = on_action(a, case.id, Acknowledge(officer=officer), t + timedelta(hours=3), catalogue)
+    events += out.events
+    a, out = on_findings(
+        a,
+        [hourly("S-OUT-001", "33080200000001", t + timedelta(hours=4), False)],
+        t + timedelta(hours=4),
+        catalogue,
+    )
+    events += out.events
+    a, out = on_action(
+        a,
+        case.id,
+        RecordFindings(officer=officer, text="已整改", close=True),
+        t + timedelta(hours=5),
+        catalogue,
+    )
+    events += out.events
+    a, out = on_tick(a, t + timedelta(hours=7), catalogue)
+    events += out.events
+    # S-OUT-004 (G-QJ-01): escalated on Saturday, nobody acknowledged by Sunday night.
+    s = MONDAY + timedelta(days=5)
+    b, out = on_findings(SiteCases(), [hourly("S-OUT-004", "33080300000004", s)], s, catalogue)
+    events += out.events
+    b, out = on_tick(b, s + timedelta(hours=2), catalogue)
+    events += out.events
+
+    rows = {
+        r.grid: r
+        for r in weekly_report(events, [*a.cases.values(), *b.cases.values()], MONDAY, catalogue)
+    }
+    kc, qj = rows["G-KC-01"], rows["G-QJ-01"]
+    assert (kc.opened, kc.escalated, kc.acknowledged, kc.closed) == (1, 1, 1, 1)
+    assert kc.settled and kc.open_at_end == 0
+    assert (qj.opened, qj.escalated, qj.acknowledged, qj.closed) == (1, 1, 0, 0)
+    assert qj.overdue == [next(iter(b.cases.values())).id] and not qj.settled
+    assert len(rows) == len(catalogue.grids)  # quiet grids are listed too
+    # Next week counts none of this week's events.
+    later = weekly_report(events, [], MONDAY + timedelta(days=7), catalogue)
+    assert all(r.opened == r.closed == 0 for r in later)

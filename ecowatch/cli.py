@@ -146,6 +146,7 @@ async def _run_bridge(
     settings: Settings, catalogue: Catalogue, stop: asyncio.Event, on_stats=None
 ) -> None:
     from ecowatch.ingest.bridge import MqttBridge
+    from ecowatch.ingest.commands import CommandRelay
     from ecowatch.kafka import ensure_topics, start_producer
 
     await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions)
@@ -165,7 +166,19 @@ async def _run_bridge(
         await bridge.connect()
         if on_stats:
             on_stats(bridge.stats)
-        await bridge.run(stop)
+        # Commands travel the other way on the same MQTT connection.
+        relay = CommandRelay(
+            bootstrap=settings.kafka_bootstrap,
+            client=bridge.client,
+            producer=producer,
+            catalogue=catalogue,
+            clock=SystemClock(),
+        )
+        relay_task = asyncio.create_task(relay.run(stop))
+        try:
+            await bridge.run(stop)
+        finally:
+            await relay_task
     finally:
         await producer.stop()
 

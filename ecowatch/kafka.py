@@ -61,6 +61,19 @@ async def start_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
     return producer
 
 
+async def start_consumer(bootstrap: str, topic: str, group_id: str) -> AIOKafkaConsumer:
+    """A consumer in a group that commits by hand: after the work, never before."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await _start(consumer, bootstrap)
+    return consumer
+
+
 async def read_topic(
     bootstrap: str, topic: str, *, idle_timeout: float = 2.0, from_beginning: bool = True
 ) -> AsyncIterator[tuple[bytes | None, bytes]]:

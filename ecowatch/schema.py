@@ -243,6 +243,23 @@ class DeadLetter(BaseModel):
         return self.model_dump_json(by_alias=True).encode()
 
 
+class DeviceCommand(BaseModel):
+    """A command for a device (Kafka ``ecowatch.commands``, key: site id); the bridge relays
+    it to the device's MQTT command topic."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    schema_: Literal["ecowatch.device_command/1"] = Field(
+        default="ecowatch.device_command/1", alias="schema"
+    )
+    site: Identifier
+    device: Identifier
+    command: ValveCommand
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(by_alias=True).encode()
+
+
 # -- detect – remind – penalize (发现—提醒—处罚) ------------------------------------------------
 
 

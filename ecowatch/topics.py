@@ -45,5 +45,9 @@ def parse_device_topic(topic: str) -> DeviceTopic | None:
 READINGS = "ecowatch.readings"
 READINGS_DLQ = "ecowatch.readings.dlq"
 STATUS = "ecowatch.status"
+COMMANDS = "ecowatch.commands"  # platform → devices (valve commands), relayed by the bridge
+FINDINGS = "ecowatch.findings"
+CASES = "ecowatch.cases"
+NOTIFICATIONS = "ecowatch.notifications"
 
-KAFKA_TOPICS = (READINGS, READINGS_DLQ, STATUS)
+KAFKA_TOPICS = (READINGS, READINGS_DLQ, STATUS, COMMANDS, FINDINGS, CASES, NOTIFICATIONS)

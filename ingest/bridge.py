@@ -160,6 +160,11 @@ class MqttBridge:
 
     # -- the asyncio side ------------------------------------------------------------------
 
+    @property
+    def client(self) -> mqtt.Client:
+        """The bridge's MQTT connection, shared with the command relay."""
+        return self._client
+
     async def connect(self, timeout: float = 10.0) -> None:
         self._loop = asyncio.get_running_loop()
         props = Properties(PacketTypes.CONNECT)

@@ -568,6 +568,7 @@ class DischargeMeter(BaseMonitor):
     _events: list[MeterEvent] = field(init=False, default_factory=list, repr=False, compare=False)
     _accounted_until: datetime | None = field(init=False, default=None, repr=False, compare=False)
     _valid: dict[str, float] = field(init=False, default_factory=dict, repr=False, compare=False)
+    _obeyed: list[str] = field(init=False, default_factory=list, repr=False, compare=False)
 
     _TYPICAL: ClassVar[Mapping[str, float]] = {FLOW: 20.0, "w01018": 60.0, "w21003": 6.0}
 
@@ -645,7 +646,13 @@ class DischargeMeter(BaseMonitor):
         return reading.model_copy(update={"meter": status})
 
     def apply_command(self, cmd: ValveCommand, now: datetime) -> None:
-        """Obey the platform: open or close the valve, recording the command_id as the detail."""
+        """Obey the platform: open or close the valve, recording the command_id as the detail.
+        A command already obeyed (same command_id: the relay re-sends after a failure) is
+        ignored, so a redelivery cannot reopen a valve closed since."""
+        if cmd.command_id in self._obeyed:
+            return
+        self._obeyed.append(cmd.command_id)
+        del self._obeyed[:-32]  # remember the last few: redeliveries come soon after
         self._roll(now)
         if cmd.command == "close_valve":
             self._settle_open(now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -10,13 +11,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import paho.mqtt.client as mqtt
 from influxdb_client import InfluxDBClient
-from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
 from ecowatch.config.settings import Settings
-from ecowatch.schema import ValveCommand
+from ecowatch.kafka import start_producer
+from ecowatch.schema import DeviceCommand, ValveCommand
 from ecowatch.simulators.city import FleetPlan, choose_devices
 from tests.integration.conftest import wait_for
 
@@ -34,6 +34,14 @@ def finish(proc: subprocess.Popen, timeout: float = 90) -> dict[str, Any]:
     out, err = proc.communicate(timeout=timeout)
     assert proc.returncode == 0, err.decode()[-3000:]
     return json.loads(out.decode().strip().splitlines()[-1])
+
+
+async def produce(settings: Settings, topic: str, value: bytes, key: str) -> None:
+    producer = await start_producer(settings.kafka_bootstrap, "test")
+    try:
+        await producer.send_and_wait(topic, value, key=key.encode())
+    finally:
+        await producer.stop()
 
 
 def query(settings: Settings, flux: str) -> list[dict[str, Any]]:
@@ -108,23 +116,18 @@ def test_a_meter_obeys_a_valve_command_and_reports_it(settings, catalogue, bridg
         "10",
     )
     time.sleep(4)
-    command = ValveCommand(
-        command="close_valve",
-        reason="quota used up (test)",
-        issued_at=datetime.now(UTC),
-        command_id="test-close-1",
+    # The platform's path: a command on Kafka, relayed by the bridge to the meter's topic.
+    command = DeviceCommand(
+        site=site,
+        device=meter,
+        command=ValveCommand(
+            command="close_valve",
+            reason="quota used up (test)",
+            issued_at=datetime.now(UTC),
+            command_id="test-close-1",
+        ),
     )
-    platform = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id="test-platform", protocol=mqtt.MQTTv5
-    )
-    platform.username_pw_set(settings.mqtt_username, settings.mqtt_password)
-    platform.connect(settings.mqtt_host, settings.mqtt_port)
-    platform.loop_start()
-    platform.publish(
-        topics.command_topic(site, meter), command.model_dump_json().encode(), qos=1
-    ).wait_for_publish(5)
-    platform.disconnect()
-    platform.loop_stop()
+    asyncio.run(produce(settings, topics.COMMANDS, command.to_json(), site))
     counts = finish(proc)
     assert counts["commands"] == {"obeyed": 1}
 

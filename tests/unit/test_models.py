@@ -607,3 +607,20 @@ def test_air_station_modes_and_flags():
     r = station.reading(T0 + timedelta(minutes=1))
     assert r is not None and 120 < r.values["a34004"].value < 180  # 2 × 75 µg/m³
     assert flags(r)["a34004"] == "N"
+
+
+def test_a_redelivered_command_is_not_obeyed_twice():
+    from datetime import UTC, datetime, timedelta
+
+    from ecowatch.schema import ValveCommand, ValveState
+    from ecowatch.simulators.models import DischargeMeter
+
+    meter = DischargeMeter("33080200M00001", 1)
+    t = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    meter.reading(t)
+    close = ValveCommand(command="close_valve", reason="q", issued_at=t, command_id="c-1")
+    reopen = ValveCommand(command="open_valve", reason="r", issued_at=t, command_id="o-1")
+    meter.apply_command(close, t)
+    meter.apply_command(reopen, t + timedelta(minutes=1))
+    meter.apply_command(close, t + timedelta(minutes=2))  # the relay sent it again
+    assert meter.status().valve is ValveState.OPEN

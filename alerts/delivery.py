@@ -1,0 +1,478 @@
+"""Delivering notifications through apprise: a pipeline of small stages, as Alertmanager does.
+
+    route (alerts.routing) ─▶ per URL of each person: Dedup ─▶ Send (retries) ─▶ Record
+
+- **Dedup** against the delivery log by the notification's idempotency ``key``, the recipient
+  and the channel (the URL's place in the person's list, and its scheme): a redelivered
+  notification, or the same one after a restart with a :class:`JsonlDeliveryLog`, is not sent
+  again. Per channel, not per person: a person with DingTalk and e-mail whose e-mail failed
+  gets the e-mail on redelivery without a second DingTalk message.
+- **Send** through a :class:`Notifier`, which says whether a failure is worth retrying. Apprise
+  answers False on failure: retried with exponential back-off up to ``RetryPolicy.attempts``;
+  a URL apprise cannot parse is not retried.
+- **Record** every attempt (retried / sent / failed) in the log; a person who cannot be reached
+  is recorded as unroutable. :meth:`DeliveryRecord.to_line` renders a record as InfluxDB line
+  protocol for the writer in ``ecowatch.streams.store``.
+
+URLs are secrets (tokens, passwords): only the scheme is logged or recorded. Like Alertmanager,
+this prefers a duplicate to a miss: a send is recorded after it happens, so a crash between
+the two sends again on restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Protocol
+
+import apprise
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from ecowatch.alerts.routing import Route, Unroutable, route, scheme_of
+from ecowatch.alerts.templates import Lang, Message, render
+from ecowatch.clock import Clock, SystemClock
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.schema import Audience, CaseStep, Notification, Severity
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class DeliveryStatus(StrEnum):
+    SENT = "sent"
+    FAILED = "failed"  # given up: not retryable, or out of attempts
+    RETRIED = "retried"  # this attempt failed; another follows after the back-off
+    UNROUTABLE = "unroutable"  # the person has no URL configured: a routing gap
+
+
+class DeliveryRecord(BaseModel):
+    """One line of the delivery log. Holds the URL's scheme only, never the URL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    case_id: str
+    step: CaseStep
+    audience: Audience
+    recipient: str
+    role: str
+    channel: int  # the URL's place in the person's list; -1 when unroutable
+    scheme: str
+    status: DeliveryStatus
+    attempt: int  # 1-based; 0 when nothing was attempted
+    at: AwareDatetime
+    detail: str = ""
+
+    @property
+    def identity(self) -> tuple[str, str, int, str]:
+        return (self.key, self.recipient, self.channel, self.scheme)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, line: str | bytes) -> DeliveryRecord:
+        return cls.model_validate_json(line)
+
+    def to_line(self) -> str:
+        """InfluxDB line protocol, ms precision: ``delivery,case=…,step=…,audience=…,
+        recipient=…,status=…,channel=… attempt=1i,key="…",scheme="…",detail="…" <ms>``.
+        ``channel`` is a tag too, so two URLs of one person sent in the same millisecond are
+        two points, not one overwriting the other."""
+        tags = ",".join(
+            f"{name}={_tag(value)}"
+            for name, value in (
+                ("case", self.case_id),
+                ("step", self.step.value),
+                ("audience", self.audience.value),
+                ("recipient", self.recipient),
+                ("status", self.status.value),
+                ("channel", str(self.channel)),
+            )
+        )
+        fields = (
+            f'attempt={self.attempt}i,key="{_text(self.key)}",scheme="{_text(self.scheme)}",'
+            f'detail="{_text(self.detail)}"'
+        )
+        return f"delivery,{tags} {fields} {_epoch_ms(self.at)}"
+
+
+def delivery_lines(records: Iterable[DeliveryRecord]) -> str:
+    """Records as one line-protocol batch, for ``InfluxWriter.write(lines, count)``."""
+    return "\n".join(r.to_line() for r in records)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _epoch_ms(ts: datetime) -> int:
+    return (ts - _EPOCH) // timedelta(milliseconds=1)
+
+
+def _tag(value: str) -> str:
+    # Line protocol: commas, equals signs and spaces in a tag value are escaped; empty is invalid.
+    value = value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
+    return value.replace("\n", " ") or "-"
+
+
+def _text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+# -- the delivery log --------------------------------------------------------------------------
+
+
+class DeliveryLog(Protocol):
+    def was_sent(self, key: str, recipient: str, channel: int, scheme: str) -> bool: ...
+
+    def append(self, record: DeliveryRecord) -> None: ...
+
+    def records(self) -> list[DeliveryRecord]: ...
+
+
+class MemoryDeliveryLog:
+    """For tests and replays: forgets everything when the process ends."""
+
+    def __init__(self) -> None:
+        self._records: list[DeliveryRecord] = []
+        self._sent: set[tuple[str, str, int, str]] = set()
+
+    def was_sent(self, key: str, recipient: str, channel: int, scheme: str) -> bool:
+        return (key, recipient, channel, scheme) in self._sent
+
+    def append(self, record: DeliveryRecord) -> None:
+        self._records.append(record)
+        if record.status is DeliveryStatus.SENT:
+            self._sent.add(record.identity)
+
+    def records(self) -> list[DeliveryRecord]:
+        return list(self._records)
+
+
+class JsonlDeliveryLog(MemoryDeliveryLog):
+    """A JSON-lines file, one record per line, read back on start so a restarted process does
+    not send twice. Each line is flushed and fsynced before the next send is decided.
+
+    The file grows with every attempt; rotating it (keeping, say, the last 30 days) is left to
+    the operator, as Alertmanager's notification log keeps only a retention period.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        super().__init__()
+        self.path = Path(path)
+        if self.path.exists():
+            for n, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    super().append(DeliveryRecord.from_json(line))
+                except ValidationError:
+                    # A line torn by a crash mid-write: the send it describes may repeat,
+                    # which is the side to err on.
+                    log.warning("%s:%d: unreadable delivery record skipped", self.path, n)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, record: DeliveryRecord) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(record.to_json() + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        super().append(record)
+
+
+# -- notifiers ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendResult:
+    ok: bool
+    retryable: bool = False
+    detail: str = ""  # why it failed; never contains the URL
+
+
+class Notifier(Protocol):
+    async def send(self, url: str, message: Message, notify_type: str) -> SendResult: ...
+
+
+_URL = re.compile(r"\S+://\S+")
+
+
+_SERIOUS = frozenset({logging.WARNING, logging.ERROR, logging.CRITICAL})
+
+
+def _redact(text: str) -> str:
+    return _URL.sub("<url>", text)[:200]
+
+
+class AppriseNotifier:
+    """Sends one message to one apprise URL with apprise's async API."""
+
+    def __init__(self, timeout: float = 30.0) -> None:
+        self.timeout = timeout
+        # In memory: apprise's persistent store would otherwise write under the home folder.
+        self._asset = apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY)
+
+    async def send(self, url: str, message: Message, notify_type: str) -> SendResult:
+        ap = apprise.Apprise(asset=self._asset)
+        if not ap.add(url):
+            return SendResult(False, False, f"not a valid apprise URL (scheme {scheme_of(url)})")
+        result = await ap.async_notify(
+            body=message.body,
+            title=message.title,
+            notify_type=apprise.NotifyType(notify_type),
+            body_format=apprise.NotifyFormat.TEXT,
+            timeout=self.timeout,
+        )
+        if result:
+            return SendResult(True)
+        # Apprise does not say whether a failure is lasting: worth retrying, up to the limit.
+        problems = [
+            e.message
+            for e in result.logs()
+            if logging.getLevelName(str(e.level).upper()) in _SERIOUS
+        ]
+        reason = problems[-1] if problems else f"apprise status {result.status.name}"
+        return SendResult(False, True, _redact(reason))
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts per URL, and the delays between them: ``first``, multiplied by ``factor`` after
+    each failure, capped at ``cap`` seconds."""
+
+    attempts: int = 4
+    first: float = 2.0
+    factor: float = 2.0
+    cap: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """The wait after failed attempt ``attempt`` (1-based)."""
+        return min(self.cap, self.first * self.factor ** (attempt - 1))
+
+
+@dataclass
+class Job:
+    """One message for one URL of one person, as it moves through the stages."""
+
+    notification: Notification
+    route: Route
+    channel: int
+    url: str = field(repr=False)
+    message: Message
+    notify_type: str
+    records: list[DeliveryRecord] = field(default_factory=list)
+
+    @property
+    def scheme(self) -> str:
+        return scheme_of(self.url)
+
+    @property
+    def identity(self) -> tuple[str, str, int, str]:
+        return (self.notification.key, self.route.recipient, self.channel, self.scheme)
+
+    def record(self, status: DeliveryStatus, attempt: int, at: datetime, detail: str = "") -> None:
+        n = self.notification
+        self.records.append(
+            DeliveryRecord(
+                key=n.key,
+                case_id=n.case_id,
+                step=n.step,
+                audience=n.audience,
+                recipient=self.route.recipient,
+                role=self.route.role.value,
+                channel=self.channel,
+                scheme=self.scheme,
+                status=status,
+                attempt=attempt,
+                at=at,
+                detail=detail,
+            )
+        )
+
+
+class Stage(Protocol):
+    async def __call__(self, job: Job) -> bool:
+        """Do this stage's part; False ends the job here."""
+        ...
+
+
+class Dedup:
+    def __init__(self, log_: DeliveryLog) -> None:
+        self.log = log_
+
+    async def __call__(self, job: Job) -> bool:
+        if self.log.was_sent(*job.identity):
+            log.info(
+                "%s to %s (%s #%d) already sent: not again",
+                job.notification.key,
+                job.route.recipient,
+                job.scheme,
+                job.channel,
+            )
+            return False
+        return True
+
+
+class Send:
+    def __init__(self, notifier: Notifier, retry: RetryPolicy, sleep: Sleep, clock: Clock) -> None:
+        self.notifier, self.retry, self.sleep, self.clock = notifier, retry, sleep, clock
+
+    async def __call__(self, job: Job) -> bool:
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                result = await self.notifier.send(job.url, job.message, job.notify_type)
+            except Exception as exc:  # a notifier's bug or a network surprise: retry it
+                result = SendResult(False, True, _redact(f"{type(exc).__name__}: {exc}"))
+            at = self.clock.now()
+            if result.ok:
+                job.record(DeliveryStatus.SENT, attempt, at)
+                return True
+            last = not result.retryable or attempt == self.retry.attempts
+            if last:
+                job.record(DeliveryStatus.FAILED, attempt, at, result.detail)
+                log.error(
+                    "%s to %s (%s #%d) failed after %d attempt(s): %s",
+                    job.notification.key,
+                    job.route.recipient,
+                    job.scheme,
+                    job.channel,
+                    attempt,
+                    result.detail,
+                )
+                return True
+            delay = self.retry.delay(attempt)
+            job.record(DeliveryStatus.RETRIED, attempt, at, result.detail)
+            log.warning(
+                "%s to %s (%s #%d): attempt %d failed (%s); retrying in %.1fs",
+                job.notification.key,
+                job.route.recipient,
+                job.scheme,
+                job.channel,
+                attempt,
+                result.detail,
+                delay,
+            )
+            await self.sleep(delay)
+        return True  # attempts < 1: nothing tried, nothing to record
+
+
+class Record:
+    def __init__(self, log_: DeliveryLog) -> None:
+        self.log = log_
+
+    async def __call__(self, job: Job) -> bool:
+        for record in job.records:
+            self.log.append(record)
+        return True
+
+
+@dataclass
+class DeliveryReport:
+    """What one ``deliver`` call did: the records it added, and the channels it skipped as
+    already sent (recipient, channel, scheme)."""
+
+    records: list[DeliveryRecord] = field(default_factory=list)
+    duplicates: list[tuple[str, int, str]] = field(default_factory=list)
+
+    def with_status(self, status: DeliveryStatus) -> list[DeliveryRecord]:
+        return [r for r in self.records if r.status is status]
+
+
+def notify_type(notification: Notification) -> str:
+    """Apprise's message type (the colour or icon on most services)."""
+    if notification.step is CaseStep.CLOSED:
+        return apprise.NotifyType.SUCCESS.value
+    if notification.severity is Severity.VIOLATION:
+        return apprise.NotifyType.FAILURE.value
+    return apprise.NotifyType.WARNING.value
+
+
+class Deliverer:
+    """Routes, renders and delivers notifications; ``await deliver(notification)``."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        delivery_log: DeliveryLog,
+        notifier: Notifier | None = None,
+        *,
+        clock: Clock | None = None,
+        sleep: Sleep = asyncio.sleep,
+        retry: RetryPolicy | None = None,
+        environ: Mapping[str, str] | None = None,
+        lang: Lang = "zh",
+    ) -> None:
+        self.catalogue = catalogue
+        self.log = delivery_log
+        self.clock = clock or SystemClock()
+        self.environ = environ  # None: os.environ at each delivery (a changed URL applies)
+        self.lang: Lang = lang
+        self.stages: Sequence[Stage] = (
+            Dedup(delivery_log),
+            Send(notifier or AppriseNotifier(), retry or RetryPolicy(), sleep, self.clock),
+            Record(delivery_log),
+        )
+        # One job per channel at a time: a redelivery racing the first delivery waits, then
+        # finds it sent. Weak values: a lock lives only while some job holds it.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str, int, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    async def deliver(self, notification: Notification) -> DeliveryReport:
+        report = DeliveryReport()
+        routing = route(notification, self.catalogue, self.environ)
+        for gap in routing.unroutable:
+            self._unroutable(notification, gap, report)
+        message = render(notification, self.lang)
+        kind = notify_type(notification)
+        jobs = [
+            Job(notification, person, channel, url, message, kind)
+            for person in routing.routes
+            for channel, url in enumerate(person.urls)
+        ]
+        done = await asyncio.gather(*(self._run(job) for job in jobs))
+        for job, completed in zip(jobs, done, strict=True):
+            report.records.extend(job.records)
+            if not completed:
+                report.duplicates.append((job.route.recipient, job.channel, job.scheme))
+        return report
+
+    async def _run(self, job: Job) -> bool:
+        lock = self._locks.setdefault(job.identity, asyncio.Lock())
+        async with lock:
+            for stage in self.stages:
+                if not await stage(job):
+                    return False
+        return True
+
+    def _unroutable(self, n: Notification, gap: Unroutable, report: DeliveryReport) -> None:
+        log.warning("%s: cannot reach %s %s: %s", n.key, gap.role.value, gap.recipient, gap.reason)
+        record = DeliveryRecord(
+            key=n.key,
+            case_id=n.case_id,
+            step=n.step,
+            audience=n.audience,
+            recipient=gap.recipient,
+            role=gap.role.value,
+            channel=-1,
+            scheme="",
+            status=DeliveryStatus.UNROUTABLE,
+            attempt=0,
+            at=self.clock.now(),
+            detail=gap.reason,
+        )
+        self.log.append(record)
+        report.records.append(record)

@@ -239,9 +239,13 @@ def _advance(
         if case.pending_until is not None and now < case.pending_until:
             return
         case.status = CaseStatus.REMINDED
-        case.deadline = now + (timedelta(0) if case.recurrence else policy.deadline)
-        events.append(_event(case, "reminded", now, detail=f"deadline {_local(case.deadline)}"))
-        notes.append(_note(case, CaseStep.REMIND, Audience.ENTERPRISE, now, context, policy))
+        if context.enterprise is None:
+            # An air station's finding is the district's: nobody to remind, officers at once.
+            case.deadline = now
+        else:
+            case.deadline = now + (timedelta(0) if case.recurrence else policy.deadline)
+            events.append(_event(case, "reminded", now, detail=f"deadline {_local(case.deadline)}"))
+            notes.append(_note(case, CaseStep.REMIND, Audience.ENTERPRISE, now, context, policy))
 
     if case.status is CaseStatus.REMINDED:
         if held:
@@ -309,7 +313,8 @@ def _close(
     case.closed_at = now
     case.deadline = case.ack_due = None
     events.append(_event(case, "closed", now, actor=actor, detail=detail))
-    notes.append(_note(case, CaseStep.CLOSED, Audience.ENTERPRISE, now, context, None))
+    if context.enterprise is not None:
+        notes.append(_note(case, CaseStep.CLOSED, Audience.ENTERPRISE, now, context, None))
     if case.acknowledged_by is not None or case.renotified or case.raised:
         notes.append(_note(case, CaseStep.CLOSED, Audience.OFFICERS, now, context, None))
 

@@ -301,3 +301,12 @@ def test_notification_keys_are_unique_per_step_and_round():
     t.feed(Tick(), 190)
     keys = [n.key for n in t.notes]
     assert len(keys) == len(set(keys)) == 4
+
+
+def test_a_district_finding_without_an_enterprise_goes_to_the_officers():
+    air = CONTEXT.model_copy(update={"site": "S-AIR-001", "enterprise": None})
+    f = finding(0).model_copy(update={"site": "S-AIR-001", "rule": Rule.AQI_OVER_100})
+    case, events, notes = open_case(f, f.at, POLICY, air)
+    case, more, later = step(case, Tick(), at(10), POLICY, air)
+    assert [(n.step, n.audience) for n in notes + later] == [(CaseStep.ESCALATE, Audience.OFFICERS)]
+    assert "reminded" not in [e.kind for e in events + more]

@@ -24,6 +24,9 @@ class Policy(BaseModel):
     hold: Duration = timedelta(hours=1)  # normal this long before a case may close
     recur_window: Duration = timedelta(days=7)  # a recurrence within it skips the reminder
     measure: str = ""  # the proposed measure an escalation carries
+    # False for early warnings (预警): the enterprise is reminded, the officers never paged;
+    # the legal judgement (hourly, daily means) has its own cases that do escalate.
+    escalate: bool = True
 
 
 class PolicyEntry(Policy):

@@ -317,7 +317,9 @@ class Finding(BaseModel):
 
     @property
     def case_key(self) -> str:
-        return f"{self.site}|{self.pollutant or '-'}|{self.rule.value}"
+        """One case per site + pollutant + rule; a device-level rule (offline, quota) per
+        device, so two meters of one site out of quota are two cases."""
+        return f"{self.site}|{self.pollutant or self.device or '-'}|{self.rule.value}"
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

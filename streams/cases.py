@@ -93,6 +93,8 @@ class Case(BaseModel):
     findings: list[str] = Field(default_factory=list)  # the officers' findings, in order
     close_requested_by: str | None = None
     normal_since: AwareDatetime | None = None  # data normal again from (hysteresis)
+    hold_until: AwareDatetime | None = None  # normal_since + the policy's hold
+    escalates: bool = True  # the policy's: False for early warnings
     closed_at: AwareDatetime | None = None
     history_30d: int = 1
 
@@ -229,7 +231,9 @@ def _advance(
     notes: list[Notification],
 ) -> None:
     """Let the timers and conditions move the case as far as they go at ``now``."""
-    held = case.normal_since is not None and now - case.normal_since >= policy.hold
+    case.escalates = policy.escalate
+    case.hold_until = case.normal_since + policy.hold if case.normal_since else None
+    held = case.hold_until is not None and now >= case.hold_until
 
     if case.status is CaseStatus.PENDING:
         if case.normal_since is not None:
@@ -259,7 +263,12 @@ def _advance(
                 detail="rectified within the deadline: normal for the hold period",
             )
             return
-        if case.deadline is not None and now >= case.deadline and case.normal_since is None:
+        if (
+            policy.escalate
+            and case.deadline is not None
+            and now >= case.deadline
+            and case.normal_since is None
+        ):
             case.status = CaseStatus.ESCALATED
             case.ack_due = now + policy.ack_timeout
             why = "recurred" if case.recurrence else "persisted past the deadline"
@@ -323,11 +332,15 @@ def next_due(case: Case) -> datetime | None:
     """When the case next needs a Tick (the worker's timer)."""
     if case.status is CaseStatus.PENDING:
         return case.pending_until
+    times: list[datetime | None] = []
     if case.status is CaseStatus.REMINDED:
-        return case.deadline
-    if case.status is CaseStatus.ESCALATED:
-        return case.ack_due
-    return None
+        times = [case.deadline if case.escalates else None, case.hold_until]
+    elif case.status is CaseStatus.ESCALATED:
+        times = [case.ack_due]
+    elif case.status is CaseStatus.ACKNOWLEDGED and case.close_requested_by and case.findings:
+        times = [case.hold_until]
+    due = [t for t in times if t is not None]
+    return min(due) if due else None
 
 
 def _local(ts: datetime | None) -> str:

@@ -310,3 +310,23 @@ def test_a_district_finding_without_an_enterprise_goes_to_the_officers():
     case, more, later = step(case, Tick(), at(10), POLICY, air)
     assert [(n.step, n.audience) for n in notes + later] == [(CaseStep.ESCALATE, Audience.OFFICERS)]
     assert "reminded" not in [e.kind for e in events + more]
+
+
+def test_an_early_warning_reminds_but_never_pages_the_officers():
+    warning = POLICY.model_copy(update={"escalate": False})
+    t = Timeline(finding(0), policy=warning)
+    t.feed(Tick(), 10)
+    assert next_due(t.case) is None  # no deadline to wait for: nobody will be paged
+    t.feed(Tick(), 500)
+    assert t.steps == [(CaseStep.REMIND, Audience.ENTERPRISE)]
+    t.feed(Seen(finding=finding(600, active=False)), 600)
+    assert next_due(t.case) == at(660)  # the hold
+    t.feed(Tick(), 660)
+    assert t.case.status is CaseStatus.CLOSED
+
+
+def test_next_due_follows_the_hold_of_a_case_an_officer_asked_to_close():
+    t = escalated()
+    t.feed(RecordFindings(officer="O-KC-01", text="已整改", close=True), 140)
+    t.feed(Seen(finding=finding(150, active=False)), 150)
+    assert next_due(t.case) == at(210)

@@ -514,6 +514,41 @@ def demo(**options: object) -> None:
     click.echo("demo stopped; the stack keeps running (`ecowatch stack down` stops it)")
 
 
+@cli.command()
+@click.argument("readings", type=click.File("r", encoding="utf-8"))
+@click.option(
+    "--tick",
+    default="5m",
+    show_default=True,
+    help="How often time passes between readings (deadlines, offline devices).",
+)
+@click.option(
+    "--only", default="", help="Print only these line types, e.g. notification,case_event."
+)
+def replay(readings, tick: str, only: str) -> None:
+    """Run recorded readings (JSON lines, in time order) through the detection and escalation
+    code the workers use, on the readings' own clock; print findings, case events,
+    notifications and valve commands as JSON lines. No services needed."""
+    from ecowatch.durations import parse_duration
+    from ecowatch.streams.replay import Replay
+
+    settings, catalogue = _settings_and_catalogue()
+    try:
+        step = parse_duration(tick)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tick") from None
+    wanted = {t.strip() for t in only.split(",") if t.strip()}
+    run = Replay(catalogue, aqi_standard=settings.aqi_standard, tick=step)
+    for line in run.feed(readings):
+        if line["type"] == "error":
+            click.echo(f"ecowatch replay: line {line['line']}: {line['detail']}", err=True)
+        elif not wanted or line["type"] in wanted:
+            click.echo(json.dumps(line, ensure_ascii=False))
+    if run.errors:
+        click.echo(f"ecowatch replay: {run.errors} line(s) could not be read", err=True)
+        sys.exit(1)
+
+
 # -- operators' tools --------------------------------------------------------------------------
 
 

@@ -134,7 +134,7 @@ Step = tuple[Case | None, list[CaseEvent], list[Notification]]
 
 def case_id(finding: Finding) -> str:
     local = finding.at.astimezone(CHINA)
-    what = finding.pollutant or "device"
+    what = finding.pollutant or finding.device or "site"
     return f"{local:%Y%m%d%H%M%S}-{finding.site}-{what}-{finding.rule.value}"
 
 
@@ -260,7 +260,7 @@ def _advance(
                 events,
                 notes,
                 actor="system",
-                detail="rectified within the deadline: normal for the hold period",
+                detail="normal for the hold period before any escalation",
             )
             return
         if (

@@ -475,7 +475,9 @@ def demo(**options: object) -> None:
         )
         while not (fleet_task.done() and bridge_task.done()):
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(fleet_task), timeout=2.0)
+                # While the monitors run, wake when they stop; after that, when the bridge does.
+                waiting_for = bridge_task if fleet_task.done() else fleet_task
+                await asyncio.wait_for(asyncio.shield(waiting_for), timeout=2.0)
             _echo_happenings(fleet)
             tcp = hj212_server.stats if hj212_server else None
             bridged = b.bridged + (tcp.bridged if tcp else 0)

@@ -73,7 +73,15 @@ class Settings(BaseSettings):
     # stack generates them at <state>/mosquitto/credentials.json; elsewhere, point at your own.
     device_credentials: Path | None = None
 
-    # The Faust worker's web server (health, and later the case API).
+    # How often time passes for every site in the worker (deadlines, timeouts, offline).
+    tick_seconds: float = Field(default=15.0, gt=0)
+    # Officers' API tokens: a JSON file {"<token>": "<officer id>"} kept outside git.
+    officer_tokens: Path | None = None
+
+    # The Faust app's id: its consumer group, and the prefix of its tables' changelogs.
+    app_id: str = "ecowatch"
+
+    # The Faust worker's web server (health, and the officers' case API).
     web_host: str = "127.0.0.1"
     web_port: int = 6066
 

@@ -49,5 +49,17 @@ COMMANDS = "ecowatch.commands"  # platform → devices (valve commands), relayed
 FINDINGS = "ecowatch.findings"
 CASES = "ecowatch.cases"
 NOTIFICATIONS = "ecowatch.notifications"
+TICKS = "ecowatch.ticks"  # time passing, per site: deadlines and offline devices fall due
+ACTIONS = "ecowatch.actions"  # officers' acknowledgements and findings, from the API
 
-KAFKA_TOPICS = (READINGS, READINGS_DLQ, STATUS, COMMANDS, FINDINGS, CASES, NOTIFICATIONS)
+KAFKA_TOPICS = (
+    READINGS,
+    READINGS_DLQ,
+    STATUS,
+    COMMANDS,
+    FINDINGS,
+    CASES,
+    NOTIFICATIONS,
+    TICKS,
+    ACTIONS,
+)

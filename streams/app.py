@@ -15,9 +15,12 @@ from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.clock import Clock, SystemClock
+from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
+from ecowatch.streams.api import install_api, load_tokens
+from ecowatch.streams.enforcement import Enforcement
 from ecowatch.streams.points import store_lines
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 
@@ -29,10 +32,11 @@ STORE_WITHIN_SECONDS = 0.5
 
 def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     clock = clock or SystemClock()
+    catalogue = load_catalogue(settings.catalogue)
     app = faust.App(
-        "ecowatch",
+        settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        datadir=str(settings.state_dir / "faust"),
+        datadir=str(settings.state_dir / "faust" / settings.app_id),
         store="memory://",
         topic_partitions=settings.kafka_partitions,
         web_host=settings.web_host,
@@ -44,6 +48,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
         consumer_auto_offset_reset="earliest",
+        key_serializer="raw",
+        value_serializer="raw",
     )
     readings = app.topic(topics.READINGS, key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topics.READINGS_DLQ, key_serializer="raw", value_serializer="raw")
@@ -88,6 +94,17 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
             counts["stored_readings"] += len(parsed)
             counts["stored_points"] += points
             counts["derived_points"] += derived_points
+
+    enforcement = Enforcement(
+        app,
+        catalogue,
+        clock,
+        writer,
+        settings.state_dir / settings.app_id,
+        settings.tick_seconds,
+        aqi_standard=settings.aqi_standard,
+    )
+    install_api(app, enforcement, catalogue, load_tokens(settings.officer_tokens), clock)
 
     @app.timer(interval=30.0)
     async def report() -> None:

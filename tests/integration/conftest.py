@@ -23,6 +23,7 @@ from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import EcowatchError
 from ecowatch.stack.process import Progress, port_open
 from ecowatch.stack.services import Stack
+from tests.integration.test_alerts_delivery import mailbox, receiver  # noqa: F401 - fixtures
 
 TEST_PORTS = {
     "ECOWATCH_MQTT_URL": "mqtt://127.0.0.1:21883",

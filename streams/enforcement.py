@@ -1,0 +1,230 @@
+"""Detect – remind – penalize in the worker: the pure core (rules, cases) on Faust tables.
+
+One agent, ``enforce``, owns two tables keyed by site: the rules' state and the site's cases,
+both backed by changelogs, so a worker that restarts resumes every open case and deadline.
+It reads readings, device status, ticks (time passing) and officers' actions, all keyed by
+site and so co-partitioned with the tables. What it decides goes out on Kafka: findings,
+case events, notifications, and valve commands. Nothing is sent to a person from here: the
+``deliver`` agent does that, with an idempotency key per notification, so a redelivered
+event never notifies twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import faust
+from pydantic import BaseModel, ValidationError
+
+from ecowatch import topics
+from ecowatch.alerts.delivery import Deliverer, JsonlDeliveryLog, delivery_lines
+from ecowatch.clock import Clock
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.schema import (
+    DeviceCommand,
+    DeviceStatus,
+    Finding,
+    Notification,
+    Reading,
+    ValveCommand,
+)
+from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
+from ecowatch.streams.engine import Outcome, SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.rules import RuleParams, SiteJudge, SiteState, SiteTick
+from ecowatch.streams.store import InfluxWriter
+
+log = logging.getLogger(__name__)
+
+TICKS, ACTIONS = topics.TICKS, topics.ACTIONS
+
+
+class OfficerAction(BaseModel):
+    """An officer's action on a case (Kafka ``ecowatch.actions``, key: site id)."""
+
+    site: str
+    case_id: str
+    officer: str
+    action: str  # "acknowledge" | "findings"
+    text: str = ""
+    close: bool = False
+    at: datetime
+
+    def as_input(self) -> Acknowledge | RecordFindings:
+        if self.action == "acknowledge":
+            return Acknowledge(officer=self.officer)
+        return RecordFindings(officer=self.officer, text=self.text, close=self.close)
+
+
+def finding_line(f: Finding) -> str:
+    from ecowatch.streams.points import epoch_ms
+
+    value = f",value={f.value!r}" if f.value is not None else ""
+    return (
+        f"finding,site={f.site},rule={f.rule.value},pollutant={f.pollutant or '-'},"
+        f"severity={f.severity.value} active={str(f.active).lower()}{value},"
+        f'detail="{_text(f.detail)}" {epoch_ms(f.at)}'
+    )
+
+
+def case_event_line(e: CaseEvent) -> str:
+    from ecowatch.streams.points import epoch_ms
+
+    return (
+        f"case_event,site={e.site},kind={e.kind},status={e.status.value} "
+        f'case="{_text(e.case_id)}",actor="{_text(e.actor)}",detail="{_text(e.detail)}" '
+        f"{epoch_ms(e.at)}"
+    )
+
+
+def _text(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+
+
+class Enforcement:
+    """The tables, agents and timer of detect – remind – penalize, installed on an app."""
+
+    def __init__(
+        self,
+        app: faust.App,
+        catalogue: Catalogue,
+        clock: Clock,
+        writer: InfluxWriter,
+        state_dir: Path,
+        tick_seconds: float,
+        params: RuleParams | None = None,
+        aqi_standard: str = "2026",
+    ) -> None:
+        self.app, self.catalogue, self.clock, self.writer = app, catalogue, clock, writer
+        self.judge = SiteJudge(catalogue, params, aqi_standard)
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        # JSON bytes of the pure core's pydantic models (the app's serialisers are raw).
+        self.rules_table = app.Table("site-rules", default=None, key_type=bytes, value_type=bytes)
+        self.cases_table = app.Table("site-cases", default=None, key_type=bytes, value_type=bytes)
+        self.inputs = app.topic(topics.READINGS, topics.STATUS, TICKS, ACTIONS, **raw)
+        self.findings = app.topic(topics.FINDINGS, **raw)
+        self.case_events = app.topic(topics.CASES, **raw)
+        self.notifications = app.topic(topics.NOTIFICATIONS, **raw)
+        self.commands = app.topic(topics.COMMANDS, **raw)
+        self.ticks = app.topic(TICKS, **raw)
+        self.actions = app.topic(ACTIONS, **raw)
+        # site → (the latest data time, the wall-clock time it arrived): a tick's time is the
+        # site's data clock moved on by the real time since, so a fleet replaying the past
+        # (or a device whose clock is off) is not judged offline by the wall clock.
+        self._data_clock: dict[str, tuple[datetime, datetime]] = {}
+        # This worker's case events of the last weeks, for the weekly settlement. (Kept in
+        # memory: a restarted worker starts the log afresh; InfluxDB keeps the full history.)
+        self.case_log: list[CaseEvent] = []
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.deliverer = Deliverer(catalogue, JsonlDeliveryLog(state_dir / "deliveries.jsonl"))
+        app.agent(self.inputs, name="enforce")(self._enforce)
+        app.agent(self.notifications, name="deliver")(self._deliver)
+        app.timer(interval=tick_seconds)(self._tick_all)
+
+    # -- state -------------------------------------------------------------------------------
+
+    def site_cases(self, site: str) -> SiteCases:
+        raw = self.cases_table.get(site.encode())
+        return SiteCases.model_validate_json(raw) if raw else SiteCases()
+
+    def site_rules(self, site: str) -> SiteState | None:
+        raw = self.rules_table.get(site.encode())
+        return SiteState.model_validate_json(raw) if raw else None
+
+    def _site_time(self, site: str, event: Reading | DeviceStatus | SiteTick) -> datetime:
+        wall = self.clock.now()
+        if isinstance(event, SiteTick):
+            seen = self._data_clock.get(site)
+            return event.now if seen is None else seen[0] + (wall - seen[1])
+        ts = event.ts if isinstance(event, Reading) else event.at
+        self._data_clock[site] = (ts, wall)
+        return ts
+
+    # -- agents ------------------------------------------------------------------------------
+
+    async def _enforce(self, stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            topic = event.message.topic
+            raw: bytes = event.value
+            try:
+                await self._one(topic, raw)
+            except (ValidationError, KeyError, CaseError) as exc:
+                # Bad input is for the dead-letter topic at the edges; here, say and go on.
+                log.warning("enforce: skipped a record of %s: %s", topic, exc)
+
+    async def _one(self, topic: str, raw: bytes) -> None:
+        if topic == ACTIONS:
+            action = OfficerAction.model_validate_json(raw)
+            state, out = on_action(
+                self.site_cases(action.site),
+                action.case_id,
+                action.as_input(),
+                action.at,
+                self.catalogue,
+            )
+            self.cases_table[action.site.encode()] = state.model_dump_json().encode()
+            await self._publish(out, [])
+            return
+        event: Reading | DeviceStatus | SiteTick
+        if topic == topics.READINGS:
+            event = Reading.from_json(raw)
+        elif topic == topics.STATUS:
+            event = DeviceStatus.model_validate_json(raw)
+        else:
+            event = SiteTick.model_validate_json(raw)
+        site = event.site
+        now = self._site_time(site, event)
+        judged = self.judge.judge(self.site_rules(site), event)
+        self.rules_table[site.encode()] = judged.state.model_dump_json().encode()
+        cases, out = on_findings(self.site_cases(site), judged.findings, now, self.catalogue)
+        cases, ticked = on_tick(cases, now, self.catalogue)
+        out.add(ticked.events, ticked.notifications)
+        self.cases_table[site.encode()] = cases.model_dump_json().encode()
+        await self._publish(out, judged.findings)
+        if judged.valve is not None and isinstance(event, Reading):
+            command = DeviceCommand(
+                site=site,
+                device=event.device,
+                command=ValveCommand(
+                    command=f"{judged.valve}_valve",  # type: ignore[arg-type]
+                    reason="quota used up" if judged.valve == "close" else "quota restored",
+                    issued_at=now,
+                    command_id=f"{event.device}-{judged.valve}-{event.ts:%Y%m%dT%H%M%S}",
+                ),
+            )
+            await self.commands.send(key=site.encode(), value=command.to_json())
+
+    async def _publish(self, out: Outcome, findings: list[Finding]) -> None:
+        lines = [finding_line(f) for f in findings] + [case_event_line(e) for e in out.events]
+        for f in findings:
+            await self.findings.send(key=f.site.encode(), value=f.to_json())
+        for e in out.events:
+            await self.case_events.send(key=e.site.encode(), value=e.model_dump_json().encode())
+        if out.events:
+            self.case_log += out.events
+            horizon = out.events[-1].at - timedelta(weeks=8)
+            self.case_log = [e for e in self.case_log if e.at >= horizon]
+        for n in out.notifications:
+            await self.notifications.send(key=n.case_id.encode(), value=n.to_json())
+        if lines:
+            await self.writer.write("\n".join(lines), len(lines))
+
+    async def _deliver(self, stream: faust.StreamT) -> None:
+        async for raw in stream:
+            try:
+                note = Notification.model_validate_json(raw)
+            except ValidationError as exc:
+                log.warning("deliver: skipped a malformed notification: %s", exc)
+                continue
+            report = await self.deliverer.deliver(note)
+            if report.records:
+                await self.writer.write(delivery_lines(report.records), len(report.records))
+
+    async def _tick_all(self) -> None:
+        """Time passes for every site (deadlines, timeouts, offline devices). A tick is a
+        message, not a table write from here: tables change only inside the agent."""
+        now = self.clock.now()
+        for site in self.catalogue.sites:
+            tick = SiteTick(site=site, now=now)
+            await self.ticks.send(key=site.encode(), value=tick.model_dump_json().encode())

@@ -1,0 +1,214 @@
+"""Detect – remind – penalize end to end, on the real stack, with hours compressed to seconds.
+
+An outfall is driven over its COD limit over MQTT. The enterprise's reminder arrives at a
+local HTTP receiver; past the deadline the grid's officers get the case by e-mail (a local
+SMTP server); an officer acknowledges it through the API, which stops the re-notification;
+the data recovers, the officer records findings, and the case closes after the hold period.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ecowatch import topics
+from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from tests.integration.conftest import Service, start_bridge, wait_for
+from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
+from tests.integration.test_pipeline import Device
+
+SITE, DEVICE = "S-OUT-001", "33080200000001"
+WEB_PORT = 26067
+TOKENS = {"tok-kc-01": "O-KC-01", "tok-qj-01": "O-QJ-01"}
+
+# The policy of a real-time exceedance, in seconds instead of hours, and paging the officers.
+FAST_POLICY = """
+policies:
+  - rule: realtime_over_limit
+    pending: 2s
+    deadline: 6s
+    ack_timeout: 8s
+    renotify: 1
+    hold: 4s
+    escalate: true
+    measure: 按日连续处罚（《环境保护法》第五十九条）
+  - severity: warning
+    pending: 1d
+  - severity: violation
+    pending: 1d
+"""
+
+
+@pytest.fixture
+def fast_catalogue(tmp_path: Path) -> Path:
+    folder = tmp_path / "catalogue"
+    shutil.copytree(PACKAGE_CATALOGUE, folder)
+    (folder / "policies.yaml").write_text(FAST_POLICY, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def enforcing_worker(
+    settings: Settings,
+    fast_catalogue: Path,
+    receiver: HttpReceiver,
+    mailbox: Mailbox,
+    tmp_path: Path,
+) -> Iterator[Service]:
+    tokens = tmp_path / "tokens.json"
+    tokens.write_text(json.dumps(TOKENS))
+    mail = "mailto://ecowatch:s3cret@127.0.0.1:{port}?to={to}&from=ecowatch@example.org"
+    env = {
+        # A worker of its own (its own group and tables) on the fast policies.
+        "ECOWATCH_APP_ID": f"ecowatch-e2e-{int(time.time())}",
+        "ECOWATCH_WEB_PORT": str(WEB_PORT),
+        "ECOWATCH_CATALOGUE": str(fast_catalogue),
+        "ECOWATCH_TICK_SECONDS": "1",
+        "ECOWATCH_OFFICER_TOKENS": str(tokens),
+        "ECOWATCH_NOTIFY_E_001": receiver.url("json", "/enterprise"),
+        "ECOWATCH_NOTIFY_O_KC_01": mail.format(port=mailbox.port, to="o-kc-01@example.org"),
+        "ECOWATCH_NOTIFY_O_KC_02": mail.format(port=mailbox.port, to="o-kc-02@example.org"),
+        "ECOWATCH_NOTIFY_S_KC": receiver.url("json", "/supervisor"),
+    }
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        service = Service("e2e-worker", ["worker"], tmp_path)
+        wait_for(
+            lambda: api("GET", "/api/cases", "tok-kc-01")[0] == 200 or not service.alive(),
+            90,
+            "the enforcing worker's API",
+        )
+        assert service.alive(), service.log()[-3000:]
+        yield service
+        service.stop()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def api(method: str, path: str, token: str | None, body: dict | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{WEB_PORT}{path}",
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Bearer {token}"} if token else {}),
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+    except OSError:
+        return 0, None
+
+
+def reading(cod: float) -> bytes:
+    return json.dumps(
+        {
+            "ts": datetime.now(UTC).isoformat(),
+            "values": {
+                "w01018": {"value": cod},
+                "w00000": {"value": 30.0},
+                "w21003": {"value": 2.0},
+                "w01001": {"value": 7.2},
+            },
+        }
+    ).encode()
+
+
+def test_detect_remind_penalize_on_the_real_stack(
+    settings, device_passwords, enforcing_worker, receiver, mailbox, tmp_path
+):
+    (tmp_path / "bridge").mkdir()
+    bridge = start_bridge(tmp_path / "bridge")
+    device = Device(settings, DEVICE, device_passwords[DEVICE])
+    topic = topics.reading_topic(SITE, DEVICE)
+    try:
+
+        def publish(cod: float) -> None:
+            assert not device.publish(topic, reading(cod)).is_failure
+
+        # COD at three times the permit's 80 mg/L, every second, until the officers have it.
+        def escalated() -> list:
+            publish(240.0)
+            return [m for _, m in mailbox.messages if "o-kc-01@example.org" in m["To"]]
+
+        reminder = wait_for(
+            lambda: (publish(240.0), receiver.at("/enterprise"))[1],
+            40,
+            "the enterprise's reminder at the HTTP receiver",
+        )[0]
+        wait_for(escalated, 40, "the officers' escalation e-mail")
+        status, listing = api("GET", "/api/cases", "tok-kc-01")
+        assert status == 200 and listing["grid"] == "G-KC-01"
+        (case,) = [c for c in listing["cases"] if c["rule"] == "realtime_over_limit"]
+        assert case["status"] == "escalated" and case["site"] == SITE
+        assert case["id"] in json.loads(reminder.body)["message"]  # the case number to act on
+        emails = {m["To"] for _, m in mailbox.messages}
+        assert {"o-kc-01@example.org", "o-kc-02@example.org"} <= emails
+
+        # Tokens: none, unknown, and an officer of another grid.
+        path = f"/api/sites/{SITE}/cases/{case['id']}/ack"
+        assert api("POST", path, None)[0] == 401
+        assert api("POST", path, "nonsense")[0] == 401
+        assert api("POST", path, "tok-qj-01")[0] == 403
+        other = api("GET", "/api/cases", "tok-qj-01")[1]
+        assert other["grid"] == "G-QJ-01" and case["id"] not in [c["id"] for c in other["cases"]]
+
+        # The officer acknowledges: no re-notification follows.
+        sent_before = len(mailbox.messages)
+        assert api("POST", path, "tok-kc-01")[0] == 202
+        wait_for(
+            lambda: (
+                api("GET", "/api/cases", "tok-kc-01")[1]["cases"][0]["status"] == "acknowledged"
+            ),
+            20,
+            "the acknowledgement to reach the case",
+        )
+        time.sleep(10)  # longer than the 8 s acknowledgement time-out
+        assert len(mailbox.messages) == sent_before, "re-notified after the acknowledgement"
+        assert receiver.at("/supervisor") == []
+
+        # The data recovers; the officer records findings and asks to close.
+        findings = f"/api/sites/{SITE}/cases/{case['id']}/findings"
+        assert api("POST", findings, "tok-kc-01", {"text": ""})[0] == 400
+        for _ in range(3):
+            publish(40.0)
+            time.sleep(0.5)
+        status, _ = api(
+            "POST", findings, "tok-kc-01", {"text": "现场检查：预处理设施故障已修复", "close": True}
+        )
+        assert status == 202
+
+        def closed() -> bool:
+            publish(40.0)
+            return not [
+                c
+                for c in api("GET", "/api/cases", "tok-kc-01")[1]["cases"]
+                if c["id"] == case["id"]
+            ]
+
+        wait_for(closed, 30, "the case to close after the hold period")
+        bodies = [json.loads(r.body)["message"] for r in receiver.at("/enterprise")]
+        assert len(bodies) >= 2 and case["id"] in bodies[-1]  # the enterprise hears it is closed
+        assert api("POST", path, "tok-kc-01")[0] == 404  # nothing left to act on
+    finally:
+        device.close()
+        bridge.stop()

@@ -32,7 +32,7 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
 from ecowatch.streams.engine import Outcome, SiteCases, on_action, on_findings, on_tick
-from ecowatch.streams.rules import RuleParams, SiteJudge, SiteState, SiteTick
+from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
 from ecowatch.streams.store import InfluxWriter
 
 log = logging.getLogger(__name__)
@@ -65,6 +65,24 @@ def finding_line(f: Finding) -> str:
         f"finding,site={f.site},rule={f.rule.value},pollutant={f.pollutant or '-'},"
         f"severity={f.severity.value} active={str(f.active).lower()}{value},"
         f'detail="{_text(f.detail)}" {epoch_ms(f.at)}'
+    )
+
+
+def window_line(site: str, closed: ClosedWindow) -> str:
+    """``aggregate,site,device,pollutant,period=hour|day valid,coverage_s[,mean,volume_m3,mass_kg]``
+    at the window's start: the hourly and daily means beside the raw points."""
+    from ecowatch.streams.points import epoch_ms
+
+    w = closed.window
+    fields = [f"valid={str(w.valid).lower()}", f"coverage_s={w.coverage.total_seconds()!r}"]
+    fields += [
+        f"{name}={float(v)!r}"
+        for name, v in (("mean", w.mean), ("volume_m3", w.volume_m3), ("mass_kg", w.mass_kg))
+        if v is not None
+    ]
+    return (
+        f"aggregate,site={site},device={closed.device},pollutant={closed.pollutant},"
+        f"period={w.period.value} {','.join(fields)} {epoch_ms(w.start)}"
     )
 
 
@@ -182,6 +200,9 @@ class Enforcement:
         out.add(ticked.events, ticked.notifications)
         self.cases_table[site.encode()] = cases.model_dump_json().encode()
         await self._publish(out, judged.findings)
+        if judged.windows:
+            lines = [window_line(site, w) for w in judged.windows]
+            await self.writer.write("\n".join(lines), len(lines))
         if judged.valve is not None and isinstance(event, Reading):
             command = DeviceCommand(
                 site=site,

@@ -1,0 +1,77 @@
+"""What the enforcing worker writes to InfluxDB beside the readings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ecowatch.schema import Finding, Rule, Severity
+from ecowatch.streams.aggregate import Period, Window
+from ecowatch.streams.cases import CaseEvent, CaseStatus
+from ecowatch.streams.enforcement import case_event_line, finding_line, window_line
+from ecowatch.streams.rules import ClosedWindow
+
+T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+MS = 1795395600000  # 2026-11-23T01:00Z
+
+
+def test_an_hourly_window_with_its_appendix_d_totals():
+    window = Window(
+        period=Period.HOUR,
+        start=T,
+        end=T + timedelta(hours=1),
+        valid=True,
+        mean=80.0,
+        coverage=timedelta(minutes=50),
+        volume_m3=144.0,
+        mass_kg=11.52,
+        flags={"N": 10},
+    )
+    line = window_line("S-OUT-001", ClosedWindow("33080200000001", "w01018", window))
+    assert line == (
+        "aggregate,site=S-OUT-001,device=33080200000001,pollutant=w01018,period=hour "
+        f"valid=true,coverage_s=3000.0,mean=80.0,volume_m3=144.0,mass_kg=11.52 {MS}"
+    )
+
+
+def test_an_invalid_window_has_no_mean():
+    window = Window(
+        period=Period.DAY,
+        start=T,
+        end=T + timedelta(days=1),
+        valid=False,
+        mean=None,
+        coverage=timedelta(hours=3),
+        flags={},
+    )
+    line = window_line("S-AIR-001", ClosedWindow("33080200A00001", "a21004", window))
+    assert "mean=" not in line and "valid=false" in line and "period=day" in line
+
+
+def test_findings_and_case_events_escape_their_text():
+    f = Finding(
+        site="S-OUT-001",
+        pollutant="w01018",
+        rule=Rule.HOURLY_OVER_LIMIT,
+        severity=Severity.WARNING,
+        active=True,
+        at=T,
+        value=81.5,
+        detail='COD "hourly" 81.5',
+    )
+    assert finding_line(f) == (
+        "finding,site=S-OUT-001,rule=hourly_over_limit,pollutant=w01018,severity=warning "
+        f'active=true,value=81.5,detail="COD \\"hourly\\" 81.5" {MS}'
+    )
+    e = CaseEvent(
+        case_id="c-1",
+        site="S-OUT-001",
+        kind="closed",
+        at=T,
+        actor="O-KC-01",
+        status=CaseStatus.CLOSED,
+        detail="已整改",
+    )
+    assert case_event_line(e) == (
+        "case_event,site=S-OUT-001,kind=closed,status=closed "
+        f'case="c-1",actor="O-KC-01",detail="已整改" {MS}'
+    )

@@ -225,8 +225,11 @@ def worker() -> None:
     settings = load_settings()
     if not settings.influx_token:
         _require_secrets(settings)
-    asyncio.run(ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions))
     app = create_app(settings)
+    changelogs = tuple(table.changelog_topic.get_topic_name() for table in app.tables.values())
+    asyncio.run(
+        ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions, compacted=changelogs)
+    )
     faust.Worker(app, loglevel="info", redirect_stdouts=False).execute_from_commandline()
 
 

@@ -31,15 +31,29 @@ async def _start(
 
 
 async def ensure_topics(
-    bootstrap: str, partitions: int, names: tuple[str, ...] = topics.KAFKA_TOPICS
+    bootstrap: str,
+    partitions: int,
+    names: tuple[str, ...] = topics.KAFKA_TOPICS,
+    compacted: tuple[str, ...] = (),
 ) -> None:
-    """Create the source topics. Faust creates its own changelogs, never the topics it reads."""
+    """Create the source topics (Faust never creates the topics it reads) and, ``compacted``,
+    the tables' changelogs: created here, before the worker starts, because a changelog that
+    Faust creates while its agent starts can be missing from the agent's metadata, which then
+    crashes on a partition mismatch again and again."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await _start(admin, bootstrap)
     try:
-        response = await admin.create_topics(
-            [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
-        )
+        new = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        new += [
+            NewTopic(
+                name,
+                num_partitions=partitions,
+                replication_factor=1,
+                topic_configs={"cleanup.policy": "compact"},
+            )
+            for name in compacted
+        ]
+        response = await admin.create_topics(new)
         for name, code, *_ in response.topic_errors:  # type: ignore[attr-defined]
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"Kafka refused to create topic {name}: error code {code}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import urllib.error
@@ -25,6 +26,7 @@ from ecowatch import topics
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
 from tests.integration.conftest import Service, start_bridge, wait_for
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
+from tests.integration.test_fleet import finish, simulate, since
 from tests.integration.test_pipeline import Device
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"
@@ -117,6 +119,22 @@ def api(method: str, path: str, token: str | None, body: dict | None = None) -> 
         return exc.code, json.loads(exc.read() or b"null")
     except OSError:
         return 0, None
+
+
+def case_of(text: str) -> str:
+    match = re.search(r"\d{14}-S-OUT-\d{3}-\S+?_(?:limit|values?|value)", text)
+    assert match, text
+    return match.group(0)
+
+
+def messages(receiver: HttpReceiver, title: str) -> list[str]:
+    """The case ids of the enterprise's messages whose title starts with ``title``."""
+    out = []
+    for r in receiver.at("/enterprise"):
+        doc = json.loads(r.body)
+        if doc["title"].startswith(title):
+            out.append(case_of(doc["message"]))
+    return out
 
 
 def reading(cod: float) -> bytes:
@@ -212,3 +230,120 @@ def test_detect_remind_penalize_on_the_real_stack(
     finally:
         device.close()
         bridge.stop()
+
+
+QUOTA_LOOP = """
+name: quota-loop
+description: a meter a breath from its monthly quota, discharging hard; a recharge at 14 s
+events:
+  - {at: 0s, device: "33080200M00001", action: quota, used: 0.99999}
+  - {at: 0s, device: "33080200M00001", action: burn_quota, factor: 20, for: 1h}
+  - {at: 14s, device: "33080200M00001", action: recharge,
+     amounts: {w00000: 200000, w01018: 80000, w21003: 8000}}
+"""
+
+
+def test_a_meter_out_of_quota_is_closed_and_reopened_after_a_recharge(
+    settings, enforcing_worker, tmp_path
+):
+    scenario = tmp_path / "quota-loop.yaml"
+    scenario.write_text(QUOTA_LOOP, encoding="utf-8")
+    (tmp_path / "bridge").mkdir()
+    bridge = start_bridge(tmp_path / "bridge")
+    started = datetime.now(UTC)
+    try:
+        counts = finish(
+            simulate(
+                "--outfalls",
+                "0",
+                "--air-stations",
+                "0",
+                "--meters",
+                "1",
+                "--interval",
+                "1",
+                "--duration",
+                "26",
+                "--scenario",
+                str(scenario),
+            )
+        )
+    finally:
+        bridge.stop()
+    # The platform closed the valve at 100 % and opened it again once there was quota.
+    assert counts["commands"] == {"obeyed": 2}, counts
+
+    def valves() -> list[str] | None:
+        points = since(settings, "meter", "33080200M00001", started.isoformat())
+        states = [
+            p["_value"] for p in sorted(points, key=lambda p: p["_time"]) if p["_field"] == "valve"
+        ]
+        changes = [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]]
+        return changes if changes[-3:] == ["open", "closed", "open"] else None
+
+    wait_for(valves, 30, "the valve to go open → closed → open in InfluxDB")
+
+
+def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
+    settings, device_passwords, enforcing_worker, receiver, mailbox, tmp_path
+):
+    (tmp_path / "bridge").mkdir()
+    bridge = start_bridge(tmp_path / "bridge")
+    device = Device(settings, DEVICE, device_passwords[DEVICE])
+    topic = topics.reading_topic(SITE, DEVICE)
+    restarted: Service | None = None
+
+    def publish_high() -> None:
+        assert not device.publish(topic, reading(240.0)).is_failure
+
+    try:
+        wait_for(
+            lambda: (publish_high(), receiver.at("/enterprise"))[1], 40, "the enterprise's reminder"
+        )
+        # Kill once the reminder is in the delivery log. (Between apprise's send and that
+        # record lies the one window where a crash means a duplicate: a duplicate is
+        # preferred to a miss, as in Alertmanager. Past it, nothing may be sent twice.)
+        log = settings.state_dir / os.environ["ECOWATCH_APP_ID"] / "deliveries.jsonl"
+        # Case ids begin with the finding's time: the latest is the one this test drives.
+        driven = max(messages(receiver, "【提醒】"))
+
+        def recorded() -> bool:
+            lines = log.read_text().splitlines() if log.exists() else []
+            return any(
+                (r := json.loads(line))["case_id"] == driven
+                and r["step"] == "remind"
+                and r["status"] == "sent"
+                for line in lines
+                if line.strip()
+            )
+
+        wait_for(recorded, 20, "the reminder in the delivery log")
+        enforcing_worker.proc.kill()  # SIGKILL: no goodbye, offsets and timers mid-flight
+        enforcing_worker.proc.wait(10)
+        restarted = Service("e2e-worker-restarted", ["worker"], tmp_path)
+
+        def escalated() -> list:
+            publish_high()
+            return [m for _, m in mailbox.messages if "o-kc-01@example.org" in m["To"]]
+
+        # The case's deadline still holds after the restart: the officers get it.
+        wait_for(escalated, 90, "the escalation from the restarted worker")
+        time.sleep(3)  # let any redelivered notification come through
+        # Each case's reminder and escalation arrive once. (The worker's fresh group also
+        # replays this session's earlier readings of the site: older cases, each once too.)
+        reminders = messages(receiver, "【提醒】")
+        assert len(reminders) == len(set(reminders)), f"a reminder sent twice: {reminders}"
+        # Per case and step: an escalation (【执法】) and, unacknowledged, a renotification
+        # (【再次通知】) are two messages; the same one twice is the defect.
+        mails = [
+            (case_of(m.get_content()), str(m["Subject"]).split("】")[0] + "】")
+            for _, m in mailbox.messages
+            if m["To"] == "o-kc-01@example.org"
+        ]
+        assert len(mails) == len(set(mails)), f"sent twice: {mails}"
+        assert (driven, "【执法】") in mails  # the case driven across the restart escalated
+    finally:
+        device.close()
+        bridge.stop()
+        if restarted is not None:
+            restarted.stop()

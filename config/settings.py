@@ -75,8 +75,11 @@ class Settings(BaseSettings):
 
     # How often time passes for every site in the worker (deadlines, timeouts, offline).
     tick_seconds: float = Field(default=15.0, gt=0)
-    # Officers' API tokens: a JSON file {"<token>": "<officer id>"} kept outside git.
+    # API tokens: a JSON file {"<token>": "<officer id>" or "operator:<name>"} kept outside
+    # git. An officer acts on the cases of their grid; an operator sees every grid.
     officer_tokens: Path | None = None
+    # The token `ecowatch cases` and `ecowatch report` present to the worker's API.
+    api_token: str = ""
 
     # The Faust app's id: its consumer group, and the prefix of its tables' changelogs.
     app_id: str = "ecowatch"

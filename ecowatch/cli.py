@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,7 +24,7 @@ from ecowatch import topics
 from ecowatch.clock import SystemClock
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_settings
-from ecowatch.errors import ConfigError, EcowatchError
+from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
 from ecowatch.ingest.bridge import BridgeStats
 
 if TYPE_CHECKING:
@@ -552,6 +554,102 @@ def replay(readings, tick: str, only: str) -> None:
     if run.errors:
         click.echo(f"ecowatch replay: {run.errors} line(s) could not be read", err=True)
         sys.exit(1)
+
+
+def _api(settings: Settings, method: str, path: str, body: dict | None = None) -> dict:
+    """Call the worker's case API with ECOWATCH_API_TOKEN; errors are one clear line."""
+    if not settings.api_token:
+        raise ConfigError("ECOWATCH_API_TOKEN is not set: an officer's or operator's API token")
+    url = f"http://127.0.0.1:{settings.web_port}{path}"
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Authorization": f"Bearer {settings.api_token}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise EcowatchError(f"the case API answered {exc.code}: {detail}") from None
+    except OSError as exc:
+        raise ServiceDown("the ecowatch worker (case API)", url, str(exc)) from None
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--grid", default=None, help="Only this grid (operators).")
+@click.option("--status", default=None, help="pending, reminded, escalated, acknowledged.")
+@click.option("--min-age", "min_age", default=0.0, help="Only cases at least this old (minutes).")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def cases(
+    ctx: click.Context, grid: str | None, status: str | None, min_age: float, as_json: bool
+) -> None:
+    """The open cases (your grid's, or every grid's for an operator); `ack` and `findings`
+    act on one. Talks to the worker's API with ECOWATCH_API_TOKEN."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings = load_settings()
+    query = urllib.parse.urlencode(
+        {k: v for k, v in {"grid": grid, "status": status, "min_age_minutes": min_age}.items() if v}
+    )
+    listing = _api(settings, "GET", f"/api/cases?{query}")
+    if as_json:
+        click.echo(json.dumps(listing, ensure_ascii=False))
+        return
+    click.echo(f"grid {listing['grid']}: {len(listing['cases'])} open case(s)")
+    for c in listing["cases"]:
+        click.echo(f"  {c['status']:<12} {c['id']}  {c['site_name']}  {c['detail']}")
+
+
+@cases.command("ack")
+@click.argument("site")
+@click.argument("case_id")
+def cases_ack(site: str, case_id: str) -> None:
+    """Acknowledge a case: you take it; the re-notifications stop."""
+    click.echo(json.dumps(_api(load_settings(), "POST", f"/api/sites/{site}/cases/{case_id}/ack")))
+
+
+@cases.command("findings")
+@click.argument("site")
+@click.argument("case_id")
+@click.argument("text")
+@click.option("--close", is_flag=True, help="Close once the data has held normal.")
+def cases_findings(site: str, case_id: str, text: str, close: bool) -> None:
+    """Record your findings on a case (and ask to close it)."""
+    path = f"/api/sites/{site}/cases/{case_id}/findings"
+    click.echo(json.dumps(_api(load_settings(), "POST", path, {"text": text, "close": close})))
+
+
+@cli.group()
+def report() -> None:
+    """Reports."""
+
+
+@report.command("weekly")
+@click.option("--week", default=None, help="The week's Monday, YYYY-MM-DD (default: this week).")
+@click.option("--json", "as_json", is_flag=True)
+def report_weekly(week: str | None, as_json: bool) -> None:
+    """The weekly settlement (周周能结清): per grid, cases opened, escalated, acknowledged,
+    closed, and overdue at the week's end."""
+    if week is None:
+        today = datetime.now(CHINA).date()
+        week = (today - timedelta(days=today.weekday())).isoformat()
+    data = _api(load_settings(), "GET", f"/api/reports/weekly?week={week}")
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False))
+        return
+    click.echo(f"week of {data['week']}")
+    click.echo("grid      opened  escalated  acknowledged  closed  overdue  settled")
+    for g in data["grids"]:
+        click.echo(
+            f"{g['grid']:<9} {g['opened']:>6}  {g['escalated']:>9}  {g['acknowledged']:>12}  "
+            f"{g['closed']:>6}  {len(g['overdue']):>7}  {'yes' if g['settled'] else 'NO'}"
+        )
 
 
 # -- operators' tools --------------------------------------------------------------------------

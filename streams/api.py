@@ -57,13 +57,19 @@ def install_api(
 ) -> None:
     grid_of = {o.id: g.id for g in catalogue.grids.values() for o in g.officers}
 
-    def officer_of(request: Request) -> tuple[str, str] | None:
+    def officer_of(request: Request) -> tuple[str, str | None] | None:
+        """(officer, their grid), or (operator, None) for an operator who sees every grid."""
         header = request.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip()
-        officer = tokens.get(token) if token else None
-        if officer is None or officer not in grid_of:
+        who = tokens.get(token) if token else None
+        if who is not None and who.startswith("operator:"):
+            return who, None
+        if who is None or who not in grid_of:
             return None
-        return officer, grid_of[officer]
+        return who, grid_of[who]
+
+    def in_view(grid: str | None, site_grid: str, wanted: str | None) -> bool:
+        return (grid is None or site_grid == grid) and (wanted is None or site_grid == wanted)
 
     def refused(view: View) -> Response:
         return view.error(401, "a valid officer token is required (Authorization: Bearer …)")
@@ -75,12 +81,13 @@ def install_api(
             if who is None:
                 return refused(self)
             _, grid = who
+            grid_filter = request.query.get("grid")
             wanted = request.query.get("status")
             min_age = timedelta(minutes=float(request.query.get("min_age_minutes", 0)))
             now = clock.now()
             rows: list[dict[str, Any]] = []
             for site in catalogue.sites.values():
-                if site.grid != grid:
+                if not in_view(grid, site.grid, grid_filter):
                     continue
                 for case in enforcement.site_cases(site.id).cases.values():
                     if wanted and case.status.value != wanted:
@@ -101,14 +108,18 @@ def install_api(
                             "findings": case.findings,
                         }
                     )
-            return self.json({"grid": grid, "cases": rows})
+            return self.json({"grid": grid or grid_filter or "*", "cases": rows})
 
     async def act(view: View, request: Request, site: str, case_id: str, action: str) -> Response:
         who = officer_of(request)
         if who is None:
             return refused(view)
         officer, grid = who
-        if site not in catalogue.sites or catalogue.sites[site].grid != grid:
+        if site not in catalogue.sites:
+            return view.error(404, f"no site {site}")
+        if grid is None:
+            return view.error(403, "operators watch; officers of the site's grid act")
+        if catalogue.sites[site].grid != grid:
             return view.error(403, f"site {site} is not in your grid {grid}")
         body: dict[str, Any] = {}
         if action == "findings":
@@ -165,10 +176,18 @@ def install_api(
             open_cases = [
                 c
                 for s in catalogue.sites.values()
-                if s.grid == grid
+                if grid is None or s.grid == grid
                 for c in enforcement.site_cases(s.id).cases.values()
                 if c.status is not CaseStatus.CLOSED
             ]
             rows = weekly_report(enforcement.case_log, open_cases, day, catalogue)
-            row = next(r for r in rows if r.grid == grid)
-            return self.json({**row.model_dump(), "settled": row.settled})
+            return self.json(
+                {
+                    "week": day.date().isoformat(),
+                    "grids": [
+                        {**r.model_dump(), "settled": r.settled}
+                        for r in rows
+                        if grid is None or r.grid == grid
+                    ],
+                }
+            )

@@ -12,13 +12,16 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -30,8 +33,9 @@ from tests.integration.test_fleet import finish, simulate, since
 from tests.integration.test_pipeline import Device
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"
+CHINA = ZoneInfo("Asia/Shanghai")
 WEB_PORT = 26067
-TOKENS = {"tok-kc-01": "O-KC-01", "tok-qj-01": "O-QJ-01"}
+TOKENS = {"tok-kc-01": "O-KC-01", "tok-qj-01": "O-QJ-01", "tok-ops": "operator:night-shift"}
 
 # The policy of a real-time exceedance, in seconds instead of hours, and paging the officers.
 FAST_POLICY = """
@@ -119,6 +123,18 @@ def api(method: str, path: str, token: str | None, body: dict | None = None) -> 
         return exc.code, json.loads(exc.read() or b"null")
     except OSError:
         return 0, None
+
+
+def cli_json(*args: str, token: str) -> Any:
+    done = subprocess.run(
+        [sys.executable, "-m", "ecowatch.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "ECOWATCH_API_TOKEN": token},
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def case_of(text: str) -> str:
@@ -223,7 +239,21 @@ def test_detect_remind_penalize_on_the_real_stack(
                 if c["id"] == case["id"]
             ]
 
+        # While it is open, the operators' command line sees it in every grid's list.
+        listed = cli_json("cases", "--json", token="tok-ops")
+        assert listed["grid"] == "*" and case["id"] in [c["id"] for c in listed["cases"]]
+        assert api("POST", path, "tok-ops")[0] == 403  # operators watch, officers act
+
         wait_for(closed, 30, "the case to close after the hold period")
+        # The weekly settlement adds up: this case was opened, escalated, acknowledged, closed.
+        monday = datetime.now(CHINA).date() - timedelta(days=datetime.now(CHINA).weekday())
+        week = cli_json(
+            "report", "weekly", "--json", "--week", monday.isoformat(), token="tok-kc-01"
+        )
+        (kc,) = week["grids"]
+        assert kc["grid"] == "G-KC-01"
+        assert min(kc["opened"], kc["escalated"], kc["acknowledged"], kc["closed"]) >= 1
+        assert case["id"] not in kc["overdue"]
         bodies = [json.loads(r.body)["message"] for r in receiver.at("/enterprise")]
         assert len(bodies) >= 2 and case["id"] in bodies[-1]  # the enterprise hears it is closed
         assert api("POST", path, "tok-kc-01")[0] == 404  # nothing left to act on

@@ -104,3 +104,15 @@ def test_the_command_prints_json_lines(tmp_path):
     assert any(n["step"] == "escalate" for n in notes)
     bad = CliRunner().invoke(cli, ["replay", str(path), "--tick", "soon"])
     assert bad.exit_code == 2 and "--tick" in bad.output
+
+
+def test_the_case_commands_need_a_token_and_say_so(monkeypatch):
+    from ecowatch.cli import main
+
+    monkeypatch.delenv("ECOWATCH_API_TOKEN", raising=False)
+    monkeypatch.setattr("sys.argv", ["ecowatch", "cases"])
+    import pytest
+
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2

@@ -401,6 +401,34 @@ def _worker_counts(settings: Settings) -> dict:
         return {}
 
 
+SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowledged", "closed"}
+
+
+async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
+    """Print the cases' turns as the worker takes them (ecowatch.cases, from now on)."""
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(
+        topics.CASES,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="latest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    event = json.loads(record.value)
+                    if event["kind"] in SHOWN_CASE_EVENTS:
+                        click.echo(
+                            f"  case {event['kind']:<12} {event['case_id']}  {event['detail'][:60]}"
+                        )
+    finally:
+        await consumer.stop()
+
+
 def _start_worker(settings: Settings) -> subprocess.Popen:
     log_path = settings.state_dir / "worker.log"
     out = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
@@ -474,6 +502,7 @@ def demo(**options: object) -> None:
             hj212_server = Hj212Server(producer=producer, catalogue=catalogue, clock=SystemClock())
             listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
         fleet_task = asyncio.create_task(fleet.run(stop))
+        cases_task = asyncio.create_task(_follow_cases(settings, bridge_stop))
         b = holder["stats"]
         click.echo(
             "time      simulated     acknowledged  bridged  dead-lettered  stored  points  commands"
@@ -506,6 +535,7 @@ def demo(**options: object) -> None:
             )
             if bridge_task.done():
                 bridge_task.result()
+        await cases_task
         if hj212_server is not None:
             listening.close()
             await producer.stop()

@@ -28,6 +28,7 @@ from ecowatch.ingest.validation import accept_mqtt_reading
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
+from ecowatch.streams.store import count_reading_points
 
 
 @dataclass(frozen=True)
@@ -207,22 +208,14 @@ class _Publisher:
 
 
 def _points_since(settings: Settings, start: datetime, stop: datetime) -> int:
-    from influxdb_client import InfluxDBClient
-
-    flux = (
-        f'from(bucket: "{settings.influx_bucket}") '
-        f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
-        '|> filter(fn: (r) => r._measurement == "reading" and r._field == "value") '
-        "|> group() |> count()"
+    return count_reading_points(
+        settings.influx_url,
+        settings.influx_token,
+        settings.influx_org,
+        settings.influx_bucket,
+        start,
+        stop,
     )
-    with InfluxDBClient(
-        url=settings.influx_url,
-        token=settings.influx_token,
-        org=settings.influx_org,
-        timeout=30_000,
-    ) as client:
-        tables = client.query_api().query(flux)
-    return sum(int(r.get_value()) for t in tables for r in t.records)
 
 
 def _empty(settings: Settings, start: datetime, stop: datetime) -> None:

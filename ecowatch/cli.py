@@ -373,22 +373,17 @@ def simulate(**options: object) -> None:
 
 
 def _influx_points(settings: Settings, since: datetime) -> int | None:
-    from influxdb_client import InfluxDBClient
+    from ecowatch.streams.store import count_reading_points
 
-    flux = (
-        f'from(bucket: "{settings.influx_bucket}") |> range(start: {since.isoformat()}) '
-        '|> filter(fn: (r) => r._measurement == "reading" and r._field == "value") '
-        "|> group() |> count()"
-    )
     try:
-        with InfluxDBClient(
-            url=settings.influx_url,
-            token=settings.influx_token,
-            org=settings.influx_org,
-            timeout=5000,
-        ) as c:
-            tables = c.query_api().query(flux)
-        return sum(int(rec.get_value()) for t in tables for rec in t.records)
+        return count_reading_points(
+            settings.influx_url,
+            settings.influx_token,
+            settings.influx_org,
+            settings.influx_bucket,
+            since,
+            timeout_ms=5000,
+        )
     except Exception:  # the counter line says '?' rather than stop the demo
         return None
 

@@ -8,6 +8,7 @@ worker → InfluxDB) and times them until InfluxDB has every point.
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import json
 import sys
 import threading
@@ -307,7 +308,11 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
         asyncio.run(main())
     finally:
         worker.terminate()
-        worker.wait(timeout=30)
+        try:
+            worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # never leave a worker behind in the group
+            worker.kill()
+            worker.wait()
     total = devices * readings
     points = int(figures["points"])
     click.echo(

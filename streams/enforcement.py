@@ -195,11 +195,16 @@ class Enforcement:
         now = self._site_time(site, event)
         judged = self.judge.judge(self.site_rules(site), event)
         self.rules_table[site.encode()] = judged.state.model_dump_json().encode()
-        cases, out = on_findings(self.site_cases(site), judged.findings, now, self.catalogue)
-        cases, ticked = on_tick(cases, now, self.catalogue)
-        out.add(ticked.events, ticked.notifications)
-        self.cases_table[site.encode()] = cases.model_dump_json().encode()
-        await self._publish(out, judged.findings)
+        # Most readings change no case: then the cases table is neither read nor written.
+        # Timers fall due on ticks (every ECOWATCH_TICK_SECONDS), not on every reading.
+        if judged.findings or isinstance(event, SiteTick):
+            cases, out = on_findings(self.site_cases(site), judged.findings, now, self.catalogue)
+            if isinstance(event, SiteTick):
+                cases, ticked = on_tick(cases, now, self.catalogue)
+                out.add(ticked.events, ticked.notifications)
+            if out.events or judged.findings:
+                self.cases_table[site.encode()] = cases.model_dump_json().encode()
+            await self._publish(out, judged.findings)
         if judged.windows:
             lines = [window_line(site, w) for w in judged.windows]
             await self.writer.write("\n".join(lines), len(lines))

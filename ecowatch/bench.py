@@ -8,8 +8,8 @@ worker → InfluxDB) and times them until InfluxDB has every point.
 from __future__ import annotations
 
 import asyncio
-import subprocess
 import json
+import subprocess
 import sys
 import threading
 import time

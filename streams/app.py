@@ -103,7 +103,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         settings.state_dir / settings.app_id,
         settings.tick_seconds,
         aqi_standard=settings.aqi_standard,
-        bootstrap=settings.kafka_bootstrap,
     )
     install_api(app, enforcement, catalogue, load_tokens(settings.officer_tokens), clock)
 

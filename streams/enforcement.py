@@ -113,7 +113,6 @@ class Enforcement:
         tick_seconds: float,
         params: RuleParams | None = None,
         aqi_standard: str = "2026",
-        bootstrap: str = "",  # Kafka, to read the case history back at the start
     ) -> None:
         self.app, self.catalogue, self.clock, self.writer = app, catalogue, clock, writer
         self.judge = SiteJudge(catalogue, params, aqi_standard)
@@ -132,16 +131,14 @@ class Enforcement:
         # site's data clock moved on by the real time since, so a fleet replaying the past
         # (or a device whose clock is off) is not judged offline by the wall clock.
         self._data_clock: dict[str, tuple[datetime, datetime]] = {}
-        # The case events of the last weeks, for the weekly settlement: read back from
-        # ecowatch.cases when the worker starts, then kept up as it publishes them.
+        # This worker's case events of the last weeks, for the weekly settlement. (Kept in
+        # memory: a restarted worker starts the log afresh; InfluxDB keeps the full history.)
         self.case_log: list[CaseEvent] = []
-        self._bootstrap = bootstrap
         state_dir.mkdir(parents=True, exist_ok=True)
         self.deliverer = Deliverer(catalogue, JsonlDeliveryLog(state_dir / "deliveries.jsonl"))
         app.agent(self.inputs, name="enforce")(self._enforce)
         app.agent(self.notifications, name="deliver")(self._deliver)
         app.timer(interval=tick_seconds)(self._tick_all)
-        app.task(self._load_case_log)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -249,30 +246,6 @@ class Enforcement:
             report = await self.deliverer.deliver(note)
             if report.records:
                 await self.writer.write(delivery_lines(report.records), len(report.records))
-
-    async def _load_case_log(self) -> None:
-        """The weeks' case events from ``ecowatch.cases``, so a restarted worker's weekly
-        settlement still counts what happened before it started."""
-        from ecowatch.kafka import read_topic
-
-        horizon = self.clock.now() - timedelta(weeks=8)
-        loaded: list[CaseEvent] = []
-        try:
-            async for _, value in read_topic(self._bootstrap, topics.CASES, idle_timeout=2.0):
-                try:
-                    event = CaseEvent.model_validate_json(value)
-                except ValidationError:
-                    continue
-                if event.at >= horizon:
-                    loaded.append(event)
-        except Exception:  # the report is then short of the past; the worker goes on
-            log.exception("could not read the case history from %s", topics.CASES)
-            return
-        # Events published since the start are in both: keep each once, in time order.
-        known = {(e.case_id, e.kind, e.at) for e in loaded}
-        fresh = [e for e in self.case_log if (e.case_id, e.kind, e.at) not in known]
-        self.case_log = sorted(loaded + fresh, key=lambda e: e.at)
-        log.info("weekly settlement: %d case events of the last 8 weeks loaded", len(loaded))
 
     async def _tick_all(self) -> None:
         """Time passes for every site (deadlines, timeouts, offline devices). A tick is a

@@ -372,14 +372,6 @@ def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
         ]
         assert len(mails) == len(set(mails)), f"sent twice: {mails}"
         assert (driven, "【执法】") in mails  # the case driven across the restart escalated
-        # The restarted worker's weekly settlement still counts the reminders sent before
-        # the kill: it reads the case history back from ecowatch.cases.
-        monday = datetime.now(CHINA).date() - timedelta(days=datetime.now(CHINA).weekday())
-        week = cli_json(
-            "report", "weekly", "--json", "--week", monday.isoformat(), token="tok-kc-01"
-        )
-        (kc,) = week["grids"]
-        assert kc["opened"] >= len(set(reminders)) and kc["escalated"] >= 1
     finally:
         device.close()
         bridge.stop()

@@ -173,14 +173,15 @@ def install_api(
                 day = datetime.strptime(request.query["week"], "%Y-%m-%d").replace(tzinfo=CHINA)
             except (KeyError, ValueError):
                 return self.error(400, "expected ?week=YYYY-MM-DD (the week's Monday)")
+            sites = [s.id for s in catalogue.sites.values() if grid is None or s.grid == grid]
             open_cases = [
                 c
-                for s in catalogue.sites.values()
-                if grid is None or s.grid == grid
-                for c in enforcement.site_cases(s.id).cases.values()
+                for s in sites
+                for c in enforcement.site_cases(s).cases.values()
                 if c.status is not CaseStatus.CLOSED
             ]
-            rows = weekly_report(enforcement.case_log, open_cases, day, catalogue)
+            events = [e for s in sites for e in enforcement.case_log(s).events]
+            rows = weekly_report(events, open_cases, day, catalogue)
             return self.json(
                 {
                     "week": day.date().isoformat(),

@@ -1,7 +1,8 @@
 """Detect – remind – penalize in the worker: the pure core (rules, cases) on Faust tables.
 
-One agent, ``enforce``, owns two tables keyed by site: the rules' state and the site's cases,
-both backed by changelogs, so a worker that restarts resumes every open case and deadline.
+One agent, ``enforce``, owns three tables keyed by site: the rules' state, the site's cases and
+its case log (for the weekly settlement), all backed by changelogs, so a worker that restarts
+resumes every open case and deadline, and still knows what happened this week.
 It reads readings, device status, ticks (time passing) and officers' actions, all keyed by
 site and so co-partitioned with the tables. What it decides goes out on Kafka: findings,
 case events, notifications, and valve commands. Nothing is sent to a person from here: the
@@ -12,7 +13,8 @@ event never notifies twice.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 
 import faust
@@ -32,6 +34,7 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
 from ecowatch.streams.engine import Outcome, SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.report import SiteCaseLog
 from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
 from ecowatch.streams.store import InfluxWriter
 
@@ -120,6 +123,7 @@ class Enforcement:
         # JSON bytes of the pure core's pydantic models (the app's serialisers are raw).
         self.rules_table = app.Table("site-rules", default=None, key_type=bytes, value_type=bytes)
         self.cases_table = app.Table("site-cases", default=None, key_type=bytes, value_type=bytes)
+        self.log_table = app.Table("site-case-log", default=None, key_type=bytes, value_type=bytes)
         self.inputs = app.topic(topics.READINGS, topics.STATUS, TICKS, ACTIONS, **raw)
         self.findings = app.topic(topics.FINDINGS, **raw)
         self.case_events = app.topic(topics.CASES, **raw)
@@ -131,9 +135,6 @@ class Enforcement:
         # site's data clock moved on by the real time since, so a fleet replaying the past
         # (or a device whose clock is off) is not judged offline by the wall clock.
         self._data_clock: dict[str, tuple[datetime, datetime]] = {}
-        # This worker's case events of the last weeks, for the weekly settlement. (Kept in
-        # memory: a restarted worker starts the log afresh; InfluxDB keeps the full history.)
-        self.case_log: list[CaseEvent] = []
         state_dir.mkdir(parents=True, exist_ok=True)
         self.deliverer = Deliverer(catalogue, JsonlDeliveryLog(state_dir / "deliveries.jsonl"))
         app.agent(self.inputs, name="enforce")(self._enforce)
@@ -145,6 +146,10 @@ class Enforcement:
     def site_cases(self, site: str) -> SiteCases:
         raw = self.cases_table.get(site.encode())
         return SiteCases.model_validate_json(raw) if raw else SiteCases()
+
+    def case_log(self, site: str) -> SiteCaseLog:
+        raw = self.log_table.get(site.encode())
+        return SiteCaseLog.model_validate_json(raw) if raw else SiteCaseLog()
 
     def site_rules(self, site: str) -> SiteState | None:
         raw = self.rules_table.get(site.encode())
@@ -227,10 +232,12 @@ class Enforcement:
             await self.findings.send(key=f.site.encode(), value=f.to_json())
         for e in out.events:
             await self.case_events.send(key=e.site.encode(), value=e.model_dump_json().encode())
-        if out.events:
-            self.case_log += out.events
-            horizon = out.events[-1].at - timedelta(weeks=8)
-            self.case_log = [e for e in self.case_log if e.at >= horizon]
+        by_site: defaultdict[str, list[CaseEvent]] = defaultdict(list)
+        for e in out.events:
+            by_site[e.site].append(e)
+        for site, events in by_site.items():
+            logged = self.case_log(site).add(events)
+            self.log_table[site.encode()] = logged.model_dump_json().encode()
         for n in out.notifications:
             await self.notifications.send(key=n.case_id.encode(), value=n.to_json())
         if lines:

@@ -6,12 +6,28 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.streams.cases import Case, CaseEvent, CaseStatus, next_due
 
 WEEK = timedelta(days=7)
+# How far back a site's case log reaches: the weeks an operator may still ask about.
+LOG_WEEKS = 8
+
+
+class SiteCaseLog(BaseModel):
+    """A site's case events of the last :data:`LOG_WEEKS` weeks (a Faust table value), so
+    the weekly settlement survives a worker's restart. InfluxDB keeps the full history."""
+
+    events: list[CaseEvent] = Field(default_factory=list)
+
+    def add(self, events: Iterable[CaseEvent]) -> SiteCaseLog:
+        kept = [*self.events, *events]
+        if not kept:
+            return self
+        horizon = max(e.at for e in kept) - LOG_WEEKS * WEEK
+        return SiteCaseLog(events=[e for e in kept if e.at >= horizon])
 
 
 class GridWeek(BaseModel):

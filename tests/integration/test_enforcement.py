@@ -348,6 +348,7 @@ def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
             )
 
         wait_for(recorded, 20, "the reminder in the delivery log")
+        reminded_before_kill = set(messages(receiver, "【提醒】"))
         enforcing_worker.proc.kill()  # SIGKILL: no goodbye, offsets and timers mid-flight
         enforcing_worker.proc.wait(10)
         restarted = Service("e2e-worker-restarted", ["worker"], tmp_path)
@@ -372,6 +373,14 @@ def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
         ]
         assert len(mails) == len(set(mails)), f"sent twice: {mails}"
         assert (driven, "【执法】") in mails  # the case driven across the restart escalated
+        # The restarted worker's weekly settlement still counts the reminders sent before
+        # the kill: the case log is a changelogged table, not the worker's memory.
+        monday = datetime.now(CHINA).date() - timedelta(days=datetime.now(CHINA).weekday())
+        week = cli_json(
+            "report", "weekly", "--json", "--week", monday.isoformat(), token="tok-kc-01"
+        )
+        (kc,) = week["grids"]
+        assert kc["opened"] >= len(reminded_before_kill) >= 1 and kc["escalated"] >= 1, kc
     finally:
         device.close()
         bridge.stop()

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ecowatch.schema import Finding, Rule, Severity
-from ecowatch.streams.cases import Acknowledge, RecordFindings
+from ecowatch.streams.cases import Acknowledge, CaseEvent, CaseStatus, RecordFindings
 from ecowatch.streams.engine import SiteCases, context_for, on_action, on_findings, on_tick
-from ecowatch.streams.report import weekly_report
+from ecowatch.streams.report import LOG_WEEKS, WEEK, SiteCaseLog, weekly_report
 
 MONDAY = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)  # Monday 00:00 in China
 
@@ -76,3 +76,28 @@ def test_a_week_of_two_grids(catalogue):
     # Next week counts none of this week's events.
     later = weekly_report(events, [], MONDAY + timedelta(days=7), catalogue)
     assert all(r.opened == r.closed == 0 for r in later)
+
+
+def event(at: datetime, kind: str = "reminded") -> CaseEvent:
+    return CaseEvent(
+        case_id="c", site="S-OUT-001", kind=kind, at=at, actor="system", status=CaseStatus.REMINDED
+    )
+
+
+def test_a_site_case_log_keeps_the_last_weeks_and_survives_a_json_round_trip(catalogue):
+    old, edge, new = (
+        MONDAY,
+        MONDAY + timedelta(days=1),
+        MONDAY + LOG_WEEKS * WEEK + timedelta(days=1),
+    )
+    log = SiteCaseLog().add([event(old), event(edge)]).add([])
+    assert [e.at for e in log.events] == [old, edge]
+    log = log.add([event(new, "escalated")])
+    # The horizon is measured from the newest event: exactly LOG_WEEKS back is still kept.
+    assert [e.at for e in log.events] == [edge, new]
+    again = SiteCaseLog.model_validate_json(log.model_dump_json())
+    assert again == log
+    rows = {
+        r.grid: r for r in weekly_report(again.events, [], MONDAY + LOG_WEEKS * WEEK, catalogue)
+    }
+    assert (rows["G-KC-01"].opened, rows["G-KC-01"].escalated) == (0, 1)

@@ -82,6 +82,7 @@ def enforcing_worker(
         "ECOWATCH_TICK_SECONDS": "1",
         "ECOWATCH_OFFICER_TOKENS": str(tokens),
         "ECOWATCH_NOTIFY_E_001": receiver.url("json", "/enterprise"),
+        "ECOWATCH_NOTIFY_E_009": receiver.url("json", "/enterprise"),  # S-OUT-010's enterprise
         "ECOWATCH_NOTIFY_O_KC_01": mail.format(port=mailbox.port, to="o-kc-01@example.org"),
         "ECOWATCH_NOTIFY_O_KC_02": mail.format(port=mailbox.port, to="o-kc-02@example.org"),
         "ECOWATCH_NOTIFY_S_KC": receiver.url("json", "/supervisor"),
@@ -317,25 +318,28 @@ def test_a_meter_out_of_quota_is_closed_and_reopened_after_a_recharge(
 def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
     settings, device_passwords, enforcing_worker, receiver, mailbox, tmp_path
 ):
+    # A site of the same grid that no other test drives: the worker's fresh group replays
+    # the earlier tests' readings of S-OUT-001, and their cases must not stand in for this one.
+    site, device_id = "S-OUT-010", "33080200000010"  # COD limit 100 mg/L (GB 8978 grade 1)
     (tmp_path / "bridge").mkdir()
     bridge = start_bridge(tmp_path / "bridge")
-    device = Device(settings, DEVICE, device_passwords[DEVICE])
-    topic = topics.reading_topic(SITE, DEVICE)
+    device = Device(settings, device_id, device_passwords[device_id])
+    topic = topics.reading_topic(site, device_id)
     restarted: Service | None = None
 
     def publish_high() -> None:
         assert not device.publish(topic, reading(240.0)).is_failure
 
+    def driven_reminders() -> list[str]:
+        publish_high()
+        return [c for c in messages(receiver, "【提醒】") if f"-{site}-" in c]
+
     try:
-        wait_for(
-            lambda: (publish_high(), receiver.at("/enterprise"))[1], 40, "the enterprise's reminder"
-        )
+        (driven,) = wait_for(driven_reminders, 40, "the enterprise's reminder of this test's case")
         # Kill once the reminder is in the delivery log. (Between apprise's send and that
         # record lies the one window where a crash means a duplicate: a duplicate is
         # preferred to a miss, as in Alertmanager. Past it, nothing may be sent twice.)
         log = settings.state_dir / os.environ["ECOWATCH_APP_ID"] / "deliveries.jsonl"
-        # Case ids begin with the finding's time: the latest is the one this test drives.
-        driven = max(messages(receiver, "【提醒】"))
 
         def recorded() -> bool:
             lines = log.read_text().splitlines() if log.exists() else []
@@ -353,12 +357,16 @@ def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
         enforcing_worker.proc.wait(10)
         restarted = Service("e2e-worker-restarted", ["worker"], tmp_path)
 
-        def escalated() -> list:
+        def escalated() -> bool:
             publish_high()
-            return [m for _, m in mailbox.messages if "o-kc-01@example.org" in m["To"]]
+            return any(
+                case_of(m.get_content()) == driven and str(m["Subject"]).startswith("【执法】")
+                for _, m in mailbox.messages
+                if m["To"] == "o-kc-01@example.org"
+            )
 
         # The case's deadline still holds after the restart: the officers get it.
-        wait_for(escalated, 90, "the escalation from the restarted worker")
+        wait_for(escalated, 90, "the escalation of the driven case from the restarted worker")
         time.sleep(3)  # let any redelivered notification come through
         # Each case's reminder and escalation arrive once. (The worker's fresh group also
         # replays this session's earlier readings of the site: older cases, each once too.)

@@ -26,9 +26,11 @@ from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.ingest import hj212
 from ecowatch.ingest.validation import accept_mqtt_reading
+from ecowatch.kafka import group_lag
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
+from ecowatch.streams.rules import SiteJudge
 from ecowatch.streams.store import count_reading_points
 
 
@@ -110,6 +112,19 @@ def core_figures(catalogue: Catalogue, n: int) -> list[Figure]:
                 hj212.parse(frame)  # type: ignore[arg-type]
 
     batch = readings[:1000]
+    # The enforce agent's pure core on one site: readings 10 s apart, judged in place.
+    judge = SiteJudge(catalogue)
+    times = [now + timedelta(seconds=10 * i) for i in range(n)]
+    in_order = [
+        accept_mqtt_reading(topic, outfall_payload(t, i), catalogue, t) for i, t in enumerate(times)
+    ]
+    assert all(isinstance(r, Reading) for r in in_order)
+
+    def judge_all() -> None:
+        state = None
+        for r in in_order:
+            state = judge.judge_in_place(state, r).state  # type: ignore[arg-type]
+
     return [
         timed(
             "bridge: validate an MQTT reading",
@@ -147,6 +162,7 @@ def core_figures(catalogue: Catalogue, n: int) -> list[Figure]:
                 for _ in range(n)
             ],
         ),
+        timed("enforce: judge a reading in place (rules, means)", n, judge_all),
     ]
 
 
@@ -251,7 +267,7 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
     Needs the stack (`ecowatch stack up`); starts its own bridge and worker. Each reading is
     4 points. The readings are dated in a past hour of their own, so the count is theirs.
     """
-    from ecowatch.cli import _run_bridge, _start_worker
+    from ecowatch.cli import _run_bridge, _start_worker, _worker_counts
 
     settings = load_settings()
     catalogue = load_catalogue(settings.catalogue)
@@ -268,8 +284,13 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
     before = _points_since(settings, start, stop)
     expected = before + devices * readings * 4
 
+    # What the worker's group has not committed yet it judges again first (after a worker
+    # that did not stop cleanly): the enforce agent is done at backlog + this run's readings.
+    backlog = asyncio.run(group_lag(settings.kafka_bootstrap, settings.app_id, topics.READINGS))
+    started = time.perf_counter()
     worker = _start_worker(settings)
     figures: dict[str, float] = {}
+    total = devices * readings
 
     async def main() -> None:
         bridge_stop = asyncio.Event()
@@ -282,6 +303,13 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
         )
         if bridge.done():
             bridge.result()
+        # Timed from a ready worker: its start (reading the tables' changelogs back) is a
+        # figure of its own.
+        while not (await asyncio.to_thread(_worker_counts, settings)).get("ready"):
+            if time.perf_counter() - started > timeout:
+                raise click.ClickException(f"the worker was not ready in {timeout} s")
+            await asyncio.sleep(0.2)
+        figures["worker_ready"] = time.perf_counter() - started
         publishers = [
             _Publisher(settings, e.device.id, e.site.id, credentials[e.device.id])
             for e in outfalls[:devices]
@@ -299,6 +327,16 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
             await asyncio.sleep(0.5)
         figures["stored"] = time.perf_counter() - t0
         figures["points"] = samples[-1] - before if samples else 0
+        # The enforce agent judges the same readings on its own: wait until it has them all.
+        judged = 0
+        while time.perf_counter() - t0 < timeout:
+            counts = await asyncio.to_thread(_worker_counts, settings)
+            judged = counts.get("judged_readings", 0)
+            if judged >= backlog + total:
+                break
+            await asyncio.sleep(0.5)
+        figures["judged"] = time.perf_counter() - t0
+        figures["judged_readings"] = judged
         for p in publishers:
             p.close()
         bridge_stop.set()
@@ -313,11 +351,11 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
         except subprocess.TimeoutExpired:  # never leave a worker behind in the group
             worker.kill()
             worker.wait()
-    total = devices * readings
     points = int(figures["points"])
     click.echo(
         f"{devices} devices × {readings} readings = {total:,} readings ({total * 4:,} points)"
     )
+    click.echo(f"worker ready (tables recovered):         {figures['worker_ready']:.1f} s")
     click.echo(
         f"published and acknowledged by Mosquitto: {figures['published']:.1f} s "
         f"= {total / figures['published']:,.0f} readings/s"
@@ -328,12 +366,21 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
         f"({points:,} of {total * 4:,} points)"
     )
     click.echo(
+        f"all judged (rules, cases, aggregates):   {figures['judged']:.1f} s "
+        f"= {figures['judged_readings'] / figures['judged']:,.0f} readings/s "
+        f"({int(figures['judged_readings']):,} judged, {backlog:,} of them a backlog from before)"
+    )
+    click.echo(
         json.dumps(
             {
                 "readings": total,
                 "points_stored": points,
                 "publish_seconds": round(figures["published"], 2),
                 "end_to_end_seconds": round(figures["stored"], 2),
+                "judged_readings": int(figures["judged_readings"]),
+                "backlog_readings": backlog,
+                "judged_seconds": round(figures["judged"], 2),
+                "worker_ready_seconds": round(figures["worker_ready"], 2),
             }
         )
     )

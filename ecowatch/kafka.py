@@ -6,8 +6,9 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from ecowatch import topics
@@ -17,6 +18,13 @@ log = logging.getLogger(__name__)
 
 # kafka error code 36: TOPIC_ALREADY_EXISTS, the normal answer on every start but the first.
 _TOPIC_ALREADY_EXISTS = 36
+# A changelog is compacted only in closed segments; with Kafka's defaults (a week, 1 GiB) it
+# never is, and a worker (memory store) reads every record ever written back at its start.
+CHANGELOG_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
 
 
 async def _start(
@@ -49,7 +57,7 @@ async def ensure_topics(
                 name,
                 num_partitions=partitions,
                 replication_factor=1,
-                topic_configs={"cleanup.policy": "compact"},
+                topic_configs=CHANGELOG_CONFIG,
             )
             for name in compacted
         ]
@@ -57,6 +65,10 @@ async def ensure_topics(
         for name, code, *_ in response.topic_errors:  # type: ignore[attr-defined]
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"Kafka refused to create topic {name}: error code {code}")
+        if compacted:  # changelogs made by an older version get the same settings
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, n, CHANGELOG_CONFIG) for n in compacted]
+            )
     finally:
         await admin.close()
 
@@ -108,5 +120,27 @@ async def read_topic(
                 for record in records:
                     yield record.key, record.value
             await asyncio.sleep(0)
+    finally:
+        await consumer.stop()
+
+
+async def group_lag(bootstrap: str, group_id: str, topic: str) -> int:
+    """Records of ``topic`` that consumer group ``group_id`` has not committed yet (all of
+    them for a group that never committed): what its next member will read first."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
+    await _start(consumer, bootstrap)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        if not partitions:
+            await consumer._client.force_metadata_update()  # a topic not in the cache yet
+            partitions = consumer.partitions_for_topic(topic) or set()
+        parts = [TopicPartition(topic, p) for p in sorted(partitions)]
+        ends = await consumer.end_offsets(parts)
+        starts = await consumer.beginning_offsets(parts)
+        lag = 0
+        for tp in parts:
+            committed = await consumer.committed(tp)
+            lag += ends[tp] - (committed if committed is not None else starts[tp])
+        return lag
     finally:
         await consumer.stop()

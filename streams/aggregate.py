@@ -1,4 +1,5 @@
-"""Hourly and daily means of one device's pollutant, as a pure accumulator (HJ 212 Appendix D).
+"""Minute, hourly and daily means of one device's pollutant, as a pure accumulator (HJ 212
+Appendix D).
 
 One :class:`Series` per (device, pollutant) lives in the site's state (a Faust table value),
 so it is a small pydantic model that round-trips through JSON. :func:`add` takes it and one
@@ -6,7 +7,7 @@ measurement and returns the new series and the windows that the measurement clos
 
 Slices. A reading's value holds from its time until the next reading (sample and hold), with
 the slice capped at ``max_slice`` so that a gap does not weigh one value for hours. A slice
-that crosses an hour boundary is split between the two hours. Only a slice whose value (and
+that crosses a minute (or hour) boundary is split between the two. Only a slice whose value (and
 flow, when flow-weighted) is flagged N and not negative counts; every reading's flag is
 counted in the window of its time.
 
@@ -16,12 +17,14 @@ the same formula with Q = 1: the time-weighted mean, which is the plain mean for
 a regular interval. The daily mean is built from the valid hours: ΣG / ΣD over the day when
 flow-weighted (the daily mass over the daily volume), else the mean of the hourly means.
 
-Validity. An hour is valid with at least ``min_hour_coverage`` of valid slices (CEMS: 45
-minutes); a day with at least ``min_day_hours`` valid hours (GB 3095: 20). An invalid window
-is still reported (with its flag counts) but has no mean, so no verdict. A flow-weighted hour
-with valid data and no discharge (ΣD = 0) is valid with no mean.
+Validity. A minute is valid with at least ``min_minute_coverage`` of valid slices; an hour
+with at least ``min_hour_coverage`` (CEMS: 45 minutes); a day with at least ``min_day_hours``
+valid hours (GB 3095: 20). An invalid window is still reported (with its flag counts) but has
+no mean, so no verdict. A flow-weighted hour with valid data and no discharge (ΣD = 0) is
+valid with no mean.
 
-Closing. Windows are the site's local hours and days (Asia/Shanghai). A window closes when a
+Closing. Windows are the site's local minutes, hours and days (Asia/Shanghai). Minutes are
+for the operators' charts: the rules judge hours and days only. A window closes when a
 reading from a later window arrives; a reading that is not later than the previous one is
 dropped from the means (a device's readings arrive in order on its Kafka partition).
 """
@@ -37,6 +40,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from ecowatch.schema import DataFlag, Measurement
 
 CHINA = ZoneInfo("Asia/Shanghai")
+MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 MEAN_DECIMALS = 6  # float noise must not push a mean exactly at a limit over it
 
@@ -46,6 +50,7 @@ class WindowParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    min_minute_coverage: timedelta = timedelta(seconds=45)
     min_hour_coverage: timedelta = timedelta(minutes=45)
     min_day_hours: int = Field(default=20, ge=1, le=24)
     max_slice: timedelta = timedelta(minutes=10)
@@ -57,6 +62,7 @@ class Weighting(StrEnum):
 
 
 class Period(StrEnum):
+    MINUTE = "minute"
     HOUR = "hour"
     DAY = "day"
 
@@ -84,9 +90,11 @@ class Held(BaseModel):
 
 
 class Series(BaseModel):
-    """One device's pollutant: the open hour and day and the value being held."""
+    """One device's pollutant: the open minute, hour and day and the value being held."""
 
     weighting: Weighting
+    minute_start: AwareDatetime | None = None
+    minute: Sums = Field(default_factory=Sums)
     hour_start: AwareDatetime | None = None
     hour: Sums = Field(default_factory=Sums)
     day_start: AwareDatetime | None = None
@@ -95,7 +103,8 @@ class Series(BaseModel):
 
 
 class Window(BaseModel):
-    """A closed hour or day. ``mean`` is None when the window is invalid or had no discharge."""
+    """A closed minute, hour or day. ``mean`` is None when the window is invalid or had no
+    discharge."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -108,6 +117,10 @@ class Window(BaseModel):
     volume_m3: float | None = None  # flow-weighted only: ΣD
     mass_kg: float | None = None  # flow-weighted only: ΣG
     flags: dict[str, int]
+
+
+def minute_of(ts: datetime) -> datetime:
+    return ts.astimezone(CHINA).replace(second=0, microsecond=0)
 
 
 def hour_of(ts: datetime) -> datetime:
@@ -139,7 +152,8 @@ def add(
     flow: Measurement | None = None,
 ) -> tuple[Series, list[Window]]:
     """One measurement (with the reading's flow, for a flow-weighted series): the new series
-    and the hours and days it closed, oldest first. ``series`` is left as it was."""
+    and the minutes, hours and days it closed, oldest first (a minute before its hour).
+    ``series`` is left as it was."""
     if series.held is not None and ts <= series.held.ts:
         return series, []  # late or duplicate: the slices are already laid
     s = series.model_copy(deep=True)
@@ -159,8 +173,8 @@ def add_in_place(
         return closed
     if s.held is not None:
         _lay_slice(s, s.held, min(ts, s.held.ts + params.max_slice), params, closed)
-    if s.hour_start is None or hour_of(ts) != s.hour_start:
-        _roll(s, hour_of(ts), params, closed)
+    _enter(s, ts, params, closed)
+    s.minute.flags[m.flag.value] = s.minute.flags.get(m.flag.value, 0) + 1
     s.hour.flags[m.flag.value] = s.hour.flags.get(m.flag.value, 0) + 1
     s.held = Held(
         ts=ts,
@@ -174,12 +188,12 @@ def add_in_place(
 def _lay_slice(
     s: Series, held: Held, end: datetime, params: WindowParams, closed: list[Window]
 ) -> None:
-    """The held value from its time to ``end``, split over the hours it crosses."""
+    """The held value from its time to ``end``, split over the minutes (and so the hours)
+    it crosses."""
     t = held.ts
     while t < end:
-        if hour_of(t) != s.hour_start:
-            _roll(s, hour_of(t), params, closed)
-        seg_end = min(end, _next_hour(hour_of(t)))
+        _enter(s, t, params, closed)
+        seg_end = min(end, s.minute_start + MINUTE)  # type: ignore[operator]  # just entered
         seconds = (seg_end - t).total_seconds()
         if held.valid:
             if s.weighting is Weighting.FLOW:
@@ -187,10 +201,23 @@ def _lay_slice(
                 weight = held.flow * seconds * 1e-3  # ΔD, m³
             else:
                 weight = seconds
-            s.hour.weighted += held.value * weight
-            s.hour.weight += weight
-            s.hour.covered_s += seconds
+            for sums in (s.minute, s.hour):
+                sums.weighted += held.value * weight
+                sums.weight += weight
+                sums.covered_s += seconds
         t = seg_end
+
+
+def _enter(s: Series, t: datetime, params: WindowParams, closed: list[Window]) -> None:
+    """Make the minute and hour of ``t`` the open ones, closing those before them."""
+    minute = minute_of(t)
+    if minute == s.minute_start:
+        return  # the same minute, so the same hour and day
+    if s.minute_start is not None:
+        closed.append(_close_minute(s, params))
+    s.minute_start, s.minute = minute, Sums()
+    if s.hour_start is None or hour_of(t) != s.hour_start:
+        _roll(s, hour_of(t), params, closed)
 
 
 def _roll(s: Series, new_hour: datetime, params: WindowParams, closed: list[Window]) -> None:
@@ -211,6 +238,24 @@ def _mean(sums: Sums) -> float | None:
 def _merge_flags(into: dict[str, int], flags: dict[str, int]) -> None:
     for flag, n in flags.items():
         into[flag] = into.get(flag, 0) + n
+
+
+def _close_minute(s: Series, params: WindowParams) -> Window:
+    assert s.minute_start is not None
+    m = s.minute
+    valid = m.covered_s >= params.min_minute_coverage.total_seconds()
+    flow = s.weighting is Weighting.FLOW
+    return Window(
+        period=Period.MINUTE,
+        start=s.minute_start,
+        end=s.minute_start + MINUTE,
+        valid=valid,
+        mean=_mean(m) if valid else None,
+        coverage=timedelta(seconds=m.covered_s),
+        volume_m3=m.weight if flow else None,
+        mass_kg=m.weighted * 1e-3 if flow else None,
+        flags=dict(m.flags),
+    )
 
 
 def _close_hour(s: Series, params: WindowParams) -> Window:

@@ -109,11 +109,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     @app.timer(interval=30.0)
     async def report() -> None:
         if counts:
-            log.info("store: %s", dict(counts))
+            log.info("store: %s; enforce: %s", dict(counts), dict(enforcement.counts))
 
     @app.page("/health")
     async def health(web, request):
-        return web.json({"status": "ok", **counts})
+        # Ready: the tables are recovered from their changelogs and partitions assigned.
+        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
+        return web.json({"status": "ok", "ready": ready, **counts, **enforcement.counts})
 
     @app.on_before_shutdown.connect
     async def close_writer(app: faust.App, **kwargs: object) -> None:

@@ -432,8 +432,8 @@ def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
     }
     for cw in step.windows:
         w = cw.window
-        if not w.valid or w.mean is None:
-            continue  # an invalid hour or day gives no verdict
+        if w.period is Period.MINUTE or not w.valid or w.mean is None:
+            continue  # minutes are for charts; an invalid hour or day gives no verdict
         level = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
         limit = ctx.limit(state.site, cw.pollutant, level)
         if limit is None:
@@ -874,14 +874,17 @@ class SiteJudge:
     def judge(self, state: SiteState | None, event: Event) -> Judged:
         """The new state, the findings, the closed windows and (for a meter) the valve
         decision. ``state`` is not changed. The event's time is ``now``."""
+        # A JSON round trip (pydantic-core) copies far faster than copy.deepcopy.
+        copy = None if state is None else SiteState.model_validate_json(state.model_dump_json())
+        return self.judge_in_place(copy, event)
+
+    def judge_in_place(self, state: SiteState | None, event: Event) -> Judged:
+        """:meth:`judge` on a state the caller owns (the worker's working copy of a batch):
+        ``state`` becomes the new state, with no copy made. Nothing is changed when the
+        event is refused (a site not in the catalogue, or another site's state)."""
         if event.site not in self.ctx.catalogue.sites:
             raise KeyError(f"site '{event.site}' is not in the catalogue")
-        # A JSON round trip (pydantic-core) copies far faster than copy.deepcopy.
-        state = (
-            self.initial(event.site)
-            if state is None
-            else SiteState.model_validate_json(state.model_dump_json())
-        )
+        state = self.initial(event.site) if state is None else state
         if state.site != event.site:
             raise ValueError(f"state of site '{state.site}' given an event of '{event.site}'")
         now = (

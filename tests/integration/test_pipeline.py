@@ -343,3 +343,57 @@ def test_a_device_that_vanishes_is_reported_offline_by_its_last_will(
         return seen if seen[-2:] == ["online", "offline"] else None
 
     wait_for(states, 30, "online then offline for the device on ecowatch.status")
+
+
+def aggregates(settings: Settings, device: str, start: datetime, stop: datetime) -> list[dict]:
+    flux = f"""
+from(bucket: "{settings.influx_bucket}")
+  |> range(start: {start.isoformat()}, stop: {stop.isoformat()})
+  |> filter(fn: (r) => r._measurement == "aggregate" and r.device == "{device}")
+  |> pivot(rowKey: ["_time", "pollutant", "period"], columnKey: ["_field"], valueColumn: "_value")
+"""
+    with InfluxDBClient(
+        url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
+    ) as client:
+        tables = client.query_api().query(flux)
+    return [rec.values for table in tables for rec in table.records]
+
+
+def test_minute_and_hourly_means_land_beside_the_raw_points(settings, bridge, devices):
+    # An outfall no other test drives, read every 20 s across an hour's end: 10 s ago or more.
+    site, device = "S-OUT-033", "33082400000033"
+    hour_end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    if datetime.now(UTC) - hour_end < timedelta(minutes=1, seconds=10):
+        hour_end -= timedelta(hours=1)
+    first = hour_end - timedelta(minutes=2)
+    cods = [40.0, 50.0, 90.0, 60.0, 60.0, 90.0, 30.0, 30.0, 30.0, 10.0]  # 3 minutes + 1
+    for n, cod in enumerate(cods):
+        ts = first + timedelta(seconds=20 * n)
+        code = devices(device).publish(
+            topics.reading_topic(site, device), reading(ts, cod, 25.0, seq=n)
+        )
+        assert not code.is_failure, code
+
+    def three_minutes_and_the_hour() -> list[dict] | None:
+        points = aggregates(
+            settings, device, first - timedelta(hours=1), hour_end + timedelta(hours=1)
+        )
+        cod = [p for p in points if p["pollutant"] == "w01018"]
+        return (
+            cod
+            if len([p for p in cod if p["period"] == "minute"]) >= 3
+            and any(p["period"] == "hour" for p in cod)
+            else None
+        )
+
+    cod = wait_for(three_minutes_and_the_hour, 45, "COD's minute and hourly means in InfluxDB")
+    minutes = sorted((p for p in cod if p["period"] == "minute"), key=lambda p: p["_time"])
+    # The flow is constant, so each flow-weighted minute is the mean of its three readings.
+    assert [p["_time"] for p in minutes] == [first + timedelta(minutes=i) for i in range(3)]
+    assert [p["mean"] for p in minutes] == [60.0, 70.0, 30.0]
+    assert all(p["valid"] and p["coverage_s"] == 60.0 for p in minutes)
+    assert minutes[0]["volume_m3"] == pytest.approx(25.0 * 60 * 1e-3)  # 25 L/s for 60 s
+    (hour,) = [p for p in cod if p["period"] == "hour"]
+    # The hour closed with two minutes of data: reported, and invalid (45 minutes needed).
+    assert hour["_time"] == hour_end - timedelta(hours=1)
+    assert hour["coverage_s"] == 120.0 and not hour["valid"] and hour.get("mean") is None

@@ -1,4 +1,5 @@
-"""Hourly and daily windows (HJ 212 Appendix D): worked examples by hand, in China time."""
+"""Minute, hourly and daily windows (HJ 212 Appendix D): worked examples by hand, in China
+time."""
 
 from __future__ import annotations
 
@@ -28,12 +29,14 @@ def feed(
     series: Series,
     points: list[tuple[datetime, float, float | None, DataFlag]],
     params: WindowParams = WIDE,
+    periods: tuple[Period, ...] = (Period.HOUR, Period.DAY),
 ) -> tuple[Series, list[Window]]:
+    """The closed windows of ``periods`` (by default the hours and days the rules judge)."""
     closed: list[Window] = []
     for ts, c, q, flag in points:
         flow = Measurement(value=q) if q is not None else None
         series, out = add(series, ts, Measurement(value=c, flag=flag), params, flow)
-        closed += out
+        closed += [w for w in out if w.period in periods]
     return series, closed
 
 
@@ -141,7 +144,8 @@ def test_a_flagged_flow_invalidates_the_slice() -> None:
         s, out = add(s, ts, Measurement(value=50.0), WIDE, Measurement(value=10.0, flag=flow_flag))
         closed += out
     s, out = add(s, T10 + 60 * MIN, Measurement(value=50.0), WIDE, Measurement(value=10.0))
-    assert out[0].coverage == timedelta(minutes=40) and not out[0].valid
+    (hour,) = [w for w in out if w.period is Period.HOUR]
+    assert hour.coverage == timedelta(minutes=40) and not hour.valid
 
 
 def test_no_discharge_is_a_valid_hour_without_a_mean() -> None:
@@ -215,3 +219,58 @@ def test_series_round_trips_through_json() -> None:
     s = Series(weighting=Weighting.FLOW)
     s, _ = feed(s, [(T10, 50, 10, N), (T10 + 30 * MIN, 90, 30, DataFlag.CALIBRATION)])
     assert Series.model_validate_json(s.model_dump_json()) == s
+
+
+def test_minutes_are_the_time_weighted_mean_of_their_slices() -> None:
+    # Readings every 20 s: 30, 60, 90 in the 10:00 minute; 10:01:00 closes it.
+    s = Series(weighting=Weighting.TIME)
+    points = [(T10 + timedelta(seconds=20 * i), v, None, N) for i, v in enumerate([30, 60, 90, 0])]
+    s, closed = feed(s, points, periods=(Period.MINUTE,))
+    (minute,) = closed
+    assert minute.start == T10 and minute.end == T10 + MIN
+    assert minute.mean == 60.0 and minute.valid and minute.flags == {"N": 3}
+    assert minute.coverage == timedelta(seconds=60) and minute.volume_m3 is None
+
+
+def test_a_flow_weighted_minute_is_the_minutes_mass_over_its_volume() -> None:
+    # 30 s at Q=10 L/s, C=50; 30 s at Q=30 L/s, C=90: D = 0.3 + 0.9 = 1.2 m³,
+    # G = (50×0.3 + 90×0.9) × 1e-3 = 0.096 kg, C = 80 mg/L.
+    s = Series(weighting=Weighting.FLOW)
+    points = [(T10, 50, 10, N), (T10 + timedelta(seconds=30), 90, 30, N), (T10 + MIN, 0, 0, N)]
+    s, closed = feed(s, points, periods=(Period.MINUTE,))
+    (minute,) = closed
+    assert minute.mean == 80.0
+    assert minute.volume_m3 == pytest.approx(1.2) and minute.mass_kg == pytest.approx(0.096)
+
+
+def test_a_held_value_fills_the_minutes_until_the_next_reading_within_the_slice_cap() -> None:
+    # A reading at 10:00 and the next at 10:05, slices capped at 2 min: 10:00 and 10:01 are
+    # covered; 10:02-10:04 had no data, so no window (a gap in the chart, as for hours);
+    # 10:05 stays open.
+    params = WindowParams(max_slice=timedelta(minutes=2))
+    s = Series(weighting=Weighting.TIME)
+    s, closed = feed(
+        s, [(T10, 40, None, N), (T10 + 5 * MIN, 80, None, N)], params, (Period.MINUTE,)
+    )
+    assert [(w.start.minute, w.mean, w.valid) for w in closed] == [(0, 40, True), (1, 40, True)]
+    assert s.minute_start == T10 + 5 * MIN
+
+
+def test_a_minute_closes_before_its_hour_and_the_hours_mean_is_unchanged() -> None:
+    s = Series(weighting=Weighting.TIME)
+    points = [(T10 + 10 * MIN * i, 50.0 + i, None, N) for i in range(7)]
+    s, closed = feed(s, points, periods=(Period.MINUTE, Period.HOUR, Period.DAY))
+    assert [w.period for w in closed[-2:]] == [Period.MINUTE, Period.HOUR]
+    assert closed[-2].end == closed[-1].end == T10 + 60 * MIN
+    hour = closed[-1]
+    assert hour.mean == pytest.approx(sum(50.0 + i for i in range(6)) / 6)
+    assert len([w for w in closed if w.period is Period.MINUTE]) == 60
+
+
+def test_minute_coverage_below_its_minimum_has_no_mean() -> None:
+    # Readings every 60 s, slices capped at 30 s: 30 s of each minute are covered (< 45 s).
+    params = WindowParams(max_slice=timedelta(seconds=30))
+    s = Series(weighting=Weighting.TIME)
+    s, closed = feed(s, [(T10, 40, None, N), (T10 + MIN, 40, None, N)], params, (Period.MINUTE,))
+    (minute,) = closed
+    assert minute.coverage == timedelta(seconds=30) and not minute.valid and minute.mean is None

@@ -607,6 +607,23 @@ def test_judge_leaves_the_given_state_alone(judge: SiteJudge) -> None:
     assert state.model_dump_json() == before
 
 
+def test_judging_in_place_is_judging_on_a_copy(judge: SiteJudge) -> None:
+    # The worker judges a batch in place; the result must be what the pure judge gives.
+    events: list[Event] = [plant(ts, 45.0 + 10 * (i % 3)) for i, ts in enumerate(every(T0, 7, 30))]
+    events.append(SiteTick(site=PLANT, now=T0 + 300 * MIN))
+    copied, found = run(judge, events)
+    owned: SiteState | None = None
+    found_in_place: list[Finding] = []
+    for event in events:
+        judged = judge.judge_in_place(owned, event)
+        assert owned is None or judged.state is owned  # no copy made
+        owned, found_in_place = judged.state, found_in_place + judged.findings
+    assert owned == copied and found_in_place == found and found
+    with pytest.raises(ValueError):
+        judge.judge_in_place(owned, chem(T0 + 301 * MIN, 40.0))
+    assert owned == copied  # a refused event changes nothing
+
+
 def test_state_stays_bounded(judge: SiteJudge) -> None:
     events = [plant(ts, 30.0 + (i % 7)) for i, ts in enumerate(every(T0, 10, 6 * 24 * 3))]
     state, _ = run(judge, events)

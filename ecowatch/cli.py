@@ -6,6 +6,10 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import queue
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -21,11 +25,13 @@ from zoneinfo import ZoneInfo
 import click
 
 from ecowatch import topics
+from ecowatch.alerts.inbox import Inbox, Received, inbox_env, officer_tokens
 from ecowatch.clock import SystemClock
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
 from ecowatch.ingest.bridge import BridgeStats
+from ecowatch.schema import Rule
 
 if TYPE_CHECKING:
     from ecowatch.simulators.city import FleetPlan
@@ -424,7 +430,7 @@ async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
         await consumer.stop()
 
 
-def _start_worker(settings: Settings) -> subprocess.Popen:
+def _start_worker(settings: Settings, env: dict[str, str] | None = None) -> subprocess.Popen:
     log_path = settings.state_dir / "worker.log"
     out = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
     return subprocess.Popen(
@@ -432,7 +438,90 @@ def _start_worker(settings: Settings) -> subprocess.Popen:
         stdout=out,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
     )
+
+
+# A case id: the finding's time, the site, the pollutant or device, the rule.
+CASE_ID = re.compile(
+    r"\d{14}-(?P<site>S-[A-Z]+-\d{3})-\S+?-(?:" + "|".join(r.value for r in Rule) + r")\b"
+)
+
+
+class OfficerDesk:
+    """The demo's officers: each escalation that reaches one in the inbox is acknowledged
+    through the case API with that officer's token, and findings are recorded asking to
+    close (the case closes once its data has held normal for the hold period)."""
+
+    def __init__(self, settings: Settings, tokens: dict[str, str]) -> None:
+        self.settings = settings
+        self.token_of = {officer: token for token, officer in tokens.items()}
+        self.todo: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
+        self.taken: set[str] = set()  # one officer of the grid takes a case
+
+    def on_message(self, received: Received) -> None:
+        first_line = received.message.splitlines()[0] if received.message else ""
+        click.echo(f"  → {received.recipient:<8} {received.title}  {first_line[:70]}")
+        match = CASE_ID.search(received.message)
+        if received.title.startswith("【执法】") and match and received.recipient in self.token_of:
+            self.todo.put((received.recipient, match.group("site"), match.group(0)))
+
+    def work(self) -> None:
+        """Act on what has arrived (called from the demo's loop, off the inbox's thread)."""
+        while not self.todo.empty():
+            officer, site, case_id = self.todo.get()
+            if case_id in self.taken:
+                continue
+            self.taken.add(case_id)
+            token = self.token_of[officer]
+            base = f"/api/sites/{site}/cases/{case_id}"
+            for action, body, said in (
+                ("ack", None, "acknowledged"),
+                ("findings", {"text": "现场检查：已责令整改", "close": True}, "recorded findings"),
+            ):
+                try:
+                    _api_as(self.settings, token, "POST", f"{base}/{action}", body)
+                    click.echo(f"  ✓ {officer:<8} {said} through the API: {case_id}")
+                except EcowatchError as exc:  # e.g. 409: a colleague acknowledged it first
+                    click.echo(f"  · {officer:<8} {action}: {exc}")
+
+
+def _demo_people_tokens(settings: Settings, catalogue: Catalogue) -> tuple[dict, dict]:
+    """The API tokens the demo's officers use, and the worker's environment for them: the
+    operator's own file (ECOWATCH_OFFICER_TOKENS) if set, else fresh tokens in the state
+    folder (0600, outside git)."""
+    if settings.officer_tokens is not None:
+        from ecowatch.streams.api import load_tokens
+
+        return load_tokens(settings.officer_tokens), {}
+    tokens = officer_tokens(catalogue) | {secrets.token_urlsafe(16): "operator:demo"}
+    path = settings.state_dir / "demo-officer-tokens.json"
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(json.dumps(tokens, indent=1), encoding="utf-8")
+    return tokens, {"ECOWATCH_OFFICER_TOKENS": str(path)}
+
+
+def _echo_weekly(settings: Settings, tokens: dict[str, str], sim_now: datetime) -> None:
+    """The week's settlement per grid, as the operators' API gives it, for the demo's end."""
+    operator = next((t for t, who in tokens.items() if who.startswith("operator:")), None)
+    if operator is None:
+        click.echo("weekly report: no operator token in ECOWATCH_OFFICER_TOKENS")
+        return
+    day = sim_now.astimezone(CHINA).date()
+    monday = day - timedelta(days=day.weekday())
+    try:
+        report = _api_as(settings, operator, "GET", f"/api/reports/weekly?week={monday}")
+    except EcowatchError as exc:
+        click.echo(f"weekly report: {exc}")
+        return
+    click.echo(f"weekly settlement, week of {monday} (opened, escalated, acknowledged, closed):")
+    for g in report["grids"]:
+        if g["opened"] or g["escalated"] or g["open_at_end"]:
+            overdue = f", overdue {len(g['overdue'])}" if g["overdue"] else ""
+            click.echo(
+                f"  {g['grid']:<8} {g['name']:<12} {g['opened']:>3} {g['escalated']:>3} "
+                f"{g['acknowledged']:>3} {g['closed']:>3}  open {g['open_at_end']}{overdue}"
+            )
 
 
 @cli.command()
@@ -461,8 +550,16 @@ def demo(**options: object) -> None:
     Stack(settings, catalogue).up(Progress(click.echo))
     settings = load_settings()  # now with the secrets the stack generated
     fleet = build_fleet(settings, catalogue, plan)
-    worker_proc = _start_worker(settings)
+    tokens, worker_env = _demo_people_tokens(settings, catalogue)
+    desk = OfficerDesk(settings, tokens)
+    inbox = Inbox(desk.on_message).__enter__()
+    worker_env |= inbox_env(catalogue, inbox.port, os.environ)
+    worker_proc = _start_worker(settings, worker_env)
     click.echo(f"worker started (pid {worker_proc.pid}, log {settings.state_dir / 'worker.log'})")
+    click.echo(
+        f"people: whoever has no apprise URL set gets their messages in the demo's inbox "
+        f"(127.0.0.1:{inbox.port}); officers act on escalations through the case API"
+    )
     click.echo(
         f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
         f"{plan.interval:g} simulated s at {plan.speed:g}x"
@@ -519,6 +616,7 @@ def demo(**options: object) -> None:
                         break
                     await asyncio.sleep(0.1)
                 bridge_stop.set()
+            await asyncio.to_thread(desk.work)
             points = await asyncio.to_thread(_influx_points, settings, since)
             stored = (await asyncio.to_thread(_worker_counts, settings)).get("stored_readings", 0)
             sim = fleet.clock.now().astimezone(CHINA)
@@ -537,7 +635,9 @@ def demo(**options: object) -> None:
 
     try:
         asyncio.run(main())
+        _echo_weekly(settings, tokens, fleet.clock.now())
     finally:
+        inbox.__exit__(None, None, None)
         worker_proc.send_signal(signal.SIGTERM)
         try:
             worker_proc.wait(timeout=30)
@@ -585,13 +685,19 @@ def _api(settings: Settings, method: str, path: str, body: dict | None = None) -
     """Call the worker's case API with ECOWATCH_API_TOKEN; errors are one clear line."""
     if not settings.api_token:
         raise ConfigError("ECOWATCH_API_TOKEN is not set: an officer's or operator's API token")
+    return _api_as(settings, settings.api_token, method, path, body)
+
+
+def _api_as(
+    settings: Settings, token: str, method: str, path: str, body: dict | None = None
+) -> dict:
     url = f"http://127.0.0.1:{settings.web_port}{path}"
     request = urllib.request.Request(
         url,
         method=method,
         data=json.dumps(body).encode() if body is not None else None,
         headers={
-            "Authorization": f"Bearer {settings.api_token}",
+            "Authorization": f"Bearer {token}",
             "Content-Type": "application/json",
         },
     )

@@ -240,22 +240,36 @@ def _merge_flags(into: dict[str, int], flags: dict[str, int]) -> None:
         into[flag] = into.get(flag, 0) + n
 
 
+def _window(
+    s: Series,
+    sums: Sums,
+    period: Period,
+    span: tuple[datetime, datetime],
+    valid: bool,
+    mean: float | None,
+    coverage: timedelta,
+) -> Window:
+    flow = s.weighting is Weighting.FLOW
+    return Window(
+        period=period,
+        start=span[0],
+        end=span[1],
+        valid=valid,
+        mean=mean,
+        coverage=coverage,
+        volume_m3=sums.weight if flow else None,  # flow-weighted only: ΣD
+        mass_kg=sums.weighted * 1e-3 if flow else None,  # ΣC·ΔD (mg/L · m³) → kg
+        flags=dict(sums.flags),
+    )
+
+
 def _close_minute(s: Series, params: WindowParams) -> Window:
     assert s.minute_start is not None
     m = s.minute
     valid = m.covered_s >= params.min_minute_coverage.total_seconds()
-    flow = s.weighting is Weighting.FLOW
-    return Window(
-        period=Period.MINUTE,
-        start=s.minute_start,
-        end=s.minute_start + MINUTE,
-        valid=valid,
-        mean=_mean(m) if valid else None,
-        coverage=timedelta(seconds=m.covered_s),
-        volume_m3=m.weight if flow else None,
-        mass_kg=m.weighted * 1e-3 if flow else None,
-        flags=dict(m.flags),
-    )
+    span = (s.minute_start, s.minute_start + MINUTE)
+    mean = _mean(m) if valid else None
+    return _window(s, m, Period.MINUTE, span, valid, mean, timedelta(seconds=m.covered_s))
 
 
 def _close_hour(s: Series, params: WindowParams) -> Window:
@@ -263,7 +277,6 @@ def _close_hour(s: Series, params: WindowParams) -> Window:
     h = s.hour
     valid = h.covered_s >= params.min_hour_coverage.total_seconds()
     mean = _mean(h) if valid else None
-    flow = s.weighting is Weighting.FLOW
     if s.day_start is not None:
         _merge_flags(s.day.flags, h.flags)
         if valid:
@@ -273,17 +286,8 @@ def _close_hour(s: Series, params: WindowParams) -> Window:
             if mean is not None:
                 s.day.hourly_means += mean
                 s.day.hours_with_mean += 1
-    return Window(
-        period=Period.HOUR,
-        start=s.hour_start,
-        end=_next_hour(s.hour_start),
-        valid=valid,
-        mean=mean,
-        coverage=timedelta(seconds=h.covered_s),
-        volume_m3=h.weight if flow else None,
-        mass_kg=h.weighted * 1e-3 if flow else None,  # ΣC·ΔD (mg/L · m³) → kg
-        flags=dict(h.flags),
-    )
+    span = (s.hour_start, _next_hour(s.hour_start))
+    return _window(s, h, Period.HOUR, span, valid, mean, timedelta(seconds=h.covered_s))
 
 
 def _close_day(s: Series, params: WindowParams) -> Window:
@@ -296,14 +300,5 @@ def _close_day(s: Series, params: WindowParams) -> Window:
         mean = _mean(d)
     elif valid and d.hours_with_mean:
         mean = round(d.hourly_means / d.hours_with_mean, MEAN_DECIMALS)
-    return Window(
-        period=Period.DAY,
-        start=s.day_start,
-        end=day_of(s.day_start + timedelta(hours=36)),
-        valid=valid,
-        mean=mean,
-        coverage=timedelta(hours=d.valid_hours),
-        volume_m3=d.weight if flow else None,
-        mass_kg=d.weighted * 1e-3 if flow else None,
-        flags=dict(d.flags),
-    )
+    span = (s.day_start, day_of(s.day_start + timedelta(hours=36)))
+    return _window(s, d, Period.DAY, span, valid, mean, timedelta(hours=d.valid_hours))

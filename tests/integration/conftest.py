@@ -15,8 +15,10 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from influxdb_client import InfluxDBClient
 
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings, load_settings
@@ -79,6 +81,14 @@ def settings(stack_env: dict[str, str]) -> Settings:
 @pytest.fixture(scope="session")
 def device_passwords(settings: Settings) -> dict[str, str]:
     return json.loads((settings.state_dir / "mosquitto" / "credentials.json").read_text())
+
+
+def query(settings: Settings, flux: str) -> list[dict[str, Any]]:
+    """The rows of a Flux query, as dicts."""
+    with InfluxDBClient(
+        url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
+    ) as client:
+        return [r.values for t in client.query_api().query(flux) for r in t.records]
 
 
 def wait_for(check: Callable[[], object], timeout: float, what: str, every: float = 0.3) -> object:

@@ -11,14 +11,12 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from influxdb_client import InfluxDBClient
-
 from ecowatch import topics
 from ecowatch.config.settings import Settings
 from ecowatch.kafka import start_producer
 from ecowatch.schema import DeviceCommand, ValveCommand
 from ecowatch.simulators.city import FleetPlan, choose_devices
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import query, wait_for
 
 
 def simulate(*args: str, timeout: float = 90) -> subprocess.Popen:
@@ -42,13 +40,6 @@ async def produce(settings: Settings, topic: str, value: bytes, key: str) -> Non
         await producer.send_and_wait(topic, value, key=key.encode())
     finally:
         await producer.stop()
-
-
-def query(settings: Settings, flux: str) -> list[dict[str, Any]]:
-    with InfluxDBClient(
-        url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
-    ) as client:
-        return [r.values for t in client.query_api().query(flux) for r in t.records]
 
 
 def since(settings: Settings, measurement: str, device: str, start: str = "-6h") -> list[dict]:

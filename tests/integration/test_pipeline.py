@@ -18,13 +18,12 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from influxdb_client import InfluxDBClient
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
 from ecowatch.config.settings import Settings
 from ecowatch.kafka import read_topic, start_producer
-from tests.integration.conftest import start_bridge, wait_for
+from tests.integration.conftest import query, start_bridge, wait_for
 
 OUTFALL_1 = ("S-OUT-001", "33080200000001")
 OUTFALL_2 = ("S-OUT-002", "33080200000002")
@@ -92,11 +91,7 @@ from(bucket: "{settings.influx_bucket}")
   |> filter(fn: (r) => r._measurement == "reading" and r.device == "{device}")
   |> pivot(rowKey: ["_time", "pollutant"], columnKey: ["_field"], valueColumn: "_value")
 """
-    with InfluxDBClient(
-        url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
-    ) as client:
-        tables = client.query_api().query(flux)
-    return [rec.values for table in tables for rec in table.records]
+    return query(settings, flux)
 
 
 def stored_count(settings: Settings, device: str, since: datetime, count: int, pollutant: str = ""):
@@ -352,11 +347,7 @@ from(bucket: "{settings.influx_bucket}")
   |> filter(fn: (r) => r._measurement == "aggregate" and r.device == "{device}")
   |> pivot(rowKey: ["_time", "pollutant", "period"], columnKey: ["_field"], valueColumn: "_value")
 """
-    with InfluxDBClient(
-        url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
-    ) as client:
-        tables = client.query_api().query(flux)
-    return [rec.values for table in tables for rec in table.records]
+    return query(settings, flux)
 
 
 def test_minute_and_hourly_means_land_beside_the_raw_points(settings, bridge, devices):

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
-from zoneinfo import ZoneInfo
 
+from ecowatch.clock import CHINA
 from ecowatch.schema import Audience, CaseStep, Finding, Notification, Rule
 
-CHINA = ZoneInfo("Asia/Shanghai")
 TITLE_MAX = 40
 BODY_MAX = 300
 Lang = Literal["zh", "en"]

@@ -6,6 +6,10 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
+
+# Monitoring data, deadlines and the week of the settlement are China time (UTC+8, no DST).
+CHINA = ZoneInfo("Asia/Shanghai")
 
 
 class Clock(Protocol):

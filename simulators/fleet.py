@@ -21,14 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from ecowatch import topics
-from ecowatch.clock import Clock
+from ecowatch.clock import CHINA, Clock
 from ecowatch.config.catalogue import DeviceEntry, DeviceModel
 from ecowatch.errors import ServiceDown
 from ecowatch.ingest import hj212
@@ -43,7 +42,6 @@ from ecowatch.simulators.models import (
 from ecowatch.simulators.scenarios import ScenarioRun
 
 log = logging.getLogger(__name__)
-CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def model_for(entry: DeviceEntry, seed: int) -> BaseMonitor:

@@ -28,8 +28,8 @@ from dataclasses import KW_ONLY, dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import ClassVar, Protocol
-from zoneinfo import ZoneInfo
 
+from ecowatch.clock import CHINA
 from ecowatch.schema import (
     DataFlag,
     DeviceReading,
@@ -40,8 +40,6 @@ from ecowatch.schema import (
     ValveCommand,
     ValveState,
 )
-
-CHINA = ZoneInfo("Asia/Shanghai")
 
 FLOW = "w00000"  # L/s; its accumulated volume is in m³
 PH = "w01001"

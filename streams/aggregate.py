@@ -33,13 +33,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ecowatch.clock import CHINA
 from ecowatch.schema import DataFlag, Measurement
 
-CHINA = ZoneInfo("Asia/Shanghai")
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 MEAN_DECIMALS = 6  # float noise must not push a mean exactly at a limit over it

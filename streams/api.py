@@ -17,20 +17,17 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import faust
 from faust.web import Request, Response, View
 
-from ecowatch.clock import Clock
+from ecowatch.clock import CHINA, Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ConfigError
 from ecowatch.streams.cases import CaseError, CaseStatus, step
 from ecowatch.streams.enforcement import Enforcement, OfficerAction
 from ecowatch.streams.engine import context_for
 from ecowatch.streams.report import weekly_report
-
-CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def load_tokens(path: Path | None) -> dict[str, str]:

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from zoneinfo import ZoneInfo
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from ecowatch.clock import CHINA
 from ecowatch.config.policies import Policy
 from ecowatch.schema import Audience, CaseStep, Finding, Notification, Severity
-
-CHINA = ZoneInfo("Asia/Shanghai")
 
 
 class CaseStatus(StrEnum):

@@ -21,11 +21,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from ecowatch import topics
+from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
 from tests.integration.conftest import Service, start_bridge, wait_for
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
@@ -33,7 +33,6 @@ from tests.integration.test_fleet import finish, simulate, since
 from tests.integration.test_pipeline import Device
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"
-CHINA = ZoneInfo("Asia/Shanghai")
 WEB_PORT = 26067
 TOKENS = {"tok-kc-01": "O-KC-01", "tok-qj-01": "O-QJ-01", "tok-ops": "operator:night-shift"}
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 import socket
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
+from ecowatch.clock import CHINA
 from ecowatch.ingest import hj212
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import dead_letters, slot, stored, stored_count
 
-CHINA = ZoneInfo("Asia/Shanghai")
 SITE, MN = "S-OUT-003", "33082500000003"
 
 

@@ -40,6 +40,7 @@ from ecowatch.alerts.routing import Route, Unroutable, route, scheme_of
 from ecowatch.alerts.templates import Lang, Message, render
 from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.files import private_dir
 from ecowatch.schema import Audience, CaseStep, Notification, Severity
 
 log = logging.getLogger(__name__)
@@ -180,7 +181,7 @@ class JsonlDeliveryLog(MemoryDeliveryLog):
                     # which is the side to err on.
                     log.warning("%s:%d: unreadable delivery record skipped", self.path, n)
         else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(self.path.parent)
 
     def append(self, record: DeliveryRecord) -> None:
         with self.path.open("a", encoding="utf-8") as f:

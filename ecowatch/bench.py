@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 import threading
 import time
@@ -25,6 +24,7 @@ from ecowatch import topics
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.ingest import hj212
+from ecowatch.ingest.bridge import BridgeStats
 from ecowatch.ingest.validation import accept_mqtt_reading
 from ecowatch.kafka import group_lag
 from ecowatch.schema import DeviceReading, Measurement, Reading
@@ -32,6 +32,7 @@ from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
 from ecowatch.streams.rules import SiteJudge
 from ecowatch.streams.store import count_reading_points
+from ecowatch.watch import FlowWatch, Supervisor
 
 
 @dataclass(frozen=True)
@@ -267,7 +268,7 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
     Needs the stack (`ecowatch stack up`); starts its own bridge and worker. Each reading is
     4 points. The readings are dated in a past hour of their own, so the count is theirs.
     """
-    from ecowatch.cli import _run_bridge, _start_worker, _worker_counts
+    from ecowatch.cli import _run_bridge, _start_worker, _wait_until_ready, _worker_counts
 
     settings = load_settings()
     catalogue = load_catalogue(settings.catalogue)
@@ -287,17 +288,27 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
     # What the worker's group has not committed yet it judges again first (after a worker
     # that did not stop cleanly): the enforce agent is done at backlog + this run's readings.
     backlog = asyncio.run(group_lag(settings.kafka_bootstrap, settings.app_id, topics.READINGS))
-    started = time.perf_counter()
     worker = _start_worker(settings)
+    # A worker that exits, or a stage that stands still while the one before it moves, ends
+    # the bench at once with the reason, instead of a time-out with nothing to go on.
+    supervisor = Supervisor(
+        [worker],
+        FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
+        owners={"stored": worker, "judged": worker},
+    )
     figures: dict[str, float] = {}
     total = devices * readings
 
     async def main() -> None:
         bridge_stop = asyncio.Event()
         ready = asyncio.Event()
-        bridge = asyncio.create_task(
-            _run_bridge(settings, catalogue, bridge_stop, on_stats=lambda s: ready.set())
-        )
+        holder: dict[str, BridgeStats] = {}
+
+        def on_stats(stats: BridgeStats) -> None:
+            holder["stats"] = stats
+            ready.set()
+
+        bridge = asyncio.create_task(_run_bridge(settings, catalogue, bridge_stop, on_stats))
         await asyncio.wait(
             {bridge, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
         )
@@ -305,11 +316,18 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
             bridge.result()
         # Timed from a ready worker: its start (reading the tables' changelogs back) is a
         # figure of its own.
-        while not (await asyncio.to_thread(_worker_counts, settings)).get("ready"):
-            if time.perf_counter() - started > timeout:
-                raise click.ClickException(f"the worker was not ready in {timeout} s")
-            await asyncio.sleep(0.2)
-        figures["worker_ready"] = time.perf_counter() - started
+        figures["worker_ready"] = await _wait_until_ready(settings, timeout)
+
+        def flow(points: int | None, health: dict | None) -> None:
+            supervisor.check_flow(
+                {
+                    "acknowledged": sum(p.acked for p in publishers),
+                    "bridged": holder["stats"].bridged,
+                    "stored": points,
+                    "judged": health.get("judged_readings") if health else None,
+                }
+            )
+
         publishers = [
             _Publisher(settings, e.device.id, e.site.id, credentials[e.device.id])
             for e in outfalls[:devices]
@@ -324,16 +342,18 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
             samples.append(count)
             if count >= expected:
                 break
+            flow(count, await asyncio.to_thread(_worker_counts, settings))
             await asyncio.sleep(0.5)
         figures["stored"] = time.perf_counter() - t0
         figures["points"] = samples[-1] - before if samples else 0
         # The enforce agent judges the same readings on its own: wait until it has them all.
         judged = 0
         while time.perf_counter() - t0 < timeout:
-            counts = await asyncio.to_thread(_worker_counts, settings)
-            judged = counts.get("judged_readings", 0)
+            health = await asyncio.to_thread(_worker_counts, settings)
+            judged = health.get("judged_readings", 0) if health else judged
             if judged >= backlog + total:
                 break
+            flow(None, health)
             await asyncio.sleep(0.5)
         figures["judged"] = time.perf_counter() - t0
         figures["judged_readings"] = judged
@@ -343,14 +363,9 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
         await bridge
 
     try:
-        asyncio.run(main())
+        asyncio.run(supervisor.run(main()))
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # never leave a worker behind in the group
-            worker.kill()
-            worker.wait()
+        worker.stop()  # never leave a worker behind in the group
     points = int(figures["points"])
     click.echo(
         f"{devices} devices × {readings} readings = {total:,} readings ({total * 4:,} points)"

@@ -11,7 +11,6 @@ import queue
 import re
 import secrets
 import signal
-import subprocess
 import sys
 import time
 import urllib.error
@@ -20,25 +19,25 @@ import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import click
 
 from ecowatch import topics
 from ecowatch.alerts.inbox import Inbox, Received, inbox_env, officer_tokens
-from ecowatch.clock import SystemClock
+from ecowatch.clock import CHINA, SystemClock
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
+from ecowatch.files import write_private
 from ecowatch.ingest.bridge import BridgeStats
 from ecowatch.schema import Rule
+from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, StageFailure, Supervisor
 
 if TYPE_CHECKING:
     from ecowatch.simulators.city import FleetPlan
     from ecowatch.simulators.fleet import Fleet
 
 log = logging.getLogger("ecowatch")
-CHINA = ZoneInfo("Asia/Shanghai")
 
 
 def _settings_and_catalogue() -> tuple[Settings, Catalogue]:
@@ -199,6 +198,7 @@ def bridge() -> None:
     """
     settings, catalogue = _settings_and_catalogue()
     _require_secrets(settings)
+    _fold_kafka_outages(settings)
     holder: dict[str, BridgeStats] = {}
 
     async def main() -> None:
@@ -222,6 +222,20 @@ def bridge() -> None:
         click.echo(json.dumps(holder["stats"].as_dict()))
 
 
+def _fold_kafka_outages(settings: Settings) -> None:
+    """A Kafka outage is one line when it starts and one when it ends, not the hundreds of
+    errors a second aiokafka and Faust log while it lasts. Call once logging is set up."""
+    from ecowatch.outage import Outage, fold_outages
+    from ecowatch.stack.process import port_open
+
+    fold_outages(
+        Outage("Kafka", settings.kafka_bootstrap),
+        lambda: port_open(settings.kafka_host, settings.kafka_port),
+        libraries=("aiokafka", "faust", "mode"),
+        tag="kafka",
+    )
+
+
 @cli.command()
 def worker() -> None:
     """Run the Faust stream worker (store readings in InfluxDB) until stopped."""
@@ -238,7 +252,13 @@ def worker() -> None:
     asyncio.run(
         ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions, compacted=changelogs)
     )
-    faust.Worker(app, loglevel="info", redirect_stdouts=False).execute_from_commandline()
+
+    class Worker(faust.Worker):
+        def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+            super().on_setup_root_logger(logger, level)
+            _fold_kafka_outages(settings)  # Faust replaces the handlers: fold on its own
+
+    Worker(app, loglevel="info", redirect_stdouts=False).execute_from_commandline()
 
 
 def _fleet_plan(**options: object) -> FleetPlan:
@@ -394,12 +414,23 @@ def _influx_points(settings: Settings, since: datetime) -> int | None:
         return None
 
 
-def _worker_counts(settings: Settings) -> dict:
+def _worker_counts(settings: Settings) -> dict | None:
+    """The worker's /health (its counts, and whether it is ready); None if it does not answer."""
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/health", timeout=1) as r:
             return json.loads(r.read())
     except (OSError, ValueError):
-        return {}
+        return None
+
+
+async def _wait_until_ready(settings: Settings, timeout: float) -> float:
+    """Seconds until the worker says it is ready (tables recovered, partitions assigned)."""
+    started = time.monotonic()
+    while not ((await asyncio.to_thread(_worker_counts, settings)) or {}).get("ready"):
+        if time.monotonic() - started > timeout:
+            raise EcowatchError(f"the worker was not ready within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
 
 
 SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowledged", "closed"}
@@ -430,14 +461,12 @@ async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
         await consumer.stop()
 
 
-def _start_worker(settings: Settings, env: dict[str, str] | None = None) -> subprocess.Popen:
-    log_path = settings.state_dir / "worker.log"
-    out = open(log_path, "ab")  # noqa: SIM115 - handed to the child for its lifetime
-    return subprocess.Popen(
+def _start_worker(settings: Settings, env: dict[str, str] | None = None) -> ChildProcess:
+    """`ecowatch worker` as a child of this command, logging to <state>/worker.log."""
+    return ChildProcess(
+        "worker",
         [sys.executable, "-m", "ecowatch.cli", "worker"],
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
+        settings.state_dir / "worker.log",
         env={**os.environ, **(env or {})},
     )
 
@@ -495,9 +524,9 @@ def _demo_people_tokens(settings: Settings, catalogue: Catalogue) -> tuple[dict,
 
         return load_tokens(settings.officer_tokens), {}
     tokens = officer_tokens(catalogue) | {secrets.token_urlsafe(16): "operator:demo"}
-    path = settings.state_dir / "demo-officer-tokens.json"
-    path.touch(mode=0o600, exist_ok=True)
-    path.write_text(json.dumps(tokens, indent=1), encoding="utf-8")
+    path = write_private(
+        settings.state_dir / "demo-officer-tokens.json", json.dumps(tokens, indent=1)
+    )
     return tokens, {"ECOWATCH_OFFICER_TOKENS": str(path)}
 
 
@@ -554,24 +583,24 @@ def demo(**options: object) -> None:
     desk = OfficerDesk(settings, tokens)
     inbox = Inbox(desk.on_message).__enter__()
     worker_env |= inbox_env(catalogue, inbox.port, os.environ)
-    worker_proc = _start_worker(settings, worker_env)
-    click.echo(f"worker started (pid {worker_proc.pid}, log {settings.state_dir / 'worker.log'})")
+    worker = _start_worker(settings, worker_env)
+    click.echo(f"worker started (pid {worker.pid}, log {worker.log_path})")
     click.echo(
         f"people: whoever has no apprise URL set gets their messages in the demo's inbox "
         f"(127.0.0.1:{inbox.port}); officers act on escalations through the case API"
     )
-    click.echo(
-        f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
-        f"{plan.interval:g} simulated s at {plan.speed:g}x"
-        + (f", playing scenario '{plan.scenario}'" if plan.scenario else "")
+    # Healthy is not flowing: a stage that stands still while the one before it moves ends
+    # the demo with the reason, as a worker that exits does.
+    supervisor = Supervisor(
+        [worker],
+        FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
+        owners={"stored": worker, "judged": worker},
     )
     since = datetime.now(UTC) - timedelta(days=3)  # readings carry simulated (past) times
 
     async def main() -> None:
         stop = asyncio.Event()  # stops the monitors; the bridge then drains and stops
         _stop_on_signals(stop)
-        if plan.duration:
-            asyncio.get_running_loop().call_later(plan.duration, stop.set)
         bridge_stop = asyncio.Event()
         holder: dict[str, BridgeStats] = {}
         connected = asyncio.Event()
@@ -581,69 +610,103 @@ def demo(**options: object) -> None:
             connected.set()
 
         bridge_task = asyncio.create_task(_run_bridge(settings, catalogue, bridge_stop, on_stats))
-        # Monitors start once the bridge is subscribed: from then on nothing is missed.
-        await asyncio.wait(
-            {bridge_task, asyncio.create_task(connected.wait())},
-            return_when=asyncio.FIRST_COMPLETED,
-        )
-        if bridge_task.done():
-            bridge_task.result()  # raises the reason it could not start
-        hj212_server: Hj212Server | None = None
-        if plan.transport == "hj212":
-            producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
-            hj212_server = Hj212Server(producer=producer, catalogue=catalogue, clock=SystemClock())
-            listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
-        fleet_task = asyncio.create_task(fleet.run(stop))
-        cases_task = asyncio.create_task(_follow_cases(settings, bridge_stop))
-        b = holder["stats"]
-        click.echo(
-            "time      simulated     acknowledged  bridged  dead-lettered  stored  points  commands"
-        )
-        while not (fleet_task.done() and bridge_task.done()):
-            with contextlib.suppress(TimeoutError):
-                # While the monitors run, wake when they stop; after that, when the bridge does.
-                waiting_for = bridge_task if fleet_task.done() else fleet_task
-                await asyncio.wait_for(asyncio.shield(waiting_for), timeout=2.0)
-            _echo_happenings(fleet)
-            tcp = hj212_server.stats if hj212_server else None
-            bridged = b.bridged + (tcp.bridged if tcp else 0)
-            dead = b.dead_lettered_total + (sum(tcp.dead_lettered.values()) if tcp else 0)
-            if fleet_task.done() and not bridge_stop.is_set():
-                fleet_task.result()
-                # Let the bridge take what the monitors sent last, then stop it.
-                for _ in range(50):
-                    if bridged + dead >= fleet.stats.published:
-                        break
-                    await asyncio.sleep(0.1)
-                bridge_stop.set()
-            await asyncio.to_thread(desk.work)
-            points = await asyncio.to_thread(_influx_points, settings, since)
-            stored = (await asyncio.to_thread(_worker_counts, settings)).get("stored_readings", 0)
-            sim = fleet.clock.now().astimezone(CHINA)
-            commands = sum(fleet.stats.commands.values())
-            click.echo(
-                f"{time.strftime('%H:%M:%S')}  {sim:%m-%d %H:%M}  {fleet.stats.published:>12}  "
-                f"{bridged:>7}  {dead:>13}  {stored:>6}  "
-                f"{points if points is not None else '?':>6}  {commands:>8}"
+        tasks: list[asyncio.Task] = [bridge_task]
+        try:
+            # Monitors start once the bridge is subscribed and the worker ready: from then on
+            # nothing is missed, and a stage that does not move is a fault, not a slow start.
+            await asyncio.wait(
+                {bridge_task, asyncio.create_task(connected.wait())},
+                return_when=asyncio.FIRST_COMPLETED,
             )
-            if bridge_task.done():
-                bridge_task.result()
-        await cases_task
-        if hj212_server is not None:
-            listening.close()
-            await producer.stop()
+            _bridge_failure(bridge_task)
+            took = await _wait_until_ready(settings, timeout=120)
+            click.echo(f"worker ready in {took:.1f} s (tables recovered, partitions assigned)")
+            click.echo(
+                f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
+                f"{plan.interval:g} simulated s at {plan.speed:g}x"
+                + (f", playing scenario '{plan.scenario}'" if plan.scenario else "")
+            )
+            if plan.duration:
+                asyncio.get_running_loop().call_later(plan.duration, stop.set)
+            hj212_server: Hj212Server | None = None
+            if plan.transport == "hj212":
+                producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
+                hj212_server = Hj212Server(
+                    producer=producer, catalogue=catalogue, clock=SystemClock()
+                )
+                listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
+            fleet_task = asyncio.create_task(fleet.run(stop))
+            cases_task = asyncio.create_task(_follow_cases(settings, bridge_stop))
+            tasks += [fleet_task, cases_task]
+            b = holder["stats"]
+            click.echo(
+                "time      simulated     acknowledged  bridged  dead-lettered  stored  points"
+                "  commands"
+            )
+            while not (fleet_task.done() and bridge_task.done()):
+                with contextlib.suppress(TimeoutError):
+                    # While the monitors run, wake when they stop; then, when the bridge does.
+                    waiting_for = bridge_task if fleet_task.done() else fleet_task
+                    await asyncio.wait_for(asyncio.shield(waiting_for), timeout=2.0)
+                _echo_happenings(fleet)
+                _bridge_failure(bridge_task)
+                tcp = hj212_server.stats if hj212_server else None
+                bridged = b.bridged + (tcp.bridged if tcp else 0)
+                dead = b.dead_lettered_total + (sum(tcp.dead_lettered.values()) if tcp else 0)
+                if fleet_task.done() and not bridge_stop.is_set():
+                    fleet_task.result()
+                    # Let the bridge take what the monitors sent last, then stop it.
+                    for _ in range(50):
+                        if bridged + dead >= fleet.stats.published:
+                            break
+                        await asyncio.sleep(0.1)
+                    bridge_stop.set()
+                await asyncio.to_thread(desk.work)
+                points = await asyncio.to_thread(_influx_points, settings, since)
+                health = await asyncio.to_thread(_worker_counts, settings)
+                stored = health.get("stored_readings", 0) if health else None
+                supervisor.check_flow(
+                    {
+                        "acknowledged": fleet.stats.published,
+                        "bridged": bridged,
+                        "stored": stored,
+                        "judged": health.get("judged_readings", 0) if health else None,
+                    }
+                )
+                sim = fleet.clock.now().astimezone(CHINA)
+                commands = sum(fleet.stats.commands.values())
+                click.echo(
+                    f"{time.strftime('%H:%M:%S')}  {sim:%m-%d %H:%M}  "
+                    f"{fleet.stats.published:>12}  {bridged:>7}  {dead:>13}  "
+                    f"{stored if stored is not None else '?':>6}  "
+                    f"{points if points is not None else '?':>6}  {commands:>8}"
+                )
+            await cases_task
+            if hj212_server is not None:
+                listening.close()
+                await producer.stop()
+        finally:
+            # Stopped early (a failed stage, Ctrl-C): the monitors and the bridge stop too.
+            stop.set()
+            bridge_stop.set()
+            await asyncio.wait(tasks, timeout=15)
 
     try:
-        asyncio.run(main())
+        asyncio.run(supervisor.run(main()))
         _echo_weekly(settings, tokens, fleet.clock.now())
     finally:
         inbox.__exit__(None, None, None)
-        worker_proc.send_signal(signal.SIGTERM)
-        try:
-            worker_proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            worker_proc.kill()
+        worker.stop()
     click.echo("demo stopped; the stack keeps running (`ecowatch stack down` stops it)")
+
+
+def _bridge_failure(bridge_task: asyncio.Task) -> None:
+    """The in-process bridge must not end before it is told to: say why it did."""
+    if not bridge_task.done() or bridge_task.cancelled():
+        return
+    exc = bridge_task.exception()
+    if exc is not None:
+        raise StageFailed(StageFailure("bridge", f"failed: {exc}")) from exc
 
 
 @cli.command()
@@ -815,6 +878,7 @@ def hj212_serve() -> None:
     from ecowatch.kafka import ensure_topics, start_producer
 
     settings, catalogue = _settings_and_catalogue()
+    _fold_kafka_outages(settings)
     holder: dict[str, Hj212Server] = {}
 
     async def main() -> None:

@@ -29,6 +29,7 @@ from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ServiceDown
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
+from ecowatch.outage import Outage
 from ecowatch.schema import DeadLetter, DeviceStatus, Reading, ReadingSource
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ class MqttBridge:
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._mqtt_outage = Outage("Mosquitto (MQTT)", f"mqtt://{mqtt_host}:{mqtt_port}")
 
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
@@ -117,6 +119,9 @@ class MqttBridge:
             self._connected.set()
             return
         self._connected_at = time.monotonic()
+        back = self._mqtt_outage.up()
+        if back:
+            log.warning(back)
         # Subscribing again on every (re)connect is harmless and survives a lost session.
         # `connected` is set on the SUBACK: from then on the broker keeps readings for us.
         client.subscribe(
@@ -150,8 +155,10 @@ class MqttBridge:
                 reason_code,
                 self._client_id,
             )
-        else:
-            log.warning("bridge lost MQTT (%s); paho reconnects", reason_code)
+            return
+        down = self._mqtt_outage.down(f"connection lost: {reason_code}")
+        if down:
+            log.error(down)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
@@ -247,9 +254,16 @@ class MqttBridge:
     ) -> None:
         try:
             await delivery
-        except Exception:
-            # Not acknowledged: Mosquitto redelivers it on the next session.
-            log.exception("Kafka did not take the message from %s; left unacknowledged", item.topic)
+        except Exception as exc:
+            # Not acknowledged: Mosquitto redelivers it on the next session. Tagged, so that a
+            # Kafka outage folds these into its one line (ecowatch.outage).
+            log.error(
+                "Kafka did not take the message from %s (%s: %s); left unacknowledged",
+                item.topic,
+                type(exc).__name__,
+                exc,
+                extra={"outage": "kafka"},
+            )
             return
         if counter[0] == "bridged":
             self.stats.bridged += 1

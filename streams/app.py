@@ -17,6 +17,7 @@ from ecowatch import topics
 from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
+from ecowatch.files import private_dir
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
 from ecowatch.streams.api import install_api, load_tokens
@@ -36,7 +37,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
-        datadir=str(settings.state_dir / "faust" / settings.app_id),
+        # Faust makes only the last folder of its datadir: the rest must exist (a new machine).
+        datadir=str(private_dir(settings.state_dir / "faust" / settings.app_id)),
         store="memory://",
         topic_partitions=settings.kafka_partitions,
         web_host=settings.web_host,

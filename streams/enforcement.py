@@ -25,6 +25,7 @@ from ecowatch import topics
 from ecowatch.alerts.delivery import Deliverer, JsonlDeliveryLog, delivery_lines
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.files import private_dir
 from ecowatch.schema import (
     DeviceCommand,
     DeviceStatus,
@@ -155,7 +156,7 @@ class Enforcement:
         self._data_clock: dict[str, tuple[datetime, datetime]] = {}
         # What this process has done (the worker's /health): judged readings, findings, ...
         self.counts: Counter[str] = Counter()
-        state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(state_dir)
         self.deliverer = Deliverer(catalogue, JsonlDeliveryLog(state_dir / "deliveries.jsonl"))
         app.agent(self.inputs, name="enforce")(self._enforce)
         app.agent(self.notifications, name="deliver")(self._deliver)

@@ -18,6 +18,8 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from ecowatch.outage import Outage
+
 log = logging.getLogger(__name__)
 
 
@@ -49,6 +51,8 @@ class InfluxWriter:
         self._backoff = backoff
         self._client: InfluxDBClientAsync | None = None
         self.points_written = 0
+        # One outage for every agent that shares this writer: said once, not per attempt.
+        self.outage = Outage("InfluxDB", url)
 
     async def _write_api(self):
         if self._client is None:
@@ -59,7 +63,8 @@ class InfluxWriter:
         return self._client.write_api()
 
     async def write(self, lines: str, count: int) -> None:
-        """Write line protocol; retries transient failures until it succeeds."""
+        """Write line protocol; retries transient failures until it succeeds. An outage is
+        one line when it starts and one when it ends, however many attempts it takes."""
         attempt = 0
         while True:
             attempt += 1
@@ -72,8 +77,9 @@ class InfluxWriter:
                     write_precision=WritePrecision.MS,
                 )
                 self.points_written += count
-                if attempt > 1:
-                    log.warning("InfluxDB write succeeded after %d attempts", attempt)
+                back = self.outage.up()
+                if back:
+                    log.warning(back)
                 return
             except ApiException as exc:
                 status = exc.status or None  # 0: no answer at all
@@ -95,13 +101,11 @@ class InfluxWriter:
                 else:
                     raise
             delay = self._backoff.delay(attempt)
-            log.warning(
-                "InfluxDB at %s not writable (%s); attempt %d, retrying in %.1fs. "
-                "Is it running? `ecowatch stack status`",
-                self.url,
-                reason,
-                attempt,
-                delay,
+            down = self.outage.down(reason)
+            if down:
+                log.error("%s; the stream waits (`ecowatch stack status`)", down)
+            log.debug(
+                "InfluxDB write attempt %d failed (%s); next in %.1fs", attempt, reason, delay
             )
             await asyncio.sleep(delay)
 

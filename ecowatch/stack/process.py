@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ecowatch.files import private_dir
+
 
 class Progress:
     """Prints which step of a long install or start is running, and for how long it has run."""
@@ -71,7 +73,7 @@ class ManagedProcess:
     def spawn(
         self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
     ) -> subprocess.Popen:
-        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_file.parent)
         with open(self.log_file, "ab") as log:
             self._spawn_offset = log.tell()
             log.write(

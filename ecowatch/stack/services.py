@@ -29,6 +29,7 @@ from pathlib import Path
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.errors import EcowatchError
+from ecowatch.files import private_dir, write_private
 from ecowatch.stack.process import ManagedProcess, Progress, port_open, wait_until
 from ecowatch.topics import MQTT_PREFIX
 
@@ -100,11 +101,9 @@ def write_env_file(state: Path, values: dict[str, str]) -> None:
                 k, v = line.split("=", 1)
                 current[k] = v
     current.update(values)
-    path.parent.mkdir(parents=True, exist_ok=True)
     body = "# Written by `ecowatch stack up`: secrets of the local stack. Not for git.\n"
     body += "".join(f"{k}={v}\n" for k, v in sorted(current.items()))
-    path.write_text(body)
-    path.chmod(0o600)
+    write_private(path, body)
 
 
 # -- Mosquitto ---------------------------------------------------------------------------------
@@ -160,9 +159,7 @@ class Mosquitto:
         wanted = [BRIDGE_USER, *self.catalogue.devices]
         for user in wanted:
             users.setdefault(user, secrets.token_urlsafe(18))
-        self.dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(users, indent=1, sort_keys=True))
-        path.chmod(0o600)
+        write_private(path, json.dumps(users, indent=1, sort_keys=True))
         return users
 
     def _acl(self) -> str:
@@ -187,10 +184,10 @@ class Mosquitto:
 
     def configure(self) -> dict[str, str]:
         users = self.credentials()
-        (self.dir / "data").mkdir(parents=True, exist_ok=True)
-        passwd = self.dir / "passwd"
-        passwd.write_text("".join(f"{u}:{p}\n" for u, p in sorted(users.items())))
-        passwd.chmod(0o600)
+        private_dir(self.dir / "data")
+        passwd = write_private(
+            self.dir / "passwd", "".join(f"{u}:{p}\n" for u, p in sorted(users.items()))
+        )
         _run(["mosquitto_passwd", "-U", str(passwd)], "hashing the Mosquitto password file")
         (self.dir / "acl").write_text(self._acl())
         (self.dir / "mosquitto.conf").write_text(
@@ -320,7 +317,7 @@ class Kafka:
 
     def configure(self) -> None:
         host, port = self.settings.kafka_host, self.settings.kafka_port
-        (self.dir / "data").mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir / "data")
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
@@ -525,7 +522,7 @@ class InfluxDB:
                 raise StackError("InfluxDB is not built: run `ecowatch stack install`")
             host, port = self.settings.influx_host, self.settings.influx_port
             _require_free(self.name, host, port, "ECOWATCH_INFLUX_URL")
-            self.dir.mkdir(parents=True, exist_ok=True)
+            private_dir(self.dir)
             progress.step(self.name, f"starting on {self.address}")
             self.proc.spawn(
                 [
@@ -574,7 +571,7 @@ class Stack:
     def up(self, progress: Progress) -> dict[str, str]:
         """Install what is missing, start what is down; returns the secrets it generated."""
         self.install(progress)
-        self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.settings.state_dir)
         generated: dict[str, str] = {}
         for service in self.services:
             generated |= service.start(progress)

@@ -1,14 +1,16 @@
 """The real local stack for the integration tests: Mosquitto, Kafka and InfluxDB on 127.0.0.1.
 
-The session starts its own stack, on ports of its own (so a running demo is left alone) and
-with a fresh state folder, through the same code as `ecowatch stack up`. If a service cannot
-be installed or started, every test here fails with the reason; nothing is skipped.
+The session starts its own stack, on ports of its own (so a running demo is left alone), through
+the same code as `ecowatch stack up`, in a state folder emptied first: every run takes the path
+of a new machine (only the slow builds in ~/.cache are reused). If a service cannot be installed
+or started, every test here fails with the reason; nothing is skipped.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -56,7 +58,10 @@ def stack_env() -> Iterator[dict[str, str]]:
     os.environ.update(env)
     settings = load_settings()
     stack = Stack(settings, load_catalogue(settings.catalogue))
-    stack.down(wipe=True)
+    stack.down()  # what a crashed run left running (its pid files are in the folder)
+    shutil.rmtree(state, ignore_errors=True)
+    if state.exists():
+        pytest.fail(f"{state} could not be emptied: the test stack needs a new state folder")
     try:
         stack.up(Progress(lambda line: print(line, file=sys.stderr)))
     except EcowatchError as exc:

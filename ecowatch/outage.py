@@ -1,0 +1,166 @@
+"""A service outage is one line when it starts and one when it ends.
+
+While Kafka restarts, aiokafka and Faust log hundreds of errors a second; the line that
+matters (which service, since when, that we are retrying) is lost in them. ``Outage`` keeps
+one service's outage and words its two lines; ``FoldedOutageErrors`` is the logging edge that
+turns a library's repeated errors into those lines, probing the service to learn when it is
+back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+
+from ecowatch.clock import CHINA, Clock, SystemClock
+
+log = logging.getLogger("ecowatch.outage")
+
+
+class Outage:
+    """One service's outage: ``down`` says the first line, ``up`` the last; the repeats in
+    between are counted, not said. Thread-safe (paho's and the probe's threads call it)."""
+
+    def __init__(self, service: str, address: str, clock: Clock | None = None) -> None:
+        self.service, self.address = service, address
+        self._clock = clock or SystemClock()
+        self._lock = threading.Lock()
+        self.since: datetime | None = None
+        self.folded = 0
+
+    @property
+    def active(self) -> bool:
+        return self.since is not None
+
+    def down(self, reason: str) -> str | None:
+        """The line to say if this starts an outage; None (counted) if one is under way."""
+        with self._lock:
+            if self.since is not None:
+                self.folded += 1
+                return None
+            self.since = self._clock.now()
+            return (
+                f"{self.service} at {self.address} is down since "
+                f"{self.since.astimezone(CHINA):%H:%M:%S} ({_short(reason)}); retrying, "
+                "its repeated errors are folded until it is back"
+            )
+
+    def up(self) -> str | None:
+        """The line to say if an outage ends here; None if there was none."""
+        with self._lock:
+            if self.since is None:
+                return None
+            lasted = (self._clock.now() - self.since).total_seconds()
+            line = (
+                f"{self.service} at {self.address} is back after {lasted:.0f} s "
+                f"({self.folded} repeated errors folded)"
+            )
+            self.since, self.folded = None, 0
+            return line
+
+
+def _short(reason: str, limit: int = 160) -> str:
+    first = reason.strip().splitlines()[0] if reason.strip() else "no answer"
+    return first if len(first) <= limit else first[: limit - 1] + "…"
+
+
+class FoldedOutageErrors(logging.Filter):
+    """A filter for the log handlers: a warning or error of the ``libraries`` (or of a record
+    logged with ``extra={"outage": <tag>}``) while the service does not answer starts the
+    outage, said once; the rest are folded until ``reachable`` has held for ``settle`` seconds
+    with no new error, when the outage ends with one line.
+
+    Errors while the service answers pass unchanged: they are not an outage.
+    """
+
+    def __init__(
+        self,
+        outage: Outage,
+        reachable: Callable[[], bool],
+        libraries: Sequence[str],
+        tag: str,
+        settle: float = 3.0,
+        probe_every: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.outage = outage
+        self._reachable = reachable
+        self._libraries = tuple(libraries)
+        self._tag = tag
+        self._settle, self._probe_every = settle, probe_every
+        self._monotonic = monotonic
+        self._last_error = 0.0
+        self._checked: tuple[float, bool] = (-1e9, True)
+        self._probe: threading.Thread | None = None
+
+    def _concerns(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "outage", None) == self._tag:
+            return True
+        return record.levelno >= logging.WARNING and record.name.startswith(self._libraries)
+
+    def _answers(self) -> bool:
+        at, answered = self._checked
+        now = self._monotonic()
+        if now - at >= self._probe_every:  # at most one probe a second, whatever the log rate
+            answered = self._reachable()
+            self._checked = (now, answered)
+        return answered
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # One record passes through every handler's filter: decide once.
+        decided = getattr(record, "_outage_decision", None)
+        if decided is not None:
+            return decided
+        decision = self._decide(record)
+        record._outage_decision = decision  # type: ignore[attr-defined]
+        return decision
+
+    def _decide(self, record: logging.LogRecord) -> bool:
+        if not self._concerns(record):
+            return True
+        if self.outage.active:
+            self._last_error = self._monotonic()
+            self.outage.down(record.getMessage())
+            return False
+        if self._answers():
+            return True
+        line = self.outage.down(record.getMessage())
+        if line is None:
+            return False
+        self._last_error = self._monotonic()
+        # This record becomes the outage's one line.
+        record.name, record.levelno, record.levelname = log.name, logging.ERROR, "ERROR"
+        record.msg, record.args, record.exc_info, record.exc_text = line, None, None, None
+        record.stack_info = None
+        self._start_probe()
+        return True
+
+    def _start_probe(self) -> None:
+        if self._probe is not None and self._probe.is_alive():
+            return
+        self._probe = threading.Thread(target=self._watch, name="outage-probe", daemon=True)
+        self._probe.start()
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self._probe_every)
+            quiet = self._monotonic() - self._last_error >= self._settle
+            if quiet and self._reachable():
+                line = self.outage.up()
+                if line:
+                    log.warning(line)
+                return
+
+
+def fold_outages(
+    outage: Outage, reachable: Callable[[], bool], libraries: Sequence[str], tag: str
+) -> FoldedOutageErrors:
+    """Install the filter on every handler of the root logger (call after logging is set up)."""
+    folded = FoldedOutageErrors(outage, reachable, libraries, tag)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(folded)
+    return folded

@@ -1,0 +1,242 @@
+"""Watching the stages a command started: healthy is not enough, the readings must flow.
+
+A command that starts a worker (the demo, the pipeline benchmark) must say at once when that
+process dies, and also when a stage stands still while the stage before it moves (readings
+bridged, nothing stored): both end the command with the stage's name, what happened and the
+last lines of its log, rather than counts that stay at zero forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from ecowatch.errors import EcowatchError
+from ecowatch.files import private_dir
+
+# How long a stage may stand still while the one before it has moved.
+STALL_SECONDS = 20.0
+LOG_TAIL_LINES = 15
+# How often the children are looked at: a dead worker is told well within a second.
+CHILD_CHECK_SECONDS = 0.25
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StageFailure:
+    """A stage that died or stopped flowing: what to tell the person watching."""
+
+    stage: str
+    what: str
+    log_path: Path | None = None
+    log_tail: str = ""
+
+    def report(self) -> str:
+        head = f"{self.stage} {self.what}"
+        if self.log_path is None:
+            return head
+        tail = "\n".join(f"  | {line}" for line in self.log_tail.splitlines()) or "  | (empty)"
+        return f"{head}; the last lines of its log ({self.log_path}):\n{tail}"
+
+
+class StageFailed(EcowatchError):
+    """Ends a command whose stage failed; the message is the failure's report."""
+
+    def __init__(self, failure: StageFailure) -> None:
+        self.failure = failure
+        super().__init__(failure.report())
+
+
+def exit_description(code: int) -> str:
+    """'exited with code 1' or 'was killed by SIGKILL' (Popen gives -N for signal N)."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name} (exit code {code})"
+    return f"exited with code {code}"
+
+
+class ChildProcess:
+    """A process the command started, with its log; the log is read from where this run began
+    (an earlier run may have written to the same file)."""
+
+    def __init__(
+        self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.name = name
+        self.log_path = log_path
+        private_dir(log_path.parent)
+        with open(log_path, "ab") as log:
+            self._log_offset = log.tell()
+            self.popen = subprocess.Popen(
+                list(argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=dict(env) if env is not None else None,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(self._log_offset)
+                text = f.read().decode(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def failure(self) -> StageFailure | None:
+        """Its failure if it has exited (at all: a worker of a running command never should)."""
+        code = self.popen.poll()
+        if code is None:
+            return None
+        return StageFailure(self.name, exit_description(code), self.log_path, self.log_tail())
+
+    def stall(self, what: str) -> StageFailure:
+        return StageFailure(self.name, what, self.log_path, self.log_tail())
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL: a worker left behind would hold its partitions."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+        try:
+            self.popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+
+
+@dataclass
+class _Edge:
+    upstream: str
+    downstream: str
+    up_count: int = 0
+    down_count: int = 0
+    waiting_since: float | None = None  # upstream moved and downstream has not since
+    reported: bool = False
+
+
+@dataclass(frozen=True)
+class Stall:
+    upstream: str
+    downstream: str
+    seconds: float
+
+    def what(self) -> str:
+        return (
+            f"stood still: no '{self.downstream}' for {self.seconds:.0f} s "
+            f"while '{self.upstream}' moved"
+        )
+
+
+@dataclass
+class FlowWatch:
+    """Counts of stages in a pipeline, sampled over time; a stage stalls when its count stands
+    still for ``stall_after`` seconds after the stage before it has moved. Each stall is told
+    once, and the watch re-arms when the stage moves again. Pure: the caller gives the time.
+
+    ``edges`` are (upstream, downstream) names of the counts; a count of None (a stage that
+    did not answer) is taken as no movement.
+    """
+
+    edges: Sequence[tuple[str, str]]
+    stall_after: float = STALL_SECONDS
+    _state: list[_Edge] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._state = [_Edge(up, down) for up, down in self.edges]
+
+    def observe(self, now: float, counts: Mapping[str, int | None]) -> list[Stall]:
+        stalls = []
+        for edge in self._state:
+            up, down = counts.get(edge.upstream), counts.get(edge.downstream)
+            if down is not None and down != edge.down_count:
+                edge.down_count, edge.waiting_since, edge.reported = down, None, False
+            if up is not None and up != edge.up_count:
+                edge.up_count = up
+                if edge.waiting_since is None:
+                    edge.waiting_since = now
+            if (
+                edge.waiting_since is not None
+                and not edge.reported
+                and now - edge.waiting_since >= self.stall_after
+            ):
+                edge.reported = True
+                stalls.append(Stall(edge.upstream, edge.downstream, now - edge.waiting_since))
+        return stalls
+
+
+class Supervisor:
+    """The children a command started and the flow between its stages, checked together.
+
+    ``owners`` names, for a count, the child whose log explains it (stored → the worker);
+    ``check`` raises :class:`StageFailed` for the first failure it finds.
+    """
+
+    def __init__(
+        self,
+        children: Sequence[ChildProcess],
+        flow: FlowWatch | None = None,
+        owners: Mapping[str, ChildProcess] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.children = list(children)
+        self.flow = flow
+        self.owners = dict(owners or {})
+        self._monotonic = monotonic
+
+    def check_children(self) -> None:
+        for child in self.children:
+            failure = child.failure()
+            if failure is not None:
+                raise StageFailed(failure)
+
+    def check_flow(self, counts: Mapping[str, int | None]) -> None:
+        self.check_children()  # a dead worker explains a stall better than the stall does
+        if self.flow is None:
+            return
+        for stall in self.flow.observe(self._monotonic(), counts):
+            owner = self.owners.get(stall.downstream)
+            if owner is not None:
+                raise StageFailed(owner.stall(stall.what()))
+            raise StageFailed(StageFailure(stall.downstream, stall.what()))
+
+    async def watch(self, every: float = CHILD_CHECK_SECONDS) -> None:
+        """Look at the children until one has exited, then raise its failure."""
+        while True:
+            self.check_children()
+            await asyncio.sleep(every)
+
+    async def run(self, body: Awaitable[T]) -> T:
+        """Run ``body`` while watching the children: a child that exits cancels ``body`` (its
+        own clean-up runs) and raises :class:`StageFailed` at once, whatever ``body`` was
+        waiting for."""
+        work = asyncio.ensure_future(body)
+        watcher = asyncio.create_task(self.watch())
+        try:
+            await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done():
+                work.cancel()
+                # Whatever the body's clean-up raises, the stage's failure is the story.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await work
+                watcher.result()  # raises the failure
+            return await work
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, StageFailed):
+                await watcher

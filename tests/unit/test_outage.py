@@ -1,0 +1,103 @@
+"""An outage is one line when it starts and one when it ends; the library's repeats fold."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ecowatch.clock import ManualClock
+from ecowatch.outage import FoldedOutageErrors, Outage
+
+T0 = datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)  # 17:00:00 China time
+
+
+def test_an_outage_is_said_once_then_back_with_its_length_and_the_folded_count() -> None:
+    clock = ManualClock(T0)
+    outage = Outage("Kafka", "127.0.0.1:9092", clock)
+    assert outage.up() is None  # nothing to recover from
+    first = outage.down("KafkaConnectionError: Connect call failed")
+    assert first == (
+        "Kafka at 127.0.0.1:9092 is down since 17:00:00 (KafkaConnectionError: Connect call "
+        "failed); retrying, its repeated errors are folded until it is back"
+    )
+    assert all(outage.down("again") is None for _ in range(500))
+    clock.advance(timedelta(seconds=12))
+    assert outage.up() == "Kafka at 127.0.0.1:9092 is back after 12 s (500 repeated errors folded)"
+    assert outage.up() is None
+    assert outage.down("a second outage") is not None
+
+
+class Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append((record.name, record.getMessage()))
+
+
+@pytest.fixture
+def capture():
+    handler = Capture()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    old = root.level
+    root.setLevel(logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(old)
+
+
+def test_hundreds_of_library_errors_while_down_become_two_lines(capture: Capture) -> None:
+    up = [False]
+    folded = FoldedOutageErrors(
+        Outage("Kafka", "127.0.0.1:9092"),
+        reachable=lambda: up[0],
+        libraries=("aiokafka", "faust"),
+        tag="kafka",
+        settle=0.2,
+        probe_every=0.05,
+    )
+    capture.addFilter(folded)
+    a_second_handler = Capture()  # every handler sees the record: decided once
+    a_second_handler.addFilter(folded)
+    logging.getLogger().addHandler(a_second_handler)
+    try:
+        for i in range(300):
+            logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1: %d", i)
+            logging.getLogger("faust.transport").warning("Heartbeat failed")
+        logging.getLogger("ecowatch.ingest.bridge").error(
+            "Kafka did not take a message", extra={"outage": "kafka"}
+        )
+        logging.getLogger("ecowatch.streams").warning("an unrelated warning passes")
+        up[0] = True
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any("back after" in m for _, m in capture.lines):
+            time.sleep(0.05)
+    finally:
+        logging.getLogger().removeHandler(a_second_handler)
+    messages = [m for _, m in capture.lines]
+    assert len(messages) == 3, messages
+    assert messages[0].startswith("Kafka at 127.0.0.1:9092 is down since ")
+    assert "Unable connect to node with id 1: 0" in messages[0]
+    assert messages[1] == "an unrelated warning passes"
+    assert messages[2].startswith("Kafka at 127.0.0.1:9092 is back after ")
+    assert messages[2].endswith("(600 repeated errors folded)")
+    assert [m for _, m in a_second_handler.lines][:2] == messages[:2]
+
+
+def test_library_errors_while_the_service_answers_pass_unchanged(capture: Capture) -> None:
+    capture.addFilter(
+        FoldedOutageErrors(
+            Outage("Kafka", "127.0.0.1:9092"), lambda: True, ("aiokafka",), tag="kafka"
+        )
+    )
+    logging.getLogger("aiokafka.consumer").error("OffsetCommit failed: rebalance in progress")
+    logging.getLogger("aiokafka.consumer").info("joined group")
+    assert [m for _, m in capture.lines] == [
+        "OffsetCommit failed: rebalance in progress",
+        "joined group",
+    ]

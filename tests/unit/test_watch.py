@@ -1,0 +1,116 @@
+"""Watching a command's stages: a child that exits, and a stage that stands still."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+
+from ecowatch.watch import (
+    ChildProcess,
+    FlowWatch,
+    StageFailed,
+    Supervisor,
+    exit_description,
+)
+
+EDGES = [("acknowledged", "bridged"), ("bridged", "stored")]
+
+
+def test_a_stage_moving_with_its_upstream_never_stalls() -> None:
+    watch = FlowWatch(EDGES, stall_after=20)
+    for t in range(0, 120, 2):
+        assert watch.observe(t, {"acknowledged": t * 10, "bridged": t * 10, "stored": t * 9}) == []
+
+
+def test_nothing_stored_20_s_after_readings_were_bridged_is_a_stall_told_once() -> None:
+    watch = FlowWatch(EDGES, stall_after=20)
+    assert watch.observe(0, {"acknowledged": 0, "bridged": 0, "stored": 0}) == []
+    assert watch.observe(2, {"acknowledged": 10, "bridged": 10, "stored": 0}) == []
+    assert watch.observe(21, {"acknowledged": 100, "bridged": 100, "stored": 0}) == []
+    stalls = watch.observe(22, {"acknowledged": 110, "bridged": 110, "stored": 0})
+    assert [(s.upstream, s.downstream, s.seconds) for s in stalls] == [("bridged", "stored", 20)]
+    assert "no 'stored' for 20 s while 'bridged' moved" in stalls[0].what()
+    assert watch.observe(30, {"acknowledged": 120, "bridged": 120, "stored": 0}) == []
+
+
+def test_the_watch_rearms_once_the_stage_moves_again() -> None:
+    watch = FlowWatch(EDGES, stall_after=20)
+    watch.observe(0, {"bridged": 5, "stored": 0})
+    assert watch.observe(20, {"bridged": 5, "stored": 0})
+    watch.observe(21, {"bridged": 5, "stored": 5})  # caught up
+    assert watch.observe(60, {"bridged": 5, "stored": 5}) == []  # nothing to do: not a stall
+    watch.observe(61, {"bridged": 9, "stored": 5})
+    assert watch.observe(81, {"bridged": 9, "stored": 5})
+
+
+def test_a_stage_that_does_not_answer_counts_as_standing_still() -> None:
+    watch = FlowWatch(EDGES, stall_after=20)
+    watch.observe(0, {"bridged": 3, "stored": None})
+    assert watch.observe(20, {"bridged": 4, "stored": None})
+
+
+def test_downstream_draining_after_upstream_stopped_is_not_a_stall() -> None:
+    watch = FlowWatch(EDGES, stall_after=20)
+    watch.observe(0, {"bridged": 100, "stored": 0})
+    for t in range(2, 60, 2):  # upstream done; downstream keeps moving
+        assert watch.observe(t, {"bridged": 100, "stored": min(100, t * 3)}) == []
+
+
+def test_exit_descriptions_name_the_signal() -> None:
+    assert exit_description(1) == "exited with code 1"
+    assert exit_description(-9) == "was killed by SIGKILL (exit code -9)"
+
+
+def child(tmp_path: Path, code: str) -> ChildProcess:
+    return ChildProcess("worker", [sys.executable, "-c", code], tmp_path / "worker.log")
+
+
+def test_a_child_that_exits_is_told_with_its_log_tail_from_this_run(tmp_path: Path) -> None:
+    (tmp_path / "worker.log").write_text("an earlier run's line\n")
+    proc = child(tmp_path, "import sys; print('starting'); print('boom', flush=True); sys.exit(3)")
+    proc.popen.wait(10)
+    failure = proc.failure()
+    assert failure is not None
+    report = failure.report()
+    assert report.startswith("worker exited with code 3; the last lines of its log")
+    assert "  | boom" in report and "earlier run" not in report
+
+
+def test_supervisor_ends_the_body_at_once_when_a_child_is_killed(tmp_path: Path) -> None:
+    proc = child(tmp_path, "import time; print('up', flush=True); time.sleep(60)")
+    supervisor = Supervisor([proc])
+    cleaned: list[str] = []
+
+    async def body() -> None:
+        try:
+            await asyncio.sleep(60)
+        finally:
+            cleaned.append("yes")
+
+    async def scenario() -> None:
+        asyncio.get_running_loop().call_later(0.5, proc.popen.send_signal, signal.SIGKILL)
+        await asyncio.wait_for(supervisor.run(body()), timeout=5)
+
+    with pytest.raises(StageFailed, match="worker was killed by SIGKILL") as failed:
+        asyncio.run(scenario())
+    assert "  | up" in str(failed.value)
+    assert cleaned == ["yes"]
+
+
+def test_supervisor_names_the_owner_of_a_stalled_stage(tmp_path: Path) -> None:
+    proc = child(tmp_path, "import time; print('waiting for Kafka', flush=True); time.sleep(30)")
+    now = [0.0]
+    supervisor = Supervisor(
+        [proc], FlowWatch(EDGES, stall_after=20), owners={"stored": proc}, monotonic=lambda: now[0]
+    )
+    try:
+        supervisor.check_flow({"bridged": 1, "stored": 0})
+        now[0] = 25
+        with pytest.raises(StageFailed, match="worker stood still: no 'stored'"):
+            supervisor.check_flow({"bridged": 2, "stored": 0})
+    finally:
+        proc.stop(timeout=1)

@@ -268,9 +268,16 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
     Needs the stack (`ecowatch stack up`); starts its own bridge and worker. Each reading is
     4 points. The readings are dated in a past hour of their own, so the count is theirs.
     """
-    from ecowatch.cli import _run_bridge, _start_worker, _wait_until_ready, _worker_counts
+    from ecowatch.cli import (
+        _fold_kafka_outages,
+        _run_bridge,
+        _start_worker,
+        _wait_until_ready,
+        _worker_counts,
+    )
 
     settings = load_settings()
+    _fold_kafka_outages(settings)
     catalogue = load_catalogue(settings.catalogue)
     credentials = load_device_credentials(settings.device_credentials_file)
     outfalls = [e for e in catalogue.devices.values() if e.device.model.value == "outfall_monitor"]
@@ -294,7 +301,7 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
     supervisor = Supervisor(
         [worker],
         FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
-        owners={"stored": worker, "judged": worker},
+        owners={"bridged": "bridge", "stored": worker, "judged": worker},
     )
     figures: dict[str, float] = {}
     total = devices * readings

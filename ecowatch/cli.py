@@ -578,6 +578,7 @@ def demo(**options: object) -> None:
     plan = _fleet_plan(**options)
     Stack(settings, catalogue).up(Progress(click.echo))
     settings = load_settings()  # now with the secrets the stack generated
+    _fold_kafka_outages(settings)  # the in-process bridge and relay are Kafka clients
     fleet = build_fleet(settings, catalogue, plan)
     tokens, worker_env = _demo_people_tokens(settings, catalogue)
     desk = OfficerDesk(settings, tokens)
@@ -594,7 +595,7 @@ def demo(**options: object) -> None:
     supervisor = Supervisor(
         [worker],
         FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
-        owners={"stored": worker, "judged": worker},
+        owners={"bridged": "bridge", "stored": worker, "judged": worker},
     )
     since = datetime.now(UTC) - timedelta(days=3)  # readings carry simulated (past) times
 

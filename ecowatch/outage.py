@@ -10,12 +10,13 @@ back.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
-from ecowatch.clock import CHINA, Clock, SystemClock
+from ecowatch.clock import Clock, SystemClock
 
 log = logging.getLogger("ecowatch.outage")
 
@@ -42,9 +43,10 @@ class Outage:
                 self.folded += 1
                 return None
             self.since = self._clock.now()
+            # The machine's local time, as the log lines' own timestamps are.
             return (
-                f"{self.service} at {self.address} is down since "
-                f"{self.since.astimezone(CHINA):%H:%M:%S} ({_short(reason)}); retrying, "
+                f"{self.service} at {self.address} is unavailable since "
+                f"{self.since.astimezone():%H:%M:%S} ({_short(reason)}); retrying, "
                 "its repeated errors are folded until it is back"
             )
 
@@ -67,13 +69,20 @@ def _short(reason: str, limit: int = 160) -> str:
     return first if len(first) <= limit else first[: limit - 1] + "…"
 
 
+# What Kafka clients say while a broker is away or not ready yet (restarting, electing
+# leaders, creating the offsets topic): an outage even while its port already answers.
+KAFKA_UNAVAILABLE = re.compile(
+    r"NotAvailable|NotCoordinator|NotLeader|NodeNotReady|Unable connect|Unable to update "
+    r"metadata|KafkaConnectionError|Connection at \S+ closed|RequestTimedOut|Connect call failed"
+)
+
+
 class FoldedOutageErrors(logging.Filter):
     """A filter for the log handlers: a warning or error of the ``libraries`` (or of a record
-    logged with ``extra={"outage": <tag>}``) while the service does not answer starts the
-    outage, said once; the rest are folded until ``reachable`` has held for ``settle`` seconds
-    with no new error, when the outage ends with one line.
-
-    Errors while the service answers pass unchanged: they are not an outage.
+    logged with ``extra={"outage": <tag>}``) starts the outage, said once, when the service
+    does not answer or the record says it is ``unavailable``; the rest are folded until
+    ``reachable`` has held for ``settle`` seconds with no new error, when the outage ends with
+    one line. Other errors while the service answers pass unchanged: they are not an outage.
     """
 
     def __init__(
@@ -82,6 +91,7 @@ class FoldedOutageErrors(logging.Filter):
         reachable: Callable[[], bool],
         libraries: Sequence[str],
         tag: str,
+        unavailable: re.Pattern[str] = KAFKA_UNAVAILABLE,
         settle: float = 3.0,
         probe_every: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
@@ -91,6 +101,7 @@ class FoldedOutageErrors(logging.Filter):
         self._reachable = reachable
         self._libraries = tuple(libraries)
         self._tag = tag
+        self._unavailable = unavailable
         self._settle, self._probe_every = settle, probe_every
         self._monotonic = monotonic
         self._last_error = 0.0
@@ -126,15 +137,16 @@ class FoldedOutageErrors(logging.Filter):
             self._last_error = self._monotonic()
             self.outage.down(record.getMessage())
             return False
-        if self._answers():
+        message = record.getMessage()
+        if not self._unavailable.search(message) and self._answers():
             return True
-        line = self.outage.down(record.getMessage())
+        line = self.outage.down(message)
         if line is None:
             return False
         self._last_error = self._monotonic()
         # This record becomes the outage's one line.
         record.name, record.levelno, record.levelname = log.name, logging.ERROR, "ERROR"
-        record.msg, record.args, record.exc_info, record.exc_text = line, None, None, None
+        record.msg, record.args, record.exc_info, record.exc_text = line, (), None, None
         record.stack_info = None
         self._start_probe()
         return True

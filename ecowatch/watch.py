@@ -183,7 +183,8 @@ class FlowWatch:
 class Supervisor:
     """The children a command started and the flow between its stages, checked together.
 
-    ``owners`` names, for a count, the child whose log explains it (stored → the worker);
+    ``owners`` names, for a count, the child whose log explains it (stored → the worker), or
+    the name of a stage that runs in this process (bridged → "bridge");
     ``check`` raises :class:`StageFailed` for the first failure it finds.
     """
 
@@ -191,7 +192,7 @@ class Supervisor:
         self,
         children: Sequence[ChildProcess],
         flow: FlowWatch | None = None,
-        owners: Mapping[str, ChildProcess] | None = None,
+        owners: Mapping[str, ChildProcess | str] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.children = list(children)
@@ -210,10 +211,10 @@ class Supervisor:
         if self.flow is None:
             return
         for stall in self.flow.observe(self._monotonic(), counts):
-            owner = self.owners.get(stall.downstream)
-            if owner is not None:
+            owner = self.owners.get(stall.downstream, stall.downstream)
+            if isinstance(owner, ChildProcess):
                 raise StageFailed(owner.stall(stall.what()))
-            raise StageFailed(StageFailure(stall.downstream, stall.what()))
+            raise StageFailed(StageFailure(owner, stall.what()))
 
     async def watch(self, every: float = CHILD_CHECK_SECONDS) -> None:
         """Look at the children until one has exited, then raise its failure."""

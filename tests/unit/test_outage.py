@@ -11,7 +11,7 @@ import pytest
 from ecowatch.clock import ManualClock
 from ecowatch.outage import FoldedOutageErrors, Outage
 
-T0 = datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)  # 17:00:00 China time
+T0 = datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)
 
 
 def test_an_outage_is_said_once_then_back_with_its_length_and_the_folded_count() -> None:
@@ -20,8 +20,9 @@ def test_an_outage_is_said_once_then_back_with_its_length_and_the_folded_count()
     assert outage.up() is None  # nothing to recover from
     first = outage.down("KafkaConnectionError: Connect call failed")
     assert first == (
-        "Kafka at 127.0.0.1:9092 is down since 17:00:00 (KafkaConnectionError: Connect call "
-        "failed); retrying, its repeated errors are folded until it is back"
+        f"Kafka at 127.0.0.1:9092 is unavailable since {T0.astimezone():%H:%M:%S} "
+        "(KafkaConnectionError: Connect call failed); retrying, its repeated errors are folded "
+        "until it is back"
     )
     assert all(outage.down("again") is None for _ in range(500))
     clock.advance(timedelta(seconds=12))
@@ -81,7 +82,7 @@ def test_hundreds_of_library_errors_while_down_become_two_lines(capture: Capture
         logging.getLogger().removeHandler(a_second_handler)
     messages = [m for _, m in capture.lines]
     assert len(messages) == 3, messages
-    assert messages[0].startswith("Kafka at 127.0.0.1:9092 is down since ")
+    assert messages[0].startswith("Kafka at 127.0.0.1:9092 is unavailable since ")
     assert "Unable connect to node with id 1: 0" in messages[0]
     assert messages[1] == "an unrelated warning passes"
     assert messages[2].startswith("Kafka at 127.0.0.1:9092 is back after ")
@@ -101,3 +102,17 @@ def test_library_errors_while_the_service_answers_pass_unchanged(capture: Captur
         "OffsetCommit failed: rebalance in progress",
         "joined group",
     ]
+
+
+def test_a_broker_that_answers_but_is_not_ready_is_unavailable(capture: Capture) -> None:
+    capture.addFilter(
+        FoldedOutageErrors(
+            Outage("Kafka", "127.0.0.1:9092"), lambda: True, ("aiokafka",), tag="kafka"
+        )
+    )
+    for _ in range(6):  # a new broker creating its offsets topic
+        logging.getLogger("aiokafka.consumer.group_coordinator").error(
+            "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError"
+        )
+    assert len(capture.lines) == 1
+    assert "unavailable since" in capture.lines[0][1]

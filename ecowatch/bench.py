@@ -32,7 +32,7 @@ from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
 from ecowatch.streams.rules import SiteJudge
 from ecowatch.streams.store import count_reading_points
-from ecowatch.watch import FlowWatch, Supervisor
+from ecowatch.watch import FlowWatch, StageFailed, Supervisor
 
 
 @dataclass(frozen=True)
@@ -271,6 +271,7 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
     from ecowatch.cli import (
         _fold_kafka_outages,
         _run_bridge,
+        _say_failed_stage,
         _start_worker,
         _wait_until_ready,
         _worker_counts,
@@ -371,6 +372,9 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
 
     try:
         asyncio.run(supervisor.run(main()))
+    except StageFailed as failed:
+        _say_failed_stage(failed)
+        raise SystemExit(1) from None
     finally:
         worker.stop()  # never leave a worker behind in the group
     points = int(figures["points"])

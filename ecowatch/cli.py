@@ -695,10 +695,19 @@ def demo(**options: object) -> None:
     try:
         asyncio.run(supervisor.run(main()))
         _echo_weekly(settings, tokens, fleet.clock.now())
+    except StageFailed as failed:
+        _say_failed_stage(failed)
+        raise SystemExit(1) from None
     finally:
         inbox.__exit__(None, None, None)
         worker.stop()
     click.echo("demo stopped; the stack keeps running (`ecowatch stack down` stops it)")
+
+
+def _say_failed_stage(failed: StageFailed) -> None:
+    """Said before the clean-up, which can take a while (a worker waiting on a hung service)."""
+    click.echo(f"ecowatch: {failed}", err=True)
+    click.echo("stopping what this command started", err=True)
 
 
 def _bridge_failure(bridge_task: asyncio.Task) -> None:

@@ -22,6 +22,10 @@ from ecowatch.outage import Outage
 
 log = logging.getLogger(__name__)
 
+# A batch is at most a few thousand points: an InfluxDB that has not answered in 10 s is hung
+# (or stopped), and saying so soon is worth more than waiting longer on the same request.
+WRITE_TIMEOUT_MS = 10_000
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -58,7 +62,7 @@ class InfluxWriter:
         if self._client is None:
             # Created inside the running loop: the async client binds aiohttp to it.
             self._client = InfluxDBClientAsync(
-                url=self.url, token=self._token, org=self.org, timeout=30_000
+                url=self.url, token=self._token, org=self.org, timeout=WRITE_TIMEOUT_MS
             )
         return self._client.write_api()
 
@@ -93,7 +97,9 @@ class InfluxWriter:
                 if not is_transient(status):
                     raise PermanentWriteError(f"InfluxDB answered {status}: {exc.message}") from exc
                 reason = f"HTTP {status}: {exc.message}"
-            except (TimeoutError, OSError) as exc:
+            except TimeoutError:
+                reason = f"no answer within {WRITE_TIMEOUT_MS / 1000:.0f} s"
+            except OSError as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             except Exception as exc:  # aiohttp's client errors are not OSErrors
                 if type(exc).__module__.startswith("aiohttp"):

@@ -29,12 +29,15 @@ from ecowatch.stack.process import Progress, port_open
 from ecowatch.stack.services import Stack
 from tests.integration.test_alerts_delivery import mailbox, receiver  # noqa: F401 - fixtures
 
+# The services' usual ports moved up by a base (20000: MQTT 21883, Kafka 29092, ...), so a
+# demo on the usual ports is left alone; another base runs a second suite beside this one.
+PORT_BASE = int(os.environ.get("ECOWATCH_TEST_PORT_BASE", "20000"))
 TEST_PORTS = {
-    "ECOWATCH_MQTT_URL": "mqtt://127.0.0.1:21883",
-    "ECOWATCH_KAFKA_BOOTSTRAP": "127.0.0.1:29092",
-    "ECOWATCH_INFLUX_URL": "http://127.0.0.1:28086",
-    "ECOWATCH_WEB_PORT": "26066",
-    "ECOWATCH_HJ212_PORT": "29212",
+    "ECOWATCH_MQTT_URL": f"mqtt://127.0.0.1:{PORT_BASE + 1883}",
+    "ECOWATCH_KAFKA_BOOTSTRAP": f"127.0.0.1:{PORT_BASE + 9092}",
+    "ECOWATCH_INFLUX_URL": f"http://127.0.0.1:{PORT_BASE + 8086}",
+    "ECOWATCH_WEB_PORT": str(PORT_BASE + 6066),
+    "ECOWATCH_HJ212_PORT": str(PORT_BASE + 9212),
 }
 
 
@@ -49,6 +52,8 @@ def stack_env() -> Iterator[dict[str, str]]:
     # A fixed folder, not a temporary one: a test run that crashed left processes whose pid
     # files are here, so this run can stop them instead of finding their ports taken.
     state = Path(os.environ.get("ECOWATCH_TEST_STATE_DIR", "/tmp/ecowatch-test-stack"))
+    if "ecowatch" not in state.name:  # it is emptied below: never someone's own folder
+        pytest.fail(f"ECOWATCH_TEST_STATE_DIR={state}: the folder's name must contain 'ecowatch'")
     env = {**TEST_PORTS, "ECOWATCH_STATE_DIR": str(state)}
     saved = {
         k: os.environ.get(k) for k in [*env, "ECOWATCH_INFLUX_TOKEN", "ECOWATCH_MQTT_PASSWORD"]

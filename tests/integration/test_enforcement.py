@@ -27,13 +27,13 @@ import pytest
 from ecowatch import topics
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
-from tests.integration.conftest import Service, start_bridge, wait_for
+from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
 from tests.integration.test_fleet import finish, simulate, since
 from tests.integration.test_pipeline import Device
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"
-WEB_PORT = 26067
+WEB_PORT = PORT_BASE + 6067  # its own enforcing worker, beside the session's
 TOKENS = {"tok-kc-01": "O-KC-01", "tok-qj-01": "O-QJ-01", "tok-ops": "operator:night-shift"}
 
 # The policy of a real-time exceedance, in seconds instead of hours, and paging the officers.

@@ -85,7 +85,7 @@ def test_the_demo_stores_readings_and_says_at_once_that_its_worker_was_killed(
     env = {
         **os.environ,
         "ECOWATCH_APP_ID": "ecowatch-demo-test",
-        "ECOWATCH_WEB_PORT": str(settings.web_port + 1),
+        "ECOWATCH_WEB_PORT": str(settings.web_port + 2),  # +1 is test_enforcement's
         "ECOWATCH_BRIDGE_CLIENT_ID": "ecowatch-bridge-demo-test",
         "ECOWATCH_MQTT_SHARE_GROUP": "ecowatch-demo-test",
         "PYTHONUNBUFFERED": "1",

@@ -23,7 +23,10 @@ Choices this module makes where the standard leaves room:
 
 from __future__ import annotations
 
+import json
 import re
+import secrets
+import string
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +45,12 @@ MAX_DATA_BYTES = 1024
 MAX_CP_CHARS = 950
 HEADER_KEYS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO", "CP")
 REQUIRED_KEYS = ("QN", "ST", "CN", "MN", "CP")
+
+# PW, the access password: "C6" in HJ/T 212-2005 and HJ 212-2017 (the 2017 table's 9 counts
+# "PW=" too), so a device's firmware holds six characters. Letters and digits: 62**6, about
+# 36 bits, which is all the field allows.
+PW_MAX_CHARS = 6
+PW_ALPHABET = string.ascii_letters + string.digits
 
 FLAG_ANSWER = 0b01  # bit A: the sender wants an answer
 FLAG_SPLIT = 0b10  # bit D: one part of a split message; PNUM/PNO present
@@ -150,6 +159,11 @@ def wants_answer(flag: int | None) -> bool:
 
 def is_split(flag: int | None) -> bool:
     return flag is not None and bool(flag & FLAG_SPLIT)
+
+
+def new_password() -> str:
+    """A random PW as long as the field allows, for a device's HJ 212 settings."""
+    return "".join(secrets.choice(PW_ALPHABET) for _ in range(PW_MAX_CHARS))
 
 
 # -- the packet model ------------------------------------------------------------------------
@@ -551,11 +565,40 @@ def reject_answer(raw: bytes | str, error: Hj212Error) -> Packet | None:
 # -- split packets ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Incomplete:
+    """A split message that will never be whole (pushed out, or its connection closed): the
+    parts that did arrive, for the dead-letter topic."""
+
+    qn: str
+    mn: str
+    pnum: int
+    parts: tuple[Packet, ...]
+    why: str
+
+    @property
+    def detail(self) -> str:
+        got = ", ".join(str(p.pno) for p in self.parts)
+        return (
+            f"split message QN={self.qn} MN={self.mn}: {self.why} with {len(self.parts)} of "
+            f"{self.pnum} parts (PNO {got})"
+        )
+
+    @property
+    def payload(self) -> bytes:
+        """The parts as JSON, one per line (a part's own bytes are not kept)."""
+        return "\n".join(
+            json.dumps(packet_to_json(p), ensure_ascii=False) for p in self.parts
+        ).encode()
+
+
 class Reassembler:
     """Joins the parts of a split message (PNUM/PNO), keyed by QN + MN, in any order.
 
     Memory is bounded: at most ``max_messages`` incomplete messages (the oldest started is
-    dropped first, counted in ``dropped``) of at most ``max_parts`` parts each.
+    dropped first, counted in ``dropped``) of at most ``max_parts`` parts each. What is dropped
+    is not forgotten silently: :meth:`take_dropped` hands it over, and :meth:`abandon` hands
+    over whatever is still incomplete when the stream ends.
     """
 
     def __init__(self, max_messages: int = 64, max_parts: int = 64) -> None:
@@ -563,6 +606,7 @@ class Reassembler:
         self.max_parts = max_parts
         self.dropped = 0
         self._pending: OrderedDict[tuple[str, str], dict[int, Packet]] = OrderedDict()
+        self._dropped: list[Incomplete] = []
 
     @property
     def pending(self) -> int:
@@ -579,17 +623,43 @@ class Reassembler:
         parts = self._pending.get(key)
         if parts is None:
             while len(self._pending) >= self.max_messages:
-                self._pending.popitem(last=False)
-                self.dropped += 1
+                old_key, old_parts = self._pending.popitem(last=False)
+                self._drop(old_key, old_parts, f"pushed out by {self.max_messages} newer ones")
             parts = self._pending[key] = {}
         elif next(iter(parts.values())).pnum != packet.pnum:
             del self._pending[key]
+            self._drop(key, parts, f"a part said PNUM={packet.pnum}")
             raise BadField(f"QN={packet.qn} MN={packet.mn}: parts disagree on PNUM", key="PNUM")
         parts[packet.pno] = packet  # a resent part replaces the earlier copy
         if len(parts) < packet.pnum:
             return None
         del self._pending[key]
-        return merge_parts(parts[n] for n in range(1, packet.pnum + 1))
+        try:
+            return merge_parts(parts[n] for n in range(1, packet.pnum + 1))
+        except Hj212Error:
+            # This part is the caller's to report (it raised); the others are dropped here.
+            others = {n: p for n, p in parts.items() if n != packet.pno}
+            if others:
+                self._drop(key, others, "its parts disagree")
+            raise
+
+    def take_dropped(self) -> list[Incomplete]:
+        """The messages dropped since the last call."""
+        dropped, self._dropped = self._dropped, []
+        return dropped
+
+    def abandon(self, why: str = "the connection closed") -> list[Incomplete]:
+        """Every incomplete message (the stream has ended), and those dropped before."""
+        while self._pending:
+            key, parts = self._pending.popitem(last=False)
+            self._drop(key, parts, why)
+        return self.take_dropped()
+
+    def _drop(self, key: tuple[str, str], parts: dict[int, Packet], why: str) -> None:
+        self.dropped += 1
+        ordered = tuple(parts[n] for n in sorted(parts))
+        pnum = ordered[0].pnum if ordered and ordered[0].pnum is not None else 0
+        self._dropped.append(Incomplete(qn=key[0], mn=key[1], pnum=pnum, parts=ordered, why=why))
 
 
 def merge_parts(parts: Iterable[Packet]) -> Packet:
@@ -642,6 +712,16 @@ class Framer:
         self.max_buffer = max_buffer
         self._buf = bytearray()
         self._skipping = False  # dropping the rest of a bad frame, up to \r\n or the next ##
+
+    @property
+    def partial(self) -> bool:
+        """Whether it holds the start of something unfinished: bytes other than whitespace, or
+        the rest of a bad frame still to skip. (A stray \\r\\n between packets is not.)"""
+        return self._skipping or bool(self._buf.strip())
+
+    def pending(self) -> bytes:
+        """The bytes held for a frame not finished yet."""
+        return bytes(self._buf)
 
     def feed(self, data: bytes) -> list[bytes | Hj212Error]:
         self._buf += data

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 from itertools import permutations
@@ -771,3 +772,57 @@ def test_the_framer_hands_over_the_bytes_it_drops():
     frames = [x for x in out if isinstance(x, bytes)]
     assert frames == [good, good]
     assert [e.raw for e in errors] == [b"noise!", b"##00x9garbage\r\n"]
+
+
+# -- what the TCP server relies on --------------------------------------------------------------
+
+
+def test_a_new_password_fills_the_pw_field_with_letters_and_digits() -> None:
+    made = {codec.new_password() for _ in range(200)}
+    assert len(made) == 200
+    for pw in made:
+        assert len(pw) == codec.PW_MAX_CHARS == 6
+        assert set(pw) <= set(codec.PW_ALPHABET)
+        assert parse(build(replace(data_packet("2011", WATER_2011), pw=pw))).pw == pw
+
+
+def test_the_framer_says_whether_it_holds_an_unfinished_frame() -> None:
+    framer = Framer()
+    assert framer.feed(b"\r\n") == [] and not framer.partial  # whitespace starts nothing
+    assert framer.feed(P1[:10]) == [] and framer.partial
+    assert framer.pending().endswith(P1[:10])
+    assert framer.feed(P1[10:]) == [P1] and not framer.partial
+    assert framer.feed(b"##00x9garbage")  # a bad frame, whose rest is being skipped
+    assert framer.partial and framer.pending() == b""
+    assert framer.feed(b"\r\n") == [] and not framer.partial
+
+
+def test_dropped_and_abandoned_split_messages_are_handed_over() -> None:
+    joiner = Reassembler(max_messages=1, max_parts=4)
+    first, second, _ = _parts()
+    assert joiner.add(first) is None
+    assert joiner.add(replace(second, qn="Q2")) is None  # pushes the first message out
+    (gone,) = joiner.take_dropped()
+    assert (gone.qn, gone.mn, gone.pnum, [p.pno for p in gone.parts]) == (first.qn, MN, 3, [1])
+    assert "pushed out by 1 newer ones with 1 of 3 parts (PNO 1)" in gone.detail
+    assert json.loads(gone.payload) == packet_to_json(first)
+    assert joiner.take_dropped() == [] and joiner.dropped == 1
+    (left,) = joiner.abandon()
+    assert (left.qn, left.why, joiner.pending) == ("Q2", "the connection closed", 0)
+
+
+def test_parts_that_disagree_are_handed_over_too() -> None:
+    joiner = Reassembler()
+    first, second, third = _parts()
+    joiner.add(first)
+    joiner.add(second)
+    with pytest.raises(BadField, match="PNUM"):
+        joiner.add(replace(third, pnum=4))
+    (gone,) = joiner.take_dropped()
+    assert [p.pno for p in gone.parts] == [1, 2] and "PNUM=4" in gone.detail
+    joiner.add(first)
+    joiner.add(replace(second, cp={"DataTime": "20261123150000"}))
+    with pytest.raises(BadField, match="disagree on CP DataTime"):
+        joiner.add(third)
+    (gone,) = joiner.take_dropped()  # the others; the caller reports the part that raised
+    assert [p.pno for p in gone.parts] == [1, 2]

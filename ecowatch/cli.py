@@ -856,6 +856,60 @@ def report_weekly(week: str | None, as_json: bool) -> None:
         )
 
 
+@cli.group()
+def tokens() -> None:
+    """The case API's tokens file (ECOWATCH_OFFICER_TOKENS), which keeps only their hashes."""
+
+
+@tokens.command("add")
+@click.argument("who")
+@click.option(
+    "--file",
+    "path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The tokens file (default: ECOWATCH_OFFICER_TOKENS); created 0600 if missing.",
+)
+def tokens_add(who: str, path: str | None) -> None:
+    """A new token for WHO, an officer's catalogue id (O-KC-01) or operator:NAME. The token is
+    printed once; the file keeps only its hash. The worker reads the file when it starts."""
+    from pathlib import Path
+
+    from ecowatch.tokens import OPERATOR, add_token
+
+    settings, catalogue = _settings_and_catalogue()
+    file = Path(path) if path else settings.officer_tokens
+    if file is None:
+        raise ConfigError("no tokens file: pass --file FILE or set ECOWATCH_OFFICER_TOKENS")
+    if not who.startswith(OPERATOR) and who not in catalogue.officers:
+        raise ConfigError(
+            f"{who!r}: no officer of that id in the catalogue (expected an officer's id, "
+            f"e.g. O-KC-01, or operator:NAME)"
+        )
+    token = add_token(file, who)
+    click.echo(token)
+    click.echo(
+        f"the token of {who}, shown this once: {file} keeps only its hash. Restart the worker "
+        "to let it in.",
+        err=True,
+    )
+
+
+@tokens.command("convert")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def tokens_convert(path: str) -> None:
+    """Replace the plain tokens of an old tokens file by their hashes, in place (0600)."""
+    from pathlib import Path
+
+    from ecowatch.tokens import convert_file
+
+    converted = convert_file(Path(path))
+    click.echo(
+        f"{path}: {converted} token(s) replaced by their hashes; the tokens themselves are "
+        "unchanged"
+    )
+
+
 # -- operators' tools --------------------------------------------------------------------------
 
 

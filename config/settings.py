@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # Where the HJ 212 server listens for real monitors (TCP). 0.0.0.0 to take the field's.
     hj212_host: str = "127.0.0.1"
     hj212_port: int = Field(default=9212, ge=1, le=65535)
+    # Each device's HJ 212 PW ({"<MN>": "<PW>"}), which the server checks and the simulators
+    # send. The local stack generates them at <state>/mosquitto/hj212_passwords.json.
+    hj212_passwords: Path | None = None
+    # Once a frame has started, the time its sender has to finish it (see ingest/hj212_server).
+    hj212_frame_deadline_seconds: float = Field(default=30.0, gt=0)
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(default=8, ge=1)
@@ -107,6 +112,10 @@ class Settings(BaseSettings):
     @property
     def device_credentials_file(self) -> Path:
         return self.device_credentials or self.state_dir / "mosquitto" / "credentials.json"
+
+    @property
+    def hj212_passwords_file(self) -> Path:
+        return self.hj212_passwords or self.state_dir / "mosquitto" / "hj212_passwords.json"
 
     @cached_property
     def mqtt_host(self) -> str:

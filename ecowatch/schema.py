@@ -190,6 +190,7 @@ class RejectReason(StrEnum):
     TRUNCATED = "truncated"
     TOO_LONG = "too_long"
     BAD_FIELD = "bad_field"
+    BAD_PASSWORD = "bad_password"  # an HJ 212 packet without its device's own PW
     STORE_REJECTED = "store_rejected"  # InfluxDB refused the points (not a transient failure)
 
 

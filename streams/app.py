@@ -41,9 +41,22 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         datadir=str(private_dir(settings.state_dir / "faust" / settings.app_id)),
         store="memory://",
         topic_partitions=settings.kafka_partitions,
+        # Faust listens on web_bind (all interfaces by default); web_host only names it.
+        web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
         web_in_thread=False,
+        # Faust's own pages (/table/ reads any table key, /router/ shows the cluster, the
+        # statistics, graph and metrics) answer without a token: off. What is left: the case
+        # API, /health, and Faust's plain index at / ({"status": "OK"}).
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_metrics_enabled=False,
+        # Faust's settings come from here only: its environment variables (WEB_BIND,
+        # APP_WEB_TABLES_ENABLED, ...) would override these, and ECOWATCH_* are the settings.
+        env={},
         producer_acks=-1,
         # A worker that dies without leaving the group holds its partitions until the session
         # times out: keep that short, so a restarted worker resumes within seconds.

@@ -553,6 +553,22 @@ class InfluxDB:
         )
 
 
+# -- HJ 212 ------------------------------------------------------------------------------------
+
+
+def hj212_passwords(settings: Settings, catalogue: Catalogue) -> dict[str, str]:
+    """MN → HJ 212 PW for every device of the catalogue, made once, kept (0600) beside the
+    devices' MQTT passwords: what `ecowatch hj212 serve` checks and the simulators send."""
+    from ecowatch.ingest.hj212 import new_password
+
+    path = settings.state_dir / "mosquitto" / "hj212_passwords.json"
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    for mn in catalogue.devices:
+        known.setdefault(mn, new_password())
+    write_private(path, json.dumps(known, indent=1, sort_keys=True))
+    return known
+
+
 # -- the stack ---------------------------------------------------------------------------------
 
 
@@ -572,6 +588,7 @@ class Stack:
         """Install what is missing, start what is down; returns the secrets it generated."""
         self.install(progress)
         private_dir(self.settings.state_dir)
+        hj212_passwords(self.settings, self.mosquitto.catalogue)
         generated: dict[str, str] = {}
         for service in self.services:
             generated |= service.start(progress)

@@ -89,9 +89,10 @@ class Settings(BaseSettings):
     # The Faust app's id: its consumer group, and the prefix of its tables' changelogs.
     app_id: str = "ecowatch"
 
-    # The Faust worker's web server (health, and the officers' case API).
-    web_host: str = "127.0.0.1"
-    web_port: int = 6066
+    # The Faust worker's web server (health, and the officers' case API): the address it
+    # listens on. 0.0.0.0 to take the network's (in a container, say).
+    web_host: str = Field(default="127.0.0.1", min_length=1)
+    web_port: int = Field(default=6066, ge=1, le=65535)
 
     @field_validator("mqtt_url")
     @classmethod

@@ -80,8 +80,9 @@ class Settings(BaseSettings):
 
     # How often time passes for every site in the worker (deadlines, timeouts, offline).
     tick_seconds: float = Field(default=15.0, gt=0)
-    # API tokens: a JSON file {"<token>": "<officer id>" or "operator:<name>"} kept outside
-    # git. An officer acts on the cases of their grid; an operator sees every grid.
+    # API tokens: a JSON file {"sha256:<hex of the token>": "<officer id>" or "operator:<name>"}
+    # kept outside git (`ecowatch tokens add`). An officer acts on the cases of their grids; an
+    # operator sees every grid.
     officer_tokens: Path | None = None
     # The token `ecowatch cases` and `ecowatch report` present to the worker's API.
     api_token: str = ""

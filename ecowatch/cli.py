@@ -9,7 +9,6 @@ import logging
 import os
 import queue
 import re
-import secrets
 import signal
 import sys
 import time
@@ -515,17 +514,27 @@ class OfficerDesk:
                     click.echo(f"  · {officer:<8} {action}: {exc}")
 
 
-def _demo_people_tokens(settings: Settings, catalogue: Catalogue) -> tuple[dict, dict]:
-    """The API tokens the demo's officers use, and the worker's environment for them: the
-    operator's own file (ECOWATCH_OFFICER_TOKENS) if set, else fresh tokens in the state
-    folder (0600, outside git)."""
-    if settings.officer_tokens is not None:
-        from ecowatch.streams.api import load_tokens
+def _demo_people_tokens(
+    settings: Settings, catalogue: Catalogue
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The API tokens the demo's people use (token → who, kept in memory only), and the
+    worker's environment for them. Fresh tokens for every officer and an operator, whose
+    hashes go to the state folder (0600, outside git). With the operator's own file
+    (ECOWATCH_OFFICER_TOKENS), which holds hashes only, the demo knows only
+    ECOWATCH_API_TOKEN, if the file names it."""
+    from ecowatch.tokens import hashed, identify, load_tokens, new_token
 
-        return load_tokens(settings.officer_tokens), {}
-    tokens = officer_tokens(catalogue) | {secrets.token_urlsafe(16): "operator:demo"}
+    if settings.officer_tokens is not None:
+        who = identify(load_tokens(settings.officer_tokens), settings.api_token)
+        known = {settings.api_token: who} if who is not None else {}
+        click.echo(
+            f"tokens: {settings.officer_tokens} holds hashes only: the demo's officers act "
+            f"only as ECOWATCH_API_TOKEN ({who or 'not in the file'})"
+        )
+        return known, {}
+    tokens = officer_tokens(catalogue) | {new_token(): "operator:demo"}
     path = write_private(
-        settings.state_dir / "demo-officer-tokens.json", json.dumps(tokens, indent=1)
+        settings.state_dir / "demo-officer-tokens.json", json.dumps(hashed(tokens), indent=1)
     )
     return tokens, {"ECOWATCH_OFFICER_TOKENS": str(path)}
 
@@ -764,7 +773,10 @@ def _api(settings: Settings, method: str, path: str, body: dict | None = None) -
 def _api_as(
     settings: Settings, token: str, method: str, path: str, body: dict | None = None
 ) -> dict:
-    url = f"http://127.0.0.1:{settings.web_port}{path}"
+    host = settings.web_host
+    if host in ("0.0.0.0", "::"):  # listening everywhere: ask on this machine
+        host = "127.0.0.1"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.web_port}{path}"
     request = urllib.request.Request(
         url,
         method=method,
@@ -778,14 +790,17 @@ def _api_as(
         with urllib.request.urlopen(request, timeout=10) as r:
             return json.loads(r.read() or b"{}")
     except urllib.error.HTTPError as exc:
-        detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        try:
+            detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        except (ValueError, AttributeError):
+            detail = exc.reason
         raise EcowatchError(f"the case API answered {exc.code}: {detail}") from None
     except OSError as exc:
         raise ServiceDown("the ecowatch worker (case API)", url, str(exc)) from None
 
 
 @cli.group(invoke_without_command=True)
-@click.option("--grid", default=None, help="Only this grid (operators).")
+@click.option("--grid", default=None, help="Only this grid (an operator's, or one of yours).")
 @click.option("--status", default=None, help="pending, reminded, escalated, acknowledged.")
 @click.option("--min-age", "min_age", default=0.0, help="Only cases at least this old (minutes).")
 @click.option("--json", "as_json", is_flag=True)
@@ -793,7 +808,7 @@ def _api_as(
 def cases(
     ctx: click.Context, grid: str | None, status: str | None, min_age: float, as_json: bool
 ) -> None:
-    """The open cases (your grid's, or every grid's for an operator); `ack` and `findings`
+    """The open cases (your grids', or every grid's for an operator); `ack` and `findings`
     act on one. Talks to the worker's API with ECOWATCH_API_TOKEN."""
     if ctx.invoked_subcommand is not None:
         return
@@ -824,7 +839,7 @@ def cases_ack(site: str, case_id: str) -> None:
 @click.argument("text")
 @click.option("--close", is_flag=True, help="Close once the data has held normal.")
 def cases_findings(site: str, case_id: str, text: str, close: bool) -> None:
-    """Record your findings on a case (and ask to close it)."""
+    """Record your findings on a case (and ask to close it). At most 4096 bytes (UTF-8)."""
     path = f"/api/sites/{site}/cases/{case_id}/findings"
     click.echo(json.dumps(_api(load_settings(), "POST", path, {"text": text, "close": close})))
 

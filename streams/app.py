@@ -20,10 +20,11 @@ from ecowatch.config.settings import Settings
 from ecowatch.files import private_dir
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
-from ecowatch.streams.api import install_api, load_tokens
+from ecowatch.streams.api import MAX_BODY_BYTES, install_api
 from ecowatch.streams.enforcement import Enforcement
 from ecowatch.streams.points import store_lines
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
+from ecowatch.tokens import load_tokens
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         web_stats_enabled=False,
         web_graph_enabled=False,
         web_metrics_enabled=False,
+        # Larger request bodies are refused (413) before a view reads them.
+        web_application_options={"client_max_size": MAX_BODY_BYTES},
         # Faust's settings come from here only: its environment variables (WEB_BIND,
         # APP_WEB_TABLES_ENABLED, ...) would override these, and ECOWATCH_* are the settings.
         env={},

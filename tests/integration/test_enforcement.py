@@ -27,6 +27,8 @@ import pytest
 from ecowatch import topics
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.files import write_private
+from ecowatch.tokens import hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
 from tests.integration.test_fleet import finish, simulate, since
@@ -70,8 +72,8 @@ def enforcing_worker(
     mailbox: Mailbox,
     tmp_path: Path,
 ) -> Iterator[Service]:
-    tokens = tmp_path / "tokens.json"
-    tokens.write_text(json.dumps(TOKENS))
+    # The file keeps the tokens' hashes only; the tests present the tokens.
+    tokens = write_private(tmp_path / "tokens.json", json.dumps(hashed(TOKENS)))
     mail = "mailto://ecowatch:s3cret@127.0.0.1:{port}?to={to}&from=ecowatch@example.org"
     env = {
         # A worker of its own (its own group and tables) on the fast policies.
@@ -256,7 +258,8 @@ def test_detect_remind_penalize_on_the_real_stack(
         assert case["id"] not in kc["overdue"]
         bodies = [json.loads(r.body)["message"] for r in receiver.at("/enterprise")]
         assert len(bodies) >= 2 and case["id"] in bodies[-1]  # the enterprise hears it is closed
-        assert api("POST", path, "tok-kc-01")[0] == 404  # nothing left to act on
+        status, body = api("POST", path, "tok-kc-01")
+        assert status == 409 and "was closed at" in body["error"], body  # nothing left to do
     finally:
         device.close()
         bridge.stop()

@@ -966,7 +966,9 @@ def hj212_serve() -> None:
         await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions)
         producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
         try:
-            server = Hj212Server(producer=producer, catalogue=catalogue, clock=SystemClock())
+            server = Hj212Server.from_settings(
+                settings, producer=producer, catalogue=catalogue, clock=SystemClock()
+            )
             holder["server"] = server
             try:
                 listening = await server.serve(settings.hj212_host, settings.hj212_port)

@@ -100,6 +100,11 @@ def build_fleet(
         e.device.model is DeviceModel.DISCHARGE_METER for e in entries
     )
     credentials = load_device_credentials(settings.device_credentials_file) if needs_mqtt else {}
+    hj212_passwords = None
+    if plan.transport == "hj212":
+        from ecowatch.ingest.hj212_server import DevicePasswords
+
+        hj212_passwords = DevicePasswords.load(settings.hj212_passwords_file)
     stats = FleetStats()
     fleet = Fleet([], clock, plan.interval, stats, speed=plan.speed)
     for i, entry in enumerate(entries):
@@ -109,7 +114,14 @@ def build_fleet(
         # A meter's account and valve have no place in HJ 212: meters always speak MQTT.
         if plan.transport == "hj212" and entry.device.model is not DeviceModel.DISCHARGE_METER:
             st = _ST.get(entry.device.model, "32" if entry.site.kind is SiteKind.OUTFALL else "22")
-            link = Hj212Link(device, st, settings.hj212_host, settings.hj212_port, stats)
+            pw = hj212_passwords.get(device) if hj212_passwords is not None else None
+            if pw is None:
+                raise ConfigError(
+                    f"{settings.hj212_passwords_file}: no HJ 212 PW for device '{device}'"
+                )
+            link = Hj212Link(
+                device, st, settings.hj212_host, settings.hj212_port, stats, password=pw
+            )
         else:
             if device not in credentials:
                 raise ConfigError(

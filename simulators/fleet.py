@@ -236,10 +236,14 @@ class MqttLink:
 
 
 class Hj212Link:
-    """A real monitor's way: HJ 212-2017 over TCP, one connection per device."""
+    """A real monitor's way: HJ 212-2017 over TCP, one connection per device, each packet with
+    the device's own PW (the platform refuses any other)."""
 
-    def __init__(self, device: str, st: str, host: str, port: int, stats: FleetStats) -> None:
+    def __init__(
+        self, device: str, st: str, host: str, port: int, stats: FleetStats, *, password: str
+    ) -> None:
         self.device, self._st = device, st
+        self._password = password
         self._host, self._port = host, port
         self._stats = stats
         self._writer: asyncio.StreamWriter | None = None
@@ -273,7 +277,7 @@ class Hj212Link:
                 qn=local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}",
                 st=self._st,
                 cn="2011",
-                pw="123456",
+                pw=self._password,
                 mn=self.device,
                 flag=5,
                 cp=cp,

@@ -1,23 +1,59 @@
-"""Real monitors' HJ 212 over TCP, against the real stack: a socket client plays the device."""
+"""Real monitors' HJ 212 over TCP, against the real stack: a socket client plays the device, and
+a hostile one tries to forge packets and wear the server down (issue 9).
+
+Each attacker speaks from its own loopback address (127.0.0.x), so that the per-address
+connection cap is tried on one of them, and the dead letters are told apart by their origin.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import threading
+import time
+from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
 
 from ecowatch.clock import CHINA
+from ecowatch.config.settings import Settings
 from ecowatch.ingest import hj212
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import Service, wait_for
 from tests.integration.test_pipeline import dead_letters, slot, stored, stored_count
 
 SITE, MN = "S-OUT-003", "33082500000003"
+OTHER_MN = "33080200000001"  # another outfall's monitor
+# The server's frame deadline for these tests (30 s in production): a half packet is closed
+# after this, so the test waits seconds, not half a minute.
+FRAME_DEADLINE = 2.0
+MAX_PER_PEER, MAX_BAD_FRAMES = 8, 20  # the server's limits (ingest/hj212_server.py)
+
+
+@pytest.fixture
+def quick_frame_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECOWATCH_HJ212_FRAME_DEADLINE_SECONDS", str(FRAME_DEADLINE))
+
+
+@pytest.fixture
+def hj212_server(quick_frame_deadline: None, hj212_server: Service) -> Service:
+    """The real `ecowatch hj212 serve`, started with the short frame deadline."""
+    return hj212_server
+
+
+@pytest.fixture(scope="session")
+def hj212_passwords(settings: Settings) -> dict[str, str]:
+    """The PWs the stack generated, as a device's installer would have set them."""
+    return json.loads(settings.hj212_passwords_file.read_text())
 
 
 def packet(
     ts: datetime,
     values: dict[str, tuple[float, str]],
     *,
+    pw: str | None,
     cn: str = "2011",
     mn: str = MN,
     qn: str | None = None,
@@ -32,7 +68,7 @@ def packet(
             qn=qn or local.strftime("%Y%m%d%H%M%S") + "000",
             st="32",
             cn=cn,
-            pw="123456",
+            pw=pw,
             mn=mn,
             flag=5,
             cp=cp,
@@ -50,16 +86,62 @@ def answers(sock: socket.socket, count: int) -> list[hj212.Packet]:
     return got
 
 
-def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(settings, hj212_server):
-    start = slot(7)
-    first = packet(start, {"w01018": (48.5, "N"), "w21003": (2.25, "N"), "w00000": (30.0, "N")})
-    second = packet(start + timedelta(minutes=1), {"w01018": (51.0, "C")})
-    # A 2005-era device: 011 is COD, B01 flow.
-    legacy = packet(start + timedelta(minutes=2), {"011": (47.0, "N"), "B01": (29.5, "N")})
-    bad_crc = first[:-6] + ("0000" if not first.endswith("0000\r\n") else "FFFF") + "\r\n"
-    stranger = packet(start, {"w01018": (1.0, "N")}, mn="99999999999999", qn="20991231000000001")
+def connect(settings: Settings, source: str) -> socket.socket:
+    """A connection from the loopback address ``source``."""
+    return socket.create_connection(
+        (settings.hj212_host, settings.hj212_port), timeout=15, source_address=(source, 0)
+    )
 
-    with socket.create_connection((settings.hj212_host, settings.hj212_port)) as sock:
+
+def seconds_until_closed(sock: socket.socket, timeout: float = 15) -> float:
+    """How long until the server closes the connection (whatever it still sends is read)."""
+    started = time.monotonic()
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open for {timeout} s")
+    return time.monotonic() - started
+
+
+def still_open(sock: socket.socket) -> bool:
+    sock.settimeout(0.3)
+    try:
+        return sock.recv(1) != b""
+    except TimeoutError:
+        return True
+    except ConnectionError:
+        return False
+
+
+def letters_from(settings: Settings, source: str) -> list[dict[str, Any]]:
+    return [d for d in dead_letters(settings) if d["origin"].startswith(f"tcp://{source}:")]
+
+
+def stop_counts(service: Service) -> dict[str, Any]:
+    return json.loads(service.stop().strip().splitlines()[-1])
+
+
+def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(
+    settings, hj212_server, hj212_passwords
+):
+    pw = hj212_passwords[MN]
+    start = slot(6)
+    first = packet(
+        start, {"w01018": (48.5, "N"), "w21003": (2.25, "N"), "w00000": (30.0, "N")}, pw=pw
+    )
+    second = packet(start + timedelta(minutes=1), {"w01018": (51.0, "C")}, pw=pw)
+    # A 2005-era device: 011 is COD, B01 flow.
+    legacy = packet(start + timedelta(minutes=2), {"011": (47.0, "N"), "B01": (29.5, "N")}, pw=pw)
+    bad_crc = first[:-6] + ("0000" if not first.endswith("0000\r\n") else "FFFF") + "\r\n"
+    stranger = packet(
+        start, {"w01018": (1.0, "N")}, pw=pw, mn="99999999999999", qn="20991231000000001"
+    )
+
+    with connect(settings, "127.0.0.1") as sock:
         raw = first.encode()
         sock.sendall(raw[:20])  # a partial read: the rest follows
         sock.sendall(raw[20:])
@@ -85,17 +167,14 @@ def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(settings,
     assert by[(start + timedelta(minutes=2), "w00000")]["value"] == 29.5  # from code B01
 
     letters = wait_for(
-        lambda: [d for d in dead_letters(settings) if d["source"] == "hj212"] or None,
-        30,
-        "HJ 212 dead letters",
+        lambda: letters_from(settings, "127.0.0.1") or None, 30, "HJ 212 dead letters"
     )
     reasons = {d["reason"]: d for d in letters}
     assert reasons["crc_mismatch"]["payload"] == bad_crc
     assert reasons["unknown_device"]["payload"] == stranger
     assert reasons["bad_header"]["payload"].endswith("garbage")
-    assert all(d["origin"].startswith("tcp://127.0.0.1:") for d in letters)
 
-    counts = json.loads(hj212_server.stop().strip().splitlines()[-1])
+    counts = stop_counts(hj212_server)
     assert counts["bridged"] == 3 and counts["answered"] == 5
     assert counts["dead_lettered_by_reason"] == {
         "bad_header": 1,
@@ -103,3 +182,186 @@ def test_uploads_are_stored_and_answered_and_bad_packets_dead_lettered(settings,
         "unknown_device": 1,
     }
     assert not stored(settings, "99999999999999", since)
+
+
+def test_a_wrong_or_missing_pw_is_refused_and_nothing_of_it_is_stored(
+    settings, hj212_server, hj212_passwords
+):
+    start = slot(5)
+    forged = [
+        packet(start, {"w01018": (900.0, "N")}, pw="123456"),  # made up
+        packet(start + timedelta(minutes=1), {"w01018": (901.0, "N")}, pw=None),  # missing
+        packet(  # another device's own PW
+            start + timedelta(minutes=2), {"w01018": (902.0, "N")}, pw=hj212_passwords[OTHER_MN]
+        ),
+    ]
+    with connect(settings, "127.0.0.21") as sock:
+        for raw in forged:
+            sock.sendall(raw.encode())
+            (answer,) = answers(sock, 1)
+            assert (answer.cn, answer.qn, answer.cp) == ("9011", hj212.parse(raw).qn, {"QnRtn": 3})
+        # Three wrong PWs in a row: a guesser must reconnect.
+        assert seconds_until_closed(sock) < 5
+
+    # The device itself, afterwards: stored. Its point is in once the forged ones would be.
+    genuine = packet(start + timedelta(minutes=3), {"w01018": (42.0, "N")}, pw=hj212_passwords[MN])
+    with connect(settings, "127.0.0.22") as sock:
+        sock.sendall(genuine.encode())
+        assert answers(sock, 1)[0].cn == "9014"
+    since = start - timedelta(seconds=1)
+    points = wait_for(stored_count(settings, MN, since, 1), 45, "the genuine point")
+    assert [(p["_time"], p["value"]) for p in points] == [(start + timedelta(minutes=3), 42.0)]
+
+    letters = wait_for(
+        lambda: letters_from(settings, "127.0.0.21") or None, 30, "the forged packets' letters"
+    )
+    assert sorted(d["payload"] for d in letters) == sorted(forged)
+    assert {d["reason"] for d in letters} == {"bad_password"}
+    counts = stop_counts(hj212_server)
+    assert counts["bridged"] == 1 and counts["closed_by_reason"] == {"bad_passwords": 1}
+
+
+def test_a_replayed_qn_is_not_stored_twice(settings, hj212_server, hj212_passwords):
+    pw = hj212_passwords[MN]
+    start = slot(4)
+    original = packet(start, {"w01018": (40.0, "N")}, pw=pw)
+    qn = hj212.parse(original).qn
+    # The same QN again, saying something else: a later time and another value.
+    altered = packet(start + timedelta(minutes=5), {"w01018": (400.0, "N")}, pw=pw, qn=qn)
+    later = packet(start + timedelta(minutes=10), {"w01018": (41.0, "N")}, pw=pw)
+    with connect(settings, "127.0.0.31") as sock:
+        sock.sendall(original.encode())
+        assert answers(sock, 1)[0].cn == "9014"
+    with connect(settings, "127.0.0.31") as sock:  # resent, as after a lost answer
+        sock.sendall(original.encode())
+        (again,) = answers(sock, 1)
+        assert (again.cn, again.qn) == ("9014", qn)  # the device may stop retrying
+        sock.sendall(altered.encode())
+        (refused,) = answers(sock, 1)
+        assert (refused.cn, refused.cp) == ("9011", {"QnRtn": 7})
+        sock.sendall(later.encode())
+        assert answers(sock, 1)[0].cn == "9014"
+
+    since = start - timedelta(seconds=1)
+    points = wait_for(stored_count(settings, MN, since, 2), 45, "the two genuine points")
+    assert sorted((p["_time"], p["value"]) for p in points) == [
+        (start, 40.0),
+        (start + timedelta(minutes=10), 41.0),
+    ]
+    (letter,) = wait_for(
+        lambda: letters_from(settings, "127.0.0.31"), 30, "the altered packet's dead letter"
+    )
+    assert (letter["reason"], letter["payload"]) == ("bad_field", altered)
+    counts = stop_counts(hj212_server)
+    assert (counts["bridged"], counts["duplicates"]) == (2, 1)
+
+
+class Device(threading.Thread):
+    """A genuine monitor reporting every 0.3 s on its own connection, while others attack."""
+
+    def __init__(self, settings: Settings, pw: str, start: datetime) -> None:
+        super().__init__(daemon=True)
+        self.settings, self.pw, self.start_ts = settings, pw, start
+        self.stop = threading.Event()
+        self.sent: list[datetime] = []
+        self.answered: list[str] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with connect(self.settings, "127.0.0.2") as sock:
+                while not self.stop.is_set():
+                    ts = self.start_ts + timedelta(minutes=len(self.sent))
+                    sock.sendall(packet(ts, {"w01018": (30.0, "N")}, pw=self.pw).encode())
+                    self.sent.append(ts)
+                    self.answered.append(answers(sock, 1)[0].cn)
+                    self.stop.wait(0.3)
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+
+
+def test_attacks_are_refused_while_a_device_keeps_reporting(
+    settings, hj212_server, hj212_passwords
+):
+    pw = hj212_passwords[MN]
+    start = slot(3)
+    device = Device(settings, pw, start)
+    device.start()
+    wait_for(lambda: len(device.answered) >= 2 or device.error, 15, "the device's first answers")
+
+    # Half a packet, then nothing: the idle time-out would restart on every byte; the frame
+    # deadline does not.
+    half = packet(start, {"w01018": (1.0, "N")}, pw="123456").encode()[:60]
+    with connect(settings, "127.0.0.11") as sock:
+        sock.sendall(half)
+        took = seconds_until_closed(sock)
+    assert FRAME_DEADLINE - 0.5 < took < FRAME_DEADLINE + 5
+
+    # More connections from one address than it may hold: the extra ones are closed at once,
+    # the others stay.
+    held = [connect(settings, "127.0.0.12") for _ in range(MAX_PER_PEER)]
+    extra = [connect(settings, "127.0.0.12") for _ in range(2)]
+    for sock in extra:
+        assert seconds_until_closed(sock) < 2
+    assert all(still_open(sock) for sock in held)
+    for sock in held + extra:
+        sock.close()
+
+    # A megabyte without ## (letters, then spaces): closed long before the end.
+    for source, garbage in (("127.0.0.13", b"x"), ("127.0.0.14", b" ")):
+        with connect(settings, source) as sock:
+            with contextlib.suppress(OSError):  # closed while we were still sending
+                sock.sendall(garbage * 1_000_000)
+            seconds_until_closed(sock)
+
+    # Thousands of bad frames (a wrong CRC): closed after 20, so 20 dead letters.
+    good = packet(start, {"w01018": (2.0, "N")}, pw=pw)
+    bad_crc = (good[:-6] + ("0000" if not good.endswith("0000\r\n") else "FFFF") + "\r\n").encode()
+    with connect(settings, "127.0.0.15") as sock:
+        with contextlib.suppress(OSError):
+            sock.sendall(bad_crc * 3000)
+        seconds_until_closed(sock)
+
+    # A split packet announcing 65 parts: answered and dead-lettered, the line kept.
+    split = replace(hj212.parse(good), flag=7, pnum=65, pno=1)
+    with connect(settings, "127.0.0.16") as sock:
+        sock.sendall(hj212.build(split).encode())
+        (answer,) = answers(sock, 1)
+        assert (answer.cn, answer.cp) == ("9011", {"QnRtn": 100})
+        assert still_open(sock)
+
+    time.sleep(1)  # the device reports a few more times after the attacks
+    device.stop.set()
+    device.join(10)
+    assert device.error is None, repr(device.error)
+    assert len(device.sent) >= 5 and device.answered == ["9014"] * len(device.sent)
+
+    since = start - timedelta(seconds=1)
+    count = len(device.sent)
+    points = wait_for(stored_count(settings, MN, since, count), 45, f"the device's {count} points")
+    assert sorted(p["_time"] for p in points) == device.sent  # and nothing of the attackers'
+    assert all(p["value"] == 30.0 for p in points)
+
+    letters = dead_letters(settings)
+
+    def reasons(source: str) -> list[str]:
+        return [d["reason"] for d in letters if d["origin"].startswith(f"tcp://{source}:")]
+
+    assert reasons("127.0.0.11") == ["truncated"] and reasons("127.0.0.12") == []
+    assert 0 < len(reasons("127.0.0.13")) <= MAX_BAD_FRAMES  # per 2 KB of letters, at most
+    assert set(reasons("127.0.0.13")) == {"bad_header"} and reasons("127.0.0.14") == []
+    assert reasons("127.0.0.15") == ["crc_mismatch"] * MAX_BAD_FRAMES
+    assert reasons("127.0.0.16") == ["bad_field"]
+    pnum = next(d for d in letters if d["origin"].startswith("tcp://127.0.0.16:"))
+    assert "PNUM=65" in pnum["detail"]
+
+    counts = stop_counts(hj212_server)
+    assert counts["refused_connections"] == 2
+    # Letters close by bad frames or by bytes, whichever comes first with the reads' sizes.
+    closed = counts["closed_by_reason"]
+    assert closed["frame_deadline"] == 1 and closed["no_frame"] >= 1 and closed["bad_frames"] >= 1
+    assert sum(closed.values()) == 4, closed
+    assert counts["bridged"] == len(device.sent)
+    log = hj212_server.log()
+    assert "refused a connection from 127.0.0.12" in log
+    assert "closed: 20 bad frames in a row" in log

@@ -1,0 +1,459 @@
+"""The HJ 212 server's defences: PW, replay window, limits (pure), then the server itself on a
+real socket with an in-memory producer (what Kafka would have been sent)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ecowatch.ingest.hj212_server as server_module
+from ecowatch.clock import SystemClock
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.settings import Settings
+from ecowatch.errors import ConfigError
+from ecowatch.ingest import hj212
+from ecowatch.ingest.hj212_server import (
+    Close,
+    ConnectionGate,
+    ConnectionGuard,
+    DevicePasswords,
+    Hj212Limits,
+    Hj212Server,
+    ReplayWindow,
+    Seen,
+    packet_digest,
+)
+from ecowatch.stack.services import hj212_passwords
+
+MN, OTHER = "33082500000003", "33080200000001"
+PW, OTHER_PW = "Ab3dE6", "zz9999"
+
+
+# -- passwords ---------------------------------------------------------------------------------
+
+
+def test_only_the_devices_own_password_passes() -> None:
+    passwords = DevicePasswords({MN: PW, OTHER: OTHER_PW})
+    assert passwords.check(MN, PW)
+    assert not passwords.check(MN, OTHER_PW)  # another device's
+    assert not passwords.check(MN, None)  # missing
+    assert not passwords.check(MN, "")
+    assert not passwords.check(MN, PW.lower())
+    assert not passwords.check(MN, PW + "7")
+    assert not passwords.check(MN, "密码密码密码")  # not ASCII: refused, no TypeError
+    assert not passwords.check("99999999999999", PW)  # no PW known for that MN
+    assert MN in passwords and "99999999999999" not in passwords
+    assert passwords.get(MN) == PW and passwords.get("99999999999999") is None
+    made = hj212.new_password()
+    assert DevicePasswords({MN: made}).check(MN, made)
+
+
+def test_passwords_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[bytes, bytes]] = []
+
+    def compare(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return a == b
+
+    monkeypatch.setattr(server_module.hmac, "compare_digest", compare)
+    assert DevicePasswords({MN: PW}).check(MN, "wrong1") is False
+    assert calls == [(b"wrong1", PW.encode())]
+
+
+@pytest.mark.parametrize(
+    "pw", ["1234567", "", "12;456", "12=456", "a&b", "12 456", "密码", 123456], ids=repr
+)
+def test_a_password_the_field_cannot_carry_is_refused(pw: object) -> None:
+    with pytest.raises(ValueError, match="PW of MN"):
+        DevicePasswords({MN: pw})  # type: ignore[dict-item]
+
+
+def test_loading_passwords_names_the_file_and_what_was_expected(tmp_path: Path) -> None:
+    missing = tmp_path / "none.json"
+    with pytest.raises(ConfigError, match=r"none\.json: no HJ 212 passwords file"):
+        DevicePasswords.load(missing)
+    for text, match in [("{", "JSON object"), ("[1]", "JSON object"), ('{"a": "1234567"}', "PW")]:
+        bad = tmp_path / "bad.json"
+        bad.write_text(text)
+        with pytest.raises(ConfigError, match=rf"bad\.json: .*{match}"):
+            DevicePasswords.load(bad)
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({MN: PW}))
+    assert DevicePasswords.load(good).check(MN, PW)
+
+
+def test_the_stack_makes_a_private_password_per_device_once(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    settings = Settings(state_dir=tmp_path / "state")
+    first = hj212_passwords(settings, catalogue)
+    path = settings.hj212_passwords_file
+    assert path == tmp_path / "state" / "mosquitto" / "hj212_passwords.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(first) == set(catalogue.devices)
+    assert all(len(pw) == hj212.PW_MAX_CHARS for pw in first.values())
+    assert len(set(first.values())) == len(first)
+    assert hj212_passwords(settings, catalogue) == first  # kept, not made again
+    assert DevicePasswords.load(path).check(MN, first[MN])
+
+
+# -- the replay window -------------------------------------------------------------------------
+
+
+def upload(qn: str = "20261123173000000", cod: float = 42.5, **header: Any) -> hj212.Packet:
+    fields: dict[str, Any] = {"st": "32", "cn": "2011", "pw": PW, "mn": MN, "flag": 5} | header
+    cp = {"DataTime": qn[:14], "w01018": {"Rtd": cod, "Flag": "N"}}
+    return hj212.Packet(qn=qn, cp=cp, **fields)
+
+
+def test_a_packet_says_the_same_whatever_its_wire_form() -> None:
+    data = hj212.data_segment(upload()).replace("w01018-Rtd=42.5", "w01018-Rtd=42.50")
+    other_form = f"##{len(data):04d}{data}{hj212.crc_hex(data.encode())}\r\n"
+    assert packet_digest(hj212.parse(other_form)) == packet_digest(upload())
+    assert packet_digest(upload(cod=42.6)) != packet_digest(upload())
+
+
+def test_the_same_qn_again_is_a_duplicate_or_a_conflict() -> None:
+    window = ReplayWindow()
+    same = packet_digest(upload())
+    assert window.check(MN, "2011", "Q1", same, now=0) is Seen.NEW
+    window.remember(MN, "2011", "Q1", same, now=0)
+    assert window.check(MN, "2011", "Q1", same, now=1) is Seen.DUPLICATE
+    assert window.check(MN, "2011", "Q1", packet_digest(upload(cod=1.0)), 1) is Seen.CONFLICT
+    # Minute data stamped with the same QN, another device's QN: not replays.
+    assert window.check(MN, "2051", "Q1", same, now=1) is Seen.NEW
+    assert window.check(OTHER, "2011", "Q1", same, now=1) is Seen.NEW
+
+
+def test_a_qn_that_could_not_be_stored_can_come_again() -> None:
+    window = ReplayWindow()
+    window.remember(MN, "2011", "Q1", b"d", now=0)
+    window.forget(MN, "2011", "Q1")
+    assert window.check(MN, "2011", "Q1", b"d", now=1) is Seen.NEW
+
+
+def test_the_replay_window_is_bounded_in_count_and_time() -> None:
+    window = ReplayWindow(per_device=3, seconds=100)
+    for n in range(5):
+        window.remember(MN, "2011", f"Q{n}", b"d", now=n)
+    assert len(window) == 3
+    assert window.check(MN, "2011", "Q1", b"d", now=5) is Seen.NEW  # pushed out by newer ones
+    assert window.check(MN, "2011", "Q4", b"d", now=5) is Seen.DUPLICATE
+    assert window.check(MN, "2011", "Q4", b"d", now=104.5) is Seen.NEW  # older than 100 s
+    assert len(window) == 0
+
+
+def test_the_default_window_is_a_day_and_512_qns() -> None:
+    window = ReplayWindow()
+    assert (window.seconds, window.per_device) == (86400, 512)
+
+
+# -- limits ------------------------------------------------------------------------------------
+
+
+def test_connections_are_capped_per_address_and_in_all() -> None:
+    gate = ConnectionGate(per_peer=2, total=3)
+    assert gate.admit("10.0.0.1") is None
+    assert gate.admit("10.0.0.1") is None
+    assert "2 connections from 10.0.0.1" in str(gate.admit("10.0.0.1"))
+    assert gate.admit("10.0.0.2") is None
+    assert "3 connections are open" in str(gate.admit("10.0.0.3"))
+    gate.release("10.0.0.1")
+    assert gate.admit("10.0.0.3") is None
+    assert gate.open == 3
+
+
+def test_the_default_limits() -> None:
+    limits = Hj212Limits()
+    assert (limits.per_peer, limits.connections) == (8, 2000)
+    assert (limits.frame_deadline_seconds, limits.idle_seconds) == (30, 600)
+    assert (limits.bytes_without_frame, limits.bad_frames, limits.password_failures) == (
+        64 * 1024,
+        20,
+        3,
+    )
+
+
+LIMITS = Hj212Limits(
+    idle_seconds=600, frame_deadline_seconds=30, bytes_without_frame=1000, bad_frames=3
+)
+
+
+def test_a_frame_must_be_finished_within_its_deadline_however_slowly_it_trickles() -> None:
+    guard = ConnectionGuard(LIMITS, now=0)
+    assert guard.wait(0) == 600
+    guard.read(1, frames=0, partial=True, now=10)  # "#"
+    for t in range(11, 40):
+        guard.read(1, frames=0, partial=True, now=t)  # a byte a second
+    assert guard.expired(39.9) is None
+    assert guard.wait(39) == 1
+    assert guard.expired(40) is Close.FRAME_DEADLINE
+
+
+def test_the_deadline_starts_again_with_each_finished_frame() -> None:
+    guard = ConnectionGuard(LIMITS, now=0)
+    guard.read(500, frames=0, partial=True, now=0)
+    guard.read(800, frames=1, partial=True, now=25)  # one frame done, the next begun
+    assert guard.expired(54) is None and guard.expired(55) is Close.FRAME_DEADLINE
+    guard.read(300, frames=1, partial=False, now=50)  # nothing left over
+    assert guard.partial_since is None
+    assert guard.wait(50) == 600 and guard.expired(649) is None
+    assert guard.expired(650) is Close.IDLE
+
+
+def test_bytes_without_a_frame_close_the_connection() -> None:
+    guard = ConnectionGuard(LIMITS, now=0)
+    guard.read(1000, frames=0, partial=False, now=0)  # whitespace: not even partial
+    assert guard.abusive() is None
+    guard.read(1, frames=0, partial=False, now=0)
+    assert guard.abusive() is Close.NO_FRAME
+    guard.read(1, frames=1, partial=False, now=0)
+    assert guard.abusive() is None
+
+
+def test_bad_frames_and_wrong_passwords_in_a_row_close_the_connection() -> None:
+    guard = ConnectionGuard(LIMITS, now=0)
+    guard.bad()
+    guard.bad()
+    guard.accepted()  # a device with one faulty channel is not cut off
+    guard.bad()
+    guard.bad()
+    assert guard.abusive() is None
+    guard.bad()
+    assert guard.abusive() is Close.BAD_FRAMES
+    guard = ConnectionGuard(Hj212Limits(password_failures=2), now=0)
+    guard.bad(password=True)
+    assert guard.abusive() is None
+    guard.bad(password=True)
+    assert guard.abusive() is Close.BAD_PASSWORDS
+    assert Close.BAD_FRAMES.abusive and not Close.FRAME_DEADLINE.abusive
+    assert not Close.BAD_PASSWORDS.abusive  # answered first: QnRtn 3 tells a device its PW is wrong
+
+
+def split(qn: str, pnum: int, pnos: list[int]) -> list[hj212.Packet]:
+    return [
+        upload(qn=qn, flag=7, pnum=pnum, pno=n) if n == 1 else
+        hj212.Packet(qn=qn, st="32", cn="2011", pw=PW, mn=MN, flag=7, pnum=pnum, pno=n,
+                     cp={f"w0101{n}": {"Rtd": float(n)}})
+        for n in pnos
+    ]  # fmt: skip
+
+
+# -- the server, on a socket, with an in-memory producer ----------------------------------------
+
+
+class MemoryProducer:
+    """What the server sends to Kafka, kept in lists; ``fail`` readings raise first."""
+
+    def __init__(self, fail: int = 0) -> None:
+        self.readings: list[dict[str, Any]] = []
+        self.letters: list[dict[str, Any]] = []
+        self.fail = fail
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise RuntimeError("the broker is away")
+        self.readings.append(json.loads(value))
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future:
+        self.letters.append(json.loads(value))
+        done = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+Client = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def run(
+    catalogue: Catalogue,
+    scenario: Callable[[Hj212Server, Callable[[], Awaitable[Client]]], Awaitable[None]],
+    producer: MemoryProducer,
+    limits: Hj212Limits | None = None,
+) -> Hj212Server:
+    server = Hj212Server(
+        producer=producer,  # type: ignore[arg-type]
+        catalogue=catalogue,
+        clock=SystemClock(),
+        passwords=DevicePasswords({MN: PW, OTHER: OTHER_PW}),
+        limits=limits,
+    )
+
+    async def main() -> None:
+        listening = await server.serve("127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        async with listening:
+            await asyncio.wait_for(
+                scenario(server, lambda: asyncio.open_connection("127.0.0.1", port)), 20
+            )
+
+    asyncio.run(main())
+    return server
+
+
+async def answers(reader: asyncio.StreamReader, count: int) -> list[hj212.Packet]:
+    framer, got = hj212.Framer(), []
+    while len(got) < count:
+        data = await asyncio.wait_for(reader.read(4096), 5)
+        assert data, f"closed after {len(got)} answers"
+        got += [hj212.parse(f) for f in framer.feed(data) if isinstance(f, bytes)]
+    return got
+
+
+async def settled(server: Hj212Server) -> None:
+    """Until the server is done with every connection (its dead letters sent)."""
+    while server.open_connections:
+        await asyncio.sleep(0.01)
+
+
+async def closed(reader: asyncio.StreamReader) -> bool:
+    try:
+        while await asyncio.wait_for(reader.read(65536), 5):
+            pass
+    except ConnectionError:
+        pass
+    return True
+
+
+def wire(packet: hj212.Packet) -> bytes:
+    return hj212.build(packet).encode()
+
+
+def test_a_wrong_or_missing_pw_is_answered_3_dead_lettered_and_not_stored(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer()
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        for n, pw in enumerate([OTHER_PW, None]):
+            writer.write(wire(upload(qn=f"2026112317300000{n}", pw=pw)))
+            (answer,) = await answers(reader, 1)
+            assert (answer.cn, answer.cp) == ("9011", {"QnRtn": 3})
+            assert answer.qn == f"2026112317300000{n}"
+        # Nor can a part of a split message get in by way of the reassembler.
+        writer.write(wire(replace(split("Q1", 2, [1])[0], pw="x")))
+        assert (await answers(reader, 1))[0].cp == {"QnRtn": 3}
+        assert await closed(reader)  # three wrong PWs in a row
+        writer.close()
+        await settled(server)
+
+    server = run(catalogue, scenario, producer)
+    assert producer.readings == []
+    assert [d["reason"] for d in producer.letters] == ["bad_password"] * 3
+    assert "not its own" in producer.letters[0]["detail"]
+    assert "no PW" in producer.letters[1]["detail"]
+    assert server.stats.closed == {"bad_passwords": 1}
+
+
+def test_a_resent_packet_is_answered_again_and_stored_once(catalogue: Catalogue) -> None:
+    producer = MemoryProducer()
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(wire(upload()) * 2)
+        assert [a.cn for a in await answers(reader, 2)] == ["9014", "9014"]
+        writer.write(wire(upload(cod=99.0)))  # the same QN, saying something else
+        (answer,) = await answers(reader, 1)
+        assert (answer.cn, answer.cp) == ("9011", {"QnRtn": 7})
+        writer.close()
+        await settled(server)
+
+    server = run(catalogue, scenario, producer)
+    assert len(producer.readings) == 1 and producer.readings[0]["values"]["w01018"]["value"] == 42.5
+    assert [(d["reason"], "replay window" in d["detail"]) for d in producer.letters] == [
+        ("bad_field", True)
+    ]
+    assert (server.stats.bridged, server.stats.duplicates) == (1, 1)
+
+
+def test_a_failure_of_ours_is_the_packets_dead_letter_and_its_resend_is_stored(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer(fail=1)
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(wire(upload()))
+        with pytest.raises(TimeoutError):  # unanswered: the device will resend
+            await asyncio.wait_for(reader.read(4096), 0.5)
+        writer.write(wire(upload()))  # the resend, on the same connection
+        assert [a.cn for a in await answers(reader, 1)] == ["9014"]
+        writer.close()
+        await settled(server)
+
+    run(catalogue, scenario, producer)
+    assert [d["reason"] for d in producer.letters] == ["unhandled"]
+    assert "the broker is away" in producer.letters[0]["detail"]
+    assert len(producer.readings) == 1
+
+
+def test_pnum_over_the_limit_is_answered_and_dead_lettered_and_the_line_stays(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer()
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(wire(split("Q1", 65, [1])[0]))
+        (answer,) = await answers(reader, 1)
+        assert (answer.cn, answer.cp) == ("9011", {"QnRtn": 100})
+        writer.write(wire(upload()))
+        assert [a.cn for a in await answers(reader, 1)] == ["9014"]
+        # A split message left unfinished when the device goes: dead-lettered, not forgotten.
+        writer.write(wire(split("Q2", 3, [2])[0]))
+        await answers(reader, 1)
+        writer.close()
+        await settled(server)
+
+    run(catalogue, scenario, producer)
+    assert [d["reason"] for d in producer.letters] == ["bad_field", "truncated"]
+    assert "PNUM=65" in producer.letters[0]["detail"]
+    assert (
+        "QN=Q2" in producer.letters[1]["detail"] and "1 of 3 parts" in producer.letters[1]["detail"]
+    )
+    assert len(producer.readings) == 1
+
+
+def test_limits_close_connections_that_would_wear_the_server_down(catalogue: Catalogue) -> None:
+    producer = MemoryProducer()
+    limits = Hj212Limits(per_peer=3, frame_deadline_seconds=0.3, bad_frames=5)
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        held = [await connect() for _ in range(3)]
+        extra, _ = await connect()
+        assert await closed(extra)  # the fourth from this address
+        for _, w in held:
+            w.close()
+        await settled(server)
+
+        reader, writer = await connect()  # half a packet, then nothing
+        writer.write(wire(upload())[:40])
+        started = asyncio.get_running_loop().time()
+        assert await closed(reader)
+        assert asyncio.get_running_loop().time() - started >= 0.25
+
+        reader, writer = await connect()  # megabytes of spaces
+        writer.write(b" " * 200_000)
+        assert await closed(reader)
+
+        reader, writer = await connect()  # bad frames
+        bad = wire(upload())[:-6] + b"0000\r\n"
+        writer.write(bad * 50)
+        assert await closed(reader)
+        await settled(server)
+
+    server = run(catalogue, scenario, producer, limits)
+    assert server.stats.refused_connections == 1
+    assert server.stats.closed == {"frame_deadline": 1, "no_frame": 1, "bad_frames": 1}
+    reasons = [d["reason"] for d in producer.letters]
+    assert reasons == ["truncated"] + ["crc_mismatch"] * 5
+    assert producer.readings == []

@@ -48,6 +48,14 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
+from ecowatch.pollutants import (
+    FLOW,
+    QUOTA_UNITS,
+    SHORT_NAMES,
+    TIME_WEIGHTED,
+    UNITS,
+    WATER_TEMP,
+)
 from ecowatch.schema import (
     DataFlag,
     DeviceState,
@@ -70,36 +78,6 @@ from ecowatch.streams.aggregate import (
     add_in_place,
 )
 from ecowatch.streams.points import realtime_aqi
-
-FLOW = "w00000"
-PH = "w01001"
-DO = "w01009"
-WATER_TEMP = "w01010"  # GB 18918's cold-water NH3-N limit needs it when a monitor sends it
-# Not concentrations of a discharge: averaged over time, never weighted by flow.
-TIME_WEIGHTED = frozenset({FLOW, PH, DO, WATER_TEMP})
-
-SHORT_NAMES = {
-    FLOW: "flow",
-    PH: "pH",
-    DO: "DO",
-    WATER_TEMP: "water temperature",
-    "w01012": "SS",
-    "w01017": "BOD5",
-    "w01018": "COD",
-    "w01019": "CODMn",
-    "w21001": "TN",
-    "w21003": "NH3-N",
-    "w21011": "TP",
-    "w22001": "oils",
-    "a21026": "SO2",
-    "a21004": "NO2",
-    "a21005": "CO",
-    "a05024": "O3",
-    "a34002": "PM10",
-    "a34004": "PM2.5",
-}
-UNITS = {FLOW: "L/s", WATER_TEMP: "°C"}
-QUOTA_UNITS = {FLOW: "m³"}  # pollutant masses in kg
 
 ValveDecision = Literal["close", "open"]
 

@@ -1,0 +1,68 @@
+"""The pollutants ecowatch knows, by HJ 212-2017 code: names, units, and what is plausible.
+
+Defined once: the rules, the points, the alerts and the ingest contract take them from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FLOW = "w00000"
+PH = "w01001"
+DO = "w01009"
+WATER_TEMP = "w01010"  # GB 18918's cold-water NH3-N limit needs it when a monitor sends it
+# Not concentrations of a discharge: averaged over time, never weighted by flow.
+TIME_WEIGHTED = frozenset({FLOW, PH, DO, WATER_TEMP})
+
+SHORT_NAMES = {
+    FLOW: "flow",
+    PH: "pH",
+    DO: "DO",
+    WATER_TEMP: "water temperature",
+    "w01012": "SS",
+    "w01017": "BOD5",
+    "w01018": "COD",
+    "w01019": "CODMn",
+    "w21001": "TN",
+    "w21003": "NH3-N",
+    "w21011": "TP",
+    "w22001": "oils",
+    "a21026": "SO2",
+    "a21004": "NO2",
+    "a21005": "CO",
+    "a05024": "O3",
+    "a34002": "PM10",
+    "a34004": "PM2.5",
+}
+UNITS = {FLOW: "L/s", WATER_TEMP: "°C"}  # water: mg/L; air: µg/m³, CO mg/m³
+QUOTA_UNITS = {FLOW: "m³"}  # pollutant masses in kg
+
+
+@dataclass(frozen=True)
+class Plausible:
+    """What an analyser of this pollutant can output at all, faults included. Wider than any
+    instrument's range on purpose: an over-range (T), zero or negative value is a finding for
+    the rules (abnormal data), not a message to refuse; only the impossible is refused here,
+    so a device cannot push 1e300 or pH 40 into the evidence."""
+
+    low: float
+    high: float
+
+    def admits(self, value: float) -> bool:
+        return self.low <= value <= self.high
+
+
+# Concentrations reach 1e5 mg/L only in the worst industrial wastewater; an analyser's negative
+# spike is a few times its noise, far above -1e3.
+_CONCENTRATION = Plausible(-1e3, 1e5)
+PLAUSIBLE: dict[str, Plausible] = {
+    FLOW: Plausible(-1e3, 1e6),  # L/s: the largest plants discharge ~2e4
+    PH: Plausible(-1.0, 15.0),
+    DO: Plausible(-10.0, 100.0),
+    WATER_TEMP: Plausible(-10.0, 100.0),
+    "a21005": Plausible(-100.0, 1e3),  # CO, mg/m³
+}
+
+
+def plausible(code: str) -> Plausible:
+    return PLAUSIBLE.get(code, _CONCENTRATION)

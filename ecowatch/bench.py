@@ -286,7 +286,8 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
         raise click.UsageError(f"--devices: the catalogue has {len(outfalls)} outfall monitors")
     # The bench's own window in the past (readings one second apart per device), emptied
     # first: points are idempotent, so a second run into a full window would count nothing.
-    start = (datetime.now(UTC) - timedelta(days=30)).replace(microsecond=0)
+    # Five days back: inside the window the platform takes resends from (seven days).
+    start = (datetime.now(UTC) - timedelta(days=5)).replace(microsecond=0)
     start -= timedelta(seconds=start.timestamp() % 86400)
     stop = start + timedelta(seconds=readings + 1)
     _empty(settings, start, stop)

@@ -9,6 +9,7 @@ Kafka ``ecowatch.readings.dlq`` (key: origin): :class:`DeadLetter`.
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
@@ -192,10 +193,31 @@ class RejectReason(StrEnum):
     BAD_FIELD = "bad_field"
     BAD_PASSWORD = "bad_password"  # an HJ 212 packet without its device's own PW
     STORE_REJECTED = "store_rejected"  # InfluxDB refused the points (not a transient failure)
+    # The ingest contract (ingest/contract.py), the same for every transport
+    STALE_TIMESTAMP = "stale_timestamp"  # older than the window a resend may fill
+    UNKNOWN_POLLUTANT = "unknown_pollutant"  # not a pollutant the catalogue gives the device
+    IMPLAUSIBLE_VALUE = "implausible_value"  # outside what the pollutant can physically be
+    NOT_A_METER = "not_a_meter"  # a meter block from a device that is not a discharge meter
+    RETAINED = "retained"  # a retained MQTT message: old news, replayed by the broker
+    # A message ecowatch itself failed on: dead-lettered, so that nothing stops on it
+    UNHANDLED = "unhandled"
+
+
+def _printable(text: str, limit: int) -> str:
+    """At most ``limit`` characters that encode as UTF-8 (a detail may quote a device's lone
+    surrogate, which would otherwise make the dead letter itself unsendable)."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+# A dead letter keeps at most this much of the original payload (plus its length and hash):
+# enough to see what was wrong, never more than Kafka takes, whatever a device sent.
+DEAD_LETTER_PAYLOAD_MAX = 4096
 
 
 class DeadLetter(BaseModel):
-    """A message that was not accepted, kept whole with the reason (``ecowatch.readings.dlq``)."""
+    """A message that was not accepted, kept with the reason (``ecowatch.readings.dlq``): its
+    payload whole up to ``DEAD_LETTER_PAYLOAD_MAX`` bytes, else cut there, with the full
+    length and SHA-256 of the original either way."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
 
@@ -206,8 +228,11 @@ class DeadLetter(BaseModel):
     origin: str  # the MQTT topic, or the HJ 212 peer address
     reason: RejectReason
     detail: str
-    payload: str  # the original bytes: as text when they are UTF-8, else base64
+    payload: str  # the original bytes (or their first part): text when UTF-8, else base64
     payload_encoding: Literal["utf-8", "base64"]
+    payload_bytes: int = 0  # the original's full length
+    payload_sha256: str = ""
+    payload_truncated: bool = False
     received_at: datetime
 
     @classmethod
@@ -221,17 +246,25 @@ class DeadLetter(BaseModel):
         payload: bytes,
         received_at: datetime,
     ) -> DeadLetter:
-        try:
-            text, encoding = payload.decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
+        kept = payload[:DEAD_LETTER_PAYLOAD_MAX]
+        text, encoding = base64.b64encode(kept).decode("ascii"), "base64"
+        # As text if it is UTF-8 (a cut may split the last character: drop its bytes).
+        for cut in range(4 if len(payload) > DEAD_LETTER_PAYLOAD_MAX else 1):
+            try:
+                text, encoding = kept[: len(kept) - cut].decode("utf-8"), "utf-8"
+                break
+            except UnicodeDecodeError:
+                continue
         return cls(
             source=source,
-            origin=origin,
+            origin=_printable(origin, 256),
             reason=reason,
-            detail=detail,
+            detail=_printable(detail, 1024),
             payload=text,
             payload_encoding=encoding,  # type: ignore[arg-type]
+            payload_bytes=len(payload),
+            payload_sha256=hashlib.sha256(payload).hexdigest(),
+            payload_truncated=len(payload) > DEAD_LETTER_PAYLOAD_MAX,
             received_at=received_at,
         )
 

@@ -8,12 +8,12 @@ and a detail a person can act on.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pydantic import ValidationError
 
 from ecowatch.config.catalogue import Catalogue, DeviceEntry
+from ecowatch.ingest.contract import DEFAULT_WINDOW, Rejection, TimeWindow, admit
 from ecowatch.schema import (
     DeviceReading,
     DeviceState,
@@ -25,14 +25,6 @@ from ecowatch.schema import (
 from ecowatch.topics import parse_device_topic
 
 MAX_PAYLOAD_BYTES = 64 * 1024
-# A monitor's clock may run a little fast; more than this is a wrong clock, not a reading.
-MAX_CLOCK_AHEAD = timedelta(minutes=5)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    reason: RejectReason
-    detail: str
 
 
 def rejection_of(exc: ValidationError) -> Rejection:
@@ -69,6 +61,13 @@ def parse_device_reading(payload: bytes) -> DeviceReading | Rejection:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         return Rejection(RejectReason.BAD_JSON, str(exc))
+    except ValueError as exc:  # an integer of more digits than Python converts (4,300)
+        return Rejection(RejectReason.BAD_JSON, str(exc))
+    except RecursionError:
+        return Rejection(RejectReason.BAD_JSON, "nested too deeply")
+    if "\\u" in text and _has_lone_surrogate(doc):
+        # "\ud800" is valid JSON but no valid text: it could not even be written to Kafka.
+        return Rejection(RejectReason.NOT_UTF8, "a string holds a lone surrogate (\\ud800-\\udfff)")
     if not isinstance(doc, dict):
         return Rejection(
             RejectReason.WRONG_TYPE, f"expected a JSON object, got {type(doc).__name__}"
@@ -77,6 +76,15 @@ def parse_device_reading(payload: bytes) -> DeviceReading | Rejection:
         return DeviceReading.model_validate(doc)
     except ValidationError as exc:
         return rejection_of(exc)
+
+
+def _has_lone_surrogate(doc: object) -> bool:
+    """Does a parsed document hold a lone surrogate (only a text with a \\u escape can)?"""
+    try:
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def _sender(topic: str, channel: str, catalogue: Catalogue) -> DeviceEntry | Rejection:
@@ -116,7 +124,11 @@ def accept_mqtt_status(
 
 
 def accept_mqtt_reading(
-    topic: str, payload: bytes, catalogue: Catalogue, received_at: datetime
+    topic: str,
+    payload: bytes,
+    catalogue: Catalogue,
+    received_at: datetime,
+    window: TimeWindow = DEFAULT_WINDOW,
 ) -> Reading | Rejection:
     """A message from ``ecowatch/v1/{site}/{device}/reading`` → a normalised reading, or why not."""
     entry = _sender(topic, "reading", catalogue)
@@ -125,20 +137,4 @@ def accept_mqtt_reading(
     parsed = parse_device_reading(payload)
     if isinstance(parsed, Rejection):
         return parsed
-    if parsed.ts - received_at > MAX_CLOCK_AHEAD:
-        return Rejection(
-            RejectReason.FUTURE_TIMESTAMP,
-            f"ts {parsed.ts.isoformat()} is ahead of the platform's clock "
-            f"({received_at.isoformat()}) by more than {MAX_CLOCK_AHEAD}",
-        )
-    return Reading(
-        site=entry.site.id,
-        device=entry.device.id,
-        model=entry.device.model.value,
-        ts=parsed.ts,
-        values=parsed.values,
-        seq=parsed.seq,
-        meter=parsed.meter,
-        source=ReadingSource.MQTT,
-        received_at=received_at,
-    )
+    return admit(entry, parsed, ReadingSource.MQTT, received_at, window)

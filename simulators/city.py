@@ -41,16 +41,23 @@ class FleetPlan:
     scenario: str | None = None
 
 
+# How far back a fast fleet may start: inside the window the platform takes resends from
+# (ingest.contract.TimeWindow, 7 days), with a day to spare.
+FURTHEST_START = timedelta(days=6)
+
+
 def simulated_start(plan: FleetPlan, now: datetime) -> datetime:
     """Where simulated time begins. The platform refuses readings from the future, so a fleet
-    faster than real time starts in the past: a timed run ends at about the real now; an
-    endless one starts a day back (and runs ahead of the clock after 1 day / (speed - 1))."""
+    faster than real time starts in the past: a timed run ends at about the real now (or starts
+    six days back, if it is longer than that); an endless one starts six days back, and runs
+    ahead of the clock after 6 days / (speed - 1)."""
     if plan.start is not None:
         return plan.start
     if plan.speed <= 1:
         return now
-    span = plan.duration if plan.duration else 86400 / (plan.speed - 1)
-    return now - timedelta(seconds=span * (plan.speed - 1))
+    if not plan.duration:
+        return now - FURTHEST_START
+    return now - min(timedelta(seconds=plan.duration * (plan.speed - 1)), FURTHEST_START)
 
 
 def choose_devices(

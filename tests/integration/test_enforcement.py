@@ -267,12 +267,14 @@ def test_detect_remind_penalize_on_the_real_stack(
 
 QUOTA_LOOP = """
 name: quota-loop
-description: a meter a breath from its monthly quota, discharging hard; a recharge at 14 s
+description: >
+  a meter a breath from its monthly quota, discharging hard; at 14 s a recharge of another
+  month's share (a quota never exceeds the permit's annual quantity: the platform checks)
 events:
   - {at: 0s, device: "33080200M00001", action: quota, used: 0.99999}
   - {at: 0s, device: "33080200M00001", action: burn_quota, factor: 20, for: 1h}
   - {at: 14s, device: "33080200M00001", action: recharge,
-     amounts: {w00000: 200000, w01018: 80000, w21003: 8000}}
+     amounts: {w00000: 30000, w01018: 2000, w21003: 200}}
 """
 
 

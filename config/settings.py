@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ecowatch.errors import ConfigError
+from ecowatch.topics import BridgeSlice
 
 PACKAGE_CATALOGUE = Path(__file__).parent / "catalogue"
 
@@ -48,11 +49,10 @@ class Settings(BaseSettings):
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str = "ecowatch-bridge"
     mqtt_password: str = ""
-    # Bridges sharing one group split the device traffic (MQTT 5 shared subscription). Each
-    # bridge instance needs its own stable client id: its persistent session (and the readings
-    # queued in it while it is away) is found again by that id after a restart.
-    mqtt_share_group: str = "ecowatch-bridge"
-    bridge_client_id: str = "ecowatch-bridge-1"
+    # Several bridges split the sites between them: instance I of N (topics.BridgeSlice). Each
+    # needs its own MQTT user (the broker takes the user name as the client id, so its
+    # persistent session, and the readings queued in it while it is away, is its own).
+    bridge_slice: str = "1/1"
 
     # Where the HJ 212 server listens for real monitors (TCP). 0.0.0.0 to take the field's.
     hj212_host: str = "127.0.0.1"
@@ -101,6 +101,12 @@ class Settings(BaseSettings):
         parts = urlsplit(v)
         if parts.scheme not in {"mqtt", "tcp"} or not parts.hostname:
             raise ValueError("expected mqtt://HOST:PORT, for example mqtt://127.0.0.1:1883")
+        return v
+
+    @field_validator("bridge_slice")
+    @classmethod
+    def _slice(cls, v: str) -> str:
+        BridgeSlice.parse(v)
         return v
 
     @field_validator("influx_url")

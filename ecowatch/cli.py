@@ -30,6 +30,7 @@ from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
 from ecowatch.files import write_private
 from ecowatch.ingest.bridge import BridgeStats
 from ecowatch.schema import Rule
+from ecowatch.topics import BridgeSlice
 from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, StageFailure, Supervisor
 
 if TYPE_CHECKING:
@@ -163,11 +164,10 @@ async def _run_bridge(
             mqtt_port=settings.mqtt_port,
             username=settings.mqtt_username,
             password=settings.mqtt_password,
-            share_group=settings.mqtt_share_group,
             producer=producer,
             catalogue=catalogue,
             clock=SystemClock(),
-            client_id=settings.bridge_client_id,
+            bridge_slice=BridgeSlice.parse(settings.bridge_slice),
         )
         await bridge.connect()
         if on_stats:
@@ -606,7 +606,7 @@ def demo(**options: object) -> None:
         FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
         owners={"bridged": "bridge", "stored": worker, "judged": worker},
     )
-    since = datetime.now(UTC) - timedelta(days=3)  # readings carry simulated (past) times
+    since = datetime.now(UTC) - timedelta(days=7)  # readings carry simulated (past) times
 
     async def main() -> None:
         stop = asyncio.Event()  # stops the monitors; the bridge then drains and stops

@@ -5,8 +5,13 @@ session and acknowledges a message to the broker only after Kafka has acknowledg
 (``acks=all``). If the bridge dies, Mosquitto keeps the unacknowledged messages and redelivers
 them; nothing a device published is lost, a few may arrive twice.
 
-Several bridges may run at once: they share the subscription (``$share/<group>/...``), and
-each reading is handled by one of them.
+Nothing a device sends can stop the bridge: every message ends as a record in Kafka, a reading
+or a dead letter, and is acknowledged once Kafka has it; an error in the bridge's own handling
+of one message is that message's dead letter (``unhandled``).
+
+Several bridges may run at once, each taking a slice of the sites (``topics.BridgeSlice``) on
+plain subscriptions of its own persistent session: no device can join it, and Mosquitto keeps
+it across its own restarts (it does not keep shared subscriptions).
 """
 
 from __future__ import annotations
@@ -17,12 +22,14 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from ecowatch import topics
 from ecowatch.clock import Clock
@@ -30,7 +37,10 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ServiceDown
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
 from ecowatch.outage import Outage
-from ecowatch.schema import DeadLetter, DeviceStatus, Reading, ReadingSource
+from ecowatch.schema import DeadLetter, DeviceStatus, Reading, ReadingSource, RejectReason
+from ecowatch.topics import BridgeSlice
+
+ALL_SITES = BridgeSlice()
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +77,7 @@ class _Inbound:
     payload: bytes
     mid: int
     qos: int
+    retain: bool = False
 
 
 class MqttBridge:
@@ -77,17 +88,18 @@ class MqttBridge:
         mqtt_port: int,
         username: str,
         password: str,
-        share_group: str,
         producer: AIOKafkaProducer,
         catalogue: Catalogue,
         clock: Clock,
-        client_id: str = "ecowatch-bridge-1",
+        bridge_slice: BridgeSlice = ALL_SITES,
     ) -> None:
         self._host, self._port = mqtt_host, mqtt_port
-        self._client_id = client_id
+        # Mosquitto takes the user name as the client id (use_username_as_clientid): no device
+        # can take over the bridge's session by naming its id.
+        self._client_id = username
+        self._slice = bridge_slice
         self._connected_at = 0.0
         self._quick_drops = 0
-        self._share_group = share_group
         self._producer = producer
         self._catalogue = catalogue
         self._clock = clock
@@ -101,7 +113,7 @@ class MqttBridge:
 
         self._client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=client_id,
+            client_id=username,
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
@@ -124,12 +136,11 @@ class MqttBridge:
             log.warning(back)
         # Subscribing again on every (re)connect is harmless and survives a lost session.
         # `connected` is set on the SUBACK: from then on the broker keeps readings for us.
-        client.subscribe(
-            [
-                (f"$share/{self._share_group}/{topics.MQTT_READINGS_FILTER}", 1),
-                (f"$share/{self._share_group}/{topics.MQTT_STATUS_FILTER}", 1),
-            ]
-        )
+        # Retained messages are old news (a status the bridge may have taken before): never
+        # sent at subscription (retain handling 2).
+        options = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_DO_NOT_SEND)
+        filters = self._slice.filters(e.site.id for e in self._catalogue.devices.values())
+        client.subscribe([(f, options) for f in filters])
         log.info("bridge connected to MQTT %s:%s", self._host, self._port)
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
@@ -137,7 +148,11 @@ class MqttBridge:
         if failed:
             self._connect_error = f"subscription refused: {', '.join(failed)}"
         else:
-            log.info("bridge subscribed to readings and status as %s", self._client_id)
+            log.info(
+                "bridge subscribed to readings and status as %s (sites: slice %s)",
+                self._client_id,
+                self._slice,
+            )
         self._connected.set()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -151,7 +166,7 @@ class MqttBridge:
         if self._quick_drops >= 3:
             log.error(
                 "bridge keeps losing MQTT right after connecting (%s): is another bridge "
-                "running with client id '%s'? Give each its own ECOWATCH_BRIDGE_CLIENT_ID.",
+                "running as '%s'? Give each its own MQTT user (ECOWATCH_MQTT_USERNAME) and slice.",
                 reason_code,
                 self._client_id,
             )
@@ -162,7 +177,7 @@ class MqttBridge:
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         assert self._loop is not None
-        item = _Inbound(msg.topic, msg.payload, msg.mid, msg.qos)
+        item = _Inbound(msg.topic, msg.payload, msg.mid, msg.qos, msg.retain)
         self._loop.call_soon_threadsafe(self._inbox.put_nowait, item)
 
     # -- the asyncio side ------------------------------------------------------------------
@@ -218,36 +233,49 @@ class MqttBridge:
     async def _handle(self, item: _Inbound) -> None:
         self.stats.received += 1
         now = self._clock.now()
-        verdict: Reading | DeviceStatus | Rejection
-        if item.topic.endswith("/status"):
-            verdict = accept_mqtt_status(item.topic, item.payload, self._catalogue, now)
-        else:
-            verdict = accept_mqtt_reading(item.topic, item.payload, self._catalogue, now)
-        if isinstance(verdict, Rejection):
-            letter = DeadLetter.of(
-                source=ReadingSource.MQTT,
-                origin=item.topic,
-                reason=verdict.reason,
-                detail=verdict.detail,
-                payload=item.payload,
-                received_at=now,
-            )
-            log.info("dead-lettered %s: %s (%s)", item.topic, verdict.reason, verdict.detail)
-            delivery = await self._producer.send(
-                topics.READINGS_DLQ, letter.to_json(), key=item.topic.encode()
-            )
-            counter = ("dead", verdict.reason.value)
-        else:
-            is_reading = isinstance(verdict, Reading)
-            topic = topics.READINGS if is_reading else topics.STATUS
-            delivery = await self._producer.send(
-                topic, verdict.to_json(), key=verdict.site.encode()
-            )
-            counter = ("bridged" if is_reading else "statuses", "")
+        try:
+            verdict = self._judge(item, now)
+            if isinstance(verdict, Rejection):
+                delivery, counter = await self._dead_letter(item, verdict, now)
+            else:
+                is_reading = isinstance(verdict, Reading)
+                topic = topics.READINGS if is_reading else topics.STATUS
+                delivery = await self._producer.send(
+                    topic, verdict.to_json(), key=verdict.site.encode()
+                )
+                counter = ("bridged" if is_reading else "statuses", "")
+        except Exception as exc:  # the bridge's own failure on one message: its dead letter
+            log.exception("bridge failed on a message from %s; dead-lettered", item.topic)
+            failure = Rejection(RejectReason.UNHANDLED, f"{type(exc).__name__}: {exc}")
+            delivery, counter = await self._dead_letter(item, failure, now)
         # Wait for Kafka's acknowledgement off the hot path, then acknowledge to Mosquitto.
         task = asyncio.create_task(self._ack_when_stored(delivery, item, counter))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+    def _judge(self, item: _Inbound, now: datetime) -> Reading | DeviceStatus | Rejection:
+        if item.retain:
+            return Rejection(RejectReason.RETAINED, "a retained message is not a new reading")
+        if item.topic.endswith("/status"):
+            return accept_mqtt_status(item.topic, item.payload, self._catalogue, now)
+        return accept_mqtt_reading(item.topic, item.payload, self._catalogue, now)
+
+    async def _dead_letter(
+        self, item: _Inbound, rejection: Rejection, now: datetime
+    ) -> tuple[asyncio.Future, tuple[str, str]]:
+        letter = DeadLetter.of(
+            source=ReadingSource.MQTT,
+            origin=item.topic,
+            reason=rejection.reason,
+            detail=rejection.detail,
+            payload=item.payload,
+            received_at=now,
+        )
+        log.info("dead-lettered %s: %s (%.200s)", item.topic, rejection.reason, rejection.detail)
+        delivery = await self._producer.send(
+            topics.READINGS_DLQ, letter.to_json(), key=item.topic.encode()
+        )
+        return delivery, ("dead", rejection.reason.value)
 
     async def _ack_when_stored(
         self, delivery: asyncio.Future, item: _Inbound, counter: tuple[str, str]

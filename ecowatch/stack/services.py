@@ -37,6 +37,12 @@ HERE = Path(__file__).parent
 KAFKA_VERSION = "3.9.2"
 INFLUX_VERSION = "v2.7.12"
 BRIDGE_USER = "ecowatch-bridge"
+# The MQTT users of further bridge instances (ECOWATCH_MQTT_USERNAME + ECOWATCH_BRIDGE_SLICE):
+# the broker takes the user as the client id, so each instance has its own session.
+BRIDGE_USERS = (BRIDGE_USER, *(f"ecowatch-bridge-{i}" for i in range(2, 5)))
+# Larger MQTT packets are refused by the broker itself (the connection is closed); the bridge
+# dead-letters what is over its own, smaller limit, so a device learns why.
+MQTT_MAX_PACKET_BYTES = 256 * 1024
 
 
 class StackError(EcowatchError):
@@ -156,7 +162,7 @@ class Mosquitto:
         """User → password for the bridge and every device of the catalogue, made once, kept."""
         path = self.dir / "credentials.json"
         users: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
-        wanted = [BRIDGE_USER, *self.catalogue.devices]
+        wanted = [*BRIDGE_USERS, *self.catalogue.devices]
         for user in wanted:
             users.setdefault(user, secrets.token_urlsafe(18))
         write_private(path, json.dumps(users, indent=1, sort_keys=True))
@@ -165,12 +171,14 @@ class Mosquitto:
     def _acl(self) -> str:
         # Each device publishes only under its own topic and reads only its own commands;
         # the bridge reads everything and writes commands.
-        lines = [
-            f"user {BRIDGE_USER}",
-            f"topic read {MQTT_PREFIX}/#",
-            f"topic write {MQTT_PREFIX}/+/+/command",
-            "",
-        ]
+        lines = []
+        for bridge in BRIDGE_USERS:
+            lines += [
+                f"user {bridge}",
+                f"topic read {MQTT_PREFIX}/#",
+                f"topic write {MQTT_PREFIX}/+/+/command",
+                "",
+            ]
         for device_id, entry in sorted(self.catalogue.devices.items()):
             base = f"{MQTT_PREFIX}/{entry.site.id}/{device_id}"
             lines += [
@@ -198,6 +206,10 @@ class Mosquitto:
                     f"listener {self.settings.mqtt_port} {self.settings.mqtt_host}",
                     "protocol mqtt",
                     "allow_anonymous false",
+                    # A client's id is its user name: a device cannot take another's id (and
+                    # fire its last will) or the bridge's (and its session).
+                    "use_username_as_clientid true",
+                    f"max_packet_size {MQTT_MAX_PACKET_BYTES}",
                     f"password_file {passwd}",
                     f"acl_file {self.dir / 'acl'}",
                     # Mosquitto started as root drops to user 'mosquitto', who cannot read

@@ -79,15 +79,16 @@ class Demo:
 
 
 def test_the_demo_stores_readings_and_says_at_once_that_its_worker_was_killed(
-    settings: Settings, worker: Service
+    settings: Settings, worker: Service, device_passwords: dict[str, str]
 ) -> None:
-    # A worker, consumer group, web port and bridge session of its own, beside the session's.
+    # A worker, consumer group and web port of its own, beside the session's.
     env = {
         **os.environ,
         "ECOWATCH_APP_ID": "ecowatch-demo-test",
         "ECOWATCH_WEB_PORT": str(settings.web_port + 2),  # +1 is test_enforcement's
-        "ECOWATCH_BRIDGE_CLIENT_ID": "ecowatch-bridge-demo-test",
-        "ECOWATCH_MQTT_SHARE_GROUP": "ecowatch-demo-test",
+        # A bridge user of its own: the session's bridges keep theirs.
+        "ECOWATCH_MQTT_USERNAME": "ecowatch-bridge-2",
+        "ECOWATCH_MQTT_PASSWORD": device_passwords["ecowatch-bridge-2"],
         "PYTHONUNBUFFERED": "1",
     }
     started = time.monotonic()

@@ -76,17 +76,39 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     )
     counts: Counter[str] = Counter()
 
-    async def dead_letter(raw: bytes, reason: RejectReason, detail: str) -> None:
+    async def dead_letter(
+        raw: bytes, reason: RejectReason, detail: str, origin: str = topics.READINGS
+    ) -> None:
         letter = DeadLetter.of(
             source=ReadingSource.KAFKA,
-            origin=topics.READINGS,
+            origin=origin,
             reason=reason,
             detail=detail,
             payload=raw,
             received_at=clock.now(),
         )
-        await dead_letters.send(key=topics.READINGS.encode(), value=letter.to_json())
+        await dead_letters.send(key=origin.encode(), value=letter.to_json())
         counts["dead_lettered"] += 1
+
+    async def store_readings(readings: list[Reading]) -> None:
+        """Write readings' points; a batch InfluxDB refuses is halved until the readings it
+        refuses are alone, and only those are dead-lettered: one bad reading never takes the
+        good ones of other devices with it."""
+        try:
+            lines, points, derived_points = store_lines(readings, settings.aqi_standard)
+            await writer.write(lines, points + derived_points)
+        except (PermanentWriteError, ValueError, OverflowError) as exc:
+            if len(readings) > 1:
+                half = len(readings) // 2
+                await store_readings(readings[:half])
+                await store_readings(readings[half:])
+                return
+            log.error("InfluxDB refused a reading of %s: %s", readings[0].device, exc)
+            await dead_letter(readings[0].to_json(), RejectReason.STORE_REJECTED, str(exc))
+            return
+        counts["stored_readings"] += len(readings)
+        counts["stored_points"] += points
+        counts["derived_points"] += derived_points
 
     @app.agent(readings)
     async def store(stream: faust.StreamT) -> None:
@@ -99,19 +121,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                 except ValidationError as exc:
                     rejection = rejection_of(exc)
                     await dead_letter(raw, rejection.reason, rejection.detail)
-            if not parsed:
-                continue
-            lines, points, derived_points = store_lines(parsed, settings.aqi_standard)
-            try:
-                await writer.write(lines, points + derived_points)
-            except PermanentWriteError as exc:
-                log.error("InfluxDB refused %d readings: %s", len(parsed), exc)
-                for reading in parsed:
-                    await dead_letter(reading.to_json(), RejectReason.STORE_REJECTED, str(exc))
-                continue
-            counts["stored_readings"] += len(parsed)
-            counts["stored_points"] += points
-            counts["derived_points"] += derived_points
+                except Exception as exc:  # whatever else a record holds, it is its dead letter
+                    await dead_letter(raw, RejectReason.UNHANDLED, f"{type(exc).__name__}: {exc}")
+            if parsed:
+                await store_readings(parsed)
 
     enforcement = Enforcement(
         app,
@@ -121,6 +134,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         settings.state_dir / settings.app_id,
         settings.tick_seconds,
         aqi_standard=settings.aqi_standard,
+        dead_letter=dead_letter,
     )
     install_api(app, enforcement, catalogue, load_tokens(settings.officer_tokens), clock)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +33,7 @@ from ecowatch.schema import (
     Finding,
     Notification,
     Reading,
+    RejectReason,
     ValveCommand,
 )
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
@@ -41,6 +43,9 @@ from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteStat
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 
 log = logging.getLogger(__name__)
+
+# Sends a record the worker cannot take to the dead-letter topic: (raw, reason, detail, origin).
+DeadLetterSink = Callable[[bytes, RejectReason, str, str], Awaitable[None]]
 
 TICKS, ACTIONS = topics.TICKS, topics.ACTIONS
 # The agent takes its input in batches: each site's rule state is read and written once per
@@ -131,8 +136,10 @@ class Enforcement:
         tick_seconds: float,
         params: RuleParams | None = None,
         aqi_standard: str = "2026",
+        dead_letter: DeadLetterSink | None = None,
     ) -> None:
         self.app, self.catalogue, self.clock, self.writer = app, catalogue, clock, writer
+        self._dead_letter = dead_letter
         self.judge = SiteJudge(catalogue, params, aqi_standard)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         # JSON bytes of the pure core's pydantic models (the app's serialisers are raw). The
@@ -196,10 +203,25 @@ class Enforcement:
                 topic = event.message.topic
                 try:
                     await self._one(topic, event.value, batch)
-                except (ValidationError, KeyError, CaseError) as exc:
-                    # Bad input is for the dead-letter topic at the edges; here, say and go on.
-                    log.warning("enforce: skipped a record of %s: %s", topic, exc)
+                except Exception as exc:
+                    # One record that fails anywhere is its own dead letter, and the stream
+                    # goes on: a record that raised again after every restart stopped the
+                    # worker's judging for good.
+                    await self._refuse(topic, event.value, exc)
             await self._flush(batch)
+
+    async def _refuse(self, topic: str, raw: bytes, exc: Exception) -> None:
+        self.counts["refused_records"] += 1
+        detail = f"{type(exc).__name__}: {exc}"
+        log.warning("enforce: a record of %s is dead-lettered: %.300s", topic, detail)
+        if self._dead_letter is None:
+            return
+        known = isinstance(exc, (ValidationError, KeyError, CaseError))
+        reason = RejectReason.INVALID_VALUE if known else RejectReason.UNHANDLED
+        try:
+            await self._dead_letter(raw, reason, detail, topic)
+        except Exception:  # Kafka away: the record's offset is committed with the batch
+            log.exception("enforce: the dead letter of a record of %s was not sent", topic)
 
     async def _flush(self, batch: Batch) -> None:
         for site, state in batch.states.items():

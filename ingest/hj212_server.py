@@ -51,7 +51,8 @@ from ecowatch.config.catalogue import Catalogue, DeviceEntry
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError
 from ecowatch.ingest import hj212
-from ecowatch.schema import DeadLetter, DeviceReading, Reading, ReadingSource, RejectReason
+from ecowatch.ingest.contract import Rejection, admit
+from ecowatch.schema import DeadLetter, DeviceReading, ReadingSource, RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -616,15 +617,13 @@ class Hj212Server:
             answer = hj212.request_answer(packet, hj212.QnRtn.QN_ERROR)
             await self._reject(conn, frame, error, answer)
             return
-        reading = Reading(
-            site=entry.site.id,
-            device=entry.device.id,
-            model=entry.device.model.value,
-            ts=device_reading.ts,
-            values=device_reading.values,
-            source=ReadingSource.HJ212,
-            received_at=self._clock.now(),
-        )
+        # The same contract as every transport's: time window, the device's pollutants,
+        # plausible values (ingest/contract.py).
+        reading = admit(entry, device_reading, ReadingSource.HJ212, self._clock.now())
+        if isinstance(reading, Rejection):
+            answer = hj212.request_answer(packet, hj212.QnRtn.REJECTED)
+            await self._reject(conn, frame, (reading.reason, reading.detail), answer)
+            return
         # Taken before the send, so that a copy arriving meanwhile is a duplicate; given back
         # if Kafka does not take it, so that the device's resend is stored.
         self._replays.remember(packet.mn, packet.cn, packet.qn, digest, now)

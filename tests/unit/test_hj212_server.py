@@ -8,13 +8,14 @@ import json
 import stat
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import ecowatch.ingest.hj212_server as server_module
-from ecowatch.clock import SystemClock
+from ecowatch.clock import ManualClock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.errors import ConfigError
@@ -282,7 +283,8 @@ def run(
     server = Hj212Server(
         producer=producer,  # type: ignore[arg-type]
         catalogue=catalogue,
-        clock=SystemClock(),
+        # The packets' DataTime (2026-11-23 17:30 China time), a minute on: inside the window.
+        clock=ManualClock(datetime(2026, 11, 23, 9, 31, tzinfo=UTC)),
         passwords=DevicePasswords({MN: PW, OTHER: OTHER_PW}),
         limits=limits,
     )

@@ -216,6 +216,8 @@ class Enforcement:
         log.warning("enforce: a record of %s is dead-lettered: %.300s", topic, detail)
         if self._dead_letter is None:
             return
+        if topic == topics.READINGS and isinstance(exc, ValidationError):
+            return  # the store agent dead-letters the readings that do not parse: one letter
         known = isinstance(exc, (ValidationError, KeyError, CaseError))
         reason = RejectReason.INVALID_VALUE if known else RejectReason.UNHANDLED
         try:

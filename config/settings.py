@@ -8,7 +8,6 @@ lives in the repository.
 
 from __future__ import annotations
 
-import json
 import os
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +18,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ecowatch.errors import ConfigError
+from ecowatch.files import read_json_object
 from ecowatch.topics import BridgeSlice
 
 PACKAGE_CATALOGUE = Path(__file__).parent / "catalogue"
@@ -152,22 +152,16 @@ class Settings(BaseSettings):
 
 def load_device_credentials(path: Path) -> dict[str, str]:
     """Device id → MQTT password, read only; the error names the file and what was expected."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no device credentials file. `ecowatch stack up` makes one for the local "
-            "stack; elsewhere set ECOWATCH_DEVICE_CREDENTIALS"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"{path}: expected a JSON object of device id to password ({exc})"
-        ) from None
-    if not isinstance(data, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in data.items()
-    ):
-        raise ConfigError(f"{path}: expected a JSON object of device id to password")
-    return data
+    shape = "a JSON object of device id to password"
+    data = read_json_object(
+        path,
+        shape,
+        "no device credentials file. `ecowatch stack up` makes one for the local stack; "
+        "elsewhere set ECOWATCH_DEVICE_CREDENTIALS",
+    )
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ConfigError(f"{path}: expected {shape}")
+    return data  # type: ignore[return-value]
 
 
 def load_settings(**overrides: object) -> Settings:

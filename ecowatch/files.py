@@ -7,8 +7,11 @@ and a secret file is created 0600, never written first and narrowed after.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+from ecowatch.errors import ConfigError
 
 PRIVATE_DIR = 0o700
 PRIVATE_FILE = 0o600
@@ -35,3 +38,18 @@ def write_private(path: Path, text: str) -> Path:
         if fd >= 0:
             os.close(fd)
     return path
+
+
+def read_json_object(path: Path, shape: str, when_missing: str) -> dict[str, object]:
+    """A JSON object from a settings file (credentials, passwords, tokens). A mistake names the
+    file and the ``shape`` expected ("a JSON object of MN to PW"); a missing file says
+    ``when_missing`` (how to make one)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: {when_missing}") from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"{path}: expected {shape} ({exc})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected {shape}")
+    return data

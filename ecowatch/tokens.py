@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ecowatch.errors import ConfigError
-from ecowatch.files import write_private
+from ecowatch.files import read_json_object, write_private
 
 PREFIX = "sha256:"
 HASHED = re.compile(r"sha256:[0-9a-f]{64}")
@@ -59,20 +59,12 @@ def identify(tokens: Mapping[str, str], token: str) -> str | None:
 
 
 def _read(path: Path) -> dict[str, object]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path}: no tokens file (ECOWATCH_OFFICER_TOKENS); make one with "
-            f"`ecowatch tokens add OFFICER_ID --file {path}`"
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise ConfigError(
-            f"{path}: expected a JSON object of token hash to officer id ({exc})"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a JSON object of token hash to officer id")
-    return data
+    return read_json_object(
+        path,
+        "a JSON object of token hash to officer id",
+        "no tokens file (ECOWATCH_OFFICER_TOKENS); make one with "
+        f"`ecowatch tokens add OFFICER_ID --file {path}`",
+    )
 
 
 def load_tokens(path: Path | None) -> dict[str, str]:

@@ -50,6 +50,7 @@ from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue, DeviceEntry
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError
+from ecowatch.files import read_json_object
 from ecowatch.ingest import hj212
 from ecowatch.ingest.contract import Rejection, admit
 from ecowatch.schema import DeadLetter, DeviceReading, ReadingSource, RejectReason
@@ -302,19 +303,14 @@ class DevicePasswords:
     @classmethod
     def load(cls, path: Path) -> DevicePasswords:
         """From a JSON object of MN to PW; the error names the file and what was expected."""
+        data = read_json_object(
+            path,
+            "a JSON object of MN to PW",
+            "no HJ 212 passwords file. `ecowatch stack up` makes one for the local stack; "
+            "elsewhere set ECOWATCH_HJ212_PASSWORDS",
+        )
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(
-                f"{path}: no HJ 212 passwords file. `ecowatch stack up` makes one for the local "
-                "stack; elsewhere set ECOWATCH_HJ212_PASSWORDS"
-            ) from None
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{path}: expected a JSON object of MN to PW ({exc})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a JSON object of MN to PW")
-        try:
-            return cls(data)
+            return cls(data)  # type: ignore[arg-type]
         except ValueError as exc:
             raise ConfigError(f"{path}: {exc}") from None
 

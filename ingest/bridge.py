@@ -35,6 +35,7 @@ from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ServiceDown
+from ecowatch.ingest.contract import DeadLetterBudget
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
 from ecowatch.outage import Outage
 from ecowatch.schema import DeadLetter, DeviceStatus, Reading, ReadingSource, RejectReason
@@ -56,6 +57,8 @@ class BridgeStats:
     bridged: int = 0  # readings into ecowatch.readings
     statuses: int = 0  # status changes into ecowatch.status
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    # Bad messages past their device's dead-letter budget: counted, acknowledged, not kept.
+    suppressed: Counter[str] = field(default_factory=Counter)
 
     @property
     def dead_lettered_total(self) -> int:
@@ -68,6 +71,7 @@ class BridgeStats:
             "statuses": self.statuses,
             "dead_lettered": self.dead_lettered_total,
             "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
+            "suppressed_by_reason": dict(sorted(self.suppressed.items())),
         }
 
 
@@ -109,6 +113,7 @@ class MqttBridge:
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._pending: set[asyncio.Task[None]] = set()
+        self._budget = DeadLetterBudget()
         self._mqtt_outage = Outage("Mosquitto (MQTT)", f"mqtt://{mqtt_host}:{mqtt_port}")
 
         self._client = mqtt.Client(
@@ -263,6 +268,11 @@ class MqttBridge:
     async def _dead_letter(
         self, item: _Inbound, rejection: Rejection, now: datetime
     ) -> tuple[asyncio.Future, tuple[str, str]]:
+        if not self._budget.allow(item.topic, time.monotonic()):
+            # Over its device's budget: counted and acknowledged, not written.
+            done: asyncio.Future = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done, ("suppressed", rejection.reason.value)
         letter = DeadLetter.of(
             source=ReadingSource.MQTT,
             origin=item.topic,
@@ -297,6 +307,8 @@ class MqttBridge:
             self.stats.bridged += 1
         elif counter[0] == "statuses":
             self.stats.statuses += 1
+        elif counter[0] == "suppressed":
+            self.stats.suppressed[counter[1]] += 1
         else:
             self.stats.dead_lettered[counter[1]] += 1
         if item.qos > 0:

@@ -12,7 +12,7 @@ so nothing in the payload is trusted to say more than a measurement:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ecowatch.config.catalogue import DeviceEntry, DeviceModel
@@ -130,3 +130,24 @@ def _meter(entry: DeviceEntry, meter: MeterStatus) -> MeterStatus | Rejection:
                 f"{annual[code]:g} (catalogue, card {device.quota.card})",
             )
     return meter
+
+
+@dataclass
+class DeadLetterBudget:
+    """How many dead letters one device may cause: a token bucket per device (``burst`` at
+    once, then ``per_second``). A device sending garbage as fast as it can would otherwise
+    fill the dead-letter topic and the disks behind it with its own noise; past its budget its
+    bad messages are counted, not kept. Pure: the caller gives the time."""
+
+    per_second: float = 5.0
+    burst: float = 50.0
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def allow(self, device: str, now: float) -> bool:
+        tokens, at = self._buckets.get(device, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - at) * self.per_second)
+        if tokens < 1.0:
+            self._buckets[device] = (tokens, now)
+            return False
+        self._buckets[device] = (tokens - 1.0, now)
+        return True

@@ -260,3 +260,32 @@ def test_a_device_in_the_bridges_share_group_steals_nothing(
         sender.close()
         thief.loop_stop()
         thief.disconnect()
+
+
+def test_a_device_flooding_garbage_fills_no_disk_and_blinds_no_one(
+    settings, device_passwords, bridge
+) -> None:
+    flooder_site, flooder = "S-OUT-008", "33080200000008"
+    other_site, other = LOAD_DEVICES[2]
+    attacker = Monitor(settings, flooder, device_passwords[flooder])
+    sender = Monitor(settings, other, device_passwords[other])
+    try:
+        for i in range(500):
+            attacker.publish(topics.reading_topic(flooder_site, flooder), b"{garbage", i)
+        ts = slot(2).replace(hour=13)
+        sender.publish(topics.reading_topic(other_site, other), reading(ts, 65.5, 80), 1)
+        wait_for(lambda: len(attacker.acked) == 500, 30, "the broker to take the flood")
+        wait_for(
+            lambda: any(p["value"] == 65.5 for p in stored(settings, other, ts)),
+            30,
+            "the other device's reading, stored during the flood",
+        )
+        origin = topics.reading_topic(flooder_site, flooder)
+        kept = [d for d in dead_letters(settings) if d["origin"] == origin]
+        # The budget: a burst of 50, then 5 a second; the rest is counted by the bridge.
+        assert 50 <= len(kept) < 150, len(kept)
+    finally:
+        attacker.close()
+        sender.close()
+    counts = json.loads(bridge.stop().strip().splitlines()[-1])
+    assert counts["suppressed_by_reason"].get("bad_json", 0) + len(kept) >= 500

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from ecowatch.ingest.contract import TimeWindow, admit
+from ecowatch.ingest.contract import DeadLetterBudget, TimeWindow, admit
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading
 from ecowatch.schema import (
     DEAD_LETTER_PAYLOAD_MAX,
@@ -186,3 +186,12 @@ def test_bridge_slices_split_the_sites_and_cover_each_once(catalogue) -> None:
 def test_a_wrong_slice_is_refused(text) -> None:
     with pytest.raises(ValueError):
         BridgeSlice.parse(text)
+
+
+def test_a_device_past_its_dead_letter_budget_is_counted_not_kept() -> None:
+    budget = DeadLetterBudget(per_second=5, burst=50)
+    kept = sum(budget.allow("flooder", 0.0) for _ in range(1000))  # a burst of garbage
+    assert kept == 50
+    assert budget.allow("an honest neighbour", 0.0)  # one device's budget is its own
+    assert sum(budget.allow("flooder", 2.0) for _ in range(100)) == 10  # 5 a second since
+    assert sum(budget.allow("flooder", 100.0) for _ in range(100)) == 50  # refilled, capped

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +163,28 @@ def worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iter
     wait_for(healthy, 90, "the Faust worker's /health")
     yield service
     service.stop()
+
+
+@contextmanager
+def worker_with(
+    name: str, env: dict[str, str], log_dir: Path, api_up: Callable[[], bool]
+) -> Iterator[Service]:
+    """A worker of a test's own (its app id, port, catalogue, tokens in ``env``, which stays
+    set while it runs), ready once ``api_up``; stopped after."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        service = Service(name, ["worker"], log_dir)
+        wait_for(lambda: api_up() or not service.alive(), 90, f"the {name}'s case API")
+        assert service.alive(), service.log()[-3000:]
+        yield service
+        service.stop()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def start_bridge(log_dir: Path) -> Service:

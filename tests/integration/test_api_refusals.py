@@ -31,7 +31,7 @@ from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
 from ecowatch.files import write_private
 from ecowatch.tokens import hash_token, hashed
-from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for
+from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
 from tests.integration.test_enforcement import reading
 from tests.integration.test_pipeline import Device
 
@@ -125,24 +125,9 @@ def api_worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
         "APP_WEB_TABLES_ENABLED": "true",
         "APP_WEB_ROUTER_ENABLED": "true",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        service = Service("api-worker", ["worker"], folder)
-        wait_for(
-            lambda: call("GET", "/api/cases", "tok-kc-01")[0] == 200 or not service.alive(),
-            90,
-            "the worker's case API",
-        )
-        assert service.alive(), service.log()[-3000:]
+    api_up = lambda: call("GET", "/api/cases", "tok-kc-01")[0] == 200  # noqa: E731
+    with worker_with("api-worker", env, folder, api_up) as service:
         yield ApiWorker(service, token)
-        service.stop()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def listeners(port: int) -> set[str]:

@@ -31,7 +31,7 @@ from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
-from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for
+from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
 from tests.integration.test_fleet import finish, simulate, since
 from tests.integration.test_pipeline import Device
@@ -90,24 +90,9 @@ def enforcing_worker(
         "ECOWATCH_NOTIFY_O_KC_02": mail.format(port=mailbox.port, to="o-kc-02@example.org"),
         "ECOWATCH_NOTIFY_S_KC": receiver.url("json", "/supervisor"),
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        service = Service("e2e-worker", ["worker"], tmp_path)
-        wait_for(
-            lambda: api("GET", "/api/cases", "tok-kc-01")[0] == 200 or not service.alive(),
-            90,
-            "the enforcing worker's API",
-        )
-        assert service.alive(), service.log()[-3000:]
+    api_up = lambda: api("GET", "/api/cases", "tok-kc-01")[0] == 200  # noqa: E731
+    with worker_with("e2e-worker", env, tmp_path, api_up) as service:
         yield service
-        service.stop()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def api(method: str, path: str, token: str | None, body: dict | None = None) -> tuple[int, Any]:

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecowatch.clock import CHINA
-from ecowatch.schema import Finding, Rule, Severity
 from ecowatch.streams.api import (
     MAX_FINDINGS_BYTES,
     MAX_FINDINGS_PER_CASE,
@@ -30,8 +29,9 @@ from ecowatch.streams.cases import CaseEvent, CaseStatus
 from ecowatch.streams.enforcement import OfficerAction
 from ecowatch.streams.engine import SiteCases, on_action, on_findings, on_tick
 from ecowatch.tokens import hashed
+from tests.factories import T0
+from tests.factories import hourly_cod as hourly
 
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 KC = Caller("O-KC-01", frozenset({"G-KC-01"}))
 OPS = Caller("operator:night", None)
 
@@ -173,22 +173,6 @@ def test_findings_that_cannot_be_used_are_refused(body, status, match):
 
 
 # -- the case as it stands ---------------------------------------------------------------------
-
-
-def hourly(minutes: float, active: bool = True) -> Finding:
-    return Finding(
-        site="S-OUT-001",
-        device="33080200000001",
-        pollutant="w01018",
-        rule=Rule.HOURLY_OVER_LIMIT,
-        severity=Severity.WARNING,
-        active=active,
-        at=T0 + timedelta(minutes=minutes),
-        value=81.5 if active else 40,
-        limit=50.0,
-        multiple=1.63 if active else 0.8,
-        unit="mg/L",
-    )
 
 
 def escalated(catalogue) -> SiteCases:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from ecowatch.schema import Audience, CaseStep, Finding, Rule, Severity
+from ecowatch.schema import Audience, CaseStep, Finding, Rule
 from ecowatch.streams.cases import (
     Acknowledge,
     Case,
@@ -21,8 +21,9 @@ from ecowatch.streams.cases import (
     open_case,
     step,
 )
+from tests.factories import T0
+from tests.factories import hourly_cod as finding
 
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in China
 POLICY = Policy(
     pending=timedelta(minutes=10),
     deadline=timedelta(hours=2),
@@ -40,23 +41,6 @@ CONTEXT = CaseContext(
     officers=["O-KC-01", "O-KC-02"],
     supervisors=["S-KC"],
 )
-
-
-def finding(minutes: float, active: bool = True, value: float = 81.5) -> Finding:
-    return Finding(
-        site="S-OUT-001",
-        device="33080200000001",
-        pollutant="w01018",
-        rule=Rule.HOURLY_OVER_LIMIT,
-        severity=Severity.WARNING,
-        active=active,
-        at=T0 + timedelta(minutes=minutes),
-        value=value if active else 40.0,
-        limit=50.0,
-        unit="mg/L",
-        multiple=value / 50 if active else 0.8,
-        detail="COD hourly mean 81.5 mg/L, 1.63× the limit" if active else "COD normal",
-    )
 
 
 def at(minutes: float) -> datetime:

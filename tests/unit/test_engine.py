@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
 from ecowatch.schema import Audience, CaseStep, Finding, Rule, Severity
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseStatus, RecordFindings
 from ecowatch.streams.engine import SiteCases, context_for, due, on_action, on_findings, on_tick
-
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
-
-
-def hourly(minutes: float, active: bool = True) -> Finding:
-    return Finding(
-        site="S-OUT-001",
-        device="33080200000001",
-        pollutant="w01018",
-        rule=Rule.HOURLY_OVER_LIMIT,
-        severity=Severity.WARNING,
-        active=active,
-        at=T0 + timedelta(minutes=minutes),
-        value=81.5 if active else 40,
-        limit=50.0,
-        multiple=1.63 if active else 0.8,
-        unit="mg/L",
-    )
+from tests.factories import T0
+from tests.factories import hourly_cod as hourly
 
 
 def daily(day: int) -> Finding:

@@ -77,6 +77,11 @@ KAFKA_UNAVAILABLE = re.compile(
 )
 
 
+# What is never folded, outage or not: a refusal does not pass with time, and a crashed
+# service (Faust's fetcher, say) stops the worker; the log must say why.
+NEVER_FOLDED = re.compile(r"authori[sz]|authenticat|SASL|Crashed", re.IGNORECASE)
+
+
 class FoldedOutageErrors(logging.Filter):
     """A filter for the log handlers: a warning or error of the ``libraries`` (or of a record
     logged with ``extra={"outage": <tag>}``) starts the outage, said once, when the service
@@ -131,7 +136,7 @@ class FoldedOutageErrors(logging.Filter):
         return decision
 
     def _decide(self, record: logging.LogRecord) -> bool:
-        if not self._concerns(record):
+        if not self._concerns(record) or NEVER_FOLDED.search(record.getMessage()):
             return True
         if self.outage.active:
             self._last_error = self._monotonic()

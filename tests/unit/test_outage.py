@@ -116,3 +116,22 @@ def test_a_broker_that_answers_but_is_not_ready_is_unavailable(capture: Capture)
         )
     assert len(capture.lines) == 1
     assert "unavailable since" in capture.lines[0][1]
+
+
+def test_a_refusal_or_a_crash_is_never_folded_into_an_outage(capture: Capture) -> None:
+    capture.addFilter(
+        FoldedOutageErrors(
+            Outage("Kafka", "127.0.0.1:9092"), lambda: False, ("aiokafka", "faust"), tag="kafka"
+        )
+    )
+    logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1")
+    logging.getLogger("aiokafka.consumer").warning("Not authorized to read from topic t.")
+    logging.getLogger("faust.transport").error("[^---Fetcher]: Crashed reason=KeyError('x')")
+    logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1")
+    messages = [m for _, m in capture.lines]
+    assert len(messages) == 3, messages
+    assert "unavailable since" in messages[0]
+    assert messages[1:] == [
+        "Not authorized to read from topic t.",
+        "[^---Fetcher]: Crashed reason=KeyError('x')",
+    ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ecowatch.errors import ConfigError
@@ -48,7 +48,7 @@ class Settings(BaseSettings):
 
     mqtt_url: str = "mqtt://127.0.0.1:1883"
     mqtt_username: str = "ecowatch-bridge"
-    mqtt_password: str = ""
+    mqtt_password: SecretStr = SecretStr("")
     # Several bridges split the sites between them: instance I of N (topics.BridgeSlice). Each
     # needs its own MQTT user (the broker takes the user name as the client id, so its
     # persistent session, and the readings queued in it while it is away, is its own).
@@ -65,11 +65,18 @@ class Settings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(default=8, ge=1)
+    # Kafka signs every client in (SASL/SCRAM-SHA-256): as this principal when set (one
+    # service per container), otherwise as the process's role's principal from the accounts
+    # file ({"<principal>": "<password>"}; the local stack's is <state>/kafka/accounts.json).
+    # See ecowatch/kafka_accounts.py for what each principal may do.
+    kafka_username: str = ""
+    kafka_password: SecretStr = SecretStr("")
+    kafka_accounts: Path | None = None
 
     influx_url: str = "http://127.0.0.1:8086"
     influx_org: str = "ecowatch"
     influx_bucket: str = "ecowatch"
-    influx_token: str = ""
+    influx_token: SecretStr = SecretStr("")
 
     catalogue: Path = PACKAGE_CATALOGUE
     # The HJ 633 edition for the air stations' AQI: 2026 is in force since 2026-03-01.
@@ -85,7 +92,7 @@ class Settings(BaseSettings):
     # operator sees every grid.
     officer_tokens: Path | None = None
     # The token `ecowatch cases` and `ecowatch report` present to the worker's API.
-    api_token: str = ""
+    api_token: SecretStr = SecretStr("")
 
     # The Faust app's id: its consumer group, and the prefix of its tables' changelogs.
     app_id: str = "ecowatch"
@@ -120,6 +127,10 @@ class Settings(BaseSettings):
     @property
     def device_credentials_file(self) -> Path:
         return self.device_credentials or self.state_dir / "mosquitto" / "credentials.json"
+
+    @property
+    def kafka_accounts_file(self) -> Path:
+        return self.kafka_accounts or self.state_dir / "kafka" / "accounts.json"
 
     @property
     def hj212_passwords_file(self) -> Path:

@@ -27,6 +27,7 @@ from ecowatch.ingest import hj212
 from ecowatch.ingest.bridge import BridgeStats
 from ecowatch.ingest.validation import accept_mqtt_reading
 from ecowatch.kafka import group_lag
+from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
@@ -228,7 +229,7 @@ class _Publisher:
 def _points_since(settings: Settings, start: datetime, stop: datetime) -> int:
     return count_reading_points(
         settings.influx_url,
-        settings.influx_token,
+        settings.influx_token.get_secret_value(),
         settings.influx_org,
         settings.influx_bucket,
         start,
@@ -241,7 +242,7 @@ def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
 
     with InfluxDBClient(
         url=settings.influx_url,
-        token=settings.influx_token,
+        token=settings.influx_token.get_secret_value(),
         org=settings.influx_org,
         timeout=60_000,
     ) as client:
@@ -296,7 +297,8 @@ def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
 
     # What the worker's group has not committed yet it judges again first (after a worker
     # that did not stop cleanly): the enforce agent is done at backlog + this run's readings.
-    backlog = asyncio.run(group_lag(settings.kafka_bootstrap, settings.app_id, topics.READINGS))
+    kafka = access_for(settings, Role.OPS)
+    backlog = asyncio.run(group_lag(kafka, settings.app_id, topics.READINGS))
     worker = _start_worker(settings)
     # A worker that exits, or a stage that stands still while the one before it moves, ends
     # the bench at once with the reason, instead of a time-out with nothing to go on.

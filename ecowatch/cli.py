@@ -29,6 +29,7 @@ from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
 from ecowatch.files import write_private
 from ecowatch.ingest.bridge import BridgeStats
+from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import Rule
 from ecowatch.topics import BridgeSlice
 from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, StageFailure, Supervisor
@@ -49,8 +50,8 @@ def _require_secrets(settings: Settings) -> None:
     missing = [
         name
         for name, value in (
-            ("ECOWATCH_INFLUX_TOKEN", settings.influx_token),
-            ("ECOWATCH_MQTT_PASSWORD", settings.mqtt_password),
+            ("ECOWATCH_INFLUX_TOKEN", settings.influx_token.get_secret_value()),
+            ("ECOWATCH_MQTT_PASSWORD", settings.mqtt_password.get_secret_value()),
         )
         if not value
     ]
@@ -156,14 +157,15 @@ async def _run_bridge(
     from ecowatch.ingest.commands import CommandRelay
     from ecowatch.kafka import ensure_topics, start_producer
 
-    await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions)
-    producer = await start_producer(settings.kafka_bootstrap, "ecowatch-bridge")
+    kafka = access_for(settings, Role.INGEST)
+    await ensure_topics(kafka, settings.kafka_partitions, topics.INGEST_TOPICS)
+    producer = await start_producer(kafka, "ecowatch-bridge")
     try:
         bridge = MqttBridge(
             mqtt_host=settings.mqtt_host,
             mqtt_port=settings.mqtt_port,
             username=settings.mqtt_username,
-            password=settings.mqtt_password,
+            password=settings.mqtt_password.get_secret_value(),
             producer=producer,
             catalogue=catalogue,
             clock=SystemClock(),
@@ -174,7 +176,7 @@ async def _run_bridge(
             on_stats(bridge.stats)
         # Commands travel the other way on the same MQTT connection.
         relay = CommandRelay(
-            bootstrap=settings.kafka_bootstrap,
+            kafka=kafka,
             client=bridge.client,
             producer=producer,
             catalogue=catalogue,
@@ -235,6 +237,19 @@ def _fold_kafka_outages(settings: Settings) -> None:
     )
 
 
+@cli.command("kafka-setup")
+def kafka_setup() -> None:
+    """Create the platform's Kafka topics and grant its principals their ACLs, signed in as
+    Kafka's admin (ECOWATCH_KAFKA_USERNAME/PASSWORD): what `ecowatch stack up` does for the
+    local stack, for a Kafka of your own (docker-compose runs it once)."""
+    from ecowatch.kafka_accounts import set_up
+
+    settings = load_settings()
+    kafka = access_for(settings, Role.ADMIN)
+    asyncio.run(set_up(kafka, settings.kafka_partitions, settings.app_id))
+    click.echo(f"kafka-setup: topics and ACLs in place at {kafka.who}")
+
+
 @cli.command()
 def worker() -> None:
     """Run the Faust stream worker (store readings in InfluxDB) until stopped."""
@@ -244,13 +259,12 @@ def worker() -> None:
     from ecowatch.streams.app import create_app
 
     settings = load_settings()
-    if not settings.influx_token:
+    if not settings.influx_token.get_secret_value():
         _require_secrets(settings)
     app = create_app(settings)
     changelogs = tuple(table.changelog_topic.get_topic_name() for table in app.tables.values())
-    asyncio.run(
-        ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions, compacted=changelogs)
-    )
+    kafka = access_for(settings, Role.WORKER)
+    asyncio.run(ensure_topics(kafka, settings.kafka_partitions, compacted=changelogs))
 
     class Worker(faust.Worker):
         def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
@@ -403,7 +417,7 @@ def _influx_points(settings: Settings, since: datetime) -> int | None:
     try:
         return count_reading_points(
             settings.influx_url,
-            settings.influx_token,
+            settings.influx_token.get_secret_value(),
             settings.influx_org,
             settings.influx_bucket,
             since,
@@ -437,15 +451,10 @@ SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowled
 
 async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
     """Print the cases' turns as the worker takes them (ecowatch.cases, from now on)."""
-    from aiokafka import AIOKafkaConsumer
+    from ecowatch.kafka import start_consumer
 
-    consumer = AIOKafkaConsumer(
-        topics.CASES,
-        bootstrap_servers=settings.kafka_bootstrap,
-        auto_offset_reset="latest",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
+    kafka = access_for(settings, Role.OPS)
+    consumer = await start_consumer(kafka, topics.CASES, auto_offset_reset="latest")
     try:
         while not stop.is_set():
             batches = await consumer.getmany(timeout_ms=500)
@@ -525,8 +534,9 @@ def _demo_people_tokens(
     from ecowatch.tokens import hashed, identify, load_tokens, new_token
 
     if settings.officer_tokens is not None:
-        who = identify(load_tokens(settings.officer_tokens), settings.api_token)
-        known = {settings.api_token: who} if who is not None else {}
+        token = settings.api_token.get_secret_value()
+        who = identify(load_tokens(settings.officer_tokens), token)
+        known = {token: who} if who is not None else {}
         click.echo(
             f"tokens: {settings.officer_tokens} holds hashes only: the demo's officers act "
             f"only as ECOWATCH_API_TOKEN ({who or 'not in the file'})"
@@ -640,7 +650,7 @@ def demo(**options: object) -> None:
                 asyncio.get_running_loop().call_later(plan.duration, stop.set)
             hj212_server: Hj212Server | None = None
             if plan.transport == "hj212":
-                producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
+                producer = await start_producer(access_for(settings, Role.INGEST), "ecowatch-hj212")
                 hj212_server = Hj212Server(
                     producer=producer, catalogue=catalogue, clock=SystemClock()
                 )
@@ -765,9 +775,10 @@ def replay(readings, tick: str, only: str) -> None:
 
 def _api(settings: Settings, method: str, path: str, body: dict | None = None) -> dict:
     """Call the worker's case API with ECOWATCH_API_TOKEN; errors are one clear line."""
-    if not settings.api_token:
+    token = settings.api_token.get_secret_value()
+    if not token:
         raise ConfigError("ECOWATCH_API_TOKEN is not set: an officer's or operator's API token")
-    return _api_as(settings, settings.api_token, method, path, body)
+    return _api_as(settings, token, method, path, body)
 
 
 def _api_as(
@@ -938,7 +949,8 @@ def dead_letters(limit: int) -> None:
 
     async def main() -> None:
         n = 0
-        async for _, value in read_topic(settings.kafka_bootstrap, topics.READINGS_DLQ):
+        kafka = access_for(settings, Role.OPS)
+        async for _, value in read_topic(kafka, topics.READINGS_DLQ):
             click.echo(value.decode())
             n += 1
             if n >= limit:
@@ -963,8 +975,9 @@ def hj212_serve() -> None:
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        await ensure_topics(settings.kafka_bootstrap, settings.kafka_partitions)
-        producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
+        kafka = access_for(settings, Role.INGEST)
+        await ensure_topics(kafka, settings.kafka_partitions, topics.INGEST_TOPICS)
+        producer = await start_producer(kafka, "ecowatch-hj212")
         try:
             server = Hj212Server.from_settings(
                 settings, producer=producer, catalogue=catalogue, clock=SystemClock()

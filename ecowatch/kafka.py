@@ -1,20 +1,62 @@
-"""Kafka edges shared by the bridge, the worker and the tools: topics, a producer, a reader."""
+"""Kafka edges shared by the bridge, the worker and the tools: topics, a producer, a reader.
+
+Every client connects with a ``KafkaAccess``: the address and the principal it signs in as
+(SASL/SCRAM). Which principal may do what is in ``ecowatch.kafka_accounts``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 
 from ecowatch import topics
-from ecowatch.errors import ServiceDown
+from ecowatch.errors import ConfigError, ServiceDown
+from ecowatch.stack.process import port_open
 
 log = logging.getLogger(__name__)
+
+SCRAM = "SCRAM-SHA-256"
+
+
+@dataclass(frozen=True)
+class KafkaAccess:
+    """Where Kafka is and who signs in: a principal and its password (SCRAM-SHA-256), or
+    nobody for a Kafka without authentication."""
+
+    bootstrap: str
+    username: str = ""
+    password: str = field(default="", repr=False)
+
+    @property
+    def who(self) -> str:
+        return f"{self.username}@{self.bootstrap}" if self.username else self.bootstrap
+
+    def client_options(self) -> dict[str, Any]:
+        """The aiokafka keyword arguments for this access."""
+        if not self.username:
+            return {"bootstrap_servers": self.bootstrap}
+        return {
+            "bootstrap_servers": self.bootstrap,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": SCRAM,
+            "sasl_plain_username": self.username,
+            "sasl_plain_password": self.password,
+        }
+
 
 # kafka error code 36: TOPIC_ALREADY_EXISTS, the normal answer on every start but the first.
 _TOPIC_ALREADY_EXISTS = 36
@@ -28,18 +70,50 @@ CHANGELOG_CONFIG = {
 
 
 async def _start(
-    client: AIOKafkaAdminClient | AIOKafkaProducer | AIOKafkaConsumer, bootstrap: str
+    client: AIOKafkaAdminClient | AIOKafkaProducer | AIOKafkaConsumer, access: KafkaAccess
 ) -> None:
-    """Start a Kafka client, or say plainly that Kafka is not there."""
+    """Start a Kafka client, or say plainly that Kafka is not there or refused the principal."""
     try:
         await client.start()
     except (KafkaConnectionError, KafkaError, OSError) as exc:
         await client.close() if isinstance(client, AIOKafkaAdminClient) else await client.stop()
-        raise ServiceDown("Kafka", bootstrap, str(exc)) from None
+        text = str(exc).lower()
+        if "authentication" in text or "sasl" in text:
+            raise ConfigError(
+                f"Kafka at {access.bootstrap} refused to sign in {access.username or 'anyone'}"
+                f" ({exc}): check ECOWATCH_KAFKA_USERNAME/ECOWATCH_KAFKA_PASSWORD or the "
+                "accounts file (ECOWATCH_KAFKA_ACCOUNTS)"
+            ) from None
+        if isinstance(exc, _REFUSALS):
+            raise ConfigError(
+                f"Kafka at {access.bootstrap} does not allow {access.username or 'anyone'} to do"
+                f" this ({type(exc).__name__}): see the ACLs in ecowatch/kafka_accounts.py"
+            ) from None
+        if access.username and _answers(access.bootstrap):
+            # A failed SCRAM exchange ends in a closed connection: the port answering says why.
+            raise ConfigError(
+                f"Kafka at {access.bootstrap} answers but did not let {access.username} in "
+                "(a wrong password, or no such principal): check ECOWATCH_KAFKA_USERNAME/"
+                "ECOWATCH_KAFKA_PASSWORD or the accounts file (ECOWATCH_KAFKA_ACCOUNTS)"
+            ) from None
+        hint = "" if access.username else " (no Kafka account is set: ECOWATCH_KAFKA_ACCOUNTS)"
+        raise ServiceDown("Kafka", access.bootstrap, f"{exc}{hint}") from None
+
+
+def _answers(bootstrap: str) -> bool:
+    host, _, port = bootstrap.split(",")[0].rpartition(":")
+    return port.isdigit() and port_open(host, int(port))
+
+
+_REFUSALS = (
+    ClusterAuthorizationFailedError,
+    TopicAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+)
 
 
 async def ensure_topics(
-    bootstrap: str,
+    access: KafkaAccess,
     partitions: int,
     names: tuple[str, ...] = topics.KAFKA_TOPICS,
     compacted: tuple[str, ...] = (),
@@ -48,10 +122,16 @@ async def ensure_topics(
     the tables' changelogs: created here, before the worker starts, because a changelog that
     Faust creates while its agent starts can be missing from the agent's metadata, which then
     crashes on a partition mismatch again and again."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-    await _start(admin, bootstrap)
+    admin = AIOKafkaAdminClient(**access.client_options(), request_timeout_ms=10_000)
+    await _start(admin, access)
     try:
-        new = [NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names]
+        # Only the missing ones: a principal may use a topic it has no right to create.
+        existing = set(await admin.list_topics())
+        new = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name in names
+            if name not in existing
+        ]
         new += [
             NewTopic(
                 name,
@@ -60,9 +140,13 @@ async def ensure_topics(
                 topic_configs=CHANGELOG_CONFIG,
             )
             for name in compacted
+            if name not in existing
         ]
-        response = await admin.create_topics(new)
-        for name, code, *_ in response.topic_errors:  # type: ignore[attr-defined]
+        if not new and not compacted:
+            return
+        response = await admin.create_topics(new) if new else None
+        errors = response.topic_errors if response is not None else []  # type: ignore[attr-defined]
+        for name, code, *_ in errors:
             if code not in (0, _TOPIC_ALREADY_EXISTS):
                 raise RuntimeError(f"Kafka refused to create topic {name}: error code {code}")
         if compacted:  # changelogs made by an older version get the same settings
@@ -73,44 +157,45 @@ async def ensure_topics(
         await admin.close()
 
 
-async def start_producer(bootstrap: str, client_id: str) -> AIOKafkaProducer:
+async def start_producer(access: KafkaAccess, client_id: str) -> AIOKafkaProducer:
     # acks=all + idempotence: a reading the bridge acknowledged to the device is in Kafka.
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **access.client_options(),
         client_id=client_id,
         acks="all",
         enable_idempotence=True,
         linger_ms=5,
         request_timeout_ms=15_000,
     )
-    await _start(producer, bootstrap)
+    await _start(producer, access)
     return producer
 
 
-async def start_consumer(bootstrap: str, topic: str, group_id: str) -> AIOKafkaConsumer:
-    """A consumer in a group that commits by hand: after the work, never before."""
+async def start_consumer(
+    access: KafkaAccess,
+    topic: str,
+    group_id: str | None = None,
+    auto_offset_reset: str = "earliest",
+) -> AIOKafkaConsumer:
+    """A consumer that commits by hand (after the work, never before), in a group if given."""
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap,
+        **access.client_options(),
         group_id=group_id,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",
+        auto_offset_reset=auto_offset_reset,
     )
-    await _start(consumer, bootstrap)
+    await _start(consumer, access)
     return consumer
 
 
 async def read_topic(
-    bootstrap: str, topic: str, *, idle_timeout: float = 2.0, from_beginning: bool = True
+    access: KafkaAccess, topic: str, *, idle_timeout: float = 2.0, from_beginning: bool = True
 ) -> AsyncIterator[tuple[bytes | None, bytes]]:
     """(key, value) of every message in a topic, until none arrives for ``idle_timeout`` seconds."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest" if from_beginning else "latest",
+    consumer = await start_consumer(
+        access, topic, auto_offset_reset="earliest" if from_beginning else "latest"
     )
-    await _start(consumer, bootstrap)
     try:
         while True:
             batches = await consumer.getmany(timeout_ms=int(idle_timeout * 1000))
@@ -124,11 +209,11 @@ async def read_topic(
         await consumer.stop()
 
 
-async def group_lag(bootstrap: str, group_id: str, topic: str) -> int:
+async def group_lag(access: KafkaAccess, group_id: str, topic: str) -> int:
     """Records of ``topic`` that consumer group ``group_id`` has not committed yet (all of
     them for a group that never committed): what its next member will read first."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_id)
-    await _start(consumer, bootstrap)
+    consumer = AIOKafkaConsumer(**access.client_options(), group_id=group_id)
+    await _start(consumer, access)
     try:
         partitions = consumer.partitions_for_topic(topic) or set()
         if not partitions:

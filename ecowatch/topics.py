@@ -83,6 +83,7 @@ def parse_device_topic(topic: str) -> DeviceTopic | None:
 
 
 # Kafka topics. Readings are keyed by site id, so one site's readings stay in order.
+TOPIC_PREFIX = "ecowatch."  # every platform topic's (a Kafka ACL can name them all)
 READINGS = "ecowatch.readings"
 READINGS_DLQ = "ecowatch.readings.dlq"
 STATUS = "ecowatch.status"
@@ -92,6 +93,9 @@ CASES = "ecowatch.cases"
 NOTIFICATIONS = "ecowatch.notifications"
 TICKS = "ecowatch.ticks"  # time passing, per site: deadlines and offline devices fall due
 ACTIONS = "ecowatch.actions"  # officers' acknowledgements and findings, from the API
+
+# What the ingest side (bridge, HJ 212 server) makes sure of before it starts.
+INGEST_TOPICS = (READINGS, STATUS, READINGS_DLQ, COMMANDS)
 
 KAFKA_TOPICS = (
     READINGS,

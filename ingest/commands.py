@@ -20,7 +20,8 @@ from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.ingest.validation import rejection_of
-from ecowatch.kafka import start_consumer
+from ecowatch.kafka import KafkaAccess, start_consumer
+from ecowatch.kafka_accounts import COMMAND_RELAY_GROUP
 from ecowatch.schema import DeadLetter, DeviceCommand, ReadingSource, RejectReason
 
 log = logging.getLogger(__name__)
@@ -30,13 +31,13 @@ class CommandRelay:
     def __init__(
         self,
         *,
-        bootstrap: str,
+        kafka: KafkaAccess,
         client: mqtt.Client,
         producer: AIOKafkaProducer,
         catalogue: Catalogue,
         clock: Clock,
     ) -> None:
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._client = client
         self._producer = producer
         self._catalogue = catalogue
@@ -54,7 +55,7 @@ class CommandRelay:
 
     async def _run(self, stop: asyncio.Event) -> None:
         consumer: AIOKafkaConsumer = await start_consumer(
-            self._bootstrap, topics.COMMANDS, group_id="ecowatch-command-relay"
+            self._kafka, topics.COMMANDS, group_id=COMMAND_RELAY_GROUP
         )
         try:
             while not stop.is_set():

@@ -19,6 +19,8 @@ from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.files import private_dir
 from ecowatch.ingest.validation import rejection_of
+from ecowatch.kafka import SCRAM, KafkaAccess
+from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
 from ecowatch.streams.api import MAX_BODY_BYTES, install_api
 from ecowatch.streams.enforcement import Enforcement
@@ -32,12 +34,21 @@ STORE_BATCH = 1000
 STORE_WITHIN_SECONDS = 0.5
 
 
+def _credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
+    if not kafka.username:
+        return None
+    return faust.SASLCredentials(username=kafka.username, password=kafka.password, mechanism=SCRAM)
+
+
 def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     clock = clock or SystemClock()
     catalogue = load_catalogue(settings.catalogue)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # Signed in as the worker's principal: the only one Kafka lets write commands, case
+        # events and officers' actions (ecowatch/kafka_accounts.py).
+        broker_credentials=_credentials(access_for(settings, Role.WORKER)),
         # Faust makes only the last folder of its datadir: the rest must exist (a new machine).
         datadir=str(private_dir(settings.state_dir / "faust" / settings.app_id)),
         store="memory://",
@@ -72,7 +83,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     readings = app.topic(topics.READINGS, key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topics.READINGS_DLQ, key_serializer="raw", value_serializer="raw")
     writer = InfluxWriter(
-        settings.influx_url, settings.influx_token, settings.influx_org, settings.influx_bucket
+        settings.influx_url,
+        settings.influx_token.get_secret_value(),
+        settings.influx_org,
+        settings.influx_bucket,
     )
     counts: Counter[str] = Counter()
 

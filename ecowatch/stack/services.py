@@ -6,12 +6,13 @@ Every service has the same shape: ``install`` (slow, cached outside the work tre
 
     <state>/stack.env                  secrets generated here (InfluxDB token, bridge password)
     <state>/mosquitto/                 mosquitto.conf, passwd, acl, credentials.json, data/, log
-    <state>/kafka/                     server.properties, data/, log
+    <state>/kafka/                     server.properties, accounts.json (its principals), data/, log
     <state>/influxdb/                  bolt, engine, sqlite, log
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import getpass
 import json
@@ -30,6 +31,8 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.errors import EcowatchError
 from ecowatch.files import private_dir, write_private
+from ecowatch.kafka import SCRAM, KafkaAccess
+from ecowatch.kafka_accounts import Role, new_accounts, read_accounts, set_up
 from ecowatch.stack.process import ManagedProcess, Progress, port_open, wait_until
 from ecowatch.topics import MQTT_PREFIX
 
@@ -43,6 +46,10 @@ BRIDGE_USERS = (BRIDGE_USER, *(f"ecowatch-bridge-{i}" for i in range(2, 5)))
 # Larger MQTT packets are refused by the broker itself (the connection is closed); the bridge
 # dead-letters what is over its own, smaller limit, so a device learns why.
 MQTT_MAX_PACKET_BYTES = 256 * 1024
+
+
+# Arguments that carry a password (Kafka's --add-scram) are shown without it.
+_PASSWORD = re.compile(r"(password=)[^,\]\s]+")
 
 
 class StackError(EcowatchError):
@@ -72,7 +79,8 @@ def _run(
         raise StackError(f"{what}: '{argv[0]}' is not installed") from None
     if done.returncode != 0:
         tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
-        raise StackError(f"{what} failed (exit {done.returncode}): {' '.join(argv)}\n{tail}")
+        shown = " ".join(_PASSWORD.sub(r"\1***", arg) for arg in argv)
+        raise StackError(f"{what} failed (exit {done.returncode}): {shown}\n{tail}")
     return done.stdout
 
 
@@ -327,18 +335,56 @@ class Kafka:
             *args,
         ]
 
+    @property
+    def accounts_file(self) -> Path:
+        return self.settings.kafka_accounts_file
+
+    def admin_access(self) -> KafkaAccess:
+        accounts = read_accounts(self.accounts_file)
+        admin = Role.ADMIN.principal
+        return KafkaAccess(self.settings.kafka_bootstrap, admin, accounts[admin])
+
     def configure(self) -> None:
         host, port = self.settings.kafka_host, self.settings.kafka_port
         private_dir(self.dir / "data")
+        formatted = (self.dir / "data" / "meta.properties").exists()
+        if formatted and not self.accounts_file.exists():
+            raise StackError(
+                f"Kafka's data in {self.dir / 'data'} was made by an ecowatch without Kafka "
+                "accounts, and SCRAM accounts can only be added when Kafka's storage is "
+                "formatted. Remove that Kafka's data (`ecowatch stack down`, then delete "
+                f"{self.dir}) and run `ecowatch stack up` again."
+            )
+        accounts = new_accounts(self.accounts_file)
+        admin, secret = Role.ADMIN.principal, accounts[Role.ADMIN.principal]
+        scram = "org.apache.kafka.common.security.scram.ScramLoginModule"
+        plain = "org.apache.kafka.common.security.plain.PlainLoginModule"
         props = {
             "process.roles": "broker,controller",
             "node.id": "1",
             "controller.quorum.voters": f"1@{host}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+            "listeners": f"CLIENT://{host}:{port},CONTROLLER://{host}:{self.controller_port}",
+            "advertised.listeners": f"CLIENT://{host}:{port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            "inter.broker.listener.name": "CLIENT",
+            # No listener without a password: clients sign in with SCRAM; the controller's
+            # own port with PLAIN (SCRAM accounts live in the metadata the controller serves,
+            # so it cannot use them itself), known only to the broker.
+            "listener.security.protocol.map": "CONTROLLER:SASL_PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+            "sasl.enabled.mechanisms": SCRAM,
+            "sasl.mechanism.inter.broker.protocol": SCRAM,
+            f"listener.name.client.{SCRAM.lower()}.sasl.jaas.config": (
+                f'{scram} required username="{admin}" password="{secret}";'
+            ),
+            "sasl.mechanism.controller.protocol": "PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms": "PLAIN",
+            "listener.name.controller.plain.sasl.jaas.config": (
+                f'{plain} required username="{admin}" password="{secret}" user_{admin}="{secret}";'
+            ),
+            # What no ACL allows is refused (ecowatch/kafka_accounts.py holds the ACLs).
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": f"User:{admin}",
+            "allow.everyone.if.no.acl.found": "false",
             "log.dirs": str(self.dir / "data"),
             "num.partitions": str(self.settings.kafka_partitions),
             "offsets.topic.replication.factor": "1",
@@ -348,7 +394,9 @@ class Kafka:
             "group.initial.rebalance.delay.ms": "0",
             "log.retention.hours": "168",
         }
-        (self.dir / "server.properties").write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        # It holds the admin's password: 0600 from the start.
+        properties = "".join(f"{k}={v}\n" for k, v in props.items())
+        write_private(self.dir / "server.properties", properties)
         (self.dir / "log4j.properties").write_text(
             "log4j.rootLogger=WARN, stdout\n"
             "log4j.logger.kafka.server.KafkaServer=INFO\n"
@@ -357,8 +405,14 @@ class Kafka:
             "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
             "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
         )
-        if not (self.dir / "data" / "meta.properties").exists():
+        if not formatted:
+            # SCRAM accounts can be made only here, in the storage's first metadata (KIP-900).
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            scram_args = [
+                arg
+                for user, password in sorted(accounts.items())
+                for arg in ("--add-scram", f"{SCRAM}=[name={user},password={password}]")
+            ]
             _run(
                 self._java(
                     "kafka.tools.StorageTool",
@@ -368,6 +422,7 @@ class Kafka:
                     "-c",
                     str(self.dir / "server.properties"),
                     "--ignore-formatted",
+                    *scram_args,
                 ),
                 "formatting Kafka's KRaft storage",
             )
@@ -380,6 +435,7 @@ class Kafka:
 
     def start(self, progress: Progress) -> dict[str, str]:
         if self.proc.pid() is not None:
+            self.grant(progress)  # ACLs of a newer ecowatch, or of another app id
             return {}
         if not self.installed():
             raise StackError("Kafka is not installed: run `ecowatch stack install`")
@@ -404,7 +460,14 @@ class Kafka:
                 "Fix the cause above (a stale data folder can be removed with "
                 "`ecowatch stack down --wipe`), then run `ecowatch stack up` again."
             )
+        self.grant(progress)
         return {}
+
+    def grant(self, progress: Progress) -> None:
+        """The platform's topics and ACLs, as the admin (both idempotent: every start)."""
+        progress.step(self.name, "topics and ACLs for ecowatch-ingest, -worker and -ops")
+        settings = self.settings
+        asyncio.run(set_up(self.admin_access(), settings.kafka_partitions, settings.app_id))
 
     def stop(self) -> bool:
         return self.proc.stop(timeout=30)
@@ -497,7 +560,7 @@ class InfluxDB:
     def _onboard(self, progress: Progress) -> dict[str, str]:
         _, body = self._get("/api/v2/setup")
         if not body.get("allowed"):
-            token = self.settings.influx_token
+            token = self.settings.influx_token.get_secret_value()
             if not token:
                 raise StackError(
                     f"InfluxDB at {self.address} is already set up, but no token is known: set "

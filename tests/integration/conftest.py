@@ -97,7 +97,9 @@ def device_passwords(settings: Settings) -> dict[str, str]:
 def query(settings: Settings, flux: str) -> list[dict[str, Any]]:
     """The rows of a Flux query, as dicts."""
     with InfluxDBClient(
-        url=settings.influx_url, token=settings.influx_token, org=settings.influx_org
+        url=settings.influx_url,
+        token=settings.influx_token.get_secret_value(),
+        org=settings.influx_org,
     ) as client:
         return [r.values for t in client.query_api().query(flux) for r in t.records]
 

@@ -156,7 +156,8 @@ def test_faust_pages_are_gone_and_health_tells_no_secrets(settings, api_worker):
     status, health = call("GET", "/health")
     assert status == 200 and health["status"] == "ok"
     text = json.dumps(health)
-    for secret in (settings.influx_token, settings.mqtt_password, *TOKENS):
+    secrets = (settings.influx_token, settings.mqtt_password, settings.kafka_password)
+    for secret in (*(s.get_secret_value() for s in secrets), *TOKENS):
         assert not secret or secret not in text
     assert "sha256:" not in text
 

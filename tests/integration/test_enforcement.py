@@ -220,6 +220,11 @@ def test_detect_remind_penalize_on_the_real_stack(
             20,
             "the acknowledgement to reach the case",
         )
+        # While it is open, the operators' command line sees it in every grid's list (asked
+        # now: once findings are in, it closes as soon as the data has held for seconds).
+        listed = cli_json("cases", "--json", token="tok-ops")
+        assert listed["grid"] == "*" and case["id"] in [c["id"] for c in listed["cases"]]
+        assert api("POST", path, "tok-ops")[0] == 403  # operators watch, officers act
         time.sleep(10)  # longer than the 8 s acknowledgement time-out
         assert len(mailbox.messages) == sent_before, "re-notified after the acknowledgement"
         assert receiver.at("/supervisor") == []
@@ -242,11 +247,6 @@ def test_detect_remind_penalize_on_the_real_stack(
                 for c in api("GET", "/api/cases", "tok-kc-01")[1]["cases"]
                 if c["id"] == case["id"]
             ]
-
-        # While it is open, the operators' command line sees it in every grid's list.
-        listed = cli_json("cases", "--json", token="tok-ops")
-        assert listed["grid"] == "*" and case["id"] in [c["id"] for c in listed["cases"]]
-        assert api("POST", path, "tok-ops")[0] == 403  # operators watch, officers act
 
         wait_for(closed, 30, "the case to close after the hold period")
         # The weekly settlement adds up: this case was opened, escalated, acknowledged, closed.

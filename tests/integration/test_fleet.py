@@ -14,6 +14,7 @@ from typing import Any
 from ecowatch import topics
 from ecowatch.config.settings import Settings
 from ecowatch.kafka import start_producer
+from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeviceCommand, ValveCommand
 from ecowatch.simulators.city import FleetPlan, choose_devices
 from tests.integration.conftest import query, wait_for
@@ -35,7 +36,7 @@ def finish(proc: subprocess.Popen, timeout: float = 90) -> dict[str, Any]:
 
 
 async def produce(settings: Settings, topic: str, value: bytes, key: str) -> None:
-    producer = await start_producer(settings.kafka_bootstrap, "test")
+    producer = await start_producer(access_for(settings, Role.WORKER), "test")
     try:
         await producer.send_and_wait(topic, value, key=key.encode())
     finally:

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ecowatch import topics
 from ecowatch.config.settings import Settings
 from ecowatch.kafka import read_topic, start_producer
+from ecowatch.kafka_accounts import Role, access_for
 from tests.integration.conftest import query, start_bridge, wait_for
 
 OUTFALL_1 = ("S-OUT-001", "33080200000001")
@@ -110,7 +111,7 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
         return [
             json.loads(value)
             async for _, value in read_topic(
-                settings.kafka_bootstrap, topics.READINGS_DLQ, idle_timeout=1.5
+                access_for(settings, Role.OPS), topics.READINGS_DLQ, idle_timeout=1.5
             )
         ]
 
@@ -219,7 +220,7 @@ def test_a_device_cannot_publish_as_another(settings, bridge, devices):
 
 def test_the_worker_dead_letters_a_record_it_cannot_parse_and_goes_on(settings, bridge, devices):
     async def produce_garbage() -> None:
-        producer = await start_producer(settings.kafka_bootstrap, "test-garbage")
+        producer = await start_producer(access_for(settings, Role.INGEST), "test-garbage")
         try:
             await producer.send_and_wait(
                 topics.READINGS, b'{"schema": "nonsense"}', key=b"S-OUT-001"
@@ -329,7 +330,7 @@ def test_a_device_that_vanishes_is_reported_offline_by_its_last_will(
             return [
                 json.loads(value)["state"]
                 async for key, value in read_topic(
-                    settings.kafka_bootstrap, topics.STATUS, idle_timeout=1.0
+                    access_for(settings, Role.OPS), topics.STATUS, idle_timeout=1.0
                 )
                 if json.loads(value)["device"] == device
             ]

@@ -418,8 +418,8 @@ def test_the_state_env_file_is_read_and_the_environment_wins(monkeypatch, tmp_pa
     monkeypatch.delenv("ECOWATCH_INFLUX_TOKEN", raising=False)
     monkeypatch.setenv("ECOWATCH_MQTT_PASSWORD", "from-env")
     settings = load_settings()
-    assert settings.influx_token == "from-file"
-    assert settings.mqtt_password == "from-env"
+    assert settings.influx_token.get_secret_value() == "from-file"
+    assert settings.mqtt_password.get_secret_value() == "from-env"
 
 
 def test_policies_come_from_the_catalogue_most_specific_first(catalogue):

@@ -15,12 +15,21 @@ import yaml
 
 from ecowatch.cli import cli
 from ecowatch.config.settings import Settings
+from ecowatch.kafka_accounts import Role
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
-ECOWATCH_SERVICES = {"bridge": "bridge", "worker": "worker", "simulators": "simulate"}
+ECOWATCH_SERVICES = {
+    "bridge": "bridge",
+    "worker": "worker",
+    "simulators": "simulate",
+    "kafka-setup": "kafka-setup",
+}
+# Each service that talks to Kafka signs in as its own principal (ecowatch/kafka_accounts.py).
+KAFKA_PRINCIPALS = {"bridge": Role.INGEST, "worker": Role.WORKER, "kafka-setup": Role.ADMIN}
+KAFKA_START = ROOT / "ecowatch" / "stack" / "kafka" / "compose-start.sh"
 IMAGES = {
     "mosquitto": r"eclipse-mosquitto:2",
     "kafka": r"apache/kafka:3\.9\.\d+",
@@ -223,3 +232,30 @@ def test_the_dockerfile_runs_the_ecowatch_script_as_a_user():
     assert "ecowatch" in pyproject["project"]["scripts"]
     users = [args.split(":")[0] for instruction, args in instructions if instruction == "USER"]
     assert users and users[-1] not in {"root", "0"}
+
+
+@pytest.mark.parametrize(("name", "role"), sorted(KAFKA_PRINCIPALS.items()))
+def test_each_service_signs_in_to_kafka_as_its_own_principal(services, name, role):
+    env = environment(services[name])
+    assert env["ECOWATCH_KAFKA_USERNAME"] == role.principal
+    password = REQUIRED_REF.fullmatch(env["ECOWATCH_KAFKA_PASSWORD"])
+    assert password, f"{name}: the Kafka password is not a ${{VAR:?...}}"
+    # ... the password the Kafka container formats that principal's account with.
+    kafka = environment(services["kafka"])
+    variable = f"KAFKA_{role.name}_PASSWORD"
+    assert REQUIRED_REF.fullmatch(kafka[variable])["name"] == password["name"] == variable
+    assert f'scram {role.principal} "${variable}"' in KAFKA_START.read_text()
+
+
+def test_kafka_has_an_account_for_every_principal_and_no_listener_without_one(services):
+    kafka = services["kafka"]
+    assert kafka["entrypoint"][-1] == "/ecowatch/kafka-start.sh"
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in kafka["volumes"]}
+    assert (ROOT / mounted["/ecowatch/kafka-start.sh"]).resolve() == KAFKA_START
+    text = KAFKA_START.read_text()
+    assert all(f"scram {role.principal} " in text for role in Role)
+    env = environment(kafka)
+    protocols = dict(p.split(":") for p in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    assert set(protocols.values()) == {"SASL_PLAINTEXT"}
+    assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
+    assert env["KAFKA_SUPER_USERS"] == f"User:{Role.ADMIN.principal}"

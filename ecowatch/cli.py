@@ -990,6 +990,7 @@ def hj212_serve() -> None:
 def _register_domain_commands() -> None:
     """Commands whose code lives beside its domain (the codec, the AQI)."""
     from ecowatch.bench import bench
+    from ecowatch.drill import drill
     from ecowatch.ingest.hj212_cli import hj212
     from ecowatch.streams.aqi_cli import aqi
 
@@ -997,6 +998,7 @@ def _register_domain_commands() -> None:
     cli.add_command(hj212)
     cli.add_command(aqi)
     cli.add_command(bench)
+    cli.add_command(drill)
 
 
 _register_domain_commands()

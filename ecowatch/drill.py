@@ -134,6 +134,14 @@ def free_window(
     return None
 
 
+def ephemeral_ports(ports: Mapping[str, int], low: int, high: int) -> list[str]:
+    """The services whose port is in the kernel's ephemeral range: while such a service is down,
+    a client reconnecting to it can be given that very port as its own and connect to itself
+    (a TCP self-connect), and the service cannot bind it again. Seen here: Kafka's restart
+    failed with "Address already in use" on 39092, held by 127.0.0.1:39092 ↔ itself."""
+    return [f"{name} {port}" for name, port in ports.items() if low <= port <= high]
+
+
 def planned_seconds(faults: Sequence[str], gap: float, influx_outage: float) -> float:
     """A generous bound on the load's duration, to reserve the drill's window: per fault a gap,
     its outage and two minutes to recover."""
@@ -322,6 +330,9 @@ class DrillReport:
     duplicate_notifications: int
     faults: list[FaultOutcome]
     problems: list[str] = field(default_factory=list)
+    # Where the readings were dated, and by whom: to count them again in InfluxDB.
+    window: tuple[datetime, datetime] | None = None
+    device_ids: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -359,6 +370,8 @@ class DrillReport:
                 for f in self.faults
             ],
             "problems": self.problems,
+            "window": [t.isoformat() for t in self.window] if self.window else None,
+            "device_ids": self.device_ids,
             "passed": self.passed,
         }
 
@@ -881,6 +894,7 @@ class Drill:
         o = self.options
         self.stack.up(Progress(self.echo))
         self.settings = load_settings()  # with the secrets a first `stack up` generated
+        self._warn_of_ephemeral_ports()
         per_device = o.rate / len(self.entries)
         span = timedelta(
             seconds=math.ceil(per_device * planned_seconds(o.faults, o.gap, o.influx_outage))
@@ -941,6 +955,23 @@ class Drill:
                     stage.child.stop()
             inbox.__exit__(None, None, None)
             self.echo(f"logs of the drill's processes: {self.folder}")
+
+    def _warn_of_ephemeral_ports(self) -> None:
+        try:
+            text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+            low, high = (int(x) for x in text.split())
+        except (OSError, ValueError):
+            return
+        s = self.settings
+        ports = {"MQTT": s.mqtt_port, "Kafka": s.kafka_port, "Kafka controller": s.kafka_port + 1}
+        ports |= {"InfluxDB": s.influx_port, "HJ 212": s.hj212_port}
+        clashes = ephemeral_ports(ports, low, high)
+        if clashes:
+            self.say(
+                f"warning: {', '.join(clashes)} in the ephemeral port range {low}-{high}: a "
+                "client reconnecting while the service is down may take the port itself and "
+                "keep the service from starting again; choose ports below it"
+            )
 
     def _start_stage(self, name: str) -> ChildProcess:
         child = self.stages[name].start()
@@ -1037,6 +1068,8 @@ class Drill:
             duplicate_notifications=self.tally.duplicates,
             faults=self.outcomes,
             problems=self.problems,
+            window=(self.base, self.window_end),
+            device_ids=list(self.ledger.devices),
         )
 
     def _connect_devices(self) -> list[DrillDevice]:

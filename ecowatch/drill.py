@@ -890,10 +890,13 @@ class Drill:
 
     def run(self) -> DrillReport:
         from ecowatch.stack.process import Progress
+        from ecowatch.stack.services import Stack
 
         o = self.options
         self.stack.up(Progress(self.echo))
-        self.settings = load_settings()  # with the secrets a first `stack up` generated
+        # With the secrets a first `stack up` generated (InfluxDB's start needs its token).
+        self.settings = load_settings()
+        self.stack = Stack(self.settings, self.catalogue)
         self._warn_of_ephemeral_ports()
         per_device = o.rate / len(self.entries)
         span = timedelta(

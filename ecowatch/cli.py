@@ -641,8 +641,9 @@ def demo(**options: object) -> None:
             hj212_server: Hj212Server | None = None
             if plan.transport == "hj212":
                 producer = await start_producer(settings.kafka_bootstrap, "ecowatch-hj212")
-                hj212_server = Hj212Server(
-                    producer=producer, catalogue=catalogue, clock=SystemClock()
+                # The same constructor as `hj212 serve`: the frame deadline and PWs it sets.
+                hj212_server = Hj212Server.from_settings(
+                    settings, producer=producer, catalogue=catalogue, clock=SystemClock()
                 )
                 listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
             fleet_task = asyncio.create_task(fleet.run(stop))

@@ -64,6 +64,7 @@ RULES: dict[Rule, tuple[str, str]] = {
     Rule.QUOTA_WARNING: ("排污量已达80%", "quota 80% used"),
     Rule.QUOTA_NEAR_EXHAUSTION: ("排污量即将用尽", "quota nearly used up"),
     Rule.QUOTA_EXHAUSTED: ("排污量用尽，已关阀", "quota used up, valve closed"),
+    Rule.METER_MISMATCH: ("刷卡排污仪账目与平台核算不符", "meter account disagrees with platform"),
     Rule.AQI_OVER_100: ("AQI超过100", "AQI over 100"),
 }
 

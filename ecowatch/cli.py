@@ -651,8 +651,9 @@ def demo(**options: object) -> None:
             hj212_server: Hj212Server | None = None
             if plan.transport == "hj212":
                 producer = await start_producer(access_for(settings, Role.INGEST), "ecowatch-hj212")
-                hj212_server = Hj212Server(
-                    producer=producer, catalogue=catalogue, clock=SystemClock()
+                # The same constructor as `hj212 serve`: the frame deadline and PWs it sets.
+                hj212_server = Hj212Server.from_settings(
+                    settings, producer=producer, catalogue=catalogue, clock=SystemClock()
                 )
                 listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
             fleet_task = asyncio.create_task(fleet.run(stop))
@@ -1003,6 +1004,7 @@ def hj212_serve() -> None:
 def _register_domain_commands() -> None:
     """Commands whose code lives beside its domain (the codec, the AQI)."""
     from ecowatch.bench import bench
+    from ecowatch.drill import drill
     from ecowatch.ingest.hj212_cli import hj212
     from ecowatch.streams.aqi_cli import aqi
 
@@ -1010,6 +1012,7 @@ def _register_domain_commands() -> None:
     cli.add_command(hj212)
     cli.add_command(aqi)
     cli.add_command(bench)
+    cli.add_command(drill)
 
 
 _register_domain_commands()

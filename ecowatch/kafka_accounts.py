@@ -48,6 +48,14 @@ class Role(enum.Enum):
         return self.value
 
 
+# What the worker's agents read. Notifications too: the deliver agent hands them to apprise.
+WORKER_SOURCES = (
+    topics.READINGS,
+    topics.STATUS,
+    topics.TICKS,
+    topics.ACTIONS,
+    topics.NOTIFICATIONS,
+)
 # The relay of valve commands to devices reads as a group of its own (ingest/commands.py).
 COMMAND_RELAY_GROUP = "ecowatch-command-relay"
 
@@ -98,14 +106,7 @@ def acl_plan(app_id: str) -> list[Acl]:
     ingest, worker, ops = Role.INGEST, Role.WORKER, Role.OPS
     read, write, create, describe = Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE
     ingest_writes = (topics.READINGS, topics.STATUS, topics.READINGS_DLQ)
-    # Notifications are read back by the worker's deliver agent, which hands them to apprise.
-    worker_reads = (
-        topics.READINGS,
-        topics.STATUS,
-        topics.TICKS,
-        topics.ACTIONS,
-        topics.NOTIFICATIONS,
-    )
+    worker_reads = WORKER_SOURCES
     worker_writes = (
         topics.COMMANDS,
         topics.FINDINGS,

@@ -199,6 +199,9 @@ class RejectReason(StrEnum):
     IMPLAUSIBLE_VALUE = "implausible_value"  # outside what the pollutant can physically be
     NOT_A_METER = "not_a_meter"  # a meter block from a device that is not a discharge meter
     RETAINED = "retained"  # a retained MQTT message: old news, replayed by the broker
+    # A second reading for a device and time already taken, with other values: the first
+    # stands (InfluxDB would overwrite it), the second is not judged
+    DUPLICATE_READING = "duplicate_reading"
     # A message ecowatch itself failed on: dead-lettered, so that nothing stops on it
     UNHANDLED = "unhandled"
 
@@ -314,6 +317,8 @@ class Rule(StrEnum):
     QUOTA_WARNING = "quota_warning"  # 80 % of the period's quota used
     QUOTA_NEAR_EXHAUSTION = "quota_near_exhaustion"
     QUOTA_EXHAUSTED = "quota_exhausted"  # 100 %: the valve is closed by command
+    # A meter's own account flatters it against the platform's (less used, more quota)
+    METER_MISMATCH = "meter_mismatch"
     AQI_OVER_100 = "aqi_over_100"  # an air station's AQI above 100: a finding for the district
 
 

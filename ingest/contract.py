@@ -7,13 +7,19 @@ so nothing in the payload is trusted to say more than a measurement:
 - the device is the authenticated one, looked up in the catalogue (never named by the payload);
 - the time is within a window: a resend may fill the past week, a clock may run 5 minutes fast;
 - only the pollutants the catalogue gives that device, each within what is physically possible;
-- a ``meter`` block only from a discharge meter, its quota within the catalogue's permit.
+- a ``meter`` block only from a discharge meter (its account is the device's word: the
+  platform keeps its own, streams/meter.py);
+- one reading per device and time (:func:`take_once`, in the worker, on its changelogged state).
 """
 
 from __future__ import annotations
 
+import zlib
+from bisect import bisect_right
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ecowatch.config.catalogue import DeviceEntry, DeviceModel
 from ecowatch.pollutants import plausible
@@ -100,11 +106,12 @@ def admit(
 
 
 def _meter(entry: DeviceEntry, meter: MeterStatus) -> MeterStatus | Rejection:
-    """A meter's account, checked against what the catalogue grants the meter.
+    """A meter's account, only from a discharge meter, naming only what its card carries.
 
-    A period's quota is the month's share plus what was recharged, so it varies; but it can
-    never exceed the permit's annual quantity (排污许可量), and it names only what the meter's
-    card carries. A device claiming more is refused: it would never be closed.
+    Its quota and use are the device's word: kept as reported, never believed in its favour.
+    The platform keeps its own account from the flow and concentrations it takes
+    (streams/meter.py), so a meter claiming a quota of 1e12 is still closed, and its readings
+    still count as evidence.
     """
     device = entry.device
     if device.model is not DeviceModel.DISCHARGE_METER or device.quota is None:
@@ -121,13 +128,6 @@ def _meter(entry: DeviceEntry, meter: MeterStatus) -> MeterStatus | Rejection:
                 RejectReason.UNKNOWN_POLLUTANT,
                 f"meter.{part} names {', '.join(strangers)}; card {device.quota.card} carries "
                 f"{', '.join(annual)}",
-            )
-    for code, amount in meter.quota.items():
-        if amount > annual[code]:
-            return Rejection(
-                RejectReason.IMPLAUSIBLE_VALUE,
-                f"meter.quota.{code} = {amount:g} exceeds the permit's annual quantity "
-                f"{annual[code]:g} (catalogue, card {device.quota.card})",
             )
     return meter
 
@@ -151,3 +151,151 @@ class DeadLetterBudget:
             return False
         self._buckets[device] = (tokens - 1.0, now)
         return True
+
+
+# -- one reading per (device, timestamp) --------------------------------------------------------
+
+# The values of a device's last readings are kept (as a CRC) to tell a redelivery (the same
+# reading again: MQTT QoS 1, a bridge restart, an HJ 212 resend, a worker re-reading what it
+# had not committed) from a second reading for the same time. 128 cover two hours of a device
+# reporting every minute, and a worker's re-read after a crash (Faust commits every 2.8 s)
+# for a device replaying its backlog at 45 readings/s. An older repeat is refused all the
+# same, as a repeat whose values could not be compared. About 3 KB of the site's state.
+LEDGER_DIGESTS = 128
+# A device's times are kept as runs (first, step, count): a device on a regular interval is one
+# run between its gaps. An irregular clock makes a run per reading: past this many runs, the
+# oldest are forgotten and the device's window is shorter than the contract's (what is older
+# than what the ledger remembers is refused as stale, never taken blindly: it could rewrite a
+# stored point).
+LEDGER_RUNS = 1024
+_MS = timedelta(milliseconds=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _ms(ts: datetime) -> int:
+    # InfluxDB keeps readings at millisecond precision: two times within one millisecond are
+    # one point there, so they are one reading here.
+    return (ts - _EPOCH) // _MS
+
+
+def reading_digest(reading: Reading) -> int:
+    """What a reading says (its values and meter block), as a CRC-32: stable across processes
+    (unlike ``hash``) and cheap."""
+    text = ";".join(
+        f"{code}={m.value!r}{m.flag.value}" for code, m in sorted(reading.values.items())
+    )
+    if reading.meter is not None:
+        text += reading.meter.model_dump_json()
+    return zlib.crc32(text.encode())
+
+
+class ReadingLedger(BaseModel):
+    """The times of one device's readings taken within the contract's window, compact: a
+    reading for a time already taken is a repeat, never a second reading (InfluxDB would
+    overwrite the first with it). A JSON round-trip value of a Faust table (the site's rule
+    state), bounded: at most ``LEDGER_RUNS`` runs and ``LEDGER_DIGESTS`` digests."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    runs: list[tuple[int, int, int]] = Field(default_factory=list)  # (first ms, step ms, count)
+    digests: list[tuple[int, int]] = Field(default_factory=list)  # (ms, CRC), oldest first
+    since: int | None = None  # ms: nothing older is remembered (pruned, or pushed out)
+
+    def _run_of(self, ms: int) -> int:
+        """The index of the run that would hold ``ms`` (the last starting at or before it)."""
+        return bisect_right(self.runs, (ms, 1 << 62, 0)) - 1
+
+    def has(self, ms: int) -> bool:
+        i = self._run_of(ms)
+        if i < 0:
+            return False
+        first, step, count = self.runs[i]
+        if ms == first:
+            return True
+        return step > 0 and (ms - first) % step == 0 and (ms - first) // step < count
+
+    def add(self, ms: int, digest: int, horizon: int) -> None:
+        runs = self.runs
+        if runs:
+            first, step, count = runs[-1]
+            last = first + step * (count - 1)
+            if count == 1 and ms > first:
+                runs[-1] = (first, ms - first, 2)
+            elif ms == last + step and step > 0:
+                runs[-1] = (first, step, count + 1)
+            elif ms > last:
+                runs.append((ms, 0, 1))
+            else:  # a late reading (a resend after an outage): its own run, in order
+                runs.insert(self._run_of(ms) + 1, (ms, 0, 1))
+        else:
+            runs.append((ms, 0, 1))
+        self.digests.append((ms, digest))
+        if len(self.digests) > LEDGER_DIGESTS:
+            del self.digests[: len(self.digests) - LEDGER_DIGESTS]
+        self._forget(horizon)
+
+    def _forget(self, horizon: int) -> None:
+        """Runs wholly older than the window go; past the cap, the oldest go too."""
+        runs = self.runs
+        keep = 0
+        while keep < len(runs) and (
+            len(runs) - keep > LEDGER_RUNS
+            or runs[keep][0] + runs[keep][1] * (runs[keep][2] - 1) < horizon
+        ):
+            keep += 1
+        if keep:
+            first, step, count = runs[keep - 1]
+            self.since = max(self.since or horizon, first + step * (count - 1) + 1, horizon)
+            del runs[:keep]
+
+
+class Repeat(BaseModel):
+    """A reading for a (device, time) already taken: ``identical`` (a redelivery, harmless and
+    skipped) or not (refused with ``rejection``: the first reading stands)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    identical: bool
+    reason: RejectReason = RejectReason.DUPLICATE_READING
+    detail: str = ""
+
+
+def take_once(ledgers: dict[str, ReadingLedger], reading: Reading) -> Repeat | None:
+    """None: a new reading for its device and time, now remembered; else why it is a repeat.
+
+    The window is the contract's, counted from the reading's arrival (``received_at``), so a
+    replay of last month decides as the worker did."""
+    ms = _ms(reading.ts)
+    horizon = _ms(reading.received_at - DEFAULT_WINDOW.behind)
+    ledger = ledgers.get(reading.device)
+    if ledger is None:
+        ledger = ledgers[reading.device] = ReadingLedger()
+    elif ledger.since is not None and ms < ledger.since:
+        return Repeat(
+            identical=False,
+            reason=RejectReason.STALE_TIMESTAMP,
+            detail=(
+                f"ts {reading.ts.isoformat()} is older than the readings of device "
+                f"'{reading.device}' the platform remembers, so it cannot tell it from a repeat "
+                "(one reading per device and time)"
+            ),
+        )
+    digest = reading_digest(reading)
+    if ledger.has(ms):
+        kept = next((d for t, d in reversed(ledger.digests) if t == ms), None)
+        if kept == digest:
+            return Repeat(identical=True)
+        said = (
+            "with other values"
+            if kept is not None
+            else "(too long ago to compare its values: refused as a repeat all the same)"
+        )
+        return Repeat(
+            identical=False,
+            detail=(
+                f"device '{reading.device}' already has a reading at {reading.ts.isoformat()} "
+                f"{said}; the first one stands"
+            ),
+        )
+    ledger.add(ms, digest, horizon)
+    return None

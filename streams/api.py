@@ -472,8 +472,10 @@ def install_api(
             for c in enforcement.site_cases(s).cases.values()
             if c.status is not CaseStatus.CLOSED
         ]
-        events = [e for s in sites for e in enforcement.case_log(s).events]
-        rows = weekly_report(events, open_cases, day, catalogue)
+        logs = {s: enforcement.case_log(s) for s in sites}
+        events = [e for log in logs.values() for e in log.events]
+        earlier = [c for s, log in logs.items() for c in log.counts(s)]
+        rows = weekly_report(events, open_cases, day, catalogue, earlier)
         return {
             "week": day.date().isoformat(),
             "grids": [{**r.model_dump(), "settled": r.settled} for r in rows if who.sees(r.grid)],

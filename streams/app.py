@@ -1,8 +1,10 @@
 """The Faust app, built in one place. Agents stay thin: parse, hand to the pure core, write.
 
-Run it with ``ecowatch worker``. Offsets are committed only after a batch is in InfluxDB
-(``stream.take`` acknowledges a batch once the agent has finished with it), so a worker that
-dies re-reads, never skips; points are idempotent in InfluxDB (same series and timestamp).
+Run it with ``ecowatch worker``. One agent, ``enforce`` (streams/enforcement.py), reads the
+readings: it takes each (device, time) once, stores the batch's new readings here
+(:func:`store_readings`), and judges them. Offsets are committed only after a batch is in
+InfluxDB, so a worker that dies re-reads, never skips; what it had already taken is then a
+repeat, skipped.
 """
 
 from __future__ import annotations
@@ -11,14 +13,12 @@ import logging
 from collections import Counter
 
 import faust
-from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.files import private_dir
-from ecowatch.ingest.validation import rejection_of
 from ecowatch.kafka import SCRAM, KafkaAccess
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
@@ -29,9 +29,6 @@ from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 from ecowatch.tokens import load_tokens
 
 log = logging.getLogger(__name__)
-
-STORE_BATCH = 1000
-STORE_WITHIN_SECONDS = 0.5
 
 
 def _credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
@@ -80,7 +77,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    readings = app.topic(topics.READINGS, key_serializer="raw", value_serializer="raw")
     dead_letters = app.topic(topics.READINGS_DLQ, key_serializer="raw", value_serializer="raw")
     writer = InfluxWriter(
         settings.influx_url,
@@ -124,22 +120,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         counts["stored_points"] += points
         counts["derived_points"] += derived_points
 
-    @app.agent(readings)
-    async def store(stream: faust.StreamT) -> None:
-        """Every reading, batched, into InfluxDB; air stations' real-time AQI beside them."""
-        async for batch in stream.take(STORE_BATCH, within=STORE_WITHIN_SECONDS):
-            parsed: list[Reading] = []
-            for raw in batch:
-                try:
-                    parsed.append(Reading.from_json(raw))
-                except ValidationError as exc:
-                    rejection = rejection_of(exc)
-                    await dead_letter(raw, rejection.reason, rejection.detail)
-                except Exception as exc:  # whatever else a record holds, it is its dead letter
-                    await dead_letter(raw, RejectReason.UNHANDLED, f"{type(exc).__name__}: {exc}")
-            if parsed:
-                await store_readings(parsed)
-
     enforcement = Enforcement(
         app,
         catalogue,
@@ -149,6 +129,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         settings.tick_seconds,
         aqi_standard=settings.aqi_standard,
         dead_letter=dead_letter,
+        store=store_readings,
     )
     install_api(app, enforcement, catalogue, load_tokens(settings.officer_tokens), clock)
 

@@ -4,10 +4,18 @@ One agent, ``enforce``, owns three tables keyed by site: the rules' state, the s
 its case log (for the weekly settlement), all backed by changelogs, so a worker that restarts
 resumes every open case and deadline, and still knows what happened this week.
 It reads readings, device status, ticks (time passing) and officers' actions, all keyed by
-site and so co-partitioned with the tables. What it decides goes out on Kafka: findings,
-case events, notifications, and valve commands. Nothing is sent to a person from here: the
-``deliver`` agent does that, with an idempotency key per notification, so a redelivered
-event never notifies twice.
+site and so co-partitioned with the tables.
+
+It is also the one reader of the readings: a site's rule state remembers which (device, time)
+it has taken (the ingest contract's one reading per device and time), so a repeat is known
+before anything is written. A redelivered reading is skipped; a second reading for a taken time
+is dead-lettered (``duplicate_reading``): InfluxDB would overwrite the first with it. A batch's
+new readings are stored before the rule state that took them is written to its changelog, so
+a worker that dies in between re-reads them as new, never as repeats of readings it lost.
+
+What it decides goes out on Kafka: findings, case events, notifications, and valve commands.
+Nothing is sent to a person from here: the ``deliver`` agent does that, with an idempotency key
+per notification, so a redelivered event never notifies twice.
 """
 
 from __future__ import annotations
@@ -27,6 +35,8 @@ from ecowatch.alerts.delivery import Deliverer, JsonlDeliveryLog, delivery_lines
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.files import private_dir
+from ecowatch.ingest.contract import Repeat
+from ecowatch.ingest.validation import rejection_of
 from ecowatch.schema import (
     DeviceCommand,
     DeviceStatus,
@@ -38,6 +48,7 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
 from ecowatch.streams.engine import Outcome, SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.points import account_line
 from ecowatch.streams.report import SiteCaseLog
 from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
@@ -46,6 +57,8 @@ log = logging.getLogger(__name__)
 
 # Sends a record the worker cannot take to the dead-letter topic: (raw, reason, detail, origin).
 DeadLetterSink = Callable[[bytes, RejectReason, str, str], Awaitable[None]]
+# Stores readings in InfluxDB, dead-lettering only those it refuses (streams/app.py).
+ReadingSink = Callable[[list[Reading]], Awaitable[None]]
 
 TICKS, ACTIONS = topics.TICKS, topics.ACTIONS
 # The agent takes its input in batches: each site's rule state is read and written once per
@@ -121,6 +134,7 @@ class Batch:
 
     states: dict[str, SiteState] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)  # new ones, to store
 
 
 class Enforcement:
@@ -137,9 +151,11 @@ class Enforcement:
         params: RuleParams | None = None,
         aqi_standard: str = "2026",
         dead_letter: DeadLetterSink | None = None,
+        store: ReadingSink | None = None,
     ) -> None:
         self.app, self.catalogue, self.clock, self.writer = app, catalogue, clock, writer
         self._dead_letter = dead_letter
+        self._store = store
         self.judge = SiteJudge(catalogue, params, aqi_standard)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         # JSON bytes of the pure core's pydantic models (the app's serialisers are raw). The
@@ -217,15 +233,21 @@ class Enforcement:
         if self._dead_letter is None:
             return
         if topic == topics.READINGS and isinstance(exc, ValidationError):
-            return  # the store agent dead-letters the readings that do not parse: one letter
-        known = isinstance(exc, (ValidationError, KeyError, CaseError))
-        reason = RejectReason.INVALID_VALUE if known else RejectReason.UNHANDLED
+            rejection = rejection_of(exc)
+            reason, detail = rejection.reason, rejection.detail
+        elif isinstance(exc, (ValidationError, KeyError, CaseError)):
+            reason = RejectReason.INVALID_VALUE
+        else:
+            reason = RejectReason.UNHANDLED
         try:
             await self._dead_letter(raw, reason, detail, topic)
         except Exception:  # Kafka away: the record's offset is committed with the batch
             log.exception("enforce: the dead letter of a record of %s was not sent", topic)
 
     async def _flush(self, batch: Batch) -> None:
+        # The readings first: the rule state written below says they were taken.
+        if batch.readings and self._store is not None:
+            await self._store(batch.readings)
         for site, state in batch.states.items():
             self.rules_table[site.encode()] = state.model_dump_json().encode()
         if not batch.lines:
@@ -257,10 +279,20 @@ class Enforcement:
         else:
             event = SiteTick.model_validate_json(raw)
         site = event.site
+        if site not in self.catalogue.sites:
+            raise KeyError(f"site '{site}' is not in the catalogue")
+        working = batch.states.get(site) or self.site_rules(site) or self.judge.initial(site)
+        batch.states[site] = working
+        if isinstance(event, Reading):
+            # Taken (and so stored) before it is judged: a rule that fails on it makes it a
+            # dead letter, but the measurement is evidence all the same.
+            repeat = self.judge.take(working, event)
+            if repeat is not None:
+                await self._repeat(raw, repeat)
+                return
+            batch.readings.append(event)
         now = self._site_time(site, event)
-        working = batch.states[site] if site in batch.states else self.site_rules(site)
-        judged = self.judge.judge_in_place(working, event)
-        batch.states[site] = judged.state
+        judged = self.judge.judge_in_place(working, event, taken=True)
         if isinstance(event, Reading):
             self.counts["judged_readings"] += 1
         # Most readings change no case: then the cases table is neither read nor written.
@@ -274,6 +306,8 @@ class Enforcement:
                 self.cases_table[site.encode()] = cases.model_dump_json().encode()
             await self._publish(out, judged.findings, batch)
         batch.lines += [window_line(site, w) for w in judged.windows]
+        if judged.meter is not None and isinstance(event, Reading):
+            batch.lines.append(account_line(event, judged.meter))
         if judged.valve is not None and isinstance(event, Reading):
             command = DeviceCommand(
                 site=site,
@@ -286,6 +320,15 @@ class Enforcement:
                 ),
             )
             await self.commands.send(key=site.encode(), value=command.to_json())
+
+    async def _repeat(self, raw: bytes, repeat: Repeat) -> None:
+        """A reading for a (device, time) already taken: neither stored nor judged again."""
+        if repeat.identical:
+            self.counts["duplicates"] += 1  # a redelivery: harmless
+            return
+        self.counts["refused_repeats"] += 1
+        if self._dead_letter is not None:
+            await self._dead_letter(raw, repeat.reason, repeat.detail, topics.READINGS)
 
     async def _publish(self, out: Outcome, findings: list[Finding], batch: Batch) -> None:
         batch.lines += [finding_line(f) for f in findings] + [

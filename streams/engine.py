@@ -135,7 +135,35 @@ def on_action(
     new, events, notes = step(case, action, now, policy, context)
     out = Outcome(events, notes)
     _retire(state, key, new)
-    return state, out
+    return bounded(state), out
+
+
+# A site's cases are one Kafka record (the site-cases changelog): at most 1 MiB. Each case keeps
+# at most 20 findings of 4 KiB (the API's limits), but a site may hold dozens of open cases.
+SITE_CASES_BYTES = 768 * 1024
+SHORTENED = 60  # characters an older finding keeps once the site is over its budget
+_HISTORY = "(full text in the case's history)"
+
+
+def bounded(state: SiteCases) -> SiteCases:
+    """``state`` within :data:`SITE_CASES_BYTES`: over it, the older findings of the case with
+    the most text are shortened, then folded into one line; each case's latest finding stays
+    whole. Nothing is lost to an officer: every finding is in full in its ``findings_recorded``
+    event (Kafka ``ecowatch.cases``, InfluxDB ``case_event``)."""
+    while len(state.model_dump_json().encode()) > SITE_CASES_BYTES:
+        cases = [c for c in state.cases.values() if len(c.findings) > 1]
+        if not cases:
+            break
+        case = max(cases, key=lambda c: sum(len(f.encode()) for f in c.findings[:-1]))
+        older = case.findings[:-1]
+        if any(len(f) > SHORTENED + len(_HISTORY) + 3 for f in older):
+            older = [f if len(f) <= SHORTENED else f"{f[:SHORTENED]} … {_HISTORY}" for f in older]
+        elif len(older) > 1:
+            older = [f"{len(older)} earlier findings {_HISTORY}"]
+        else:
+            break
+        case.findings[:-1] = older
+    return state
 
 
 def due(state: SiteCases) -> datetime | None:

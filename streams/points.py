@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
-from ecowatch.schema import DataFlag, Reading
+from ecowatch.schema import DataFlag, MeterStatus, Reading
 from ecowatch.streams.aqi import POLLUTANTS, SO2, AqiResult, NoIaqiError, Period, aqi
 
 AQI_CODES = frozenset(p.code for p in POLLUTANTS)
@@ -63,15 +63,28 @@ def _text(value: str) -> str:
 
 
 def meter_line(reading: Reading) -> str:
-    """``meter,site=…,device=… valve="open",card="…",period="…",quota_<code>=…,used_<code>=…``:
-    a card-swipe meter's account at each reading (w00000 in m³, pollutants in kg)."""
+    """``meter,site=…,device=… valve="open",card="…",period="…",reported_quota_<code>=…,
+    reported_used_<code>=…``: a card-swipe meter's account as the meter reports it, at each
+    reading (w00000 in m³, pollutants in kg). The platform's own account goes on the same point
+    (:func:`account_line`)."""
     m = reading.meter
     assert m is not None
     fields = [f'valve="{m.valve.value}"', f'period="{_text(m.period)}"']
     if m.card_id is not None:
         fields.append(f'card="{_text(m.card_id)}"')
-    fields += [f"quota_{code}={float(v)!r}" for code, v in m.quota.items()]
-    fields += [f"used_{code}={float(v)!r}" for code, v in m.used.items()]
+    fields += [f"reported_quota_{code}={float(v)!r}" for code, v in m.quota.items()]
+    fields += [f"reported_used_{code}={float(v)!r}" for code, v in m.used.items()]
+    return (
+        f"{METER_MEASUREMENT},site={reading.site},device={reading.device} {','.join(fields)} "
+        f"{epoch_ms(reading.ts)}"
+    )
+
+
+def account_line(reading: Reading, account: MeterStatus) -> str:
+    """``meter,site=…,device=… quota_<code>=…,used_<code>=…``: the meter's account as the
+    platform keeps it (the permit's quota, the use it judges), beside what the meter reported."""
+    fields = [f"quota_{code}={float(v)!r}" for code, v in account.quota.items()]
+    fields += [f"used_{code}={float(v)!r}" for code, v in account.used.items()]
     return (
         f"{METER_MEASUREMENT},site={reading.site},device={reading.device} {','.join(fields)} "
         f"{epoch_ms(reading.ts)}"

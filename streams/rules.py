@@ -48,6 +48,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
+from ecowatch.ingest.contract import ReadingLedger, Repeat, take_once
 from ecowatch.pollutants import (
     FLOW,
     QUOTA_UNITS,
@@ -77,6 +78,7 @@ from ecowatch.streams.aggregate import (
     WindowParams,
     add_in_place,
 )
+from ecowatch.streams.meter import MeterAccount, account, mismatch, platform_status
 from ecowatch.streams.points import realtime_aqi
 
 ValveDecision = Literal["close", "open"]
@@ -129,6 +131,7 @@ class DeviceTrack(BaseModel):
     last_heard: AwareDatetime | None = None  # last reading or "online" status
     last_will: bool = False  # the broker published its last will: offline
     valve_decision: ValveDecision | None = None  # the last valve command decided for it
+    account: MeterAccount | None = None  # a discharge meter's, kept by the platform
 
 
 class Mark(BaseModel):
@@ -149,6 +152,9 @@ class SiteState(BaseModel):
     tracks: dict[str, Track] = Field(default_factory=dict)  # "device|pollutant"
     devices: dict[str, DeviceTrack] = Field(default_factory=dict)
     active: dict[str, Mark] = Field(default_factory=dict)  # "device|pollutant|rule"
+    # The times of each device's readings taken (the ingest contract's one reading per device
+    # and time), beside the state they fed, so that both are written in one changelog record.
+    readings: dict[str, ReadingLedger] = Field(default_factory=dict)
 
 
 # -- events, context, results ------------------------------------------------------------------
@@ -182,6 +188,7 @@ class Step:
     event: Event
     now: datetime
     windows: tuple[ClosedWindow, ...] = ()
+    meter: MeterStatus | None = None  # a discharge meter's account, as the platform keeps it
 
 
 class Level(StrEnum):
@@ -235,6 +242,9 @@ class Judged:
     findings: list[Finding]
     windows: list[ClosedWindow]
     valve: ValveDecision | None = None  # for the reading's meter: the caller sends it
+    # The reading was a repeat of one already taken: not judged (nor to be stored).
+    repeat: Repeat | None = None
+    meter: MeterStatus | None = None  # the meter's account as the platform keeps it
 
 
 class DetectionRule(Protocol):
@@ -734,14 +744,14 @@ def _reached(used: float, quota: float, pct: float) -> bool:
 
 
 def quota(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
-    """A meter's use of each quantity of its period's quota, at 80 %, 95 % and 100 %.
+    """A meter's use of each quantity of its period's quota, at 80 %, 95 % and 100 %, on the
+    account the platform keeps (streams/meter.py), never the meter's word alone.
 
     The levels are cumulative (at 100 % all three are active), each its own case; a new period
     or a recharge that brings the use below a level clears it. A zero quota is exhausted."""
-    ev = step.event
-    if not isinstance(ev, Reading) or ev.meter is None:
+    ev, meter = step.event, step.meter
+    if not isinstance(ev, Reading) or meter is None:
         return []
-    meter = ev.meter
     out: list[Finding] = []
     for code, amount in meter.quota.items():
         used = meter.used.get(code, 0.0)
@@ -769,6 +779,25 @@ def quota(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
             )
             out += _verdict(state, ctx, step.now, _reached(used, amount, level), f, text)
     return out
+
+
+def meter_mismatch(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+    """A meter whose own account flatters it against the platform's (abnormal data)."""
+    ev, meter = step.event, step.meter
+    if not isinstance(ev, Reading) or meter is None:
+        return []
+    problems = mismatch(meter, ev.meter)
+    detail = "; ".join(problems) or "the meter's account agrees with the platform's"
+    f = _finding(
+        state,
+        Rule.METER_MISMATCH,
+        Severity.WARNING,
+        device=ev.device,
+        active=True,
+        at=ev.ts,
+        detail=f"meter account: {detail}"[:500],
+    )
+    return _verdict(state, ctx, step.now, bool(problems), f, detail)
 
 
 def quota_exhausted(meter: MeterStatus, pct: float = 100.0) -> bool:
@@ -826,6 +855,7 @@ RULES: tuple[DetectionRule, ...] = (
     flagged_too_long,
     offline,
     quota,
+    meter_mismatch,
     aqi_over_100,
 )
 
@@ -856,10 +886,18 @@ class SiteJudge:
         copy = None if state is None else SiteState.model_validate_json(state.model_dump_json())
         return self.judge_in_place(copy, event)
 
-    def judge_in_place(self, state: SiteState | None, event: Event) -> Judged:
+    def take(self, state: SiteState, reading: Reading) -> Repeat | None:
+        """The ingest contract's one reading per (device, time): None when ``reading`` is new
+        (and now remembered in ``state``), else the repeat it is."""
+        return take_once(state.readings, reading)
+
+    def judge_in_place(
+        self, state: SiteState | None, event: Event, *, taken: bool = False
+    ) -> Judged:
         """:meth:`judge` on a state the caller owns (the worker's working copy of a batch):
         ``state`` becomes the new state, with no copy made. Nothing is changed when the
-        event is refused (a site not in the catalogue, or another site's state)."""
+        event is refused (a site not in the catalogue, or another site's state). A reading is
+        first :meth:`take`-n, unless ``taken`` (the caller did): a repeat is not judged."""
         if event.site not in self.ctx.catalogue.sites:
             raise KeyError(f"site '{event.site}' is not in the catalogue")
         state = self.initial(event.site) if state is None else state
@@ -872,19 +910,36 @@ class SiteJudge:
             if isinstance(event, DeviceStatus)
             else event.now
         )
+        if isinstance(event, Reading) and not taken:
+            repeat = self.take(state, event)
+            if repeat is not None:
+                return Judged(state, [], [], repeat=repeat)
         if state.started is None:
             state.started = now
         windows = self._aggregate(state, event) if isinstance(event, Reading) else []
-        step = Step(event, now, tuple(windows))
+        meter = self._account(state, event) if isinstance(event, Reading) else None
+        step = Step(event, now, tuple(windows), meter)
         findings = [f for rule in self.rules for f in rule(state, step, self.ctx)]
         valve = None
-        if isinstance(event, Reading) and event.meter is not None:
+        if isinstance(event, Reading) and meter is not None:
             track = state.devices.setdefault(event.device, DeviceTrack())
             pct = self.ctx.params.quota_exhausted_pct
-            valve = valve_decision(event.meter, track.valve_decision, pct)
+            valve = valve_decision(meter, track.valve_decision, pct)
             if valve is not None:
                 track.valve_decision = valve
-        return Judged(state, findings, windows, valve)
+        return Judged(state, findings, windows, valve, meter=meter)
+
+    def _account(self, state: SiteState, reading: Reading) -> MeterStatus | None:
+        """A discharge meter's account, kept by the platform from the meter's readings."""
+        device = self.ctx.device(state.site, reading.device)
+        if device is None or device.model is not DeviceModel.DISCHARGE_METER:
+            return None
+        if device.quota is None:
+            return None
+        track = state.devices.setdefault(reading.device, DeviceTrack())
+        max_slice = self.ctx.params.max_slice
+        track.account = account(track.account, device.quota, reading, max_slice)
+        return platform_status(track.account, device.quota, reading)
 
     def _aggregate(self, state: SiteState, reading: Reading) -> list[ClosedWindow]:
         device = self.ctx.device(state.site, reading.device)

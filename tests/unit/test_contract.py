@@ -8,7 +8,15 @@ from datetime import timedelta
 
 import pytest
 
-from ecowatch.ingest.contract import DeadLetterBudget, TimeWindow, admit
+from ecowatch.ingest.contract import (
+    LEDGER_DIGESTS,
+    LEDGER_RUNS,
+    DeadLetterBudget,
+    ReadingLedger,
+    TimeWindow,
+    admit,
+    take_once,
+)
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading
 from ecowatch.schema import (
     DEAD_LETTER_PAYLOAD_MAX,
@@ -107,12 +115,17 @@ def test_a_meter_block_only_from_a_discharge_meter(catalogue, now) -> None:
     assert isinstance(accept_mqtt_reading(METER_TOPIC, honest, catalogue, now), Reading)
 
 
-def test_a_meter_cannot_grant_itself_more_than_its_permit(catalogue, now) -> None:
+def test_a_meter_claiming_more_than_its_permit_is_still_measured(catalogue, now) -> None:
+    # Its flow and COD are evidence: taken, and judged on the platform's own account of the
+    # meter (streams/meter.py), never on the quota it claims (a finding of abnormal data).
     values = {"w00000": {"value": 1.0}, "w01018": {"value": 30.0}}
     greedy = body(now, values=values, meter=meter_block(1e12))
     result = accept_mqtt_reading(METER_TOPIC, greedy, catalogue, now)
-    assert reason(result) is RejectReason.IMPLAUSIBLE_VALUE
-    assert "annual quantity 25000" in result.detail  # type: ignore[union-attr]
+    assert isinstance(result, Reading) and result.meter is not None
+    # A card that names what the permit does not carry is no meter account at all.
+    odd = meter_block(1.0) | {"used": {"w21011": 1.0}}
+    stranger = accept_mqtt_reading(METER_TOPIC, body(now, values=values, meter=odd), catalogue, now)
+    assert reason(stranger) is RejectReason.UNKNOWN_POLLUTANT
 
 
 @pytest.mark.parametrize(
@@ -195,3 +208,71 @@ def test_a_device_past_its_dead_letter_budget_is_counted_not_kept() -> None:
     assert budget.allow("an honest neighbour", 0.0)  # one device's budget is its own
     assert sum(budget.allow("flooder", 2.0) for _ in range(100)) == 10  # 5 a second since
     assert sum(budget.allow("flooder", 100.0) for _ in range(100)) == 50  # refilled, capped
+
+
+# -- one reading per (device, timestamp) -----------------------------------------------------------
+
+
+def _reading(now, minutes: float, cod: float = 42.5, device: str = DEVICE) -> Reading:
+    return Reading(
+        site=SITE,
+        device=device,
+        model="outfall_monitor",
+        ts=now - timedelta(minutes=minutes),
+        values={"w01018": {"value": cod}, "w00000": {"value": 118.0}},
+        source=ReadingSource.MQTT,
+        received_at=now,
+    )
+
+
+def test_a_redelivery_is_a_harmless_repeat_and_other_values_are_refused(now) -> None:
+    ledgers: dict[str, ReadingLedger] = {}
+    assert take_once(ledgers, _reading(now, 10)) is None
+    again = take_once(ledgers, _reading(now, 10).model_copy(update={"received_at": now}))
+    assert again is not None and again.identical
+    other = take_once(ledgers, _reading(now, 10, cod=20.0))
+    assert other is not None and not other.identical
+    assert other.reason is RejectReason.DUPLICATE_READING and "first one stands" in other.detail
+    # Another device at the same time, and the same device a millisecond later, are new.
+    assert take_once(ledgers, _reading(now, 10, device=METER)) is None
+    assert take_once(ledgers, _reading(now, 10 - 1 / 60_000)) is None
+    # Within a millisecond is one point in InfluxDB, so one reading here.
+    within = _reading(now, 10).model_copy(
+        update={"ts": now - timedelta(minutes=10, microseconds=-300)}
+    )
+    assert take_once(ledgers, within) is not None
+
+
+def test_a_regular_device_is_one_run_and_late_readings_are_remembered_in_order(now) -> None:
+    ledgers: dict[str, ReadingLedger] = {}
+    for m in range(600, 0, -1):  # ten hours, a reading a minute, in order
+        assert take_once(ledgers, _reading(now, m)) is None
+    ledger = ledgers[DEVICE]
+    assert len(ledger.runs) == 1 and len(ledger.digests) == LEDGER_DIGESTS
+    # A resend from before the run, and one between two readings: new, and then known.
+    for late in (700.0, 300.5):
+        assert take_once(ledgers, _reading(now, late)) is None
+        assert take_once(ledgers, _reading(now, late)) is not None
+    assert [r[0] for r in ledger.runs] == sorted(r[0] for r in ledger.runs)
+    # A repeat too old to compare its values is refused all the same: it could rewrite a point.
+    old = take_once(ledgers, _reading(now, 599, cod=1.0))
+    assert old is not None and not old.identical and "too long ago" in old.detail
+
+
+def test_the_ledger_forgets_what_is_older_than_the_window_and_stays_bounded(now) -> None:
+    ledgers: dict[str, ReadingLedger] = {}
+    # An irregular clock: every reading its own run, far more than the ledger keeps.
+    for i in range(2 * LEDGER_RUNS + 200):
+        r = _reading(now, 9000 - i * 2 - (i * i % 7) / 60).model_copy(update={"received_at": now})
+        assert take_once(ledgers, r) is None
+    ledger = ledgers[DEVICE]
+    assert len(ledger.runs) <= LEDGER_RUNS and ledger.since is not None
+    # What is older than the ledger remembers cannot be told from a repeat: refused as stale.
+    stale = take_once(ledgers, _reading(now, 9000))
+    assert stale is not None and stale.reason is RejectReason.STALE_TIMESTAMP
+    # A week later, what fell out of the contract's window is forgotten.
+    later = now + timedelta(days=8)
+    take_once(ledgers, _reading(later, 1).model_copy(update={"received_at": later}))
+    assert len(ledger.runs) == 1
+    size = len(ReadingLedger.model_validate_json(ledger.model_dump_json()).model_dump_json())
+    assert size < 6000

@@ -8,7 +8,15 @@ import pytest
 
 from ecowatch.schema import Audience, CaseStep, Finding, Rule, Severity
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseStatus, RecordFindings
-from ecowatch.streams.engine import SiteCases, context_for, due, on_action, on_findings, on_tick
+from ecowatch.streams.engine import (
+    SITE_CASES_BYTES,
+    SiteCases,
+    context_for,
+    due,
+    on_action,
+    on_findings,
+    on_tick,
+)
 from tests.factories import T0
 from tests.factories import hourly_cod as hourly
 
@@ -95,3 +103,26 @@ def test_the_site_state_survives_json(catalogue):
     again = SiteCases.model_validate_json(state.model_dump_json())
     assert again == state
     assert {c.status for c in again.cases.values()} == {CaseStatus.REMINDED, CaseStatus.ESCALATED}
+
+
+def test_a_sites_cases_stay_under_kafkas_record_limit_however_much_officers_write(catalogue):
+    # Forty open cases at one site (pollutants × rules × devices), each escalated, and each
+    # given the most findings the API takes (20 × 4 KiB): 3.2 MB of text.
+    findings = [hourly(0).model_copy(update={"pollutant": f"w{n:05d}"}) for n in range(40)]
+    state, _ = on_findings(SiteCases(), findings, T0, catalogue)
+    state, _ = on_tick(state, T0 + timedelta(days=3), catalogue)
+    held = [c for c in state.cases.values() if c.status is CaseStatus.ESCALATED]
+    assert len(held) == 40
+    text = "现场检查：" + "排污口在线监测数据异常，" * 112  # 4,047 bytes of UTF-8
+    trail = []
+    for case in held:
+        for n in range(20):
+            state, out = on_action(
+                state, case.id, RecordFindings(officer="O-KC-01", text=f"{n} {text}"), T0, catalogue
+            )
+            trail += [e for e in out.events if e.kind == "findings_recorded"]
+    record = state.model_dump_json().encode()
+    assert 40 * 20 * 4000 > 3 * 2**20 > SITE_CASES_BYTES >= len(record)
+    # The latest finding of each case is whole; the full text of every one is in the trail.
+    assert all(c.findings[-1] == f"O-KC-01: 19 {text}" for c in state.cases.values())
+    assert len(trail) == 800 and all(text in e.detail for e in trail)

@@ -123,6 +123,6 @@ def test_a_meter_reading_carries_its_account():
     assert (points, derived) == (1, 1)
     assert text.splitlines()[-1] == (
         'meter,site=S-OUT-001,device=33080200M00001 valve="closed",period="2026-11",'
-        'card="QZ \\"7\\"",quota_w00000=30000.0,quota_w01018=2000.0,used_w00000=30012.5,'
-        f"used_w01018=1500.0 {epoch_ms(ts)}"
+        'card="QZ \\"7\\"",reported_quota_w00000=30000.0,reported_quota_w01018=2000.0,'
+        f"reported_used_w00000=30012.5,reported_used_w01018=1500.0 {epoch_ms(ts)}"
     )

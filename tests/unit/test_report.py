@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from ecowatch.schema import Finding, Rule, Severity
 from ecowatch.streams.cases import Acknowledge, CaseEvent, CaseStatus, RecordFindings
 from ecowatch.streams.engine import SiteCases, context_for, on_action, on_findings, on_tick
-from ecowatch.streams.report import LOG_WEEKS, WEEK, SiteCaseLog, weekly_report
+from ecowatch.streams.report import LOG_EVENTS, LOG_WEEKS, WEEK, SiteCaseLog, weekly_report
 
 MONDAY = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)  # Monday 00:00 in China
 
@@ -101,3 +101,41 @@ def test_a_site_case_log_keeps_the_last_weeks_and_survives_a_json_round_trip(cat
         r.grid: r for r in weekly_report(again.events, [], MONDAY + LOG_WEEKS * WEEK, catalogue)
     }
     assert (rows["G-KC-01"].opened, rows["G-KC-01"].escalated) == (0, 1)
+
+
+def test_a_site_case_log_stays_under_kafkas_record_limit_and_still_adds_up(catalogue):
+    # A site whose cases churn for eight weeks: 60,000 events, far past 1 MB as they come.
+    start = MONDAY - 6 * WEEK
+    log = SiteCaseLog()
+    kinds = ["detected", "reminded", "escalated", "acknowledged", "findings_recorded", "closed"]
+    sent = 0
+    for n in range(10_000):
+        at = start + n * timedelta(minutes=5)
+        batch = [
+            CaseEvent(
+                case_id=f"c{n}",
+                site="S-OUT-001",
+                kind=kind,
+                at=at,
+                actor="O-KC-01",
+                status=CaseStatus.ACKNOWLEDGED,
+                detail="x" * 2000,
+            )
+            for kind in kinds
+        ]
+        sent += sum(len(e.model_dump_json()) for e in batch)
+        log = log.add(batch)
+    assert sent > 100 * 2**20
+    record = log.model_dump_json().encode()
+    assert len(record) < 2**20 // 2 and len(log.events) == LOG_EVENTS
+    # Every week still counts each case once per kind, from the events and the day counts.
+    for week in range(5):
+        monday = start + week * WEEK
+        rows = weekly_report(log.events, [], monday, catalogue, log.counts("S-OUT-001"))
+        kc = next(r for r in rows if r.grid == "G-KC-01")
+        in_week = sum(
+            1 for n in range(10_000) if monday <= start + n * timedelta(minutes=5) < monday + WEEK
+        )
+        assert (kc.opened, kc.escalated, kc.acknowledged, kc.closed) == (in_week,) * 4
+    # The log still tells that an old case was closed, if it is among the kept events.
+    assert log.events[-1].kind == "closed" and log.events[-1].detail == ""

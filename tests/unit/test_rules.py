@@ -9,12 +9,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ecowatch.config.catalogue import Catalogue, Site
+from ecowatch.ingest.contract import LEDGER_DIGESTS
 from ecowatch.schema import (
     DataFlag,
     DeviceState,
     DeviceStatus,
     Finding,
     Measurement,
+    MeterEvent,
+    MeterEventKind,
     MeterStatus,
     Reading,
     ReadingSource,
@@ -471,65 +474,99 @@ def test_stopped_is_not_flagged_too_long(catalogue: Catalogue) -> None:
 # -- quota -------------------------------------------------------------------------------------
 
 
+# The permit's November quota of the meter at S-OUT-001 (card QZ-IC-0001, equal months).
+COD_Q, FLOW_Q = 25000.0 / 12, 365000.0 / 12
+
+
 def account(
     used: float,
-    quota: float = 25000.0,
+    quota: float = COD_Q,
     valve: ValveState = ValveState.OPEN,
     period: str = "2026-11",
+    events: list[MeterEvent] | None = None,
 ) -> MeterStatus:
+    """The meter's own account, honest unless a test says otherwise."""
     return MeterStatus(
         valve=valve,
         period=period,
-        quota={"w00000": 30000.0, "w01018": quota},
+        quota={"w00000": FLOW_Q, "w01018": quota},
         used={"w00000": 1000.0, "w01018": used},
+        events=events or [],
     )
 
 
-def metered(ts: datetime, status: MeterStatus) -> Reading:
-    values: dict[str, Value] = {"w00000": 10.0, "w01018": 40.0, "w21003": 2.0}
+def metered(ts: datetime, status: MeterStatus, flow: float = 10.0, cod: float = 40.0) -> Reading:
+    values: dict[str, Value] = {"w00000": flow, "w01018": cod, "w21003": 2.0}
     return reading(CHEM, CHEM_METER, ts, values, model="discharge_meter", meter=status)
 
 
 def test_quota_levels_and_their_clears(judge: SiteJudge) -> None:
-    state, found = run(judge, [metered(T0, account(19975.0))])  # 79.9 %
+    # The meter counted before the platform watched: its higher count is believed.
+    state, found = run(judge, [metered(T0, account(0.799 * COD_Q))])  # 79.9 %
     assert [f for f in found if f.rule.value.startswith("quota")] == []
 
-    judged = judge.judge(state, metered(T0 + MIN, account(20000.0)))  # exactly 80 %
+    judged = judge.judge(state, metered(T0 + MIN, account(0.8 * COD_Q)))  # exactly 80 %
     [w] = of(judged.findings, Rule.QUOTA_WARNING)
-    assert w.pollutant == "w01018" and w.value == 20000.0 and w.limit == 25000.0
-    assert w.multiple == 0.8 and w.unit == "kg"
-    assert w.detail == "COD used 20,000 of 25,000 kg (80.0 %), period 2026-11"
+    assert w.pollutant == "w01018" and w.value == round(0.8 * COD_Q, 6)
+    assert w.limit == round(COD_Q, 6) and w.multiple == 0.8 and w.unit == "kg"
+    assert w.detail == "COD used 1,667 of 2,083 kg (80.0 %), period 2026-11"
     assert judged.valve is None
 
-    judged = judge.judge(judged.state, metered(T0 + 2 * MIN, account(23750.0)))  # 95 %
+    judged = judge.judge(judged.state, metered(T0 + 2 * MIN, account(0.95 * COD_Q)))  # 95 %
     assert [f.rule for f in judged.findings] == [Rule.QUOTA_NEAR_EXHAUSTION]
 
-    judged = judge.judge(judged.state, metered(T0 + 3 * MIN, account(25000.0)))  # 100 %
+    judged = judge.judge(judged.state, metered(T0 + 3 * MIN, account(COD_Q)))  # 100 %
     [x] = judged.findings
     assert x.rule is Rule.QUOTA_EXHAUSTED and x.severity is Severity.VIOLATION
     assert judged.valve == "close"
 
     # The valve closed; the meter reports it. Nothing more to command.
-    closed = account(25010.0, valve=ValveState.CLOSED)
-    judged = judge.judge(judged.state, metered(T0 + 4 * MIN, closed))
+    closed = account(COD_Q + 1, valve=ValveState.CLOSED)
+    judged = judge.judge(judged.state, metered(T0 + 4 * MIN, closed, flow=0.0))
     assert judged.findings == [] and judged.valve is None
 
-    # A recharge of 5,000 kg: 25,010 of 30,000 is 83.4 %: exhausted and near clear, warning stays.
-    recharged = account(25010.0, quota=30000.0, valve=ValveState.CLOSED)
-    judged = judge.judge(judged.state, metered(T0 + 5 * MIN, recharged))
+    # A recharge of 5,000 kg COD: the quota is the month's share plus it; everything clears.
+    bought = MeterEvent(kind=MeterEventKind.RECHARGED, at=T0 + 5 * MIN, amounts={"w01018": 5000})
+    recharged = account(COD_Q + 1, quota=COD_Q + 5000, valve=ValveState.CLOSED, events=[bought])
+    judged = judge.judge(judged.state, metered(T0 + 5 * MIN, recharged, flow=0.0))
     assert {(f.rule, f.active) for f in judged.findings} == {
         (Rule.QUOTA_EXHAUSTED, False),
         (Rule.QUOTA_NEAR_EXHAUSTION, False),
+        (Rule.QUOTA_WARNING, False),
     }
-    assert judged.valve == "open"
+    assert judged.valve == "open" and judged.meter is not None
+    assert judged.meter.quota["w01018"] == round(COD_Q + 5000, 6)
 
-    # A new period: use starts from zero, the warning clears.
+    # A new period: use starts from zero.
     judged = judge.judge(judged.state, metered(T0 + 6 * MIN, account(12.0, period="2026-12")))
-    assert [(f.rule, f.active) for f in judged.findings] == [(Rule.QUOTA_WARNING, False)]
+    assert [f for f in judged.findings if f.rule.value.startswith("quota")] == []
+
+
+def test_a_meter_that_lies_about_its_account_is_closed_on_the_platforms(
+    judge: SiteJudge,
+) -> None:
+    # The meter says it holds a quota of 1e12 and has used nothing, while it discharges 300 L/s
+    # of 1,000 mg/L COD: 180 kg in each 10-minute slice, the month's 2,083 kg in 12 slices.
+    lie = account(0.0, quota=1e12)
+    state: SiteState | None = None
+    closed_at = None
+    found: list[Finding] = []
+    for i in range(14):
+        judged = judge.judge(state, metered(T0 + i * 10 * MIN, lie, flow=300.0, cod=1000.0))
+        state, found = judged.state, found + judged.findings
+        if judged.valve == "close":
+            closed_at = i
+    assert closed_at == 12  # 12 slices of 180 kg: 2,160 kg of 2,083
+    assert judged.meter is not None and judged.meter.quota["w01018"] == round(COD_Q, 6)
+    [x] = [f for f in of(found, Rule.QUOTA_EXHAUSTED) if f.active]
+    assert x.value == pytest.approx(2160.0) and x.limit == round(COD_Q, 6)
+    # Its account flatters it: a finding of abnormal data, naming both figures.
+    mismatch = [f for f in of(found, Rule.METER_MISMATCH) if f.active]
+    assert mismatch and "quota 1e+12 reported" in mismatch[0].detail
 
 
 def test_valve_decision_transitions() -> None:
-    full, room = 25000.0, 100.0
+    full, room = COD_Q, 100.0
     open_, shut = ValveState.OPEN, ValveState.CLOSED
     assert valve_decision(account(full, valve=open_), None) == "close"
     assert valve_decision(account(full, valve=open_), "open") == "close"  # exhausted again
@@ -539,7 +576,7 @@ def test_valve_decision_transitions() -> None:
     assert valve_decision(account(room, valve=shut), "open") is None  # command on its way
     assert valve_decision(account(room, valve=shut), None) is None  # not closed by us
     assert valve_decision(account(room, valve=open_), None) is None
-    assert valve_decision(account(24999.0, valve=open_), None) is None
+    assert valve_decision(account(COD_Q - 1, valve=open_), None) is None
 
 
 # -- air quality -------------------------------------------------------------------------------
@@ -628,4 +665,8 @@ def test_state_stays_bounded(judge: SiteJudge) -> None:
     events = [plant(ts, 30.0 + (i % 7)) for i, ts in enumerate(every(T0, 10, 6 * 24 * 3))]
     state, _ = run(judge, events)
     assert state is not None
-    assert len(state.tracks) == 4 and len(state.model_dump_json()) < 5000
+    assert len(state.tracks) == 4
+    # The one-reading-per-time ledger: one run for a regular device, its last digests.
+    (ledger,) = state.readings.values()
+    assert len(ledger.runs) == 1 and len(ledger.digests) == LEDGER_DIGESTS
+    assert len(state.model_dump_json()) < 5000 + 30 * LEDGER_DIGESTS

@@ -1,0 +1,81 @@
+"""A short fault drill on the real stack (issue 9): `ecowatch drill` at a lower rate, each
+fault once, with short gaps. Nothing acknowledged may be lost, nothing sent twice, and every
+fault must really have happened: a drill whose faults silently did nothing would pass."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from ecowatch.config.settings import Settings
+from ecowatch.drill import FAULTS
+from tests.integration.conftest import query
+
+DRILL = [
+    "drill",
+    "--rate",
+    "120",
+    "--devices",
+    "4",
+    "--hj212-devices",
+    "2",
+    "--fault-gap",
+    "2",
+    "--influx-outage-seconds",
+    "4",
+    "--recovery-timeout",
+    "60",
+]
+
+
+def stored_in_window(settings: Settings, devices: list[str], window: list[str]) -> int:
+    """The drill's readings counted again, here: one COD point per reading."""
+    wanted = " or ".join(f'r.device == "{d}"' for d in devices)
+    rows = query(
+        settings,
+        f'from(bucket: "{settings.influx_bucket}") '
+        f"|> range(start: {window[0]}, stop: {window[1]}) "
+        f'|> filter(fn: (r) => r._measurement == "reading" and r._field == "value" '
+        f'and r.pollutant == "w01018" and ({wanted})) |> group() |> count()',
+    )
+    return int(rows[0]["_value"]) if rows else 0
+
+
+def test_a_short_drill_loses_nothing_and_sends_nothing_twice(settings: Settings) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ecowatch.cli", *DRILL],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = done.stdout
+    assert done.returncode == 0, f"{out[-4000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(out.strip().splitlines()[-1])
+
+    assert report["published"] > 2000
+    assert report["lost"] == 0, report["lost_by_device"]
+    assert report["acknowledged"] == report["published"]  # the devices' resends got through
+    assert report["stored"] == report["acknowledged"]
+    assert report["by_transport"]["hj212"]["acknowledged"] > 0  # both transports carried load
+    assert report["by_transport"]["mqtt"]["acknowledged"] > 0
+    # Exceedances opened cases and people were told: duplicates had a chance to happen.
+    assert report["notifications"] > 0
+    assert report["duplicate_notifications"] == 0
+    # What the drill says is stored, InfluxDB says too.
+    counted = stored_in_window(settings, report["device_ids"], report["window"])
+    assert counted == report["stored"]
+
+    faults = {f["fault"]: f for f in report["faults"]}
+    assert list(faults) == list(FAULTS)
+    for name in ("worker", "bridge", "hj212"):
+        f = faults[name]
+        assert f["exit_code"] == -9 and f["new_pid"] != f["old_pid"], f
+    assert faults["hj212"]["devices_connected"] == 2
+    for name in ("influxdb", "kafka", "mosquitto"):
+        f = faults[name]
+        assert f["port_closed"] and f["new_pid"] not in (None, f["old_pid"]), f
+    assert faults["influxdb"]["stopped_for_s"] >= 4
+    assert faults["mosquitto"]["mqtt_reconnects"] == 4
+    assert all(f["applied"] and f["recovery_s"] is not None for f in faults.values())
+    assert report["passed"]

@@ -1,0 +1,221 @@
+"""The fault drill's pure parts: the plan, the ledger, recovery, the tally and the report."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ecowatch.drill import (
+    FAULTS,
+    DrillReport,
+    FaultOutcome,
+    Ledger,
+    NotificationTally,
+    Recovery,
+    account,
+    due,
+    ephemeral_ports,
+    free_window,
+    parse_faults,
+    planned_seconds,
+    reading_index,
+    reading_time,
+    render,
+)
+
+T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
+
+
+def test_faults_are_taken_in_the_order_given_or_all() -> None:
+    assert parse_faults("kafka, worker") == ("kafka", "worker")
+    assert parse_faults("all") == FAULTS
+    assert parse_faults(",".join(FAULTS)) == FAULTS
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [("worker,zookeeper", "unknown fault 'zookeeper'"), ("worker,worker", "once"), ("", "least")],
+)
+def test_a_wrong_fault_list_is_refused_naming_the_problem(text: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        parse_faults(text)
+
+
+def test_the_load_holds_its_rate_whatever_the_loop_does() -> None:
+    assert due(400, 0.0, 0) == 0
+    assert due(400, 0.01, 0) == 4
+    assert due(400, 1.0, 396) == 4
+    assert due(400, 1.0, 410) == 0  # never negative: ahead is ahead
+    assert due(400, 2.5, 4) == 996  # a loop that slept long catches up
+
+
+def test_readings_are_one_second_apart_and_found_again_by_their_time() -> None:
+    assert reading_time(T0, 0) == T0
+    assert reading_time(T0, 3600) == T0 + timedelta(hours=1)
+    assert reading_index(T0, T0 + timedelta(seconds=42)) == 42
+
+
+def test_the_window_is_the_latest_one_clear_of_stored_readings() -> None:
+    bucket, span = timedelta(minutes=10), timedelta(hours=1)
+    earliest, latest = T0, T0 + timedelta(days=1)
+    assert free_window([], bucket, earliest, latest, span) == latest - span
+    # A bucket inside the latest hour pushes the window to end where that bucket starts.
+    taken = latest - timedelta(minutes=30)
+    assert free_window([taken], bucket, earliest, latest, span) == taken - span
+    # A window that starts where an earlier bucket ends is clear of it.
+    before = taken - span - bucket
+    assert free_window([taken, before], bucket, earliest, latest, span) == taken - span
+    # One that would overlap it by a minute moves before it.
+    assert free_window([taken, before + timedelta(minutes=1)], bucket, earliest, latest, span) == (
+        before + timedelta(minutes=1) - span
+    )
+
+
+def test_no_window_when_every_hour_is_taken() -> None:
+    bucket = timedelta(minutes=10)
+    occupied = [T0 + i * bucket for i in range(6 * 24)]
+    assert free_window(occupied, bucket, T0, T0 + timedelta(days=1), timedelta(hours=1)) is None
+
+
+def test_the_reserved_window_grows_with_the_faults_and_the_outage() -> None:
+    one = planned_seconds(("worker",), 20, 20)
+    assert planned_seconds(("worker", "influxdb"), 20, 20) > one + 20 + 20
+    assert planned_seconds(("influxdb",), 20, 60) - planned_seconds(("influxdb",), 20, 20) == 40
+
+
+def ledger_with(acked: dict[str, list[int]], published: int) -> Ledger:
+    ledger = Ledger({d: "mqtt" if d.startswith("m") else "hj212" for d in acked})
+    for device, indexes in acked.items():
+        for _ in range(published):
+            ledger.publish(device)
+        for i in indexes:
+            ledger.ack(device, i)
+    return ledger
+
+
+def test_lost_is_acknowledged_and_not_stored_and_nothing_else() -> None:
+    ledger = ledger_with({"m1": [0, 1, 2, 3], "h1": [0, 1, 2]}, published=4)
+    # m1's reading 2 was acknowledged and is missing: lost. h1's 3 was never acknowledged
+    # (the device still holds it): unacknowledged, not lost, even though it is not stored.
+    accounts = account(ledger, {"m1": {0, 1, 3}, "h1": {0, 1, 2, 99}})
+    assert accounts.published == 8
+    assert accounts.acknowledged == 7
+    assert accounts.stored == 6  # index 99 is no reading the drill published
+    assert accounts.lost == 1
+    assert accounts.lost_by_device == {"m1": 1}
+    assert accounts.unacknowledged == 1
+    assert accounts.by_transport["mqtt"] == {
+        "published": 4,
+        "acknowledged": 4,
+        "stored": 3,
+        "lost": 1,
+    }
+
+
+def test_a_reading_stored_without_its_acknowledgement_is_not_lost() -> None:
+    ledger = ledger_with({"h1": [0]}, published=2)
+    accounts = account(ledger, {"h1": {0, 1}})
+    assert (accounts.lost, accounts.stored, accounts.unacknowledged) == (0, 2, 1)
+
+
+def test_the_snapshot_is_what_each_device_had_acknowledged_at_the_faults_end() -> None:
+    ledger = ledger_with({"m1": [0, 1, 3], "m2": []}, published=5)
+    assert ledger.snapshot() == {"m1": (3, 3)}  # m2 acknowledged nothing: nothing to wait for
+    ledger.ack("m1", 4)
+    assert ledger.snapshot() == {"m1": (4, 4)}
+
+
+def test_recovery_is_when_the_store_caught_up_with_what_was_acknowledged() -> None:
+    recovery = Recovery(ended_at=100.0, targets={"m1": (9, 10), "h1": (4, 3)})
+    assert not recovery.observe(101.0, {"m1": 10, "h1": 2})
+    assert recovery.seconds is None
+    assert recovery.observe(103.5, {"m1": 10, "h1": 3})
+    assert recovery.seconds == pytest.approx(3.5)
+    # Once recovered, it stays so: a later poll does not move the time.
+    assert recovery.observe(110.0, {"m1": 10, "h1": 3})
+    assert recovery.seconds == pytest.approx(3.5)
+
+
+def test_a_device_missing_from_the_counts_has_stored_nothing() -> None:
+    recovery = Recovery(ended_at=0.0, targets={"m1": (0, 1)})
+    assert not recovery.observe(1.0, {})
+
+
+def test_the_same_message_to_the_same_person_twice_is_a_duplicate() -> None:
+    tally = NotificationTally()
+    tally.record("E-001", "【提醒】巨化 COD超标", "案件 X\n请于 10:00 前整改")
+    tally.record("O-KC-01", "【提醒】巨化 COD超标", "案件 X\n请于 10:00 前整改")  # another person
+    tally.record("E-001", "【提醒】巨化 COD超标", "案件 X\n请于 11:00 前整改")  # another round
+    assert (tally.delivered, tally.duplicates) == (3, 0)
+    tally.record("E-001", "【提醒】巨化 COD超标", "案件 X\n请于 10:00 前整改")
+    tally.record("E-001", "【提醒】巨化 COD超标", "案件 X\n请于 10:00 前整改")
+    assert (tally.delivered, tally.duplicates) == (5, 2)
+    assert tally.duplicated() == [("E-001", "【提醒】巨化 COD超标", 3)]
+
+
+def report(lost: bool = False, duplicates: int = 0, recovered: bool = True) -> DrillReport:
+    ledger = ledger_with({"m1": [0, 1], "h1": [0, 1]}, published=2)
+    stored = {"m1": {0} if lost else {0, 1}, "h1": {0, 1}}
+    worker = FaultOutcome("worker", started_at=10.0, ended_at=10.2, applied=True, detail="pid 1")
+    worker.recovery = Recovery(10.2, {"m1": (1, 2)}, recovered_at=16.4 if recovered else None)
+    influx = FaultOutcome("influxdb", started_at=20.0, ended_at=41.5, applied=True, detail="up")
+    influx.recovery = Recovery(41.5, {}, recovered_at=43.0)
+    return DrillReport(
+        rate=400,
+        devices={"mqtt": 1, "hj212": 1},
+        seconds=60,
+        accounts=account(ledger, stored),
+        notifications=12,
+        duplicate_notifications=duplicates,
+        faults=[worker, influx],
+    )
+
+
+def test_the_report_is_a_table_then_one_json_line() -> None:
+    lines = render(report())
+    assert lines[0].split()[:4] == ["fault", "applied", "down", "recovered"]
+    assert lines[1].split()[:4] == ["worker", "yes", "0.2", "s"]
+    assert "6.2 s" in lines[1]
+    assert "21.5 s" in lines[2] and "1.5 s" in lines[2]
+    assert any(line.startswith("lost ") and line.split()[1] == "0" for line in lines)
+    doc = json.loads(lines[-1])
+    assert doc["lost"] == 0 and doc["duplicate_notifications"] == 0 and doc["passed"]
+    assert doc["faults"][0] == {
+        "fault": "worker",
+        "applied": True,
+        "down_s": 0.2,
+        "recovery_s": 6.2,
+        "detail": "pid 1",
+    }
+    assert doc["by_transport"]["hj212"]["stored"] == 2
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        report(lost=True),
+        report(duplicates=1),
+        report(recovered=False),
+    ],
+)
+def test_a_loss_a_duplicate_or_a_fault_not_recovered_fails_the_drill(
+    failing: DrillReport,
+) -> None:
+    assert not failing.passed
+    assert json.loads(render(failing)[-1])["passed"] is False
+
+
+def test_a_fault_that_was_not_applied_fails_the_drill() -> None:
+    r = report()
+    assert r.passed
+    r.faults[0].applied = False
+    assert not r.passed
+    assert " NO " in render(r)[1]
+
+
+def test_ports_a_reconnecting_client_may_take_are_named() -> None:
+    ports = {"MQTT": 1883, "Kafka": 39092, "InfluxDB": 8086, "HJ 212": 60999}
+    assert ephemeral_ports(ports, 32768, 60999) == ["Kafka 39092", "HJ 212 60999"]
+    assert ephemeral_ports({"Kafka": 29092}, 32768, 60999) == []

@@ -14,7 +14,9 @@
   is recorded as unroutable. :meth:`DeliveryRecord.to_line` renders a record as InfluxDB line
   protocol for the writer in ``ecowatch.streams.store``.
 
-URLs are secrets (tokens, passwords): only the scheme is logged or recorded. Like Alertmanager,
+URLs are secrets (tokens, passwords): only the scheme is logged or recorded, and the loggers a
+delivery runs through (apprise's, urllib3's) are filtered by ``alerts.redact`` so that theirs
+hold no URL, secret or address either, at any level. Like Alertmanager,
 this prefers a duplicate to a miss: a send is recorded after it happens, so a crash between
 the two sends again on restart.
 """
@@ -24,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from typing import Protocol
 import apprise
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
+from ecowatch.alerts.redact import guard_logs
 from ecowatch.alerts.routing import Route, Unroutable, route, scheme_of
 from ecowatch.alerts.templates import Lang, Message, render
 from ecowatch.clock import Clock, SystemClock
@@ -205,14 +207,12 @@ class Notifier(Protocol):
     async def send(self, url: str, message: Message, notify_type: str) -> SendResult: ...
 
 
-_URL = re.compile(r"\S+://\S+")
-
-
 _SERIOUS = frozenset({logging.WARNING, logging.ERROR, logging.CRITICAL})
 
 
 def _redact(text: str) -> str:
-    return _URL.sub("<url>", text)[:200]
+    """A failure's text as a record's ``detail`` (the delivery log, InfluxDB) may hold it."""
+    return guard_logs().scrub(text)[:200]
 
 
 class AppriseNotifier:
@@ -220,10 +220,12 @@ class AppriseNotifier:
 
     def __init__(self, timeout: float = 30.0) -> None:
         self.timeout = timeout
+        guard_logs()  # before apprise logs its first line
         # In memory: apprise's persistent store would otherwise write under the home folder.
         self._asset = apprise.AppriseAsset(storage_mode=apprise.PersistentStoreMode.MEMORY)
 
     async def send(self, url: str, message: Message, notify_type: str) -> SendResult:
+        guard_logs([url])
         ap = apprise.Apprise(asset=self._asset)
         if not ap.add(url):
             return SendResult(False, False, f"not a valid apprise URL (scheme {scheme_of(url)})")
@@ -243,7 +245,7 @@ class AppriseNotifier:
             if logging.getLevelName(str(e.level).upper()) in _SERIOUS
         ]
         reason = problems[-1] if problems else f"apprise status {result.status.name}"
-        return SendResult(False, True, _redact(reason))
+        return SendResult(False, True, reason)
 
 
 # -- the pipeline ------------------------------------------------------------------------------
@@ -336,7 +338,10 @@ class Send:
             try:
                 result = await self.notifier.send(job.url, job.message, job.notify_type)
             except Exception as exc:  # a notifier's bug or a network surprise: retry it
-                result = SendResult(False, True, _redact(f"{type(exc).__name__}: {exc}"))
+                result = SendResult(False, True, f"{type(exc).__name__}: {exc}")
+            # Whatever the notifier says goes to the log and the records: scrubbed here, once
+            # for every notifier (a library's error text may quote the URL).
+            result = SendResult(result.ok, result.retryable, _redact(result.detail))
             at = self.clock.now()
             if result.ok:
                 job.record(DeliveryStatus.SENT, attempt, at)
@@ -435,6 +440,8 @@ class Deliverer:
     async def deliver(self, notification: Notification) -> DeliveryReport:
         report = DeliveryReport()
         routing = route(notification, self.catalogue, self.environ)
+        # Known before any notifier runs, whichever it is: its lines are scrubbed of them.
+        guard_logs(url for person in routing.routes for url in person.urls)
         for gap in routing.unroutable:
             self._unroutable(notification, gap, report)
         message = render(notification, self.lang)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import threading
 import urllib.parse
@@ -30,6 +31,7 @@ from ecowatch.alerts.delivery import (
     JsonlDeliveryLog,
     MemoryDeliveryLog,
     RetryPolicy,
+    delivery_lines,
 )
 from ecowatch.alerts.templates import render
 from ecowatch.config.catalogue import Catalogue
@@ -319,3 +321,83 @@ def test_a_redelivered_notification_is_not_sent_twice_even_after_a_restart(
     asyncio.run(restarted.deliver(note(CaseStep.RENOTIFY, Audience.OFFICERS, round_=1)))
     assert len(mailbox.messages) == 2 and len(receiver.at("/hooks/o2")) == 2
     assert "s3cret" not in path.read_text(encoding="utf-8")
+
+
+# -- no secret in any log line -----------------------------------------------------------------
+
+HOOK_TOKEN, HOOK_PASSWORD = "hK7tokenQ2w9", "pw-Zx81!vq"
+
+
+class EveryRecord(logging.Handler):
+    """Every record at every level, rendered as a log file would have it (tracebacks too)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record) + repr(record.args) + str(record.exc_text))
+
+
+def test_no_url_secret_reaches_a_log_line_sent_or_failed(
+    catalogue: Catalogue, receiver: HttpReceiver, mailbox: Mailbox, tmp_path: Path
+) -> None:
+    """Apprise logs URLs at DEBUG and on failures, urllib3 logs each request's path and query:
+    with the root logger and apprise's at DEBUG, a delivery that is sent (JSON with a token in
+    its path and query and a password, e-mail with SMTP AUTH) and one that fails (the receiver
+    refuses connections) leave neither token nor password in any record, nor in the delivery
+    log or its InfluxDB lines."""
+    hook = (
+        f"json://ops:{HOOK_PASSWORD}@127.0.0.1:{receiver.port}/hooks/{HOOK_TOKEN}"
+        f"?-token={HOOK_TOKEN}"
+    )
+    mail = (
+        f"mailto://ecowatch:s3cret@127.0.0.1:{mailbox.port}"
+        "?to=officer@example.org&from=ecowatch@example.org"
+    )
+    refused = f"json://ops:{HOOK_PASSWORD}@127.0.0.1:{free_port()}/down/{HOOK_TOKEN}"
+    env = {"ECOWATCH_NOTIFY_E_001": hook, "ECOWATCH_NOTIFY_O_KC_01": f"{mail} {refused}"}
+    secrets = (HOOK_TOKEN, HOOK_PASSWORD, "pw-Zx81%21vq", "s3cret", "officer@example.org")
+
+    handler = EveryRecord()
+    loggers = [logging.getLogger(), logging.getLogger("apprise")]
+    saved = [(lg, lg.level) for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.DEBUG)
+    path = tmp_path / "deliveries.jsonl"
+    try:
+        d = deliverer(catalogue, env, JsonlDeliveryLog(path))
+        sent = asyncio.run(d.deliver(REMIND))
+        escalated = asyncio.run(d.deliver(ESCALATE))
+    finally:
+        for lg, level in saved:
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+
+    # It did go, through the token and the password, and the refused one did fail.
+    [request] = receiver.at(f"/hooks/{HOOK_TOKEN}?token={HOOK_TOKEN}")
+    assert json.loads(request.body)["title"] == render(REMIND).title
+    assert mailbox.logins == [("ecowatch", "s3cret")] and len(mailbox.messages) == 1
+    statuses = sorted(
+        (r.scheme, r.channel, r.status)
+        for r in sent.records + escalated.records
+        if r.status is not DeliveryStatus.UNROUTABLE  # O-KC-02 has no URL here
+    )
+    assert statuses == [
+        ("json", 0, DeliveryStatus.SENT),
+        ("json", 1, DeliveryStatus.FAILED),
+        ("json", 1, DeliveryStatus.RETRIED),
+        ("json", 1, DeliveryStatus.RETRIED),
+        ("mailto", 0, DeliveryStatus.SENT),
+    ]
+    # Apprise and urllib3 did speak, at DEBUG and on the failure; none of it holds a secret.
+    names = {line.split(" ", 2)[1].rstrip(":") for line in handler.lines}
+    assert {"apprise", "urllib3.connectionpool", "ecowatch.alerts.delivery"} <= names
+    assert any(line.startswith("WARNING apprise:") for line in handler.lines)
+    # (aiosmtpd's "mail.log" is the receiving mail server, the provider's side: not ours.)
+    ours = [line for line in handler.lines if not line.split(" ", 2)[1].startswith("mail.")]
+    assert [line for line in ours if any(s in line for s in secrets)] == []
+    written = path.read_text(encoding="utf-8") + delivery_lines(sent.records + escalated.records)
+    assert [s for s in secrets if s in written] == []

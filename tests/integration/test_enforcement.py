@@ -213,13 +213,12 @@ def test_detect_remind_penalize_on_the_real_stack(
         # The officer acknowledges: no re-notification follows.
         sent_before = len(mailbox.messages)
         assert api("POST", path, "tok-kc-01")[0] == 202
-        wait_for(
-            lambda: (
-                api("GET", "/api/cases", "tok-kc-01")[1]["cases"][0]["status"] == "acknowledged"
-            ),
-            20,
-            "the acknowledgement to reach the case",
-        )
+        def acknowledged() -> str | None:
+            cases = api("GET", "/api/cases", "tok-kc-01")[1]["cases"]
+            ours = [c["status"] for c in cases if c["id"] == case["id"]]
+            return ours[0] if ours and ours[0] == "acknowledged" else None
+
+        wait_for(acknowledged, 20, "the acknowledgement to reach the case")
         # While it is open, the operators' command line sees it in every grid's list (asked
         # now: once findings are in, it closes as soon as the data has held for seconds).
         listed = cli_json("cases", "--json", token="tok-ops")

@@ -306,8 +306,8 @@ def test_stack_status_reports_each_service(settings):
     )
     assert done.returncode == 0, done.stdout + done.stderr
     lines = {line.split()[0]: line for line in done.stdout.splitlines()}
-    assert "mqtt://127.0.0.1:21883" in lines["mosquitto"] and " up " in lines["mosquitto"]
-    assert "kafka 3.9" in lines["kafka"] and "127.0.0.1:29092" in lines["kafka"]
+    assert settings.mqtt_url in lines["mosquitto"] and " up " in lines["mosquitto"]
+    assert "kafka 3.9" in lines["kafka"] and settings.kafka_bootstrap in lines["kafka"]
     assert "influxdb v2.7" in lines["influxdb"] and " up " in lines["influxdb"]
 
 

@@ -31,11 +31,15 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    # A zombie child still answers kill(0); it is not running.
+    # A zombie child still answers kill(0); it is not running. But a Go program (influxd)
+    # shutting down shows its main thread as a zombie while its other threads still hold
+    # the port: a zombie with other threads left is still running.
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
+            if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                return True
+        return len(os.listdir(f"/proc/{pid}/task")) > 1
+    except (OSError, IndexError):
         return False
 
 

@@ -259,3 +259,47 @@ def test_kafka_has_an_account_for_every_principal_and_no_listener_without_one(se
     assert set(protocols.values()) == {"SASL_PLAINTEXT"}
     assert env["KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND"] == "false"
     assert env["KAFKA_SUPER_USERS"] == f"User:{Role.ADMIN.principal}"
+
+
+GRAFANA_DIR = ROOT / "grafana"
+
+
+def test_grafana_mounts_the_provisioning_and_the_dashboards(services):
+    grafana = services["grafana"]
+    mounts = {}
+    for volume in grafana["volumes"]:
+        source, target, *mode = str(volume).split(":")
+        mounts[target] = (source, mode)
+    for sub in ("datasources", "dashboards"):
+        source, mode = mounts[f"/etc/grafana/provisioning/{sub}"]
+        assert (ROOT / source).resolve() == GRAFANA_DIR / "provisioning" / sub
+        assert mode == ["ro"]
+    # The folder the dashboards provider reads is where the repository's dashboards are.
+    providers = yaml.safe_load((GRAFANA_DIR / "provisioning/dashboards/ecowatch.yaml").read_text())
+    path = providers["providers"][0]["options"]["path"]
+    source, mode = mounts[path]
+    assert (ROOT / source).resolve() == GRAFANA_DIR / "dashboards" and mode == ["ro"]
+    assert list((GRAFANA_DIR / "dashboards").glob("*.json"))
+
+
+def test_grafanas_data_source_is_the_compose_influxdb(services):
+    datasource_file = GRAFANA_DIR / "provisioning" / "datasources" / "influxdb.yaml"
+    (source,) = yaml.safe_load(datasource_file.read_text())["datasources"]
+    env = environment(services["grafana"])
+
+    def resolved(value: str) -> str:
+        # Grafana replaces ${VAR} in provisioning files from its environment.
+        name = re.fullmatch(r"\$\{(\w+)\}", value)
+        assert name and name[1] in env, f"{value} is not set in grafana's environment"
+        return env[name[1]]
+
+    influx = urlsplit(resolved(source["url"]))
+    assert (influx.scheme, influx.hostname, influx.port) == ("http", "influxdb", 8086)
+    influx_env = environment(services["influxdb"])
+    assert resolved(source["jsonData"]["organization"]) == influx_env["DOCKER_INFLUXDB_INIT_ORG"]
+    assert (
+        resolved(source["jsonData"]["defaultBucket"]) == influx_env["DOCKER_INFLUXDB_INIT_BUCKET"]
+    )
+    token = REQUIRED_REF.fullmatch(resolved(source["secureJsonData"]["token"]))
+    admin_token = REQUIRED_REF.fullmatch(influx_env["DOCKER_INFLUXDB_INIT_ADMIN_TOKEN"])
+    assert token and admin_token and token["name"] == admin_token["name"]

@@ -1,0 +1,165 @@
+"""Every Grafana panel's Flux query returns rows from the real InfluxDB, fed through the pipeline.
+
+Readings go in over MQTT, as monitors send them: four hours of an outfall over its COD limit
+(a resend of the past, which the ingest contract takes up to a week back; some values flagged M)
+and half an hour of an air station. The session's worker stores them, judges them and runs the
+cases, so InfluxDB holds readings, AQI, means, findings, case events and deliveries as in
+production. Then each query of each dashboard in grafana/dashboards/ runs with its variables
+and Grafana's macros replaced as Grafana would, and must return rows: an empty panel fails.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ecowatch import topics
+from ecowatch.config.settings import Settings
+from tests.integration.conftest import Service, query, wait_for
+from tests.integration.test_pipeline import Device
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
+# Sites no other test drives: the past-dated exceedance here opens cases nobody else expects.
+OUTFALL, OUTFALL_DEVICE = "S-OUT-030", "33082400000030"  # GB 18918 1A, permit COD 40 mg/L
+STATION, STATION_DEVICE = "S-AIR-011", "33082400A00011"
+POLLUTANT = "w01018"
+HOURS = 4
+
+
+def outfall_reading(ts: datetime, flag: str) -> bytes:
+    return json.dumps(
+        {
+            "ts": ts.isoformat(),
+            "values": {
+                "w01018": {"value": 120.0, "flag": flag},  # three times the permit's 40
+                "w00000": {"value": 30.0},
+                "w21003": {"value": 1.0},
+                "w21011": {"value": 0.2},
+                "w21001": {"value": 8.0},
+                "w01001": {"value": 7.2},
+            },
+        }
+    ).encode()
+
+
+def station_reading(ts: datetime) -> bytes:
+    # PM2.5, PM10, SO2, NO2, O3 in µg/m³; CO in mg/m³: a 良 (moderate) hour.
+    values = {"a34004": 80, "a34002": 120, "a21026": 20, "a21004": 40, "a05024": 100, "a21005": 0.8}
+    return json.dumps(
+        {"ts": ts.isoformat(), "values": {k: {"value": v} for k, v in values.items()}}
+    ).encode()
+
+
+def panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    found = []
+    for p in dashboard["panels"]:
+        found += panels(p) if p.get("type") == "row" and "panels" in p else [p]
+    return found
+
+
+def flux(text: str, settings: Settings, start: datetime, stop: datetime) -> str:
+    """The query as Grafana sends it: its macros and the dashboard's variables replaced."""
+    values = {
+        "v.defaultBucket": json.dumps(settings.influx_bucket),
+        "v.organization": json.dumps(settings.influx_org),
+        "v.timeRangeStart": start.isoformat().replace("+00:00", "Z"),
+        "v.timeRangeStop": stop.isoformat().replace("+00:00", "Z"),
+        "v.windowPeriod": "1m",
+        "${site}": OUTFALL,
+        "${pollutant}": POLLUTANT,
+    }
+    for macro, value in values.items():
+        text = text.replace(macro, value)
+    left = re.findall(r"\$\{\w+\}|\bv\.\w+", text)
+    assert not left, f"the test does not replace {left}"
+    return text
+
+
+def every_query() -> list[tuple[str, str]]:
+    """(what, Flux) for every panel target and query variable of every dashboard."""
+    out = []
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        for var in dashboard.get("templating", {}).get("list", []):
+            if var.get("type") == "query":
+                out.append((f"{path.name}: variable {var['name']}", var["query"]))
+        for p in panels(dashboard):
+            for target in p.get("targets", []):
+                out.append((f"{path.name}: {p['title']} ({target['refId']})", target["query"]))
+    return out
+
+
+def test_every_dashboard_query_returns_rows(
+    settings: Settings, device_passwords: dict[str, str], worker: Service, bridge: Service
+) -> None:
+    queries = every_query()
+    assert len(DASHBOARDS) == 4 and len(queries) >= 16, [w for w, _ in queries]
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    first = now - timedelta(hours=HOURS)
+    outfall = Device(settings, OUTFALL_DEVICE, device_passwords[OUTFALL_DEVICE])
+    station = Device(settings, STATION_DEVICE, device_passwords[STATION_DEVICE])
+    try:
+        # One reading a minute, seven seconds past it (no other test's device time), the last
+        # one a minute ago; every tenth COD value in maintenance (flag M).
+        for i in range(HOURS * 60):
+            ts = first + timedelta(minutes=i, seconds=7)
+            flag = "M" if i % 10 == 5 else "N"
+            topic = topics.reading_topic(OUTFALL, OUTFALL_DEVICE)
+            assert not outfall.publish(topic, outfall_reading(ts, flag)).is_failure
+        for i in range(30):
+            ts = now - timedelta(minutes=30 - i, seconds=-7)
+            topic = topics.reading_topic(STATION, STATION_DEVICE)
+            assert not station.publish(topic, station_reading(ts)).is_failure
+    finally:
+        outfall.close()
+        station.close()
+
+    # Everything the pipeline makes of them is in InfluxDB: the last readings, the case the
+    # exceedance opened and the reminder's delivery (unroutable: this worker has no URLs).
+    # Only then are the panels asked, so a row can only be missing because a query is wrong.
+    def stored(flux_filter: str) -> int:
+        rows = query(
+            settings,
+            f'from(bucket: "{settings.influx_bucket}") |> range(start: -{HOURS + 1}h) '
+            f"|> filter(fn: (r) => {flux_filter}) |> group() |> count()",
+        )
+        return sum(int(r["_value"]) for r in rows)
+
+    reading = 'r._measurement == "reading" and r._field == "value" and r.pollutant == "w01018"'
+    wait_for(
+        lambda: (
+            stored(f'{reading} and r.site == "{OUTFALL}"') >= HOURS * 60
+            and stored(f'r._measurement == "aqi" and r._field == "aqi" and r.site == "{STATION}"')
+            >= 30
+            and stored(
+                f'r._measurement == "case_event" and r._field == "case" and r.site == "{OUTFALL}"'
+            )
+            and stored('r._measurement == "delivery" and r._field == "attempt"')
+        ),
+        90,
+        "the readings, AQI, case events and deliveries in InfluxDB",
+        every=1,
+    )
+
+    start, stop = now - timedelta(hours=HOURS + 1), now + timedelta(minutes=5)
+    results = {what: query(settings, flux(text, settings, start, stop)) for what, text in queries}
+    empty = [what for what, rows in results.items() if not rows]
+    assert not empty, "panels with no rows:\n" + "\n".join(empty)
+
+    # The rows are this test's data, not only whatever else is in the bucket.
+    site_rows = results["site-limits.json: variable site"]
+    assert OUTFALL in {r["_value"] for r in site_rows}
+    (latest,) = [
+        rows for what, rows in results.items() if what.startswith("site-limits.json: Latest")
+    ]
+    cod = [r for r in latest if r["pollutant"] == POLLUTANT]
+    assert cod and cod[0]["limit"] == 40.0 and cod[0]["complies"] is False, cod
+    (series,) = [rows for what, rows in results.items() if "against the limit that" in what]
+    names = {r["series"] for r in series}
+    assert any(n.startswith("max limit (permit ") for n in names), names
+    assert f"device {OUTFALL_DEVICE}" in names, names

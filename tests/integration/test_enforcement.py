@@ -213,6 +213,7 @@ def test_detect_remind_penalize_on_the_real_stack(
         # The officer acknowledges: no re-notification follows.
         sent_before = len(mailbox.messages)
         assert api("POST", path, "tok-kc-01")[0] == 202
+
         def acknowledged() -> str | None:
             cases = api("GET", "/api/cases", "tok-kc-01")[1]["cases"]
             ours = [c["status"] for c in cases if c["id"] == case["id"]]

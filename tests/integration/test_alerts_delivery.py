@@ -362,9 +362,12 @@ def test_no_url_secret_reaches_a_log_line_sent_or_failed(
 
     handler = EveryRecord()
     loggers = [logging.getLogger(), logging.getLogger("apprise")]
-    saved = [(lg, lg.level) for lg in loggers]
+    # Everything at DEBUG, whatever earlier code set (the InfluxDB client quiets urllib3).
+    chatty = [logging.getLogger(n) for n in ("urllib3", "urllib3.connectionpool")]
+    saved = [(lg, lg.level) for lg in loggers + chatty]
     for lg in loggers:
         lg.addHandler(handler)
+    for lg in loggers + chatty:
         lg.setLevel(logging.DEBUG)
     path = tmp_path / "deliveries.jsonl"
     try:

@@ -24,7 +24,11 @@ Anyone who reaches the port may try to speak for any MN (the MNs are no secret),
   bad frames and wrong PWs in a row. A connection over a limit is closed with a log line.
 - Nothing a peer sends can stop the server: every packet is answered or dead-lettered, and
   a failure of ours on one packet is that packet's dead letter (``unhandled``), unanswered, so
-  that the device resends it. Dead letters are queued to Kafka, not waited for.
+  that the device resends it. Dead letters are queued to Kafka, not waited for, but tracked:
+  a server that stops (leaving ``async with`` the listener ``serve`` returns, or
+  :meth:`Hj212Server.stop`) closes its connections, then waits for every queued dead letter
+  before the caller stops its producer; one Kafka did not take is counted in
+  ``dead_letters_lost``.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
@@ -92,6 +97,9 @@ MAX_PASSWORD_FAILURES = 3
 WRITE_TIMEOUT_SECONDS = 30.0
 # How long a polite close may take before the connection is dropped.
 CLOSE_TIMEOUT_SECONDS = 5.0
+# How long a stopping server waits for Kafka to take its queued dead letters: the producer's
+# request time-out (15 s, ecowatch.kafka) and a retry. Past it, the rest are counted lost.
+DEAD_LETTER_FLUSH_SECONDS = 35.0
 # The replay window, per device. A device resends after 10 s, 3 times (HJ 212 defaults), and
 # resends what it kept through an outage later still: a day covers that. 512 QNs are a day of
 # uploads every 5 minutes plus hourly and daily data, and 3 hours at the fastest (real-time
@@ -395,6 +403,11 @@ class Hj212Server:
         self._gate = ConnectionGate(self.limits.per_peer, self.limits.connections)
         self._replays = ReplayWindow()
         self.stats = Hj212Stats()
+        self._listening: asyncio.Server | None = None
+        self._stopping = False
+        self._connections: set[asyncio.Task[None]] = set()
+        # Dead letters queued to Kafka and not yet taken: awaited when the server stops.
+        self._letters_in_flight: set[asyncio.Future[object]] = set()
 
     @property
     def open_connections(self) -> int:
@@ -412,11 +425,44 @@ class Hj212Server:
             limits=Hj212Limits(frame_deadline_seconds=settings.hj212_frame_deadline_seconds),
         )
 
-    async def serve(self, host: str, port: int) -> asyncio.Server:
+    async def serve(self, host: str, port: int) -> Listening:
         _enough_file_descriptors(self.limits.connections)
-        server = await asyncio.start_server(self._connection, host, port)
+        self._listening = await asyncio.start_server(self._connection, host, port)
         log.info("HJ 212 server listening on %s:%s", host, port)
-        return server
+        return Listening(self._listening, self)
+
+    async def stop(self, flush_seconds: float = DEAD_LETTER_FLUSH_SECONDS) -> None:
+        """No new connections; the open ones closed (what they had read is handled, an
+        unanswered upload is resent by its device); then every queued dead letter waited for,
+        so that the caller may stop the producer. Idempotent."""
+        self._stopping = True
+        if self._listening is not None:
+            self._listening.close()
+        connections = [t for t in self._connections if t is not asyncio.current_task()]
+        for task in connections:
+            task.cancel()
+        if connections:
+            await asyncio.wait(connections, timeout=CLOSE_TIMEOUT_SECONDS + 1)
+        await self.flush_dead_letters(flush_seconds)
+
+    async def flush_dead_letters(self, timeout: float = DEAD_LETTER_FLUSH_SECONDS) -> None:
+        """Wait until Kafka has taken (or refused) every dead letter queued so far; those it has
+        not answered within ``timeout`` are counted lost."""
+        pending = set(self._letters_in_flight)
+        if not pending:
+            return
+        log.info("HJ 212: waiting for Kafka to take %d dead letter(s)", len(pending))
+        await asyncio.wait(pending, timeout=timeout)
+        unanswered = [f for f in pending if f in self._letters_in_flight and not f.done()]
+        for future in unanswered:
+            self._letters_in_flight.discard(future)  # written off: its callback counts nothing
+        if unanswered:
+            self.stats.dead_letters_lost += len(unanswered)
+            log.error(
+                "HJ 212: Kafka did not take %d dead letter(s) within %g s of the stop",
+                len(unanswered),
+                timeout,
+            )
 
     # -- a connection --------------------------------------------------------------------------
 
@@ -430,6 +476,9 @@ class Hj212Server:
             writer.transport.abort()
             return
         self.stats.connections += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._connections.add(task)
         loop = asyncio.get_running_loop()
         conn = _Connection(peer, writer, ConnectionGuard(self.limits, loop.time()))
         why: Close | None = None
@@ -437,6 +486,12 @@ class Hj212Server:
             why = await self._serve(reader, conn)
         except (ConnectionError, OSError) as exc:
             log.info("HJ 212 connection from %s lost: %s", peer, type(exc).__name__)
+        except asyncio.CancelledError:
+            if not self._stopping or task is None:
+                raise
+            # Closed by stop(): as politely as any other, and ended normally (asyncio's streams
+            # log a cancelled connection task as an error).
+            task.uncancel()
         except Exception:  # ours: it must not reach the server, nor go unseen
             log.exception("HJ 212 connection from %s failed", peer)
             why = Close.INTERNAL_ERROR
@@ -453,6 +508,7 @@ class Hj212Server:
                 await _close(writer, abort=why is not None and why.abusive)
             finally:
                 self._gate.release(host)
+                self._connections.discard(task)  # type: ignore[arg-type]
 
     def _explain(self, why: Close) -> str:
         limits = self.limits
@@ -689,15 +745,46 @@ class Hj212Server:
             return
         self.stats.dead_lettered[reason.value] += 1
         log.info("dead-lettered an HJ 212 packet from %s: %s (%s)", peer, reason, detail)
+        self._letters_in_flight.add(sent)
         sent.add_done_callback(lambda done: self._dead_letter_sent(done, peer, reason))
 
     def _dead_letter_sent(self, done: asyncio.Future, peer: str, reason: RejectReason) -> None:
+        if done not in self._letters_in_flight:
+            return  # written off by a stop that could not wait longer: counted there
+        self._letters_in_flight.discard(done)
         if done.cancelled() or done.exception() is not None:
             self.stats.dead_letters_lost += 1
             error = "cancelled" if done.cancelled() else repr(done.exception())
             log.error(
                 "HJ 212: Kafka did not take a dead letter from %s (%s): %s", peer, reason, error
             )
+
+
+class Listening:
+    """What :meth:`Hj212Server.serve` returns: the listening socket, and the server's stop.
+    Leaving ``async with`` (or ``wait_closed``) stops the HJ 212 server, its connections and
+    its queued dead letters with it, so that the producer can be stopped right after."""
+
+    def __init__(self, server: asyncio.Server, hj212_server: Hj212Server) -> None:
+        self._server = server
+        self._hj212 = hj212_server
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return tuple(self._server.sockets)
+
+    def close(self) -> None:
+        """Stop accepting; the connections and dead letters are for ``wait_closed``."""
+        self._server.close()
+
+    async def wait_closed(self) -> None:
+        await self._hj212.stop()
+
+    async def __aenter__(self) -> Listening:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.wait_closed()
 
 
 async def _close(writer: asyncio.StreamWriter, *, abort: bool) -> None:

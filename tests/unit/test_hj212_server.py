@@ -459,3 +459,72 @@ def test_limits_close_connections_that_would_wear_the_server_down(catalogue: Cat
     reasons = [d["reason"] for d in producer.letters]
     assert reasons == ["truncated"] + ["crc_mismatch"] * 5
     assert producer.readings == []
+
+
+# -- stopping: the queued dead letters flushed, or counted lost --------------------------------
+
+
+class SlowKafka(MemoryProducer):
+    """Takes dead letters when told to (``take``), or never: Kafka behind, or gone."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[asyncio.Future] = []
+
+    async def send(self, topic: str, value: bytes, key: bytes | None = None) -> asyncio.Future:
+        self.letters.append(json.loads(value))
+        self.queued.append(asyncio.get_running_loop().create_future())
+        return self.queued[-1]
+
+    def take(self, n: int, error: Exception | None = None) -> None:
+        for future in [f for f in self.queued if not f.done()][:n]:
+            if error is None:
+                future.set_result(None)
+            else:
+                future.set_exception(error)
+
+
+def test_a_stopping_server_waits_for_its_dead_letters_and_closes_its_connections(
+    catalogue: Catalogue,
+) -> None:
+    """Two bad frames (one shorter than it says, one with a wrong PW), and half a split message
+    on a connection still open when the server stops: the stop closes the connection (the half
+    is dead-lettered as truncated) and returns only once Kafka has taken all three letters."""
+    producer = SlowKafka()
+    done_at: dict[str, int] = {}
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(b"##0010garbage!\r\n" + wire(upload(pw="wrong1")))
+        await answers(reader, 1)  # the wrong PW's 9011 (the short frame has no QN to answer)
+        writer.write(wire(split("20261123173000001", 2, [1])[0]))
+        await answers(reader, 1)  # the first part is answered on its own
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.3, lambda: done_at.setdefault("taken", len(producer.letters)))
+        loop.call_later(0.3, producer.take, 3)
+        await server.stop(flush_seconds=5)
+        done_at["stopped"] = len(producer.letters)
+        assert await closed(reader)
+
+    server = run(catalogue, scenario, producer)
+    assert [x["reason"] for x in producer.letters] == ["truncated", "bad_password", "truncated"]
+    assert done_at == {"taken": 3, "stopped": 3}
+    assert server.stats.dead_letters_lost == 0 and server.open_connections == 0
+
+
+def test_dead_letters_kafka_refused_or_never_took_are_counted_lost(catalogue: Catalogue) -> None:
+    producer = SlowKafka()
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        for pw in ("wrong1", "wrong2"):
+            writer.write(wire(upload(pw=pw)))
+            await answers(reader, 1)
+        producer.take(1, RuntimeError("not authorized"))
+        await server.stop(flush_seconds=0.2)  # the second is never taken
+        producer.take(2)  # Kafka answers after the stop gave up: not counted twice
+
+    server = run(catalogue, scenario, producer)
+    assert sum(server.stats.dead_lettered.values()) == 2
+    assert server.stats.dead_letters_lost == 2
+    assert server.stats.as_dict()["dead_letters_lost"] == 2

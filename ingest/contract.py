@@ -60,6 +60,28 @@ class TimeWindow:
 
 DEFAULT_WINDOW = TimeWindow()
 
+# The times the platform can hold: InfluxDB keeps 1677-09-21 … 2262-04-11 (nanoseconds since
+# 1970 in an int64), and a site's clock is moved on from its readings' times.
+STORABLE_FROM = datetime(1678, 1, 1, tzinfo=UTC)
+STORABLE_UNTIL = datetime(2262, 1, 1, tzinfo=UTC)
+
+
+def refuse_on_arrival(reading: Reading, window: TimeWindow = DEFAULT_WINDOW) -> Rejection | None:
+    """The contract's time checks again where the worker takes a reading, counted from its
+    arrival (``received_at``) so that a replay decides as the worker did. The edge has checked
+    them already; a reading handed to the worker past the edge (an older bridge, a bug) with a
+    time no clock can mean (year 1 at +14:00, 9999) was taken into its device's ledger and its
+    site's clock, then raised OverflowError in the judging and in every tick of its site after,
+    and was dead-lettered twice (judging, then InfluxDB)."""
+    for name, ts in (("ts", reading.ts), ("received_at", reading.received_at)):
+        if not STORABLE_FROM <= ts < STORABLE_UNTIL:
+            return Rejection(
+                RejectReason.INVALID_VALUE,
+                f"{name} {ts.isoformat()} is outside the times the platform can store "
+                f"({STORABLE_FROM:%Y-%m-%d} … {STORABLE_UNTIL:%Y-%m-%d})",
+            )
+    return window.refuse(reading.ts, reading.received_at)
+
 
 def admit(
     entry: DeviceEntry,
@@ -261,10 +283,14 @@ class Repeat(BaseModel):
 
 
 def take_once(ledgers: dict[str, ReadingLedger], reading: Reading) -> Repeat | None:
-    """None: a new reading for its device and time, now remembered; else why it is a repeat.
+    """None: a new reading for its device and time, now remembered; else why it is a repeat,
+    or why it cannot be taken at all (:func:`refuse_on_arrival`).
 
     The window is the contract's, counted from the reading's arrival (``received_at``), so a
     replay of last month decides as the worker did."""
+    refused = refuse_on_arrival(reading)
+    if refused is not None:
+        return Repeat(identical=False, reason=refused.reason, detail=refused.detail)
     ms = _ms(reading.ts)
     horizon = _ms(reading.received_at - DEFAULT_WINDOW.behind)
     ledger = ledgers.get(reading.device)

@@ -4,7 +4,7 @@ send: each is refused with its reason, none raises."""
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -276,3 +276,32 @@ def test_the_ledger_forgets_what_is_older_than_the_window_and_stays_bounded(now)
     assert len(ledger.runs) == 1
     size = len(ReadingLedger.model_validate_json(ledger.model_dump_json()).model_dump_json())
     assert size < 6000
+
+
+@pytest.mark.parametrize(
+    ("ts", "received", "reason"),
+    [
+        # Times no clock can mean: not taken, so neither the ledger nor the site's clock holds
+        # them (year 1 at +14:00 has no UTC time; 9999 + a tick overflows).
+        ("0001-01-01T00:00:00+14:00", None, RejectReason.INVALID_VALUE),
+        ("9999-12-31T23:59:59-12:00", None, RejectReason.INVALID_VALUE),
+        ("2263-01-01T00:00:00+00:00", "2263-01-01T00:00:00+00:00", RejectReason.INVALID_VALUE),
+        # Storable, but outside the window counted from its arrival.
+        ("2261-12-31T00:00:00+00:00", None, RejectReason.FUTURE_TIMESTAMP),
+        ("1700-01-01T00:00:00+00:00", None, RejectReason.STALE_TIMESTAMP),
+    ],
+)
+def test_the_worker_takes_no_reading_outside_the_contracts_times(
+    now, ts: str, received: str | None, reason: RejectReason
+) -> None:
+    reading = _reading(now, 0).model_copy(
+        update={
+            "ts": datetime.fromisoformat(ts),
+            "received_at": datetime.fromisoformat(received) if received else now,
+        }
+    )
+    ledgers: dict[str, ReadingLedger] = {}
+    refused = take_once(ledgers, reading)
+    assert refused is not None and not refused.identical and refused.reason is reason
+    assert ledgers == {} or ledgers[DEVICE].runs == []  # nothing of it remembered
+    assert take_once(ledgers, _reading(now, 1)) is None  # the device's next reading is taken

@@ -705,6 +705,7 @@ def demo(**options: object) -> None:
             await cases_task
             if hj212_server is not None:
                 listening.close()
+                await listening.wait_closed()  # its connections and queued dead letters
                 await producer.stop()
         finally:
             # Stopped early (a failed stage, Ctrl-C): the monitors and the bridge stop too.

@@ -272,6 +272,16 @@ class Mosquitto:
 # -- Kafka -------------------------------------------------------------------------------------
 
 
+def _cluster_id() -> str:
+    """A KRaft cluster id (a UUID in URL-safe base64). Not one that starts with '-', which
+    StorageTool would take for an option (it failed one start in a few dozen); Kafka's own
+    Uuid.randomUuid avoids those too."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class Kafka:
     name = "kafka"
 
@@ -407,7 +417,7 @@ class Kafka:
         )
         if not formatted:
             # SCRAM accounts can be made only here, in the storage's first metadata (KIP-900).
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+            cluster_id = _cluster_id()
             scram_args = [
                 arg
                 for user, password in sorted(accounts.items())

@@ -17,6 +17,7 @@ COPY ingest/ /src/ingest/
 COPY streams/ /src/streams/
 COPY alerts/ /src/alerts/
 COPY simulators/ /src/simulators/
+COPY console/ /src/console/
 
 RUN pip install /src \
     && rm -rf /src \

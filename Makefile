@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test lint unit integration stack-down
+.PHONY: setup browser demo test lint unit integration stack-down
 
 $(STAMP): pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -21,6 +21,12 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 	$(BIN)/ecowatch stack install
 
+# The console's browser tests drive Debian's chromium (Playwright never downloads a browser
+# here); a Chinese font so that the screens and their screenshots are not boxes.
+browser:
+	@command -v chromium >/dev/null && fc-list :lang=zh | grep -q . || { \
+	  apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-microhei; }
+
 demo: setup
 	$(BIN)/ecowatch demo
 
@@ -31,10 +37,10 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-integration: setup
+integration: setup browser
 	$(BIN)/pytest tests/integration
 
-test: setup lint
+test: setup browser lint
 	$(BIN)/pytest
 
 stack-down:

@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     web_host: str = Field(default="127.0.0.1", min_length=1)
     web_port: int = Field(default=6066, ge=1, le=65535)
 
+    # The operators' console (`ecowatch console`): the wall, the desk and the phone. Loopback
+    # by default like the case API, whose rules it applies by passing the caller's token on.
+    console_host: str = Field(default="127.0.0.1", min_length=1)
+    console_port: int = Field(default=6080, ge=1, le=65535)
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_scheme(cls, v: str) -> str:

@@ -961,6 +961,26 @@ def dead_letters(limit: int) -> None:
     asyncio.run(main())
 
 
+@cli.command("console")
+def console() -> None:
+    """The operators' console: the wall, the desk and the phone, live, in a browser.
+
+    Listens on ECOWATCH_CONSOLE_HOST:ECOWATCH_CONSOLE_PORT and prints its address; reads Kafka
+    as the ops principal and passes case requests to the worker's API with the caller's token.
+    """
+    from ecowatch.console.run import serve
+
+    settings, catalogue = _settings_and_catalogue()
+    _fold_kafka_outages(settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await serve(settings, catalogue, stop, lambda url: click.echo(f"console: {url}"))
+
+    asyncio.run(main())
+
+
 @click.command("serve")
 def hj212_serve() -> None:
     """Run the HJ 212 TCP server for real monitors until stopped (Ctrl-C or SIGTERM).

@@ -1,0 +1,414 @@
+"""The operators' console, its pure core: what the city looks like now, from the platform's events.
+
+The Kafka feed hands every reading, device status, finding, case event, notification and dead
+letter to :class:`City`; the web edge reads snapshots from it and pushes what changed. No I/O
+and no clock of its own (``wall`` is passed in), so the unit tests drive it event by event.
+
+A site's status, the most urgent first:
+
+- ``offline``: a device said so (its last will) or the worker found it silent;
+- ``over``: a value flagged N in its latest reading breaks the limit that applies (permit or
+  standard), or an over-limit finding is active;
+- ``abnormal``: a fault, over-range or comms flag (D, T, B), or a data-quality finding
+  (constant, zeros, negative, jump, missing, flagged too long, meter mismatch);
+- ``maintenance``: maintenance, calibration or stopped (M, C, F), or the device stopped;
+- ``normal``; ``unknown`` before anything was heard from it.
+
+Air stations carry their real-time AQI (HJ 633) and its category, coloured as Appendix A says.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ecowatch.config.catalogue import Catalogue, Site, SiteKind
+from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
+from ecowatch.pollutants import SHORT_NAMES, UNITS
+from ecowatch.schema import (
+    DataFlag,
+    DeadLetter,
+    DeviceState,
+    DeviceStatus,
+    Finding,
+    Notification,
+    Reading,
+    Rule,
+)
+from ecowatch.streams.aqi import Category
+from ecowatch.streams.cases import CaseEvent, CaseStatus
+from ecowatch.streams.points import realtime_aqi
+
+STATUSES = ("offline", "over", "abnormal", "maintenance", "normal", "unknown")
+
+# HJ 633 Appendix A: the categories' colours (RGB), 优 to 严重污染.
+AQI_COLOURS: dict[Category, str] = {
+    Category.EXCELLENT: "#00E400",
+    Category.GOOD: "#FFFF00",
+    Category.LIGHTLY_POLLUTED: "#FF7E00",
+    Category.MODERATELY_POLLUTED: "#FF0000",
+    Category.HEAVILY_POLLUTED: "#99004C",
+    Category.SEVERELY_POLLUTED: "#7E0023",
+}
+
+OVER_RULES = frozenset(
+    {
+        Rule.REALTIME_OVER_LIMIT,
+        Rule.HOURLY_OVER_LIMIT,
+        Rule.DAILY_OVER_LIMIT,
+        Rule.AQI_OVER_100,
+        Rule.QUOTA_EXHAUSTED,
+    }
+)
+DATA_RULES = frozenset(
+    {
+        Rule.CONSTANT_VALUE,
+        Rule.ZERO_VALUES,
+        Rule.NEGATIVE_VALUE,
+        Rule.OVER_RANGE,
+        Rule.SUDDEN_JUMP,
+        Rule.MISSING_POLLUTANT,
+        Rule.FLAGGED_TOO_LONG,
+        Rule.METER_MISMATCH,
+    }
+)
+ABNORMAL_FLAGS = frozenset({DataFlag.FAULT, DataFlag.OVER_RANGE, DataFlag.COMMS})
+MAINTENANCE_FLAGS = frozenset({DataFlag.MAINTENANCE, DataFlag.CALIBRATION, DataFlag.STOPPED})
+# Cases the people have (the pending ones are still waiting to be told anyone).
+OPEN_STATES = (CaseStatus.REMINDED, CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED)
+TRAIL_MAX = 200  # events and notifications kept per case, newest last
+CASES_KEPT = 5000  # cases remembered for their trail, the oldest closed ones dropped first
+PULSE_WINDOW_S = 10.0
+
+
+def applied_limit(catalogue: Catalogue, site_id: str, pollutant: str) -> AppliedLimit | None:
+    """The limit a live value is read against: the site's one for the pollutant, or for an air
+    station (limited on several bases) its hourly one."""
+    limits = catalogue.limits_for(site_id, pollutant)
+    if len(limits) > 1:
+        limits = [lim for lim in limits if lim.basis is Basis.HOURLY]
+    return limits[0] if limits else None
+
+
+def limit_view(limit: AppliedLimit | None) -> dict[str, Any] | None:
+    if limit is None:
+        return None
+    bound = limit.bound
+    lines = {
+        "max": bound.value if isinstance(bound, Maximum) else None,
+        "min": bound.value if isinstance(bound, Minimum) else None,
+        "low": bound.low if isinstance(bound, Range) else None,
+        "high": bound.high if isinstance(bound, Range) else None,
+    }
+    return {
+        "text": str(bound),
+        **lines,
+        "unit": limit.unit,
+        "basis": limit.basis.value,
+        "source": limit.source,
+    }
+
+
+@dataclass
+class SiteState:
+    site: Site
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)  # code → value, flag, ...
+    ts: datetime | None = None  # the latest reading's measurement time
+    devices_offline: set[str] = field(default_factory=set)
+    devices_stopped: set[str] = field(default_factory=set)
+    findings: dict[str, Finding] = field(default_factory=dict)  # active ones, by rule+what
+    aqi: dict[str, Any] | None = None
+
+    def status(self) -> str:
+        rules = {f.rule for f in self.findings.values()}
+        if self.devices_offline or Rule.OFFLINE in rules:
+            return "offline"
+        flags = {DataFlag(v["flag"]) for v in self.values.values()}
+        if any(v["over"] for v in self.values.values()) or rules & OVER_RULES:
+            return "over"
+        if flags & ABNORMAL_FLAGS or rules & DATA_RULES:
+            return "abnormal"
+        if flags & MAINTENANCE_FLAGS or self.devices_stopped:
+            return "maintenance"
+        return "normal" if self.ts is not None else "unknown"
+
+
+@dataclass
+class CaseState:
+    id: str
+    site: str
+    grid: str
+    status: CaseStatus
+    kind: str  # the latest event's kind
+    at: datetime
+    opened_at: datetime
+    due: datetime | None = None  # the deadline of its latest notification (remind or ack)
+    trail: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRAIL_MAX))
+
+    @property
+    def open(self) -> bool:
+        return self.status in OPEN_STATES
+
+
+class Pulse:
+    """Readings and dead letters per second over the last ``PULSE_WINDOW_S`` of wall time, and
+    how fresh the newest reading is."""
+
+    def __init__(self) -> None:
+        self.readings: deque[float] = deque()
+        self.dead_letters: deque[float] = deque()
+        self.last_received: datetime | None = None  # when the bridge took the newest reading
+        self.last_seen: float | None = None  # wall time the console saw it
+
+    @staticmethod
+    def _rate(times: deque[float], wall: float) -> float:
+        while times and times[0] < wall - PULSE_WINDOW_S:
+            times.popleft()
+        return len(times) / PULSE_WINDOW_S
+
+    def view(self, wall: float, now: datetime) -> dict[str, Any]:
+        return {
+            "readings_per_s": round(self._rate(self.readings, wall), 2),
+            "dead_letters_per_s": round(self._rate(self.dead_letters, wall), 2),
+            "bridge_age_s": (
+                round((now - self.last_received).total_seconds(), 1)
+                if self.last_received is not None
+                else None
+            ),
+            "seen_age_s": round(wall - self.last_seen, 1) if self.last_seen is not None else None,
+        }
+
+
+class City:
+    """Every site's state and every case's, as the platform's events say; and what changed
+    since the web edge last asked (:meth:`take_changes`)."""
+
+    def __init__(self, catalogue: Catalogue, aqi_standard: str = "2026") -> None:
+        self.catalogue = catalogue
+        self.aqi_standard = aqi_standard
+        self.sites = {sid: SiteState(site) for sid, site in catalogue.sites.items()}
+        self.cases: OrderedDict[str, CaseState] = OrderedDict()
+        self.pulse = Pulse()
+        self.data_now: datetime | None = None  # the newest data time seen: what "overdue" means
+        self._changed_sites: set[str] = set()
+        self._changed_cases: list[dict[str, Any]] = []
+        self._limits: dict[tuple[str, str], AppliedLimit | None] = {}
+        # Notifications read before their case's first event (another topic, another order).
+        self._early: OrderedDict[str, list[Notification]] = OrderedDict()
+
+    # -- events -------------------------------------------------------------------------------
+
+    def limit(self, site_id: str, pollutant: str) -> AppliedLimit | None:
+        key = (site_id, pollutant)
+        if key not in self._limits:
+            self._limits[key] = applied_limit(self.catalogue, site_id, pollutant)
+        return self._limits[key]
+
+    def on_reading(self, reading: Reading, wall: float) -> None:
+        self.pulse.readings.append(wall)
+        self.pulse.last_seen = wall
+        self.pulse.last_received = reading.received_at
+        state = self.sites.get(reading.site)
+        if state is None:
+            return
+        if state.ts is not None and reading.ts < state.ts:
+            return  # a resend from an outage: the map shows the newest
+        state.ts = reading.ts
+        self._advance(reading.ts)
+        state.devices_offline.discard(reading.device)
+        state.devices_stopped.discard(reading.device)
+        for code, m in reading.values.items():
+            limit = self.limit(reading.site, code)
+            # One air value against a daily mean's limit says nothing yet: only hourly ones
+            # judge it (AQI carries the rest); an outfall's values get the worker's early warning.
+            judged = (
+                m.flag is DataFlag.NORMAL
+                and limit is not None
+                and (state.site.kind is SiteKind.OUTFALL or limit.basis is Basis.HOURLY)
+            )
+            state.values[code] = {
+                "value": m.value,
+                "flag": m.flag.value,
+                "over": judged and not limit.complies(m.value),  # type: ignore[union-attr]
+                "device": reading.device,
+            }
+        if state.site.kind is SiteKind.AIR_STATION:
+            result = realtime_aqi(reading, self.aqi_standard)
+            if result is not None:
+                state.aqi = {
+                    "aqi": result.aqi,
+                    "category": result.category.value,
+                    "category_zh": result.category.name_zh,
+                    "colour": AQI_COLOURS[result.category],
+                    "primary": result.primary,
+                }
+        self._changed_sites.add(reading.site)
+
+    def on_status(self, status: DeviceStatus) -> None:
+        state = self.sites.get(status.site)
+        if state is None:
+            return
+        state.devices_offline.discard(status.device)
+        state.devices_stopped.discard(status.device)
+        if status.state is DeviceState.OFFLINE:
+            state.devices_offline.add(status.device)
+        elif status.state is DeviceState.STOPPED:
+            state.devices_stopped.add(status.device)
+        self._changed_sites.add(status.site)
+
+    def on_finding(self, finding: Finding) -> None:
+        state = self.sites.get(finding.site)
+        if state is None:
+            return
+        key = f"{finding.rule.value}|{finding.pollutant or finding.device or ''}"
+        if finding.active:
+            state.findings[key] = finding
+        else:
+            state.findings.pop(key, None)
+        self._changed_sites.add(finding.site)
+
+    def on_dead_letter(self, letter: DeadLetter, wall: float) -> None:
+        del letter  # counted only: the desk's list of reasons reads the topic itself
+        self.pulse.dead_letters.append(wall)
+
+    def on_case_event(self, event: CaseEvent) -> None:
+        site = self.catalogue.sites.get(event.site)
+        if site is None:
+            return
+        self._advance(event.at)
+        case = self.cases.get(event.case_id)
+        if case is None:
+            case = CaseState(
+                event.case_id, event.site, site.grid, event.status, event.kind, event.at, event.at
+            )
+            self.cases[event.case_id] = case
+            self._forget_old_cases()
+        row = {
+            "type": "event",
+            "kind": event.kind,
+            "at": event.at.isoformat(),
+            "actor": event.actor,
+            "status": event.status.value,
+            "detail": event.detail,
+        }
+        if row in case.trail:
+            return  # the feed read the topic again after an outage
+        case.status, case.kind, case.at = event.status, event.kind, event.at
+        if case.status is CaseStatus.ACKNOWLEDGED or not case.open:
+            case.due = None  # an acknowledged case waits for the data and the findings
+        self._record(case, row)
+        for note in self._early.pop(case.id, []):
+            self.on_notification(note)
+
+    def _record(self, case: CaseState, row: dict[str, Any]) -> None:
+        case.trail.append(row)
+        self._changed_cases.append({"case": case.id, "site": case.site, "grid": case.grid, **row})
+
+    def on_notification(self, note: Notification) -> None:
+        case = self.cases.get(note.case_id)
+        if case is None:
+            self._early.setdefault(note.case_id, []).append(note)
+            while len(self._early) > TRAIL_MAX:
+                self._early.popitem(last=False)
+            return
+        if note.deadline is not None:
+            case.due = note.deadline  # counts only while reminded or escalated (overdue())
+        row = {
+            "type": "notification",
+            "kind": note.step.value,
+            "at": note.created_at.isoformat(),
+            "actor": "system",
+            "audience": note.audience.value,
+            "recipients": note.recipients,
+            "deadline": note.deadline.isoformat() if note.deadline else None,
+            "detail": note.evidence.detail,
+        }
+        if row not in case.trail:
+            self._record(case, row)
+
+    def _advance(self, at: datetime) -> None:
+        if self.data_now is None or at > self.data_now:
+            self.data_now = at
+
+    def _forget_old_cases(self) -> None:
+        while len(self.cases) > CASES_KEPT:
+            victim = next((k for k, c in self.cases.items() if not c.open), None)
+            self.cases.pop(victim if victim is not None else next(iter(self.cases)))
+
+    # -- views ---------------------------------------------------------------------------------
+
+    def site_view(self, site_id: str) -> dict[str, Any]:
+        state = self.sites[site_id]
+        values = {}
+        for code, v in state.values.items():
+            values[code] = {
+                **v,
+                "name": SHORT_NAMES.get(code, code),
+                "limit": limit_view(self.limit(site_id, code)),
+                "unit": UNITS.get(code, ""),
+            }
+        return {
+            "id": site_id,
+            "status": state.status(),
+            "ts": state.ts.isoformat() if state.ts else None,
+            "aqi": state.aqi,
+            "values": values,
+            "offline_devices": sorted(state.devices_offline),
+            "findings": [
+                {
+                    "rule": f.rule.value,
+                    "pollutant": f.pollutant,
+                    "severity": f.severity.value,
+                    "detail": f.detail,
+                    "flags": f.flags,
+                    "at": f.at.isoformat(),
+                }
+                for f in state.findings.values()
+            ],
+        }
+
+    def overdue(self, case: CaseState) -> bool:
+        return (
+            case.status in (CaseStatus.REMINDED, CaseStatus.ESCALATED)
+            and case.due is not None
+            and self.data_now is not None
+            and case.due < self.data_now
+        )
+
+    def case_counts(self, grids: frozenset[str] | None) -> dict[str, Any]:
+        """Open cases by grid and state, and the overdue ones, for the grids a caller sees."""
+        counts: dict[str, dict[str, int]] = {}
+        for gid in self.catalogue.grids:
+            if grids is None or gid in grids:
+                counts[gid] = {s.value: 0 for s in OPEN_STATES} | {"overdue": 0}
+        overdue: list[str] = []
+        for case in self.cases.values():
+            if not case.open or case.grid not in counts:
+                continue
+            counts[case.grid][case.status.value] += 1
+            if self.overdue(case):
+                counts[case.grid]["overdue"] += 1
+                overdue.append(case.id)
+        return {"by_grid": counts, "overdue": overdue}
+
+    def trail(self, case_id: str) -> dict[str, Any] | None:
+        case = self.cases.get(case_id)
+        if case is None:
+            return None
+        return {
+            "id": case.id,
+            "site": case.site,
+            "grid": case.grid,
+            "status": case.status.value,
+            "overdue": self.overdue(case),
+            "due": case.due.isoformat() if case.due else None,
+            "trail": list(case.trail),
+        }
+
+    def take_changes(self) -> tuple[list[str], list[dict[str, Any]]]:
+        """The sites and case turns changed since the last call (the web edge pushes them)."""
+        sites, self._changed_sites = sorted(self._changed_sites), set()
+        cases, self._changed_cases = self._changed_cases, []
+        return sites, cases

@@ -1,0 +1,410 @@
+"""The console's web edge (aiohttp): the pages, their JSON, and Server-Sent Events.
+
+Who may see what is the case API's business: signing in hands the token to the worker's API
+(``GET /api/cases``), whose answer names the caller's grids, and every case request or action
+is passed on with the caller's own token, so the API's rules (401, 403, 409, ...) are the
+console's. The token then lives only in this process's memory, behind a random session
+cookie (HttpOnly, SameSite=Strict: another site can neither read it nor post with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from ecowatch.config.catalogue import Catalogue, SiteKind
+from ecowatch.config.settings import Settings
+from ecowatch.console.core import City, limit_view
+from ecowatch.console.history import site_history
+from ecowatch.errors import ConfigError
+from ecowatch.tokens import OPERATOR, identify, load_tokens
+
+log = logging.getLogger(__name__)
+
+COOKIE = "ecowatch_console"
+SESSION_HOURS = 12
+PUSH_EVERY_S = 0.2  # how often changes go out: well within the second the issue asks for
+PULSE_EVERY_S = 1.0
+QUEUE_MAX = 2000  # a page this far behind is dropped; it reconnects and reloads the snapshot
+PAGES = ("wall", "desk", "phone")
+STATIC = resources.files("ecowatch.console") / "static"
+
+
+@dataclass(frozen=True)
+class Session:
+    token: str
+    who: str  # officer id, "operator:<name>", or "" when the tokens file is not readable here
+    grids: frozenset[str] | None  # None: every grid (an operator)
+    expires: float
+
+    def sees(self, grid: str) -> bool:
+        return self.grids is None or grid in self.grids
+
+    @property
+    def role(self) -> str:
+        return "operator" if self.grids is None else "officer"
+
+
+class Console:
+    def __init__(self, settings: Settings, catalogue: Catalogue, city: City) -> None:
+        self.settings = settings
+        self.catalogue = catalogue
+        self.city = city
+        host = settings.web_host if settings.web_host not in ("0.0.0.0", "::") else "127.0.0.1"
+        self.worker = f"http://{host}:{settings.web_port}"
+        self.sessions: dict[str, Session] = {}
+        self.listeners: set[asyncio.Queue[str]] = set()
+        self.http: aiohttp.ClientSession | None = None
+
+    # -- who is calling ------------------------------------------------------------------------
+
+    def _holder(self, token: str) -> str:
+        """Who holds the token, from the hashed tokens file when this process can read it (a
+        name to show; the worker decides what they may do)."""
+        path = self.settings.officer_tokens
+        if path is None or not Path(path).exists():
+            return ""
+        try:
+            return identify(load_tokens(Path(path)), token) or ""
+        except ConfigError:
+            return ""
+
+    async def sign_in(self, token: str) -> Session | None:
+        status, body = await self.call_worker("GET", "/api/cases", token)
+        if status != 200 or not isinstance(body, dict):
+            return None
+        grids = frozenset(body.get("grids", []))
+        who = self._holder(token)
+        everyone = who.startswith(OPERATOR) or (not who and grids == set(self.catalogue.grids))
+        return Session(token, who, None if everyone else grids, time.time() + SESSION_HOURS * 3600)
+
+    def session(self, request: web.Request) -> Session | None:
+        sid = request.cookies.get(COOKIE, "")
+        found = self.sessions.get(sid)
+        if found is None or found.expires < time.time():
+            self.sessions.pop(sid, None)
+            return None
+        return found
+
+    def need(self, request: web.Request) -> Session:
+        found = self.session(request)
+        if found is None:
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"error": "sign in with your token"}),
+                content_type="application/json",
+            )
+        return found
+
+    async def call_worker(
+        self, method: str, path: str, token: str, body: Any = None
+    ) -> tuple[int, Any]:
+        """The case API with the caller's token: its status and JSON, or 503 if it is away."""
+        assert self.http is not None
+        try:
+            async with self.http.request(
+                method,
+                self.worker + path,
+                headers={"Authorization": f"Bearer {token}"},
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=10),
+            ) as r:
+                try:
+                    return r.status, await r.json(content_type=None)
+                except ValueError:
+                    return r.status, {"error": (await r.text())[:200]}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return 503, {"error": f"the case API at {self.worker} does not answer ({exc})"}
+
+    # -- pages ---------------------------------------------------------------------------------
+
+    async def page(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info.get("page", "wall")
+        if name not in PAGES:
+            raise web.HTTPNotFound()
+        if self.session(request) is None:
+            raise web.HTTPFound(f"/login?next=/{name}")
+        return self._html(f"{name}.html")
+
+    async def login_page(self, request: web.Request) -> web.StreamResponse:
+        return self._html("login.html")
+
+    def _html(self, name: str) -> web.Response:
+        return web.Response(
+            text=(STATIC / name).read_text(encoding="utf-8"),
+            content_type="text/html",
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        kinds = {".js": "text/javascript", ".css": "text/css"}
+        kind = kinds.get(Path(name).suffix)
+        if kind is None or "/" in name or name.startswith("."):
+            raise web.HTTPNotFound()
+        item = STATIC / name
+        if not item.is_file():
+            raise web.HTTPNotFound()
+        return web.Response(text=item.read_text(encoding="utf-8"), content_type=kind)
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        try:
+            body = await request.json()
+            token = str(body.get("token", "")).strip()
+        except (ValueError, AttributeError):
+            token = ""
+        found = await self.sign_in(token) if token else None
+        if found is None:
+            return web.json_response({"error": "令牌无效 · the token is not valid"}, status=401)
+        sid = secrets.token_urlsafe(32)
+        self.sessions[sid] = found
+        response = web.json_response({"who": found.who, "role": found.role})
+        response.set_cookie(
+            COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_HOURS * 3600, path="/"
+        )
+        return response
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        self.sessions.pop(request.cookies.get(COOKIE, ""), None)
+        response = web.json_response({"signed_out": True})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    # -- data ----------------------------------------------------------------------------------
+
+    async def city_view(self, request: web.Request) -> web.StreamResponse:
+        me = self.need(request)
+        sites = [s for s in self.catalogue.sites.values() if me.sees(s.grid)]
+        return web.json_response(
+            {
+                "me": {"who": me.who, "role": me.role, "grids": sorted(me.grids or [])},
+                "grids": [
+                    {"id": g.id, "name": g.name, "district": g.district}
+                    for g in self.catalogue.grids.values()
+                    if me.sees(g.id)
+                ],
+                "sites": [
+                    {
+                        "id": s.id,
+                        "name": s.name,
+                        "kind": s.kind.value,
+                        "district": s.district,
+                        "grid": s.grid,
+                        "lat": s.lat,
+                        "lon": s.lon,
+                        "enterprise": (
+                            self.catalogue.enterprises[s.enterprise].name if s.enterprise else ""
+                        ),
+                    }
+                    for s in sites
+                ],
+                "state": {s.id: self.city.site_view(s.id) for s in sites},
+                "cases": self.city.case_counts(me.grids),
+                "pulse": self._pulse(),
+            }
+        )
+
+    def _pulse(self) -> dict[str, Any]:
+        view = self.city.pulse.view(time.monotonic(), datetime.now(UTC))
+        view["data_now"] = self.city.data_now.isoformat() if self.city.data_now else None
+        return view
+
+    def _visible_site(self, me: Session, site_id: str) -> None:
+        site = self.catalogue.sites.get(site_id)
+        if site is None:
+            raise web.HTTPNotFound(
+                text=json.dumps({"error": f"no site {site_id!r}"}), content_type="application/json"
+            )
+        if not me.sees(site.grid):
+            raise web.HTTPForbidden(
+                text=json.dumps({"error": f"site {site_id} is in grid {site.grid}, not yours"}),
+                content_type="application/json",
+            )
+
+    async def site_view(self, request: web.Request) -> web.StreamResponse:
+        me = self.need(request)
+        site_id = request.match_info["site"]
+        self._visible_site(me, site_id)
+        site = self.catalogue.sites[site_id]
+        view = self.city.site_view(site_id)
+        pollutants = sorted({p for d in site.devices for p in d.pollutants})
+        limits = {p: lim for p in pollutants if (lim := limit_view(self.city.limit(site_id, p)))}
+        ts = self.city.sites[site_id].ts
+        end = ts or datetime.now(UTC)
+        hours = min(max(float(request.query.get("hours", "6") or 6), 0.25), 48.0)
+        history, error = await asyncio.to_thread(
+            site_history, self.settings, site_id, end - timedelta(hours=hours), end
+        )
+        status, cases = await self.call_worker("GET", f"/api/cases?grid={site.grid}", me.token)
+        rows = [c for c in cases.get("cases", []) if c["site"] == site_id] if status == 200 else []
+        enterprise = self.catalogue.enterprises.get(site.enterprise or "")
+        return web.json_response(
+            {
+                **view,
+                "name": site.name,
+                "kind": site.kind.value,
+                "district": site.district,
+                "grid": site.grid,
+                "enterprise": enterprise.name if enterprise else "",
+                "standard": (f"{site.standard.id} {site.standard.class_}" if site.standard else ""),
+                "permit": site.permit.number if site.permit else "",
+                "air": site.kind is SiteKind.AIR_STATION,
+                "pollutants": pollutants,
+                "limits": limits,
+                "history": history,
+                "history_error": error,
+                "cases": rows,
+                "cases_error": None if status == 200 else cases.get("error"),
+            }
+        )
+
+    async def cases(self, request: web.Request) -> web.StreamResponse:
+        me = self.need(request)
+        status, body = await self.call_worker("GET", "/api/cases", me.token)
+        if status == 200:
+            for row in body.get("cases", []):
+                trail = self.city.trail(row["id"])
+                row["overdue"] = bool(trail and trail["overdue"])
+                row["due"] = trail["due"] if trail else None
+        return web.json_response(body, status=status)
+
+    async def trail(self, request: web.Request) -> web.StreamResponse:
+        me = self.need(request)
+        found = self.city.trail(request.match_info["case_id"])
+        if found is None:
+            return web.json_response({"error": "no such case seen by the console"}, status=404)
+        self._visible_site(me, found["site"])
+        return web.json_response(found)
+
+    async def act(self, request: web.Request) -> web.StreamResponse:
+        me = self.need(request)
+        site, case_id, action = (request.match_info[k] for k in ("site", "case_id", "action"))
+        body = None
+        if action == "findings":
+            try:
+                body = await request.json()
+            except ValueError:
+                return web.json_response({"error": "expected a JSON body"}, status=400)
+        path = f"/api/sites/{site}/cases/{case_id}/{action}"
+        status, answer = await self.call_worker("POST", path, me.token, body)
+        return web.json_response(answer, status=status)
+
+    async def weekly(self, request: web.Request) -> web.StreamResponse:
+        me = self.need(request)
+        week = request.query.get("week", "")
+        status, body = await self.call_worker("GET", f"/api/reports/weekly?week={week}", me.token)
+        return web.json_response(body, status=status)
+
+    # -- live ----------------------------------------------------------------------------------
+
+    async def live(self, request: web.Request) -> web.StreamResponse:
+        me = self.need(request)
+        response = web.StreamResponse(
+            headers={
+                "Content-Type": "text/event-stream",
+                "Cache-Control": "no-store",
+                "X-Accel-Buffering": "no",
+            }
+        )
+        await response.prepare(request)
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_MAX)
+        self.listeners.add(queue)
+        try:
+            await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
+            while True:
+                message = await queue.get()
+                if not message:
+                    break  # dropped: too far behind
+                kind, _, data = message.partition("\n")
+                payload = json.loads(data)
+                grid = payload.get("grid")
+                if grid is not None and not me.sees(grid):
+                    continue
+                if kind == "cases":
+                    data = json.dumps(self.city.case_counts(me.grids))
+                await response.write(f"event: {kind}\ndata: {data}\n\n".encode())
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self.listeners.discard(queue)
+        return response
+
+    def _send(self, kind: str, data: dict[str, Any]) -> None:
+        message = f"{kind}\n{json.dumps(data, ensure_ascii=False)}"
+        for queue in list(self.listeners):
+            try:
+                queue.put_nowait(message)
+            except asyncio.QueueFull:
+                self.listeners.discard(queue)
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+                queue.put_nowait("")
+
+    async def push(self, stop: asyncio.Event) -> None:
+        """What changed, every PUSH_EVERY_S; the pulse every second."""
+        last_pulse = 0.0
+        while not stop.is_set():
+            await asyncio.sleep(PUSH_EVERY_S)
+            sites, turns = self.city.take_changes()
+            for site_id in sites:
+                grid = self.catalogue.sites[site_id].grid
+                self._send("site", {"grid": grid, **self.city.site_view(site_id)})
+            for turn in turns:
+                self._send("case", turn)
+            if turns:
+                self._send("cases", {})  # recounted per listener, for its grids
+            if time.monotonic() - last_pulse >= PULSE_EVERY_S:
+                last_pulse = time.monotonic()
+                self._send("pulse", self._pulse())
+
+    # -- the app -------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024)
+        app.add_routes(
+            [
+                web.get("/", _to_wall),
+                web.get("/login", self.login_page),
+                web.post("/login", self.login),
+                web.post("/logout", self.logout),
+                web.get("/static/{name}", self.static),
+                web.get("/api/city", self.city_view),
+                web.get("/api/sites/{site}", self.site_view),
+                web.get("/api/cases", self.cases),
+                web.get("/api/cases/{case_id}/trail", self.trail),
+                web.post(r"/api/sites/{site}/cases/{case_id}/{action:ack|findings}", self.act),
+                web.get("/api/weekly", self.weekly),
+                web.get("/live", self.live),
+                web.get("/{page}", self.page),
+            ]
+        )
+
+        async def client(app: web.Application):
+            self.http = aiohttp.ClientSession()
+            yield
+            await self.http.close()
+
+        async def hang_up(app: web.Application) -> None:
+            # Open event streams would hold the shutdown for its whole timeout.
+            for queue in list(self.listeners):
+                with contextlib.suppress(asyncio.QueueFull):
+                    queue.put_nowait("")
+
+        app.cleanup_ctx.append(client)
+        app.on_shutdown.append(hang_up)
+        return app
+
+
+async def _to_wall(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/wall")

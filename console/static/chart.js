@@ -1,0 +1,43 @@
+// A line chart in plain SVG: the last hours of one pollutant, with the limit as a red line.
+"use strict";
+
+function drawChart(svg, points, limit, unit) {
+  const W = 900, H = 300, L = 56, R = 12, T = 14, B = 28;
+  const NS = "http://www.w3.org/2000/svg";
+  svg.innerHTML = "";
+  const el = (name, attrs, text) => {
+    const e = document.createElementNS(NS, name);
+    for (const [a, v] of Object.entries(attrs)) e.setAttribute(a, v);
+    if (text != null) e.textContent = text;
+    svg.appendChild(e);
+    return e;
+  };
+  svg.dataset.points = points.length;
+  svg.dataset.last = points.length ? points[points.length - 1][1] : "";
+  const lines = limit ? [limit.max, limit.min, limit.low, limit.high].filter((v) => v != null) : [];
+  if (!points.length) { el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", fill: "#8aa3b8" }, "–"); return; }
+  const t0 = points[0][0], t1 = Math.max(points[points.length - 1][0], t0 + 60000);
+  const vals = points.map((p) => p[1]).concat(lines);
+  let lo = Math.min(0, ...vals), hi = Math.max(...vals) * 1.1 || 1;
+  const x = (t) => L + (t - t0) / (t1 - t0) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + (hi - lo) * i / 4;
+    el("line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#1f3a52" });
+    el("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end", "font-size": 11, fill: "#8aa3b8" }, v.toFixed(v < 10 ? 2 : 0));
+  }
+  for (let i = 0; i <= 4; i++) {
+    const tt = t0 + (t1 - t0) * i / 4;
+    const short = t1 - t0 < 10 * 60000;  // minutes apart: show the seconds
+    const d = new Date(tt).toLocaleTimeString("zh-CN", Object.assign({ timeZone: "Asia/Shanghai", hour12: false, hour: "2-digit", minute: "2-digit" }, short ? { second: "2-digit" } : {}));
+    el("text", { x: x(tt), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#8aa3b8" }, d);
+  }
+  for (const v of lines) {
+    el("line", { class: "limit-line", x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#ff3b30", "stroke-width": 2, "stroke-dasharray": "8 5" });
+    el("text", { x: W - R - 4, y: y(v) - 5, "text-anchor": "end", "font-size": 12, fill: "#ff6b60" }, `${t("limit")} ${v} ${unit || ""} · ${limit.source}`);
+  }
+  el("polyline", { points: points.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" "), fill: "none", stroke: "#38bdf8", "stroke-width": 2 });
+  const [lt, lv] = points[points.length - 1];
+  const over = limit && ((limit.max != null && lv > limit.max) || (limit.min != null && lv < limit.min) || (limit.low != null && (lv < limit.low || lv > limit.high)));
+  el("circle", { cx: x(lt), cy: y(lv), r: 5, fill: over ? "#ff3b30" : "#38bdf8", class: "last-point" });
+}

@@ -1,0 +1,95 @@
+// Shared by the console's pages: words in Chinese and English, the JSON calls, the live feed.
+"use strict";
+
+const WORDS = {
+  title: ["衢州市生态环境监控指挥中心", "Quzhou environmental command centre"],
+  wall: ["大屏", "Wall"], desk: ["工作台", "Desk"], phone: ["移动执法", "Phone"],
+  live: ["实时连接", "live"], lost: ["连接已断开，正在重连…", "connection lost, reconnecting…"],
+  signout: ["退出", "Sign out"], lang: ["English", "中文"],
+  normal: ["正常", "normal"], over: ["超标", "over the limit"], abnormal: ["数据异常", "abnormal data"],
+  offline: ["离线", "offline"], maintenance: ["维护/校准", "maintenance"], unknown: ["无数据", "no data"],
+  pending: ["待定", "pending"], reminded: ["已提醒", "reminded"], escalated: ["已交办", "escalated"],
+  acknowledged: ["已确认", "acknowledged"], closed: ["已办结", "closed"], dismissed: ["已撤销", "dismissed"],
+  overdue: ["超期", "overdue"], grid: ["网格", "Grid"], cases: ["在办案件", "Open cases"],
+  pulse: ["数据链路", "Pipeline"], readings_s: ["读数/秒", "readings/s"],
+  dead_s: ["死信/秒", "dead letters/s"], bridge_age: ["最新接入(秒前)", "newest reading (s ago)"],
+  data_time: ["数据时间", "data time"], legend: ["图例", "Legend"],
+  outfalls: ["排污口", "Outfalls"], air: ["空气站(AQI)", "Air stations (AQI)"],
+  values: ["实时数据", "Live values"], pollutant: ["因子", "Pollutant"], value: ["数值", "Value"],
+  flag: ["标记", "Flag"], limit: ["限值", "Limit"], source: ["依据", "Source"],
+  findings: ["研判结果", "Findings"], none: ["无", "none"], site_cases: ["本站案件", "Cases here"],
+  trail: ["案件轨迹", "Case trail"], chart: ["近几小时", "Last hours"],
+  ack: ["确认接收", "Acknowledge"], record: ["录入核查结果", "Record findings"],
+  ask_close: ["申请结案", "ask to close"], submit: ["提交", "Submit"],
+  my_cases: ["我的网格案件", "My grid's cases"], no_cases: ["暂无在办案件", "no open cases"],
+  by: ["确认人", "by"], first_seen: ["发现时间", "first seen"], pick_site: ["请选择站点", "pick a site"],
+  token: ["令牌", "Token"], sign_in: ["登录", "Sign in"], sites: ["站点", "Sites"],
+  aqi: ["AQI", "AQI"], done: ["已提交", "sent"], status: ["状态", "Status"],
+};
+let LANG = localStorage.getItem("ecowatch.lang") || "zh";
+function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : key; }
+function translate(root) {
+  (root || document).querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
+}
+function toggleLang() { localStorage.setItem("ecowatch.lang", LANG === "zh" ? "en" : "zh"); location.reload(); }
+
+const COLOURS = {
+  normal: "#2fbf71", over: "#ff3b30", abnormal: "#ffb000", offline: "#7d8a96",
+  maintenance: "#3b82f6", unknown: "#3a4653",
+};
+
+function esc(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+}
+function when(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false });
+}
+
+// A call the page depends on: a missing or expired session sends the page to the login.
+async function api(path, options) {
+  const r = await fetch(path, Object.assign({ credentials: "same-origin" }, options || {}));
+  if (r.status === 401) { location.href = "/login?next=" + encodeURIComponent(location.pathname + location.search); throw new Error("401"); }
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = { error: "not JSON" }; }
+  return { status: r.status, body };
+}
+async function post(path, body) {
+  return api(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body || {}) });
+}
+
+// The live feed. EventSource reconnects by itself; the page says when it is cut off, and
+// reloads its snapshot once back (what happened meanwhile was not pushed to it).
+function live(handlers, onBack) {
+  const conn = document.getElementById("conn");
+  let lost = false;
+  const source = new EventSource("/live");
+  source.addEventListener("hello", () => {
+    conn.textContent = t("live"); conn.className = "";
+    if (lost && onBack) onBack();
+    lost = false;
+  });
+  source.onerror = () => {
+    lost = true; conn.textContent = t("lost"); conn.className = "lost";
+    fetch("/api/city", { credentials: "same-origin" }).then((r) => { if (r.status === 401) location.href = "/login"; }).catch(() => {});
+  };
+  for (const [kind, fn] of Object.entries(handlers)) {
+    source.addEventListener(kind, (e) => fn(JSON.parse(e.data)));
+  }
+  return source;
+}
+
+function headerBar(titleKey) {
+  const bar = document.createElement("header");
+  bar.className = "bar";
+  const title = document.body.classList.contains("phone") ? "ecowatch" : t("title");
+  bar.innerHTML = `<h1>${esc(title)} · ${esc(t(titleKey))}</h1><span class="spacer"></span>
+    <span id="who" class="dim"></span><span id="conn">…</span>
+    <a href="/wall">${esc(t("wall"))}</a><a href="/desk">${esc(t("desk"))}</a><a href="/phone">${esc(t("phone"))}</a>
+    <button id="lang">${esc(t("lang"))}</button><button id="signout">${esc(t("signout"))}</button>`;
+  document.body.prepend(bar);
+  bar.querySelector("#lang").onclick = toggleLang;
+  bar.querySelector("#signout").onclick = async () => { await fetch("/logout", { method: "POST" }); location.href = "/login"; };
+}
+function showWho(me) { document.getElementById("who").textContent = me.who || me.role; }

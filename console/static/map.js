@@ -1,0 +1,71 @@
+// The city drawn from the catalogue's coordinates alone (no tiles): an equirectangular
+// projection scaled by cos(latitude), each district as the hull of its sites.
+"use strict";
+
+function hull(points) {
+  const p = points.slice().sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  if (p.length < 3) return p;
+  const cross = (o, a, b) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+  const lower = [], upper = [];
+  for (const q of p) { while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], q) <= 0) lower.pop(); lower.push(q); }
+  for (const q of p.slice().reverse()) { while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], q) <= 0) upper.pop(); upper.push(q); }
+  return lower.slice(0, -1).concat(upper.slice(0, -1));
+}
+
+// Draw the sites into an <svg>; returns site id → its marker element.
+function drawMap(svg, sites, width, height, onClick) {
+  const NS = "http://www.w3.org/2000/svg";
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const lat0 = sites.reduce((s, x) => s + x.lat, 0) / sites.length;
+  const k = Math.cos(lat0 * Math.PI / 180);
+  const xs = sites.map((s) => s.lon * k), ys = sites.map((s) => -s.lat);
+  const minX = Math.min(...xs), maxX = Math.max(...xs), minY = Math.min(...ys), maxY = Math.max(...ys);
+  const pad = 70;
+  const scale = Math.min((width - 2 * pad) / (maxX - minX || 1), (height - 2 * pad) / (maxY - minY || 1));
+  const offX = (width - (maxX - minX) * scale) / 2, offY = (height - (maxY - minY) * scale) / 2;
+  const at = (s) => [offX + (s.lon * k - minX) * scale, offY + (-s.lat - minY) * scale];
+  const el = (name, attrs, parent) => {
+    const e = document.createElementNS(NS, name);
+    for (const [a, v] of Object.entries(attrs)) e.setAttribute(a, v);
+    (parent || svg).appendChild(e);
+    return e;
+  };
+  svg.innerHTML = "";
+  const byDistrict = {};
+  for (const s of sites) (byDistrict[s.district] = byDistrict[s.district] || []).push(at(s));
+  for (const [name, pts] of Object.entries(byDistrict)) {
+    // A hull grown around its sites so that a district of one or two sites still shows.
+    const cx = pts.reduce((a, p) => a + p[0], 0) / pts.length, cy = pts.reduce((a, p) => a + p[1], 0) / pts.length;
+    const ring = [];
+    for (const [x, y] of pts) for (let i = 0; i < 8; i++) ring.push([x + 26 * Math.cos(i * Math.PI / 4), y + 26 * Math.sin(i * Math.PI / 4)]);
+    el("polygon", { class: "district", points: hull(ring).map((p) => p.join(",")).join(" ") });
+    const maxY2 = Math.max(...pts.map((p) => p[1]));
+    const label = el("text", { class: "district-label", x: cx, y: maxY2 + 50 });
+    label.textContent = name;
+  }
+  const marks = {};
+  for (const s of sites) {
+    const [x, y] = at(s);
+    const g = el("g", { transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
+    const mark = s.kind === "air_station"
+      ? el("circle", { r: 11 }, g)
+      : el("rect", { x: -9, y: -9, width: 18, height: 18, transform: "rotate(45)" }, g);
+    mark.setAttribute("class", "site-mark");
+    mark.dataset.site = s.id; mark.dataset.kind = s.kind; mark.dataset.status = "unknown";
+    const title = document.createElementNS(NS, "title");
+    title.textContent = `${s.name} (${s.id})`;
+    mark.appendChild(title);
+    if (onClick) mark.addEventListener("click", () => onClick(s));
+    marks[s.id] = mark;
+  }
+  return { marks, at };
+}
+
+// A site's colour: an air station's AQI category (HJ 633 Appendix A), an outfall's status.
+function paint(mark, view) {
+  mark.dataset.status = view.status;
+  let fill = COLOURS[view.status] || COLOURS.unknown;
+  if (mark.dataset.kind === "air_station" && view.aqi && view.status !== "offline") fill = view.aqi.colour;
+  mark.setAttribute("fill", fill);
+  mark.dataset.aqi = view.aqi ? view.aqi.aqi : "";
+}

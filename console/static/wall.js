@@ -1,0 +1,55 @@
+// The wall: the whole city at a glance, no interaction needed.
+"use strict";
+
+const AQI_LEGEND = [["优", "#00E400"], ["良", "#FFFF00"], ["轻度污染", "#FF7E00"], ["中度污染", "#FF0000"], ["重度污染", "#99004C"], ["严重污染", "#7E0023"]];
+let CITY = null, MARKS = {};
+
+function legend() {
+  const status = ["normal", "over", "abnormal", "offline", "maintenance", "unknown"]
+    .map((s) => `<span><i style="background:${COLOURS[s]};transform:rotate(45deg)"></i>${esc(t(s))}</span>`).join("");
+  const aqi = AQI_LEGEND.map(([n, c]) => `<span><i style="background:${c};border-radius:50%"></i>${n}</span>`).join("");
+  document.getElementById("legend").innerHTML = `<div style="width:100%" class="dim">◆ ${esc(t("outfalls"))}</div>${status}
+    <div style="width:100%" class="dim">● ${esc(t("air"))}</div>${aqi}`;
+}
+
+function caseTable(counts) {
+  const states = ["reminded", "escalated", "acknowledged"];
+  const names = Object.fromEntries(CITY.grids.map((g) => [g.id, g.name]));
+  let rows = "";
+  const total = { reminded: 0, escalated: 0, acknowledged: 0, overdue: 0 };
+  for (const [grid, c] of Object.entries(counts.by_grid)) {
+    for (const k of Object.keys(total)) total[k] += c[k];
+    rows += `<tr data-grid="${esc(grid)}"><td>${esc(names[grid] || grid)}</td>${states.map((s) => `<td class="num">${c[s]}</td>`).join("")}
+      <td class="num">${c.overdue ? `<span class="overdue">${c.overdue}</span>` : 0}</td></tr>`;
+  }
+  document.getElementById("cases").innerHTML = `<tr><th>${esc(t("grid"))}</th>${states.map((s) => `<th class="num">${esc(t(s))}</th>`).join("")}<th class="num">${esc(t("overdue"))}</th></tr>${rows}
+    <tr><th>Σ</th>${states.map((s) => `<th class="num">${total[s]}</th>`).join("")}<th class="num">${total.overdue ? `<span class="overdue">${total.overdue}</span>` : 0}</th></tr>`;
+}
+
+function pulse(p) {
+  document.getElementById("p-readings").textContent = p.readings_per_s.toFixed(1);
+  document.getElementById("p-dead").textContent = p.dead_letters_per_s.toFixed(1);
+  document.getElementById("p-age").textContent = p.bridge_age_s == null ? "–" : Math.max(0, p.bridge_age_s).toFixed(0);
+  document.getElementById("p-data").textContent = p.data_now ? when(p.data_now) : "–";
+}
+
+async function load() {
+  const { body } = await api("/api/city");
+  CITY = body;
+  showWho(body.me);
+  const svg = document.getElementById("map");
+  MARKS = drawMap(svg, body.sites, 1200, 1000, (s) => { location.href = "/desk?site=" + encodeURIComponent(s.id); }).marks;
+  for (const [id, view] of Object.entries(body.state)) if (MARKS[id]) paint(MARKS[id], view);
+  caseTable(body.cases);
+  pulse(body.pulse);
+  document.body.dataset.ready = "1";
+}
+
+headerBar("wall");
+translate();
+legend();
+load().then(() => live({
+  site: (v) => { if (MARKS[v.id]) paint(MARKS[v.id], v); },
+  cases: caseTable,
+  pulse: pulse,
+}, load));

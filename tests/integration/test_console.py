@@ -1,0 +1,251 @@
+"""The operators' console in a real headless Chromium, on the real stack (issue 10).
+
+A worker of its own (fast policies, a tokens file of hashes), the bridge, and `ecowatch
+console`; Debian's chromium driven by Playwright (no browser is downloaded). An outfall of grid
+G-KC-02 (S-OUT-011, permit COD 40 mg/L, used by no other test) is driven over its limit over
+MQTT: the wall repaints it and the desk's chart takes the reading within 2 s; its officer
+acknowledges the case from the phone and the desk shows who did. A bad token gets the login.
+The three screens are saved under docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from ecowatch import topics
+from ecowatch.config.catalogue import load_catalogue
+from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.files import write_private
+from ecowatch.tokens import hashed
+from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
+from tests.integration.test_api_refusals import POLICY
+from tests.integration.test_pipeline import Device
+
+WEB_PORT = PORT_BASE + 6070  # its own worker (+1…+3 are other tests')
+CONSOLE_PORT = PORT_BASE + 6080
+CONSOLE = f"http://127.0.0.1:{CONSOLE_PORT}"
+SITE, DEVICE = "S-OUT-011", "33080200000011"  # grid G-KC-02 (O-KC-03); permit COD 40 mg/L
+TOKENS = {"tok-ops": "operator:wall", "tok-kc-03": "O-KC-03", "tok-kc-01": "O-KC-01"}
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+WALL_SIZE = {"width": 1920, "height": 1080}
+
+
+def reading(cod: float) -> bytes:
+    """A reading of every pollutant S-OUT-011 must report (a missing one is abnormal data),
+    all within the permit but COD."""
+    values = {"w00000": 30.0, "w01018": cod, "w21003": 1.0, "w21011": 0.2, "w21001": 8.0}
+    return json.dumps(
+        {
+            "ts": datetime.now(UTC).isoformat(),
+            "values": {code: {"value": v} for code, v in (values | {"w01001": 7.2}).items()},
+        }
+    ).encode()
+
+
+@dataclass
+class ConsoleStack:
+    console: Service
+    bridge: Service
+    device: Device
+
+    def publish(self, cod: float) -> None:
+        assert not self.device.publish(topics.reading_topic(SITE, DEVICE), reading(cod)).is_failure
+
+
+def worker_api(path: str, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{WEB_PORT}{path}", headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, {}
+    except OSError:
+        return 0, {}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    settings: Settings, device_passwords: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ConsoleStack]:
+    folder = tmp_path_factory.mktemp("console")
+    catalogue = folder / "catalogue"
+    shutil.copytree(PACKAGE_CATALOGUE, catalogue)
+    (catalogue / "policies.yaml").write_text(POLICY, encoding="utf-8")
+    tokens = write_private(folder / "tokens.json", json.dumps(hashed(TOKENS)))
+    env = {
+        "ECOWATCH_APP_ID": f"ecowatch-console-{int(time.time())}",
+        "ECOWATCH_WEB_PORT": str(WEB_PORT),
+        "ECOWATCH_CATALOGUE": str(catalogue),
+        "ECOWATCH_TICK_SECONDS": "1",
+        "ECOWATCH_OFFICER_TOKENS": str(tokens),
+        "ECOWATCH_CONSOLE_PORT": str(CONSOLE_PORT),
+    }
+    api_up = lambda: worker_api("/api/cases", "tok-ops")[0] == 200  # noqa: E731
+    with worker_with("console-worker", env, folder, api_up):
+        console = Service("console", ["console"], folder)
+        bridge = start_bridge(folder)
+        device = Device(settings, DEVICE, device_passwords[DEVICE])
+
+        def listening() -> bool:
+            if not console.alive():
+                pytest.fail(f"the console exited early:\n{console.log()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{CONSOLE}/login", timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(listening, 30, "the console to listen")
+        try:
+            yield ConsoleStack(console, bridge, device)
+        finally:
+            device.close()
+            bridge.stop()
+            printed = console.stop()
+            assert f"console: {CONSOLE}/" in printed, printed
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        # Debian's chromium, never a downloaded one; root needs --no-sandbox.
+        found = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        yield found
+        found.close()
+
+
+def signed_in(browser: Browser, token: str, **options: object) -> BrowserContext:
+    context = browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai", **options)
+    page = context.new_page()
+    page.goto(f"{CONSOLE}/login")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+    page.wait_for_url(lambda url: "/login" not in url, timeout=10_000)
+    page.close()
+    return context
+
+
+def ready(page: Page, path: str) -> Page:
+    page.goto(CONSOLE + path)
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    page.wait_for_selector("#conn:not(.lost)", timeout=5_000)
+    return page
+
+
+def test_a_bad_or_missing_token_gets_the_login_not_the_data(stack, browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{CONSOLE}/wall")
+    assert "/login" in page.url  # no session: the login, not the wall
+    page.fill("#token", "not-a-token")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#message:not(:empty)", timeout=5_000)
+    assert "/login" in page.url and page.locator("[data-site]").count() == 0
+    for path in ("/api/city", f"/api/sites/{SITE}", "/api/cases", "/live"):
+        assert page.request.get(CONSOLE + path).status == 401, path
+    # A forged cookie is no session either.
+    context.add_cookies([{"name": "ecowatch_console", "value": "forged", "url": CONSOLE}])
+    page.goto(f"{CONSOLE}/desk")
+    assert "/login" in page.url
+    context.close()
+
+
+def test_the_wall_shows_every_site_of_the_catalogue(stack, browser, settings):
+    context = signed_in(browser, "tok-ops", viewport=WALL_SIZE)
+    page = ready(context.new_page(), "/wall")
+    shown = set(page.eval_on_selector_all("[data-site]", "els => els.map(e => e.dataset.site)"))
+    assert shown == set(load_catalogue(PACKAGE_CATALOGUE).sites)
+    context.close()
+
+
+def test_a_reading_over_the_limit_repaints_the_site_and_the_desk_chart_within_2s(stack, browser):
+    context = signed_in(browser, "tok-ops", viewport=WALL_SIZE)
+    wall = ready(context.new_page(), "/wall")
+    mark = f"[data-site='{SITE}']"
+
+    def normal() -> bool:
+        stack.publish(20.0)
+        return wall.get_attribute(mark, "data-status") == "normal"
+
+    wait_for(normal, 30, f"{SITE} normal on the wall")
+    desk = ready(context.new_page(), f"/desk?site={SITE}")
+    chart_last = "document.querySelector('#chart').dataset.last"
+
+    def charted() -> bool:
+        stack.publish(20.0)
+        return desk.evaluate(chart_last) == "20"
+
+    wait_for(charted, 10, "the desk's chart at 20 mg/L")
+    assert desk.inner_text("#chart-note") == ""  # InfluxDB answered the chart's query
+    assert int(desk.get_attribute("#chart", "data-points") or 0) >= 1
+
+    started = time.monotonic()
+    stack.publish(120.0)  # three times the permit's 40 mg/L
+    wall.wait_for_selector(f"{mark}[data-status='over']", timeout=2_000)
+    desk.wait_for_function(f"{chart_last} === '120'", timeout=2_000)
+    took = time.monotonic() - started
+    assert took < 2.0, took
+    assert desk.get_attribute("#site-status", "data-status") == "over"
+    assert desk.locator("#chart .limit-line").count() == 1
+    context.close()
+
+
+def test_an_officer_acknowledges_from_the_phone_and_the_desk_shows_it(stack, browser):
+    def escalated() -> dict | None:
+        stack.publish(120.0)
+        _, listing = worker_api("/api/cases?grid=G-KC-02", "tok-kc-03")
+        found = [c for c in listing.get("cases", []) if c["site"] == SITE]
+        return next((c for c in found if c["status"] == "escalated"), None)
+
+    case = wait_for(escalated, 60, f"a case of {SITE} escalated to its officers")
+    assert isinstance(case, dict)
+
+    operator = signed_in(browser, "tok-ops", viewport=WALL_SIZE)
+    desk = ready(operator.new_page(), f"/desk?site={SITE}")
+    desk.wait_for_selector(f"[data-case='{case['id']}']", timeout=10_000)
+
+    officer = signed_in(
+        browser, "tok-kc-03", viewport={"width": 412, "height": 915}, is_mobile=True
+    )
+    phone = ready(officer.new_page(), "/phone")
+    card = phone.locator(f".card[data-case='{case['id']}']")
+    card.wait_for(timeout=10_000)
+    # The officer of another grid does not see it; an operator may look but not act.
+    assert "G-KC-02" in phone.inner_text("#mine")
+    card.locator("[data-act='ack']").click()
+    phone.wait_for_selector(f".card[data-case='{case['id']}'][data-status='acknowledged']")
+
+    desk.wait_for_selector(f"[data-case='{case['id']}'] td.ack:has-text('O-KC-03')", timeout=10_000)
+    desk.wait_for_selector("#trail li:has-text('O-KC-03')", timeout=10_000)
+
+    other = signed_in(browser, "tok-kc-01")
+    listing = other.request.get(f"{CONSOLE}/api/cases").json()
+    assert case["id"] not in [c["id"] for c in listing["cases"]]
+    refused = operator.request.post(f"{CONSOLE}/api/sites/{SITE}/cases/{case['id']}/ack", data="{}")
+    assert refused.status == 403  # the case API's rule, passed through
+
+    # The three screens, for the README.
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    phone.screenshot(path=str(SCREENSHOTS / "phone.png"), full_page=True)
+    desk.screenshot(path=str(SCREENSHOTS / "desk.png"))
+    wall = ready(operator.new_page(), "/wall")
+    wall.wait_for_timeout(1500)  # a pulse or two
+    wall.screenshot(path=str(SCREENSHOTS / "wall.png"))
+    for context in (operator, officer, other):
+        context.close()
+    assert os.path.getsize(SCREENSHOTS / "wall.png") > 10_000

@@ -1,0 +1,142 @@
+"""The console's pure core: a site's status and colour, and the cases' counts, event by event."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from ecowatch.console.core import AQI_COLOURS, City, applied_limit
+from ecowatch.schema import (
+    DeviceStatus,
+    Notification,
+    Reading,
+)
+from ecowatch.streams.aqi import Category
+from ecowatch.streams.cases import CaseEvent, CaseStatus
+from tests.factories import hourly_cod
+
+T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+
+
+def reading(site: str, device: str, values: dict, minutes: float = 0, model: str = "") -> Reading:
+    return Reading.model_validate(
+        {
+            "site": site,
+            "device": device,
+            "model": model or "outfall_monitor",
+            "ts": T + timedelta(minutes=minutes),
+            "values": values,
+            "source": "mqtt",
+            "received_at": T + timedelta(minutes=minutes),
+        }
+    )
+
+
+def cod(value: float, flag: str = "N", minutes: float = 0) -> Reading:
+    return reading(
+        "S-OUT-001", "33080200000001", {"w01018": {"value": value, "flag": flag}}, minutes
+    )
+
+
+def test_an_outfall_goes_from_unknown_to_normal_to_over_its_permit(catalogue):
+    city = City(catalogue)
+    assert city.site_view("S-OUT-001")["status"] == "unknown"
+    city.on_reading(cod(40.0), 0.0)
+    assert city.site_view("S-OUT-001")["status"] == "normal"
+    city.on_reading(cod(95.0, minutes=1), 1.0)  # the permit's 80 mg/L, not GB 8978's 100
+    view = city.site_view("S-OUT-001")
+    assert view["status"] == "over" and view["values"]["w01018"]["over"]
+    assert view["values"]["w01018"]["limit"]["source"].startswith("permit")
+    assert city.take_changes()[0] == ["S-OUT-001"] and city.take_changes()[0] == []
+
+
+def test_flags_offline_and_findings_decide_the_status(catalogue):
+    city = City(catalogue)
+    city.on_reading(cod(500.0, flag="C"), 0.0)  # a calibration value is not judged
+    assert city.site_view("S-OUT-001")["status"] == "maintenance"
+    city.on_reading(cod(40.0, flag="D", minutes=1), 1.0)
+    assert city.site_view("S-OUT-001")["status"] == "abnormal"
+    city.on_finding(hourly_cod(0))
+    assert city.site_view("S-OUT-001")["status"] == "over"
+    city.on_status(DeviceStatus(site="S-OUT-001", device="33080200000001", state="offline", at=T))
+    assert city.site_view("S-OUT-001")["status"] == "offline"
+    city.on_reading(cod(40.0, minutes=2), 2.0)  # back: the device spoke again
+    city.on_finding(hourly_cod(60, active=False))
+    assert city.site_view("S-OUT-001")["status"] == "normal"
+    # An older reading resent after an outage does not repaint the present.
+    city.on_reading(cod(400.0, minutes=-5), 3.0)
+    assert city.site_view("S-OUT-001")["status"] == "normal"
+
+
+def test_an_air_station_carries_its_aqi_colour(catalogue):
+    city = City(catalogue)
+    values = {"a34004": {"value": 160.0}, "a34002": {"value": 80.0}}
+    city.on_reading(reading("S-AIR-001", "33080200A00001", values, model="air_station"), 0.0)
+    aqi = city.site_view("S-AIR-001")["aqi"]
+    assert aqi["category"] == Category.HEAVILY_POLLUTED
+    assert aqi["colour"] == AQI_COLOURS[Category.HEAVILY_POLLUTED] == "#99004C"
+    # PM2.5 has a daily limit only: shown, but one hourly value is not judged against it.
+    assert applied_limit(catalogue, "S-AIR-001", "a34004").basis.value == "24h"
+    assert not city.site_view("S-AIR-001")["values"]["a34004"]["over"]
+
+
+def event(kind: str, status: CaseStatus, minutes: float, actor: str = "system") -> CaseEvent:
+    return CaseEvent(
+        case_id="c-1",
+        site="S-OUT-001",
+        kind=kind,
+        at=T + timedelta(minutes=minutes),
+        actor=actor,
+        status=status,
+    )
+
+
+def notice(step: str, deadline_minutes: float) -> Notification:
+    return Notification(
+        key=f"c-1|{step}",
+        case_id="c-1",
+        step=step,
+        audience="officers",
+        site="S-OUT-001",
+        grid="G-KC-01",
+        recipients=["O-KC-01"],
+        severity="warning",
+        rule="hourly_over_limit",
+        evidence=hourly_cod(0),
+        deadline=T + timedelta(minutes=deadline_minutes),
+        created_at=T + timedelta(minutes=5),
+    )
+
+
+def test_a_notification_read_before_its_case_waits_for_it(catalogue):
+    city = City(catalogue)
+    city.on_notification(notice("escalate", 30))
+    assert city.trail("c-1") is None
+    city.on_case_event(event("escalated", CaseStatus.ESCALATED, 5))
+    trail = city.trail("c-1")
+    assert trail is not None and [r["type"] for r in trail["trail"]] == ["event", "notification"]
+
+
+def test_cases_are_counted_by_grid_and_state_and_overdue_past_their_deadline(catalogue):
+    city = City(catalogue)
+    city.on_case_event(event("detected", CaseStatus.PENDING, 0))
+    assert city.case_counts(None)["by_grid"]["G-KC-01"]["reminded"] == 0
+    city.on_notification(notice("escalate", 30))  # read before its event (another topic)
+    city.on_case_event(event("escalated", CaseStatus.ESCALATED, 5))
+    counts = city.case_counts(None)
+    assert counts["by_grid"]["G-KC-01"]["escalated"] == 1 and counts["overdue"] == []
+    city.on_reading(cod(40.0, minutes=31), 0.0)  # data time passes the deadline
+    assert city.case_counts(None)["overdue"] == ["c-1"]
+    assert city.case_counts(frozenset({"G-QJ-01"}))["by_grid"] == {
+        "G-QJ-01": {"reminded": 0, "escalated": 0, "acknowledged": 0, "overdue": 0}
+    }
+    city.on_case_event(event("acknowledged", CaseStatus.ACKNOWLEDGED, 32, actor="O-KC-01"))
+    city.on_case_event(event("acknowledged", CaseStatus.ACKNOWLEDGED, 32, actor="O-KC-01"))
+    trail = city.trail("c-1")
+    assert trail is not None and not trail["overdue"]
+    assert [(r["type"], r["kind"]) for r in trail["trail"]] == [
+        ("event", "detected"),
+        ("notification", "escalate"),  # in the order read
+        ("event", "escalated"),
+        ("event", "acknowledged"),  # once: the feed may read the topic again
+    ]
+    assert city.case_counts(None)["by_grid"]["G-KC-01"]["acknowledged"] == 1

@@ -94,6 +94,23 @@ def device_passwords(settings: Settings) -> dict[str, str]:
     return json.loads((settings.state_dir / "mosquitto" / "credentials.json").read_text())
 
 
+@pytest.fixture
+def devices(settings: Settings, device_passwords: dict[str, str]):
+    """``devices(id)``: a monitor publishing with its own credentials, made once per test."""
+    from tests.integration.test_pipeline import Device  # it imports this module
+
+    made: dict[str, Device] = {}
+
+    def device(device_id: str) -> Device:
+        if device_id not in made:
+            made[device_id] = Device(settings, device_id, device_passwords[device_id])
+        return made[device_id]
+
+    yield device
+    for d in made.values():
+        d.close()
+
+
 def query(settings: Settings, flux: str) -> list[dict[str, Any]]:
     """The rows of a Flux query, as dicts."""
     with InfluxDBClient(

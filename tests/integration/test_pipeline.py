@@ -118,20 +118,6 @@ def dead_letters(settings: Settings) -> list[dict[str, Any]]:
     return asyncio.run(collect())
 
 
-@pytest.fixture
-def devices(settings: Settings, device_passwords: dict[str, str]):
-    made: dict[str, Device] = {}
-
-    def device(device_id: str) -> Device:
-        if device_id not in made:
-            made[device_id] = Device(settings, device_id, device_passwords[device_id])
-        return made[device_id]
-
-    yield device
-    for d in made.values():
-        d.close()
-
-
 def test_readings_arrive_in_influxdb_with_values_flags_and_tags(settings, bridge, devices):
     start = slot(3)
     sent = {

@@ -23,7 +23,6 @@ from ecowatch.schema import Measurement, Reading, ReadingSource
 from ecowatch.streams.points import epoch_ms
 from tests.integration.conftest import query, wait_for
 from tests.integration.test_pipeline import (
-    Device,
     aggregates,
     dead_letters,
     reading,
@@ -36,21 +35,6 @@ from tests.integration.test_pipeline import (
 REPEATER = ("S-OUT-013", "33080300000013")  # GB 8978-1996 first grade: COD 100 mg/L
 NEIGHBOUR = ("S-OUT-014", "33080300000014")
 LIAR = ("S-OUT-003", "33080200M00002")  # card QZ-IC-0002: 8.5 % of 4,000 kg NH3-N in Nov.
-
-
-@pytest.fixture
-def senders(settings: Settings, device_passwords: dict[str, str]):
-    """Devices publishing with their own credentials, as test_pipeline's ``devices``."""
-    made: dict[str, Device] = {}
-
-    def device(device_id: str) -> Device:
-        if device_id not in made:
-            made[device_id] = Device(settings, device_id, device_passwords[device_id])
-        return made[device_id]
-
-    yield device
-    for d in made.values():
-        d.close()
 
 
 def messages(settings: Settings, topic: str, key: str) -> list[dict[str, Any]]:
@@ -73,7 +57,7 @@ def health(settings: Settings) -> dict[str, Any]:
 
 
 def test_a_repeat_is_one_reading_and_a_second_value_for_its_time_is_refused(
-    settings, bridge, senders
+    settings, bridge, devices
 ) -> None:
     """A redelivery (QoS 1, a bridge restart, a resend) is skipped: neither stored nor judged
     twice. A second reading for a taken time would overwrite the first in InfluxDB: it is
@@ -82,7 +66,7 @@ def test_a_repeat_is_one_reading_and_a_second_value_for_its_time_is_refused(
     hour = slot(4).replace(hour=6)  # 14:00 in China
     times = [hour + timedelta(minutes=m) for m in range(61)]  # the hour, and the next's start
     before = health(settings)
-    sender = senders(device)
+    sender = devices(device)
     for n, ts in enumerate(times):
         assert not sender.publish(
             topics.reading_topic(site, device), reading(ts, 150.0, 20.0, seq=n)
@@ -99,7 +83,7 @@ def test_a_repeat_is_one_reading_and_a_second_value_for_its_time_is_refused(
     last = times[-1] + timedelta(minutes=1)
     sender.publish(topics.reading_topic(site, device), reading(last, 150.0, 20.0))
     other_site, other = NEIGHBOUR
-    senders(other).publish(topics.reading_topic(other_site, other), reading(times[5], 40.0, 20.0))
+    devices(other).publish(topics.reading_topic(other_site, other), reading(times[5], 40.0, 20.0))
     points = wait_for(stored_count(settings, device, hour, 62, "w01018"), 45, "the new reading")
     wait_for(stored_count(settings, other, hour, 1, "w01018"), 45, "the neighbour's reading")
 
@@ -153,14 +137,14 @@ def _month_slot(now: datetime, span: timedelta) -> datetime:
 
 
 def test_a_meter_lying_about_its_account_is_closed_on_the_platforms_count(
-    settings, bridge, senders
+    settings, bridge, devices
 ) -> None:
     """The meter says its quota is 1e12 and it has used nothing, while it discharges 300 L/s of
     200 mg/L NH3-N: 36 kg in each 10-minute slice, past November's 340 kg in ten. The platform
     counts it from the readings it took and closes the valve."""
     site, meter = LIAR
     start = _month_slot(datetime.now(UTC), timedelta(minutes=140))
-    sender = senders(meter)
+    sender = devices(meter)
     period = start.astimezone(CHINA).strftime("%Y-%m")
     lie = {
         "valve": "open",
@@ -325,7 +309,7 @@ def kafka_reading(
 
 
 def test_readings_dated_year_1_and_9999_are_refused_and_the_worker_keeps_storing(
-    settings, worker, bridge, hj212_server, senders, hj212_pws
+    settings, worker, bridge, hj212_server, devices, hj212_pws
 ) -> None:
     """Year 1 with a +14:00 offset (no UTC time exists for it) over MQTT and 9999 over HJ 212
     are dead-lettered with their reason at the edge. The same times handed to the worker past
@@ -335,7 +319,7 @@ def test_readings_dated_year_1_and_9999_are_refused_and_the_worker_keeps_storing
     start = slot(1).replace(hour=5)
     year_one = datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))
     assert (
-        not senders(device)
+        not devices(device)
         .publish(topics.reading_topic(site, device), reading(year_one, 40.0, 20.0))
         .is_failure
     )
@@ -356,7 +340,7 @@ def test_readings_dated_year_1_and_9999_are_refused_and_the_worker_keeps_storing
     expected: dict[str, set[datetime]] = {}
     for n, (other_site, other) in enumerate(BYSTANDERS[:2]):
         ts = start + timedelta(minutes=n)
-        senders(other).publish(topics.reading_topic(other_site, other), reading(ts, 40.0, 20.0))
+        devices(other).publish(topics.reading_topic(other_site, other), reading(ts, 40.0, 20.0))
         expected[other] = {ts}
     other_mn = BYSTANDERS[3][1]
     ts = start + timedelta(minutes=5)
@@ -429,7 +413,7 @@ def test_a_time_influxdb_cannot_store_costs_no_other_reading_of_its_batch(settin
 
 
 def test_an_hj212_upload_an_hour_ahead_is_refused_like_mqtts(
-    settings, worker, bridge, hj212_server, senders, hj212_pws
+    settings, worker, bridge, hj212_server, devices, hj212_pws
 ) -> None:
     """One window for both transports: 4 minutes ahead is a clock running a little fast
     (stored), an hour ahead is refused (HJ 212: 9011 QnRtn 2; both: ``future_timestamp``),
@@ -447,7 +431,7 @@ def test_an_hj212_upload_an_hour_ahead_is_refused_like_mqtts(
     assert (refused.cn, refused.cp.get("QnRtn")) == ("9011", int(hj212.QnRtn.REJECTED))
     assert hj212_answer(settings, upload(minutes_ahead, 42.0)).cn == "9014"
     # MQTT, the same device and times (an hour and a minute on, not to collide).
-    sender = senders(mn)
+    sender = devices(mn)
     sender.publish(
         topics.reading_topic(site, mn), reading(hour_ahead + timedelta(minutes=1), 43.0, 20.0)
     )
@@ -456,7 +440,7 @@ def test_an_hj212_upload_an_hour_ahead_is_refused_like_mqtts(
     )
     bystander_site, bystander = BYSTANDERS[2]
     ts = slot(1).replace(hour=9)
-    senders(bystander).publish(
+    devices(bystander).publish(
         topics.reading_topic(bystander_site, bystander), reading(ts, 40.0, 20.0)
     )
     since = now - timedelta(hours=2)

@@ -630,7 +630,8 @@ def demo(**options: object) -> None:
             connected.set()
 
         bridge_task = asyncio.create_task(_run_bridge(settings, catalogue, bridge_stop, on_stats))
-        tasks: list[asyncio.Task] = [bridge_task]
+        console_task = asyncio.create_task(_demo_console(settings, catalogue, tokens, stop))
+        tasks: list[asyncio.Task] = [bridge_task, console_task]
         try:
             # Monitors start once the bridge is subscribed and the worker ready: from then on
             # nothing is missed, and a stage that does not move is a fault, not a slow start.
@@ -723,6 +724,25 @@ def demo(**options: object) -> None:
         inbox.__exit__(None, None, None)
         worker.stop()
     click.echo("demo stopped; the stack keeps running (`ecowatch stack down` stops it)")
+
+
+async def _demo_console(
+    settings: Settings, catalogue: Catalogue, tokens: dict[str, str], stop: asyncio.Event
+) -> None:
+    """The operators' console beside the demo. Its link carries the demo operator's token in
+    the fragment, which the browser keeps to itself: the page signs in with it."""
+    from ecowatch.console.run import serve
+
+    operator = next((t for t, who in tokens.items() if who.startswith("operator:")), None)
+
+    def say(url: str) -> None:
+        link = f"{url}login#token={operator}" if operator else url
+        click.echo(f"console: {url}  (the wall, the desk and the phone; signed in: {link})")
+
+    try:
+        await serve(settings, catalogue, stop, say)
+    except EcowatchError as exc:  # the demo goes on without its screens
+        click.echo(f"console: not started: {exc}", err=True)
 
 
 def _say_failed_stage(failed: StageFailed) -> None:

@@ -30,7 +30,8 @@ function drawChart(svg, points, limit, unit) {
     const tt = t0 + (t1 - t0) * i / 4;
     const short = t1 - t0 < 10 * 60000;  // minutes apart: show the seconds
     const d = new Date(tt).toLocaleTimeString("zh-CN", Object.assign({ timeZone: "Asia/Shanghai", hour12: false, hour: "2-digit", minute: "2-digit" }, short ? { second: "2-digit" } : {}));
-    el("text", { x: x(tt), y: H - 8, "text-anchor": "middle", "font-size": 11, fill: "#8aa3b8" }, d);
+    const anchor = i === 0 ? "start" : i === 4 ? "end" : "middle";  // the ends stay inside
+    el("text", { x: x(tt), y: H - 8, "text-anchor": anchor, "font-size": 11, fill: "#8aa3b8" }, d);
   }
   for (const v of lines) {
     el("line", { class: "limit-line", x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: "#ff3b30", "stroke-width": 2, "stroke-dasharray": "8 5" });

@@ -58,6 +58,14 @@ function drawMap(svg, sites, width, height, onClick) {
     if (onClick) mark.addEventListener("click", () => onClick(s));
     marks[s.id] = mark;
   }
+  // Named on the map only while it needs someone's eyes (paint() shows it), above every mark.
+  const labels = el("g", {});
+  for (const s of sites) {
+    const [x, y] = at(s);
+    const label = el("text", { class: "site-label", x: x + 15, y: y + 4, visibility: "hidden" }, labels);
+    label.textContent = s.name;
+    marks[s.id].label = label;
+  }
   return { marks, at };
 }
 
@@ -68,4 +76,6 @@ function paint(mark, view) {
   if (mark.dataset.kind === "air_station" && view.aqi && view.status !== "offline") fill = view.aqi.colour;
   mark.setAttribute("fill", fill);
   mark.dataset.aqi = view.aqi ? view.aqi.aqi : "";
+  const loud = ["over", "offline", "abnormal"].includes(view.status);
+  if (mark.label) mark.label.setAttribute("visibility", loud ? "visible" : "hidden");
 }

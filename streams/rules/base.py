@@ -1,0 +1,273 @@
+"""What every rule shares: its parameters, the site's state, the step it sees, the
+context it looks things up in, and how a verdict is emitted (active once, then refreshed;
+clear once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Literal, Protocol
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
+from ecowatch.config.standards import AppliedLimit, Basis
+from ecowatch.ingest.contract import ReadingLedger
+from ecowatch.pollutants import FLOW, SHORT_NAMES, UNITS
+from ecowatch.schema import (
+    DataFlag,
+    DeviceStatus,
+    Finding,
+    Identifier,
+    MeterStatus,
+    Reading,
+    Rule,
+    Severity,
+)
+from ecowatch.streams.aggregate import (
+    Series,
+    Window,
+    WindowParams,
+)
+from ecowatch.streams.meter import MeterAccount
+
+ValveDecision = Literal["close", "open"]
+
+
+class RuleParams(WindowParams):
+    """Every threshold of the rules, with defaults; times as durations so that tests and demos
+    can compress hours into seconds. Also the window rules of :class:`WindowParams`."""
+
+    offline_after: timedelta = timedelta(minutes=30)  # 掉线: no regulation fixes it
+    constant_count: int = Field(default=12, ge=2)  # 恒值: the same non-zero value N times
+    zero_count: int = Field(default=6, ge=1)  # zero N times in a row
+    jump_ratio: float = Field(default=5.0, gt=1)  # 陡升陡降: new/previous or previous/new
+    jump_floor: float = Field(default=1.0, gt=0)  # smaller values count as this in the ratio
+    jump_within: timedelta = timedelta(minutes=30)  # an older previous value is no reference
+    # A jump stays active until the values have been steady this long, so that a sensor
+    # swinging up and down keeps one case instead of one dismissed spike per swing.
+    jump_hold: timedelta = timedelta(minutes=15)
+    flagged_too_long: timedelta = timedelta(hours=4)
+    long_flags: frozenset[DataFlag] = frozenset(
+        {DataFlag.MAINTENANCE, DataFlag.CALIBRATION, DataFlag.FAULT}
+    )
+    # Legitimately zero or switching abruptly (the outlet opens and shuts): no zero, constant
+    # or jump checks.
+    intermittent: frozenset[str] = frozenset({FLOW})
+    quota_warning_pct: float = 80.0
+    quota_near_pct: float = 95.0
+    quota_exhausted_pct: float = 100.0
+    refresh_every: timedelta = timedelta(hours=1)
+
+
+# -- state -------------------------------------------------------------------------------------
+
+
+class Track(BaseModel):
+    """One device's pollutant: its windows and what the abnormal-data rules remember."""
+
+    series: Series
+    last_valid: float | None = None  # the previous N value, for jumps
+    last_valid_at: AwareDatetime | None = None
+    jumped_at: AwareDatetime | None = None
+    run_value: float | None = None  # the current run of equal N values (恒值)
+    run_count: int = 0
+    zeros: int = 0
+    flagged_since: AwareDatetime | None = None  # first of an unbroken run of M / C / D
+    flagged_as: DataFlag | None = None
+
+
+class DeviceTrack(BaseModel):
+    last_heard: AwareDatetime | None = None  # last reading or "online" status
+    last_will: bool = False  # the broker published its last will: offline
+    valve_decision: ValveDecision | None = None  # the last valve command decided for it
+    account: MeterAccount | None = None  # a discharge meter's, kept by the platform
+
+
+class Mark(BaseModel):
+    """An active verdict: since when, and when it was last emitted."""
+
+    since: AwareDatetime
+    emitted: AwareDatetime
+
+
+class SiteState(BaseModel):
+    """A site's detection state (a Faust table value): bounded by the catalogue — one track
+    per device and pollutant, one mark per active (device, pollutant, rule)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    site: Identifier
+    started: AwareDatetime | None = None  # the first event seen: offline counts from here
+    tracks: dict[str, Track] = Field(default_factory=dict)  # "device|pollutant"
+    devices: dict[str, DeviceTrack] = Field(default_factory=dict)
+    active: dict[str, Mark] = Field(default_factory=dict)  # "device|pollutant|rule"
+    # The times of each device's readings taken (the ingest contract's one reading per device
+    # and time), beside the state they fed, so that both are written in one changelog record.
+    readings: dict[str, ReadingLedger] = Field(default_factory=dict)
+
+
+# -- events, context, results ------------------------------------------------------------------
+
+
+class SiteTick(BaseModel):
+    """Time passes at a site with no data: offline and flagged-too-long are checked."""
+
+    model_config = ConfigDict(frozen=True)
+
+    site: Identifier
+    now: AwareDatetime
+
+
+Event = Reading | DeviceStatus | SiteTick
+
+
+@dataclass(frozen=True)
+class ClosedWindow:
+    """An hour or day of one device's pollutant, closed by a reading (for the store too)."""
+
+    device: str
+    pollutant: str
+    window: Window
+
+
+@dataclass(frozen=True)
+class Step:
+    """What a rule sees: the event, its time, and the windows this event closed."""
+
+    event: Event
+    now: datetime
+    windows: tuple[ClosedWindow, ...] = ()
+    meter: MeterStatus | None = None  # a discharge meter's account, as the platform keeps it
+
+
+class Level(StrEnum):
+    REALTIME = "realtime"
+    HOURLY = "hourly"
+    DAILY = "daily"
+
+
+@dataclass
+class Context:
+    """The catalogue and parameters, with the site's limits looked up once."""
+
+    catalogue: Catalogue
+    params: RuleParams = field(default_factory=RuleParams)
+    aqi_standard: str = "2026"
+    _limits: dict[tuple[str, str, Level], AppliedLimit | None] = field(
+        default_factory=dict, repr=False
+    )
+
+    def site(self, site_id: str) -> Site:
+        return self.catalogue.sites[site_id]
+
+    def device(self, site_id: str, device_id: str) -> Device | None:
+        entry = self.catalogue.device(device_id)
+        return entry.device if entry is not None and entry.site.id == site_id else None
+
+    def limit(self, site_id: str, pollutant: str, level: Level) -> AppliedLimit | None:
+        key = (site_id, pollutant, level)
+        if key not in self._limits:
+            self._limits[key] = self._lookup(site_id, pollutant, level)
+        return self._limits[key]
+
+    def _lookup(self, site_id: str, pollutant: str, level: Level) -> AppliedLimit | None:
+        daily = self.catalogue.limit_for(site_id, pollutant, Basis.DAILY)
+        if level is Level.DAILY:
+            return daily
+        hourly = self.catalogue.limit_for(site_id, pollutant, Basis.HOURLY)
+        if hourly is not None or self.site(site_id).kind is SiteKind.AIR_STATION:
+            return hourly
+        return daily  # wastewater: the daily limit is the only yardstick
+
+    def judges_limits_of(self, site_id: str, device_id: str) -> bool:
+        devices = self.site(site_id).devices
+        monitors = [d.id for d in devices if d.model is not DeviceModel.DISCHARGE_METER]
+        return device_id in monitors if monitors else True
+
+
+class DetectionRule(Protocol):
+    def __call__(self, state: SiteState, step: Step, ctx: Context) -> list[Finding]: ...
+
+
+# -- emitting: active once (then refreshed), clear once ----------------------------------------
+
+
+def key_of(device: str | None, pollutant: str | None, rule: Rule) -> str:
+    return f"{device or '-'}|{pollutant or '-'}|{rule.value}"
+
+
+def emit(
+    state: SiteState, finding: Finding, now: datetime, ctx: Context, every: bool = False
+) -> list[Finding]:
+    key = key_of(finding.device, finding.pollutant, finding.rule)
+    mark = state.active.get(key)
+    if mark is None:
+        state.active[key] = Mark(since=finding.at, emitted=now)
+        return [finding]
+    if every or now - mark.emitted >= ctx.params.refresh_every:
+        mark.emitted = now
+        return [finding]
+    return []
+
+
+def clears(state: SiteState, device: str | None, pollutant: str | None, rule: Rule) -> bool:
+    """Whether a normal verdict is news: the key was active, and no other device of the site
+    still holds the same case (one case per site + pollutant + rule)."""
+    if state.active.pop(key_of(device, pollutant, rule), None) is None:
+        return False
+    suffix = f"|{pollutant or '-'}|{rule.value}"
+    return not any(key.endswith(suffix) for key in state.active)
+
+
+def new_finding(state: SiteState, rule: Rule, severity: Severity, **fields: object) -> Finding:
+    return Finding(site=state.site, rule=rule, severity=severity, **fields)  # type: ignore[arg-type]
+
+
+def name_of(code: str) -> str:
+    return SHORT_NAMES.get(code, code)
+
+
+def num(x: float) -> str:
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    return f"{x:.4g}"
+
+
+def unit_of(code: str, limit: AppliedLimit | None = None) -> str:
+    if limit is not None:
+        return "" if limit.unit == "dimensionless" else limit.unit
+    return UNITS.get(code, "")
+
+
+def with_unit(x: float, unit: str) -> str:
+    return f"{num(x)} {unit}" if unit else num(x)
+
+
+def round3(x: float | None) -> float | None:
+    return round(x, 3) if x is not None else None
+
+
+def tracked(state: SiteState, ctx: Context, reading: Reading) -> list[tuple[str, Track]]:
+    """The reading's pollutants that the catalogue says its device reports, with their tracks."""
+    device = ctx.device(state.site, reading.device)
+    if device is None:
+        return []
+    return [
+        (code, state.tracks[f"{reading.device}|{code}"])
+        for code in device.pollutants
+        if code in reading.values and f"{reading.device}|{code}" in state.tracks
+    ]
+
+
+def verdict(
+    state: SiteState, ctx: Context, now: datetime, holds: bool, finding: Finding, normal: str
+) -> list[Finding]:
+    """A condition's verdict: ``finding`` (active) when it holds, else its clear reading
+    ``normal`` if the key was active."""
+    if holds:
+        return emit(state, finding, now, ctx)
+    if clears(state, finding.device, finding.pollutant, finding.rule):
+        return [finding.model_copy(update={"active": False, "detail": normal})]
+    return []

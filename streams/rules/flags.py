@@ -1,0 +1,105 @@
+"""Missing pollutants (缺项) and values flagged M, C or D for too long."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ecowatch.schema import (
+    DeviceStatus,
+    Finding,
+    Reading,
+    Rule,
+    Severity,
+)
+from ecowatch.streams.aggregate import (
+    CHINA,
+)
+from ecowatch.streams.rules.base import (
+    Context,
+    SiteState,
+    Step,
+    clears,
+    emit,
+    name_of,
+    new_finding,
+    tracked,
+    verdict,
+)
+
+
+def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+    """A pollutant the catalogue says the device reports is absent from its record (缺项)."""
+    ev = step.event
+    if not isinstance(ev, Reading):
+        return []
+    device = ctx.device(state.site, ev.device)
+    if device is None:
+        return []
+    out: list[Finding] = []
+    for code in device.pollutants:
+        f = new_finding(
+            state,
+            Rule.MISSING_POLLUTANT,
+            Severity.WARNING,
+            device=ev.device,
+            pollutant=code,
+            active=True,
+            at=ev.ts,
+            detail=f"{name_of(code)} missing from device {ev.device}'s record",
+        )
+        out += verdict(
+            state, ctx, step.now, code not in ev.values, f, f"{name_of(code)} reported again"
+        )
+    return out
+
+
+def flagged_too_long(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+    """A pollutant that stays in maintenance, calibration or fault beyond the allowance."""
+    ev, p, rule = step.event, ctx.params, Rule.FLAGGED_TOO_LONG
+    if isinstance(ev, DeviceStatus):
+        return []
+    out: list[Finding] = []
+    if isinstance(ev, Reading):
+        for code, t in tracked(state, ctx, ev):
+            flag = ev.values[code].flag
+            if flag in p.long_flags:
+                if t.flagged_since is None:
+                    t.flagged_since = ev.ts
+                t.flagged_as = flag
+            elif t.flagged_since is not None:
+                t.flagged_since = t.flagged_as = None
+                if clears(state, ev.device, code, rule):
+                    out.append(
+                        new_finding(
+                            state,
+                            rule,
+                            Severity.WARNING,
+                            device=ev.device,
+                            pollutant=code,
+                            active=False,
+                            at=ev.ts,
+                            detail=f"{name_of(code)} flagged {flag} again",
+                        )
+                    )
+    for key, t in state.tracks.items():
+        if t.flagged_since is None or step.now - t.flagged_since <= p.flagged_too_long:
+            continue
+        device, code = key.split("|", 1)
+        hours = (step.now - t.flagged_since) / timedelta(hours=1)
+        since = t.flagged_since.astimezone(CHINA).strftime("%m-%d %H:%M")
+        f = new_finding(
+            state,
+            rule,
+            Severity.WARNING,
+            device=device,
+            pollutant=code,
+            active=True,
+            at=step.now,
+            value=round(hours, 2),
+            unit="h",
+            window_start=t.flagged_since,
+            window_end=step.now,
+            detail=f"{name_of(code)} flagged {t.flagged_as} since {since} ({hours:.1f} h)",
+        )
+        out += emit(state, f, step.now, ctx)
+    return out

@@ -1,0 +1,164 @@
+"""The judge: every rule over one site's events, once per event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ecowatch.config.catalogue import Catalogue, DeviceModel
+from ecowatch.ingest.contract import Repeat, take_once
+from ecowatch.pollutants import FLOW, TIME_WEIGHTED, WATER_TEMP
+from ecowatch.schema import (
+    DeviceStatus,
+    Finding,
+    MeterStatus,
+    Reading,
+)
+from ecowatch.streams.aggregate import (
+    Series,
+    Weighting,
+    add_in_place,
+)
+from ecowatch.streams.meter import account, platform_status
+from ecowatch.streams.rules.abnormal import abnormal_values
+from ecowatch.streams.rules.air_quality import aqi_over_100
+from ecowatch.streams.rules.base import (
+    ClosedWindow,
+    Context,
+    DetectionRule,
+    DeviceTrack,
+    Event,
+    RuleParams,
+    SiteState,
+    Step,
+    Track,
+    ValveDecision,
+)
+from ecowatch.streams.rules.flags import flagged_too_long, missing_pollutant
+from ecowatch.streams.rules.limits import over_limit
+from ecowatch.streams.rules.offline import offline
+from ecowatch.streams.rules.quota import meter_mismatch, quota, valve_decision
+
+
+@dataclass(frozen=True)
+class Judged:
+    state: SiteState
+    findings: list[Finding]
+    windows: list[ClosedWindow]
+    valve: ValveDecision | None = None  # for the reading's meter: the caller sends it
+    # The reading was a repeat of one already taken: not judged (nor to be stored).
+    repeat: Repeat | None = None
+    meter: MeterStatus | None = None  # the meter's account as the platform keeps it
+
+
+RULES: tuple[DetectionRule, ...] = (
+    over_limit,
+    abnormal_values,
+    missing_pollutant,
+    flagged_too_long,
+    offline,
+    quota,
+    meter_mismatch,
+    aqi_over_100,
+)
+
+
+class SiteJudge:
+    """Every rule over one site's events: what the Faust agent calls, once per event."""
+
+    def __init__(
+        self,
+        catalogue: Catalogue,
+        params: RuleParams | None = None,
+        aqi_standard: str = "2026",
+        rules: tuple[DetectionRule, ...] = RULES,
+    ) -> None:
+        self.ctx = Context(catalogue, params or RuleParams(), aqi_standard)
+        self.rules = rules
+
+    def initial(self, site: str) -> SiteState:
+        return SiteState(site=site)
+
+    def judge(self, state: SiteState | None, event: Event) -> Judged:
+        """The new state, the findings, the closed windows and (for a meter) the valve
+        decision. ``state`` is not changed. The event's time is ``now``."""
+        # A JSON round trip (pydantic-core) copies far faster than copy.deepcopy.
+        copy = None if state is None else SiteState.model_validate_json(state.model_dump_json())
+        return self.judge_in_place(copy, event)
+
+    def take(self, state: SiteState, reading: Reading) -> Repeat | None:
+        """The ingest contract's one reading per (device, time): None when ``reading`` is new
+        (and now remembered in ``state``), else the repeat it is."""
+        return take_once(state.readings, reading)
+
+    def judge_in_place(
+        self, state: SiteState | None, event: Event, *, taken: bool = False
+    ) -> Judged:
+        """:meth:`judge` on a state the caller owns (the worker's working copy of a batch):
+        ``state`` becomes the new state, with no copy made. Nothing is changed when the
+        event is refused (a site not in the catalogue, or another site's state). A reading is
+        first :meth:`take`-n, unless ``taken`` (the caller did): a repeat is not judged."""
+        if event.site not in self.ctx.catalogue.sites:
+            raise KeyError(f"site '{event.site}' is not in the catalogue")
+        state = self.initial(event.site) if state is None else state
+        if state.site != event.site:
+            raise ValueError(f"state of site '{state.site}' given an event of '{event.site}'")
+        now = (
+            event.ts
+            if isinstance(event, Reading)
+            else event.at
+            if isinstance(event, DeviceStatus)
+            else event.now
+        )
+        if isinstance(event, Reading) and not taken:
+            repeat = self.take(state, event)
+            if repeat is not None:
+                return Judged(state, [], [], repeat=repeat)
+        if state.started is None:
+            state.started = now
+        windows = self._aggregate(state, event) if isinstance(event, Reading) else []
+        meter = self._account(state, event) if isinstance(event, Reading) else None
+        step = Step(event, now, tuple(windows), meter)
+        findings = [f for rule in self.rules for f in rule(state, step, self.ctx)]
+        valve = None
+        if isinstance(event, Reading) and meter is not None:
+            track = state.devices.setdefault(event.device, DeviceTrack())
+            pct = self.ctx.params.quota_exhausted_pct
+            valve = valve_decision(meter, track.valve_decision, pct)
+            if valve is not None:
+                track.valve_decision = valve
+        return Judged(state, findings, windows, valve, meter=meter)
+
+    def _account(self, state: SiteState, reading: Reading) -> MeterStatus | None:
+        """A discharge meter's account, kept by the platform from the meter's readings."""
+        device = self.ctx.device(state.site, reading.device)
+        if device is None or device.model is not DeviceModel.DISCHARGE_METER:
+            return None
+        if device.quota is None:
+            return None
+        track = state.devices.setdefault(reading.device, DeviceTrack())
+        max_slice = self.ctx.params.max_slice
+        track.account = account(track.account, device.quota, reading, max_slice)
+        return platform_status(track.account, device.quota, reading)
+
+    def _aggregate(self, state: SiteState, reading: Reading) -> list[ClosedWindow]:
+        device = self.ctx.device(state.site, reading.device)
+        if device is None:
+            return []  # not this site's device: the bridge dead-letters those
+        flow = reading.values.get(FLOW) if FLOW in device.pollutants else None
+        out: list[ClosedWindow] = []
+        for code in [*device.pollutants, WATER_TEMP]:
+            m = reading.values.get(code)
+            if m is None:
+                continue
+            key = f"{reading.device}|{code}"
+            track = state.tracks.get(key)
+            if track is None:
+                by_flow = FLOW in device.pollutants and code not in TIME_WEIGHTED
+                weighting = Weighting.FLOW if by_flow else Weighting.TIME
+                track = state.tracks[key] = Track(series=Series(weighting=weighting))
+            by_flow = track.series.weighting is Weighting.FLOW
+            closed = add_in_place(
+                track.series, reading.ts, m, self.ctx.params, flow if by_flow else None
+            )
+            out += [ClosedWindow(reading.device, code, w) for w in closed]
+        return out

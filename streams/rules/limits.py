@@ -1,0 +1,154 @@
+"""Over the limit: real-time values, hourly and daily means against the site's limits."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ecowatch.config.standards import AppliedLimit, Maximum, Minimum, Range
+from ecowatch.pollutants import WATER_TEMP
+from ecowatch.schema import (
+    DataFlag,
+    Finding,
+    Reading,
+    Rule,
+    Severity,
+)
+from ecowatch.streams.aggregate import (
+    Period,
+    Window,
+)
+from ecowatch.streams.rules.base import (
+    Context,
+    Level,
+    SiteState,
+    Step,
+    clears,
+    emit,
+    name_of,
+    new_finding,
+    num,
+    round3,
+    unit_of,
+    with_unit,
+)
+
+_LEVEL_RULES = {
+    Level.REALTIME: (Rule.REALTIME_OVER_LIMIT, Severity.WARNING, ""),
+    Level.HOURLY: (Rule.HOURLY_OVER_LIMIT, Severity.WARNING, " hourly mean"),
+    Level.DAILY: (Rule.DAILY_OVER_LIMIT, Severity.VIOLATION, " daily mean"),
+}
+
+
+def exceedance(
+    value: float, limit: AppliedLimit, water_temp_c: float | None = None
+) -> tuple[bool, float | None, float | None, str]:
+    """(complies, the limit value crossed or judged against, the multiple, how it reads)."""
+    bound = limit.bound_at(water_temp_c)
+    unit = unit_of(limit.pollutant, limit)
+    complies = bound.complies(value)
+    if isinstance(bound, Maximum):
+        multiple = value / bound.value if bound.value > 0 else None
+        lim = with_unit(bound.value, unit)
+        text = (
+            f"within the limit {lim}"
+            if complies
+            else f"{multiple:.2f}× the limit {lim}"
+            if multiple is not None
+            else f"over the limit {lim}"
+        )
+        return complies, bound.value, round3(multiple), text
+    if isinstance(bound, Minimum):
+        multiple = value / bound.value if bound.value > 0 else None
+        lim = with_unit(bound.value, unit)
+        text = f"not below the minimum {lim}" if complies else f"below the minimum {lim}"
+        if not complies and multiple is not None:
+            text += f" ({multiple:.2f}×)"
+        return complies, bound.value, round3(multiple), text
+    assert isinstance(bound, Range)
+    span = f"{num(bound.low)}–{num(bound.high)}"
+    if complies:
+        return True, None, None, f"within the range {span}"
+    if value < bound.low:
+        return False, bound.low, None, f"below the range {span}"
+    return False, bound.high, None, f"above the range {span}"
+
+
+def _judge_value(
+    state: SiteState,
+    ctx: Context,
+    now: datetime,
+    level: Level,
+    device: str,
+    code: str,
+    value: float,
+    limit: AppliedLimit,
+    at: datetime,
+    water_temp_c: float | None,
+    window: Window | None = None,
+) -> list[Finding]:
+    rule, severity, label = _LEVEL_RULES[level]
+    complies, lim, multiple, text = exceedance(value, limit, water_temp_c)
+    unit = unit_of(code, limit)
+
+    def build(active: bool) -> Finding:
+        return new_finding(
+            state,
+            rule,
+            severity,
+            device=device,
+            pollutant=code,
+            active=active,
+            at=at,
+            value=value,
+            limit=lim,
+            unit=unit,
+            multiple=multiple,
+            limit_source=limit.source,
+            window_start=window.start if window else None,
+            window_end=window.end if window else None,
+            flags=dict(window.flags) if window else {},
+            detail=f"{name_of(code)}{label} {with_unit(value, unit)}, {text} ({limit.source})",
+        )
+
+    if complies:
+        return [build(False)] if clears(state, device, code, rule) else []
+    return emit(state, build(True), now, ctx, every=window is not None)
+
+
+def _valid_value(reading: Reading, code: str) -> float | None:
+    m = reading.values.get(code)
+    return m.value if m is not None and m.flag is DataFlag.NORMAL else None
+
+
+def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+    """Real-time values, closed hourly and daily means against the site's limits."""
+    ev = step.event
+    if not isinstance(ev, Reading) or not ctx.judges_limits_of(state.site, ev.device):
+        return []
+    out: list[Finding] = []
+    temp = _valid_value(ev, WATER_TEMP)
+    for code, m in ev.values.items():
+        limit = ctx.limit(state.site, code, Level.REALTIME)
+        if limit is None or m.flag is not DataFlag.NORMAL:
+            continue  # flagged values are never judged: no verdict either way
+        out += _judge_value(
+            state, ctx, step.now, Level.REALTIME, ev.device, code, m.value, limit, ev.ts, temp
+        )
+    temps = {
+        (cw.window.period, cw.window.start): cw.window.mean
+        for cw in step.windows
+        if cw.pollutant == WATER_TEMP
+    }
+    for cw in step.windows:
+        w = cw.window
+        if w.period is Period.MINUTE or not w.valid or w.mean is None:
+            continue  # minutes are for charts; an invalid hour or day gives no verdict
+        level = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
+        limit = ctx.limit(state.site, cw.pollutant, level)
+        if limit is None:
+            continue
+        temp = temps.get((w.period, w.start))
+        out += _judge_value(
+            state, ctx, step.now, level, cw.device, cw.pollutant, w.mean, limit, w.end, temp, w
+        )
+    return out

@@ -1,0 +1,118 @@
+"""Card-swipe discharge meters (刷卡排污): the quota's levels, the meter's own account against
+the platform's, and the valve."""
+
+from __future__ import annotations
+
+from ecowatch.pollutants import QUOTA_UNITS
+from ecowatch.schema import (
+    Finding,
+    MeterStatus,
+    Reading,
+    Rule,
+    Severity,
+    ValveState,
+)
+from ecowatch.streams.meter import mismatch
+from ecowatch.streams.rules.base import (
+    Context,
+    RuleParams,
+    SiteState,
+    Step,
+    ValveDecision,
+    name_of,
+    new_finding,
+    num,
+    round3,
+    verdict,
+)
+
+
+def _quota_levels(p: RuleParams) -> tuple[tuple[Rule, float, Severity], ...]:
+    return (
+        (Rule.QUOTA_WARNING, p.quota_warning_pct, Severity.WARNING),
+        (Rule.QUOTA_NEAR_EXHAUSTION, p.quota_near_pct, Severity.WARNING),
+        # Discharging on needs the valve closed; going on regardless is Art. 60 territory.
+        (Rule.QUOTA_EXHAUSTED, p.quota_exhausted_pct, Severity.VIOLATION),
+    )
+
+
+def _reached(used: float, quota: float, pct: float) -> bool:
+    # used/quota ≥ pct/100, without dividing: 20,000 of 25,000 is exactly 80 %.
+    return used * 100 >= quota * pct
+
+
+def quota(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+    """A meter's use of each quantity of its period's quota, at 80 %, 95 % and 100 %, on the
+    account the platform keeps (streams/meter.py), never the meter's word alone.
+
+    The levels are cumulative (at 100 % all three are active), each its own case; a new period
+    or a recharge that brings the use below a level clears it. A zero quota is exhausted."""
+    ev, meter = step.event, step.meter
+    if not isinstance(ev, Reading) or meter is None:
+        return []
+    out: list[Finding] = []
+    for code, amount in meter.quota.items():
+        used = meter.used.get(code, 0.0)
+        unit = QUOTA_UNITS.get(code, "kg")
+        share = used / amount if amount > 0 else None
+        pct = f"{share * 100:.1f} %" if share is not None else "no quota"
+        text = (
+            f"{name_of(code)} used {num(used)} of {num(amount)} {unit} ({pct}), "
+            f"period {meter.period}"
+        )
+        for rule, level, severity in _quota_levels(ctx.params):
+            f = new_finding(
+                state,
+                rule,
+                severity,
+                device=ev.device,
+                pollutant=code,
+                active=True,
+                at=ev.ts,
+                value=used,
+                limit=amount,
+                unit=unit,
+                multiple=round3(share),
+                detail=text,
+            )
+            out += verdict(state, ctx, step.now, _reached(used, amount, level), f, text)
+    return out
+
+
+def meter_mismatch(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+    """A meter whose own account flatters it against the platform's (abnormal data)."""
+    ev, meter = step.event, step.meter
+    if not isinstance(ev, Reading) or meter is None:
+        return []
+    problems = mismatch(meter, ev.meter)
+    detail = "; ".join(problems) or "the meter's account agrees with the platform's"
+    f = new_finding(
+        state,
+        Rule.METER_MISMATCH,
+        Severity.WARNING,
+        device=ev.device,
+        active=True,
+        at=ev.ts,
+        detail=f"meter account: {detail}"[:500],
+    )
+    return verdict(state, ctx, step.now, bool(problems), f, detail)
+
+
+def quota_exhausted(meter: MeterStatus, pct: float = 100.0) -> bool:
+    return any(_reached(meter.used.get(c, 0.0), q, pct) for c, q in meter.quota.items())
+
+
+def valve_decision(
+    meter: MeterStatus, previous: ValveDecision | None, exhausted_pct: float = 100.0
+) -> ValveDecision | None:
+    """Whether to command the meter's valve: "close" when a quantity of the quota is used up
+    and the valve is open; "open" when the platform closed it (``previous`` "close") and the
+    quota has room again (a recharge, a new period). None otherwise, also while a command is
+    on its way (the valve not yet where ``previous`` sent it). A valve closed by someone else
+    is not ours to open."""
+    exhausted = quota_exhausted(meter, exhausted_pct)
+    if exhausted and meter.valve is ValveState.OPEN and previous != "close":
+        return "close"
+    if not exhausted and meter.valve is ValveState.CLOSED and previous == "close":
+        return "open"
+    return None

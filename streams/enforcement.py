@@ -313,10 +313,10 @@ class Enforcement:
                 site=site,
                 device=event.device,
                 command=ValveCommand(
-                    command=f"{judged.valve}_valve",  # type: ignore[arg-type]
-                    reason="quota used up" if judged.valve == "close" else "quota restored",
+                    command=judged.valve.command,
+                    reason=judged.valve.reason,
                     issued_at=now,
-                    command_id=f"{event.device}-{judged.valve}-{event.ts:%Y%m%dT%H%M%S}",
+                    command_id=f"{event.device}-{judged.valve.value}-{event.ts:%Y%m%dT%H%M%S}",
                 ),
             )
             await self.commands.send(key=site.encode(), value=command.to_json())

@@ -94,7 +94,7 @@ class Replay:
                 "type": "command",
                 "site": site,
                 "device": event.device,
-                "command": f"{judged.valve}_valve",
+                "command": judged.valve.command,
                 "at": now.isoformat(),
             }
 

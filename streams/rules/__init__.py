@@ -6,6 +6,7 @@ One module per rule family, each rule the same shape; the judge runs them all:
 - ``limits``: over the limit (real-time, hourly, daily); ``abnormal``: abnormal data;
 - ``flags``: missing pollutants, flagged too long; ``offline``: devices gone quiet;
 - ``quota``: a discharge meter's quota, its own account, its valve;
+- ``verdict``: what a rule says, a :class:`Finding` or a :class:`ValveOrder`;
 - ``air_quality``: AQI over 100; ``judge``: :class:`SiteJudge`, every rule over one event.
 
 The Faust agent makes one call per event::
@@ -60,13 +61,19 @@ from ecowatch.streams.rules.base import (
     SiteTick,
     Step,
     Track,
-    ValveDecision,
 )
 from ecowatch.streams.rules.flags import flagged_too_long, missing_pollutant
 from ecowatch.streams.rules.judge import RULES, Judged, SiteJudge
 from ecowatch.streams.rules.limits import exceedance, over_limit
 from ecowatch.streams.rules.offline import offline
-from ecowatch.streams.rules.quota import meter_mismatch, quota, quota_exhausted, valve_decision
+from ecowatch.streams.rules.quota import (
+    meter_mismatch,
+    quota,
+    quota_exhausted,
+    valve,
+    valve_decision,
+)
+from ecowatch.streams.rules.verdict import Valve, ValveOrder, Verdict
 
 __all__ = [
     "RULES",
@@ -84,7 +91,9 @@ __all__ = [
     "SiteTick",
     "Step",
     "Track",
-    "ValveDecision",
+    "Valve",
+    "ValveOrder",
+    "Verdict",
     "abnormal_values",
     "aqi_over_100",
     "exceedance",
@@ -95,5 +104,6 @@ __all__ = [
     "over_limit",
     "quota",
     "quota_exhausted",
+    "valve",
     "valve_decision",
 ]

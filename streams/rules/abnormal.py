@@ -22,6 +22,7 @@ from ecowatch.streams.rules.base import (
     verdict,
     with_unit,
 )
+from ecowatch.streams.rules.verdict import Verdict
 
 
 def _abnormal(
@@ -41,13 +42,13 @@ def _abnormal(
     )
 
 
-def abnormal_values(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def abnormal_values(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """Over range (flag T), negative, zeros for N, constant for N (恒值), sudden jumps."""
     ev = step.event
     if not isinstance(ev, Reading):
         return []
     p, now = ctx.params, step.now
-    out: list[Finding] = []
+    out: list[Verdict] = []
     for code, t in tracked(state, ctx, ev):
         m = ev.values[code]
         v, name = m.value, name_of(code)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from ecowatch.config.catalogue import SiteKind
 from ecowatch.schema import (
-    Finding,
     Reading,
     Rule,
     Severity,
@@ -17,9 +16,10 @@ from ecowatch.streams.rules.base import (
     new_finding,
     verdict,
 )
+from ecowatch.streams.rules.verdict import Verdict
 
 
-def aqi_over_100(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def aqi_over_100(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """An air station's real-time AQI (HJ 633) above 100: a finding for the district."""
     ev, rule = step.event, Rule.AQI_OVER_100
     if not isinstance(ev, Reading) or ctx.site(state.site).kind is not SiteKind.AIR_STATION:

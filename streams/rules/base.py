@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Literal, Protocol
+from typing import Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -31,8 +31,7 @@ from ecowatch.streams.aggregate import (
     WindowParams,
 )
 from ecowatch.streams.meter import MeterAccount
-
-ValveDecision = Literal["close", "open"]
+from ecowatch.streams.rules.verdict import Valve, Verdict
 
 
 class RuleParams(WindowParams):
@@ -81,7 +80,7 @@ class Track(BaseModel):
 class DeviceTrack(BaseModel):
     last_heard: AwareDatetime | None = None  # last reading or "online" status
     last_will: bool = False  # the broker published its last will: offline
-    valve_decision: ValveDecision | None = None  # the last valve command decided for it
+    valve_decision: Valve | None = None  # the last valve command decided for it
     account: MeterAccount | None = None  # a discharge meter's, kept by the platform
 
 
@@ -188,7 +187,10 @@ class Context:
 
 
 class DetectionRule(Protocol):
-    def __call__(self, state: SiteState, step: Step, ctx: Context) -> list[Finding]: ...
+    """Every rule's shape: what it sees in one step of a site, as verdicts; it updates its
+    own part of ``state``."""
+
+    def __call__(self, state: SiteState, step: Step, ctx: Context) -> list[Verdict]: ...
 
 
 # -- emitting: active once (then refreshed), clear once ----------------------------------------

@@ -6,7 +6,6 @@ from datetime import timedelta
 
 from ecowatch.schema import (
     DeviceStatus,
-    Finding,
     Reading,
     Rule,
     Severity,
@@ -25,9 +24,10 @@ from ecowatch.streams.rules.base import (
     tracked,
     verdict,
 )
+from ecowatch.streams.rules.verdict import Verdict
 
 
-def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """A pollutant the catalogue says the device reports is absent from its record (缺项)."""
     ev = step.event
     if not isinstance(ev, Reading):
@@ -35,7 +35,7 @@ def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Findin
     device = ctx.device(state.site, ev.device)
     if device is None:
         return []
-    out: list[Finding] = []
+    out: list[Verdict] = []
     for code in device.pollutants:
         f = new_finding(
             state,
@@ -53,12 +53,12 @@ def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Findin
     return out
 
 
-def flagged_too_long(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def flagged_too_long(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """A pollutant that stays in maintenance, calibration or fault beyond the allowance."""
     ev, p, rule = step.event, ctx.params, Rule.FLAGGED_TOO_LONG
     if isinstance(ev, DeviceStatus):
         return []
-    out: list[Finding] = []
+    out: list[Verdict] = []
     if isinstance(ev, Reading):
         for code, t in tracked(state, ctx, ev):
             flag = ev.values[code].flag

@@ -31,12 +31,12 @@ from ecowatch.streams.rules.base import (
     SiteState,
     Step,
     Track,
-    ValveDecision,
 )
 from ecowatch.streams.rules.flags import flagged_too_long, missing_pollutant
 from ecowatch.streams.rules.limits import over_limit
 from ecowatch.streams.rules.offline import offline
-from ecowatch.streams.rules.quota import meter_mismatch, quota, valve_decision
+from ecowatch.streams.rules.quota import meter_mismatch, quota, valve
+from ecowatch.streams.rules.verdict import Valve, ValveOrder
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Judged:
     state: SiteState
     findings: list[Finding]
     windows: list[ClosedWindow]
-    valve: ValveDecision | None = None  # for the reading's meter: the caller sends it
+    valve: Valve | None = None  # for the reading's meter: the caller sends it
     # The reading was a repeat of one already taken: not judged (nor to be stored).
     repeat: Repeat | None = None
     meter: MeterStatus | None = None  # the meter's account as the platform keeps it
@@ -59,6 +59,7 @@ RULES: tuple[DetectionRule, ...] = (
     quota,
     meter_mismatch,
     aqi_over_100,
+    valve,
 )
 
 
@@ -118,15 +119,15 @@ class SiteJudge:
         windows = self._aggregate(state, event) if isinstance(event, Reading) else []
         meter = self._account(state, event) if isinstance(event, Reading) else None
         step = Step(event, now, tuple(windows), meter)
-        findings = [f for rule in self.rules for f in rule(state, step, self.ctx)]
-        valve = None
-        if isinstance(event, Reading) and meter is not None:
-            track = state.devices.setdefault(event.device, DeviceTrack())
-            pct = self.ctx.params.quota_exhausted_pct
-            valve = valve_decision(meter, track.valve_decision, pct)
-            if valve is not None:
-                track.valve_decision = valve
-        return Judged(state, findings, windows, valve, meter=meter)
+        findings: list[Finding] = []
+        order: Valve | None = None
+        for rule in self.rules:
+            for said in rule(state, step, self.ctx):
+                if isinstance(said, ValveOrder):
+                    order = said.valve  # one meter per reading: at most one order
+                else:
+                    findings.append(said)
+        return Judged(state, findings, windows, order, meter=meter)
 
     def _account(self, state: SiteState, reading: Reading) -> MeterStatus | None:
         """A discharge meter's account, kept by the platform from the meter's readings."""

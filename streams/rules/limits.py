@@ -31,6 +31,7 @@ from ecowatch.streams.rules.base import (
     unit_of,
     with_unit,
 )
+from ecowatch.streams.rules.verdict import Verdict
 
 _LEVEL_RULES = {
     Level.REALTIME: (Rule.REALTIME_OVER_LIMIT, Severity.WARNING, ""),
@@ -120,12 +121,12 @@ def _valid_value(reading: Reading, code: str) -> float | None:
     return m.value if m is not None and m.flag is DataFlag.NORMAL else None
 
 
-def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """Real-time values, closed hourly and daily means against the site's limits."""
     ev = step.event
     if not isinstance(ev, Reading) or not ctx.judges_limits_of(state.site, ev.device):
         return []
-    out: list[Finding] = []
+    out: list[Verdict] = []
     temp = _valid_value(ev, WATER_TEMP)
     for code, m in ev.values.items():
         limit = ctx.limit(state.site, code, Level.REALTIME)

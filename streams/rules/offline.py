@@ -21,9 +21,10 @@ from ecowatch.streams.rules.base import (
     emit,
     new_finding,
 )
+from ecowatch.streams.rules.verdict import Verdict
 
 
-def offline(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def offline(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """No data for ``offline_after`` (on a tick), or the device's MQTT last will (掉线)."""
     ev, rule = step.event, Rule.OFFLINE
 
@@ -71,7 +72,7 @@ def offline(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
             track.last_heard = max(filter(None, (track.last_heard, ev.at)))
             return back(ev.device, "connected")
         return []  # stopped on purpose: the timeout still applies, a monitor must run
-    out: list[Finding] = []
+    out: list[Verdict] = []
     for device in ctx.site(state.site).devices:
         track = state.devices.get(device.id, DeviceTrack())
         heard = track.last_heard or state.started

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ecowatch.pollutants import QUOTA_UNITS
 from ecowatch.schema import (
-    Finding,
     MeterStatus,
     Reading,
     Rule,
@@ -15,16 +14,17 @@ from ecowatch.schema import (
 from ecowatch.streams.meter import mismatch
 from ecowatch.streams.rules.base import (
     Context,
+    DeviceTrack,
     RuleParams,
     SiteState,
     Step,
-    ValveDecision,
     name_of,
     new_finding,
     num,
     round3,
     verdict,
 )
+from ecowatch.streams.rules.verdict import Valve, ValveOrder, Verdict
 
 
 def _quota_levels(p: RuleParams) -> tuple[tuple[Rule, float, Severity], ...]:
@@ -41,7 +41,7 @@ def _reached(used: float, quota: float, pct: float) -> bool:
     return used * 100 >= quota * pct
 
 
-def quota(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def quota(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """A meter's use of each quantity of its period's quota, at 80 %, 95 % and 100 %, on the
     account the platform keeps (streams/meter.py), never the meter's word alone.
 
@@ -50,7 +50,7 @@ def quota(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
     ev, meter = step.event, step.meter
     if not isinstance(ev, Reading) or meter is None:
         return []
-    out: list[Finding] = []
+    out: list[Verdict] = []
     for code, amount in meter.quota.items():
         used = meter.used.get(code, 0.0)
         unit = QUOTA_UNITS.get(code, "kg")
@@ -79,7 +79,7 @@ def quota(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
     return out
 
 
-def meter_mismatch(state: SiteState, step: Step, ctx: Context) -> list[Finding]:
+def meter_mismatch(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """A meter whose own account flatters it against the platform's (abnormal data)."""
     ev, meter = step.event, step.meter
     if not isinstance(ev, Reading) or meter is None:
@@ -103,16 +103,29 @@ def quota_exhausted(meter: MeterStatus, pct: float = 100.0) -> bool:
 
 
 def valve_decision(
-    meter: MeterStatus, previous: ValveDecision | None, exhausted_pct: float = 100.0
-) -> ValveDecision | None:
-    """Whether to command the meter's valve: "close" when a quantity of the quota is used up
-    and the valve is open; "open" when the platform closed it (``previous`` "close") and the
+    meter: MeterStatus, previous: Valve | None, exhausted_pct: float = 100.0
+) -> Valve | None:
+    """Whether to command the meter's valve: CLOSE when a quantity of the quota is used up
+    and the valve is open; OPEN when the platform closed it (``previous`` CLOSE) and the
     quota has room again (a recharge, a new period). None otherwise, also while a command is
     on its way (the valve not yet where ``previous`` sent it). A valve closed by someone else
     is not ours to open."""
     exhausted = quota_exhausted(meter, exhausted_pct)
-    if exhausted and meter.valve is ValveState.OPEN and previous != "close":
-        return "close"
-    if not exhausted and meter.valve is ValveState.CLOSED and previous == "close":
-        return "open"
+    if exhausted and meter.valve is ValveState.OPEN and previous != Valve.CLOSE:
+        return Valve.CLOSE
+    if not exhausted and meter.valve is ValveState.CLOSED and previous == Valve.CLOSE:
+        return Valve.OPEN
     return None
+
+
+def valve(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
+    """A meter's valve, commanded from the platform's account (:func:`valve_decision`)."""
+    ev, meter = step.event, step.meter
+    if not isinstance(ev, Reading) or meter is None:
+        return []
+    track = state.devices.setdefault(ev.device, DeviceTrack())
+    decided = valve_decision(meter, track.valve_decision, ctx.params.quota_exhausted_pct)
+    if decided is None:
+        return []
+    track.valve_decision = decided
+    return [ValveOrder(ev.device, decided)]

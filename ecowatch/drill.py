@@ -759,6 +759,9 @@ class DrillOptions:
     recovery_timeout: float = 180.0
     drain_timeout: float = 180.0
     seed: int = 1
+    # Which of the catalogue's outfall monitors the drill drives, from this one (1-based):
+    # a drill on a stack others use leaves the monitors they drive alone.
+    first_monitor: int = 1
 
 
 class Drill:
@@ -793,11 +796,13 @@ class Drill:
             and COUNTED_POLLUTANT in e.device.pollutants
         ]
         wanted = options.mqtt_devices + options.hj212_devices
-        if wanted > len(entries) or wanted < 1:
+        first = options.first_monitor - 1
+        if first < 0 or first + wanted > len(entries) or wanted < 1:
             raise ConfigError(
-                f"--devices: the catalogue has {len(entries)} outfall monitors for the drill"
+                f"--devices, --hj212-devices, --first-monitor: the catalogue has "
+                f"{len(entries)} outfall monitors for the drill"
             )
-        self.entries = entries[:wanted]
+        self.entries = entries[first : first + wanted]
 
     def say(self, text: str) -> None:
         self.echo(f"{time.strftime('%H:%M:%S')} +{time.monotonic() - self._t0:5.0f}s  {text}")
@@ -1339,6 +1344,12 @@ def run_drill(
     help="A fault not recovered from within this many seconds fails the drill.",
 )
 @click.option("--seed", default=1, show_default=True)
+@click.option(
+    "--first-monitor",
+    default=1,
+    show_default=True,
+    help="Drive the catalogue's outfall monitors from this one on (1-based).",
+)
 def drill(
     rate: float,
     mqtt_devices: int,
@@ -1348,6 +1359,7 @@ def drill(
     influx_outage_seconds: float,
     recovery_timeout: float,
     seed: int,
+    first_monitor: int,
 ) -> None:
     """Steady load over MQTT and HJ 212 while the worker and the bridge are killed (-9),
     InfluxDB is stopped, Kafka and Mosquitto restarted and the HJ 212 server killed with
@@ -1376,6 +1388,7 @@ def drill(
         influx_outage=influx_outage_seconds,
         recovery_timeout=recovery_timeout,
         seed=seed,
+        first_monitor=first_monitor,
     )
     report = run_drill(settings, load_catalogue(settings.catalogue), options, click.echo)
     for line in render(report):

@@ -396,6 +396,9 @@ class Notification(BaseModel):
     case_id: str
     step: CaseStep
     audience: Audience
+    # The app id of the worker that decided it: only that app's workers send it. Several apps
+    # (a drill, a second city, a test) share the topic, and each has its own delivery log.
+    app: str = ""
     site: Identifier
     site_name: str = ""
     enterprise: Identifier | None = None

@@ -170,6 +170,7 @@ class Enforcement:
         self.findings = app.topic(topics.FINDINGS, **raw)
         self.case_events = app.topic(topics.CASES, **raw)
         self.notifications = app.topic(topics.NOTIFICATIONS, **raw)
+        self.app_id = app.conf.id
         self.commands = app.topic(topics.COMMANDS, **raw)
         self.ticks = app.topic(TICKS, **raw)
         self.actions = app.topic(ACTIONS, **raw)
@@ -345,7 +346,8 @@ class Enforcement:
             logged = self.case_log(site).add(events)
             self.log_table[site.encode()] = logged.model_dump_json().encode()
         for n in out.notifications:
-            await self.notifications.send(key=n.case_id.encode(), value=n.to_json())
+            stamped = n.model_copy(update={"app": self.app_id})
+            await self.notifications.send(key=n.case_id.encode(), value=stamped.to_json())
         self.counts["findings"] += len(findings)
         self.counts["case_events"] += len(out.events)
         self.counts["notifications"] += len(out.notifications)
@@ -356,6 +358,9 @@ class Enforcement:
                 note = Notification.model_validate_json(raw)
             except ValidationError as exc:
                 log.warning("deliver: skipped a malformed notification: %s", exc)
+                continue
+            if note.app and note.app != self.app_id:
+                self.counts["notifications_of_other_apps"] += 1
                 continue
             report = await self.deliverer.deliver(note)
             if report.records:

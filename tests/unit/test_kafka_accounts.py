@@ -98,5 +98,5 @@ def test_a_missing_principal_names_the_file(tmp_path):
 
 
 def test_without_accounts_kafka_is_reached_without_signing_in(tmp_path):
-    access = access_for(settings(tmp_path), Role.OPS)
+    access = access_for(settings(tmp_path, kafka_bootstrap="127.0.0.1:9092"), Role.OPS)
     assert access.client_options() == {"bootstrap_servers": "127.0.0.1:9092"}

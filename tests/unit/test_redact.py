@@ -102,8 +102,9 @@ def test_apprise_and_urllib3_records_are_scrubbed_at_every_level_with_tracebacks
         except ConnectionError:
             logger.exception("send failed")
         logger.error("stack", stack_info=True, extra={"url": "x"})
-    # Five each, apprise's twice (its own handler and the root's): none dropped.
-    assert len(captured.lines) == 5 * 2 + 5 + 5
+    # Five each, none dropped (apprise's may come twice, through a handler of its own that
+    # an earlier delivery in the same process left on it, and the root's).
+    assert len(set(captured.lines)) == 5 * 3
     assert [line for line in captured.lines if leaks(line)] == []
     assert any("ConnectionError: refused: json://<redacted>" in line for line in captured.lines)
 

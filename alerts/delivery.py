@@ -29,7 +29,7 @@ import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -43,6 +43,7 @@ from ecowatch.alerts.templates import Lang, Message, render
 from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.files import private_dir
+from ecowatch.lineprotocol import epoch_ms, int_field, line, string_field
 from ecowatch.schema import Audience, CaseStep, Notification, Severity
 
 log = logging.getLogger(__name__)
@@ -91,44 +92,26 @@ class DeliveryRecord(BaseModel):
         recipient=…,status=…,channel=… attempt=1i,key="…",scheme="…",detail="…" <ms>``.
         ``channel`` is a tag too, so two URLs of one person sent in the same millisecond are
         two points, not one overwriting the other."""
-        tags = ",".join(
-            f"{name}={_tag(value)}"
-            for name, value in (
-                ("case", self.case_id),
-                ("step", self.step.value),
-                ("audience", self.audience.value),
-                ("recipient", self.recipient),
-                ("status", self.status.value),
-                ("channel", str(self.channel)),
-            )
+        tag_pairs = (
+            ("case", self.case_id),
+            ("step", self.step.value),
+            ("audience", self.audience.value),
+            ("recipient", self.recipient),
+            ("status", self.status.value),
+            ("channel", str(self.channel)),
         )
         fields = (
-            f'attempt={self.attempt}i,key="{_text(self.key)}",scheme="{_text(self.scheme)}",'
-            f'detail="{_text(self.detail)}"'
+            ("attempt", int_field(self.attempt)),
+            ("key", string_field(self.key)),
+            ("scheme", string_field(self.scheme)),
+            ("detail", string_field(self.detail)),
         )
-        return f"delivery,{tags} {fields} {_epoch_ms(self.at)}"
+        return line("delivery", tag_pairs, fields, epoch_ms(self.at))
 
 
 def delivery_lines(records: Iterable[DeliveryRecord]) -> str:
     """Records as one line-protocol batch, for ``InfluxWriter.write(lines, count)``."""
     return "\n".join(r.to_line() for r in records)
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _epoch_ms(ts: datetime) -> int:
-    return (ts - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _tag(value: str) -> str:
-    # Line protocol: commas, equals signs and spaces in a tag value are escaped; empty is invalid.
-    value = value.replace("\\", "\\\\").replace(",", "\\,").replace("=", "\\=").replace(" ", "\\ ")
-    return value.replace("\n", " ") or "-"
-
-
-def _text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
 
 
 # -- the delivery log --------------------------------------------------------------------------

@@ -37,6 +37,14 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.files import private_dir
 from ecowatch.ingest.contract import Repeat
 from ecowatch.ingest.validation import rejection_of
+from ecowatch.lineprotocol import (
+    NONE_TAG,
+    bool_field,
+    epoch_ms,
+    float_field,
+    line,
+    string_field,
+)
 from ecowatch.schema import (
     DeviceCommand,
     DeviceStatus,
@@ -85,46 +93,49 @@ class OfficerAction(BaseModel):
 
 
 def finding_line(f: Finding) -> str:
-    from ecowatch.streams.points import epoch_ms
-
-    value = f",value={f.value!r}" if f.value is not None else ""
-    return (
-        f"finding,site={f.site},rule={f.rule.value},pollutant={f.pollutant or '-'},"
-        f"severity={f.severity.value} active={str(f.active).lower()}{value},"
-        f'detail="{_text(f.detail)}" {epoch_ms(f.at)}'
+    fields = [("active", bool_field(f.active))]
+    if f.value is not None:
+        fields.append(("value", float_field(f.value)))
+    fields.append(("detail", string_field(f.detail)))
+    tag_pairs = (
+        ("site", f.site),
+        ("rule", f.rule.value),
+        ("pollutant", f.pollutant or NONE_TAG),
+        ("severity", f.severity.value),
     )
+    return line("finding", tag_pairs, fields, epoch_ms(f.at))
 
 
 def window_line(site: str, closed: ClosedWindow) -> str:
     """``aggregate,site,device,pollutant,period=minute|hour|day valid,coverage_s[,mean,volume_m3,
     mass_kg]`` at the window's start: the means beside the raw points."""
-    from ecowatch.streams.points import epoch_ms
-
     w = closed.window
-    fields = [f"valid={str(w.valid).lower()}", f"coverage_s={w.coverage.total_seconds()!r}"]
+    fields = [
+        ("valid", bool_field(w.valid)),
+        ("coverage_s", float_field(w.coverage.total_seconds())),
+    ]
     fields += [
-        f"{name}={float(v)!r}"
+        (name, float_field(v))
         for name, v in (("mean", w.mean), ("volume_m3", w.volume_m3), ("mass_kg", w.mass_kg))
         if v is not None
     ]
-    return (
-        f"aggregate,site={site},device={closed.device},pollutant={closed.pollutant},"
-        f"period={w.period.value} {','.join(fields)} {epoch_ms(w.start)}"
+    tag_pairs = (
+        ("site", site),
+        ("device", closed.device),
+        ("pollutant", closed.pollutant),
+        ("period", w.period.value),
     )
+    return line("aggregate", tag_pairs, fields, epoch_ms(w.start))
 
 
 def case_event_line(e: CaseEvent) -> str:
-    from ecowatch.streams.points import epoch_ms
-
-    return (
-        f"case_event,site={e.site},kind={e.kind},status={e.status.value} "
-        f'case="{_text(e.case_id)}",actor="{_text(e.actor)}",detail="{_text(e.detail)}" '
-        f"{epoch_ms(e.at)}"
+    tag_pairs = (("site", e.site), ("kind", e.kind), ("status", e.status.value))
+    fields = (
+        ("case", string_field(e.case_id)),
+        ("actor", string_field(e.actor)),
+        ("detail", string_field(e.detail)),
     )
-
-
-def _text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+    return line("case_event", tag_pairs, fields, epoch_ms(e.at))
 
 
 @dataclass

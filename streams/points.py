@@ -5,34 +5,33 @@ Measurement ``reading``, one point per pollutant of a reading:
     reading,site=S-OUT-001,device=33080200000001,model=outfall_monitor,pollutant=w01018 \\
         value=42.1,flag="N" <ts in ms>
 
-Tags are identifiers that the reading schema already restricts to ``[A-Za-z0-9_.-]``, so no
-escaping is needed.
+Escaping and formatting are ``ecowatch.lineprotocol``'s; the tags here are identifiers that the
+reading schema restricts to ``[A-Za-z0-9_.-]``, so their escaping is a cached no-op.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
 
+from ecowatch.lineprotocol import epoch_ms, float_field, int_field, string_field, tag_value, tags
 from ecowatch.schema import DataFlag, MeterStatus, Reading
 from ecowatch.streams.aqi import POLLUTANTS, SO2, AqiResult, NoIaqiError, Period, aqi
 
 AQI_CODES = frozenset(p.code for p in POLLUTANTS)
 
 MEASUREMENT = "reading"
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
+_FLAGS = {flag: string_field(flag.value) for flag in DataFlag}
 
 
-def epoch_ms(ts: datetime) -> int:
-    return (ts - _EPOCH) // _MS
+def _site_device(name: str, reading: Reading) -> str:
+    return name + tags((("site", reading.site), ("device", reading.device)))
 
 
 def reading_lines(reading: Reading) -> list[str]:
     ms = epoch_ms(reading.ts)
-    tags = f"{MEASUREMENT},site={reading.site},device={reading.device},model={reading.model}"
+    head = f"{_site_device(MEASUREMENT, reading)},model={tag_value(reading.model)},pollutant="
     return [
-        f'{tags},pollutant={code} value={float(m.value)!r},flag="{m.flag.value}" {ms}'
+        f"{head}{tag_value(code)} value={float_field(m.value)},flag={_FLAGS[m.flag]} {ms}"
         for code, m in reading.values.items()
     ]
 
@@ -58,10 +57,6 @@ def store_lines(readings: list[Reading], aqi_standard: str) -> tuple[str, int, i
 METER_MEASUREMENT = "meter"
 
 
-def _text(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"')
-
-
 def meter_line(reading: Reading) -> str:
     """``meter,site=…,device=… valve="open",card="…",period="…",reported_quota_<code>=…,
     reported_used_<code>=…``: a card-swipe meter's account as the meter reports it, at each
@@ -69,26 +64,20 @@ def meter_line(reading: Reading) -> str:
     (:func:`account_line`)."""
     m = reading.meter
     assert m is not None
-    fields = [f'valve="{m.valve.value}"', f'period="{_text(m.period)}"']
+    fields = [f"valve={string_field(m.valve.value)}", f"period={string_field(m.period)}"]
     if m.card_id is not None:
-        fields.append(f'card="{_text(m.card_id)}"')
-    fields += [f"reported_quota_{code}={float(v)!r}" for code, v in m.quota.items()]
-    fields += [f"reported_used_{code}={float(v)!r}" for code, v in m.used.items()]
-    return (
-        f"{METER_MEASUREMENT},site={reading.site},device={reading.device} {','.join(fields)} "
-        f"{epoch_ms(reading.ts)}"
-    )
+        fields.append(f"card={string_field(m.card_id)}")
+    fields += [f"reported_quota_{code}={float_field(v)}" for code, v in m.quota.items()]
+    fields += [f"reported_used_{code}={float_field(v)}" for code, v in m.used.items()]
+    return f"{_site_device(METER_MEASUREMENT, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
 
 
 def account_line(reading: Reading, account: MeterStatus) -> str:
     """``meter,site=…,device=… quota_<code>=…,used_<code>=…``: the meter's account as the
     platform keeps it (the permit's quota, the use it judges), beside what the meter reported."""
-    fields = [f"quota_{code}={float(v)!r}" for code, v in account.quota.items()]
-    fields += [f"used_{code}={float(v)!r}" for code, v in account.used.items()]
-    return (
-        f"{METER_MEASUREMENT},site={reading.site},device={reading.device} {','.join(fields)} "
-        f"{epoch_ms(reading.ts)}"
-    )
+    fields = [f"quota_{code}={float_field(v)}" for code, v in account.quota.items()]
+    fields += [f"used_{code}={float_field(v)}" for code, v in account.used.items()]
+    return f"{_site_device(METER_MEASUREMENT, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
 
 
 AQI_MEASUREMENT = "aqi"
@@ -120,12 +109,14 @@ def aqi_line(reading: Reading, result: AqiResult) -> str:
     """``aqi,site=…,device=…,period=1h,standard=… aqi=…i,category="…",primary="…",
     iaqi_<code>=…i <ts>``: one point per air-station reading."""
     by_name = {p.name: p.code for p in POLLUTANTS}
-    iaqis = ",".join(f"iaqi_{by_name[name]}={value}i" for name, value in result.iaqi.items())
-    primary = "/".join(result.primary)
+    iaqis = ",".join(
+        f"iaqi_{by_name[name]}={int_field(value)}" for name, value in result.iaqi.items()
+    )
+    primary = string_field("/".join(result.primary))
     edition = result.standard.rsplit("-", 1)[-1]
     return (
-        f"{AQI_MEASUREMENT},site={reading.site},device={reading.device},"
-        f"period={result.period.value},standard={edition} "
-        f'aqi={result.aqi}i,category="{result.category.value}",primary="{primary}",{iaqis} '
-        f"{epoch_ms(reading.ts)}"
+        f"{_site_device(AQI_MEASUREMENT, reading)}"
+        f"{tags((('period', result.period.value), ('standard', edition)))} "
+        f"aqi={int_field(result.aqi)},category={string_field(result.category.value)},"
+        f"primary={primary},{iaqis} {epoch_ms(reading.ts)}"
     )

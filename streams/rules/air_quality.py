@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ecowatch.config.catalogue import SiteKind
 from ecowatch.schema import (
+    Finding,
     Reading,
     Rule,
     Severity,
@@ -29,16 +30,19 @@ def aqi_over_100(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
         return []
     primary = "/".join(result.primary) or "-"
     detail = f"AQI {result.aqi} ({result.category.label}), primary {primary}"
-    f = new_finding(
-        state,
-        rule,
-        Severity.WARNING,
-        device=ev.device,
-        active=True,
-        at=ev.ts,
-        value=float(result.aqi),
-        limit=100.0,
-        limit_source=result.standard,
-        detail=detail,
-    )
-    return verdict(state, ctx, step.now, result.aqi > 100, f, detail)
+
+    def build(active: bool) -> Finding:
+        return new_finding(
+            state,
+            rule,
+            Severity.WARNING,
+            device=ev.device,
+            active=active,
+            at=ev.ts,
+            value=float(result.aqi),
+            limit=100.0,
+            limit_source=result.standard,
+            detail=detail,
+        )
+
+    return verdict(state, ctx, step.now, result.aqi > 100, ev.device, None, rule, build)

@@ -4,6 +4,7 @@ clear once)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -147,9 +148,19 @@ class Level(StrEnum):
     DAILY = "daily"
 
 
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """A device of a site as the rules need it, looked up once per (site, device)."""
+
+    device: Device
+    judges_limits: bool  # its concentrations are judged (a meter's only with no monitor)
+    pollutants: tuple[tuple[str, str], ...]  # (code, "device|code") as the catalogue lists them
+
+
 @dataclass
 class Context:
-    """The catalogue and parameters, with the site's limits looked up once."""
+    """The catalogue and parameters, with what the rules look up in them cached per site,
+    device and pollutant: the catalogue does not change while a judge lives."""
 
     catalogue: Catalogue
     params: RuleParams = field(default_factory=RuleParams)
@@ -157,19 +168,47 @@ class Context:
     _limits: dict[tuple[str, str, Level], AppliedLimit | None] = field(
         default_factory=dict, repr=False
     )
+    _devices: dict[tuple[str, str], DeviceInfo | None] = field(default_factory=dict, repr=False)
+    _units: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
 
     def site(self, site_id: str) -> Site:
         return self.catalogue.sites[site_id]
 
     def device(self, site_id: str, device_id: str) -> Device | None:
+        info = self.device_info(site_id, device_id)
+        return info.device if info is not None else None
+
+    def device_info(self, site_id: str, device_id: str) -> DeviceInfo | None:
+        key = (site_id, device_id)
+        try:
+            return self._devices[key]
+        except KeyError:
+            pass
         entry = self.catalogue.device(device_id)
-        return entry.device if entry is not None and entry.site.id == site_id else None
+        info = None
+        if entry is not None and entry.site.id == site_id:
+            d = entry.device
+            codes = tuple((code, f"{device_id}|{code}") for code in d.pollutants)
+            info = DeviceInfo(d, self._judges_limits_of(site_id, device_id), codes)
+        self._devices[key] = info
+        return info
 
     def limit(self, site_id: str, pollutant: str, level: Level) -> AppliedLimit | None:
         key = (site_id, pollutant, level)
-        if key not in self._limits:
-            self._limits[key] = self._lookup(site_id, pollutant, level)
-        return self._limits[key]
+        try:
+            return self._limits[key]
+        except KeyError:
+            limit = self._limits[key] = self._lookup(site_id, pollutant, level)
+            return limit
+
+    def unit(self, site_id: str, pollutant: str) -> str:
+        """The pollutant's unit at the site: its daily limit's, else the catalogue's."""
+        key = (site_id, pollutant)
+        try:
+            return self._units[key]
+        except KeyError:
+            unit = self._units[key] = unit_of(pollutant, self.limit(*key, Level.DAILY))
+            return unit
 
     def _lookup(self, site_id: str, pollutant: str, level: Level) -> AppliedLimit | None:
         daily = self.catalogue.limit_for(site_id, pollutant, Basis.DAILY)
@@ -181,6 +220,12 @@ class Context:
         return daily  # wastewater: the daily limit is the only yardstick
 
     def judges_limits_of(self, site_id: str, device_id: str) -> bool:
+        info = self.device_info(site_id, device_id)
+        return (
+            info.judges_limits if info is not None else self._judges_limits_of(site_id, device_id)
+        )
+
+    def _judges_limits_of(self, site_id: str, device_id: str) -> bool:
         devices = self.site(site_id).devices
         monitors = [d.id for d in devices if d.model is not DeviceModel.DISCHARGE_METER]
         return device_id in monitors if monitors else True
@@ -197,7 +242,8 @@ class DetectionRule(Protocol):
 
 
 def key_of(device: str | None, pollutant: str | None, rule: Rule) -> str:
-    return f"{device or '-'}|{pollutant or '-'}|{rule.value}"
+    # A StrEnum formats as its value: "device|pollutant|rule".
+    return f"{device or '-'}|{pollutant or '-'}|{rule}"
 
 
 def emit(
@@ -219,8 +265,42 @@ def clears(state: SiteState, device: str | None, pollutant: str | None, rule: Ru
     still holds the same case (one case per site + pollutant + rule)."""
     if state.active.pop(key_of(device, pollutant, rule), None) is None:
         return False
-    suffix = f"|{pollutant or '-'}|{rule.value}"
+    suffix = f"|{pollutant or '-'}|{rule}"
     return not any(key.endswith(suffix) for key in state.active)
+
+
+# Makes the verdict's finding, active or its clear: called only when the finding is emitted,
+# so that a normal reading (almost all of them) builds no Finding and formats no text.
+Build = Callable[[bool], Finding]
+
+
+def verdict(
+    state: SiteState,
+    ctx: Context,
+    now: datetime,
+    holds: bool,
+    device: str | None,
+    pollutant: str | None,
+    rule: Rule,
+    build: Build,
+    every: bool = False,
+) -> list[Finding]:
+    """A condition's verdict: ``build(True)`` when it holds (once, then every
+    ``refresh_every``, or ``every`` time), else ``build(False)`` if the key was active."""
+    key = key_of(device, pollutant, rule)
+    if holds:
+        mark = state.active.get(key)
+        if mark is None:
+            finding = build(True)
+            state.active[key] = Mark(since=finding.at, emitted=now)
+            return [finding]
+        if every or now - mark.emitted >= ctx.params.refresh_every:
+            mark.emitted = now
+            return [build(True)]
+        return []
+    if key in state.active and clears(state, device, pollutant, rule):
+        return [build(False)]
+    return []
 
 
 def new_finding(state: SiteState, rule: Rule, severity: Severity, **fields: object) -> Finding:
@@ -253,23 +333,10 @@ def round3(x: float | None) -> float | None:
 
 def tracked(state: SiteState, ctx: Context, reading: Reading) -> list[tuple[str, Track]]:
     """The reading's pollutants that the catalogue says its device reports, with their tracks."""
-    device = ctx.device(state.site, reading.device)
-    if device is None:
+    info = ctx.device_info(state.site, reading.device)
+    if info is None:
         return []
+    values, tracks = reading.values, state.tracks
     return [
-        (code, state.tracks[f"{reading.device}|{code}"])
-        for code in device.pollutants
-        if code in reading.values and f"{reading.device}|{code}" in state.tracks
+        (code, tracks[key]) for code, key in info.pollutants if code in values and key in tracks
     ]
-
-
-def verdict(
-    state: SiteState, ctx: Context, now: datetime, holds: bool, finding: Finding, normal: str
-) -> list[Finding]:
-    """A condition's verdict: ``finding`` (active) when it holds, else its clear reading
-    ``normal`` if the key was active."""
-    if holds:
-        return emit(state, finding, now, ctx)
-    if clears(state, finding.device, finding.pollutant, finding.rule):
-        return [finding.model_copy(update={"active": False, "detail": normal})]
-    return []

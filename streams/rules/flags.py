@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from ecowatch.schema import (
     DeviceStatus,
+    Finding,
     Reading,
     Rule,
     Severity,
@@ -32,24 +33,29 @@ def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Verdic
     ev = step.event
     if not isinstance(ev, Reading):
         return []
-    device = ctx.device(state.site, ev.device)
-    if device is None:
+    info = ctx.device_info(state.site, ev.device)
+    if info is None:
         return []
     out: list[Verdict] = []
-    for code in device.pollutants:
-        f = new_finding(
-            state,
-            Rule.MISSING_POLLUTANT,
-            Severity.WARNING,
-            device=ev.device,
-            pollutant=code,
-            active=True,
-            at=ev.ts,
-            detail=f"{name_of(code)} missing from device {ev.device}'s record",
-        )
-        out += verdict(
-            state, ctx, step.now, code not in ev.values, f, f"{name_of(code)} reported again"
-        )
+    rule, device, values = Rule.MISSING_POLLUTANT, ev.device, ev.values
+    for code in info.device.pollutants:
+
+        def build(active: bool, code: str = code) -> Finding:
+            name = name_of(code)
+            return new_finding(
+                state,
+                rule,
+                Severity.WARNING,
+                device=device,
+                pollutant=code,
+                active=active,
+                at=ev.ts,
+                detail=f"{name} missing from device {device}'s record"
+                if active
+                else f"{name} reported again",
+            )
+
+        out += verdict(state, ctx, step.now, code not in values, device, code, rule, build)
     return out
 
 

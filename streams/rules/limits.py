@@ -22,13 +22,12 @@ from ecowatch.streams.rules.base import (
     Level,
     SiteState,
     Step,
-    clears,
-    emit,
     name_of,
     new_finding,
     num,
     round3,
     unit_of,
+    verdict,
     with_unit,
 )
 from ecowatch.streams.rules.verdict import Verdict
@@ -88,10 +87,12 @@ def _judge_value(
     window: Window | None = None,
 ) -> list[Finding]:
     rule, severity, label = _LEVEL_RULES[level]
-    complies, lim, multiple, text = exceedance(value, limit, water_temp_c)
-    unit = unit_of(code, limit)
+    # Compliance alone decides whether there is anything to say; the text waits for it.
+    complies = limit.bound_at(water_temp_c).complies(value)
 
     def build(active: bool) -> Finding:
+        _, lim, multiple, text = exceedance(value, limit, water_temp_c)
+        unit = unit_of(code, limit)
         return new_finding(
             state,
             rule,
@@ -111,9 +112,8 @@ def _judge_value(
             detail=f"{name_of(code)}{label} {with_unit(value, unit)}, {text} ({limit.source})",
         )
 
-    if complies:
-        return [build(False)] if clears(state, device, code, rule) else []
-    return emit(state, build(True), now, ctx, every=window is not None)
+    every = window is not None  # every window over the limit is its own evidence
+    return verdict(state, ctx, now, not complies, device, code, rule, build, every)
 
 
 def _valid_value(reading: Reading, code: str) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ecowatch.pollutants import QUOTA_UNITS
 from ecowatch.schema import (
+    Finding,
     MeterStatus,
     Reading,
     Rule,
@@ -61,21 +62,35 @@ def quota(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
             f"period {meter.period}"
         )
         for rule, level, severity in _quota_levels(ctx.params):
-            f = new_finding(
-                state,
-                rule,
-                severity,
-                device=ev.device,
-                pollutant=code,
-                active=True,
-                at=ev.ts,
-                value=used,
-                limit=amount,
-                unit=unit,
-                multiple=round3(share),
-                detail=text,
-            )
-            out += verdict(state, ctx, step.now, _reached(used, amount, level), f, text)
+
+            def build(
+                active: bool,
+                rule: Rule = rule,
+                severity: Severity = severity,
+                code: str = code,
+                used: float = used,
+                amount: float = amount,
+                unit: str = unit,
+                share: float | None = share,
+                text: str = text,
+            ) -> Finding:
+                return new_finding(
+                    state,
+                    rule,
+                    severity,
+                    device=ev.device,
+                    pollutant=code,
+                    active=active,
+                    at=ev.ts,
+                    value=used,
+                    limit=amount,
+                    unit=unit,
+                    multiple=round3(share),
+                    detail=text,
+                )
+
+            holds = _reached(used, amount, level)
+            out += verdict(state, ctx, step.now, holds, ev.device, code, rule, build)
     return out
 
 
@@ -86,16 +101,20 @@ def meter_mismatch(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
         return []
     problems = mismatch(meter, ev.meter)
     detail = "; ".join(problems) or "the meter's account agrees with the platform's"
-    f = new_finding(
-        state,
-        Rule.METER_MISMATCH,
-        Severity.WARNING,
-        device=ev.device,
-        active=True,
-        at=ev.ts,
-        detail=f"meter account: {detail}"[:500],
-    )
-    return verdict(state, ctx, step.now, bool(problems), f, detail)
+
+    def build(active: bool) -> Finding:
+        return new_finding(
+            state,
+            Rule.METER_MISMATCH,
+            Severity.WARNING,
+            device=ev.device,
+            active=active,
+            at=ev.ts,
+            detail=f"meter account: {detail}"[:500] if active else detail,
+        )
+
+    rule = Rule.METER_MISMATCH
+    return verdict(state, ctx, step.now, bool(problems), ev.device, None, rule, build)
 
 
 def quota_exhausted(meter: MeterStatus, pct: float = 100.0) -> bool:

@@ -31,6 +31,7 @@ dropped from the means (a device's readings arrive in order on its Kafka partiti
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -66,20 +67,26 @@ class Period(StrEnum):
     DAY = "day"
 
 
-class Sums(BaseModel):
+# Sums and Held change on every reading: slotted dataclasses, which pydantic validates and
+# serialises inside Series as it did the models, without BaseModel.__setattr__'s cost.
+
+
+@dataclass(slots=True)
+class Sums:
     """What an open window has gathered. ``weight`` is ΣD (m³) or Σt (s); ``weighted`` ΣC·w."""
 
     weighted: float = 0.0
     weight: float = 0.0
     covered_s: float = 0.0  # seconds of valid slices
-    flags: dict[str, int] = Field(default_factory=dict)  # readings per data flag
+    flags: dict[str, int] = field(default_factory=dict)  # readings per data flag
     # Days only: the valid hours, and the sum of their means (time-weighted series).
     valid_hours: int = 0
     hourly_means: float = 0.0
     hours_with_mean: int = 0
 
 
-class Held(BaseModel):
+@dataclass(slots=True, kw_only=True)
+class Held:
     """The previous reading: the value that holds until the next one."""
 
     ts: AwareDatetime

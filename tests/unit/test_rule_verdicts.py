@@ -9,7 +9,6 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import Measurement, MeterStatus, Reading, ReadingSource, ValveState
 from ecowatch.streams.rules import (
     RULES,
-    DeviceTrack,
     SiteJudge,
     SiteState,
     SiteTick,
@@ -50,9 +49,10 @@ def test_a_valve_names_its_command_and_reason() -> None:
 
 
 def test_a_decision_kept_as_a_string_reads_back_as_a_valve() -> None:
-    track = DeviceTrack.model_validate_json('{"valve_decision": "close"}')
-    assert track.valve_decision is Valve.CLOSE
-    assert '"valve_decision":"close"' in track.model_dump_json()
+    kept = '{"site": "S-OUT-001", "devices": {"M1": {"valve_decision": "close"}}}'
+    state = SiteState.model_validate_json(kept)
+    assert state.devices["M1"].valve_decision is Valve.CLOSE
+    assert '"valve_decision":"close"' in state.model_dump_json()
 
 
 def test_the_valve_rule_orders_once_and_the_judge_hands_it_over(catalogue: Catalogue) -> None:

@@ -320,6 +320,16 @@ def gone(case_id: str, events: Iterable[CaseEvent]) -> str | None:
     return None
 
 
+def data_time(seen: tuple[datetime, datetime] | None, wall: datetime) -> datetime:
+    """When an officer acts on a site's case: on the site's data clock, the one its deadlines
+    and hold period run on (as the enforce agent's ticks: the newest data time, ``seen[0]``,
+    moved on by the real time since it arrived at ``seen[1]``). Stamped on the wall clock, an
+    action in a city replaying the past (the demo's is days back) took the hold period as long
+    passed, closing the case at once, and fell in another week of the settlement than the
+    escalation it answered. The wall clock only for a site this worker has not heard from."""
+    return wall if seen is None else seen[0] + (wall - seen[1])
+
+
 # -- the views ---------------------------------------------------------------------------------
 
 
@@ -340,6 +350,10 @@ def case_row(case: Case, site_id: str, site_name: str) -> dict[str, Any]:
         "pollutant": case.evidence.pollutant,
         "detail": case.evidence.detail,
         "first_seen": case.first_seen.isoformat(),
+        # What the case waits for, in data time: the enterprise's rectify-by (set when it is
+        # reminded) and the officers' acknowledge-by (set when it is escalated; None once taken).
+        "deadline": case.deadline.isoformat() if case.deadline else None,
+        "ack_due": case.ack_due.isoformat() if case.ack_due else None,
         "acknowledged_by": case.acknowledged_by,
         "findings": case.findings,
     }
@@ -363,6 +377,10 @@ def install_api(
             ", ".join(strangers),
         )
     in_flight = InFlight()
+
+    def site_now(site: str) -> datetime:
+        # The ticks' own record (Enforcement._site_time); it has no public accessor yet.
+        return data_time(enforcement._data_clock.get(site), clock.now())
 
     def caller(request: Request) -> Caller:
         return caller_of(request.headers.get("Authorization", ""), tokens, grids)
@@ -412,7 +430,7 @@ def install_api(
             action=action,
             text=text,
             close=close,
-            at=clock.now(),
+            at=site_now(site),
         )
         case = next(
             (c for c in enforcement.site_cases(site).cases.values() if c.id == case_id), None

@@ -242,6 +242,9 @@ def test_actions_on_a_real_case_get_the_answer_that_fits(
 
         case = wait_for(escalated, 60, f"a case of {SITE} escalated to the officers")
         assert isinstance(case, dict)
+        # Its deadlines, in data time: rectify-by (2 s after the reminder), acknowledge-by (1 h).
+        deadline, ack_due = (datetime.fromisoformat(case[k]) for k in ("deadline", "ack_due"))
+        assert timedelta(minutes=59) < ack_due - deadline < timedelta(minutes=61), case
         base = f"/api/sites/{SITE}/cases/{case['id']}"
         kc02 = api_worker.kc02
 
@@ -282,6 +285,7 @@ def test_actions_on_a_real_case_get_the_answer_that_fits(
         time.sleep(1)
         (now,) = [c for c in ours("tok-kc-01") if c["id"] == case["id"]]
         assert now["acknowledged_by"] == "O-KC-01"  # the refused ones changed nothing
+        assert now["ack_due"] is None  # taken: nobody is waited for any more
 
         # The supervisor records findings on the case of their first grid, asking to close;
         # the data recovers and the case closes.

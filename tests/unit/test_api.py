@@ -17,8 +17,10 @@ from ecowatch.streams.api import (
     InFlight,
     Refusal,
     caller_of,
+    case_row,
     cases_query,
     check_action,
+    data_time,
     findings_body,
     gone,
     officer_grids,
@@ -207,6 +209,32 @@ def test_a_second_acknowledgement_is_refused_with_who_took_it(catalogue):
     check_action(acked, [first], action(case.id, "O-KC-02", "findings", text="到场"), catalogue)
 
 
+def test_a_case_row_carries_its_deadlines(catalogue):
+    """The rectify-by once reminded and the acknowledge-by once escalated, in data time, so a
+    screen says "overdue" from the case itself; an acknowledgement ends the wait."""
+    state, _ = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
+    state, _ = on_tick(state, T0 + timedelta(minutes=30), catalogue)
+    (reminded,) = state.cases.values()
+    row = case_row(reminded, "S-OUT-001", "name")
+    assert row["status"] == "reminded" and row["ack_due"] is None
+    assert row["deadline"] == reminded.deadline.isoformat()
+    assert datetime.fromisoformat(row["deadline"]) > T0
+    (case,) = escalated(catalogue).cases.values()
+    row = case_row(case, "S-OUT-001", "name")
+    assert row["status"] == "escalated"
+    assert datetime.fromisoformat(row["ack_due"]) == case.ack_due > T0 + timedelta(hours=2)
+    assert json.loads(json.dumps(row)) == row  # plain JSON, as the API sends it
+    acked, _ = on_action(
+        escalated(catalogue),
+        case.id,
+        action(case.id, "O-KC-01").as_input(),
+        T0 + timedelta(hours=2, minutes=5),
+        catalogue,
+    )
+    (taken,) = acked.cases.values()
+    assert case_row(taken, "S-OUT-001", "name")["ack_due"] is None
+
+
 def test_acting_before_the_officers_have_the_case_is_refused(catalogue):
     state, _ = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
     (case,) = state.cases.values()
@@ -251,3 +279,28 @@ def test_actions_in_flight_expire_and_can_be_dropped():
     flight.add(a)
     flight.drop(a)
     assert flight.of("S-OUT-001", "C1") == []
+
+
+def test_an_officer_acts_on_the_sites_data_clock_not_the_wall_clock(catalogue):
+    """A city living six days in the past (the demo's): findings asking to close, stamped on
+    the wall clock, found the hold period long over and closed the case at once; on the site's
+    data clock the case waits for the data to hold normal."""
+    wall = T0 + timedelta(days=6)
+    arrived = wall - timedelta(seconds=30)  # the site's newest reading, 30 s ago
+    seen = (T0 + timedelta(hours=2, minutes=10), arrived)
+    assert data_time(seen, wall) == T0 + timedelta(hours=2, minutes=10, seconds=30)
+    assert data_time(None, wall) == wall  # a site not heard from: nothing better
+
+    def closes_at(now: datetime) -> bool:
+        state = escalated(catalogue)
+        (case,) = state.cases.values()
+        state, _ = on_findings(
+            state, [hourly(120, active=False)], T0 + timedelta(hours=2), catalogue
+        )
+        state, _ = on_action(state, case.id, action(case.id, "O-KC-01").as_input(), now, catalogue)
+        findings = action(case.id, "O-KC-01", "findings", text="已整改", close=True)
+        state, out = on_action(state, case.id, findings.as_input(), now, catalogue)
+        return any(e.kind == "closed" for e in out.events)
+
+    assert closes_at(wall)  # the bug: the hold "passed" six days ago
+    assert not closes_at(data_time(seen, wall))

@@ -15,6 +15,11 @@ A site's status, the most urgent first:
 - ``normal``; ``unknown`` before anything was heard from it.
 
 Air stations carry their real-time AQI (HJ 633) and its category, coloured as Appendix A says.
+
+Two clocks: **data time** is the newest measurement time seen (a simulated city's clock, or a
+replay's), and "overdue" is judged on it, as the worker judges its cases; the wall clock is
+only the pulse's (how long ago the bridge took the newest reading). Case events are not data
+time: some are stamped on the wall clock (a device's status, as the bridge received it).
 """
 
 from __future__ import annotations
@@ -78,6 +83,7 @@ ABNORMAL_FLAGS = frozenset({DataFlag.FAULT, DataFlag.OVER_RANGE, DataFlag.COMMS}
 MAINTENANCE_FLAGS = frozenset({DataFlag.MAINTENANCE, DataFlag.CALIBRATION, DataFlag.STOPPED})
 # Cases the people have (the pending ones are still waiting to be told anyone).
 OPEN_STATES = (CaseStatus.REMINDED, CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED)
+DEAD_LETTERS_KEPT = 8  # the newest ones the desk lists with their detail
 TRAIL_MAX = 200  # events and notifications kept per case, newest last
 CASES_KEPT = 5000  # cases remembered for their trail, the oldest closed ones dropped first
 PULSE_WINDOW_S = 10.0
@@ -181,6 +187,59 @@ class Pulse:
         }
 
 
+class DeadLetters:
+    """Dead letters seen since the console started: counts by reason and by source, and the
+    newest few with their detail (never their payload: what a device sent stays on the topic)."""
+
+    def __init__(self) -> None:
+        self.by_reason: dict[str, int] = {}
+        self.by_source: dict[str, int] = {}
+        self.latest: deque[dict[str, Any]] = deque(maxlen=DEAD_LETTERS_KEPT)
+        self.total = 0
+        self.changed = False
+
+    def add(self, letter: DeadLetter) -> None:
+        reason, source = letter.reason.value, letter.source.value
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+        self.by_source[source] = self.by_source.get(source, 0) + 1
+        self.total += 1
+        self.latest.append(
+            {
+                "reason": reason,
+                "source": source,
+                "origin": letter.origin,
+                "detail": letter.detail[:300],
+                "received_at": letter.received_at.isoformat(),
+                "payload_bytes": letter.payload_bytes,
+            }
+        )
+        self.changed = True
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "by_reason": dict(sorted(self.by_reason.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "by_source": dict(sorted(self.by_source.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "latest": list(reversed(self.latest)),  # newest first
+        }
+
+
+def _due(
+    status: CaseStatus, deadline: datetime | None, ack_due: datetime | None
+) -> datetime | None:
+    """What a case waits for: the enterprise's rectify-by while reminded, the officers'
+    acknowledge-by while escalated; nothing once someone has answered."""
+    if status is CaseStatus.REMINDED:
+        return deadline
+    if status is CaseStatus.ESCALATED:
+        return ack_due
+    return None
+
+
+def _when(raw: Any) -> datetime | None:
+    return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None
+
+
 class City:
     """Every site's state and every case's, as the platform's events say; and what changed
     since the web edge last asked (:meth:`take_changes`)."""
@@ -191,7 +250,9 @@ class City:
         self.sites = {sid: SiteState(site) for sid, site in catalogue.sites.items()}
         self.cases: OrderedDict[str, CaseState] = OrderedDict()
         self.pulse = Pulse()
-        self.data_now: datetime | None = None  # the newest data time seen: what "overdue" means
+        self.dead_letters = DeadLetters()
+        # The newest measurement time seen (readings only): what "overdue" is judged against.
+        self.data_now: datetime | None = None
         self._changed_sites: set[str] = set()
         self._changed_cases: list[dict[str, Any]] = []
         self._limits: dict[tuple[str, str], AppliedLimit | None] = {}
@@ -210,6 +271,15 @@ class City:
         self.pulse.readings.append(wall)
         self.pulse.last_seen = wall
         self.pulse.last_received = reading.received_at
+        self._take(reading, live=True)
+
+    def seed_reading(self, reading: Reading) -> None:
+        """A site's latest reading from InfluxDB at start, so the map is whole at once. It
+        neither counts in the pulse nor clears a device's offline or stopped status (the status
+        topic, read from its start, knows better than a stored reading)."""
+        self._take(reading, live=False)
+
+    def _take(self, reading: Reading, live: bool) -> None:
         state = self.sites.get(reading.site)
         if state is None:
             return
@@ -217,8 +287,9 @@ class City:
             return  # a resend from an outage: the map shows the newest
         state.ts = reading.ts
         self._advance(reading.ts)
-        state.devices_offline.discard(reading.device)
-        state.devices_stopped.discard(reading.device)
+        if live:
+            state.devices_offline.discard(reading.device)
+            state.devices_stopped.discard(reading.device)
         for code, m in reading.values.items():
             limit = self.limit(reading.site, code)
             # One air value against a daily mean's limit says nothing yet: only hourly ones
@@ -270,14 +341,15 @@ class City:
         self._changed_sites.add(finding.site)
 
     def on_dead_letter(self, letter: DeadLetter, wall: float) -> None:
-        del letter  # counted only: the desk's list of reasons reads the topic itself
         self.pulse.dead_letters.append(wall)
+        self.dead_letters.add(letter)
 
     def on_case_event(self, event: CaseEvent) -> None:
         site = self.catalogue.sites.get(event.site)
         if site is None:
             return
-        self._advance(event.at)
+        # Not self._advance(event.at): a case event may carry the wall clock (a device status
+        # as the bridge received it), which would pass every deadline of a simulated city.
         case = self.cases.get(event.case_id)
         if case is None:
             case = CaseState(
@@ -296,7 +368,7 @@ class City:
         if row in case.trail:
             return  # the feed read the topic again after an outage
         case.status, case.kind, case.at = event.status, event.kind, event.at
-        if case.status is CaseStatus.ACKNOWLEDGED or not case.open:
+        if case.status not in (CaseStatus.REMINDED, CaseStatus.ESCALATED):
             case.due = None  # an acknowledged case waits for the data and the findings
         self._record(case, row)
         for note in self._early.pop(case.id, []):
@@ -327,6 +399,44 @@ class City:
         }
         if row not in case.trail:
             self._record(case, row)
+
+    def on_case_row(self, row: dict[str, Any]) -> None:
+        """A case as the case API lists it (at start, and whenever a page asks): its status and
+        its own deadlines, which the city takes over what it pieced together from the topics.
+        A case the topics never showed (past their retention) is known from here on."""
+        site = self.catalogue.sites.get(str(row.get("site", "")))
+        try:
+            status = CaseStatus(row.get("status"))
+            first_seen = _when(row.get("first_seen"))
+        except ValueError:
+            return
+        if site is None or first_seen is None:
+            return
+        case = self.cases.get(row["id"])
+        before = None if case is None else (case.status, case.due)
+        if case is None:
+            case = CaseState(
+                row["id"], site.id, site.grid, status, status.value, first_seen, first_seen
+            )
+            self.cases[case.id] = case
+            self._forget_old_cases()
+        case.status = status
+        if "deadline" in row or "ack_due" in row:
+            case.due = _due(status, _when(row.get("deadline")), _when(row.get("ack_due")))
+        if (case.status, case.due) != before:  # only a change is pushed: pages reload on it
+            self._changed_cases.append(
+                {"case": case.id, "site": case.site, "grid": case.grid, "type": "row"}
+            )
+
+    def row_overdue(self, row: dict[str, Any]) -> bool:
+        """A case API row past its own deadline (rectify-by or acknowledge-by) in data time."""
+        try:
+            due = _due(
+                CaseStatus(row.get("status")), _when(row.get("deadline")), _when(row.get("ack_due"))
+            )
+        except ValueError:
+            return False
+        return due is not None and self.data_now is not None and due < self.data_now
 
     def _advance(self, at: datetime) -> None:
         if self.data_now is None or at > self.data_now:

@@ -32,7 +32,7 @@ async def serve(
     on_listening: Callable[[str], None] = lambda url: None,
 ) -> None:
     """Run the console until ``stop``: listening first, so the address is there at once; the
-    map fills as the feed catches up."""
+    map is seeded from InfluxDB's latest readings while the feed catches up."""
     city = City(catalogue, settings.aqi_standard)
     console = Console(settings, catalogue, city)
     runner = web.AppRunner(console.app(), access_log=None)  # no request lines: less noise
@@ -49,6 +49,7 @@ async def serve(
     on_listening(console_url(settings))
     kafka = access_for(settings, Role.OPS)
     tasks = [
+        asyncio.create_task(console.seed()),
         asyncio.create_task(follow(city, kafka, HISTORY, "earliest", stop)),
         asyncio.create_task(follow(city, kafka, LIVE, "latest", stop)),
         asyncio.create_task(console.push(stop)),

@@ -20,14 +20,17 @@ from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
 
+from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, SiteKind
 from ecowatch.config.settings import Settings
 from ecowatch.console.core import City, limit_view
 from ecowatch.console.history import site_history
+from ecowatch.console.seed import stored_latest
 from ecowatch.errors import ConfigError
 from ecowatch.tokens import OPERATOR, identify, load_tokens
 
@@ -67,6 +70,7 @@ class Console:
         self.sessions: dict[str, Session] = {}
         self.listeners: set[asyncio.Queue[str]] = set()
         self.http: aiohttp.ClientSession | None = None
+        self.started = datetime.now(UTC)  # the dead letters are counted from here
 
     # -- who is calling ------------------------------------------------------------------------
 
@@ -85,6 +89,7 @@ class Console:
         status, body = await self.call_worker("GET", "/api/cases", token)
         if status != 200 or not isinstance(body, dict):
             return None
+        self._take_rows(body)
         grids = frozenset(body.get("grids", []))
         who = self._holder(token)
         everyone = who.startswith(OPERATOR) or (not who and grids == set(self.catalogue.grids))
@@ -126,6 +131,30 @@ class Console:
                     return r.status, {"error": (await r.text())[:200]}
         except (aiohttp.ClientError, TimeoutError) as exc:
             return 503, {"error": f"the case API at {self.worker} does not answer ({exc})"}
+
+    def _take_rows(self, body: Any) -> None:
+        """The case API's rows into the city: a case the topics did not show (past their
+        retention, or a console started late) is counted, with its own deadlines."""
+        for row in body.get("cases", []) if isinstance(body, dict) else []:
+            if isinstance(row, dict) and "id" in row:
+                self.city.on_case_row(row)
+                row["overdue"] = self.city.row_overdue(row)
+
+    async def seed(self) -> None:
+        """The city as it stands at start: each device's latest stored reading, and the open
+        cases if the console has a token of its own (ECOWATCH_API_TOKEN; otherwise the first
+        sign-in brings them)."""
+        readings = await asyncio.to_thread(stored_latest, self.settings)
+        for reading in readings:
+            self.city.seed_reading(reading)
+        log.info("console: %d devices' latest readings taken from InfluxDB", len(readings))
+        token = self.settings.api_token.get_secret_value()
+        if token:
+            status, body = await self.call_worker("GET", "/api/cases", token)
+            if status == 200:
+                self._take_rows(body)
+            else:
+                log.warning("console: the open cases were not read from the case API (%s)", status)
 
     # -- pages ---------------------------------------------------------------------------------
 
@@ -216,8 +245,12 @@ class Console:
         )
 
     def _pulse(self) -> dict[str, Any]:
-        view = self.city.pulse.view(time.monotonic(), datetime.now(UTC))
+        # Both clocks, named: data time (the readings' own, simulated in a demo) and now.
+        now = datetime.now(UTC)
+        view = self.city.pulse.view(time.monotonic(), now)
         view["data_now"] = self.city.data_now.isoformat() if self.city.data_now else None
+        view["now"] = now.isoformat()
+        view["dead_letters_total"] = self.city.dead_letters.total
         return view
 
     def _visible_site(self, me: Session, site_id: str) -> None:
@@ -247,6 +280,8 @@ class Console:
             site_history, self.settings, site_id, end - timedelta(hours=hours), end
         )
         status, cases = await self.call_worker("GET", f"/api/cases?grid={site.grid}", me.token)
+        if status == 200:
+            self._take_rows(cases)
         rows = [c for c in cases.get("cases", []) if c["site"] == site_id] if status == 200 else []
         enterprise = self.catalogue.enterprises.get(site.enterprise or "")
         return web.json_response(
@@ -273,10 +308,7 @@ class Console:
         me = self.need(request)
         status, body = await self.call_worker("GET", "/api/cases", me.token)
         if status == 200:
-            for row in body.get("cases", []):
-                trail = self.city.trail(row["id"])
-                row["overdue"] = bool(trail and trail["overdue"])
-                row["due"] = trail["due"] if trail else None
+            self._take_rows(body)  # "overdue" from each case's own deadline, in data time
         return web.json_response(body, status=status)
 
     async def trail(self, request: web.Request) -> web.StreamResponse:
@@ -301,10 +333,25 @@ class Console:
         return web.json_response(answer, status=status)
 
     async def weekly(self, request: web.Request) -> web.StreamResponse:
+        """The case API's weekly settlement (周周能结清) of the caller's grids; by default the
+        week of data time, the one the cases live in (a simulated city is days in the past)."""
         me = self.need(request)
-        week = request.query.get("week", "")
-        status, body = await self.call_worker("GET", f"/api/reports/weekly?week={week}", me.token)
+        week = request.query.get("week", "") or self.data_week()
+        status, body = await self.call_worker(
+            "GET", f"/api/reports/weekly?week={quote(week)}", me.token
+        )
         return web.json_response(body, status=status)
+
+    def data_week(self) -> str:
+        """The Monday (China time) of the week of data time, or of today without data."""
+        day = (self.city.data_now or datetime.now(UTC)).astimezone(CHINA).date()
+        return (day - timedelta(days=day.weekday())).isoformat()
+
+    async def dead_letters(self, request: web.Request) -> web.StreamResponse:
+        self.need(request)
+        return web.json_response(
+            {"since": self.started.isoformat(), **self.city.dead_letters.view()}
+        )
 
     # -- live ----------------------------------------------------------------------------------
 
@@ -364,6 +411,11 @@ class Console:
                 self._send("case", turn)
             if turns:
                 self._send("cases", {})  # recounted per listener, for its grids
+            if self.city.dead_letters.changed:
+                self.city.dead_letters.changed = False
+                self._send(
+                    "dead", {"since": self.started.isoformat(), **self.city.dead_letters.view()}
+                )
             if time.monotonic() - last_pulse >= PULSE_EVERY_S:
                 last_pulse = time.monotonic()
                 self._send("pulse", self._pulse())
@@ -385,6 +437,7 @@ class Console:
                 web.get("/api/cases/{case_id}/trail", self.trail),
                 web.post(r"/api/sites/{site}/cases/{case_id}/{action:ack|findings}", self.act),
                 web.get("/api/weekly", self.weekly),
+                web.get("/api/dead-letters", self.dead_letters),
                 web.get("/live", self.live),
                 web.get("/{page}", self.page),
             ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ecowatch.console.core import AQI_COLOURS, City, applied_limit
+from ecowatch.console.core import AQI_COLOURS, DEAD_LETTERS_KEPT, City, applied_limit
+from ecowatch.console.seed import Point, latest_flux, latest_readings
 from ecowatch.schema import (
+    DeadLetter,
     DeviceStatus,
     Notification,
     Reading,
@@ -140,3 +142,102 @@ def test_cases_are_counted_by_grid_and_state_and_overdue_past_their_deadline(cat
         ("event", "acknowledged"),  # once: the feed may read the topic again
     ]
     assert city.case_counts(None)["by_grid"]["G-KC-01"]["acknowledged"] == 1
+
+
+def test_case_events_do_not_move_data_time(catalogue):
+    """A case event may carry the wall clock (a device's status as the bridge received it): in
+    a city living days in the past it would have made every deadline overdue."""
+    city = City(catalogue)
+    city.on_reading(cod(40.0), 0.0)
+    city.on_notification(notice("escalate", 30))
+    city.on_case_event(event("escalated", CaseStatus.ESCALATED, 5))
+    city.on_case_event(event("renotified", CaseStatus.ESCALATED, 6 * 24 * 60))  # six days on
+    assert city.data_now == T and city.case_counts(None)["overdue"] == []
+
+
+def test_a_seeded_reading_fills_the_map_but_not_the_pulse_nor_clears_offline(catalogue):
+    city = City(catalogue)
+    city.on_status(DeviceStatus(site="S-OUT-001", device="33080200000001", state="offline", at=T))
+    city.seed_reading(cod(95.0, minutes=-10))
+    view = city.site_view("S-OUT-001")
+    assert view["status"] == "offline" and view["values"]["w01018"]["over"]
+    assert city.pulse.view(0.0, T)["readings_per_s"] == 0 and city.pulse.last_received is None
+    assert city.data_now == T - timedelta(minutes=10)
+    city.seed_reading(cod(40.0, minutes=-20))  # older than what the city has: no change
+    assert city.site_view("S-OUT-001")["values"]["w01018"]["value"] == 95.0
+
+
+def test_a_case_api_row_is_counted_with_its_own_deadline(catalogue):
+    city = City(catalogue)
+    row = {
+        "id": "c-7",
+        "site": "S-OUT-001",
+        "status": "reminded",
+        "first_seen": T.isoformat(),
+        "deadline": (T + timedelta(hours=1)).isoformat(),
+        "ack_due": None,
+    }
+    city.on_case_row(row)
+    assert city.case_counts(None)["by_grid"]["G-KC-01"]["reminded"] == 1
+    assert city.take_changes()[1] == [
+        {"case": "c-7", "site": "S-OUT-001", "grid": "G-KC-01", "type": "row"}
+    ]
+    city.on_case_row(row)  # the same again: nothing to push (pages reload on a push)
+    assert city.take_changes()[1] == []
+    city.on_reading(cod(40.0, minutes=61), 0.0)
+    assert city.row_overdue(row) and city.case_counts(None)["overdue"] == ["c-7"]
+    acked = row | {"status": "acknowledged", "acknowledged_by": "O-KC-01"}
+    assert not city.row_overdue(acked)
+    city.on_case_row(acked)
+    assert city.case_counts(None)["overdue"] == []
+    city.on_case_row(row | {"id": "c-8", "site": "S-NOPE"})  # not in the catalogue: ignored
+    city.on_case_row(row | {"id": "c-9", "status": "bogus"})
+    assert set(city.cases) == {"c-7"}
+
+
+def test_dead_letters_are_counted_by_reason_and_source_the_newest_kept(catalogue):
+    city = City(catalogue)
+    for i in range(DEAD_LETTERS_KEPT + 2):
+        city.on_dead_letter(
+            DeadLetter.of(
+                source="hj212" if i % 2 else "mqtt",
+                origin=f"origin-{i}",
+                reason="crc_mismatch" if i % 3 else "bad_json",
+                detail=f"letter {i}",
+                payload=b"x" * 10,
+                received_at=T,
+            ),
+            float(i),
+        )
+    view = city.dead_letters.view()
+    assert view["total"] == DEAD_LETTERS_KEPT + 2
+    assert view["by_reason"] == {"crc_mismatch": 6, "bad_json": 4}
+    assert view["by_source"] == {"hj212": 5, "mqtt": 5}
+    assert [d["origin"] for d in view["latest"]][:2] == ["origin-9", "origin-8"]
+    assert len(view["latest"]) == DEAD_LETTERS_KEPT
+
+
+def point(device: str, pollutant: str, field: str, minutes: float, value: object) -> Point:
+    site = {"33080200000001": "S-OUT-001", "33080200000002": "S-OUT-002"}.get(device, "S-X")
+    return Point(
+        site, device, "outfall_monitor", pollutant, field, T + timedelta(minutes=minutes), value
+    )
+
+
+def test_the_latest_stored_reading_of_each_device_within_two_hours_of_data_time():
+    readings = latest_readings(
+        [
+            point("33080200000001", "w01018", "value", 0, 41.0),
+            point("33080200000001", "w01018", "flag", 0, "D"),
+            point("33080200000001", "w00000", "value", -30, 100.0),  # not at its last time
+            point("33080200000002", "w01018", "value", -121, 30.0),  # 2 h before the newest
+            point("33080200000003", "w01018", "flag", -5, "N"),  # a flag without a value
+        ]
+    )
+    (only,) = readings
+    assert only.site == "S-OUT-001" and only.ts == T
+    assert {c: (m.value, m.flag.value) for c, m in only.values.items()} == {"w01018": (41.0, "D")}
+    assert latest_readings([]) == []
+    assert "last()" in latest_flux("ecowatch", T) and 'r._measurement == "reading"' in latest_flux(
+        "ecowatch", T
+    )

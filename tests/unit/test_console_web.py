@@ -1,0 +1,316 @@
+"""The console's web edge on real sockets: sign-in refusals, the case API proxied with the
+caller's own token, Server-Sent Events' framing, the static files and their types, and no page
+that fetches anything from another host.
+
+The worker's case API is a small aiohttp app of the test's own on 127.0.0.1 that answers as the
+real one does for two tokens and records every Authorization header it is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.settings import Settings
+from ecowatch.console.core import City
+from ecowatch.console.server import COOKIE, Console
+from ecowatch.schema import DeadLetter, Reading
+
+STATIC = Path(__file__).parents[2] / "console" / "static"
+T = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday in China: the week of 2026-11-23
+GRIDS = {"tok-ops": None, "tok-kc": ["G-KC-01"]}  # None: an operator (every grid)
+
+
+@dataclass
+class Worker:
+    """What the fake case API was asked, and with which token."""
+
+    seen: list[tuple[str, str, str]] = field(default_factory=list)  # method, path?query, auth
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def app(self, catalogue: Catalogue) -> web.Application:
+        async def handle(request: web.Request) -> web.Response:
+            auth = request.headers.get("Authorization", "")
+            self.seen.append((request.method, request.path_qs, auth))
+            token = auth.removeprefix("Bearer ")
+            if token not in GRIDS:
+                return web.json_response({"error": "a valid officer token is required"}, status=401)
+            grids = GRIDS[token] or sorted(catalogue.grids)
+            if request.path == "/api/cases":
+                return web.json_response({"grid": "*", "grids": grids, "cases": self.rows})
+            if request.path == "/api/reports/weekly":
+                return web.json_response({"week": request.query["week"], "grids": []})
+            if GRIDS[token] is None:  # an action
+                return web.json_response({"error": "operators watch"}, status=403)
+            return web.json_response({"accepted": "acknowledge"}, status=202)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", handle)
+        return app
+
+
+@asynccontextmanager
+async def console_for(catalogue: Catalogue) -> AsyncIterator[tuple[TestClient, Console, Worker]]:
+    worker = Worker()
+    async with TestServer(worker.app(catalogue), host="127.0.0.1") as api:
+        settings = Settings(
+            web_host="127.0.0.1",
+            web_port=api.port,
+            officer_tokens=None,
+            influx_url="http://127.0.0.1:9",  # nothing there: the chart says why it is empty
+        )
+        console = Console(settings, catalogue, City(catalogue))
+        async with TestClient(TestServer(console.app(), host="127.0.0.1")) as client:
+            yield client, console, worker
+
+
+def run(test: Callable[[TestClient, Console, Worker], Awaitable[None]], catalogue) -> None:
+    async def main() -> None:
+        async with console_for(catalogue) as (client, console, worker):
+            await test(client, console, worker)
+
+    asyncio.run(main())
+
+
+async def sign_in(client: TestClient, token: str) -> None:
+    r = await client.post("/login", json={"token": token})
+    assert r.status == 200, await r.text()
+    assert COOKIE in r.cookies
+    morsel = r.cookies[COOKIE]
+    assert morsel["httponly"] and morsel["samesite"] == "Strict"
+
+
+def reading(cod: float, site: str = "S-OUT-001", device: str = "33080200000001") -> Reading:
+    return Reading.model_validate(
+        {
+            "site": site,
+            "device": device,
+            "model": "outfall_monitor",
+            "ts": T,
+            "values": {"w01018": {"value": cod}},
+            "source": "mqtt",
+            "received_at": T,
+        }
+    )
+
+
+# -- sign-in ------------------------------------------------------------------------------------
+
+
+def test_a_bad_missing_or_forged_token_gets_no_session_and_no_data(catalogue):
+    async def test(client: TestClient, console: Console, worker: Worker) -> None:
+        for body in ({"token": "not-a-token"}, {"token": ""}, {}, "not json", ["tok-ops"]):
+            r = await client.post("/login", data=json.dumps(body) if body != "not json" else body)
+            assert r.status == 401, body
+            assert "error" in await r.json() and COOKIE not in r.cookies
+        # Only the non-empty token went to the worker, as the caller's Bearer token.
+        assert [s[2] for s in worker.seen] == ["Bearer not-a-token"]
+        for path in ("/api/city", "/api/sites/S-OUT-001", "/api/cases", "/api/weekly", "/live"):
+            r = await client.get(path)
+            assert r.status == 401, path
+            assert (await r.json())["error"]
+        assert (await client.get("/api/dead-letters")).status == 401
+        r = await client.post("/api/sites/S-OUT-001/cases/c/ack", json={})
+        assert r.status == 401
+        # A page without a session is the login; a forged cookie is no session.
+        client.session.cookie_jar.update_cookies({COOKIE: "forged"})
+        r = await client.get("/wall", allow_redirects=False)
+        assert r.status == 302 and r.headers["Location"] == "/login?next=/wall"
+        assert console.sessions == {}
+
+    run(test, catalogue)
+
+
+def test_an_officer_sees_their_grids_and_signing_out_ends_the_session(catalogue):
+    async def test(client: TestClient, console: Console, worker: Worker) -> None:
+        await sign_in(client, "tok-kc")
+        city = await (await client.get("/api/city")).json()
+        assert city["me"]["role"] == "officer" and city["me"]["grids"] == ["G-KC-01"]
+        assert {s["grid"] for s in city["sites"]} == {"G-KC-01"}
+        other = next(s.id for s in catalogue.sites.values() if s.grid != "G-KC-01")
+        assert (await client.get(f"/api/sites/{other}")).status == 403
+        assert (await client.post("/logout")).status == 200
+        assert (await client.get("/api/city")).status == 401
+
+    run(test, catalogue)
+
+
+# -- the proxy ----------------------------------------------------------------------------------
+
+
+def test_every_case_call_carries_the_callers_own_token_and_the_apis_answer(catalogue):
+    async def test(client: TestClient, console: Console, worker: Worker) -> None:
+        await sign_in(client, "tok-ops")
+        worker.seen.clear()
+        assert (await client.get("/api/cases")).status == 200
+        r = await client.post("/api/sites/S-OUT-001/cases/c-1/ack", json={})
+        assert r.status == 403 and (await r.json())["error"] == "operators watch"  # passed on
+        assert (await client.get("/api/weekly?week=2026-11-16")).status == 200
+        assert [(m, p, a) for m, p, a in worker.seen] == [
+            ("GET", "/api/cases", "Bearer tok-ops"),
+            ("POST", "/api/sites/S-OUT-001/cases/c-1/ack", "Bearer tok-ops"),
+            ("GET", "/api/reports/weekly?week=2026-11-16", "Bearer tok-ops"),
+        ]
+        # Without a week: the week of data time (a simulated city lives in the past).
+        console.city.on_reading(reading(20.0), 0.0)
+        body = await (await client.get("/api/weekly")).json()
+        assert body["week"] == "2026-11-23"
+        # Another person's session keeps their own token.
+        async with TestClient(TestServer(console.app(), host="127.0.0.1")) as officer:
+            await sign_in(officer, "tok-kc")
+            r = await officer.post("/api/sites/S-OUT-001/cases/c-1/ack", json={})
+            assert r.status == 202
+        assert worker.seen[-1][2] == "Bearer tok-kc"
+
+    run(test, catalogue)
+
+
+def test_the_case_apis_rows_seed_the_city_with_their_own_deadlines(catalogue):
+    async def test(client: TestClient, console: Console, worker: Worker) -> None:
+        worker.rows = [
+            {
+                "id": "c-9",
+                "site": "S-OUT-001",
+                "site_name": "x",
+                "status": "escalated",
+                "first_seen": (T - timedelta(hours=3)).isoformat(),
+                "deadline": (T - timedelta(hours=2)).isoformat(),
+                "ack_due": (T - timedelta(minutes=30)).isoformat(),
+                "acknowledged_by": None,
+                "findings": [],
+            }
+        ]
+        await sign_in(client, "tok-ops")  # the sign-in's listing is the seed
+        assert console.city.case_counts(None)["by_grid"]["G-KC-01"]["escalated"] == 1
+        console.city.on_reading(reading(20.0), 0.0)  # data time passes its acknowledge-by
+        assert console.city.case_counts(None)["overdue"] == ["c-9"]
+        (row,) = (await (await client.get("/api/cases")).json())["cases"]
+        assert row["overdue"] is True
+
+    run(test, catalogue)
+
+
+# -- Server-Sent Events -------------------------------------------------------------------------
+
+
+async def frames(response, count: int) -> list[tuple[str, str]]:
+    """The next ``count`` events: (event, data); each frame must be exactly
+    ``event: <kind>\\ndata: <one line of JSON>\\n\\n``."""
+    out: list[tuple[str, str]] = []
+    buffer = b""
+    while len(out) < count:
+        chunk = await asyncio.wait_for(response.content.readany(), 5)
+        assert chunk, "the stream ended"
+        buffer += chunk
+        while b"\n\n" in buffer:
+            frame, buffer = buffer.split(b"\n\n", 1)
+            lines = frame.decode().split("\n")
+            if lines[0].startswith("retry: "):
+                lines = lines[1:]
+            assert len(lines) == 2 and lines[0].startswith("event: "), frame
+            assert lines[1].startswith("data: "), frame
+            json.loads(lines[1].removeprefix("data: "))  # one line of JSON
+            out.append((lines[0].removeprefix("event: "), lines[1].removeprefix("data: ")))
+    return out
+
+
+def test_the_live_stream_is_well_framed_and_keeps_to_the_callers_grids(catalogue):
+    async def test(client: TestClient, console: Console, worker: Worker) -> None:
+        await sign_in(client, "tok-kc")
+        stop = asyncio.Event()
+        pusher = asyncio.create_task(console.push(stop))
+        response = await client.get("/live")
+        assert response.status == 200
+        assert response.headers["Content-Type"] == "text/event-stream"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert (await frames(response, 1))[0] == ("hello", "{}")
+        other = next(s for s in catalogue.sites.values() if s.grid != "G-KC-01")
+        device = other.devices[0].id
+        console.city.on_reading(reading(20.0, other.id, device), 0.0)  # not this officer's
+        console.city.on_reading(reading(500.0), 0.0)  # S-OUT-001, grid G-KC-01: over its permit
+        console.city.on_dead_letter(
+            DeadLetter.of(
+                source="mqtt",
+                origin="ecowatch/v1/S-OUT-001/33080200000001/reading",
+                reason="not_finite",
+                detail="values.w01018.value: Input should be a finite number\nsecond line",
+                payload=b'{"v": NaN}',
+                received_at=T,
+            ),
+            0.0,
+        )
+        got: dict[str, list[dict]] = {}
+        for kind, data in await frames(response, 4):
+            got.setdefault(kind, []).append(json.loads(data))
+        stop.set()
+        await pusher
+        assert [s["id"] for s in got["site"]] == ["S-OUT-001"]  # the other grid's never came
+        assert got["site"][0]["status"] == "over"
+        (dead,) = got["dead"]
+        assert dead["by_reason"] == {"not_finite": 1} and dead["by_source"] == {"mqtt": 1}
+        assert dead["latest"][0]["detail"].endswith("second line")  # a newline inside, escaped
+        assert "payload" not in dead["latest"][0]  # what a device sent stays on the topic
+        assert "pulse" in got
+        assert set(got["pulse"][0]) >= {"data_now", "now", "readings_per_s"}
+        response.close()
+
+    run(test, catalogue)
+
+
+# -- static files -------------------------------------------------------------------------------
+
+
+def test_the_pages_and_their_files_are_served_with_their_types(catalogue):
+    async def test(client: TestClient, console: Console, worker: Worker) -> None:
+        r = await client.get("/login")
+        assert r.status == 200 and r.content_type == "text/html" and r.charset == "utf-8"
+        assert r.headers["Cache-Control"] == "no-store"
+        for name in sorted(p.name for p in STATIC.iterdir()):
+            r = await client.get(f"/static/{name}")
+            kind = {".js": "text/javascript", ".css": "text/css"}.get(Path(name).suffix)
+            if kind is None:  # the pages are served by their own routes only
+                assert r.status == 404, name
+                continue
+            assert r.status == 200 and r.content_type == kind and r.charset == "utf-8", name
+            assert await r.text() == (STATIC / name).read_text(encoding="utf-8")
+        for bad in ("..%2Fserver.py", "%2E%2E%2Fcore.py", ".hidden.js", "nope.js", "a%2Fb.css"):
+            assert (await client.get(f"/static/{bad}")).status == 404, bad
+        await sign_in(client, "tok-ops")
+        for page in ("wall", "desk", "phone"):
+            r = await client.get(f"/{page}")
+            assert r.status == 200 and r.content_type == "text/html", page
+        assert (await client.get("/nope")).status == 404
+
+    run(test, catalogue)
+
+
+# Namespace names are identifiers, never fetched (document.createElementNS).
+NAMESPACES = {"http://www.w3.org/2000/svg"}
+
+
+def test_no_page_fetches_anything_from_another_host():
+    """Control rooms are often off the Internet: every file the pages load is the console's."""
+    found = []
+    for item in sorted(STATIC.iterdir()):
+        text = item.read_text(encoding="utf-8")
+        # An absolute or scheme-relative URL: http://host, https://10.0.0.1:8080, //cdn...
+        for url in re.findall(r"""(?:https?:)?//[A-Za-z0-9\[][^\s"'`)<>;,]*""", text):
+            if url not in NAMESPACES:
+                found.append(f"{item.name}: {url}")
+        for attr in re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", text):
+            if not (attr.startswith("/") and not attr.startswith("//")) and attr != "#":
+                found.append(f"{item.name}: {attr}")
+        found += [f"{item.name}: @import" for _ in re.findall(r"@import", text)]
+    assert found == []
+    assert any("http://www.w3.org/2000/svg" in p.read_text() for p in STATIC.glob("*.js"))

@@ -2,7 +2,8 @@
 "use strict";
 
 function drawChart(svg, points, limit, unit) {
-  const W = 900, H = 300, L = 56, R = 12, T = 14, B = 28;
+  // The viewBox says the drawing size: text stays undistorted where it matches the box.
+  const W = svg.viewBox.baseVal.width || 900, H = svg.viewBox.baseVal.height || 300, L = 56, R = 12, T = 14, B = 28;
   const NS = "http://www.w3.org/2000/svg";
   svg.innerHTML = "";
   const el = (name, attrs, text) => {

@@ -25,6 +25,17 @@ const WORDS = {
   by: ["确认人", "by"], first_seen: ["发现时间", "first seen"], pick_site: ["请选择站点", "pick a site"],
   token: ["令牌", "Token"], sign_in: ["登录", "Sign in"], sites: ["站点", "Sites"],
   aqi: ["AQI", "AQI"], done: ["已提交", "sent"], status: ["状态", "Status"],
+  weekly: ["周周清 · 本周结清", "Weekly settlement"], opened: ["新发", "opened"],
+  open_at_end: ["周末未结", "open at week's end"], settled: ["已结清", "settled"],
+  unsettled: ["未结清", "not settled"], dead_letters: ["死信 · 按原因", "Dead letters by reason"],
+  since: ["统计自", "since"], by_source: ["来源", "by source"], reason: ["原因", "Reason"],
+  origin: ["来自", "From"], detail: ["详情", "Detail"], received: ["接收(北京时间)", "received (now)"],
+  no_dead: ["暂无死信", "no dead letters"], now_clock: ["北京时间 · 现在", "now (China time)"],
+  data_lag: ["数据时间落后现在", "data time behind now"], data_clock_note: ["案件时间均为数据时间", "case times are data time"],
+  deadline: ["期限", "due"], detected: ["发现", "detected"], renotified: ["再通知", "renotified"],
+  raised: ["上报主管", "raised"], findings_recorded: ["录入核查", "findings recorded"],
+  normal_again: ["恢复正常", "normal again"], relapsed: ["再次超标", "relapsed"],
+  close_requested: ["申请结案", "close requested"],
 };
 let LANG = localStorage.getItem("ecowatch.lang") || "zh";
 function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : key; }
@@ -45,6 +56,16 @@ function when(iso) {
   if (!iso) return "–";
   const d = new Date(iso);
   return d.toLocaleString(LANG === "zh" ? "zh-CN" : "en-GB", { timeZone: "Asia/Shanghai", hour12: false });
+}
+
+// How far data time is behind now, in words ("6天3小时" / "6 d 3 h"); "" when about the same.
+function lag(dataIso, nowIso) {
+  if (!dataIso || !nowIso) return "";
+  const s = (Date.parse(nowIso) - Date.parse(dataIso)) / 1000;
+  if (Math.abs(s) < 120) return "";
+  const zh = LANG === "zh", a = Math.abs(s), d = Math.floor(a / 86400), h = Math.floor(a % 86400 / 3600), m = Math.floor(a % 3600 / 60);
+  const parts = d ? [[d, zh ? "天" : " d"], [h, zh ? "小时" : " h"]] : h ? [[h, zh ? "小时" : " h"], [m, zh ? "分" : " min"]] : [[m, zh ? "分钟" : " min"]];
+  return (s < 0 ? "−" : "") + parts.filter(([n]) => n).map(([n, u]) => n + u).join(zh ? "" : " ");
 }
 
 // A call the page depends on: a missing or expired session sends the page to the login.

@@ -53,10 +53,19 @@ function chart() {
   document.getElementById("chart-note").textContent = d.history_error || "";
 }
 
+// What a case waits for, from the case itself: the rectify-by while reminded, the
+// acknowledge-by while escalated (data time), and whether it has passed.
+function due(c) {
+  const at = c.status === "escalated" ? c.ack_due : c.status === "reminded" ? c.deadline : null;
+  if (!at) return "";
+  return `<span class="dim">${esc(t("deadline"))} ${esc(when(at))}</span>${c.overdue ? ` <span class="overdue">${esc(t("overdue"))}</span>` : ""}`;
+}
+
 function cases() {
   const rows = DETAIL.cases.map((c) => `<tr class="case-row" data-case="${esc(c.id)}"><td>${esc(NAMES[c.pollutant] || c.pollutant || c.rule)}<br><span class="dim">${esc(c.rule)}</span></td>
     <td><span class="badge s-${{ acknowledged: "maintenance", pending: "unknown" }[c.status] || "over"}">${esc(t(c.status))}</span></td>
-    <td class="ack">${c.acknowledged_by ? esc(t("by") + " " + c.acknowledged_by) : ""}</td></tr>`).join("");
+    <td class="ack">${c.acknowledged_by ? esc(t("by") + " " + c.acknowledged_by) : ""}</td>
+    <td class="due">${due(c)}</td></tr>`).join("");
   document.getElementById("site-cases").innerHTML = rows || `<tr><td class="dim">${esc(t("no_cases"))}</td></tr>`;
   document.querySelectorAll("[data-case]").forEach((r) => { r.onclick = () => trail(r.dataset.case); });
   if (!CASE && DETAIL.cases.length) trail(DETAIL.cases[0].id);
@@ -67,10 +76,10 @@ async function trail(caseId) {
   const { status, body } = await api(`/api/cases/${encodeURIComponent(caseId)}/trail`);
   const box = document.getElementById("trail");
   if (status !== 200) { box.innerHTML = `<li class="error">${esc(body.error)}</li>`; return; }
-  box.innerHTML = `<li class="dim">${esc(body.id)}${body.overdue ? ` <span class="overdue">${esc(t("overdue"))}</span>` : ""}</li>` +
+  box.innerHTML = `<li class="dim">${esc(body.id)}${body.overdue ? ` <span class="overdue">${esc(t("overdue"))}</span>` : ""} · ${esc(t("data_clock_note"))}</li>` +
     body.trail.map((e) => e.type === "event"
       ? `<li><b>${esc(t(e.kind))}</b> ${esc(when(e.at))} · ${esc(e.actor)} <span class="dim">${esc(e.detail)}</span></li>`
-      : `<li>✉ ${esc(e.kind)} → ${esc(e.audience)} ${esc((e.recipients || []).join(", "))} · ${esc(when(e.at))}${e.deadline ? " · 期限 " + esc(when(e.deadline)) : ""}</li>`).join("");
+      : `<li>✉ ${esc(e.kind)} → ${esc(e.audience)} ${esc((e.recipients || []).join(", "))} · ${esc(when(e.at))}${e.deadline ? " · " + esc(t("deadline")) + " " + esc(when(e.deadline)) : ""}</li>`).join("");
 }
 
 async function pick(siteId) {
@@ -98,8 +107,51 @@ function onSite(v) {
   head(); values(); chart();
 }
 
-let REFRESH = null;
+// The weekly settlement (周周清) of the caller's grids: by default the week of data time (the
+// console picks it), or the one chosen with ‹ ›.
+let WEEK = null, SHOWN_WEEK = null;
+function monday(iso, days) {
+  const d = new Date(iso + "T00:00:00Z");
+  d.setUTCDate(d.getUTCDate() + days);
+  return d.toISOString().slice(0, 10);
+}
+async function weekly() {
+  const { status, body } = await api("/api/weekly" + (WEEK ? "?week=" + encodeURIComponent(WEEK) : ""));
+  const table = document.getElementById("weekly"), note = document.getElementById("weekly-note");
+  if (status !== 200) { table.innerHTML = ""; note.textContent = `${status}: ${body.error || ""}`; return; }
+  SHOWN_WEEK = body.week;
+  document.getElementById("week-label").textContent = `${body.week} – ${monday(body.week, 6).slice(5)}`;
+  const cols = ["opened", "escalated", "acknowledged", "closed"];
+  let rows = `<tr><th>${esc(t("grid"))}</th>${cols.map((c) => `<th class="num">${esc(t(c))}</th>`).join("")}<th class="num">${esc(t("overdue"))}</th><th></th></tr>`;
+  for (const g of body.grids) {
+    const late = g.overdue.length;
+    rows += `<tr data-week-grid="${esc(g.grid)}"><td>${esc(g.name)} <span class="dim">${esc(g.grid)}</span></td>
+      ${cols.map((c) => `<td class="num">${g[c]}</td>`).join("")}
+      <td class="num" title="${esc(g.overdue.join(", "))}">${late ? `<span class="overdue">${late}</span>` : 0}</td>
+      <td>${g.settled ? `<span class="badge s-normal">${esc(t("settled"))}</span>` : `<span class="badge s-over">${esc(t("unsettled"))}</span>`}</td></tr>`;
+  }
+  table.innerHTML = rows;
+  note.textContent = `${t("overdue")}: ${t("open_at_end")} · ${t("data_clock_note")}`;
+}
+
+// Dead letters since the console started: by reason and by source, the newest with their detail.
+function dead(v) {
+  document.getElementById("dead-since").textContent = `${t("since")} ${when(v.since)} · Σ ${v.total}`;
+  const chips = (o) => Object.entries(o).map(([k, n]) => `<span class="chip" data-reason="${esc(k)}">${esc(k)} <b>${n}</b></span>`).join("");
+  document.getElementById("dead-counts").innerHTML = v.total
+    ? `<div>${chips(v.by_reason)}</div><div class="dim">${esc(t("by_source"))}: ${Object.entries(v.by_source).map(([k, n]) => `${esc(k)} ${n}`).join(" · ")}</div>`
+    : `<p class="dim">${esc(t("no_dead"))}</p>`;
+  document.getElementById("dead-latest").innerHTML = v.latest.length
+    ? `<tr><th>${esc(t("received"))}</th><th>${esc(t("reason"))}</th><th>${esc(t("origin"))}</th><th>${esc(t("detail"))}</th></tr>` +
+      v.latest.map((d) => `<tr class="dead-row"><td class="dim">${esc(new Date(d.received_at).toLocaleTimeString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false }))}</td>
+        <td>${esc(d.reason)}<br><span class="dim">${esc(d.source)}</span></td><td class="origin">${esc(d.origin)}</td><td class="detail">${esc(d.detail)}</td></tr>`).join("")
+    : "";
+}
+
+let REFRESH = null, WEEKLY_SOON = null;
 function onCase(turn) {
+  clearTimeout(WEEKLY_SOON);  // a case moved: the week's counts may have too
+  WEEKLY_SOON = setTimeout(weekly, 1000);
   if (turn.site !== SITE) return;
   clearTimeout(REFRESH);  // a burst of turns, one reload
   REFRESH = setTimeout(async () => {
@@ -113,10 +165,15 @@ async function load() {
   CITY = body;
   showWho(body.me);
   siteList();
+  weekly();
+  api("/api/dead-letters").then(({ status, body }) => { if (status === 200) dead(body); });
   const wanted = new URLSearchParams(location.search).get("site") || SITE;
   if (wanted) await pick(wanted); else document.body.dataset.ready = "1";
 }
 
 headerBar("desk");
 translate();
-load().then(() => live({ site: onSite, case: onCase }, load));
+document.getElementById("week-prev").onclick = () => { WEEK = monday(SHOWN_WEEK, -7); weekly(); };
+document.getElementById("week-next").onclick = () => { WEEK = monday(SHOWN_WEEK, 7); weekly(); };
+setInterval(weekly, 30000);  // the week of data time moves on by itself
+load().then(() => live({ site: onSite, case: onCase, dead: dead }, load));

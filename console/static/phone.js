@@ -5,6 +5,12 @@
 const ORDER = { escalated: 0, reminded: 1, acknowledged: 2, pending: 3 };
 const NAMES = { w01018: "COD", w21003: "氨氮 NH3-N", w21011: "总磷 TP", w21001: "总氮 TN", w00000: "流量", w01001: "pH" };
 
+// The case's own deadline (data time): the officers' acknowledge-by once escalated.
+function dueText(c) {
+  const at = c.status === "escalated" ? c.ack_due : c.status === "reminded" ? c.deadline : null;
+  return at ? ` · ${esc(t("deadline"))} ${esc(when(at))}` : "";
+}
+
 function card(c) {
   // Pending: nobody has been told yet, so there is nothing for an officer to act on.
   const ack = c.status === "escalated" || c.status === "reminded";
@@ -13,7 +19,7 @@ function card(c) {
     <h3>${esc(c.site_name)} <span class="badge s-${{ acknowledged: "maintenance", pending: "unknown" }[c.status] || "over"}">${esc(t(c.status))}</span>
       ${c.overdue ? `<span class="overdue">${esc(t("overdue"))}</span>` : ""}</h3>
     <p>${esc(NAMES[c.pollutant] || c.pollutant || "")} · ${esc(c.detail)}</p>
-    <p class="dim">${esc(t("first_seen"))} ${esc(when(c.first_seen))}${c.acknowledged_by ? " · " + esc(t("by")) + " " + esc(c.acknowledged_by) : ""}</p>
+    <p class="dim">${esc(t("first_seen"))} ${esc(when(c.first_seen))}${c.acknowledged_by ? " · " + esc(t("by")) + " " + esc(c.acknowledged_by) : ""}${dueText(c)}</p>
     ${c.findings.length ? `<p class="dim">${c.findings.map(esc).join("<br>")}</p>` : ""}
     <p>${ack ? `<button class="act" data-act="ack">${esc(t("ack"))}</button>` : ""}
       ${acts ? `<button class="act secondary" data-act="open">${esc(t("record"))}</button>` : ""}</p>
@@ -38,7 +44,8 @@ async function load() {
   if (status !== 200) { box.innerHTML = `<p class="error card">${esc(body.error)}</p>`; return; }
   const rows = body.cases.slice().sort((a, b) => (ORDER[a.status] ?? 9) - (ORDER[b.status] ?? 9) || (a.first_seen < b.first_seen ? 1 : -1));
   document.getElementById("mine").textContent = `${t("my_cases")} · ${body.grids.join(", ")}`;
-  box.innerHTML = rows.length ? rows.map(card).join("") : `<p class="card dim">${esc(t("no_cases"))}</p>`;
+  box.innerHTML = (rows.length ? rows.map(card).join("") : `<p class="card dim">${esc(t("no_cases"))}</p>`) +
+    `<p class="dim" style="margin:0 12px 12px;font-size:12px">${esc(t("data_clock_note"))}</p>`;
   for (const c of rows) {
     const el = box.querySelector(`[data-case="${CSS.escape(c.id)}"]`);
     const ackButton = el.querySelector('[data-act="ack"]');

@@ -30,7 +30,11 @@ function pulse(p) {
   document.getElementById("p-readings").textContent = p.readings_per_s.toFixed(1);
   document.getElementById("p-dead").textContent = p.dead_letters_per_s.toFixed(1);
   document.getElementById("p-age").textContent = p.bridge_age_s == null ? "–" : Math.max(0, p.bridge_age_s).toFixed(0);
+  // Two clocks, each named: the readings' own (simulated in a demo) and the real one.
   document.getElementById("p-data").textContent = p.data_now ? when(p.data_now) : "–";
+  document.getElementById("p-now").textContent = when(p.now);
+  const behind = lag(p.data_now, p.now);
+  document.getElementById("p-lag").textContent = behind ? `${t("data_lag")} ${behind}` : "";
 }
 
 async function load() {

@@ -27,6 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 from ecowatch import topics
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.console.seed import stored_latest
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
@@ -175,7 +176,9 @@ def test_the_wall_shows_every_site_of_the_catalogue(stack, browser, settings):
     context.close()
 
 
-def test_a_reading_over_the_limit_repaints_the_site_and_the_desk_chart_within_2s(stack, browser):
+def test_a_reading_over_the_limit_repaints_the_site_and_the_desk_chart_within_2s(
+    stack, browser, settings
+):
     context = signed_in(browser, "tok-ops", viewport=WALL_SIZE)
     wall = ready(context.new_page(), "/wall")
     mark = f"[data-site='{SITE}']"
@@ -194,6 +197,9 @@ def test_a_reading_over_the_limit_repaints_the_site_and_the_desk_chart_within_2s
 
     wait_for(charted, 10, "the desk's chart at 20 mg/L")
     assert desk.inner_text("#chart-note") == ""  # InfluxDB answered the chart's query
+    # What a console started now would seed its map with: the site's latest stored reading.
+    seeded = {r.site: r for r in stored_latest(settings)}
+    assert seeded[SITE].values["w01018"].value == 20.0, seeded.get(SITE)
     assert int(desk.get_attribute("#chart", "data-points") or 0) >= 1
 
     started = time.monotonic()
@@ -240,6 +246,13 @@ def test_an_officer_acknowledges_from_the_phone_and_the_desk_shows_it(stack, bro
     assert case["id"] not in [c["id"] for c in listing["cases"]]
     refused = operator.request.post(f"{CONSOLE}/api/sites/{SITE}/cases/{case['id']}/ack", data="{}")
     assert refused.status == 403  # the case API's rule, passed through
+
+    # The desk's city-wide panels: the week's settlement per grid (the week of data time) and
+    # the dead letters, live: a message the bridge cannot read appears by its reason.
+    desk.wait_for_selector("#weekly [data-week-grid='G-KC-02']", timeout=10_000)
+    assert not stack.device.publish(topics.reading_topic(SITE, DEVICE), b"{not json").is_failure
+    desk.wait_for_selector("#dead-counts .chip[data-reason='bad_json']", timeout=10_000)
+    assert DEVICE in desk.inner_text("#dead-latest")
 
     # The three screens, for the README.
     shots = Path(os.environ.get(SCREENSHOTS_ENV) or tmp_path)

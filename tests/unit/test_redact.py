@@ -89,11 +89,15 @@ def test_a_line_holding_a_url_or_its_parts_is_scrubbed(line: str) -> None:
 
 
 def test_apprise_and_urllib3_records_are_scrubbed_at_every_level_with_tracebacks(
-    captured: Everything,
+    captured: Everything, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     guard_logs([HOOK, MAIL])
     for name in ("apprise", "urllib3.connectionpool", "ecowatch.alerts.delivery"):
         logger = logging.getLogger(name)
+        # A library may have raised its logger's level (the InfluxDB client quiets urllib3's)
+        # earlier in the same process: this test is about the filter, not the levels.
+        monkeypatch.setattr(logger, "level", logger.level)  # restored after the test
+        logger.setLevel(logging.DEBUG)  # (and Logger's cache of levels cleared)
         logger.debug("Loaded URL: %s", HOOK)
         logger.info("POST /notify/%s HTTP/1.1", TOKEN)
         logger.warning("Failed to send to %s", MAIL)

@@ -65,3 +65,13 @@ class AcceleratedClock:
     def real_seconds(self, simulated: float) -> float:
         """How long to wait on the wall clock for ``simulated`` seconds to pass."""
         return simulated / self.speed
+
+
+def data_time(seen: tuple[datetime, datetime] | None, wall: datetime) -> datetime:
+    """A site's data clock now: its newest data time, ``seen[0]``, moved on by the real time
+    since it arrived at ``seen[1]``. The clock a site's deadlines and hold period run on: the
+    enforce agent's ticks, and officers' actions (the API). Stamped on the wall clock, an
+    action in a city replaying the past (the demo's is days back) took the hold period as long
+    passed, closing the case at once, and fell in another week of the settlement than the
+    escalation it answered. The wall clock only for a site this worker has not heard from."""
+    return wall if seen is None else seen[0] + (wall - seen[1])

@@ -320,16 +320,6 @@ def gone(case_id: str, events: Iterable[CaseEvent]) -> str | None:
     return None
 
 
-def data_time(seen: tuple[datetime, datetime] | None, wall: datetime) -> datetime:
-    """When an officer acts on a site's case: on the site's data clock, the one its deadlines
-    and hold period run on (as the enforce agent's ticks: the newest data time, ``seen[0]``,
-    moved on by the real time since it arrived at ``seen[1]``). Stamped on the wall clock, an
-    action in a city replaying the past (the demo's is days back) took the hold period as long
-    passed, closing the case at once, and fell in another week of the settlement than the
-    escalation it answered. The wall clock only for a site this worker has not heard from."""
-    return wall if seen is None else seen[0] + (wall - seen[1])
-
-
 # -- the views ---------------------------------------------------------------------------------
 
 
@@ -379,8 +369,7 @@ def install_api(
     in_flight = InFlight()
 
     def site_now(site: str) -> datetime:
-        # The ticks' own record (Enforcement._site_time); it has no public accessor yet.
-        return data_time(enforcement._data_clock.get(site), clock.now())
+        return enforcement.site_now(site)
 
     def caller(request: Request) -> Caller:
         return caller_of(request.headers.get("Authorization", ""), tokens, grids)

@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from ecowatch import topics
 from ecowatch.alerts.delivery import Deliverer, JsonlDeliveryLog, delivery_lines
-from ecowatch.clock import Clock
+from ecowatch.clock import Clock, data_time
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.files import private_dir
 from ecowatch.ingest.contract import Repeat
@@ -211,11 +211,15 @@ class Enforcement:
         raw = self.rules_table.get(site.encode())
         return SiteState.model_validate_json(raw) if raw else None
 
+    def site_now(self, site: str) -> datetime:
+        """The site's data clock now (``ecowatch.clock.data_time``), as this worker knows it."""
+        return data_time(self._data_clock.get(site), self.clock.now())
+
     def _site_time(self, site: str, event: Reading | DeviceStatus | SiteTick) -> datetime:
         wall = self.clock.now()
         if isinstance(event, SiteTick):
             seen = self._data_clock.get(site)
-            return event.now if seen is None else seen[0] + (wall - seen[1])
+            return event.now if seen is None else data_time(seen, wall)
         ts = event.ts if isinstance(event, Reading) else event.at
         self._data_clock[site] = (ts, wall)
         return ts

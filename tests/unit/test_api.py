@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ecowatch.clock import CHINA
+from ecowatch.clock import CHINA, data_time
 from ecowatch.streams.api import (
     MAX_FINDINGS_BYTES,
     MAX_FINDINGS_PER_CASE,
@@ -20,7 +20,6 @@ from ecowatch.streams.api import (
     case_row,
     cases_query,
     check_action,
-    data_time,
     findings_body,
     gone,
     officer_grids,

@@ -731,6 +731,8 @@ async def _demo_console(
 ) -> None:
     """The operators' console beside the demo. Its link carries the demo operator's token in
     the fragment, which the browser keeps to itself: the page signs in with it."""
+    from pydantic import SecretStr
+
     from ecowatch.console.run import serve
 
     operator = next((t for t, who in tokens.items() if who.startswith("operator:")), None)
@@ -739,6 +741,9 @@ async def _demo_console(
         link = f"{url}login#token={operator}" if operator else url
         click.echo(f"console: {url}  (the wall, the desk and the phone; signed in: {link})")
 
+    if operator and not settings.api_token.get_secret_value():
+        # Its own token too: the open cases are on the wall before anyone signs in.
+        settings = settings.model_copy(update={"api_token": SecretStr(operator)})
     try:
         await serve(settings, catalogue, stop, say)
     except EcowatchError as exc:  # the demo goes on without its screens

@@ -43,6 +43,7 @@ from ecowatch.schema import DataFlag, Measurement
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 MEAN_DECIMALS = 6  # float noise must not push a mean exactly at a limit over it
+_FLAG_VALUES = {flag: flag.value for flag in DataFlag}  # Enum.value is a slow property
 
 
 class WindowParams(BaseModel):
@@ -175,19 +176,23 @@ def add_in_place(
 ) -> list[Window]:
     """:func:`add` on a series the caller owns (the judge's working copy): no copy made."""
     closed: list[Window] = []
-    if s.held is not None and ts <= s.held.ts:
-        return closed
-    if s.held is not None:
-        _lay_slice(s, s.held, min(ts, s.held.ts + params.max_slice), params, closed)
+    held = s.held
+    if held is not None:
+        if ts <= held.ts:
+            return closed
+        _lay_slice(s, held, min(ts, held.ts + params.max_slice), params, closed)
     _enter(s, ts, params, closed)
-    s.minute.flags[m.flag.value] = s.minute.flags.get(m.flag.value, 0) + 1
-    s.hour.flags[m.flag.value] = s.hour.flags.get(m.flag.value, 0) + 1
-    s.held = Held(
-        ts=ts,
-        value=m.value,
-        flow=flow.value if flow is not None else None,
-        valid=_valid(m, flow, s.weighting),
-    )
+    flag = _FLAG_VALUES[m.flag]
+    flags = s.minute.flags
+    flags[flag] = flags.get(flag, 0) + 1
+    flags = s.hour.flags
+    flags[flag] = flags.get(flag, 0) + 1
+    flow_value = flow.value if flow is not None else None
+    valid = _valid(m, flow, s.weighting)
+    if held is None:
+        s.held = Held(ts=ts, value=m.value, flow=flow_value, valid=valid)
+    else:  # the series' own: updated in place rather than made anew on every reading
+        held.ts, held.value, held.flow, held.valid = ts, m.value, flow_value, valid
     return closed
 
 
@@ -207,8 +212,9 @@ def _lay_slice(
                 weight = held.flow * seconds * 1e-3  # ΔD, m³
             else:
                 weight = seconds
+            weighted = held.value * weight
             for sums in (s.minute, s.hour):
-                sums.weighted += held.value * weight
+                sums.weighted += weighted
                 sums.weight += weight
                 sums.covered_s += seconds
         t = seg_end
@@ -216,10 +222,13 @@ def _lay_slice(
 
 def _enter(s: Series, t: datetime, params: WindowParams, closed: list[Window]) -> None:
     """Make the minute and hour of ``t`` the open ones, closing those before them."""
-    minute = minute_of(t)
-    if minute == s.minute_start:
+    start = s.minute_start
+    # The open minute is a minute of China time, which is whole minutes from UTC: ``t`` is
+    # in it exactly when it is less than a minute past its start (no time zone arithmetic).
+    if start is not None and start <= t and t - start < MINUTE:
         return  # the same minute, so the same hour and day
-    if s.minute_start is not None:
+    minute = minute_of(t)
+    if start is not None:
         closed.append(_close_minute(s, params))
     s.minute_start, s.minute = minute, Sums()
     if s.hour_start is None or hour_of(t) != s.hour_start:

@@ -15,7 +15,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis
 from ecowatch.ingest.contract import ReadingLedger
-from ecowatch.pollutants import FLOW, SHORT_NAMES, UNITS
+from ecowatch.pollutants import FLOW, SHORT_NAMES, UNITS, WATER_TEMP
 from ecowatch.schema import (
     DataFlag,
     DeviceStatus,
@@ -163,6 +163,8 @@ class DeviceInfo:
     device: Device
     judges_limits: bool  # its concentrations are judged (a meter's only with no monitor)
     pollutants: tuple[tuple[str, str], ...]  # (code, "device|code") as the catalogue lists them
+    averaged: tuple[tuple[str, str], ...]  # the same and the water temperature: what has means
+    has_flow: bool  # its concentrations are flow-weighted (Appendix D)
 
 
 @dataclass
@@ -197,7 +199,9 @@ class Context:
         if entry is not None and entry.site.id == site_id:
             d = entry.device
             codes = tuple((code, f"{device_id}|{code}") for code in d.pollutants)
-            info = DeviceInfo(d, self._judges_limits_of(site_id, device_id), codes)
+            averaged = (*codes, (WATER_TEMP, f"{device_id}|{WATER_TEMP}"))
+            judges = self._judges_limits_of(site_id, device_id)
+            info = DeviceInfo(d, judges, codes, averaged, FLOW in d.pollutants)
         self._devices[key] = info
         return info
 
@@ -277,9 +281,10 @@ def clears(state: SiteState, device: str | None, pollutant: str | None, rule: Ru
     return not any(key.endswith(suffix) for key in state.active)
 
 
-# Makes the verdict's finding, active or its clear: called only when the finding is emitted,
-# so that a normal reading (almost all of them) builds no Finding and formats no text.
-Build = Callable[[bool], Finding]
+# Makes the verdict's finding, active or its clear, from the arguments ``verdict`` passes on:
+# called only when the finding is emitted, so that a normal reading (almost every one) builds
+# no Finding and formats no text. A module-level function with its arguments costs no closure.
+Build = Callable[..., Finding]
 
 
 def verdict(
@@ -291,23 +296,25 @@ def verdict(
     pollutant: str | None,
     rule: Rule,
     build: Build,
+    *args: object,
     every: bool = False,
 ) -> list[Finding]:
-    """A condition's verdict: ``build(True)`` when it holds (once, then every
-    ``refresh_every``, or ``every`` time), else ``build(False)`` if the key was active."""
+    """A condition's verdict: ``build(True, *args)`` when it holds (once, then every
+    ``refresh_every``, or ``every`` time), else ``build(False, *args)`` if the key was
+    active."""
     key = key_of(device, pollutant, rule)
     if holds:
         mark = state.active.get(key)
         if mark is None:
-            finding = build(True)
+            finding = build(True, *args)
             state.active[key] = Mark(since=finding.at, emitted=now)
             return [finding]
         if every or now - mark.emitted >= ctx.params.refresh_every:
             mark.emitted = now
-            return [build(True)]
+            return [build(True, *args)]
         return []
     if key in state.active and clears(state, device, pollutant, rule):
-        return [build(False)]
+        return [build(False, *args)]
     return []
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.ingest.contract import Repeat, take_once
-from ecowatch.pollutants import FLOW, TIME_WEIGHTED, WATER_TEMP
+from ecowatch.pollutants import FLOW, TIME_WEIGHTED
 from ecowatch.schema import (
     DeviceStatus,
     Finding,
@@ -98,35 +98,41 @@ class SiteJudge:
         ``state`` becomes the new state, with no copy made. Nothing is changed when the
         event is refused (a site not in the catalogue, or another site's state). A reading is
         first :meth:`take`-n, unless ``taken`` (the caller did): a repeat is not judged."""
-        if event.site not in self.ctx.catalogue.sites:
-            raise KeyError(f"site '{event.site}' is not in the catalogue")
-        state = self.initial(event.site) if state is None else state
-        if state.site != event.site:
-            raise ValueError(f"state of site '{state.site}' given an event of '{event.site}'")
-        now = (
-            event.ts
-            if isinstance(event, Reading)
-            else event.at
-            if isinstance(event, DeviceStatus)
-            else event.now
-        )
-        if isinstance(event, Reading) and not taken:
-            repeat = self.take(state, event)
-            if repeat is not None:
-                return Judged(state, [], [], repeat=repeat)
-        if state.started is None:
-            state.started = now
-        windows = self._aggregate(state, event) if isinstance(event, Reading) else []
-        meter = self._account(state, event) if isinstance(event, Reading) else None
+        site = event.site
+        if site not in self.ctx.catalogue.sites:
+            raise KeyError(f"site '{site}' is not in the catalogue")
+        state = self.initial(site) if state is None else state
+        if state.site != site:
+            raise ValueError(f"state of site '{state.site}' given an event of '{site}'")
+        windows: list[ClosedWindow] = []
+        meter = None
+        if isinstance(event, Reading):
+            now = event.ts
+            if not taken:
+                repeat = self.take(state, event)
+                if repeat is not None:
+                    return Judged(state, [], [], repeat=repeat)
+            if state.started is None:
+                state.started = now
+            windows = self._aggregate(state, event)
+            meter = self._account(state, event)
+        else:
+            now = event.at if isinstance(event, DeviceStatus) else event.now
+            if state.started is None:
+                state.started = now
         step = Step(event, now, tuple(windows), meter)
         findings: list[Finding] = []
         order: Valve | None = None
+        ctx = self.ctx
         for rule in self.rules:
-            for said in rule(state, step, self.ctx):
-                if isinstance(said, ValveOrder):
-                    order = said.valve  # one meter per reading: at most one order
+            said = rule(state, step, ctx)
+            if not said:
+                continue
+            for verdict in said:
+                if isinstance(verdict, ValveOrder):
+                    order = verdict.valve  # one meter per reading: at most one order
                 else:
-                    findings.append(said)
+                    findings.append(verdict)
         return Judged(state, findings, windows, order, meter=meter)
 
     def _account(self, state: SiteState, reading: Reading) -> MeterStatus | None:
@@ -142,24 +148,24 @@ class SiteJudge:
         return platform_status(track.account, device.quota, reading)
 
     def _aggregate(self, state: SiteState, reading: Reading) -> list[ClosedWindow]:
-        device = self.ctx.device(state.site, reading.device)
-        if device is None:
+        info = self.ctx.device_info(state.site, reading.device)
+        if info is None:
             return []  # not this site's device: the bridge dead-letters those
-        flow = reading.values.get(FLOW) if FLOW in device.pollutants else None
+        values, tracks, params, ts = reading.values, state.tracks, self.ctx.params, reading.ts
+        flow = values.get(FLOW) if info.has_flow else None
         out: list[ClosedWindow] = []
-        for code in [*device.pollutants, WATER_TEMP]:
-            m = reading.values.get(code)
+        for code, key in info.averaged:
+            m = values.get(code)
             if m is None:
                 continue
-            key = f"{reading.device}|{code}"
-            track = state.tracks.get(key)
+            track = tracks.get(key)
             if track is None:
-                by_flow = FLOW in device.pollutants and code not in TIME_WEIGHTED
+                by_flow = info.has_flow and code not in TIME_WEIGHTED
                 weighting = Weighting.FLOW if by_flow else Weighting.TIME
-                track = state.tracks[key] = Track(series=Series(weighting=weighting))
-            by_flow = track.series.weighting is Weighting.FLOW
-            closed = add_in_place(
-                track.series, reading.ts, m, self.ctx.params, flow if by_flow else None
-            )
-            out += [ClosedWindow(reading.device, code, w) for w in closed]
+                track = tracks[key] = Track(series=Series(weighting=weighting))
+            series = track.series
+            by_flow = series.weighting is Weighting.FLOW
+            closed = add_in_place(series, ts, m, params, flow if by_flow else None)
+            if closed:
+                out += [ClosedWindow(reading.device, code, w) for w in closed]
         return out

@@ -113,7 +113,7 @@ def _judge_value(
         )
 
     every = window is not None  # every window over the limit is its own evidence
-    return verdict(state, ctx, now, not complies, device, code, rule, build, every)
+    return verdict(state, ctx, now, not complies, device, code, rule, build, every=every)
 
 
 def _valid_value(reading: Reading, code: str) -> float | None:

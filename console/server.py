@@ -149,12 +149,20 @@ class Console:
             self.city.seed_reading(reading)
         log.info("console: %d devices' latest readings taken from InfluxDB", len(readings))
         token = self.settings.api_token.get_secret_value()
-        if token:
+        if not token:
+            return
+        # A console started with its worker asks until the worker's API is up (503 until its
+        # tables are read back), for a minute at most; a sign-in brings the cases after that.
+        status = 0
+        for _ in range(30):
             status, body = await self.call_worker("GET", "/api/cases", token)
             if status == 200:
                 self._take_rows(body)
-            else:
-                log.warning("console: the open cases were not read from the case API (%s)", status)
+                return
+            if status not in (0, 502, 503, 504):
+                break
+            await asyncio.sleep(2)
+        log.warning("console: the open cases were not read from the case API (%s)", status)
 
     # -- pages ---------------------------------------------------------------------------------
 

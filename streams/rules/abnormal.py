@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ecowatch.schema import (
     DataFlag,
     Finding,
@@ -16,7 +18,6 @@ from ecowatch.streams.rules.base import (
     name_of,
     new_finding,
     num,
-    tracked,
     verdict,
     with_unit,
 )
@@ -70,44 +71,73 @@ def _abnormal(
     )
 
 
+def _check(
+    state: SiteState,
+    ctx: Context,
+    now: datetime,
+    reading: Reading,
+    code: str,
+    holds: bool,
+    rule: Rule,
+    n: int = 0,
+    prev: float = 0.0,
+    ratio: float = 0.0,
+) -> list[Finding]:
+    unit = ctx.unit(state.site, code)
+    args = (state, reading, code, unit, rule, n, prev, ratio)
+    return verdict(state, ctx, now, holds, reading.device, code, rule, _abnormal, *args)
+
+
+_RULES = (
+    Rule.OVER_RANGE,
+    Rule.NEGATIVE_VALUE,
+    Rule.ZERO_VALUES,
+    Rule.CONSTANT_VALUE,
+    Rule.SUDDEN_JUMP,
+)
+
+
 def abnormal_values(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
-    """Over range (flag T), negative, zeros for N, constant for N (恒值), sudden jumps."""
+    """Over range (flag T), negative, zeros for N, constant for N (恒值), sudden jumps.
+
+    A check says something only when its condition holds or its verdict is active (to clear
+    it): a normal value costs its comparisons, and no finding is made."""
     ev = step.event
     if not isinstance(ev, Reading):
         return []
-    p, now, device, site = ctx.params, step.now, ev.device, state.site
+    info = ctx.device_info(state.site, ev.device)
+    if info is None:
+        return []
+    p, now, active, values, tracks = ctx.params, step.now, state.active, ev.values, state.tracks
     out: list[Verdict] = []
-    for code, t in tracked(state, ctx, ev):
-        m = ev.values[code]
-        v = m.value
-        unit = ctx.unit(site, code)
-
-        def check(
-            holds: bool,
-            rule: Rule,
-            n: int = 0,
-            prev: float = 0.0,
-            ratio: float = 0.0,
-            *,
-            code: str = code,
-            unit: str = unit,
-        ) -> list[Finding]:
-            args = (state, ev, code, unit, rule, n, prev, ratio)
-            return verdict(state, ctx, now, holds, device, code, rule, _abnormal, *args)
-
-        out += check(m.flag is DataFlag.OVER_RANGE, Rule.OVER_RANGE)
-        if m.flag is not DataFlag.NORMAL:
+    for code, key in info.pollutants:
+        m = values.get(code)
+        t = tracks.get(key)
+        if m is None or t is None:
+            continue
+        over_k, negative_k, zero_k, constant_k, jump_k = ctx.keys(key, "abnormal", _RULES)
+        v, flag = m.value, m.flag
+        holds = flag is DataFlag.OVER_RANGE
+        if holds or over_k in active:
+            out += _check(state, ctx, now, ev, code, holds, Rule.OVER_RANGE)
+        if flag is not DataFlag.NORMAL:
             continue  # the flag explains the value: only N values are checked further
-        out += check(v < 0, Rule.NEGATIVE_VALUE)
+        if v < 0 or negative_k in active:
+            out += _check(state, ctx, now, ev, code, v < 0, Rule.NEGATIVE_VALUE)
         if code not in p.intermittent:
-            t.zeros = t.zeros + 1 if v == 0 else 0
-            out += check(t.zeros >= p.zero_count, Rule.ZERO_VALUES, t.zeros)
+            t.zeros = zeros = t.zeros + 1 if v == 0 else 0
+            holds = zeros >= p.zero_count
+            if holds or zero_k in active:
+                out += _check(state, ctx, now, ev, code, holds, Rule.ZERO_VALUES, zeros)
             # Zeros have their own rule: a run of zeros is not also a constant value.
             if v != 0 and v == t.run_value:
                 t.run_count += 1
             else:
                 t.run_value, t.run_count = (v, 1) if v != 0 else (None, 0)
-            out += check(t.run_count >= p.constant_count, Rule.CONSTANT_VALUE, t.run_count)
+            run = t.run_count
+            holds = run >= p.constant_count
+            if holds or constant_k in active:
+                out += _check(state, ctx, now, ev, code, holds, Rule.CONSTANT_VALUE, run)
             prev = t.last_valid
             recent = t.last_valid_at is not None and ev.ts - t.last_valid_at <= p.jump_within
             if prev is not None and recent:
@@ -115,6 +145,8 @@ def abnormal_values(state: SiteState, step: Step, ctx: Context) -> list[Verdict]
                 if ratio >= p.jump_ratio or 1 / ratio >= p.jump_ratio:
                     t.jumped_at = ev.ts
                 held = t.jumped_at is not None and ev.ts - t.jumped_at < p.jump_hold
-                out += check(held, Rule.SUDDEN_JUMP, 0, prev, ratio)
+                if held or jump_k in active:
+                    jump = (Rule.SUDDEN_JUMP, 0, prev, ratio)
+                    out += _check(state, ctx, now, ev, code, held, *jump)
         t.last_valid, t.last_valid_at = v, ev.ts
     return out

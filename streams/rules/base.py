@@ -180,6 +180,7 @@ class Context:
     )
     _devices: dict[tuple[str, str], DeviceInfo | None] = field(default_factory=dict, repr=False)
     _units: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+    _keys: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, repr=False)
 
     def site(self, site_id: str) -> Site:
         return self.catalogue.sites[site_id]
@@ -221,6 +222,17 @@ class Context:
         except KeyError:
             unit = self._units[key] = unit_of(pollutant, self.limit(*key, Level.DAILY))
             return unit
+
+    def keys(self, track: str, family: str, rules: tuple[Rule, ...]) -> tuple[str, ...]:
+        """The active-verdict keys of ``rules`` for a track ("device|pollutant"), made once:
+        a rule family asks with its own name and rules."""
+        try:
+            return self._keys[(track, family)]
+        except KeyError:
+            device, pollutant = track.split("|", 1)
+            keys = tuple(key_of(device, pollutant, rule) for rule in rules)
+            self._keys[(track, family)] = keys
+            return keys
 
     def _lookup(self, site_id: str, pollutant: str, level: Level) -> AppliedLimit | None:
         daily = self.catalogue.limit_for(site_id, pollutant, Basis.DAILY)

@@ -20,6 +20,7 @@ from ecowatch.streams.rules.base import (
     Step,
     clears,
     emit,
+    key_of,
     name_of,
     new_finding,
     tracked,
@@ -39,6 +40,8 @@ def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Verdic
     out: list[Verdict] = []
     rule, device, values = Rule.MISSING_POLLUTANT, ev.device, ev.values
     for code in info.device.pollutants:
+        if code in values and (not state.active or key_of(device, code, rule) not in state.active):
+            continue  # reported, and nothing to clear: almost every reading
 
         def build(active: bool, code: str = code) -> Finding:
             name = name_of(code)

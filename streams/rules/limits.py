@@ -89,6 +89,8 @@ def _judge_value(
     rule, severity, label = _LEVEL_RULES[level]
     # Compliance alone decides whether there is anything to say; the text waits for it.
     complies = limit.bound_at(water_temp_c).complies(value)
+    if complies and not state.active:
+        return []  # nothing over the limit, nothing to clear
 
     def build(active: bool) -> Finding:
         _, lim, multiple, text = exceedance(value, limit, water_temp_c)

@@ -47,8 +47,11 @@ def offline(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     if isinstance(ev, Reading):
         if ctx.device(state.site, ev.device) is None:
             return []
-        track = state.devices.setdefault(ev.device, DeviceTrack())
-        track.last_heard = max(filter(None, (track.last_heard, ev.ts)))
+        track = state.devices.get(ev.device)
+        if track is None:
+            track = state.devices[ev.device] = DeviceTrack()
+        if track.last_heard is None or ev.ts > track.last_heard:
+            track.last_heard = ev.ts
         track.last_will = False
         return back(ev.device, "data again")
     if isinstance(ev, DeviceStatus):

@@ -90,6 +90,10 @@ TABLES: dict[Period, dict[Pollutant, Period]] = {
     },
 }
 
+_TABLE_OF: dict[Period, dict[str, Period]] = {
+    period: {p.code: use for p, use in tables.items()} for period, tables in TABLES.items()
+}
+
 # The second values aqi() takes for a table whose `above_top` sends to another period
 # (HJ 633-2012: SO2 1h above 800 → the SO2 24h IAQI; O3 8h above 800 → the O3 1h IAQI).
 SUPPLEMENTS: dict[tuple[Pollutant, Period], str] = {
@@ -100,7 +104,7 @@ SUPPLEMENTS: dict[tuple[Pollutant, Period], str] = {
 
 def pollutant(key: str) -> Pollutant:
     """A pollutant by HJ 212 code or by name (case-insensitive): "a34004", "PM2.5", "pm2.5"."""
-    found = _BY_KEY.get(key.strip().lower())
+    found = _BY_KEY.get(key) or _BY_KEY.get(key.strip().lower())
     if found is None:
         known = ", ".join(f"{p.name} ({p.code})" for p in POLLUTANTS)
         raise ValueError(f"unknown pollutant {key!r}; expected one of {known}")
@@ -154,12 +158,15 @@ _CATEGORY_INFO: dict[Category, tuple[int, str, str, int | None]] = {
 }
 
 
+_UPPERS = tuple((cat, info[3]) for cat, info in _CATEGORY_INFO.items())  # in order
+
+
 def category_of(aqi_value: int) -> Category:
     """The category of an (integer) AQI: 0–50 excellent, 51–100 good, …, above 300 severely."""
     if aqi_value < 0:
         raise ValueError(f"an AQI is not negative (got {aqi_value})")
-    for cat in Category:
-        if cat.upper is None or aqi_value <= cat.upper:
+    for cat, upper in _UPPERS:
+        if upper is None or aqi_value <= upper:
             return cat
     raise AssertionError("unreachable: the last category is open-ended")
 
@@ -194,12 +201,74 @@ class Table(_Frozen):
 
     def exact(self, c: Fraction) -> Fraction | None:
         """The IAQI by linear interpolation (HJ 633 formula 1); None above the top breakpoint."""
-        points = list(zip(self.concentration, self.iaqi, strict=True))
-        for (b_lo, i_lo), (b_hi, i_hi) in pairwise(points):
-            bl, bh = _exact(b_lo), _exact(b_hi)
+        points = list(zip(_compiled(self).exact, self.iaqi, strict=True))
+        for (bl, i_lo), (bh, i_hi) in pairwise(points):
             if c <= bh:
                 return Fraction(i_hi - i_lo) / (bh - bl) * (c - bl) + i_lo
         return None
+
+    def ceiling(self, value: float) -> int | None:
+        """``ceil(exact(value))``, None above the top, without fractions: in floats where they
+        decide, else in integers. The float interpolation is off the exact one by far less
+        than 1e-6, so unless it falls that near a whole number, its ceiling is the exact one's.
+        Comparing floats orders them as their exact decimals do (a float's shortest repr
+        rounds back to it, so the order is kept)."""
+        k = _compiled(self)
+        bps, points = k.floats, self.iaqi
+        v = float(value)
+        for i in range(1, len(bps)):
+            b_hi = bps[i]
+            if v <= b_hi:
+                b_lo, i_lo, i_hi = bps[i - 1], points[i - 1], points[i]
+                x = (i_hi - i_lo) / (b_hi - b_lo) * (v - b_lo) + i_lo
+                if abs(x - round(x)) > _NEAR_WHOLE:
+                    return math.ceil(x)
+                # Formula 1 over the decimals as written, as integer ratios n / d.
+                nc, dc = _decimal(value)
+                (nl, dl), (nh, dh) = k.ratios[i - 1], k.ratios[i]
+                num = (i_hi - i_lo) * (nc * dl - nl * dc) * (dh * dl)
+                den = (dc * dl) * (nh * dl - nl * dh)  # > 0: the breakpoints increase
+                return i_lo - (-num // den)
+        return None
+
+
+_NEAR_WHOLE = 1e-6
+
+
+def _decimal(x: float) -> tuple[int, int]:
+    """``_exact(x)`` as (numerator, denominator), not reduced: 1.2 → (12, 10)."""
+    if isinstance(x, int):
+        return x, 1
+    whole, dot, decimals = repr(float(x)).partition(".")
+    if dot and "e" not in decimals:
+        return int(whole + decimals), 10 ** len(decimals)
+    return _exact(x).as_integer_ratio()  # 1e-05, 1.5e+16
+
+
+@dataclass(frozen=True, slots=True)
+class _Breakpoints:
+    floats: tuple[float, ...]  # the concentrations as floats, for the fast path
+    exact: tuple[Fraction, ...]  # the same as written (decimal)
+    ratios: tuple[tuple[int, int], ...]  # and as integer ratios, for the exact ceiling
+
+
+# A table's breakpoints converted once (a Table is a frozen model: no attribute to keep them
+# in). Keyed by id, with the table held so that the id stays its own.
+_COMPILED: dict[int, tuple[Table, _Breakpoints]] = {}
+
+
+def _compiled(table: Table) -> _Breakpoints:
+    hit = _COMPILED.get(id(table))
+    if hit is not None and hit[0] is table:
+        return hit[1]
+    exact = tuple(_exact(b) for b in table.concentration)
+    compiled = _Breakpoints(
+        tuple(float(b) for b in table.concentration),
+        exact,
+        tuple(e.as_integer_ratio() for e in exact),
+    )
+    _COMPILED[id(table)] = (table, compiled)
+    return compiled
 
 
 class PollutantSpec(_Frozen):
@@ -238,8 +307,9 @@ class AqiStandard(_Frozen):
         spec = self.pollutants.get(p.code)
         tables = spec.breakpoints if spec else {}
         try:
-            return tables[Period(period)]
-        except (ValueError, KeyError):
+            # A Period is a StrEnum: "1h" finds the same table as Period.HOUR.
+            return tables[period]  # type: ignore[index]
+        except (ValueError, KeyError, TypeError):
             have = ", ".join(tables) or "none"
             raise ValueError(
                 f"{self.standard} has no {period} breakpoints for {p.name} (it has: {have})"
@@ -415,19 +485,20 @@ class NoIaqiError(ValueError):
         super().__init__(self.reason + hint)
 
 
-def _concentration(p: Pollutant, value: float, what: str = "") -> Fraction:
+def _check_concentration(p: Pollutant, value: float, what: str = "") -> None:
+    if type(value) is float and 0.0 <= value < math.inf:
+        return  # the usual case, in two comparisons (NaN fails the first)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{what or p.name}: expected a number in {p.unit} (got {value!r})")
     if not math.isfinite(value):
         raise ValueError(f"{what or p.name}: expected a finite number (got {value})")
     if value < 0:
         raise ValueError(f"{what or p.name}: a concentration cannot be negative (got {value:g})")
+
+
+def _concentration(p: Pollutant, value: float, what: str = "") -> Fraction:
+    _check_concentration(p, value, what)
     return _exact(value)
-
-
-def _rounded(std: AqiStandard, exact: Fraction) -> int:
-    assert std.rounding == "ceil"  # the only rule the file format allows
-    return math.ceil(exact)
 
 
 def iaqi(
@@ -442,10 +513,17 @@ def iaqi(
     """
     std = _standard(standard)
     p = pollutant(pollutant_key)
+    _check_concentration(p, concentration)
+    return _iaqi(std, p, concentration, period)
+
+
+def _iaqi(std: AqiStandard, p: Pollutant, concentration: float, period: Period | str) -> int:
+    """:func:`iaqi` of a checked concentration."""
     table = std.table(p, period)
-    exact = table.exact(_concentration(p, concentration))
-    if exact is not None:
-        return _rounded(std, exact)
+    assert std.rounding == "ceil"  # the only rule the file format allows
+    rounded = table.ceiling(concentration)
+    if rounded is not None:
+        return rounded
     if isinstance(table.above_top, UsePeriod):
         raise NoIaqiError(
             std.standard, p, Period(period), concentration, table.top, table.above_top.use
@@ -492,7 +570,10 @@ def aqi(
         tables = TABLES[aqi_period]
     except (ValueError, KeyError):
         raise ValueError(f"an AQI is for period 1h or 24h (got {period!r})") from None
-    seconds = {(O3, Period.HOUR): o3_1h, (SO2, Period.DAY): so2_24h}
+    # Keyed by code and built only when given: a Pollutant's (dataclass) hash is slow.
+    seconds: dict[tuple[Pollutant, Period], float | None] = {}
+    if o3_1h is not None or so2_24h is not None:
+        seconds = {(O3, Period.HOUR): o3_1h, (SO2, Period.DAY): so2_24h}
     for (p, use), value in seconds.items():
         if value is None:
             continue
@@ -503,40 +584,42 @@ def aqi(
                 f"a {aqi_period} AQI reads {p.name} on its {use} breakpoints already"
             )
         # Checked even where this edition does not need it (HJ 633-2026), then ignored.
-        _concentration(p, value, argument)
+        _check_concentration(p, value, argument)
 
-    given: dict[Pollutant, float] = {}
+    given: dict[str, float] = {}  # by code
     for key, value in concentrations.items():
         p = pollutant(key)
-        if p in given:
+        if p.code in given:
             raise ValueError(f"{p.name} ({p.code}) is given twice")
         if value is not None:
-            _concentration(p, value)
-            given[p] = value
+            _check_concentration(p, value)
+            given[p.code] = value
     if not given:
         raise ValueError("no concentration given: an AQI needs at least one pollutant")
 
     values: dict[str, int] = {}
     notes: list[str] = []
+    table_of = _TABLE_OF[aqi_period]
     for p in POLLUTANTS:  # fixed order, whatever the caller's
-        if p not in given:
+        value = given.get(p.code)
+        if value is None:
             continue
         try:
-            values[p.name] = iaqi(p.code, given[p], tables[p], std)
+            values[p.name] = _iaqi(std, p, value, table_of[p.code])
         except NoIaqiError as exc:
-            second = seconds[(p, exc.use)]
+            second = seconds.get((p, exc.use))
             if second is None:
                 argument = SUPPLEMENTS[(p, exc.use)]
                 raise NoIaqiError(
                     std.standard,
                     p,
                     exc.period,
-                    given[p],
+                    value,
                     std.table(p, exc.period).top,
                     exc.use,
                     argument,
                 ) from None
-            values[p.name] = iaqi(p.code, second, exc.use, std)
+            values[p.name] = _iaqi(std, p, second, exc.use)
             notes.append(f"{exc.reason} ({second:g} {p.unit})")
 
     top = max(values.values())

@@ -7,7 +7,9 @@ rounded up (ceil), with BL ≤ C ≤ BH the breakpoints around C and IL, IH thei
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -508,3 +510,33 @@ def test_cli_usage_errors(args, message):
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+# -- the fast ceiling agrees with the exact formula --------------------------------------------
+
+
+def _exact_ceiling(table, value):  # HJ 633 formula 1 in fractions, as the module once did
+    from fractions import Fraction
+
+    exact = table.exact(Fraction(repr(float(value))) if isinstance(value, float) else value)
+    return None if exact is None else math.ceil(exact)
+
+
+@pytest.mark.parametrize("edition", ["2012", "2026"])
+def test_the_fast_ceiling_is_the_exact_one_on_and_between_breakpoints(edition: str) -> None:
+    import random
+
+    rng = random.Random(633)
+    std = aqi_standard(edition)
+    for spec in std.pollutants.values():
+        for table in spec.breakpoints.values():
+            values: list[float] = []
+            for lo, hi in itertools.pairwise(table.concentration):
+                values += [lo, hi, (lo + hi) / 2, lo + (hi - lo) / 3, hi * (1 + 1e-12)]
+                values += [rng.uniform(lo, hi) for _ in range(50)]
+                # Where formula 1 gives a whole number: the float lands on or by it.
+                values += [lo + (hi - lo) * k / (hi - lo) for k in range(0, int(hi - lo) + 1, 7)]
+                values += [round(rng.uniform(lo, hi), 1) for _ in range(50)]
+            values += [table.top * 1.5, 0, 0.0]
+            for v in values:
+                assert table.ceiling(v) == _exact_ceiling(table, v), (edition, spec.name, v)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -66,6 +68,18 @@ def exit_description(code: int) -> str:
     return f"exited with code {code}"
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before it runs: SIGTERM when the command that started it dies, however
+    it dies. A demo, bench or drill killed with SIGKILL (a test's time-out) left its worker
+    behind, still in the topics' consumer groups, judging what the next tests published.
+    (The signal comes when the starting thread ends: children are started from the main one.)"""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class ChildProcess:
     """A process the command started, with its log; the log is read from where this run began
     (an earlier run may have written to the same file)."""
@@ -84,6 +98,7 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=dict(env) if env is not None else None,
+                preexec_fn=_die_with_parent,
             )
 
     @property

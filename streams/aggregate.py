@@ -177,11 +177,20 @@ def add_in_place(
     """:func:`add` on a series the caller owns (the judge's working copy): no copy made."""
     closed: list[Window] = []
     held = s.held
-    if held is not None:
-        if ts <= held.ts:
-            return closed
-        _lay_slice(s, held, min(ts, held.ts + params.max_slice), params, closed)
-    _enter(s, ts, params, closed)
+    if held is None:
+        _enter(s, ts, params, closed)
+    elif ts <= held.ts:
+        return closed
+    else:
+        end = min(ts, held.ts + params.max_slice)
+        start = s.minute_start
+        if start is not None and start <= held.ts and ts - start < MINUTE:
+            # Most readings: the slice and the reading are in the open minute, so there is
+            # one segment and no window to close.
+            _accumulate(s, held, (end - held.ts).total_seconds())
+        else:
+            _lay_slice(s, held, end, params, closed)
+            _enter(s, ts, params, closed)
     flag = _FLAG_VALUES[m.flag]
     flags = s.minute.flags
     flags[flag] = flags.get(flag, 0) + 1
@@ -205,19 +214,24 @@ def _lay_slice(
     while t < end:
         _enter(s, t, params, closed)
         seg_end = min(end, s.minute_start + MINUTE)  # type: ignore[operator]  # just entered
-        seconds = (seg_end - t).total_seconds()
-        if held.valid:
-            if s.weighting is Weighting.FLOW:
-                assert held.flow is not None  # a valid flow-weighted slice has its flow
-                weight = held.flow * seconds * 1e-3  # ΔD, m³
-            else:
-                weight = seconds
-            weighted = held.value * weight
-            for sums in (s.minute, s.hour):
-                sums.weighted += weighted
-                sums.weight += weight
-                sums.covered_s += seconds
+        _accumulate(s, held, (seg_end - t).total_seconds())
         t = seg_end
+
+
+def _accumulate(s: Series, held: Held, seconds: float) -> None:
+    """A segment of the held value, within the open minute."""
+    if not held.valid:
+        return
+    if s.weighting is Weighting.FLOW:
+        assert held.flow is not None  # a valid flow-weighted slice has its flow
+        weight = held.flow * seconds * 1e-3  # ΔD, m³
+    else:
+        weight = seconds
+    weighted = held.value * weight
+    for sums in (s.minute, s.hour):
+        sums.weighted += weighted
+        sums.weight += weight
+        sums.covered_s += seconds
 
 
 def _enter(s: Series, t: datetime, params: WindowParams, closed: list[Window]) -> None:

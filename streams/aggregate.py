@@ -109,15 +109,15 @@ class Series(BaseModel):
     held: Held | None = None
 
 
-class Window(BaseModel):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Window:
     """A closed minute, hour or day. ``mean`` is None when the window is invalid or had no
-    discharge."""
-
-    model_config = ConfigDict(frozen=True)
+    discharge. A dataclass: made by this module from its own sums (about one a reading, for
+    the minutes), never parsed, so there is nothing to validate."""
 
     period: Period
-    start: AwareDatetime
-    end: AwareDatetime
+    start: datetime
+    end: datetime
     valid: bool
     mean: float | None
     coverage: timedelta  # of valid data (hours: from slices; days: valid hours × 1 h)

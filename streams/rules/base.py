@@ -156,6 +156,18 @@ class Level(StrEnum):
     DAILY = "daily"
 
 
+class Limits(dict[str, AppliedLimit | None]):
+    """A site's limits at one level by pollutant (None: not judged), filled on first use."""
+
+    def __init__(self, lookup: Callable[[str], AppliedLimit | None]) -> None:
+        super().__init__()
+        self._lookup = lookup
+
+    def __missing__(self, pollutant: str) -> AppliedLimit | None:
+        limit = self[pollutant] = self._lookup(pollutant)
+        return limit
+
+
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
     """A device of a site as the rules need it, looked up once per (site, device)."""
@@ -175,9 +187,7 @@ class Context:
     catalogue: Catalogue
     params: RuleParams = field(default_factory=RuleParams)
     aqi_standard: str = "2026"
-    _limits: dict[tuple[str, str, Level], AppliedLimit | None] = field(
-        default_factory=dict, repr=False
-    )
+    _limits: dict[tuple[str, Level], Limits] = field(default_factory=dict, repr=False)
     _devices: dict[tuple[str, str], DeviceInfo | None] = field(default_factory=dict, repr=False)
     _units: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     _keys: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, repr=False)
@@ -207,12 +217,18 @@ class Context:
         return info
 
     def limit(self, site_id: str, pollutant: str, level: Level) -> AppliedLimit | None:
-        key = (site_id, pollutant, level)
+        return self.limits(site_id, level)[pollutant]
+
+    def limits(self, site_id: str, level: Level) -> Limits:
+        """The site's limits at ``level``, by pollutant, each looked up on first use: a rule
+        takes the table once per event (an Enum's hash is a Python call) and then indexes it
+        by code."""
+        key = (site_id, level)
         try:
             return self._limits[key]
         except KeyError:
-            limit = self._limits[key] = self._lookup(site_id, pollutant, level)
-            return limit
+            table = self._limits[key] = Limits(lambda code: self._lookup(site_id, code, level))
+            return table
 
     def unit(self, site_id: str, pollutant: str) -> str:
         """The pollutant's unit at the site: its daily limit's, else the catalogue's."""

@@ -77,7 +77,7 @@ def _judge_value(
     state: SiteState,
     ctx: Context,
     now: datetime,
-    level: Level,
+    level: tuple[Rule, Severity, str],
     device: str,
     code: str,
     value: float,
@@ -86,7 +86,7 @@ def _judge_value(
     water_temp_c: float | None,
     window: Window | None = None,
 ) -> list[Finding]:
-    rule, severity, label = _LEVEL_RULES[level]
+    rule, severity, label = level
     # Compliance alone decides whether there is anything to say; the text waits for it.
     complies = limit.bound_at(water_temp_c).complies(value)
     if complies and not state.active:
@@ -130,13 +130,16 @@ def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
         return []
     out: list[Verdict] = []
     temp = _valid_value(ev, WATER_TEMP)
+    limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
     for code, m in ev.values.items():
-        limit = ctx.limit(state.site, code, Level.REALTIME)
+        limit = limits[code]
         if limit is None or m.flag is not DataFlag.NORMAL:
             continue  # flagged values are never judged: no verdict either way
         out += _judge_value(
-            state, ctx, step.now, Level.REALTIME, ev.device, code, m.value, limit, ev.ts, temp
+            state, ctx, step.now, level, ev.device, code, m.value, limit, ev.ts, temp
         )
+    if not step.windows:
+        return out
     temps = {
         (cw.window.period, cw.window.start): cw.window.mean
         for cw in step.windows
@@ -146,11 +149,12 @@ def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
         w = cw.window
         if w.period is Period.MINUTE or not w.valid or w.mean is None:
             continue  # minutes are for charts; an invalid hour or day gives no verdict
-        level = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
-        limit = ctx.limit(state.site, cw.pollutant, level)
+        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
+        limit = ctx.limit(state.site, cw.pollutant, by)
         if limit is None:
             continue
         temp = temps.get((w.period, w.start))
+        level = _LEVEL_RULES[by]
         out += _judge_value(
             state, ctx, step.now, level, cw.device, cw.pollutant, w.mean, limit, w.end, temp, w
         )

@@ -19,14 +19,17 @@ The Faust agent makes one call per event::
 ``now`` is the event's own time (the reading's ``ts``, the status's ``at``, the tick's
 ``now``): the judge never reads a clock, so a replay judges last month exactly as it happened.
 
-Every rule has one shape, :class:`DetectionRule`: ``rule(state, step, ctx) -> findings``. The
-judge copies the state once and hands the copy to each rule in turn, which updates its own
-part; so ``judge`` is pure while the rules stay simple. A rule says what it sees through
-``_verdict`` (or ``_raise`` when the condition holds, ``_clears`` when it does not), which
-remember which keys (device, pollutant, rule) are active, so a clear (``active=False``) is
-emitted once, after an active verdict, and never for every normal reading. An active verdict
-is emitted when it starts, then again every ``refresh_every`` (fresh evidence for the case),
-except by the window rules (hourly, daily): every window over the limit is its own evidence.
+Every rule has one shape, :class:`DetectionRule`: ``rule(state, step, ctx) -> verdicts``, a
+verdict being a :class:`Finding` or a :class:`ValveOrder`. The judge copies the state once and
+hands the copy to each rule in turn, which updates its own part; so ``judge`` is pure while
+the rules stay simple. A rule says what it sees through ``base.verdict`` (or ``emit`` when
+the condition holds, ``clears`` when it does not), which remember which keys (device,
+pollutant, rule) are active, so a clear (``active=False``) is emitted once, after an active
+verdict, and never for every normal reading. An active verdict is emitted when it starts,
+then again every ``refresh_every`` (fresh evidence for the case), except by the window rules
+(hourly, daily): every window over the limit is its own evidence. ``verdict`` builds the
+finding only when it is emitted: judging is the worker's hot path, and a normal reading emits
+nothing.
 
 Only values flagged N are judged against a limit or checked for abnormal values; the other
 flags are counted in the windows (``Finding.flags``). A flag T raises OVER_RANGE; a device that

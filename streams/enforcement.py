@@ -148,6 +148,23 @@ class Batch:
     readings: list[Reading] = field(default_factory=list)  # new ones, to store
 
 
+def judged_at(
+    event: Reading | DeviceStatus | SiteTick,
+    seen: tuple[datetime, datetime] | None,
+    wall: datetime,
+) -> tuple[datetime, tuple[datetime, datetime] | None]:
+    """The time an event is judged at, and the site's data clock after it (None: unchanged).
+    Only a reading moves the clock: a tick and a device's status (stamped by the bridge on the
+    wall clock, as a last will is) are judged on it. A status that moved it put a city
+    replaying the past at the wall clock, every deadline of the site long passed, until its
+    next reading."""
+    if isinstance(event, Reading):
+        return event.ts, (event.ts, wall)
+    if seen is not None:
+        return data_time(seen, wall), None
+    return (event.now if isinstance(event, SiteTick) else event.at), None
+
+
 class Enforcement:
     """The tables, agents and timer of detect – remind – penalize, installed on an app."""
 
@@ -216,13 +233,10 @@ class Enforcement:
         return data_time(self._data_clock.get(site), self.clock.now())
 
     def _site_time(self, site: str, event: Reading | DeviceStatus | SiteTick) -> datetime:
-        wall = self.clock.now()
-        if isinstance(event, SiteTick):
-            seen = self._data_clock.get(site)
-            return event.now if seen is None else data_time(seen, wall)
-        ts = event.ts if isinstance(event, Reading) else event.at
-        self._data_clock[site] = (ts, wall)
-        return ts
+        at, seen = judged_at(event, self._data_clock.get(site), self.clock.now())
+        if seen is not None:
+            self._data_clock[site] = seen
+        return at
 
     # -- agents ------------------------------------------------------------------------------
 

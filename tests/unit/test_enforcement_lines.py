@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ecowatch.schema import Finding, Rule, Severity
+from ecowatch.schema import (
+    DeviceState,
+    DeviceStatus,
+    Finding,
+    Measurement,
+    Reading,
+    ReadingSource,
+    Rule,
+    Severity,
+)
 from ecowatch.streams.aggregate import Period, Window
 from ecowatch.streams.cases import CaseEvent, CaseStatus
-from ecowatch.streams.enforcement import case_event_line, finding_line, window_line
-from ecowatch.streams.rules import ClosedWindow
+from ecowatch.streams.enforcement import case_event_line, finding_line, judged_at, window_line
+from ecowatch.streams.rules import ClosedWindow, SiteTick
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 MS = 1795395600000  # 2026-11-23T01:00Z
@@ -75,3 +84,44 @@ def test_findings_and_case_events_escape_their_text():
         "case_event,site=S-OUT-001,kind=closed,status=closed "
         f'case="c-1",actor="O-KC-01",detail="已整改" {MS}'
     )
+
+
+# -- the time an event is judged at -------------------------------------------------------------
+
+WALL = datetime(2026, 12, 1, 4, 0, tzinfo=UTC)  # the wall clock; the city's data is days back
+DATA = WALL - timedelta(days=6)
+
+
+def a_reading(ts: datetime) -> Reading:
+    return Reading(
+        site="S-OUT-001",
+        device="33080200000001",
+        model="outfall_monitor",
+        ts=ts,
+        values={"w01018": Measurement(value=40.0)},
+        source=ReadingSource.MQTT,
+        received_at=ts,
+    )
+
+
+def test_a_reading_moves_the_sites_data_clock():
+    at, seen = judged_at(a_reading(DATA), None, WALL)
+    assert at == DATA and seen == (DATA, WALL)
+
+
+def test_a_devices_status_is_judged_on_the_data_clock_and_does_not_move_it():
+    # The bridge stamps a last will on the wall clock; the site's data is six days back.
+    offline = DeviceStatus(
+        site="S-OUT-001", device="33080200000001", state=DeviceState.OFFLINE, at=WALL
+    )
+    at, seen = judged_at(offline, (DATA, WALL - timedelta(seconds=30)), WALL)
+    assert at == DATA + timedelta(seconds=30) and seen is None
+
+
+def test_a_tick_runs_the_data_clock_on_by_real_time():
+    tick = SiteTick(site="S-OUT-001", now=WALL)
+    assert judged_at(tick, (DATA, WALL - timedelta(minutes=2)), WALL) == (
+        DATA + timedelta(minutes=2),
+        None,
+    )
+    assert judged_at(tick, None, WALL) == (WALL, None)  # a site not heard from: the wall clock

@@ -45,14 +45,15 @@ _TEXTS = {
 def _abnormal(
     active: bool,
     state: SiteState,
+    ctx: Context,
     reading: Reading,
     code: str,
-    unit: str,
     rule: Rule,
     n: int = 0,
     prev: float = 0.0,
     ratio: float = 0.0,
 ) -> Finding:
+    unit = ctx.unit(state.site, code)
     value = reading.values[code].value
     text = _TEXTS[rule][0 if active else 1].format(
         name=name_of(code), shown=with_unit(value, unit), n=n, prev=num(prev), ratio=ratio
@@ -77,15 +78,15 @@ def _check(
     now: datetime,
     reading: Reading,
     code: str,
+    key: str,
     holds: bool,
     rule: Rule,
     n: int = 0,
     prev: float = 0.0,
     ratio: float = 0.0,
 ) -> list[Finding]:
-    unit = ctx.unit(state.site, code)
-    args = (state, reading, code, unit, rule, n, prev, ratio)
-    return verdict(state, ctx, now, holds, reading.device, code, rule, _abnormal, *args)
+    args = (state, ctx, reading, code, rule, n, prev, ratio)
+    return verdict(state, ctx, now, holds, reading.device, code, rule, _abnormal, *args, key=key)
 
 
 _RULES = (
@@ -119,16 +120,16 @@ def abnormal_values(state: SiteState, step: Step, ctx: Context) -> list[Verdict]
         v, flag = m.value, m.flag
         holds = flag is DataFlag.OVER_RANGE
         if holds or over_k in active:
-            out += _check(state, ctx, now, ev, code, holds, Rule.OVER_RANGE)
+            out += _check(state, ctx, now, ev, code, over_k, holds, Rule.OVER_RANGE)
         if flag is not DataFlag.NORMAL:
             continue  # the flag explains the value: only N values are checked further
         if v < 0 or negative_k in active:
-            out += _check(state, ctx, now, ev, code, v < 0, Rule.NEGATIVE_VALUE)
+            out += _check(state, ctx, now, ev, code, negative_k, v < 0, Rule.NEGATIVE_VALUE)
         if code not in p.intermittent:
             t.zeros = zeros = t.zeros + 1 if v == 0 else 0
             holds = zeros >= p.zero_count
             if holds or zero_k in active:
-                out += _check(state, ctx, now, ev, code, holds, Rule.ZERO_VALUES, zeros)
+                out += _check(state, ctx, now, ev, code, zero_k, holds, Rule.ZERO_VALUES, zeros)
             # Zeros have their own rule: a run of zeros is not also a constant value.
             if v != 0 and v == t.run_value:
                 t.run_count += 1
@@ -137,7 +138,9 @@ def abnormal_values(state: SiteState, step: Step, ctx: Context) -> list[Verdict]
             run = t.run_count
             holds = run >= p.constant_count
             if holds or constant_k in active:
-                out += _check(state, ctx, now, ev, code, holds, Rule.CONSTANT_VALUE, run)
+                out += _check(
+                    state, ctx, now, ev, code, constant_k, holds, Rule.CONSTANT_VALUE, run
+                )
             prev = t.last_valid
             recent = t.last_valid_at is not None and ev.ts - t.last_valid_at <= p.jump_within
             if prev is not None and recent:
@@ -147,6 +150,6 @@ def abnormal_values(state: SiteState, step: Step, ctx: Context) -> list[Verdict]
                 held = t.jumped_at is not None and ev.ts - t.jumped_at < p.jump_hold
                 if held or jump_k in active:
                     jump = (Rule.SUDDEN_JUMP, 0, prev, ratio)
-                    out += _check(state, ctx, now, ev, code, held, *jump)
+                    out += _check(state, ctx, now, ev, code, jump_k, held, *jump)
         t.last_valid, t.last_valid_at = v, ev.ts
     return out

@@ -140,7 +140,7 @@ class ClosedWindow:
     window: Window
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """What a rule sees: the event, its time, and the windows this event closed."""
 
@@ -326,11 +326,13 @@ def verdict(
     build: Build,
     *args: object,
     every: bool = False,
+    key: str | None = None,
 ) -> list[Finding]:
     """A condition's verdict: ``build(True, *args)`` when it holds (once, then every
     ``refresh_every``, or ``every`` time), else ``build(False, *args)`` if the key was
-    active."""
-    key = key_of(device, pollutant, rule)
+    active. ``key``: ``key_of(device, pollutant, rule)``, when the caller has it made."""
+    if key is None:
+        key = key_of(device, pollutant, rule)
     if holds:
         mark = state.active.get(key)
         if mark is None:

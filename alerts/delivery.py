@@ -4,9 +4,10 @@
 
 - **Dedup** against the delivery log by the notification's idempotency ``key``, the recipient
   and the channel (the URL's place in the person's list, and its scheme): a redelivered
-  notification, or the same one after a restart with a :class:`JsonlDeliveryLog`, is not sent
-  again. Per channel, not per person: a person with DingTalk and e-mail whose e-mail failed
-  gets the e-mail on redelivery without a second DingTalk message.
+  notification, or the same one after a restart with a :class:`JsonlDeliveryLog` (in the
+  worker, on any worker, with a :class:`TableDeliveryLog`), is not sent again. Per channel,
+  not per person: a person with DingTalk and e-mail whose e-mail failed gets the e-mail on
+  redelivery without a second DingTalk message.
 - **Send** through a :class:`Notifier`, which says whether a failure is worth retrying. Apprise
   answers False on failure: retried with exponential back-off up to ``RetryPolicy.attempts``;
   a URL apprise cannot parse is not retried.
@@ -24,10 +25,11 @@ the two sends again on restart.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -174,6 +176,39 @@ class JsonlDeliveryLog(MemoryDeliveryLog):
             f.flush()
             os.fsync(f.fileno())
         super().append(record)
+
+
+class TableDeliveryLog:
+    """The delivery log in a key-value table (the worker's: a Faust table backed by a
+    changelog), keyed by the notification's idempotency key. Its value is the channels sent so
+    far, as JSON ``[[recipient, channel, scheme], ...]``: a notification whose partition moves
+    to another worker finds there what was sent, instead of in a file on the first one.
+
+    Only what stops a second send is kept (the sent channels); every attempt's record goes to
+    InfluxDB (``DeliveryReport.records``); ``records()`` keeps none, so a worker that runs for
+    months does not grow with them."""
+
+    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+        self.table = table
+
+    def _sent(self, key: str) -> list[list[str | int]]:
+        raw = self.table.get(key.encode())
+        return json.loads(raw) if raw else []
+
+    def was_sent(self, key: str, recipient: str, channel: int, scheme: str) -> bool:
+        return [recipient, channel, scheme] in self._sent(key)
+
+    def append(self, record: DeliveryRecord) -> None:
+        if record.status is not DeliveryStatus.SENT:
+            return
+        sent = self._sent(record.key)
+        identity: list[str | int] = [record.recipient, record.channel, record.scheme]
+        if identity not in sent:
+            sent.append(identity)
+            self.table[record.key.encode()] = json.dumps(sent).encode()
+
+    def records(self) -> list[DeliveryRecord]:
+        return []
 
 
 # -- notifiers ---------------------------------------------------------------------------------

@@ -125,7 +125,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         catalogue,
         clock,
         writer,
-        settings.state_dir / settings.app_id,
         settings.tick_seconds,
         aqi_standard=settings.aqi_standard,
         dead_letter=dead_letter,

@@ -16,6 +16,11 @@ a worker that dies in between re-reads them as new, never as repeats of readings
 What it decides goes out on Kafka: findings, case events, notifications, and valve commands.
 Nothing is sent to a person from here: the ``deliver`` agent does that, with an idempotency key
 per notification, so a redelivered event never notifies twice.
+
+Scale-out: several workers of one app id split the partitions, and everything a partition's
+new owner needs is in its tables' changelogs: the cases, the rule state, each site's data
+clock (``site-clock``) and what was sent (``notification-log``). The tick timer runs on the
+group's leader only, so time passes once per site whatever the number of workers.
 """
 
 from __future__ import annotations
@@ -25,16 +30,14 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import faust
 from pydantic import BaseModel, ValidationError
 
 from ecowatch import topics
-from ecowatch.alerts.delivery import Deliverer, JsonlDeliveryLog, delivery_lines
+from ecowatch.alerts.delivery import Deliverer, TableDeliveryLog, delivery_lines
 from ecowatch.clock import Clock, data_time
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.files import private_dir
 from ecowatch.ingest.contract import Repeat
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.lineprotocol import (
@@ -146,6 +149,21 @@ class Batch:
     states: dict[str, SiteState] = field(default_factory=dict)
     lines: list[str] = field(default_factory=list)
     readings: list[Reading] = field(default_factory=list)  # new ones, to store
+    # site → its data clock as this batch moved it (written to ``site-clock`` once per batch)
+    clocks: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
+    moved: set[str] = field(default_factory=set)  # the sites whose clock a reading moved
+
+
+def clock_value(seen: tuple[datetime, datetime]) -> bytes:
+    """A site's data clock in ``site-clock``: ``<data time>|<wall time it arrived>``."""
+    return f"{seen[0].isoformat()}|{seen[1].isoformat()}".encode()
+
+
+def clock_of(raw: bytes | None) -> tuple[datetime, datetime] | None:
+    if not raw:
+        return None
+    data, _, wall = raw.decode().partition("|")
+    return datetime.fromisoformat(data), datetime.fromisoformat(wall)
 
 
 def judged_at(
@@ -174,7 +192,6 @@ class Enforcement:
         catalogue: Catalogue,
         clock: Clock,
         writer: InfluxWriter,
-        state_dir: Path,
         tick_seconds: float,
         params: RuleParams | None = None,
         aqi_standard: str = "2026",
@@ -194,6 +211,18 @@ class Enforcement:
         self.rules_table = app.Table("site-rules", **table)
         self.cases_table = app.Table("site-cases", **table)
         self.log_table = app.Table("site-case-log", **table)
+        # site → its data clock (``clock_value``): (the latest data time, the wall-clock time
+        # it arrived). A tick's time is the site's data clock moved on by the real time since,
+        # so a fleet replaying the past (or a device whose clock is off) is not judged offline
+        # by the wall clock. In a table, so a partition that moves keeps its sites' clocks.
+        self.clock_table = app.Table("site-clock", **table)
+        # notification key → the channels sent ([[recipient, channel, scheme], ...]). Keyed by
+        # notification, but written only by the deliver agent while it handles that
+        # notification, so without the partitioner: the changelog partition is the one of the
+        # notification's record (keyed by case id), and the log moves with the notifications.
+        self.sent_table = app.Table(
+            "notification-log", default=None, key_type=bytes, value_type=bytes
+        )
         self.inputs = app.topic(topics.READINGS, topics.STATUS, TICKS, ACTIONS, **raw)
         self.findings = app.topic(topics.FINDINGS, **raw)
         self.case_events = app.topic(topics.CASES, **raw)
@@ -202,17 +231,16 @@ class Enforcement:
         self.commands = app.topic(topics.COMMANDS, **raw)
         self.ticks = app.topic(TICKS, **raw)
         self.actions = app.topic(ACTIONS, **raw)
-        # site → (the latest data time, the wall-clock time it arrived): a tick's time is the
-        # site's data clock moved on by the real time since, so a fleet replaying the past
-        # (or a device whose clock is off) is not judged offline by the wall clock.
-        self._data_clock: dict[str, tuple[datetime, datetime]] = {}
         # What this process has done (the worker's /health): judged readings, findings, ...
         self.counts: Counter[str] = Counter()
-        private_dir(state_dir)
-        self.deliverer = Deliverer(catalogue, JsonlDeliveryLog(state_dir / "deliveries.jsonl"))
+        self.deliverer = Deliverer(catalogue, TableDeliveryLog(self.sent_table))
         app.agent(self.inputs, name="enforce")(self._enforce)
         app.agent(self.notifications, name="deliver")(self._deliver)
-        app.timer(interval=tick_seconds)(self._tick_all)
+        # On the leader only: one tick per site and interval, whatever the number of workers.
+        # Each goes to the partition of its site, so its owner judges it. (Ticking only the
+        # sites of one's own partitions would need the assignment mirrored in the timer, and a
+        # rebalance would drop or double ticks; the leader's are one stream, moved as a whole.)
+        app.timer(interval=tick_seconds, on_leader=True)(self._tick_all)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -228,14 +256,25 @@ class Enforcement:
         raw = self.rules_table.get(site.encode())
         return SiteState.model_validate_json(raw) if raw else None
 
-    def site_now(self, site: str) -> datetime:
-        """The site's data clock now (``ecowatch.clock.data_time``), as this worker knows it."""
-        return data_time(self._data_clock.get(site), self.clock.now())
+    def site_clock(self, site: str) -> tuple[datetime, datetime] | None:
+        return clock_of(self.clock_table.get(site.encode()))
 
-    def _site_time(self, site: str, event: Reading | DeviceStatus | SiteTick) -> datetime:
-        at, seen = judged_at(event, self._data_clock.get(site), self.clock.now())
+    def site_now(self, site: str) -> datetime:
+        """The site's data clock now (``ecowatch.clock.data_time``), from the worker's tables
+        (the site's partition is this worker's, or its clock is not known here)."""
+        return data_time(self.site_clock(site), self.clock.now())
+
+    def _site_time(
+        self, site: str, event: Reading | DeviceStatus | SiteTick, batch: Batch
+    ) -> datetime:
+        if site not in batch.clocks:
+            known = self.site_clock(site)
+            if known is not None:
+                batch.clocks[site] = known
+        at, seen = judged_at(event, batch.clocks.get(site), self.clock.now())
         if seen is not None:
-            self._data_clock[site] = seen
+            batch.clocks[site] = seen
+            batch.moved.add(site)
         return at
 
     # -- agents ------------------------------------------------------------------------------
@@ -280,6 +319,8 @@ class Enforcement:
             await self._store(batch.readings)
         for site, state in batch.states.items():
             self.rules_table[site.encode()] = state.model_dump_json().encode()
+        for site in batch.moved:
+            self.clock_table[site.encode()] = clock_value(batch.clocks[site])
         if not batch.lines:
             return
         try:
@@ -321,7 +362,7 @@ class Enforcement:
                 await self._repeat(raw, repeat)
                 return
             batch.readings.append(event)
-        now = self._site_time(site, event)
+        now = self._site_time(site, event, batch)
         judged = self.judge.judge_in_place(working, event, taken=True)
         if isinstance(event, Reading):
             self.counts["judged_readings"] += 1

@@ -31,7 +31,14 @@ from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
-from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
+from tests.integration.conftest import (
+    PORT_BASE,
+    Service,
+    query,
+    start_bridge,
+    wait_for,
+    worker_with,
+)
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
 from tests.integration.test_fleet import finish, simulate, since
 from tests.integration.test_pipeline import Device
@@ -140,6 +147,18 @@ def messages(receiver: HttpReceiver, title: str) -> list[str]:
         if doc["title"].startswith(title):
             out.append(case_of(doc["message"]))
     return out
+
+
+def delivered(settings: Settings, case_id: str, step: str) -> bool:
+    """Whether a notification of the case's step is recorded as sent in InfluxDB: the worker
+    writes that record after the delivery log's, so past it nothing may be sent twice."""
+    rows = query(
+        settings,
+        f'from(bucket: "{settings.influx_bucket}") |> range(start: -1h)'
+        f' |> filter(fn: (r) => r._measurement == "delivery" and r.case == "{case_id}"'
+        f' and r.step == "{step}" and r.status == "sent")',
+    )
+    return bool(rows)
 
 
 def reading(cod: float) -> bytes:
@@ -345,22 +364,11 @@ def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
 
     try:
         (driven,) = wait_for(driven_reminders, 40, "the enterprise's reminder of this test's case")
-        # Kill once the reminder is in the delivery log. (Between apprise's send and that
-        # record lies the one window where a crash means a duplicate: a duplicate is
-        # preferred to a miss, as in Alertmanager. Past it, nothing may be sent twice.)
-        log = settings.state_dir / os.environ["ECOWATCH_APP_ID"] / "deliveries.jsonl"
-
-        def recorded() -> bool:
-            lines = log.read_text().splitlines() if log.exists() else []
-            return any(
-                (r := json.loads(line))["case_id"] == driven
-                and r["step"] == "remind"
-                and r["status"] == "sent"
-                for line in lines
-                if line.strip()
-            )
-
-        wait_for(recorded, 20, "the reminder in the delivery log")
+        # Kill once the reminder is in the delivery log (a table; its record in InfluxDB is
+        # written after it). (Between apprise's send and that record lies the one window where
+        # a crash means a duplicate: a duplicate is preferred to a miss, as in Alertmanager.
+        # Past it, nothing may be sent twice.)
+        wait_for(lambda: delivered(settings, driven, "remind"), 20, "the reminder's record")
         reminded_before_kill = set(messages(receiver, "【提醒】"))
         enforcing_worker.proc.kill()  # SIGKILL: no goodbye, offsets and timers mid-flight
         enforcing_worker.proc.wait(10)

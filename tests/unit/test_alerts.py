@@ -20,6 +20,7 @@ from ecowatch.alerts.delivery import (
     MemoryDeliveryLog,
     RetryPolicy,
     SendResult,
+    TableDeliveryLog,
     delivery_lines,
     notify_type,
 )
@@ -382,7 +383,7 @@ ONE_URL = {"ECOWATCH_NOTIFY_E_001": "json://hook.example/e001"}
 def deliverer(
     catalogue: Catalogue,
     notifier: ScriptedNotifier,
-    log: MemoryDeliveryLog | None = None,
+    log: MemoryDeliveryLog | TableDeliveryLog | None = None,
     env: dict[str, str] | None = None,
     retry: RetryPolicy | None = None,
 ) -> tuple[Deliverer, Sleeper]:
@@ -579,3 +580,18 @@ def test_apprise_notifier_refuses_an_invalid_url_without_retry() -> None:
     )
     assert (result.ok, result.retryable) == (False, False)
     assert "secret" not in result.detail and "nosuchservice" in result.detail
+
+
+def test_a_table_log_on_another_worker_still_knows_what_was_sent(catalogue: Catalogue) -> None:
+    # The worker's log is a changelogged table: a partition that moves takes it along. Here the
+    # table is a dict shared by two deliverers, as the changelog shares it between workers.
+    table: dict[bytes, bytes] = {}
+    notifier = ScriptedNotifier()
+    first, _ = deliverer(catalogue, notifier, log=TableDeliveryLog(table))
+    asyncio.run(first.deliver(note()))
+    assert len(notifier.calls) == 3
+    assert list(table) == [note().key.encode()]  # one value per notification, keyed by it
+    other, _ = deliverer(catalogue, notifier, log=TableDeliveryLog(dict(table)))
+    report = asyncio.run(other.deliver(note()))
+    assert len(notifier.calls) == 3 and len(report.duplicates) == 3
+    assert b"secret" not in b"".join(table.values())  # recipients and schemes, never URLs

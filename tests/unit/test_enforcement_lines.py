@@ -16,7 +16,14 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.aggregate import Period, Window
 from ecowatch.streams.cases import CaseEvent, CaseStatus
-from ecowatch.streams.enforcement import case_event_line, finding_line, judged_at, window_line
+from ecowatch.streams.enforcement import (
+    case_event_line,
+    clock_of,
+    clock_value,
+    finding_line,
+    judged_at,
+    window_line,
+)
 from ecowatch.streams.rules import ClosedWindow, SiteTick
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -125,3 +132,9 @@ def test_a_tick_runs_the_data_clock_on_by_real_time():
         None,
     )
     assert judged_at(tick, None, WALL) == (WALL, None)  # a site not heard from: the wall clock
+
+
+def test_a_sites_data_clock_round_trips_through_its_table_value():
+    seen = (DATA, WALL - timedelta(seconds=30))
+    assert clock_of(clock_value(seen)) == seen
+    assert clock_of(None) is None

@@ -1,39 +1,40 @@
-"""Benchmarks that print their figures: `ecowatch bench core` and `ecowatch bench pipeline`.
+"""What the benchmarks measure (`ecowatch bench core` and `bench pipeline`, whose commands are
+in ``ecowatch.cli.bench``): the hot paths' timings, the pipeline's load generator, CPU read
+from /proc, and latency samples. Imports no command.
 
 Speed is measured here, never asserted in a test. `core` times the pure hot paths one by one;
 `pipeline` pushes readings through the real stack (devices → Mosquitto → bridge → Kafka →
 worker → InfluxDB) and times them until InfluxDB has every point.
+
+Run as ``python -m ecowatch.bench DEVICES READINGS START RATE SAMPLE_EVERY``, this module is
+the pipeline's load generator: a process of its own, so that its CPU is counted apart.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import math
+import os
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-import click
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
-from ecowatch.config.catalogue import Catalogue, load_catalogue
+from ecowatch.config.catalogue import Catalogue, DeviceEntry, load_catalogue
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.ingest import hj212
-from ecowatch.ingest.bridge import BridgeStats
 from ecowatch.ingest.validation import accept_mqtt_reading
-from ecowatch.kafka import group_lag
-from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
 from ecowatch.streams.rules import SiteJudge
-from ecowatch.streams.store import count_reading_points
-from ecowatch.watch import FlowWatch, StageFailed, Supervisor
 
 
 @dataclass(frozen=True)
@@ -168,31 +169,34 @@ def core_figures(catalogue: Catalogue, n: int) -> list[Figure]:
     ]
 
 
-@click.group()
-def bench() -> None:
-    """Benchmarks that print their figures (speed is measured here, not in tests)."""
+# -- the pipeline's load generator ---------------------------------------------------------------
 
 
-@bench.command("core")
-@click.option("-n", "--count", default=20_000, show_default=True, help="Operations per figure.")
-def bench_core(count: int) -> None:
-    """The pure hot paths, one by one, on this machine's one core."""
-    settings = load_settings()
-    catalogue = load_catalogue(settings.catalogue)
-    click.echo(f"python {sys.version.split()[0]}, best of 3 runs of {count:,} each")
-    for figure in core_figures(catalogue, count):
-        click.echo(figure.line())
+PAYLOAD_POLLUTANTS = frozenset({"w00000", "w01018", "w21003", "w01001"})
 
 
-# -- the pipeline --------------------------------------------------------------------------------
+def outfalls(catalogue: Catalogue) -> list[DeviceEntry]:
+    """The outfall monitors that measure every pollutant of the bench's payload (a reading
+    with another is dead-lettered, and would never reach InfluxDB)."""
+    return [
+        e
+        for e in catalogue.devices.values()
+        if e.device.model.value == "outfall_monitor"
+        and set(e.device.pollutants) >= PAYLOAD_POLLUTANTS
+    ]
 
 
-class _Publisher:
-    """One device publishing a fixed number of readings as fast as the broker takes them."""
+class Publisher:
+    """One device publishing a fixed number of readings, as fast as the broker takes them or
+    at a given rate; every ``sample_every``-th reading's publish time (wall clock) is kept."""
 
-    def __init__(self, settings: Settings, device: str, site: str, password: str) -> None:
+    def __init__(
+        self, settings: Settings, device: str, site: str, password: str, sample_every: int
+    ) -> None:
         self.device, self.site = device, site
+        self.sample_every = sample_every
         self.acked = 0
+        self.samples: list[tuple[int, float]] = []  # (reading's index, published at)
         self._done = threading.Event()
         self._target = 0
         self._lock = threading.Lock()
@@ -212,11 +216,20 @@ class _Publisher:
             if self.acked >= self._target:
                 self._done.set()
 
-    def publish(self, start: datetime, count: int) -> None:
+    def publish(self, start: datetime, count: int, rate: float) -> None:
+        """``rate``: this device's readings per second; 0 for as fast as the broker takes them."""
         self._target = count
         topic = topics.reading_topic(self.site, self.device)
+        began = time.monotonic()
         for i in range(count):
-            self.client.publish(topic, outfall_payload(start + timedelta(seconds=i), i), qos=1)
+            if rate:
+                ahead = began + i / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            payload = outfall_payload(start + timedelta(seconds=i), i)
+            if i % self.sample_every == 0:
+                self.samples.append((i, time.time()))
+            self.client.publish(topic, payload, qos=1)
 
     def wait(self, timeout: float) -> bool:
         return self._done.wait(timeout)
@@ -226,192 +239,177 @@ class _Publisher:
         self.client.loop_stop()
 
 
-def _points_since(settings: Settings, start: datetime, stop: datetime) -> int:
-    return count_reading_points(
-        settings.influx_url,
-        settings.influx_token.get_secret_value(),
-        settings.influx_org,
-        settings.influx_bucket,
-        start,
-        stop,
+def _say(line: dict) -> None:
+    print(json.dumps(line), flush=True)
+
+
+def run_load(devices: int, readings: int, start: datetime, rate: float, sample_every: int) -> None:
+    """The load generator's process: connect every device, say so, publish, and say how many
+    readings Mosquitto acknowledged (every 0.5 s), then its own CPU and the samples."""
+    settings = load_settings()
+    catalogue = load_catalogue(settings.catalogue)
+    credentials = load_device_credentials(settings.device_credentials_file)
+    publishers = [
+        Publisher(settings, e.device.id, e.site.id, credentials[e.device.id], sample_every)
+        for e in outfalls(catalogue)[:devices]
+    ]
+    cpu0 = process_cpu(os.getpid()) or 0.0
+    t0 = time.perf_counter()
+    _say({"connected": True})
+    threads = [
+        threading.Thread(target=p.publish, args=(start, readings, rate / devices), daemon=True)
+        for p in publishers
+    ]
+    for t in threads:
+        t.start()
+    while not all(p.wait(0) for p in publishers):
+        time.sleep(0.5)
+        _say({"acked": sum(p.acked for p in publishers)})
+    published = time.perf_counter() - t0
+    _say(
+        {
+            "acked": sum(p.acked for p in publishers),
+            "published_seconds": published,
+            "cpu_seconds": (process_cpu(os.getpid()) or 0.0) - cpu0,
+            "samples": [[p.device, i, at] for p in publishers for i, at in p.samples],
+        }
     )
+    for p in publishers:
+        p.close()
 
 
-def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
+# -- CPU from /proc ------------------------------------------------------------------------------
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu(pid: int) -> float | None:
+    """User + system CPU seconds of one process (utime + stime in /proc/PID/stat), or None if
+    it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()  # the name may hold spaces
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def with_descendants(pids: Iterable[int]) -> list[int]:
+    """The processes and every descendant (a service started through a script, a JVM's
+    helpers): their CPU is the service's."""
+    parent_of: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parent_of[int(entry.name)] = int(stat[stat.rindex(")") + 2 :].split()[1])
+    found = [p for p in pids if p in parent_of]
+    todo = list(found)
+    while todo:
+        pid = todo.pop()
+        children = [c for c, parent in parent_of.items() if parent == pid]
+        found += children
+        todo += children
+    return found
+
+
+@dataclass
+class CpuMeter:
+    """CPU seconds per component between ``start()`` and ``stop()``, read from /proc."""
+
+    components: Mapping[str, list[int]]
+    _at_start: dict[int, float] = field(default_factory=dict)
+    used: dict[str, float] = field(default_factory=dict)
+
+    def start(self) -> None:
+        self._at_start = {
+            pid: cpu
+            for pids in self.components.values()
+            for pid in pids
+            if (cpu := process_cpu(pid)) is not None
+        }
+
+    def stop(self) -> dict[str, float]:
+        for name, pids in self.components.items():
+            self.used[name] = sum(
+                (process_cpu(pid) or self._at_start.get(pid, 0.0)) - self._at_start.get(pid, 0.0)
+                for pid in pids
+                if pid in self._at_start
+            )
+        return self.used
+
+
+# -- latency -------------------------------------------------------------------------------------
+
+
+@dataclass
+class Arrivals:
+    """When each device's readings reached InfluxDB, from polls of the points per device.
+
+    A device's readings travel in order (one MQTT connection, one Kafka partition, the
+    worker's batches in turn), so once InfluxDB holds n readings of a device, its first n
+    have arrived. A reading's arrival is the end of the first poll that saw it: late by at
+    most one poll's period plus its query, never early."""
+
+    polls: dict[str, list[tuple[float, int]]] = field(default_factory=dict)
+
+    def seen(self, at: float, readings_per_device: Mapping[str, int]) -> None:
+        for device, n in readings_per_device.items():
+            self.polls.setdefault(device, []).append((at, n))
+
+    def arrived(self, device: str, index: int) -> float | None:
+        for at, n in self.polls.get(device, ()):
+            if n > index:
+                return at
+        return None
+
+    def latencies(self, samples: Iterable[tuple[str, int, float]]) -> list[float]:
+        out = []
+        for device, index, published in samples:
+            at = self.arrived(device, index)
+            if at is not None:
+                out.append(at - published)
+        return sorted(out)
+
+
+def percentile(sorted_values: list[float], q: float) -> float | None:
+    """The nearest-rank percentile (q in 0..100) of sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def reading_points_per_device(
+    settings: Settings, start: datetime, stop: datetime, timeout_ms: int = 30_000
+) -> dict[str, int]:
+    """Reading points (value fields) per device in [start, stop): one Flux count per poll."""
     from influxdb_client import InfluxDBClient
 
+    flux = (
+        f'from(bucket: "{settings.influx_bucket}") '
+        f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
+        '|> filter(fn: (r) => r._measurement == "reading" and r._field == "value") '
+        '|> group(columns: ["device"]) |> count()'
+    )
     with InfluxDBClient(
         url=settings.influx_url,
         token=settings.influx_token.get_secret_value(),
         org=settings.influx_org,
-        timeout=60_000,
+        timeout=timeout_ms,
     ) as client:
-        client.delete_api().delete(
-            start,
-            stop,
-            '_measurement="reading"',
-            bucket=settings.influx_bucket,
-            org=settings.influx_org,
-        )
+        tables = client.query_api().query(flux)
+    return {str(r.values["device"]): int(r.get_value()) for t in tables for r in t.records}
 
 
-@bench.command("pipeline")
-@click.option(
-    "--devices", default=30, show_default=True, help="Outfall monitors publishing at once."
-)
-@click.option("--readings", default=200, show_default=True, help="Readings each device publishes.")
-@click.option(
-    "--timeout", default=300.0, show_default=True, help="Give up after this many seconds."
-)
-def bench_pipeline(devices: int, readings: int, timeout: float) -> None:
-    """Readings through the real stack, timed until InfluxDB has every point.
-
-    Needs the stack (`ecowatch stack up`); starts its own bridge and worker. Each reading is
-    4 points. The readings are dated in a past hour of their own, so the count is theirs.
-    """
-    from ecowatch.cli import (
-        _fold_kafka_outages,
-        _run_bridge,
-        _say_failed_stage,
-        _start_worker,
-        _wait_until_ready,
-        _worker_counts,
+if __name__ == "__main__":
+    _devices, _readings, _start, _rate, _every = sys.argv[1:6]
+    run_load(
+        int(_devices),
+        int(_readings),
+        datetime.fromisoformat(_start).astimezone(UTC),
+        float(_rate),
+        int(_every),
     )
-
-    settings = load_settings()
-    _fold_kafka_outages(settings)
-    catalogue = load_catalogue(settings.catalogue)
-    credentials = load_device_credentials(settings.device_credentials_file)
-    outfalls = [e for e in catalogue.devices.values() if e.device.model.value == "outfall_monitor"]
-    if devices > len(outfalls):
-        raise click.UsageError(f"--devices: the catalogue has {len(outfalls)} outfall monitors")
-    # The bench's own window in the past (readings one second apart per device), emptied
-    # first: points are idempotent, so a second run into a full window would count nothing.
-    # Five days back: inside the window the platform takes resends from (seven days).
-    start = (datetime.now(UTC) - timedelta(days=5)).replace(microsecond=0)
-    start -= timedelta(seconds=start.timestamp() % 86400)
-    stop = start + timedelta(seconds=readings + 1)
-    _empty(settings, start, stop)
-    before = _points_since(settings, start, stop)
-    expected = before + devices * readings * 4
-
-    # What the worker's group has not committed yet it judges again first (after a worker
-    # that did not stop cleanly): the enforce agent is done at backlog + this run's readings.
-    kafka = access_for(settings, Role.OPS)
-    backlog = asyncio.run(group_lag(kafka, settings.app_id, topics.READINGS))
-    worker = _start_worker(settings)
-    # A worker that exits, or a stage that stands still while the one before it moves, ends
-    # the bench at once with the reason, instead of a time-out with nothing to go on.
-    supervisor = Supervisor(
-        [worker],
-        FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
-        owners={"bridged": "bridge", "stored": worker, "judged": worker},
-    )
-    figures: dict[str, float] = {}
-    total = devices * readings
-
-    async def main() -> None:
-        bridge_stop = asyncio.Event()
-        ready = asyncio.Event()
-        holder: dict[str, BridgeStats] = {}
-
-        def on_stats(stats: BridgeStats) -> None:
-            holder["stats"] = stats
-            ready.set()
-
-        bridge = asyncio.create_task(_run_bridge(settings, catalogue, bridge_stop, on_stats))
-        await asyncio.wait(
-            {bridge, asyncio.create_task(ready.wait())}, return_when=asyncio.FIRST_COMPLETED
-        )
-        if bridge.done():
-            bridge.result()
-        # Timed from a ready worker: its start (reading the tables' changelogs back) is a
-        # figure of its own.
-        figures["worker_ready"] = await _wait_until_ready(settings, timeout)
-
-        def flow(points: int | None, health: dict | None) -> None:
-            supervisor.check_flow(
-                {
-                    "acknowledged": sum(p.acked for p in publishers),
-                    "bridged": holder["stats"].bridged,
-                    "stored": points,
-                    "judged": health.get("judged_readings") if health else None,
-                }
-            )
-
-        publishers = [
-            _Publisher(settings, e.device.id, e.site.id, credentials[e.device.id])
-            for e in outfalls[:devices]
-        ]
-        t0 = time.perf_counter()
-        await asyncio.gather(*(asyncio.to_thread(p.publish, start, readings) for p in publishers))
-        await asyncio.gather(*(asyncio.to_thread(p.wait, timeout) for p in publishers))
-        figures["published"] = time.perf_counter() - t0
-        samples: list[float] = []
-        while time.perf_counter() - t0 < timeout:
-            count = await asyncio.to_thread(_points_since, settings, start, stop)
-            samples.append(count)
-            if count >= expected:
-                break
-            flow(count, await asyncio.to_thread(_worker_counts, settings))
-            await asyncio.sleep(0.5)
-        figures["stored"] = time.perf_counter() - t0
-        figures["points"] = samples[-1] - before if samples else 0
-        # The enforce agent judges the same readings on its own: wait until it has them all.
-        judged = 0
-        while time.perf_counter() - t0 < timeout:
-            health = await asyncio.to_thread(_worker_counts, settings)
-            judged = health.get("judged_readings", 0) if health else judged
-            if judged >= backlog + total:
-                break
-            flow(None, health)
-            await asyncio.sleep(0.5)
-        figures["judged"] = time.perf_counter() - t0
-        figures["judged_readings"] = judged
-        for p in publishers:
-            p.close()
-        bridge_stop.set()
-        await bridge
-
-    try:
-        asyncio.run(supervisor.run(main()))
-    except StageFailed as failed:
-        _say_failed_stage(failed)
-        raise SystemExit(1) from None
-    finally:
-        worker.stop()  # never leave a worker behind in the group
-    points = int(figures["points"])
-    click.echo(
-        f"{devices} devices × {readings} readings = {total:,} readings ({total * 4:,} points)"
-    )
-    click.echo(f"worker ready (tables recovered):         {figures['worker_ready']:.1f} s")
-    click.echo(
-        f"published and acknowledged by Mosquitto: {figures['published']:.1f} s "
-        f"= {total / figures['published']:,.0f} readings/s"
-    )
-    click.echo(
-        f"all in InfluxDB:                         {figures['stored']:.1f} s "
-        f"= {points / 4 / figures['stored']:,.0f} readings/s end to end "
-        f"({points:,} of {total * 4:,} points)"
-    )
-    click.echo(
-        f"all judged (rules, cases, aggregates):   {figures['judged']:.1f} s "
-        f"= {figures['judged_readings'] / figures['judged']:,.0f} readings/s "
-        f"({int(figures['judged_readings']):,} judged, {backlog:,} of them a backlog from before)"
-    )
-    click.echo(
-        json.dumps(
-            {
-                "readings": total,
-                "points_stored": points,
-                "publish_seconds": round(figures["published"], 2),
-                "end_to_end_seconds": round(figures["stored"], 2),
-                "judged_readings": int(figures["judged_readings"]),
-                "backlog_readings": backlog,
-                "judged_seconds": round(figures["judged"], 2),
-                "worker_ready_seconds": round(figures["worker_ready"], 2),
-            }
-        )
-    )
-    if points < total * 4:
-        raise click.ClickException(f"only {points} of {total * 4} points arrived in {timeout} s")

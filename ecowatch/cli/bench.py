@@ -1,0 +1,429 @@
+"""`ecowatch bench core` and `ecowatch bench pipeline`: the commands. What they measure is in
+``ecowatch.bench``; the bridge and the workers run as the other commands run them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+
+from ecowatch import topics
+from ecowatch.bench import (
+    Arrivals,
+    CpuMeter,
+    core_figures,
+    outfalls,
+    percentile,
+    reading_points_per_device,
+    with_descendants,
+)
+from ecowatch.cli.runtime import (
+    fold_kafka_outages,
+    say_failed_stage,
+    start_worker,
+    wait_until_ready,
+    worker_counts,
+)
+from ecowatch.config.catalogue import load_catalogue
+from ecowatch.config.settings import Settings, load_settings
+from ecowatch.errors import EcowatchError
+from ecowatch.kafka import group_lag
+from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
+from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
+
+POLL_SECONDS = 0.25  # InfluxDB's points per device: the latency samples' resolution
+SAMPLES_PER_DEVICE = 100
+
+
+@click.group()
+def bench() -> None:
+    """Benchmarks that print their figures (speed is measured here, not in tests)."""
+
+
+@bench.command("core")
+@click.option("-n", "--count", default=20_000, show_default=True, help="Operations per figure.")
+def bench_core(count: int) -> None:
+    """The pure hot paths, one by one, on this machine's one core."""
+    settings = load_settings()
+    catalogue = load_catalogue(settings.catalogue)
+    click.echo(f"python {sys.version.split()[0]}, best of 3 runs of {count:,} each")
+    for figure in core_figures(catalogue, count):
+        click.echo(figure.line())
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+
+def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
+    from influxdb_client import InfluxDBClient
+
+    with InfluxDBClient(
+        url=settings.influx_url,
+        token=settings.influx_token.get_secret_value(),
+        org=settings.influx_org,
+        timeout=60_000,
+    ) as client:
+        client.delete_api().delete(
+            start,
+            stop,
+            '_measurement="reading"',
+            bucket=settings.influx_bucket,
+            org=settings.influx_org,
+        )
+
+
+def _window(settings: Settings, readings: int) -> tuple[datetime, datetime]:
+    """The run's own window in the past (readings one second apart per device), after the last
+    run's: the workers' tables remember each site's readings and refuse a repeat, so a run
+    into an earlier run's window would be judged as duplicates. Emptied in InfluxDB first
+    all the same. Five days back: inside the window the platform takes resends from (seven
+    days); each run moves on by its own length only."""
+    marker = settings.state_dir / "bench-pipeline-window"
+    start = (datetime.now(UTC) - timedelta(days=5)).replace(second=0, microsecond=0)
+    with contextlib.suppress(OSError, ValueError):
+        start = max(start, datetime.fromisoformat(marker.read_text().strip()))
+    stop = start + timedelta(seconds=readings + 1)
+    marker.write_text((stop + timedelta(minutes=1)).isoformat())
+    return start, stop
+
+
+class _TopicEnd:
+    """The readings topic's end offsets: how many readings the bridge has put in Kafka. A
+    consumer without a group or a subscription, so it fetches nothing."""
+
+    def __init__(self, kafka: KafkaAccess) -> None:
+        from aiokafka import AIOKafkaConsumer
+
+        self.consumer = AIOKafkaConsumer(**kafka.client_options())
+        self.parts: list = []
+
+    async def start(self) -> None:
+        from aiokafka import TopicPartition
+
+        await self.consumer.start()
+        partitions = self.consumer.partitions_for_topic(topics.READINGS)
+        if not partitions:
+            await self.consumer._client.force_metadata_update()  # not in the cache yet
+            partitions = self.consumer.partitions_for_topic(topics.READINGS) or set()
+        self.parts = [TopicPartition(topics.READINGS, p) for p in sorted(partitions)]
+
+    async def count(self) -> int:
+        return sum((await self.consumer.end_offsets(self.parts)).values())
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+
+class _Load:
+    """The load generator (``python -m ecowatch.bench``), a process of its own: its JSON
+    lines are read on a thread."""
+
+    def __init__(
+        self, devices: int, readings: int, start: datetime, rate: float, log_path: Path
+    ) -> None:
+        every = max(1, readings // SAMPLES_PER_DEVICE)
+        argv = [str(devices), str(readings), start.isoformat(), str(rate), str(every)]
+        self.log_path = log_path
+        # Its errors to a file: a pipe nobody reads while it publishes could fill and stall it.
+        with open(log_path, "w") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-m", "ecowatch.bench", *argv],
+                stdout=subprocess.PIPE,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+                text=True,
+            )
+        self.connected = threading.Event()
+        self.last: dict = {"acked": 0}
+        self.final: dict | None = None
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.popen.stdout is not None
+        for line in self.popen.stdout:
+            said = json.loads(line)
+            if said.get("connected"):
+                self.connected.set()
+            else:
+                self.last = said
+                if "samples" in said:
+                    self.final = said
+
+    def check(self) -> None:
+        """A load generator that fails says why (its stderr's last lines)."""
+        code = self.popen.poll()
+        if code not in (None, 0):
+            tail = "\n".join(self.log_path.read_text().strip().splitlines()[-8:])
+            raise EcowatchError(
+                f"the load generator exited with code {code}; the end of {self.log_path}:\n{tail}"
+            )
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+        self.popen.wait(timeout=10)
+
+
+def _bridge_child() -> ChildProcess:
+    settings = load_settings()
+    return ChildProcess(
+        "bridge",
+        [sys.executable, "-m", "ecowatch.cli", "bridge"],
+        settings.state_dir / "bench-bridge.log",
+        env=dict(os.environ),
+    )
+
+
+@bench.command("pipeline")
+@click.option(
+    "--devices", default=30, show_default=True, help="Outfall monitors publishing at once."
+)
+@click.option("--readings", default=200, show_default=True, help="Readings each device publishes.")
+@click.option(
+    "--rate",
+    default=0.0,
+    show_default=True,
+    help="Readings per second from all devices together; 0: as fast as Mosquitto takes them.",
+)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 8),
+    help="Workers in the group (the n-th listens on ECOWATCH_WEB_PORT + n - 1).",
+)
+@click.option(
+    "--timeout", default=300.0, show_default=True, help="Give up after this many seconds."
+)
+def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeout: float) -> None:
+    """Readings through the real stack, timed until InfluxDB has every point and every
+    reading is judged; CPU per reading per component from /proc; latency samples.
+
+    Needs the stack (`ecowatch stack up`); starts its own bridge and workers, and the load
+    generator in a process of its own. Each reading is 4 points. The readings are dated in a
+    past window of their own, so the count is theirs.
+    """
+    from ecowatch.stack.services import Stack
+
+    settings = load_settings()
+    fold_kafka_outages(settings)
+    catalogue = load_catalogue(settings.catalogue)
+    candidates = outfalls(catalogue)
+    if devices > len(candidates):
+        raise click.UsageError(f"--devices: the catalogue has {len(candidates)} outfall monitors")
+    services = {s.name: s.proc.pid() for s in Stack(settings, catalogue).services}
+    if not all(services.values()):
+        down = ", ".join(name for name, pid in services.items() if not pid)
+        raise EcowatchError(f"{down}: not running in this stack (`ecowatch stack up`)")
+    start, stop = _window(settings, readings)
+    _empty(settings, start, stop)
+    total = devices * readings
+    expected = total * 4
+
+    # What the worker's group has not committed yet it judges again first (after a worker
+    # that did not stop cleanly): the enforce agent is done at backlog + this run's readings.
+    kafka = access_for(settings, Role.OPS)
+    backlog = asyncio.run(group_lag(kafka, settings.app_id, topics.READINGS))
+    # Each worker answers /health on a port of its own.
+    worker_settings = [
+        settings.model_copy(update={"web_port": settings.web_port + i}) for i in range(workers)
+    ]
+    children = [
+        start_worker(s, {"ECOWATCH_WEB_PORT": str(s.web_port)}, name=f"worker-{i + 1}")
+        if workers > 1
+        else start_worker(s)
+        for i, s in enumerate(worker_settings)
+    ]
+    bridge = _bridge_child()
+    # A child that exits, or a stage that stands still while the one before it moves, ends
+    # the bench at once with the reason, instead of a time-out with nothing to go on.
+    supervisor = Supervisor(
+        [*children, bridge],
+        FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
+        owners={"bridged": bridge, "stored": children[0], "judged": children[0]},
+    )
+    figures: dict[str, float] = {}
+    arrivals = Arrivals()
+    meter = CpuMeter({})
+    load: _Load | None = None
+
+    def health() -> dict | None:
+        answers = [worker_counts(s) for s in worker_settings]
+        if any(a is None for a in answers):
+            return None
+        return {
+            k: sum(a.get(k, 0) for a in answers)  # type: ignore[union-attr]
+            for k in ("stored_readings", "judged_readings")
+        }
+
+    async def main() -> None:
+        nonlocal load, meter
+        # The bridge is subscribed (its SUBACK) before any device publishes.
+        while "bridge subscribed" not in bridge.log_tail(200):
+            supervisor.check_children()
+            await asyncio.sleep(0.2)
+        # Timed from ready workers: their start (reading the tables' changelogs back) is a
+        # figure of its own.
+        readies = await asyncio.gather(*(wait_until_ready(s, timeout) for s in worker_settings))
+        figures["worker_ready"] = max(readies)
+        topic_end = _TopicEnd(kafka)
+        await topic_end.start()
+        in_kafka_before = await topic_end.count()
+
+        load = _Load(devices, readings, start, rate, settings.state_dir / "bench-load.log")
+        while not load.connected.wait(0.2):
+            load.check()
+            await asyncio.sleep(0)
+        t0 = time.perf_counter()
+        meter = CpuMeter(
+            {
+                "bridge": with_descendants([bridge.pid]),
+                "worker": with_descendants([c.pid for c in children]),
+                **{name: with_descendants([pid]) for name, pid in services.items() if pid},
+                "bench": [os.getpid()],
+            }
+        )
+        meter.start()
+
+        async def flow(points: int | None, counts: dict | None) -> None:
+            load.check()  # type: ignore[union-attr]
+            supervisor.check_flow(
+                {
+                    "acknowledged": load.last["acked"],  # type: ignore[union-attr]
+                    "bridged": await topic_end.count() - in_kafka_before,
+                    "stored": points,
+                    "judged": counts.get("judged_readings") if counts else None,
+                }
+            )
+
+        points = 0
+        try:
+            while time.perf_counter() - t0 < timeout:
+                per_device = await asyncio.to_thread(
+                    reading_points_per_device, settings, start, stop
+                )
+                arrivals.seen(time.time(), {d: n // 4 for d, n in per_device.items()})
+                points = sum(per_device.values())
+                if load.final is not None and "published" not in figures:
+                    figures["published"] = load.final["published_seconds"]
+                if points >= expected:
+                    break
+                await flow(points, await asyncio.to_thread(health))
+                await asyncio.sleep(POLL_SECONDS)
+            figures["stored"] = time.perf_counter() - t0
+            figures["points"] = points
+            # The enforce agent judges the same readings on its own: wait until it has them.
+            judged = 0
+            while time.perf_counter() - t0 < timeout:
+                counts = await asyncio.to_thread(health)
+                judged = counts["judged_readings"] if counts else judged
+                if judged >= backlog + total:
+                    break
+                await flow(None, counts)
+                await asyncio.sleep(0.5)
+            figures["judged"] = time.perf_counter() - t0
+            figures["judged_readings"] = judged
+            meter.stop()
+            while load.final is None and load.popen.poll() is None:
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(0.3)  # its last line, read on a thread
+            load.check()
+            figures.setdefault("published", load.final["published_seconds"])  # type: ignore[index]
+        finally:
+            await topic_end.stop()
+
+    try:
+        asyncio.run(supervisor.run(main()))
+    except StageFailed as failed:
+        say_failed_stage(failed)
+        raise SystemExit(1) from None
+    finally:
+        if load is not None:
+            load.stop()
+        bridge.stop()
+        for child in children:
+            child.stop()  # never leave a worker behind in the group
+    assert load is not None and load.final is not None
+    points = int(figures["points"])
+    used = {"load generator": load.final["cpu_seconds"], **meter.used}
+    stack_parts = ("bridge", "worker", *services)
+    stack_cpu = sum(used[name] for name in stack_parts)
+    per_reading = {name: used[name] / total * 1e6 for name in used}
+    latencies = arrivals.latencies(tuple(s) for s in load.final["samples"])
+    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+    click.echo(
+        f"{devices} devices × {readings} readings = {total:,} readings ({total * 4:,} points), "
+        f"{workers} worker{'s' if workers > 1 else ''}, "
+        + (f"offered at {rate:,.0f} readings/s" if rate else "as fast as Mosquitto takes them")
+    )
+    click.echo(f"worker ready (tables recovered):         {figures['worker_ready']:.1f} s")
+    click.echo(
+        f"published and acknowledged by Mosquitto: {figures['published']:.1f} s "
+        f"= {total / figures['published']:,.0f} readings/s"
+    )
+    click.echo(
+        f"all in InfluxDB:                         {figures['stored']:.1f} s "
+        f"= {points / 4 / figures['stored']:,.0f} readings/s end to end "
+        f"({points:,} of {total * 4:,} points)"
+    )
+    click.echo(
+        f"all judged (rules, cases, aggregates):   {figures['judged']:.1f} s "
+        f"= {figures['judged_readings'] / figures['judged']:,.0f} readings/s "
+        f"({int(figures['judged_readings']):,} judged, {backlog:,} of them a backlog from before)"
+    )
+    if p50 is not None and p99 is not None:
+        click.echo(
+            f"latency, publish → points in InfluxDB:   p50 {p50:.2f} s, p99 {p99:.2f} s "
+            f"({len(latencies)} sampled readings, polled every {POLL_SECONDS:g} s)"
+        )
+    click.echo(
+        f"CPU per reading (utime + stime from /proc, first publish to last judged, "
+        f"{figures['judged']:.1f} s):"
+    )
+    for name in ("load generator", *stack_parts, "bench"):
+        note = {
+            "load generator": "  (not the stack's)",
+            "influxdb": "  (with the bench's polls)",
+            "bench": "  (this process's polls; not the stack's)",
+        }.get(name, "")
+        click.echo(f"  {name:<16} {per_reading[name]:>8.1f} µs{note}")
+    click.echo(
+        f"  {'whole stack':<16} {stack_cpu / total * 1e6:>8.1f} µs "
+        f"(bridge, worker, {', '.join(services)}) = {stack_cpu / figures['judged']:.2f} cores"
+    )
+    click.echo(
+        json.dumps(
+            {
+                "readings": total,
+                "points_stored": points,
+                "publish_seconds": round(figures["published"], 2),
+                "end_to_end_seconds": round(figures["stored"], 2),
+                "judged_readings": int(figures["judged_readings"]),
+                "backlog_readings": backlog,
+                "judged_seconds": round(figures["judged"], 2),
+                "worker_ready_seconds": round(figures["worker_ready"], 2),
+                "workers": workers,
+                "offered_rate": rate or None,
+                "published_per_second": round(total / figures["published"]),
+                "end_to_end_per_second": round(points / 4 / figures["stored"]),
+                "judged_per_second": round(figures["judged_readings"] / figures["judged"]),
+                "latency_p50_seconds": round(p50, 3) if p50 is not None else None,
+                "latency_p99_seconds": round(p99, 3) if p99 is not None else None,
+                "latency_samples": len(latencies),
+                "cpu_us_per_reading": {k: round(v, 1) for k, v in per_reading.items()},
+                "stack_cpu_us_per_reading": round(stack_cpu / total * 1e6, 1),
+                "cpu_seconds": {k: round(v, 2) for k, v in used.items()},
+            }
+        )
+    )
+    if points < total * 4:
+        raise click.ClickException(f"only {points} of {total * 4} points arrived in {timeout} s")

@@ -1,0 +1,333 @@
+"""`ecowatch demo`: the whole pipeline with a simulated city, its people and its console."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import re
+import time
+from datetime import UTC, datetime, timedelta
+
+import click
+
+from ecowatch import topics
+from ecowatch.alerts.inbox import Inbox, Received, inbox_env, officer_tokens
+from ecowatch.cli.fleet import echo_happenings, fleet_options, fleet_plan
+from ecowatch.cli.runtime import (
+    api_as,
+    bridge_failure,
+    fold_kafka_outages,
+    influx_points,
+    run_bridge,
+    say_failed_stage,
+    settings_and_catalogue,
+    start_worker,
+    stop_on_signals,
+    wait_until_ready,
+    worker_counts,
+)
+from ecowatch.clock import CHINA, SystemClock
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.settings import Settings, load_settings
+from ecowatch.errors import EcowatchError
+from ecowatch.files import write_private
+from ecowatch.ingest.bridge import BridgeStats
+from ecowatch.kafka_accounts import Role, access_for
+from ecowatch.schema import Rule
+from ecowatch.watch import FlowWatch, StageFailed, Supervisor
+
+SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowledged", "closed"}
+
+
+async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
+    """Print the cases' turns as the worker takes them (ecowatch.cases, from now on)."""
+    from ecowatch.kafka import start_consumer
+
+    kafka = access_for(settings, Role.OPS)
+    consumer = await start_consumer(kafka, topics.CASES, auto_offset_reset="latest")
+    try:
+        while not stop.is_set():
+            batches = await consumer.getmany(timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    event = json.loads(record.value)
+                    if event["kind"] in SHOWN_CASE_EVENTS:
+                        click.echo(
+                            f"  case {event['kind']:<12} {event['case_id']}  {event['detail'][:60]}"
+                        )
+    finally:
+        await consumer.stop()
+
+
+# A case id: the finding's time, the site, the pollutant or device, the rule.
+CASE_ID = re.compile(
+    r"\d{14}-(?P<site>S-[A-Z]+-\d{3})-\S+?-(?:" + "|".join(r.value for r in Rule) + r")\b"
+)
+
+
+class OfficerDesk:
+    """The demo's officers: each escalation that reaches one in the inbox is acknowledged
+    through the case API with that officer's token, and findings are recorded asking to
+    close (the case closes once its data has held normal for the hold period)."""
+
+    def __init__(self, settings: Settings, tokens: dict[str, str]) -> None:
+        self.settings = settings
+        self.token_of = {officer: token for token, officer in tokens.items()}
+        self.todo: queue.SimpleQueue[tuple[str, str, str]] = queue.SimpleQueue()
+        self.taken: set[str] = set()  # one officer of the grid takes a case
+
+    def on_message(self, received: Received) -> None:
+        first_line = received.message.splitlines()[0] if received.message else ""
+        click.echo(f"  → {received.recipient:<8} {received.title}  {first_line[:70]}")
+        match = CASE_ID.search(received.message)
+        if received.title.startswith("【执法】") and match and received.recipient in self.token_of:
+            self.todo.put((received.recipient, match.group("site"), match.group(0)))
+
+    def work(self) -> None:
+        """Act on what has arrived (called from the demo's loop, off the inbox's thread)."""
+        while not self.todo.empty():
+            officer, site, case_id = self.todo.get()
+            if case_id in self.taken:
+                continue
+            self.taken.add(case_id)
+            token = self.token_of[officer]
+            base = f"/api/sites/{site}/cases/{case_id}"
+            for action, body, said in (
+                ("ack", None, "acknowledged"),
+                ("findings", {"text": "现场检查：已责令整改", "close": True}, "recorded findings"),
+            ):
+                try:
+                    api_as(self.settings, token, "POST", f"{base}/{action}", body)
+                    click.echo(f"  ✓ {officer:<8} {said} through the API: {case_id}")
+                except EcowatchError as exc:  # e.g. 409: a colleague acknowledged it first
+                    click.echo(f"  · {officer:<8} {action}: {exc}")
+
+
+def _demo_people_tokens(
+    settings: Settings, catalogue: Catalogue
+) -> tuple[dict[str, str], dict[str, str]]:
+    """The API tokens the demo's people use (token → who, kept in memory only), and the
+    worker's environment for them. Fresh tokens for every officer and an operator, whose
+    hashes go to the state folder (0600, outside git). With the operator's own file
+    (ECOWATCH_OFFICER_TOKENS), which holds hashes only, the demo knows only
+    ECOWATCH_API_TOKEN, if the file names it."""
+    from ecowatch.tokens import hashed, identify, load_tokens, new_token
+
+    if settings.officer_tokens is not None:
+        token = settings.api_token.get_secret_value()
+        who = identify(load_tokens(settings.officer_tokens), token)
+        known = {token: who} if who is not None else {}
+        click.echo(
+            f"tokens: {settings.officer_tokens} holds hashes only: the demo's officers act "
+            f"only as ECOWATCH_API_TOKEN ({who or 'not in the file'})"
+        )
+        return known, {}
+    tokens = officer_tokens(catalogue) | {new_token(): "operator:demo"}
+    path = write_private(
+        settings.state_dir / "demo-officer-tokens.json", json.dumps(hashed(tokens), indent=1)
+    )
+    return tokens, {"ECOWATCH_OFFICER_TOKENS": str(path)}
+
+
+def _echo_weekly(settings: Settings, tokens: dict[str, str], sim_now: datetime) -> None:
+    """The week's settlement per grid, as the operators' API gives it, for the demo's end."""
+    operator = next((t for t, who in tokens.items() if who.startswith("operator:")), None)
+    if operator is None:
+        click.echo("weekly report: no operator token in ECOWATCH_OFFICER_TOKENS")
+        return
+    day = sim_now.astimezone(CHINA).date()
+    monday = day - timedelta(days=day.weekday())
+    try:
+        report = api_as(settings, operator, "GET", f"/api/reports/weekly?week={monday}")
+    except EcowatchError as exc:
+        click.echo(f"weekly report: {exc}")
+        return
+    click.echo(f"weekly settlement, week of {monday} (opened, escalated, acknowledged, closed):")
+    for g in report["grids"]:
+        if g["opened"] or g["escalated"] or g["open_at_end"]:
+            overdue = f", overdue {len(g['overdue'])}" if g["overdue"] else ""
+            click.echo(
+                f"  {g['grid']:<8} {g['name']:<12} {g['opened']:>3} {g['escalated']:>3} "
+                f"{g['acknowledged']:>3} {g['closed']:>3}  open {g['open_at_end']}{overdue}"
+            )
+
+
+@click.command()
+@fleet_options(
+    {
+        "outfalls": 6,
+        "air_stations": 2,
+        "meters": 2,
+        "interval": 60.0,
+        "speed": 30.0,
+        "scenario": "demo-city",
+        "garble_every": 10,
+    }
+)
+def demo(**options: object) -> None:
+    """Start the stack, a worker, the bridge (and the HJ 212 server) and a simulated city
+    playing a scenario; show live counts from every stage."""
+    from ecowatch.ingest.hj212_server import Hj212Server
+    from ecowatch.kafka import start_producer
+    from ecowatch.simulators.city import build_fleet
+    from ecowatch.stack.process import Progress
+    from ecowatch.stack.services import Stack
+
+    settings, catalogue = settings_and_catalogue()
+    plan = fleet_plan(**options)
+    Stack(settings, catalogue).up(Progress(click.echo))
+    settings = load_settings()  # now with the secrets the stack generated
+    fold_kafka_outages(settings)  # the in-process bridge and relay are Kafka clients
+    fleet = build_fleet(settings, catalogue, plan)
+    tokens, worker_env = _demo_people_tokens(settings, catalogue)
+    desk = OfficerDesk(settings, tokens)
+    inbox = Inbox(desk.on_message).__enter__()
+    worker_env |= inbox_env(catalogue, inbox.port, os.environ)
+    worker = start_worker(settings, worker_env)
+    click.echo(f"worker started (pid {worker.pid}, log {worker.log_path})")
+    click.echo(
+        f"people: whoever has no apprise URL set gets their messages in the demo's inbox "
+        f"(127.0.0.1:{inbox.port}); officers act on escalations through the case API"
+    )
+    # Healthy is not flowing: a stage that stands still while the one before it moves ends
+    # the demo with the reason, as a worker that exits does.
+    supervisor = Supervisor(
+        [worker],
+        FlowWatch([("acknowledged", "bridged"), ("bridged", "stored"), ("bridged", "judged")]),
+        owners={"bridged": "bridge", "stored": worker, "judged": worker},
+    )
+    since = datetime.now(UTC) - timedelta(days=7)  # readings carry simulated (past) times
+
+    async def main() -> None:
+        stop = asyncio.Event()  # stops the monitors; the bridge then drains and stops
+        stop_on_signals(stop)
+        bridge_stop = asyncio.Event()
+        holder: dict[str, BridgeStats] = {}
+        connected = asyncio.Event()
+
+        def on_stats(stats: BridgeStats) -> None:
+            holder["stats"] = stats
+            connected.set()
+
+        bridge_task = asyncio.create_task(run_bridge(settings, catalogue, bridge_stop, on_stats))
+        console_task = asyncio.create_task(_demo_console(settings, catalogue, tokens, stop))
+        tasks: list[asyncio.Task] = [bridge_task, console_task]
+        try:
+            # Monitors start once the bridge is subscribed and the worker ready: from then on
+            # nothing is missed, and a stage that does not move is a fault, not a slow start.
+            await asyncio.wait(
+                {bridge_task, asyncio.create_task(connected.wait())},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            bridge_failure(bridge_task)
+            took = await wait_until_ready(settings, timeout=120)
+            click.echo(f"worker ready in {took:.1f} s (tables recovered, partitions assigned)")
+            click.echo(
+                f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
+                f"{plan.interval:g} simulated s at {plan.speed:g}x"
+                + (f", playing scenario '{plan.scenario}'" if plan.scenario else "")
+            )
+            if plan.duration:
+                asyncio.get_running_loop().call_later(plan.duration, stop.set)
+            hj212_server: Hj212Server | None = None
+            if plan.transport == "hj212":
+                producer = await start_producer(access_for(settings, Role.INGEST), "ecowatch-hj212")
+                # The same constructor as `hj212 serve`: the frame deadline and PWs it sets.
+                hj212_server = Hj212Server.from_settings(
+                    settings, producer=producer, catalogue=catalogue, clock=SystemClock()
+                )
+                listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
+            fleet_task = asyncio.create_task(fleet.run(stop))
+            cases_task = asyncio.create_task(_follow_cases(settings, bridge_stop))
+            tasks += [fleet_task, cases_task]
+            b = holder["stats"]
+            click.echo(
+                "time      simulated     acknowledged  bridged  dead-lettered  stored  points"
+                "  commands"
+            )
+            while not (fleet_task.done() and bridge_task.done()):
+                with contextlib.suppress(TimeoutError):
+                    # While the monitors run, wake when they stop; then, when the bridge does.
+                    waiting_for = bridge_task if fleet_task.done() else fleet_task
+                    await asyncio.wait_for(asyncio.shield(waiting_for), timeout=2.0)
+                echo_happenings(fleet)
+                bridge_failure(bridge_task)
+                tcp = hj212_server.stats if hj212_server else None
+                bridged = b.bridged + (tcp.bridged if tcp else 0)
+                dead = b.dead_lettered_total + (sum(tcp.dead_lettered.values()) if tcp else 0)
+                if fleet_task.done() and not bridge_stop.is_set():
+                    fleet_task.result()
+                    # Let the bridge take what the monitors sent last, then stop it.
+                    for _ in range(50):
+                        if bridged + dead >= fleet.stats.published:
+                            break
+                        await asyncio.sleep(0.1)
+                    bridge_stop.set()
+                await asyncio.to_thread(desk.work)
+                points = await asyncio.to_thread(influx_points, settings, since)
+                health = await asyncio.to_thread(worker_counts, settings)
+                stored = health.get("stored_readings", 0) if health else None
+                supervisor.check_flow(
+                    {
+                        "acknowledged": fleet.stats.published,
+                        "bridged": bridged,
+                        "stored": stored,
+                        "judged": health.get("judged_readings", 0) if health else None,
+                    }
+                )
+                sim = fleet.clock.now().astimezone(CHINA)
+                commands = sum(fleet.stats.commands.values())
+                click.echo(
+                    f"{time.strftime('%H:%M:%S')}  {sim:%m-%d %H:%M}  "
+                    f"{fleet.stats.published:>12}  {bridged:>7}  {dead:>13}  "
+                    f"{stored if stored is not None else '?':>6}  "
+                    f"{points if points is not None else '?':>6}  {commands:>8}"
+                )
+            await cases_task
+            if hj212_server is not None:
+                listening.close()
+                await listening.wait_closed()  # its connections and queued dead letters
+                await producer.stop()
+        finally:
+            # Stopped early (a failed stage, Ctrl-C): the monitors and the bridge stop too.
+            stop.set()
+            bridge_stop.set()
+            await asyncio.wait(tasks, timeout=15)
+
+    try:
+        asyncio.run(supervisor.run(main()))
+        _echo_weekly(settings, tokens, fleet.clock.now())
+    except StageFailed as failed:
+        say_failed_stage(failed)
+        raise SystemExit(1) from None
+    finally:
+        inbox.__exit__(None, None, None)
+        worker.stop()
+    click.echo("demo stopped; the stack keeps running (`ecowatch stack down` stops it)")
+
+
+async def _demo_console(
+    settings: Settings, catalogue: Catalogue, tokens: dict[str, str], stop: asyncio.Event
+) -> None:
+    """The operators' console beside the demo. Its link carries the demo operator's token in
+    the fragment, which the browser keeps to itself: the page signs in with it."""
+    from pydantic import SecretStr
+
+    from ecowatch.console.run import serve
+
+    operator = next((t for t, who in tokens.items() if who.startswith("operator:")), None)
+
+    def say(url: str) -> None:
+        link = f"{url}login#token={operator}" if operator else url
+        click.echo(f"console: {url}  (the wall, the desk and the phone; signed in: {link})")
+
+    if operator and not settings.api_token.get_secret_value():
+        # Its own token too: the open cases are on the wall before anyone signs in.
+        settings = settings.model_copy(update={"api_token": SecretStr(operator)})
+    try:
+        await serve(settings, catalogue, stop, say)
+    except EcowatchError as exc:  # the demo goes on without its screens
+        click.echo(f"console: not started: {exc}", err=True)

@@ -1,0 +1,211 @@
+"""What the commands share: settings and catalogue, signals, the bridge and the worker as
+the commands run them, the worker's health, the case API. Imports no command, so any
+command module (the bench, the demo) can use it without an import cycle."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from datetime import datetime
+
+import click
+
+from ecowatch import topics
+from ecowatch.clock import SystemClock
+from ecowatch.config.catalogue import Catalogue, load_catalogue
+from ecowatch.config.settings import Settings, load_settings
+from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
+from ecowatch.kafka_accounts import Role, access_for
+from ecowatch.topics import BridgeSlice
+from ecowatch.watch import ChildProcess, StageFailed, StageFailure
+
+log = logging.getLogger("ecowatch")
+
+
+def settings_and_catalogue() -> tuple[Settings, Catalogue]:
+    settings = load_settings()
+    return settings, load_catalogue(settings.catalogue)
+
+
+def require_secrets(settings: Settings) -> None:
+    missing = [
+        name
+        for name, value in (
+            ("ECOWATCH_INFLUX_TOKEN", settings.influx_token.get_secret_value()),
+            ("ECOWATCH_MQTT_PASSWORD", settings.mqtt_password.get_secret_value()),
+        )
+        if not value
+    ]
+    if missing:
+        raise ConfigError(
+            f"{', '.join(missing)} not set: export them, or start the local stack with "
+            f"`ecowatch stack up`, which writes them to {settings.state_dir / 'stack.env'}"
+        )
+
+
+def stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+async def run_bridge(
+    settings: Settings, catalogue: Catalogue, stop: asyncio.Event, on_stats=None
+) -> None:
+    from ecowatch.ingest.bridge import MqttBridge
+    from ecowatch.ingest.commands import CommandRelay
+    from ecowatch.kafka import ensure_topics, start_producer
+
+    kafka = access_for(settings, Role.INGEST)
+    await ensure_topics(kafka, settings.kafka_partitions, topics.INGEST_TOPICS)
+    producer = await start_producer(kafka, "ecowatch-bridge")
+    try:
+        bridge = MqttBridge(
+            mqtt_host=settings.mqtt_host,
+            mqtt_port=settings.mqtt_port,
+            username=settings.mqtt_username,
+            password=settings.mqtt_password.get_secret_value(),
+            producer=producer,
+            catalogue=catalogue,
+            clock=SystemClock(),
+            bridge_slice=BridgeSlice.parse(settings.bridge_slice),
+        )
+        await bridge.connect()
+        if on_stats:
+            on_stats(bridge.stats)
+        # Commands travel the other way on the same MQTT connection.
+        relay = CommandRelay(
+            kafka=kafka,
+            client=bridge.client,
+            producer=producer,
+            catalogue=catalogue,
+            clock=SystemClock(),
+        )
+        relay_task = asyncio.create_task(relay.run(stop))
+        try:
+            await bridge.run(stop)
+        finally:
+            await relay_task
+    finally:
+        await producer.stop()
+
+
+def fold_kafka_outages(settings: Settings) -> None:
+    """A Kafka outage is one line when it starts and one when it ends, not the hundreds of
+    errors a second aiokafka and Faust log while it lasts. Call once logging is set up."""
+    from ecowatch.outage import Outage, fold_outages
+    from ecowatch.stack.process import port_open
+
+    fold_outages(
+        Outage("Kafka", settings.kafka_bootstrap),
+        lambda: port_open(settings.kafka_host, settings.kafka_port),
+        libraries=("aiokafka", "faust", "mode"),
+        tag="kafka",
+    )
+
+
+def influx_points(settings: Settings, since: datetime) -> int | None:
+    from ecowatch.streams.store import count_reading_points
+
+    try:
+        return count_reading_points(
+            settings.influx_url,
+            settings.influx_token.get_secret_value(),
+            settings.influx_org,
+            settings.influx_bucket,
+            since,
+            timeout_ms=5000,
+        )
+    except Exception:  # the counter line says '?' rather than stop the demo
+        return None
+
+
+def worker_counts(settings: Settings) -> dict | None:
+    """The worker's /health (its counts, and whether it is ready); None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{settings.web_port}/health", timeout=1) as r:
+            return json.loads(r.read())
+    except (OSError, ValueError):
+        return None
+
+
+async def wait_until_ready(settings: Settings, timeout: float) -> float:
+    """Seconds until the worker says it is ready (tables recovered, partitions assigned)."""
+    started = time.monotonic()
+    while not ((await asyncio.to_thread(worker_counts, settings)) or {}).get("ready"):
+        if time.monotonic() - started > timeout:
+            raise EcowatchError(f"the worker was not ready within {timeout:.0f} s")
+        await asyncio.sleep(0.2)
+    return time.monotonic() - started
+
+
+def start_worker(
+    settings: Settings, env: dict[str, str] | None = None, name: str = "worker"
+) -> ChildProcess:
+    """`ecowatch worker` as a child of this command, logging to <state>/<name>.log."""
+    return ChildProcess(
+        name,
+        [sys.executable, "-m", "ecowatch.cli", "worker"],
+        settings.state_dir / f"{name}.log",
+        env={**os.environ, **(env or {})},
+    )
+
+
+def say_failed_stage(failed: StageFailed) -> None:
+    """Said before the clean-up, which can take a while (a worker waiting on a hung service)."""
+    click.echo(f"ecowatch: {failed}", err=True)
+    click.echo("stopping what this command started", err=True)
+
+
+def bridge_failure(bridge_task: asyncio.Task) -> None:
+    """The in-process bridge must not end before it is told to: say why it did."""
+    if not bridge_task.done() or bridge_task.cancelled():
+        return
+    exc = bridge_task.exception()
+    if exc is not None:
+        raise StageFailed(StageFailure("bridge", f"failed: {exc}")) from exc
+
+
+def api(settings: Settings, method: str, path: str, body: dict | None = None) -> dict:
+    """Call the worker's case API with ECOWATCH_API_TOKEN; errors are one clear line."""
+    token = settings.api_token.get_secret_value()
+    if not token:
+        raise ConfigError("ECOWATCH_API_TOKEN is not set: an officer's or operator's API token")
+    return api_as(settings, token, method, path, body)
+
+
+def api_as(
+    settings: Settings, token: str, method: str, path: str, body: dict | None = None
+) -> dict:
+    host = settings.web_host
+    if host in ("0.0.0.0", "::"):  # listening everywhere: ask on this machine
+        host = "127.0.0.1"
+    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.web_port}{path}"
+    request = urllib.request.Request(
+        url,
+        method=method,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as r:
+            return json.loads(r.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        try:
+            detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        except (ValueError, AttributeError):
+            detail = exc.reason
+        raise EcowatchError(f"the case API answered {exc.code}: {detail}") from None
+    except OSError as exc:
+        raise ServiceDown("the ecowatch worker (case API)", url, str(exc)) from None

@@ -18,6 +18,14 @@ That last check runs against the case as it stands in the worker's table, with t
 this process has accepted but the ``enforce`` agent has not yet applied folded on top, so a
 second acknowledgement right after the first is refused too. An accepted action goes to the
 agent through Kafka (``ecowatch.actions``), which owns the case: 202 Accepted.
+
+Any worker of the group answers for any site. A site's tables live on the worker that holds its
+partition (``app.router.key_store``): an action on a site held elsewhere is forwarded to that
+worker, whole (the caller's token and body), so its check and its in-flight actions are the
+owner's; the cases list and the weekly settlement read each site's state where it is held
+(``GET /api/sites/state``, with the caller's token) and merge it here. A list stays one answer
+for any set of grids, since a grid's sites are spread over every partition. While the
+partitions move (a worker joined or died) the API answers 503 until they are settled.
 """
 
 from __future__ import annotations
@@ -32,7 +40,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
+import aiohttp
 import faust
 from aiohttp.web import HTTPRequestEntityTooLarge
 from faust.web import Request, Response, View
@@ -48,8 +58,8 @@ from ecowatch.streams.cases import (
     step,
 )
 from ecowatch.streams.enforcement import Enforcement, OfficerAction
-from ecowatch.streams.engine import context_for
-from ecowatch.streams.report import weekly_report
+from ecowatch.streams.engine import SiteCases, context_for
+from ecowatch.streams.report import SiteCaseLog, weekly_report
 from ecowatch.tokens import OPERATOR, identify
 
 log = logging.getLogger(__name__)
@@ -60,6 +70,8 @@ MAX_BODY_BYTES = 16 * 1024  # the web server refuses larger request bodies (413)
 MAX_MIN_AGE_MINUTES = 10 * 365 * 24 * 60  # ten years
 MIN_YEAR, MAX_YEAR = 1970, 9998
 PENDING_SECONDS = 60.0  # how long an accepted action counts before the table shows it
+FORWARD_SECONDS = 10.0  # a request forwarded to the worker that holds a site
+ROUTED = "X-Ecowatch-Routed"  # set on a forwarded request: it is never forwarded again
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -349,6 +361,19 @@ def case_row(case: Case, site_id: str, site_name: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class SiteData:
+    """A site's state as the worker that holds it has it."""
+
+    cases: SiteCases
+    log: SiteCaseLog | None  # asked for by the weekly settlement only
+    now: datetime  # the site's data clock
+
+
+def same_node(a: Any, b: Any) -> bool:
+    return (a.host, a.port) == (b.host, b.port)
+
+
 def install_api(
     app: faust.App,
     enforcement: Enforcement,
@@ -368,21 +393,118 @@ def install_api(
         )
     in_flight = InFlight()
 
-    def site_now(site: str) -> datetime:
-        return enforcement.site_now(site)
-
     def caller(request: Request) -> Caller:
         return caller_of(request.headers.get("Authorization", ""), tokens, grids)
+
+    def settled() -> None:
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            raise Refusal(
+                503, "the workers are sharing out the sites (a rebalance); try again shortly"
+            )
+
+    def owner(site: str) -> Any | None:
+        """The URL of the worker that holds the site's partition; None: this one."""
+        settled()
+        try:
+            url = app.router.key_store(enforcement.cases_table.name, site.encode())
+        except KeyError:
+            raise Refusal(503, f"no worker holds site {site} right now; try again") from None
+        return None if same_node(url, app.conf.canonical_url) else url
+
+    def local(site: str, with_log: bool) -> SiteData:
+        return SiteData(
+            enforcement.site_cases(site),
+            enforcement.case_log(site) if with_log else None,
+            enforcement.site_now(site),
+        )
+
+    async def forward(
+        request: Request, url: Any, path_qs: str, body: bytes | None = None
+    ) -> tuple[int, Any]:
+        """A request sent on to the worker at ``url``, with the caller's token."""
+        if request.headers.get(ROUTED):
+            # Forwarded here, but the site is not here: the partitions moved in between.
+            raise Refusal(503, "the workers are sharing out the sites (a rebalance); try again")
+        headers = {ROUTED: "1", "Authorization": request.headers.get("Authorization", "")}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        try:
+            async with app.http_client.request(
+                request.method if body is not None else "GET",
+                str(url.with_path("")) + path_qs,
+                headers=headers,
+                data=body,
+                timeout=aiohttp.ClientTimeout(total=FORWARD_SECONDS),
+            ) as response:
+                return response.status, await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.warning("case API: the worker at %s did not answer: %s", url, exc)
+            raise Refusal(503, "the worker that holds the site did not answer; try again") from None
+
+    async def site_data(request: Request, sites: list[str], with_log: bool) -> dict[str, SiteData]:
+        """Each site's state, from this worker's tables or from the worker that holds it."""
+        out: dict[str, SiteData] = {}
+        elsewhere: dict[Any, list[str]] = {}
+        for site in sites:
+            url = owner(site)
+            if url is None:
+                out[site] = local(site, with_log)
+            else:
+                elsewhere.setdefault(url, []).append(site)
+        for url, held in elsewhere.items():
+            query = urlencode([("site", s) for s in held] + ([("log", "1")] if with_log else []))
+            status, body = await forward(request, url, f"/api/sites/state?{query}")
+            if status != 200:
+                reason = body.get("error") if isinstance(body, dict) else None
+                raise Refusal(503 if status >= 500 else status, str(reason or status))
+            for site, data in body["sites"].items():
+                log_ = data.get("log")
+                out[site] = SiteData(
+                    SiteCases.model_validate(data["cases"]),
+                    SiteCaseLog.model_validate(log_) if log_ is not None else None,
+                    datetime.fromisoformat(data["now"]),
+                )
+        return out
+
+    async def site_state(request: Request) -> dict[str, Any]:
+        """``GET /api/sites/state?site=…&site=…[&log=1]``: the sites' state held here."""
+        who = caller(request)
+        sites: list[str] = []
+        with_log = False
+        for name, value in request.query.items():
+            if name == "site":
+                sites.append(value)
+            elif name == "log" and value == "1":
+                with_log = True
+            else:
+                raise Refusal(400, f"unknown parameter {shown(name)} (expected: site, log)")
+        answer: dict[str, Any] = {}
+        for site in sites:
+            if site not in catalogue.sites:
+                raise Refusal(404, f"no site {shown(site)}")
+            if not who.sees(catalogue.sites[site].grid):
+                raise Refusal(403, f"site {site} is not in your grids")
+            if owner(site) is not None:
+                raise Refusal(503, f"site {site} is not held here (a rebalance); try again")
+            data = local(site, with_log)
+            answer[site] = {
+                "cases": data.cases.model_dump(mode="json"),
+                "log": data.log.model_dump(mode="json") if data.log is not None else None,
+                "now": data.now.isoformat(),
+            }
+        return {"sites": answer}
 
     async def list_cases(request: Request) -> dict[str, Any]:
         who = caller(request)
         query = cases_query(request.query.items(), who, catalogue)
         now = clock.now()
         rows: list[dict[str, Any]] = []
-        for site in catalogue.sites.values():
-            if query.grids is not None and site.grid not in query.grids:
-                continue
-            for case in enforcement.site_cases(site.id).cases.values():
+        wanted = [
+            s.id for s in catalogue.sites.values() if query.grids is None or s.grid in query.grids
+        ]
+        data = await site_data(request, wanted, with_log=False)
+        for site in (catalogue.sites[s] for s in wanted):
+            for case in data[site.id].cases.cases.values():
                 if query.status is not None and case.status is not query.status:
                     continue
                 if now - case.first_seen < query.min_age:
@@ -412,6 +534,7 @@ def install_api(
                     f"{MAX_FINDINGS_BYTES}",
                 ) from None
             text, close = findings_body(raw)
+        here = local(site, with_log=False)
         command = OfficerAction(
             site=site,
             case_id=case_id,
@@ -419,11 +542,9 @@ def install_api(
             action=action,
             text=text,
             close=close,
-            at=site_now(site),
+            at=here.now,
         )
-        case = next(
-            (c for c in enforcement.site_cases(site).cases.values() if c.id == case_id), None
-        )
+        case = next((c for c in here.cases.cases.values() if c.id == case_id), None)
         if case is None:
             reason = gone(case_id, enforcement.case_log(site).events)
             if reason is not None:
@@ -452,6 +573,15 @@ def install_api(
 
     async def accepted(view: View, request: Request, site: str, case_id: str, action: str):
         async def answer() -> Response:
+            caller(request)  # an unknown token goes no further than this worker
+            url = owner(site) if site in catalogue.sites else None
+            if url is not None:
+                try:
+                    body = await request.read()
+                except HTTPRequestEntityTooLarge:
+                    raise Refusal(413, f"the body is over {MAX_BODY_BYTES} bytes") from None
+                status, doc = await forward(request, url, request.url.path_qs, body)
+                return view.json(doc, status=status)
             done = await act(request, site, case_id, action)
             return view.json(
                 {"accepted": action, "case": case_id, "officer": done.officer}, status=202
@@ -473,13 +603,14 @@ def install_api(
         who = caller(request)
         day = week_query(request.query.items())
         sites = [s.id for s in catalogue.sites.values() if who.sees(s.grid)]
+        data = await site_data(request, sites, with_log=True)
         open_cases = [
             c
             for s in sites
-            for c in enforcement.site_cases(s).cases.values()
+            for c in data[s].cases.cases.values()
             if c.status is not CaseStatus.CLOSED
         ]
-        logs = {s: enforcement.case_log(s) for s in sites}
+        logs = {s: data[s].log or SiteCaseLog() for s in sites}
         events = [e for log in logs.values() for e in log.events]
         earlier = [c for s, log in logs.items() for c in log.counts(s)]
         rows = weekly_report(events, open_cases, day, catalogue, earlier)
@@ -487,6 +618,14 @@ def install_api(
             "week": day.date().isoformat(),
             "grids": [{**r.model_dump(), "settled": r.settled} for r in rows if who.sees(r.grid)],
         }
+
+    @app.page("/api/sites/state")
+    class SiteState(View):
+        async def get(self, request: Request) -> Response:
+            async def answer() -> Response:
+                return self.json(await site_state(request))
+
+            return await guarded(self, answer())
 
     @app.page("/api/reports/weekly")
     class Weekly(View):

@@ -1,0 +1,92 @@
+"""The pipeline bench's measuring parts (CPU from /proc, latency samples) and the CLI package's
+shape: `python -m ecowatch.cli` runs, and the bench's measuring code imports no command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ecowatch.bench import Arrivals, CpuMeter, percentile, process_cpu, with_descendants
+
+
+def test_process_cpu_reads_utime_and_stime_of_this_process() -> None:
+    before = process_cpu(os.getpid())
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    after = process_cpu(os.getpid())
+    assert before is not None and after is not None
+    assert after - before >= 0.1
+
+
+def test_process_cpu_of_a_process_that_is_gone_is_none() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    assert process_cpu(child.pid) is None
+
+
+def test_a_process_counts_with_its_descendants() -> None:
+    # A shell that starts a sleeper: the sleeper's CPU is the shell's service's.
+    shell = subprocess.Popen(["sh", "-c", "sleep 5 & wait"])
+    try:
+        for _ in range(50):
+            tree = with_descendants([shell.pid])
+            if len(tree) > 1:
+                break
+            time.sleep(0.05)
+        assert tree[0] == shell.pid and len(tree) == 2
+    finally:
+        shell.kill()
+        shell.wait()
+
+
+def test_cpu_meter_gives_the_cpu_used_between_start_and_stop() -> None:
+    meter = CpuMeter({"me": [os.getpid()], "gone": [999_999_999]})
+    meter.start()
+    deadline = time.process_time() + 0.2
+    while time.process_time() < deadline:
+        pass
+    used = meter.stop()
+    assert used["me"] >= 0.1
+    assert used["gone"] == 0
+
+
+def test_a_reading_arrives_at_the_first_poll_that_holds_it() -> None:
+    arrivals = Arrivals()
+    arrivals.seen(10.0, {"D1": 0, "D2": 5})
+    arrivals.seen(10.5, {"D1": 3, "D2": 10})
+    assert arrivals.arrived("D1", 0) == 10.5
+    assert arrivals.arrived("D2", 4) == 10.0
+    assert arrivals.arrived("D2", 10) is None  # never seen: not a latency
+    latencies = arrivals.latencies([("D1", 2, 9.9), ("D2", 7, 10.2), ("D2", 10, 10.3)])
+    assert latencies == pytest.approx([0.3, 0.6])
+
+
+def test_percentile_is_the_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([7.0], 99) == 7.0
+    assert percentile([], 50) is None
+
+
+def test_the_bench_measuring_code_imports_no_command() -> None:
+    code = (
+        "import sys, ecowatch.bench; print(any(m.startswith('ecowatch.cli') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_python_m_ecowatch_cli_runs() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "ecowatch.cli", "bench", "pipeline", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "--workers" in out.stdout and "--rate" in out.stdout

@@ -110,10 +110,16 @@ class _TopicEnd:
         from aiokafka import TopicPartition
 
         await self.consumer.start()
-        partitions = self.consumer.partitions_for_topic(topics.READINGS)
-        if not partitions:
-            await self.consumer._client.force_metadata_update()  # not in the cache yet
-            partitions = self.consumer.partitions_for_topic(topics.READINGS) or set()
+        # A client's first metadata may not list the topic yet: ask again until it does (with
+        # no partitions the count would stand still, and the bench blame the bridge).
+        for _ in range(50):
+            partitions = self.consumer.partitions_for_topic(topics.READINGS)
+            if partitions:
+                break
+            await self.consumer._client.force_metadata_update()
+            await asyncio.sleep(0.2)
+        else:
+            raise EcowatchError(f"Kafka lists no partitions of {topics.READINGS}")
         self.parts = [TopicPartition(topics.READINGS, p) for p in sorted(partitions)]
 
     async def count(self) -> int:

@@ -1,6 +1,6 @@
 """``ecowatch aqi``: the HJ 633 AQI of concentrations given on the command line.
 
-Registered by ecowatch/cli.py (``cli.add_command(aqi)``). Needs no service: it reads only the
+Registered by the CLI package (``cli.add_command(aqi)``). Needs no service: it reads only the
 breakpoint files shipped with ecowatch.
 """
 

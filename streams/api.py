@@ -441,23 +441,39 @@ def install_api(
             log.warning("case API: the worker at %s did not answer: %s", url, exc)
             raise Refusal(503, "the worker that holds the site did not answer; try again") from None
 
-    async def site_data(request: Request, sites: list[str], with_log: bool) -> dict[str, SiteData]:
-        """Each site's state, from this worker's tables or from the worker that holds it."""
+    def sites_of(who: Caller, grids: frozenset[str] | None) -> list[str]:
+        """The sites of ``grids`` (None: of every grid the caller sees), in catalogue order."""
+        return [
+            s.id
+            for s in catalogue.sites.values()
+            if who.sees(s.grid) and (grids is None or s.grid in grids)
+        ]
+
+    async def site_data(
+        request: Request, grids: frozenset[str] | None, with_log: bool
+    ) -> dict[str, SiteData]:
+        """The state of every site of ``grids`` (None: every grid the caller sees), from this
+        worker's tables or from the worker that holds it."""
         out: dict[str, SiteData] = {}
         elsewhere: dict[Any, list[str]] = {}
-        for site in sites:
+        for site in sites_of(caller(request), grids):
             url = owner(site)
             if url is None:
                 out[site] = local(site, with_log)
             else:
                 elsewhere.setdefault(url, []).append(site)
+        # Each worker is asked by grid, not by site: a province's sites do not fit in a URL.
+        pairs = [("grid", g) for g in sorted(grids)] if grids is not None else []
+        query = urlencode(pairs + ([("log", "1")] if with_log else []))
         for url, held in elsewhere.items():
-            query = urlencode([("site", s) for s in held] + ([("log", "1")] if with_log else []))
             status, body = await forward(request, url, f"/api/sites/state?{query}")
             if status != 200:
                 reason = body.get("error") if isinstance(body, dict) else None
                 raise Refusal(503 if status >= 500 else status, str(reason or status))
-            for site, data in body["sites"].items():
+            for site in held:
+                data = body["sites"].get(site)
+                if data is None:  # that worker no longer holds it: the partitions moved
+                    raise Refusal(503, "the workers are sharing out the sites; try again")
                 log_ = data.get("log")
                 out[site] = SiteData(
                     SiteCases.model_validate(data["cases"]),
@@ -467,18 +483,25 @@ def install_api(
         return out
 
     async def site_state(request: Request) -> dict[str, Any]:
-        """``GET /api/sites/state?site=…&site=…[&log=1]``: the sites' state held here."""
+        """``GET /api/sites/state?[site=…]*[grid=…]*[&log=1]``: the state of the sites held
+        here, of the sites named (each must be here, or 503), else of the grids named (else of
+        every grid the caller sees)."""
         who = caller(request)
         sites: list[str] = []
+        grids: set[str] = set()
         with_log = False
         for name, value in request.query.items():
             if name == "site":
                 sites.append(value)
+            elif name == "grid":
+                grids.add(value)
             elif name == "log" and value == "1":
                 with_log = True
             else:
-                raise Refusal(400, f"unknown parameter {shown(name)} (expected: site, log)")
-        answer: dict[str, Any] = {}
+                raise Refusal(400, f"unknown parameter {shown(name)} (expected: site, grid, log)")
+        for grid in grids:
+            if grid not in catalogue.grids or not who.sees(grid):
+                raise Refusal(403, f"grid {shown(grid)} is not yours")
         for site in sites:
             if site not in catalogue.sites:
                 raise Refusal(404, f"no site {shown(site)}")
@@ -486,6 +509,10 @@ def install_api(
                 raise Refusal(403, f"site {site} is not in your grids")
             if owner(site) is not None:
                 raise Refusal(503, f"site {site} is not held here (a rebalance); try again")
+        if not sites:
+            sites = [s for s in sites_of(who, frozenset(grids) or None) if owner(s) is None]
+        answer: dict[str, Any] = {}
+        for site in sites:
             data = local(site, with_log)
             answer[site] = {
                 "cases": data.cases.model_dump(mode="json"),
@@ -499,11 +526,8 @@ def install_api(
         query = cases_query(request.query.items(), who, catalogue)
         now = clock.now()
         rows: list[dict[str, Any]] = []
-        wanted = [
-            s.id for s in catalogue.sites.values() if query.grids is None or s.grid in query.grids
-        ]
-        data = await site_data(request, wanted, with_log=False)
-        for site in (catalogue.sites[s] for s in wanted):
+        data = await site_data(request, query.grids, with_log=False)
+        for site in (catalogue.sites[s] for s in sites_of(who, query.grids)):
             for case in data[site.id].cases.cases.values():
                 if query.status is not None and case.status is not query.status:
                     continue
@@ -602,8 +626,8 @@ def install_api(
     async def weekly(request: Request) -> dict[str, Any]:
         who = caller(request)
         day = week_query(request.query.items())
-        sites = [s.id for s in catalogue.sites.values() if who.sees(s.grid)]
-        data = await site_data(request, sites, with_log=True)
+        sites = sites_of(who, None)
+        data = await site_data(request, None, with_log=True)
         open_cases = [
             c
             for s in sites

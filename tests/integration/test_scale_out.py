@@ -30,9 +30,11 @@ from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
 from tests.integration.test_enforcement import case_of, delivered, messages, reading
 from tests.integration.test_pipeline import Device
 
-SITE, DEVICE = "S-OUT-010", "33080200000010"  # COD limit 100 mg/L; grid G-KC-01
+# COD limit 100 mg/L; grid G-JS-01, whose people no other test's worker reaches: each worker
+# with a fresh group replays every test's readings from the topics' start.
+SITE, DEVICE = "S-OUT-025", "33088100000025"
 PORTS = (PORT_BASE + 6068, PORT_BASE + 6069)  # beside the session's worker and test_enforcement's
-TOKENS = {"tok-kc-01": "O-KC-01", "tok-ops": "operator:night-shift"}
+TOKENS = {"tok-js-01": "O-JS-01", "tok-ops": "operator:night-shift"}
 TAKEOVER_SECONDS = 15
 
 # A deadline long enough that the case is reminded on one worker and escalated on the other.
@@ -53,7 +55,7 @@ policies:
 """
 
 
-def api(port: int, path: str, token: str = "tok-kc-01") -> tuple[int, Any]:
+def api(port: int, path: str, token: str = "tok-js-01") -> tuple[int, Any]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"Bearer {token}"}
     )
@@ -85,10 +87,10 @@ def two_workers(
         "ECOWATCH_CATALOGUE": str(catalogue),
         "ECOWATCH_TICK_SECONDS": "1",
         "ECOWATCH_OFFICER_TOKENS": str(tokens),
-        "ECOWATCH_NOTIFY_E_009": receiver.url("json", "/enterprise"),
-        "ECOWATCH_NOTIFY_O_KC_01": mail.format(port=mailbox.port, to="o-kc-01@example.org"),
-        "ECOWATCH_NOTIFY_O_KC_02": mail.format(port=mailbox.port, to="o-kc-02@example.org"),
-        "ECOWATCH_NOTIFY_S_KC": receiver.url("json", "/supervisor"),
+        "ECOWATCH_NOTIFY_E_023": receiver.url("json", "/enterprise"),
+        "ECOWATCH_NOTIFY_O_JS_01": mail.format(port=mailbox.port, to="o-js-01@example.org"),
+        "ECOWATCH_NOTIFY_O_JS_02": mail.format(port=mailbox.port, to="o-js-02@example.org"),
+        "ECOWATCH_NOTIFY_S_JS": receiver.url("json", "/supervisor"),
     }
     with ExitStack() as stack:
         workers = tuple(
@@ -144,7 +146,7 @@ def test_two_workers_split_the_sites_and_one_killed_mid_case_sends_nothing_twice
         return [
             str(m["Subject"])
             for _, m in mailbox.messages
-            if m["To"] == "o-kc-01@example.org"
+            if m["To"] == "o-js-01@example.org"
             and case_of(m.get_content()) == case_id
             and str(m["Subject"]).startswith("【执法】")
         ]
@@ -180,7 +182,7 @@ def test_two_workers_split_the_sites_and_one_killed_mid_case_sends_nothing_twice
         mails = [
             (case_of(m.get_content()), str(m["Subject"]).split("】")[0] + "】")
             for _, m in mailbox.messages
-            if m["To"] == "o-kc-01@example.org"
+            if m["To"] == "o-js-01@example.org"
         ]
         assert len(mails) == len(set(mails)), f"sent twice: {mails}"
         assert escalations(driven) and len(escalations(driven)) == 1

@@ -16,12 +16,14 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ecowatch import topics
+from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
@@ -156,6 +158,10 @@ def test_two_workers_split_the_sites_and_one_killed_mid_case_sends_nothing_twice
         # The other worker's case API lists the case, read from the worker that holds it.
         listed = api(survivor_port, "/api/cases")
         assert listed[0] == 200 and driven in [c["id"] for c in listed[1]["cases"]], listed
+        # So does its weekly settlement, from the other's case log.
+        monday = datetime.now(CHINA).date() - timedelta(days=datetime.now(CHINA).weekday())
+        status, week = api(survivor_port, f"/api/reports/weekly?week={monday.isoformat()}")
+        assert status == 200 and week["grids"][0]["opened"] >= 1, week
         wait_for(lambda: delivered(settings, driven, "remind"), 20, "the reminder's record")
         assert escalations(driven) == [], "escalated before the kill: not mid-case"
 

@@ -402,6 +402,8 @@ class Hj212Server:
         self._tz = tz
         self._gate = ConnectionGate(self.limits.per_peer, self.limits.connections)
         self._replays = ReplayWindow()
+        # (MN, CN, QN) → whether Kafka took it, for the uploads being sent right now.
+        self._in_flight: dict[tuple[str, str, str], asyncio.Future[bool]] = {}
         self.stats = Hj212Stats()
         self._listening: asyncio.Server | None = None
         self._stopping = False
@@ -653,6 +655,14 @@ class Hj212Server:
         """A data upload from its own device: stored once, answered after Kafka has it."""
         digest, now = packet_digest(packet), asyncio.get_running_loop().time()
         seen = self._replays.check(packet.mn, packet.cn, packet.qn, digest, now)
+        key = (packet.mn, packet.cn, packet.qn)
+        # A copy of an upload still on its way to Kafka (the device resent it on a new
+        # connection) is answered only once Kafka has it: answered at once, the device forgot a
+        # reading that the failing send then lost (the drill lost one per HJ 212 device so,
+        # while Kafka restarted). Not taken: no answer, and the device sends it again.
+        pending = self._in_flight.get(key) if seen is Seen.DUPLICATE else None
+        if pending is not None and not await asyncio.shield(pending):
+            return
         if seen is Seen.DUPLICATE:
             self.stats.duplicates += 1
             conn.guard.accepted()
@@ -679,13 +689,21 @@ class Hj212Server:
         # Taken before the send, so that a copy arriving meanwhile is a duplicate; given back
         # if Kafka does not take it, so that the device's resend is stored.
         self._replays.remember(packet.mn, packet.cn, packet.qn, digest, now)
+        taken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = taken
         try:
             await self._producer.send_and_wait(
                 topics.READINGS, reading.to_json(), key=reading.site.encode()
             )
         except BaseException:
             self._replays.forget(packet.mn, packet.cn, packet.qn)
+            taken.set_result(False)
             raise
+        else:
+            taken.set_result(True)
+        finally:
+            if self._in_flight.get(key) is taken:
+                del self._in_flight[key]
         self.stats.bridged += 1
         conn.guard.accepted()
         if packet.wants_answer:

@@ -528,3 +528,46 @@ def test_dead_letters_kafka_refused_or_never_took_are_counted_lost(catalogue: Ca
     assert sum(server.stats.dead_lettered.values()) == 2
     assert server.stats.dead_letters_lost == 2
     assert server.stats.as_dict()["dead_letters_lost"] == 2
+
+
+class StalledKafka(MemoryProducer):
+    """The first reading waits until ``release`` is set, then fails (a broker restarting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.first = True
+
+    async def send_and_wait(self, topic: str, value: bytes, key: bytes | None = None) -> None:
+        if self.first:
+            self.first = False
+            await self.release.wait()
+            raise RuntimeError("the broker is away")
+        await super().send_and_wait(topic, value, key)
+
+
+def test_a_copy_resent_while_the_first_is_in_flight_is_answered_only_if_kafka_took_it(
+    catalogue: Catalogue,
+) -> None:
+    producer = StalledKafka()
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        first_reader, first = await connect()
+        first.write(wire(upload()))
+        await asyncio.sleep(0.2)  # its send to Kafka hangs
+        reader, writer = await connect()  # the device gives up on that line and resends
+        writer.write(wire(upload()))
+        with pytest.raises(TimeoutError):  # not answered while the first is undecided
+            await asyncio.wait_for(reader.read(4096), 0.5)
+        producer.release.set()  # the first send fails
+        with pytest.raises(TimeoutError):  # so the copy is not answered either
+            await asyncio.wait_for(reader.read(4096), 0.5)
+        writer.write(wire(upload()))  # the device's next resend is stored and answered
+        assert [a.cn for a in await answers(reader, 1)] == ["9014"]
+        for w in (first, writer):
+            w.close()
+        await settled(server)
+
+    server = run(catalogue, scenario, producer)
+    assert len(producer.readings) == 1
+    assert server.stats.bridged == 1

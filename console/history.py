@@ -15,7 +15,7 @@ def history_flux(bucket: str, site: str, start: datetime, stop: datetime) -> str
     # The outfall monitor's analysers are the chart's; a discharge meter at the same outfall
     # measures the same pollutants and would zigzag one line between two instruments.
     return (
-        f'from(bucket: "{bucket}") |> range(start: {_rfc3339(start)}, stop: {_rfc3339(stop)})'
+        f'from(bucket: "{bucket}") |> range(start: {rfc3339(start)}, stop: {rfc3339(stop)})'
         f' |> filter(fn: (r) => r._measurement == "reading" and r.site == "{site}"'
         f' and r._field == "value" and r.model != "discharge_meter")'
         f' |> keep(columns: ["_time", "_value", "pollutant"])'
@@ -23,7 +23,8 @@ def history_flux(bucket: str, site: str, start: datetime, stop: datetime) -> str
     )
 
 
-def _rfc3339(at: datetime) -> str:
+def rfc3339(at: datetime) -> str:
+    """A time as Flux writes one (UTC, whole seconds)."""
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

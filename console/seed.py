@@ -19,6 +19,7 @@ from influxdb_client import InfluxDBClient
 from pydantic import ValidationError
 
 from ecowatch.config.settings import Settings
+from ecowatch.console.history import rfc3339
 from ecowatch.schema import Reading, ReadingSource
 
 log = logging.getLogger(__name__)
@@ -47,14 +48,10 @@ def latest_flux(bucket: str, now: datetime) -> str:
     start, stop = (now - LOOK_BACK, now + LOOK_AHEAD)
     return (
         f'from(bucket: "{bucket}")'
-        f" |> range(start: {_rfc3339(start)}, stop: {_rfc3339(stop)})"
+        f" |> range(start: {rfc3339(start)}, stop: {rfc3339(stop)})"
         f' |> filter(fn: (r) => r._measurement == "reading")'
         f" |> last()"
     )
-
-
-def _rfc3339(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def latest_readings(points: Iterable[Point], window: timedelta = WINDOW) -> list[Reading]:

@@ -133,6 +133,16 @@ def cli_json(*args: str, token: str) -> Any:
     return json.loads(done.stdout)
 
 
+def mails_to(mailbox: Mailbox, address: str) -> list[tuple[str, str]]:
+    """(case, step) of every e-mail to ``address``: an escalation (【执法】) and, unacknowledged,
+    a renotification (【再次通知】) are two; the same one twice is the defect."""
+    return [
+        (case_of(m.get_content()), str(m["Subject"]).split("】")[0] + "】")
+        for _, m in mailbox.messages
+        if m["To"] == address
+    ]
+
+
 def case_of(text: str) -> str:
     match = re.search(r"\d{14}-S-OUT-\d{3}-\S+?_(?:limit|values?|value)", text)
     assert match, text
@@ -391,11 +401,7 @@ def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
         assert len(reminders) == len(set(reminders)), f"a reminder sent twice: {reminders}"
         # Per case and step: an escalation (【执法】) and, unacknowledged, a renotification
         # (【再次通知】) are two messages; the same one twice is the defect.
-        mails = [
-            (case_of(m.get_content()), str(m["Subject"]).split("】")[0] + "】")
-            for _, m in mailbox.messages
-            if m["To"] == "o-kc-01@example.org"
-        ]
+        mails = mails_to(mailbox, "o-kc-01@example.org")
         assert len(mails) == len(set(mails)), f"sent twice: {mails}"
         assert (driven, "【执法】") in mails  # the case driven across the restart escalated
         # The restarted worker's weekly settlement still counts the reminders sent before

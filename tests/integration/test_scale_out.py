@@ -29,7 +29,7 @@ from ecowatch.files import write_private
 from ecowatch.tokens import hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
-from tests.integration.test_enforcement import case_of, delivered, messages, reading
+from tests.integration.test_enforcement import case_of, delivered, mails_to, messages, reading
 from tests.integration.test_pipeline import Device
 
 # COD limit 100 mg/L; grid G-JS-01, whose people no other test's worker reaches: each worker
@@ -185,11 +185,7 @@ def test_two_workers_split_the_sites_and_one_killed_mid_case_sends_nothing_twice
         time.sleep(3)  # let any redelivered notification come through
         reminders = messages(receiver, "【提醒】")
         assert len(reminders) == len(set(reminders)), f"a reminder sent twice: {reminders}"
-        mails = [
-            (case_of(m.get_content()), str(m["Subject"]).split("】")[0] + "】")
-            for _, m in mailbox.messages
-            if m["To"] == "o-js-01@example.org"
-        ]
+        mails = mails_to(mailbox, "o-js-01@example.org")
         assert len(mails) == len(set(mails)), f"sent twice: {mails}"
         assert escalations(driven) and len(escalations(driven)) == 1
 

@@ -552,7 +552,7 @@ def test_a_copy_resent_while_the_first_is_in_flight_is_answered_only_if_kafka_to
     producer = StalledKafka()
 
     async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
-        first_reader, first = await connect()
+        _, first = await connect()
         first.write(wire(upload()))
         await asyncio.sleep(0.2)  # its send to Kafka hangs
         reader, writer = await connect()  # the device gives up on that line and resends

@@ -44,7 +44,7 @@ POLICY = """
 policies:
   - rule: realtime_over_limit
     pending: 2s
-    deadline: 25s
+    deadline: 45s
     ack_timeout: 60s
     renotify: 1
     hold: 4s
@@ -180,7 +180,7 @@ def test_two_workers_split_the_sites_and_one_killed_mid_case_sends_nothing_twice
 
         # The case's deadline still holds on the survivor: the officers get it, once.
         wait_for(
-            lambda: (publish_high(), escalations(driven))[1], 60, "the escalation from the survivor"
+            lambda: (publish_high(), escalations(driven))[1], 90, "the escalation from the survivor"
         )
         time.sleep(3)  # let any redelivered notification come through
         reminders = messages(receiver, "【提醒】")

@@ -19,7 +19,7 @@ DRILL = [
     "--rate",
     "120",
     "--devices",
-    "4",
+    "2",
     "--hj212-devices",
     "2",
     "--fault-gap",
@@ -28,10 +28,12 @@ DRILL = [
     "4",
     "--recovery-timeout",
     "60",
-    # Monitors no other test drives: the drill's hours of readings and its cases would be
-    # read back by the other tests' workers, which start their groups at the topics' start.
+    # Monitors no other test drives (26-29, grid G-CS-01): the drill's readings and its cases
+    # would be read back by the other tests' workers, which start their groups at the topics'
+    # start (the scale-out test's site, S-OUT-025, once was one of them, and its case arrived
+    # there already past its deadline).
     "--first-monitor",
-    "22",
+    "26",
 ]
 
 
@@ -93,6 +95,6 @@ def test_a_short_drill_loses_nothing_and_sends_nothing_twice(settings: Settings)
         f = faults[name]
         assert f["port_closed"] and f["new_pid"] not in (None, f["old_pid"]), f
     assert faults["influxdb"]["stopped_for_s"] >= 4
-    assert faults["mosquitto"]["mqtt_reconnects"] == 4
+    assert faults["mosquitto"]["mqtt_reconnects"] == 2  # each MQTT device, once
     assert all(f["applied"] and f["recovery_s"] is not None for f in faults.values())
     assert report["passed"]

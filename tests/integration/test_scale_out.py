@@ -32,7 +32,7 @@ from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
 from tests.integration.test_enforcement import case_of, delivered, mails_to, messages, reading
 from tests.integration.test_pipeline import Device
 
-# COD limit 100 mg/L; grid G-JS-01, whose people no other test's worker reaches: each worker
+# COD limit 100 mg/L; grid G-JS-01, whose sites and people no other test drives: each worker
 # with a fresh group replays every test's readings from the topics' start.
 SITE, DEVICE = "S-OUT-025", "33088100000025"
 PORTS = (PORT_BASE + 6068, PORT_BASE + 6069)  # beside the session's worker and test_enforcement's

@@ -90,10 +90,6 @@ TABLES: dict[Period, dict[Pollutant, Period]] = {
     },
 }
 
-_TABLE_OF: dict[Period, dict[str, Period]] = {
-    period: {p.code: use for p, use in tables.items()} for period, tables in TABLES.items()
-}
-
 # The second values aqi() takes for a table whose `above_top` sends to another period
 # (HJ 633-2012: SO2 1h above 800 → the SO2 24h IAQI; O3 8h above 800 → the O3 1h IAQI).
 SUPPLEMENTS: dict[tuple[Pollutant, Period], str] = {
@@ -209,30 +205,34 @@ class Table(_Frozen):
 
     def ceiling(self, value: float) -> int | None:
         """``ceil(exact(value))``, None above the top, without fractions: in floats where they
-        decide, else in integers. The float interpolation is off the exact one by far less
-        than 1e-6, so unless it falls that near a whole number, its ceiling is the exact one's.
-        Comparing floats orders them as their exact decimals do (a float's shortest repr
-        rounds back to it, so the order is kept)."""
-        k = _compiled(self)
-        bps, points = k.floats, self.iaqi
-        v = float(value)
-        for i in range(1, len(bps)):
-            b_hi = bps[i]
-            if v <= b_hi:
-                b_lo, i_lo, i_hi = bps[i - 1], points[i - 1], points[i]
-                x = (i_hi - i_lo) / (b_hi - b_lo) * (v - b_lo) + i_lo
-                if abs(x - round(x)) > _NEAR_WHOLE:
-                    return math.ceil(x)
-                # Formula 1 over the decimals as written, as integer ratios n / d.
-                nc, dc = _decimal(value)
-                (nl, dl), (nh, dh) = k.ratios[i - 1], k.ratios[i]
-                num = (i_hi - i_lo) * (nc * dl - nl * dc) * (dh * dl)
-                den = (dc * dl) * (nh * dl - nl * dh)  # > 0: the breakpoints increase
-                return i_lo - (-num // den)
-        return None
+        decide, else in integers (:func:`_ceiling`)."""
+        return _ceiling(_compiled(self), self.iaqi, value)
 
 
 _NEAR_WHOLE = 1e-6
+
+
+def _ceiling(k: _Breakpoints, points: list[int], value: float) -> int | None:
+    """:meth:`Table.ceiling` on a table's compiled breakpoints. The float interpolation is off
+    the exact one by far less than 1e-6, so unless it falls that near a whole number, its
+    ceiling is the exact one's. Comparing floats orders them as their exact decimals do (a
+    float's shortest repr rounds back to it, so the order is kept)."""
+    bps = k.floats
+    v = float(value)
+    # A scan, not bisect: the same answer on any table, even one never checked as increasing.
+    for i in range(1, len(bps)):
+        if v <= bps[i]:
+            b_hi, b_lo, i_lo, i_hi = bps[i], bps[i - 1], points[i - 1], points[i]
+            x = (i_hi - i_lo) / (b_hi - b_lo) * (v - b_lo) + i_lo
+            if abs(x - round(x)) > _NEAR_WHOLE:
+                return math.ceil(x)
+            # Formula 1 over the decimals as written, as integer ratios n / d.
+            nc, dc = _decimal(value)
+            (nl, dl), (nh, dh) = k.ratios[i - 1], k.ratios[i]
+            num = (i_hi - i_lo) * (nc * dl - nl * dc) * (dh * dl)
+            den = (dc * dl) * (nh * dl - nl * dh)  # > 0: the breakpoints increase
+            return i_lo - (-num // den)
+    return None
 
 
 def _decimal(x: float) -> tuple[int, int]:
@@ -456,6 +456,8 @@ def aqi_standard(edition: str) -> AqiStandard:
 
 
 def _standard(standard: str | AqiStandard) -> AqiStandard:
+    if type(standard) is str:
+        return aqi_standard(standard)  # the usual case: a pydantic isinstance is a Python call
     return standard if isinstance(standard, AqiStandard) else aqi_standard(str(standard))
 
 
@@ -488,6 +490,8 @@ class NoIaqiError(ValueError):
 def _check_concentration(p: Pollutant, value: float, what: str = "") -> None:
     if type(value) is float and 0.0 <= value < math.inf:
         return  # the usual case, in two comparisons (NaN fails the first)
+    if type(value) is int and value >= 0 and math.isfinite(value):
+        return  # a whole number (isfinite raises OverflowError on a huge one, as below)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"{what or p.name}: expected a number in {p.unit} (got {value!r})")
     if not math.isfinite(value):
@@ -515,6 +519,31 @@ def iaqi(
     p = pollutant(pollutant_key)
     _check_concentration(p, concentration)
     return _iaqi(std, p, concentration, period)
+
+
+# What aqi() reads per pollutant for one standard and AQI period, looked up once: (pollutant,
+# the table's period, the table and its breakpoints, or None where _iaqi must say why not).
+# Keyed by id, with the standard held so that the id stays its own (a frozen model, as
+# _COMPILED assumes of its tables).
+_Plan = tuple[tuple[Pollutant, Period, tuple[Table, _Breakpoints] | None], ...]
+_PLANS: dict[tuple[int, Period], tuple[AqiStandard, _Plan]] = {}
+
+
+def _plan(std: AqiStandard, aqi_period: Period) -> _Plan:
+    hit = _PLANS.get((id(std), aqi_period))
+    if hit is not None and hit[0] is std:
+        return hit[1]
+    steps = []
+    for p in POLLUTANTS:
+        use = TABLES[aqi_period][p]
+        try:
+            table = std.table(p, use) if std.rounding == "ceil" else None
+        except ValueError:
+            table = None  # _iaqi raises the same error, when the pollutant is given
+        steps.append((p, use, None if table is None else (table, _compiled(table))))
+    plan = tuple(steps)
+    _PLANS[(id(std), aqi_period)] = (std, plan)
+    return plan
 
 
 def _iaqi(std: AqiStandard, p: Pollutant, concentration: float, period: Period | str) -> int:
@@ -566,7 +595,7 @@ def aqi(
     """
     std = _standard(standard)
     try:
-        aqi_period = Period(period)
+        aqi_period = period if type(period) is Period else Period(period)
         tables = TABLES[aqi_period]
     except (ValueError, KeyError):
         raise ValueError(f"an AQI is for period 1h or 24h (got {period!r})") from None
@@ -588,24 +617,32 @@ def aqi(
 
     given: dict[str, float] = {}  # by code
     for key, value in concentrations.items():
-        p = pollutant(key)
+        p = _BY_KEY.get(key) or pollutant(key)
         if p.code in given:
             raise ValueError(f"{p.name} ({p.code}) is given twice")
         if value is not None:
-            _check_concentration(p, value)
+            if type(value) is not float or not 0.0 <= value < math.inf:
+                _check_concentration(p, value)  # the usual case checked inline, as it does
             given[p.code] = value
     if not given:
         raise ValueError("no concentration given: an AQI needs at least one pollutant")
 
     values: dict[str, int] = {}
     notes: list[str] = []
-    table_of = _TABLE_OF[aqi_period]
-    for p in POLLUTANTS:  # fixed order, whatever the caller's
+    for p, use, fast in _plan(std, aqi_period):  # fixed order, whatever the caller's
         value = given.get(p.code)
         if value is None:
             continue
+        if fast is not None:  # _iaqi inline; what it raises is left to it, below
+            table, k = fast
+            rounded = _ceiling(k, table.iaqi, value)
+            if rounded is None and not isinstance(table.above_top, UsePeriod):
+                rounded = table.iaqi[-1]
+            if rounded is not None:
+                values[p.name] = rounded
+                continue
         try:
-            values[p.name] = _iaqi(std, p, value, table_of[p.code])
+            values[p.name] = _iaqi(std, p, value, use)
         except NoIaqiError as exc:
             second = seconds.get((p, exc.use))
             if second is None:

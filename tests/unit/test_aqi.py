@@ -540,3 +540,31 @@ def test_the_fast_ceiling_is_the_exact_one_on_and_between_breakpoints(edition: s
             values += [table.top * 1.5, 0, 0.0]
             for v in values:
                 assert table.ceiling(v) == _exact_ceiling(table, v), (edition, spec.name, v)
+
+
+@pytest.mark.parametrize("edition", ["2012", "2026"])
+@pytest.mark.parametrize("period", [Period.HOUR, Period.DAY])
+def test_aqi_gives_each_pollutant_the_iaqi_of_its_table(edition: str, period: Period) -> None:
+    """aqi() reads the tables through a plan made once per standard: it must give what iaqi()
+    gives on the table HJ 633 names, whole numbers and floats alike, above the top too."""
+    import random
+
+    from ecowatch.streams.aqi import TABLES
+
+    rng = random.Random(8)
+    std = aqi_standard(edition)
+    for p in POLLUTANTS:
+        use = TABLES[period][p]
+        top = std.table(p, use).top
+        values = [0, 0.0, top, top * 2, int(top) * 3, 1.2, 80, 150]
+        values += [rng.uniform(0, top) for _ in range(100)]
+        values += [float(rng.randint(0, int(top))) for _ in range(30)]
+        for v in values:
+            try:
+                expected = iaqi(p.code, v, use, edition)
+            except NoIaqiError:
+                with pytest.raises(NoIaqiError):
+                    aqi({p.code: v}, period, std)
+                continue
+            assert aqi({p.code: v}, period, std).iaqi == {p.name: expected}, (p.name, v)
+            assert aqi({p.name: v}, period, edition).aqi == expected, (p.name, v)

@@ -167,79 +167,30 @@ def add(
     return s, add_in_place(s, ts, m, params, flow)
 
 
-# What one measurement does to a series' windows, as steps: a float, a segment of the held
-# value (seconds, _accumulate); an _Enter, a minute (and maybe an hour, a day) opened. They
-# depend only on the series' times (held.ts, the open minute, hour and day) and the reading's,
-# never on its values, so the series of one reading that share those times share the steps.
-@dataclass(frozen=True, slots=True)
-class _Enter:
-    minute: datetime
-    hour: datetime | None  # a new hour (closing the open one, if any); None: the same hour
-    close_day: bool  # the open day closes (the new hour is in another day)
-    day: datetime | None  # a new day opens
-
-
-_Steps = list["float | _Enter"]
-
-
-@dataclass(slots=True)
-class Shared:
-    """What the series of one reading (one ``ts``, one ``params``) share: see
-    :func:`add_in_place`. Made by the caller for each reading, never kept."""
-
-    # By the identity of (held.ts, minute_start): those times, the open hour and day, whether
-    # the steps consulted them (they do when a minute opens), and the steps. The entry keeps
-    # its objects alive, so an id cannot have been reused meanwhile.
-    laid: dict[tuple[int, int], tuple[object, object, object, object, bool, _Steps]] = field(
-        default_factory=dict
-    )
-    # The minutes, hours and days opened, one object per time: all of China time (the same
-    # tzinfo object), so equal fields and fold make them the same in every respect.
-    starts: dict[tuple[datetime, int, int], datetime] = field(default_factory=dict)
-
-    def one(self, t: datetime) -> datetime:
-        return self.starts.setdefault((t, t.fold, id(t.tzinfo)), t)
-
-
 def add_in_place(
     s: Series,
     ts: datetime,
     m: Measurement,
     params: WindowParams,
     flow: Measurement | None = None,
-    shared: Shared | None = None,
 ) -> list[Window]:
-    """:func:`add` on a series the caller owns (the judge's working copy): no copy made.
-
-    ``shared``: a dict the caller makes for one reading (one ``ts`` and ``params``) and passes
-    for each of its series. A series whose held time and open minute, hour and day are the very
-    objects of one already added (identity, not equality: what was decided from them holds
-    exactly) replays that series' steps instead of deciding them again in time zone arithmetic;
-    the windows it opens then share their start times, so the next reading's series do too."""
+    """:func:`add` on a series the caller owns (the judge's working copy): no copy made."""
     closed: list[Window] = []
     held = s.held
     if held is None:
-        _enter(s, ts, params, closed, None, shared)
+        _enter(s, ts, params, closed)
     elif ts <= held.ts:
         return closed
-    elif shared is None:
-        _advance(s, held, ts, params, closed)
     else:
-        held_ts, start = held.ts, s.minute_start
-        key = (id(held_ts), id(start))
-        hit = shared.laid.get(key)
-        if (
-            hit is not None
-            and hit[0] is held_ts
-            and hit[1] is start
-            and (not hit[4] or (hit[2] is s.hour_start and hit[3] is s.day_start))
-        ):
-            _replay(s, held, hit[5], params, closed)
+        end = min(ts, held.ts + params.max_slice)
+        start = s.minute_start
+        if start is not None and start <= held.ts and ts - start < MINUTE:
+            # Most readings: the slice and the reading are in the open minute, so there is
+            # one segment and no window to close.
+            _accumulate(s, held, (end - held.ts).total_seconds())
         else:
-            hour, day = s.hour_start, s.day_start
-            steps = _advance(s, held, ts, params, closed, shared)
-            opens = any(step.__class__ is _Enter for step in steps)
-            shared.laid[key] = (held_ts, start, hour, day, opens, steps)
+            _lay_slice(s, held, end, params, closed)
+            _enter(s, ts, params, closed)
     flag = _FLAG_VALUES[m.flag]
     flags = s.minute.flags
     flags[flag] = flags.get(flag, 0) + 1
@@ -254,61 +205,17 @@ def add_in_place(
     return closed
 
 
-def _advance(
-    s: Series,
-    held: Held,
-    ts: datetime,
-    params: WindowParams,
-    closed: list[Window],
-    shared: Shared | None = None,
-) -> _Steps:
-    """The held value laid up to ``ts`` (capped at ``max_slice``), and the minute of ``ts``
-    entered: the steps taken."""
-    steps: _Steps = []
-    end = min(ts, held.ts + params.max_slice)
-    start = s.minute_start
-    if start is not None and start <= held.ts and ts - start < MINUTE:
-        # Most readings: the slice and the reading are in the open minute, so there is one
-        # segment and no window to close.
-        seconds = (end - held.ts).total_seconds()
-        _accumulate(s, held, seconds)
-        steps.append(seconds)
-    else:
-        _lay_slice(s, held, end, params, closed, steps, shared)
-        _enter(s, ts, params, closed, steps, shared)
-    return steps
-
-
 def _lay_slice(
-    s: Series,
-    held: Held,
-    end: datetime,
-    params: WindowParams,
-    closed: list[Window],
-    steps: _Steps,
-    shared: Shared | None = None,
+    s: Series, held: Held, end: datetime, params: WindowParams, closed: list[Window]
 ) -> None:
     """The held value from its time to ``end``, split over the minutes (and so the hours)
     it crosses."""
     t = held.ts
     while t < end:
-        _enter(s, t, params, closed, steps, shared)
+        _enter(s, t, params, closed)
         seg_end = min(end, s.minute_start + MINUTE)  # type: ignore[operator]  # just entered
-        seconds = (seg_end - t).total_seconds()
-        _accumulate(s, held, seconds)
-        steps.append(seconds)
+        _accumulate(s, held, (seg_end - t).total_seconds())
         t = seg_end
-
-
-def _replay(
-    s: Series, held: Held, steps: _Steps, params: WindowParams, closed: list[Window]
-) -> None:
-    """Steps decided for another series of the same reading, from the same times."""
-    for step in steps:
-        if step.__class__ is float:
-            _accumulate(s, held, step)  # type: ignore[arg-type]
-        else:
-            _open(s, step, params, closed)  # type: ignore[arg-type]
 
 
 def _accumulate(s: Series, held: Held, seconds: float) -> None:
@@ -327,52 +234,30 @@ def _accumulate(s: Series, held: Held, seconds: float) -> None:
         sums.covered_s += seconds
 
 
-def _enter(
-    s: Series,
-    t: datetime,
-    params: WindowParams,
-    closed: list[Window],
-    steps: _Steps | None = None,
-    shared: Shared | None = None,
-) -> None:
+def _enter(s: Series, t: datetime, params: WindowParams, closed: list[Window]) -> None:
     """Make the minute and hour of ``t`` the open ones, closing those before them."""
     start = s.minute_start
     # The open minute is a minute of China time, which is whole minutes from UTC: ``t`` is
     # in it exactly when it is less than a minute past its start (no time zone arithmetic).
     if start is not None and start <= t and t - start < MINUTE:
         return  # the same minute, so the same hour and day
-    # Decided before anything closes: closing changes sums, never the open times.
     minute = minute_of(t)
-    hour: datetime | None = None
-    close_day, day = False, None
-    if s.hour_start is None or hour_of(t) != s.hour_start:
-        hour = hour_of(t)
-        day_changes = s.day_start is None or day_of(hour) != s.day_start
-        close_day = s.day_start is not None and day_changes
-        day = day_of(hour) if day_changes else None
-    if shared is not None:  # the same times as the reading's other series: the same objects
-        minute = shared.one(minute)
-        hour = None if hour is None else shared.one(hour)
-        day = None if day is None else shared.one(day)
-    step = _Enter(minute, hour, close_day, day)
-    _open(s, step, params, closed)
-    if steps is not None:
-        steps.append(step)
-
-
-def _open(s: Series, step: _Enter, params: WindowParams, closed: list[Window]) -> None:
-    """Close the open minute, and the hour (and its day) if ``step`` opens another one."""
-    if s.minute_start is not None:
+    if start is not None:
         closed.append(_close_minute(s, params))
-    s.minute_start, s.minute = step.minute, Sums()
-    if step.hour is not None:
-        if s.hour_start is not None:
-            closed.append(_close_hour(s, params))
-        if step.close_day:
-            closed.append(_close_day(s, params))
-        if step.day is not None:
-            s.day_start, s.day = step.day, Sums()
-        s.hour_start, s.hour = step.hour, Sums()
+    s.minute_start, s.minute = minute, Sums()
+    if s.hour_start is None or hour_of(t) != s.hour_start:
+        _roll(s, hour_of(t), params, closed)
+
+
+def _roll(s: Series, new_hour: datetime, params: WindowParams, closed: list[Window]) -> None:
+    """Close the open hour (and its day if ``new_hour`` is in another day); open ``new_hour``."""
+    if s.hour_start is not None:
+        closed.append(_close_hour(s, params))
+    if s.day_start is not None and day_of(new_hour) != s.day_start:
+        closed.append(_close_day(s, params))
+    if s.day_start is None or day_of(new_hour) != s.day_start:
+        s.day_start, s.day = day_of(new_hour), Sums()
+    s.hour_start, s.hour = new_hour, Sums()
 
 
 def _mean(sums: Sums) -> float | None:

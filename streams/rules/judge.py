@@ -15,7 +15,6 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.aggregate import (
     Series,
-    Shared,
     Weighting,
     add_in_place,
 )
@@ -155,7 +154,6 @@ class SiteJudge:
         values, tracks, params, ts = reading.values, state.tracks, self.ctx.params, reading.ts
         flow = values.get(FLOW) if info.has_flow else None
         out: list[ClosedWindow] = []
-        shared = Shared()  # the steps laid once for the reading's series that share times
         for code, key in info.averaged:
             m = values.get(code)
             if m is None:
@@ -167,7 +165,7 @@ class SiteJudge:
                 track = tracks[key] = Track(series=Series(weighting=weighting))
             series = track.series
             by_flow = series.weighting is Weighting.FLOW
-            closed = add_in_place(series, ts, m, params, flow if by_flow else None, shared)
+            closed = add_in_place(series, ts, m, params, flow if by_flow else None)
             if closed:
                 out += [ClosedWindow(reading.device, code, w) for w in closed]
         return out

@@ -274,28 +274,3 @@ def test_minute_coverage_below_its_minimum_has_no_mean() -> None:
     s, closed = feed(s, [(T10, 40, None, N), (T10 + MIN, 40, None, N)], params, (Period.MINUTE,))
     (minute,) = closed
     assert minute.coverage == timedelta(seconds=30) and not minute.valid and minute.mean is None
-
-
-def test_series_of_one_reading_sharing_their_steps_end_as_each_alone() -> None:
-    """The judge passes one Shared per reading to its series: a series whose times are those
-    of another replays its steps. Windows and state must be what each series gives alone,
-    through minute, hour and day boundaries, gaps, a late reading and a JSON round trip."""
-    from ecowatch.streams.aggregate import Shared, add_in_place
-
-    params = WindowParams(max_slice=timedelta(minutes=10))
-    steps = [10, 10, 50, 61, 10, 3600, -30, 20, 25 * 3600, 59, 1, 600, 10]
-    weighting = [Weighting.FLOW, Weighting.TIME, Weighting.FLOW]
-    together = [Series(weighting=w) for w in weighting]
-    alone = [Series(weighting=w) for w in weighting]
-    t = datetime(2026, 11, 23, 15, 58, 30, tzinfo=UTC)
-    for i, step in enumerate(steps * 3):
-        t += timedelta(seconds=step)
-        if i == len(steps):  # the worker reads its state back from JSON each batch
-            together = [Series.model_validate_json(s.model_dump_json()) for s in together]
-        flow = Measurement(value=10.0 + i % 3)
-        shared = Shared()
-        for j, (a, b) in enumerate(zip(together, alone, strict=True)):
-            m = Measurement(value=40.0 + j + i % 5, flag=DataFlag.CALIBRATION if i == 7 else N)
-            f = flow if a.weighting is Weighting.FLOW else None
-            assert add_in_place(a, t, m, params, f, shared) == add_in_place(b, t, m, params, f)
-            assert a.model_dump_json() == b.model_dump_json()

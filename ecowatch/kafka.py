@@ -209,6 +209,30 @@ async def read_topic(
         await consumer.stop()
 
 
+async def read_range(
+    access: KafkaAccess, topic: str, partition: int, start: int, stop: int, timeout: float = 30.0
+) -> list[bytes]:
+    """The values of one partition's records at offsets [start, stop), in order; fewer when
+    retention has removed the first of them. Read without a group: nothing is committed."""
+    consumer = AIOKafkaConsumer(**access.client_options(), enable_auto_commit=False)
+    await _start(consumer, access)
+    tp = TopicPartition(topic, partition)
+    values: list[bytes] = []
+    try:
+        consumer.assign([tp])
+        first = (await consumer.beginning_offsets([tp]))[tp]
+        consumer.seek(tp, max(start, first))
+        async with asyncio.timeout(timeout):
+            while await consumer.position(tp) < stop:
+                fetched = await consumer.getmany(tp, timeout_ms=1000)
+                values += [
+                    r.value for r in fetched.get(tp, []) if r.offset < stop and r.value is not None
+                ]
+    finally:
+        await consumer.stop()
+    return values
+
+
 async def group_lag(access: KafkaAccess, group_id: str, topic: str) -> int:
     """Records of ``topic`` that consumer group ``group_id`` has not committed yet (all of
     them for a group that never committed): what its next member will read first."""

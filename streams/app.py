@@ -19,7 +19,7 @@ from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.files import private_dir
-from ecowatch.kafka import SCRAM, KafkaAccess
+from ecowatch.kafka import SCRAM, KafkaAccess, read_range
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
 from ecowatch.streams.api import MAX_BODY_BYTES, install_api
@@ -40,12 +40,13 @@ def _credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
 def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     clock = clock or SystemClock()
     catalogue = load_catalogue(settings.catalogue)
+    worker_kafka = access_for(settings, Role.WORKER)
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         # Signed in as the worker's principal: the only one Kafka lets write commands, case
         # events and officers' actions (ecowatch/kafka_accounts.py).
-        broker_credentials=_credentials(access_for(settings, Role.WORKER)),
+        broker_credentials=_credentials(worker_kafka),
         # Faust makes only the last folder of its datadir: the rest must exist (a new machine).
         datadir=str(private_dir(settings.state_dir / "faust" / settings.app_id)),
         store="memory://",
@@ -129,6 +130,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         aqi_standard=settings.aqi_standard,
         dead_letter=dead_letter,
         store=store_readings,
+        read_back=lambda m: read_range(worker_kafka, m.topic, m.partition, m.start, m.stop),
     )
     install_api(app, enforcement, catalogue, load_tokens(settings.officer_tokens), clock)
 

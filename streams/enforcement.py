@@ -25,6 +25,7 @@ group's leader only, so time passes once per site whatever the number of workers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import faust
+from faust.types import TP
 from pydantic import BaseModel, ValidationError
 
 from ecowatch import topics
@@ -59,6 +61,13 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
 from ecowatch.streams.engine import Outcome, SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.offsets import (
+    Missing,
+    ledger_key,
+    missing_before,
+    next_offset_of,
+    next_offset_value,
+)
 from ecowatch.streams.points import account_line
 from ecowatch.streams.report import SiteCaseLog
 from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
@@ -70,6 +79,8 @@ log = logging.getLogger(__name__)
 DeadLetterSink = Callable[[bytes, RejectReason, str, str], Awaitable[None]]
 # Stores readings in InfluxDB, dead-lettering only those it refuses (streams/app.py).
 ReadingSink = Callable[[list[Reading]], Awaitable[None]]
+# Reads from Kafka the values of records the stream skipped, in offset order (streams/app.py).
+ReadBack = Callable[[Missing], Awaitable[list[bytes]]]
 
 TICKS, ACTIONS = topics.TICKS, topics.ACTIONS
 # The agent takes its input in batches: each site's rule state is read and written once per
@@ -152,6 +163,9 @@ class Batch:
     # site → its data clock as this batch moved it (written to ``site-clock`` once per batch)
     clocks: dict[str, tuple[datetime, datetime]] = field(default_factory=dict)
     moved: set[str] = field(default_factory=set)  # the sites whose clock a reading moved
+    # (topic, partition) → the next offset the agent expects there (``input-offsets``)
+    next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    read_back: list[Missing] = field(default_factory=list)  # records the stream skipped
 
 
 def clock_value(seen: tuple[datetime, datetime]) -> bytes:
@@ -197,10 +211,12 @@ class Enforcement:
         aqi_standard: str = "2026",
         dead_letter: DeadLetterSink | None = None,
         store: ReadingSink | None = None,
+        read_back: ReadBack | None = None,
     ) -> None:
         self.app, self.catalogue, self.clock, self.writer = app, catalogue, clock, writer
         self._dead_letter = dead_letter
         self._store = store
+        self._read_back = read_back
         self.judge = SiteJudge(catalogue, params, aqi_standard)
         raw = {"key_serializer": "raw", "value_serializer": "raw"}
         # JSON bytes of the pure core's pydantic models (the app's serialisers are raw). The
@@ -216,6 +232,10 @@ class Enforcement:
         # so a fleet replaying the past (or a device whose clock is off) is not judged offline
         # by the wall clock. In a table, so a partition that moves keeps its sites' clocks.
         self.clock_table = app.Table("site-clock", **table)
+        # input partition → the next offset the agent expects there (streams/offsets.py).
+        # Its keys are chosen so that the partitioner places each on its own partition.
+        self.offsets_table = app.Table("input-offsets", **table)
+        self._ledger_keys: dict[tuple[str, int], bytes] = {}
         # notification key → the channels sent ([[recipient, channel, scheme], ...]). Keyed by
         # notification, but written only by the deliver agent while it handles that
         # notification, so without the partitioner: the changelog partition is the one of the
@@ -285,15 +305,95 @@ class Enforcement:
         async for events in stream.take_events(ENFORCE_BATCH, within=ENFORCE_WITHIN_SECONDS):
             batch = Batch()
             for event in events:
-                topic = event.message.topic
-                try:
-                    await self._one(topic, event.value, batch)
-                except Exception as exc:
-                    # One record that fails anywhere is its own dead letter, and the stream
-                    # goes on: a record that raised again after every restart stopped the
-                    # worker's judging for good.
-                    await self._refuse(topic, event.value, exc)
+                message = event.message
+                await self._catch_up(message.topic, message.partition, message.offset, batch)
+                await self._take(message.topic, event.value, batch)
             await self._flush(batch)
+            await self._release(batch.read_back)
+
+    async def _take(self, topic: str, raw: bytes, batch: Batch) -> None:
+        try:
+            await self._one(topic, raw, batch)
+        except Exception as exc:
+            # One record that fails anywhere is its own dead letter, and the stream goes on:
+            # a record that raised again after every restart stopped the worker's judging.
+            await self._refuse(topic, raw, exc)
+
+    def _ledger_key(self, topic: str, partition: int) -> bytes:
+        key = self._ledger_keys.get((topic, partition))
+        if key is None:
+            key = ledger_key(topic, partition, self.app.conf.topic_partitions)
+            self._ledger_keys[(topic, partition)] = key
+        return key
+
+    async def _catch_up(self, topic: str, partition: int, offset: int, batch: Batch) -> None:
+        """Takes first the records of this partition that the stream skipped before
+        ``offset`` (``ecowatch.streams.offsets``), read back from Kafka; then notes ``offset``
+        as taken."""
+        where = (topic, partition)
+        expected = batch.next_offsets.get(where)
+        if expected is None:
+            expected = next_offset_of(self.offsets_table.get(self._ledger_key(topic, partition)))
+        batch.next_offsets[where] = max(expected or 0, offset + 1)
+        missing = missing_before(topic, partition, expected, offset)
+        if missing is None:
+            return
+        for raw in await self._skipped("enforce", missing):
+            await self._take(topic, raw, batch)
+        batch.read_back.append(missing)
+
+    async def _skipped(self, agent: str, missing: Missing) -> list[bytes]:
+        """The records the stream skipped, read back from Kafka: said, and counted."""
+        log.warning(
+            "%s: the stream skipped %d records of %s[%d] (offsets %d-%d): read back from "
+            "Kafka and taken first",
+            agent,
+            len(missing),
+            missing.topic,
+            missing.partition,
+            missing.start,
+            missing.stop - 1,
+        )
+        records = await self._read_missing(missing)
+        self.counts["read_back"] += len(records)
+        if len(records) < len(missing):
+            # Only Kafka's retention removes records of these topics.
+            self.counts["read_back_gone"] += len(missing) - len(records)
+            log.error(
+                "%s: %d skipped records of %s[%d] are no longer in Kafka",
+                agent,
+                len(missing) - len(records),
+                missing.topic,
+                missing.partition,
+            )
+        return records
+
+    async def _read_missing(self, missing: Missing) -> list[bytes]:
+        """The skipped records, from Kafka; the stream waits (nothing is committed) while
+        Kafka does not answer, as it does for a store that InfluxDB does not take."""
+        if self._read_back is None:
+            return []
+        delay = 0.5
+        while True:
+            try:
+                return await self._read_back(missing)
+            except Exception as exc:
+                log.warning(
+                    "enforce: reading back %s failed (%s); again in %.1f s", missing, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+
+    async def _release(self, read_back: list[Missing]) -> None:
+        """Tells Faust's consumer that the offsets read back are done (stored and their state
+        written), so its commit goes past them: the stream never acknowledges them itself,
+        and a commit stopped at the first of them would replay the partition from there at
+        every restart. ``_add_gap`` is the consumer's own mechanism for offsets no event
+        acknowledges (compacted topics, transaction markers)."""
+        add_gap = getattr(self.app.consumer, "_add_gap", None)
+        for m in read_back:
+            if add_gap is not None:
+                await add_gap(TP(m.topic, m.partition), m.start, m.stop - 1)
 
     async def _refuse(self, topic: str, raw: bytes, exc: Exception) -> None:
         self.counts["refused_records"] += 1
@@ -321,6 +421,9 @@ class Enforcement:
             self.rules_table[site.encode()] = state.model_dump_json().encode()
         for site in batch.moved:
             self.clock_table[site.encode()] = clock_value(batch.clocks[site])
+        # Last: the offsets taken. A worker that dies before this reads the batch again.
+        for (topic, partition), offset in batch.next_offsets.items():
+            self.offsets_table[self._ledger_key(topic, partition)] = next_offset_value(offset)
         if not batch.lines:
             return
         try:
@@ -423,18 +526,32 @@ class Enforcement:
         self.counts["notifications"] += len(out.notifications)
 
     async def _deliver(self, stream: faust.StreamT) -> None:
-        async for raw in stream:
-            try:
-                note = Notification.model_validate_json(raw)
-            except ValidationError as exc:
-                log.warning("deliver: skipped a malformed notification: %s", exc)
-                continue
-            if note.app and note.app != self.app_id:
-                self.counts["notifications_of_other_apps"] += 1
-                continue
-            report = await self.deliverer.deliver(note)
-            if report.records:
-                await self.writer.write(delivery_lines(report.records), len(report.records))
+        # The same ledger as ``enforce``'s: a notification the stream skipped is a person
+        # never told. It is written per notification (the stream acknowledges each one).
+        async for event in stream.events():
+            message = event.message
+            key = self._ledger_key(message.topic, message.partition)
+            expected = next_offset_of(self.offsets_table.get(key))
+            missing = missing_before(message.topic, message.partition, expected, message.offset)
+            if missing is not None:
+                for raw in await self._skipped("deliver", missing):
+                    await self._deliver_one(raw)
+                await self._release([missing])
+            await self._deliver_one(event.value)
+            self.offsets_table[key] = next_offset_value(max(expected or 0, message.offset + 1))
+
+    async def _deliver_one(self, raw: bytes) -> None:
+        try:
+            note = Notification.model_validate_json(raw)
+        except ValidationError as exc:
+            log.warning("deliver: skipped a malformed notification: %s", exc)
+            return
+        if note.app and note.app != self.app_id:
+            self.counts["notifications_of_other_apps"] += 1
+            return
+        report = await self.deliverer.deliver(note)
+        if report.records:
+            await self.writer.write(delivery_lines(report.records), len(report.records))
 
     async def _tick_all(self) -> None:
         """Time passes for every site (deadlines, timeouts, offline devices). A tick is a

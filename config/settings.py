@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     # listens on. 0.0.0.0 to take the network's (in a container, say).
     web_host: str = Field(default="127.0.0.1", min_length=1)
     web_port: int = Field(default=6066, ge=1, le=65535)
+    # Where the app's other workers reach this one (Faust's canonical URL: the case API sends
+    # a request for a site held elsewhere there). Empty: http://<web_host>:<web_port>, right on
+    # one machine; with several workers on several hosts (or containers) each names its own,
+    # since 0.0.0.0 is where one listens, not where the others find it.
+    web_url: str = ""
 
     # The operators' console (`ecowatch console`): the wall, the desk and the phone. Loopback
     # by default like the case API, whose rules it applies by passing the caller's token on.
@@ -113,6 +118,18 @@ class Settings(BaseSettings):
         parts = urlsplit(v)
         if parts.scheme not in {"mqtt", "tcp"} or not parts.hostname:
             raise ValueError("expected mqtt://HOST:PORT, for example mqtt://127.0.0.1:1883")
+        return v
+
+    @field_validator("web_url")
+    @classmethod
+    def _web_url(cls, v: str) -> str:
+        parts = urlsplit(v)
+        if v and (parts.scheme not in {"http", "https"} or not parts.hostname or not parts.port):
+            raise ValueError(
+                "expected http://HOST:PORT (or empty), for example http://worker-2:6066"
+            )
+        if v and parts.hostname in {"0.0.0.0", "::"}:
+            raise ValueError("expected the host the other workers reach this one at, not 0.0.0.0")
         return v
 
     @field_validator("bridge_slice")

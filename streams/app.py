@@ -55,6 +55,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
+        # Announced to the other workers of the group, which forward case API requests here.
+        canonical_url=settings.web_url or f"http://{settings.web_host}:{settings.web_port}",
         web_in_thread=False,
         # Faust's own pages (/table/ reads any table key, /router/ shows the cluster, the
         # statistics, graph and metrics) answer without a token: off. What is left: the case

@@ -16,6 +16,8 @@ import yaml
 from ecowatch.cli import cli
 from ecowatch.config.settings import Settings
 from ecowatch.kafka_accounts import Role
+from ecowatch.stack.services import BRIDGE_USERS
+from ecowatch.topics import BridgeSlice
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -23,12 +25,22 @@ DOCKERFILE = ROOT / "Dockerfile"
 
 ECOWATCH_SERVICES = {
     "bridge": "bridge",
+    "bridge-2": "bridge",
     "worker": "worker",
+    "worker-2": "worker",
     "simulators": "simulate",
     "kafka-setup": "kafka-setup",
 }
 # Each service that talks to Kafka signs in as its own principal (ecowatch/kafka_accounts.py).
-KAFKA_PRINCIPALS = {"bridge": Role.INGEST, "worker": Role.WORKER, "kafka-setup": Role.ADMIN}
+KAFKA_PRINCIPALS = {
+    "bridge": Role.INGEST,
+    "bridge-2": Role.INGEST,
+    "worker": Role.WORKER,
+    "worker-2": Role.WORKER,
+    "kafka-setup": Role.ADMIN,
+}
+BRIDGES = ("bridge", "bridge-2")
+WORKERS = ("worker", "worker-2")
 KAFKA_START = ROOT / "ecowatch" / "stack" / "kafka" / "compose-start.sh"
 IMAGES = {
     "mosquitto": r"eclipse-mosquitto:2",
@@ -131,14 +143,29 @@ def test_ecowatch_services_point_at_the_compose_services(services, name):
     assert (settings.kafka_host, settings.kafka_port) == ("kafka", 9092)
 
 
-def test_the_bridge_logs_in_and_the_worker_serves_its_port(services):
-    bridge = environment(services["bridge"])
-    assert bridge["ECOWATCH_MQTT_USERNAME"] == "ecowatch-bridge"
-    assert REQUIRED_REF.fullmatch(bridge["ECOWATCH_MQTT_PASSWORD"])
-    worker = services["worker"]
-    port = environment(worker)["ECOWATCH_WEB_PORT"]
-    published = [str(p).split(":")[-1] for p in worker.get("ports", [])]
-    assert port in [str(p) for p in worker.get("expose", [])] + published
+def test_each_bridge_logs_in_as_its_own_user_and_takes_its_own_slice(services):
+    envs = [environment(services[name]) for name in BRIDGES]
+    users = [env["ECOWATCH_MQTT_USERNAME"] for env in envs]
+    # Mosquitto takes the user name as client id: one user each, or they push each other off.
+    assert len(set(users)) == len(users) and set(users) <= set(BRIDGE_USERS)
+    passwords = [REQUIRED_REF.fullmatch(env["ECOWATCH_MQTT_PASSWORD"]) for env in envs]
+    assert all(passwords) and len({p["name"] for p in passwords}) == len(passwords)
+    # The slices cover every site once: 1/n .. n/n.
+    slices = [BridgeSlice.parse(env["ECOWATCH_BRIDGE_SLICE"]) for env in envs]
+    assert sorted((s.index, s.count) for s in slices) == [(1, 2), (2, 2)]
+
+
+def test_each_worker_serves_its_port_and_announces_where_it_is_found(services):
+    for name in WORKERS:
+        worker = services[name]
+        env = environment(worker)
+        port = env["ECOWATCH_WEB_PORT"]
+        published = [str(p).split(":")[-1] for p in worker.get("ports", [])]
+        assert port in [str(p) for p in worker.get("expose", [])] + published
+        # The case API forwards a request for a site the other holds to this address.
+        url = urlsplit(env["ECOWATCH_WEB_URL"])
+        assert (url.scheme, url.hostname, str(url.port)) == ("http", name, port)
+        Settings(web_host=env["ECOWATCH_WEB_HOST"], web_url=env["ECOWATCH_WEB_URL"])
 
 
 def test_every_ecowatch_variable_is_a_setting(compose):

@@ -1,0 +1,27 @@
+"""Settings that other processes rely on are checked when they are read."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from ecowatch.config.settings import Settings
+
+
+def test_a_worker_is_found_where_it_listens_unless_it_says_otherwise():
+    assert Settings().web_url == ""  # Faust's canonical URL is then http://<web_host>:<web_port>
+    assert Settings(web_url="http://worker-2:6066").web_url == "http://worker-2:6066"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "worker-2:6066",  # no scheme
+        "http://worker-2",  # no port: Faust would announce port 80
+        "mqtt://worker-2:6066",
+        "http://0.0.0.0:6066",  # where it listens, not where the others find it
+    ],
+)
+def test_a_web_url_the_other_workers_cannot_reach_is_refused(url):
+    with pytest.raises(ValidationError, match="web_url"):
+        Settings(web_url=url)

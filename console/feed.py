@@ -21,7 +21,14 @@ from pydantic import ValidationError
 from ecowatch import topics
 from ecowatch.console.core import City
 from ecowatch.kafka import KafkaAccess, _start
-from ecowatch.schema import DeadLetter, DeviceStatus, Finding, Notification, Reading
+from ecowatch.schema import (
+    DeadLetter,
+    DeviceStatus,
+    Finding,
+    Notification,
+    Reading,
+    ReadingBatch,
+)
 from ecowatch.streams.cases import CaseEvent
 
 log = logging.getLogger(__name__)
@@ -35,7 +42,10 @@ def apply(city: City, topic: str, value: bytes, wall: float) -> None:
     """One record into the city; one that does not parse is skipped (the worker dead-letters
     what it cannot read; the console only watches)."""
     try:
-        if topic == topics.READINGS:
+        if topic == topics.READINGS and ReadingBatch.is_batch(value):
+            for reading in ReadingBatch.model_validate_json(value).readings:
+                city.on_reading(reading, wall)
+        elif topic == topics.READINGS:
             city.on_reading(Reading.model_validate_json(value), wall)
         elif topic == topics.READINGS_DLQ:
             city.on_dead_letter(DeadLetter.model_validate_json(value), wall)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -233,9 +233,16 @@ async def read_range(
     return values
 
 
-async def group_lag(access: KafkaAccess, group_id: str, topic: str) -> int:
+async def group_lag(
+    access: KafkaAccess,
+    group_id: str,
+    topic: str,
+    weigh: Callable[[bytes], int] | None = None,
+) -> int:
     """Records of ``topic`` that consumer group ``group_id`` has not committed yet (all of
-    them for a group that never committed): what its next member will read first."""
+    them for a group that never committed): what its next member will read first. With
+    ``weigh``, what they hold instead: the records are read, and ``weigh`` says how much each
+    one is (the readings of a batch)."""
     consumer = AIOKafkaConsumer(**access.client_options(), group_id=group_id)
     await _start(consumer, access)
     try:
@@ -247,9 +254,22 @@ async def group_lag(access: KafkaAccess, group_id: str, topic: str) -> int:
         ends = await consumer.end_offsets(parts)
         starts = await consumer.beginning_offsets(parts)
         lag = 0
+        behind: dict[TopicPartition, int] = {}
         for tp in parts:
             committed = await consumer.committed(tp)
-            lag += ends[tp] - (committed if committed is not None else starts[tp])
-        return lag
+            behind[tp] = committed if committed is not None else starts[tp]
+            lag += ends[tp] - behind[tp]
+        if weigh is None or lag == 0:
+            return lag
+        weight = 0
+        for tp, start in behind.items():
+            if start >= ends[tp]:
+                continue
+            consumer.assign([tp])  # read only: this consumer never commits
+            consumer.seek(tp, start)
+            while await consumer.position(tp) < ends[tp]:
+                fetched = await consumer.getmany(tp, timeout_ms=1000)
+                weight += sum(weigh(r.value) for r in fetched.get(tp, []) if r.offset < ends[tp])
+        return weight
     finally:
         await consumer.stop()

@@ -2,7 +2,9 @@
 
 MQTT, device → platform, ``ecowatch/v1/{site}/{device}/reading``: :class:`DeviceReading`.
 Kafka ``ecowatch.readings`` (key: site id): :class:`Reading`, the one normalised reading that
-every protocol edge (MQTT bridge, HJ 212 server) produces and every stream processor consumes.
+every protocol edge (MQTT bridge, HJ 212 server) produces and every stream processor consumes;
+or, from the MQTT bridge, a :class:`ReadingBatch` of several (no key; the partition of their
+sites).
 Kafka ``ecowatch.readings.dlq`` (key: origin): :class:`DeadLetter`.
 """
 
@@ -139,6 +141,49 @@ class Reading(BaseModel):
     @classmethod
     def from_json(cls, data: bytes | str) -> Reading:
         return cls.model_validate_json(data)
+
+
+READING_BATCH = "ecowatch.reading-batch/1"
+
+
+class ReadingBatch(BaseModel):
+    """Several readings in one Kafka record of ``ecowatch.readings``, all of sites whose key
+    falls in that record's partition (the bridge's batches): Kafka, Faust and the worker pay
+    their per-record cost once for all of them. Each reading is taken, judged and, if bad,
+    dead-lettered on its own, as when it comes alone."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    schema_: Literal["ecowatch.reading-batch/1"] = Field(default=READING_BATCH, alias="schema")
+    readings: Annotated[list[Reading], Field(min_length=1)]
+
+    @staticmethod
+    def json_of(readings: list[bytes]) -> bytes:
+        """The record, from its readings' JSON as :meth:`Reading.to_json` made it."""
+        return (
+            b'{"schema":"'
+            + READING_BATCH.encode()
+            + b'","readings":['
+            + b",".join(readings)
+            + b"]}"
+        )
+
+    @staticmethod
+    def is_batch(raw: bytes) -> bool:
+        """Whether a record of ``ecowatch.readings`` is a batch (else one reading)."""
+        return READING_BATCH.encode() in raw[:64]
+
+
+def readings_in_record(raw: bytes | None) -> int:
+    """How many readings a record of ``ecowatch.readings`` holds (a batch's, or one)."""
+    if raw is None:
+        return 0
+    if ReadingBatch.is_batch(raw):
+        try:
+            return len(ReadingBatch.model_validate_json(raw).readings)
+        except ValueError:
+            return 1  # the worker dead-letters it as one record
+    return 1
 
 
 class DeviceState(StrEnum):

@@ -20,12 +20,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -38,12 +40,21 @@ from ecowatch.errors import ServiceDown
 from ecowatch.ingest.contract import DeadLetterBudget
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
 from ecowatch.outage import Outage
-from ecowatch.schema import DeadLetter, DeviceStatus, Reading, ReadingSource, RejectReason
+from ecowatch.schema import (
+    DeadLetter,
+    DeviceStatus,
+    Reading,
+    ReadingBatch,
+    ReadingSource,
+    RejectReason,
+)
 from ecowatch.topics import BridgeSlice
 
 ALL_SITES = BridgeSlice()
 
 log = logging.getLogger(__name__)
+
+_partitioner = DefaultPartitioner()
 
 # How long Mosquitto keeps the bridge's session (and queues readings for it) while it is away.
 SESSION_EXPIRY_SECONDS = 24 * 3600
@@ -84,6 +95,84 @@ class _Inbound:
     retain: bool = False
 
 
+# A batch goes to Kafka when it holds this many readings or bytes, or this long after its first
+# reading: a few milliseconds on a reading's way, for a Kafka record (and a Faust event in the
+# worker) per batch instead of per reading.
+BATCH_READINGS = 200
+BATCH_BYTES = 256 * 1024  # Kafka's record limit is 1 MiB
+BATCH_LINGER_S = 0.005
+
+
+class ReadingBatches:
+    """The readings on their way to Kafka, one batch per partition of ``ecowatch.readings``:
+    each reading goes to the partition its site's key would (Kafka's default partitioner), so
+    a site's readings stay in one partition, in order, with the tables keyed by site."""
+
+    def __init__(
+        self,
+        producer: AIOKafkaProducer,
+        sent: Callable[[asyncio.Future, list[_Inbound]], None],
+    ) -> None:
+        self._producer = producer
+        self._sent = sent  # (the batch's delivery, its messages): acknowledges them when done
+        self._partitions: list[int] | None = None
+        self._of_site: dict[str, int] = {}
+        self._open: dict[int, tuple[list[bytes], list[_Inbound], int]] = {}
+        self._locks: defaultdict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._flushing: set[asyncio.Task[None]] = set()  # the timers' flushes, held till done
+
+    async def _partition(self, site: str) -> int:
+        p = self._of_site.get(site)
+        if p is None:
+            if self._partitions is None:
+                self._partitions = sorted(await self._producer.partitions_for(topics.READINGS))
+            p = _partitioner(site.encode(), self._partitions, self._partitions)
+            self._of_site[site] = p
+        return p
+
+    async def add(self, site: str, reading: bytes, item: _Inbound) -> None:
+        p = await self._partition(site)
+        readings, items, size = self._open.get(p) or ([], [], 0)
+        readings.append(reading)
+        items.append(item)
+        self._open[p] = (readings, items, size + len(reading) + 1)
+        if len(readings) >= BATCH_READINGS or size + len(reading) >= BATCH_BYTES:
+            await self._flush(p)
+        elif p not in self._timers:
+            self._timers[p] = asyncio.get_running_loop().call_later(
+                BATCH_LINGER_S, self._flush_later, p
+            )
+
+    def _flush_later(self, p: int) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush(p))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _flush(self, p: int) -> None:
+        timer = self._timers.pop(p, None)
+        if timer is not None:
+            timer.cancel()
+        # One send at a time per partition: the batches reach Kafka in the order they closed.
+        async with self._locks[p]:
+            batch = self._open.pop(p, None)
+            if batch is None:
+                return
+            readings, items, _ = batch
+            try:
+                delivery = await self._producer.send(
+                    topics.READINGS, ReadingBatch.json_of(readings), partition=p
+                )
+            except Exception as exc:  # the producer refused at once: left unacknowledged
+                delivery = asyncio.get_running_loop().create_future()
+                delivery.set_exception(exc)
+            self._sent(delivery, items)
+
+    async def flush_all(self) -> None:
+        for p in list(self._open):
+            await self._flush(p)
+
+
 class MqttBridge:
     def __init__(
         self,
@@ -119,6 +208,7 @@ class MqttBridge:
         self._connect_error: str | None = None
         self._pending: set[asyncio.Future] = set()  # sent to Kafka, not yet acknowledged
         self._budget = DeadLetterBudget()
+        self._batches = ReadingBatches(producer, self._batch_sent)
         self._mqtt_outage = Outage("Mosquitto (MQTT)", f"mqtt://{mqtt_host}:{mqtt_port}")
 
         self._client = mqtt.Client(
@@ -245,6 +335,7 @@ class MqttBridge:
                 self._asleep = False
         finally:
             stopper.cancel()
+            await self._batches.flush_all()
             if self._pending:
                 await asyncio.gather(*self._pending, return_exceptions=True)
             self._client.disconnect()
@@ -257,13 +348,14 @@ class MqttBridge:
             verdict = self._judge(item, now)
             if isinstance(verdict, Rejection):
                 delivery, counter = await self._dead_letter(item, verdict, now)
+            elif isinstance(verdict, Reading):
+                await self._batches.add(verdict.site, verdict.to_json(), item)
+                return  # acknowledged when its batch is in Kafka
             else:
-                is_reading = isinstance(verdict, Reading)
-                topic = topics.READINGS if is_reading else topics.STATUS
                 delivery = await self._producer.send(
-                    topic, verdict.to_json(), key=verdict.site.encode()
+                    topics.STATUS, verdict.to_json(), key=verdict.site.encode()
                 )
-                counter = ("bridged" if is_reading else "statuses", "")
+                counter = ("statuses", "")
         except Exception as exc:  # the bridge's own failure on one message: its dead letter
             log.exception("bridge failed on a message from %s; dead-lettered", item.topic)
             failure = Rejection(RejectReason.UNHANDLED, f"{type(exc).__name__}: {exc}")
@@ -301,6 +393,15 @@ class MqttBridge:
             topics.READINGS_DLQ, letter.to_json(), key=item.topic.encode()
         )
         return delivery, ("dead", rejection.reason.value)
+
+    def _batch_sent(self, delivery: asyncio.Future, items: list[_Inbound]) -> None:
+        """A batch handed to the producer: its readings are acknowledged once Kafka has it."""
+        self._pending.add(delivery)
+        delivery.add_done_callback(lambda done: self._acknowledge_all(done, items))
+
+    def _acknowledge_all(self, delivery: asyncio.Future, items: list[_Inbound]) -> None:
+        for item in items:
+            self._ack_when_stored(delivery, item, ("bridged", ""))
 
     def _ack_when_stored(
         self, delivery: asyncio.Future, item: _Inbound, counter: tuple[str, str]

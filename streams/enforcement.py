@@ -26,6 +26,7 @@ group's leader only, so time passes once per site whatever the number of workers
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -56,6 +57,7 @@ from ecowatch.schema import (
     Finding,
     Notification,
     Reading,
+    ReadingBatch,
     RejectReason,
     ValveCommand,
 )
@@ -312,12 +314,41 @@ class Enforcement:
             await self._release(batch.read_back)
 
     async def _take(self, topic: str, raw: bytes, batch: Batch) -> None:
+        if topic == topics.READINGS and ReadingBatch.is_batch(raw):
+            await self._take_batch(raw, batch)
+            return
         try:
             await self._one(topic, raw, batch)
         except Exception as exc:
             # One record that fails anywhere is its own dead letter, and the stream goes on:
             # a record that raised again after every restart stopped the worker's judging.
             await self._refuse(topic, raw, exc)
+
+    async def _take_batch(self, raw: bytes, batch: Batch) -> None:
+        """A bridge's batch of readings: each taken as if it came alone, and one that fails
+        is its own dead letter (its JSON alone, not the batch's)."""
+        try:
+            readings: list[Reading | bytes] = list(ReadingBatch.model_validate_json(raw).readings)
+        except ValidationError:
+            # Some reading of it is bad: each one parsed on its own finds which.
+            try:
+                items = json.loads(raw)["readings"]
+                readings = [
+                    json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+                    for item in items
+                ]
+            except (ValueError, KeyError, TypeError) as exc:
+                await self._refuse(topics.READINGS, raw, exc)
+                return
+        for reading in readings:
+            try:
+                if isinstance(reading, bytes):
+                    await self._one(topics.READINGS, reading, batch)
+                else:
+                    await self._event(reading, batch)
+            except Exception as exc:
+                one = reading if isinstance(reading, bytes) else reading.to_json()
+                await self._refuse(topics.READINGS, one, exc)
 
     def _ledger_key(self, topic: str, partition: int) -> bytes:
         key = self._ledger_keys.get((topic, partition))
@@ -452,6 +483,13 @@ class Enforcement:
             event = DeviceStatus.model_validate_json(raw)
         else:
             event = SiteTick.model_validate_json(raw)
+        await self._event(event, batch, raw)
+
+    async def _event(
+        self, event: Reading | DeviceStatus | SiteTick, batch: Batch, raw: bytes | None = None
+    ) -> None:
+        """A reading, a device's status or a tick, parsed: judged on its site's state.
+        ``raw``: the record it came in, for its dead letter (else it is serialised again)."""
         site = event.site
         if site not in self.catalogue.sites:
             raise KeyError(f"site '{site}' is not in the catalogue")
@@ -462,7 +500,7 @@ class Enforcement:
             # dead letter, but the measurement is evidence all the same.
             repeat = self.judge.take(working, event)
             if repeat is not None:
-                await self._repeat(raw, repeat)
+                await self._repeat(raw or event.to_json(), repeat)
                 return
             batch.readings.append(event)
         now = self._site_time(site, event, batch)

@@ -38,6 +38,7 @@ from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import EcowatchError
 from ecowatch.kafka import group_lag
 from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
+from ecowatch.schema import readings_in_record
 from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
 
 POLL_SECONDS = 0.25  # InfluxDB's points per device: the latency samples' resolution
@@ -238,7 +239,7 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
     # What the worker's group has not committed yet it judges again first (after a worker
     # that did not stop cleanly): the enforce agent is done at backlog + this run's readings.
     kafka = access_for(settings, Role.OPS)
-    backlog = asyncio.run(group_lag(kafka, settings.app_id, topics.READINGS))
+    backlog = asyncio.run(group_lag(kafka, settings.app_id, topics.READINGS, readings_in_record))
     # Each worker answers /health on a port of its own.
     worker_settings = [
         settings.model_copy(update={"web_port": settings.web_port + i}) for i in range(workers)

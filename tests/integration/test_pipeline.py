@@ -24,6 +24,7 @@ from ecowatch import topics
 from ecowatch.config.settings import Settings
 from ecowatch.kafka import read_topic, start_producer
 from ecowatch.kafka_accounts import Role, access_for
+from ecowatch.schema import Measurement, Reading, ReadingBatch, ReadingSource
 from tests.integration.conftest import query, start_bridge, wait_for
 
 OUTFALL_1 = ("S-OUT-001", "33080200000001")
@@ -235,6 +236,59 @@ def test_the_worker_dead_letters_a_record_it_cannot_parse_and_goes_on(settings, 
         30,
         "a reading stored after the bad record",
     )
+
+
+def test_a_bad_reading_in_a_batch_is_dead_lettered_alone(settings, bridge, devices):
+    """A batch record (the bridge's) with one bad reading: the others are stored, and the bad
+    one is dead-lettered with its own JSON, as if it had come alone."""
+    site, device = OUTFALL_1
+    ts = slot(2).replace(hour=5)
+
+    def good(n: int, value: float) -> bytes:
+        return Reading(
+            site=site,
+            device=device,
+            model="outfall_monitor",
+            ts=ts + timedelta(minutes=n),
+            values={"w01018": Measurement(value=value)},
+            source=ReadingSource.MQTT,
+            received_at=datetime.now(UTC),
+        ).to_json()
+
+    bad = good(1, 1.0).replace(b'"value":1.0', b'"value":"one"')
+    record = ReadingBatch.json_of([good(0, 41.125), bad, good(2, 42.375)])
+
+    async def produce() -> None:
+        producer = await start_producer(access_for(settings, Role.INGEST), "test-batch")
+        try:
+            await producer.send_and_wait(topics.READINGS, record, key=site.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(produce())
+    wait_for(
+        lambda: (
+            {41.125, 42.375}
+            <= {p["value"] for p in stored(settings, device, ts - timedelta(seconds=1))}
+        ),
+        30,
+        "the batch's two good readings in InfluxDB",
+    )
+
+    def the_bad_one(letter: dict[str, Any]) -> bool:
+        try:
+            payload = json.loads(letter["payload"])
+        except ValueError:
+            return False
+        return payload.get("values", {}).get("w01018", {}).get("value") == "one"
+
+    letter = wait_for(
+        lambda: next((d for d in dead_letters(settings) if the_bad_one(d)), None),
+        30,
+        "the bad reading's dead letter",
+    )
+    assert letter["source"] == "kafka" and json.loads(letter["payload"])["site"] == site
+    assert "readings" not in json.loads(letter["payload"])  # itself, not the batch
 
 
 def test_readings_published_while_the_bridge_is_down_are_not_lost(

@@ -74,7 +74,7 @@ class FleetStats:
     garbled: int = 0  # deliberately broken payloads (a flaky link, for the demo)
     silent: int = 0  # readings a device did not send because it was offline
     reconnects: int = 0
-    commands: Counter[str] = field(default_factory=Counter)  # obeyed / refused
+    commands: Counter[str] = field(default_factory=Counter)  # obeyed / repeated / refused
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def acked(self) -> None:
@@ -393,7 +393,9 @@ class Fleet:
             return
         meter = target.model
         assert isinstance(meter, DischargeMeter)
-        meter.apply_command(command, self.clock.now())
+        if not meter.apply_command(command, self.clock.now()):
+            self.stats.commands["repeated"] += 1  # the same command_id again: already obeyed
+            return
         self.stats.commands["obeyed"] += 1
         log.info("meter %s: %s (%s)", device, command.command, command.reason)
         # Report the new state at once, not at the next interval.

@@ -643,12 +643,13 @@ class DischargeMeter(BaseMonitor):
         status, self._events = self.status(), []
         return reading.model_copy(update={"meter": status})
 
-    def apply_command(self, cmd: ValveCommand, now: datetime) -> None:
+    def apply_command(self, cmd: ValveCommand, now: datetime) -> bool:
         """Obey the platform: open or close the valve, recording the command_id as the detail.
-        A command already obeyed (same command_id: the relay re-sends after a failure) is
-        ignored, so a redelivery cannot reopen a valve closed since."""
+        A command already obeyed (same command_id: the relay re-sends after a failure, or a
+        second worker app on the same Kafka decided the same) is ignored, so a redelivery
+        cannot reopen a valve closed since. False: ignored so."""
         if cmd.command_id in self._obeyed:
-            return
+            return False
         self._obeyed.append(cmd.command_id)
         del self._obeyed[:-32]  # remember the last few: redeliveries come soon after
         self._roll(now)
@@ -662,6 +663,7 @@ class DischargeMeter(BaseMonitor):
             self.valve = ValveState.OPEN
             kind = MeterEventKind.VALVE_OPENED
         self._event(kind, now, detail=cmd.command_id)
+        return True
 
     def insert_card(self, card_id: str | None, now: datetime) -> None:
         self._roll(now)

@@ -340,7 +340,9 @@ def test_a_meter_out_of_quota_is_closed_and_reopened_after_a_recharge(
     finally:
         bridge.stop()
     # The platform closed the valve at 100 % and opened it again once there was quota.
-    assert counts["commands"] == {"obeyed": 2}, counts
+    # Each once: another worker app on the same Kafka (an earlier test's) may decide the same
+    # commands, with the same command ids, which the meter obeys once ("repeated").
+    assert counts["commands"]["obeyed"] == 2 and not counts["commands"].get("refused"), counts
 
     def valves() -> list[str] | None:
         points = since(settings, "meter", "33080200M00001", started.isoformat())

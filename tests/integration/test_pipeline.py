@@ -276,9 +276,11 @@ def test_a_bad_reading_in_a_batch_is_dead_lettered_alone(settings, bridge, devic
     )
 
     def the_bad_one(letter: dict[str, Any]) -> bool:
+        if '"one"' not in letter["payload"]:
+            return False  # and not parsed: other tests' dead letters nest 1,000 arrays deep
         try:
             payload = json.loads(letter["payload"])
-        except ValueError:
+        except (ValueError, RecursionError):
             return False
         return payload.get("values", {}).get("w01018", {}).get("value") == "one"
 

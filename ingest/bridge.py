@@ -100,7 +100,7 @@ class _Inbound:
 # worker) per batch instead of per reading.
 BATCH_READINGS = 200
 BATCH_BYTES = 256 * 1024  # Kafka's record limit is 1 MiB
-BATCH_LINGER_S = 0.005
+BATCH_LINGER_S = 0.025
 
 
 class ReadingBatches:

@@ -88,7 +88,7 @@ TICKS, ACTIONS = topics.TICKS, topics.ACTIONS
 # The agent takes its input in batches: each site's rule state is read and written once per
 # batch (one changelog record, not one per reading), and its InfluxDB lines go in one request.
 ENFORCE_BATCH = 500
-ENFORCE_WITHIN_SECONDS = 0.2
+ENFORCE_WITHIN_SECONDS = 0.1
 
 
 class OfficerAction(BaseModel):

@@ -45,14 +45,16 @@ class Producer:
         return done
 
 
-def run_batches(adds: list[Reading], settle: float = 0.02) -> tuple[Producer, list[list[int]]]:
+def run_batches(
+    adds: list[Reading], settle: float | None = None
+) -> tuple[Producer, list[list[int]]]:
     producer, acked = Producer(), []
 
     async def go() -> None:
         batches = ReadingBatches(producer, lambda d, items: acked.append([i.mid for i in items]))
         for n, r in enumerate(adds):
             await batches.add(r.site, r.to_json(), _Inbound("t", b"", n, 1))
-        await asyncio.sleep(settle)
+        await asyncio.sleep(bridge.BATCH_LINGER_S * 4 if settle is None else settle)
 
     asyncio.run(go())
     return producer, acked
@@ -72,7 +74,7 @@ def test_a_sites_readings_go_where_its_key_would_in_order():
 
 
 def test_a_batch_goes_after_its_linger_even_when_small():
-    producer, acked = run_batches([reading("S-OUT-001", 0)], settle=bridge.BATCH_LINGER_S * 4)
+    producer, acked = run_batches([reading("S-OUT-001", 0)])
     assert len(producer.sent) == 1 and acked == [[0]]
 
 

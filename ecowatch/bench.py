@@ -62,14 +62,18 @@ def timed(name: str, ops: int, fn: Callable[[], object], repeat: int = 3) -> Fig
     return Figure(name, ops, best)
 
 
-def outfall_payload(ts: datetime, seq: int) -> bytes:
+# A COD value over every outfall's limit in the catalogue (40 to 100 mg/L): a finding.
+OVER_LIMIT_COD = 250.0
+
+
+def outfall_payload(ts: datetime, seq: int, over_limit: bool = False) -> bytes:
     return (
         DeviceReading(
             ts=ts,
             seq=seq,
             values={
                 "w00000": Measurement(value=31.5 + seq % 7),
-                "w01018": Measurement(value=45.25),
+                "w01018": Measurement(value=OVER_LIMIT_COD if over_limit else 45.25),
                 "w21003": Measurement(value=3.5),
                 "w01001": Measurement(value=7.2),
             },
@@ -186,15 +190,96 @@ def outfalls(catalogue: Catalogue) -> list[DeviceEntry]:
     ]
 
 
+# -- findings and their notifications (--over-limit-every) -----------------------------------
+
+# The enterprise is reminded at once of a real-time exceedance (the catalogue's policy waits
+# 15 minutes of data time first), and nothing escalates during a bench: the delay measured is
+# the platform's own, from deciding to notify to handing the message to apprise.
+BENCH_POLICIES = """
+policies:
+  - rule: realtime_over_limit
+    pending: 0
+    deadline: 7d
+    ack_timeout: 7d
+    renotify: 0
+    hold: 7d
+    escalate: false
+  - severity: warning
+    pending: 7d
+  - severity: violation
+    pending: 7d
+"""
+
+
+def alerting_catalogue(source: Path, into: Path) -> Path:
+    """A copy of the catalogue whose real-time exceedances remind their enterprise at once."""
+    import shutil
+
+    shutil.rmtree(into, ignore_errors=True)
+    shutil.copytree(source, into)
+    (into / "policies.yaml").write_text(BENCH_POLICIES, encoding="utf-8")
+    return into
+
+
+def notify_env(catalogue: Catalogue, entries: Iterable[DeviceEntry], url: str) -> dict[str, str]:
+    """The apprise URL of the enterprises of ``entries``, in their ``notify_env`` variables."""
+    out: dict[str, str] = {}
+    for e in entries:
+        enterprise = catalogue.enterprises.get(e.site.enterprise or "")
+        if enterprise is not None and enterprise.contact and enterprise.contact.notify_env:
+            out[enterprise.contact.notify_env] = url
+    return out
+
+
+class NotificationSink:
+    """A local HTTP server that takes apprise's JSON posts and counts them."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with sink._lock:
+                    sink.received += 1
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:  # quiet
+                return
+
+        self.received = 0
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"json://127.0.0.1:{self._server.server_address[1]}/enterprise"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class Publisher:
     """One device publishing a fixed number of readings, as fast as the broker takes them or
     at a given rate; every ``sample_every``-th reading's publish time (wall clock) is kept."""
 
     def __init__(
-        self, settings: Settings, device: str, site: str, password: str, sample_every: int
+        self,
+        settings: Settings,
+        device: str,
+        site: str,
+        password: str,
+        sample_every: int,
+        over_limit_every: int = 0,
     ) -> None:
         self.device, self.site = device, site
         self.sample_every = sample_every
+        self.over_limit_every = over_limit_every  # every n-th reading over the limit; 0: none
         self.acked = 0
         self.samples: list[tuple[int, float]] = []  # (reading's index, published at)
         self._done = threading.Event()
@@ -226,7 +311,8 @@ class Publisher:
                 ahead = began + i / rate - time.monotonic()
                 if ahead > 0:
                     time.sleep(ahead)
-            payload = outfall_payload(start + timedelta(seconds=i), i)
+            n = self.over_limit_every
+            payload = outfall_payload(start + timedelta(seconds=i), i, bool(n) and i % n == n - 1)
             if i % self.sample_every == 0:
                 self.samples.append((i, time.time()))
             self.client.publish(topic, payload, qos=1)
@@ -243,14 +329,28 @@ def _say(line: dict) -> None:
     print(json.dumps(line), flush=True)
 
 
-def run_load(devices: int, readings: int, start: datetime, rate: float, sample_every: int) -> None:
+def run_load(
+    devices: int,
+    readings: int,
+    start: datetime,
+    rate: float,
+    sample_every: int,
+    over_limit_every: int = 0,
+) -> None:
     """The load generator's process: connect every device, say so, publish, and say how many
     readings Mosquitto acknowledged (every 0.5 s), then its own CPU and the samples."""
     settings = load_settings()
     catalogue = load_catalogue(settings.catalogue)
     credentials = load_device_credentials(settings.device_credentials_file)
     publishers = [
-        Publisher(settings, e.device.id, e.site.id, credentials[e.device.id], sample_every)
+        Publisher(
+            settings,
+            e.device.id,
+            e.site.id,
+            credentials[e.device.id],
+            sample_every,
+            over_limit_every,
+        )
         for e in outfalls(catalogue)[:devices]
     ]
     cpu0 = process_cpu(os.getpid()) or 0.0
@@ -405,11 +505,12 @@ def reading_points_per_device(
 
 
 if __name__ == "__main__":
-    _devices, _readings, _start, _rate, _every = sys.argv[1:6]
+    _devices, _readings, _start, _rate, _every, _over = sys.argv[1:7]
     run_load(
         int(_devices),
         int(_readings),
         datetime.fromisoformat(_start).astimezone(UTC),
         float(_rate),
         int(_every),
+        int(_over),
     )

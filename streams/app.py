@@ -145,7 +145,15 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     async def health(web, request):
         # Ready: the tables are recovered from their changelogs and partitions assigned.
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing
-        return web.json({"status": "ok", "ready": ready, **counts, **enforcement.counts})
+        return web.json(
+            {
+                "status": "ok",
+                "ready": ready,
+                **counts,
+                **enforcement.counts,
+                **enforcement.delay_figures(),
+            }
+        )
 
     @app.on_before_shutdown.connect
     async def close_writer(app: faust.App, **kwargs: object) -> None:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import Counter, defaultdict
+import time
+from collections import Counter, defaultdict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -255,6 +256,9 @@ class Enforcement:
         self.actions = app.topic(ACTIONS, **raw)
         # What this process has done (the worker's /health): judged readings, findings, ...
         self.counts: Counter[str] = Counter()
+        # Seconds from a notification's decision (its record's time) to its hand-over to
+        # apprise, the last ones: the worker's /health gives their p50 and p99.
+        self.notification_delays: deque[float] = deque(maxlen=10_000)
         self.deliverer = Deliverer(catalogue, TableDeliveryLog(self.sent_table))
         app.agent(self.inputs, name="enforce")(self._enforce)
         app.agent(self.notifications, name="deliver")(self._deliver)
@@ -263,6 +267,19 @@ class Enforcement:
         # sites of one's own partitions would need the assignment mirrored in the timer, and a
         # rebalance would drop or double ticks; the leader's are one stream, moved as a whole.)
         app.timer(interval=tick_seconds, on_leader=True)(self._tick_all)
+
+    def delay_figures(self) -> dict[str, float | int]:
+        """The notifications' delays from decision to apprise, for /health."""
+        delays = sorted(self.notification_delays)
+        if not delays:
+            return {}
+        return {
+            "notification_delay_samples": len(delays),
+            "notification_delay_p50_s": round(delays[len(delays) // 2], 3),
+            "notification_delay_p99_s": round(
+                delays[min(len(delays) - 1, len(delays) * 99 // 100)], 3
+            ),
+        }
 
     # -- state -------------------------------------------------------------------------------
 
@@ -575,10 +592,12 @@ class Enforcement:
                 for raw in await self._skipped("deliver", missing):
                     await self._deliver_one(raw)
                 await self._release([missing])
-            await self._deliver_one(event.value)
+            await self._deliver_one(event.value, message.timestamp)
             self.offsets_table[key] = next_offset_value(max(expected or 0, message.offset + 1))
 
-    async def _deliver_one(self, raw: bytes) -> None:
+    async def _deliver_one(self, raw: bytes, decided_at: float | None = None) -> None:
+        """``decided_at``: when the worker that decided it sent it (the record's timestamp,
+        seconds since the epoch), for the delay until it is handed to apprise."""
         try:
             note = Notification.model_validate_json(raw)
         except ValidationError as exc:
@@ -587,6 +606,9 @@ class Enforcement:
         if note.app and note.app != self.app_id:
             self.counts["notifications_of_other_apps"] += 1
             return
+        self.counts["notifications_handed"] += 1
+        if decided_at:
+            self.notification_delays.append(max(0.0, time.time() - decided_at))
         report = await self.deliverer.deliver(note)
         if report.records:
             await self.writer.write(delivery_lines(report.records), len(report.records))

@@ -20,7 +20,10 @@ from ecowatch import topics
 from ecowatch.bench import (
     Arrivals,
     CpuMeter,
+    NotificationSink,
+    alerting_catalogue,
     core_figures,
+    notify_env,
     outfalls,
     percentile,
     reading_points_per_device,
@@ -135,10 +138,17 @@ class _Load:
     lines are read on a thread."""
 
     def __init__(
-        self, devices: int, readings: int, start: datetime, rate: float, log_path: Path
+        self,
+        devices: int,
+        readings: int,
+        start: datetime,
+        rate: float,
+        log_path: Path,
+        over_limit_every: int = 0,
     ) -> None:
         every = max(1, readings // SAMPLES_PER_DEVICE)
         argv = [str(devices), str(readings), start.isoformat(), str(rate), str(every)]
+        argv.append(str(over_limit_every))
         self.log_path = log_path
         # Its errors to a file: a pipe nobody reads while it publishes could fill and stall it.
         with open(log_path, "w") as log:
@@ -190,6 +200,27 @@ def _bridge_child() -> ChildProcess:
     )
 
 
+async def _notifications_settled(workers: list[Settings], quiet: float = 3.0) -> dict[str, float]:
+    """The workers' notification delays (/health), once no more have been handed to apprise
+    for ``quiet`` seconds (at most 30 s): p50 and p99 the worst worker's, handed the sum."""
+    last, still_since, deadline = -1, time.monotonic(), time.monotonic() + 30
+    answers: list[dict] = []
+    while time.monotonic() < deadline:
+        answers = [a for a in [await asyncio.to_thread(worker_counts, s) for s in workers] if a]
+        handed = sum(a.get("notifications_handed", 0) for a in answers)
+        if handed != last:
+            last, still_since = handed, time.monotonic()
+        elif time.monotonic() - still_since >= quiet:
+            break
+        await asyncio.sleep(0.5)
+    out: dict[str, float] = {"handed": sum(a.get("notifications_handed", 0) for a in answers)}
+    for key, name in (("notification_delay_p50_s", "p50"), ("notification_delay_p99_s", "p99")):
+        values = [a[key] for a in answers if key in a]
+        if values:
+            out[name] = max(values)
+    return out
+
+
 @bench.command("pipeline")
 @click.option(
     "--devices", default=30, show_default=True, help="Outfall monitors publishing at once."
@@ -209,9 +240,20 @@ def _bridge_child() -> ChildProcess:
     help="Workers in the group (the n-th listens on ECOWATCH_WEB_PORT + n - 1).",
 )
 @click.option(
+    "--over-limit-every",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Every n-th reading of each device over its COD limit: findings, cases and their "
+    "enterprises reminded at once (to a local HTTP receiver); prints the delay from deciding "
+    "a notification to handing it to apprise. 0: none.",
+)
+@click.option(
     "--timeout", default=300.0, show_default=True, help="Give up after this many seconds."
 )
-def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeout: float) -> None:
+def bench_pipeline(
+    devices: int, readings: int, rate: float, workers: int, over_limit_every: int, timeout: float
+) -> None:
     """Readings through the real stack, timed until InfluxDB has every point and every
     reading is judged; CPU per reading per component from /proc; latency samples.
 
@@ -240,14 +282,25 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
     # that did not stop cleanly): the enforce agent is done at backlog + this run's readings.
     kafka = access_for(settings, Role.OPS)
     backlog = asyncio.run(group_lag(kafka, settings.app_id, topics.READINGS, readings_in_record))
+    # With exceedances, the workers judge on a catalogue whose reminders go at once, to a
+    # receiver of the bench's own.
+    sink: NotificationSink | None = None
+    alerting: dict[str, str] = {}
+    if over_limit_every:
+        sink = NotificationSink()
+        folder = alerting_catalogue(settings.catalogue, settings.state_dir / "bench-catalogue")
+        alerting = {
+            "ECOWATCH_CATALOGUE": str(folder),
+            **notify_env(catalogue, candidates[:devices], sink.url),
+        }
     # Each worker answers /health on a port of its own.
     worker_settings = [
         settings.model_copy(update={"web_port": settings.web_port + i}) for i in range(workers)
     ]
     children = [
-        start_worker(s, {"ECOWATCH_WEB_PORT": str(s.web_port)}, name=f"worker-{i + 1}")
+        start_worker(s, {"ECOWATCH_WEB_PORT": str(s.web_port), **alerting}, name=f"worker-{i + 1}")
         if workers > 1
-        else start_worker(s)
+        else start_worker(s, alerting)
         for i, s in enumerate(worker_settings)
     ]
     bridge = _bridge_child()
@@ -259,6 +312,7 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
         owners={"bridged": bridge, "stored": children[0], "judged": children[0]},
     )
     figures: dict[str, float] = {}
+    notified: dict[str, float] = {}
     arrivals = Arrivals()
     meter = CpuMeter({})
     load: _Load | None = None
@@ -286,7 +340,14 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
         await topic_end.start()
         in_kafka_before = await topic_end.count()
 
-        load = _Load(devices, readings, start, rate, settings.state_dir / "bench-load.log")
+        load = _Load(
+            devices,
+            readings,
+            start,
+            rate,
+            settings.state_dir / "bench-load.log",
+            over_limit_every,
+        )
         while not load.connected.wait(0.2):
             load.check()
             await asyncio.sleep(0)
@@ -340,6 +401,8 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
             figures["judged"] = time.perf_counter() - t0
             figures["judged_readings"] = judged
             meter.stop()
+            if sink is not None:  # the last reminders, sent after their readings were judged
+                notified.update(await _notifications_settled(worker_settings))
             while load.final is None and load.popen.poll() is None:
                 await asyncio.sleep(0.1)
             await asyncio.sleep(0.3)  # its last line, read on a thread
@@ -359,6 +422,8 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
         bridge.stop()
         for child in children:
             child.stop()  # never leave a worker behind in the group
+        if sink is not None:
+            sink.close()
     assert load is not None and load.final is not None
     points = int(figures["points"])
     used = {"load generator": load.final["cpu_seconds"], **meter.used}
@@ -391,6 +456,12 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
         click.echo(
             f"latency, publish → points in InfluxDB:   p50 {p50:.2f} s, p99 {p99:.2f} s "
             f"({len(latencies)} sampled readings, polled every {POLL_SECONDS:g} s)"
+        )
+    if sink is not None:
+        n50, n99 = notified.get("p50", float("nan")), notified.get("p99", float("nan"))
+        click.echo(
+            f"notifications, decided → handed to apprise: p50 {n50:.3f} s, p99 {n99:.3f} s "
+            f"({int(notified.get('handed', 0))} handed, {sink.received} received by the bench)"
         )
     click.echo(
         f"CPU per reading (utime + stime from /proc, first publish to last judged, "
@@ -429,6 +500,16 @@ def bench_pipeline(devices: int, readings: int, rate: float, workers: int, timeo
                 "cpu_us_per_reading": {k: round(v, 1) for k, v in per_reading.items()},
                 "stack_cpu_us_per_reading": round(stack_cpu / total * 1e6, 1),
                 "cpu_seconds": {k: round(v, 2) for k, v in used.items()},
+                **(
+                    {
+                        "notification_delay_p50_seconds": notified.get("p50"),
+                        "notification_delay_p99_seconds": notified.get("p99"),
+                        "notifications_handed": int(notified.get("handed", 0)),
+                        "notifications_received": sink.received,
+                    }
+                    if sink is not None
+                    else {}
+                ),
             }
         )
     )

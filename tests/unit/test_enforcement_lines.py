@@ -138,3 +138,19 @@ def test_a_sites_data_clock_round_trips_through_its_table_value():
     seen = (DATA, WALL - timedelta(seconds=30))
     assert clock_of(clock_value(seen)) == seen
     assert clock_of(None) is None
+
+
+def test_the_notification_delays_give_their_median_and_99th_percentile():
+    from collections import deque
+    from types import SimpleNamespace
+
+    from ecowatch.streams.enforcement import Enforcement
+
+    def figures(delays: list[float]) -> dict:
+        return Enforcement.delay_figures(SimpleNamespace(notification_delays=deque(delays)))
+
+    assert figures([]) == {}  # none handed yet: no figure rather than a zero
+    got = figures([0.01 * i for i in range(1, 201)])  # 0.01 .. 2.00 s
+    assert got["notification_delay_samples"] == 200
+    assert got["notification_delay_p50_s"] == 1.01
+    assert got["notification_delay_p99_s"] == 1.99

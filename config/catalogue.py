@@ -457,6 +457,17 @@ def _check_devices(site: Site, cards: dict[str, str], fail: Fail) -> None:
         cards[card] = device.id
 
 
+def copy_with_policies(source: Path, folder: Path, policies: str) -> Path:
+    """A copy of the catalogue in ``source`` with other escalation policies (``policies``, the
+    text of a policies.yaml): for a drill or a bench whose cases must move within seconds."""
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source, folder)
+    (folder / "policies.yaml").write_text(policies, encoding="utf-8")
+    return folder
+
+
 def load_catalogue(folder: Path, standards: Mapping[str, Standard] | None = None) -> Catalogue:
     """Load and check a catalogue folder, against the package's standards unless given."""
     folder = Path(folder)

@@ -211,16 +211,6 @@ policies:
 """
 
 
-def alerting_catalogue(source: Path, into: Path) -> Path:
-    """A copy of the catalogue whose real-time exceedances remind their enterprise at once."""
-    import shutil
-
-    shutil.rmtree(into, ignore_errors=True)
-    shutil.copytree(source, into)
-    (into / "policies.yaml").write_text(BENCH_POLICIES, encoding="utf-8")
-    return into
-
-
 def notify_env(catalogue: Catalogue, entries: Iterable[DeviceEntry], url: str) -> dict[str, str]:
     """The apprise URL of the enterprises of ``entries``, in their ``notify_env`` variables."""
     out: dict[str, str] = {}

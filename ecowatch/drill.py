@@ -34,7 +34,6 @@ import json
 import logging
 import math
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -54,7 +53,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
 from ecowatch.clock import CHINA
-from ecowatch.config.catalogue import Catalogue, DeviceEntry
+from ecowatch.config.catalogue import Catalogue, DeviceEntry, copy_with_policies
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.errors import ConfigError, EcowatchError
 from ecowatch.files import private_dir, read_json_object
@@ -740,14 +739,6 @@ policies:
 """
 
 
-def drill_catalogue(source: Path, folder: Path) -> Path:
-    """The catalogue with the drill's fast policies, for the drill's worker only."""
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(source, folder)
-    (folder / "policies.yaml").write_text(FAST_POLICIES, encoding="utf-8")
-    return folder
-
-
 @dataclass
 class DrillOptions:
     rate: float = 400.0
@@ -943,7 +934,9 @@ class Drill:
             "ECOWATCH_APP_ID": app_id,
             "ECOWATCH_WEB_PORT": str(self.web_port),
             "ECOWATCH_CATALOGUE": str(
-                drill_catalogue(self.settings.catalogue, self.folder / "catalogue")
+                copy_with_policies(
+                    self.settings.catalogue, self.folder / "catalogue", FAST_POLICIES
+                )
             ),
             "ECOWATCH_TICK_SECONDS": "1",
         }

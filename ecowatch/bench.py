@@ -67,15 +67,17 @@ OVER_LIMIT_COD = 250.0
 
 
 def outfall_payload(ts: datetime, seq: int, over_limit: bool = False) -> bytes:
+    # Values that move a little, as an analyser's do: the same value reading after reading is
+    # itself a finding (恒值, constant value), and a load of them judged every device abnormal.
     return (
         DeviceReading(
             ts=ts,
             seq=seq,
             values={
                 "w00000": Measurement(value=31.5 + seq % 7),
-                "w01018": Measurement(value=OVER_LIMIT_COD if over_limit else 45.25),
-                "w21003": Measurement(value=3.5),
-                "w01001": Measurement(value=7.2),
+                "w01018": Measurement(value=OVER_LIMIT_COD if over_limit else 45.25 + seq % 5),
+                "w21003": Measurement(value=3.5 + seq % 3 / 10),
+                "w01001": Measurement(value=7.2 + seq % 4 / 10),
             },
         )
         .model_dump_json()

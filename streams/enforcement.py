@@ -169,6 +169,11 @@ class Batch:
     # (topic, partition) → the next offset the agent expects there (``input-offsets``)
     next_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     read_back: list[Missing] = field(default_factory=list)  # records the stream skipped
+    # site → its cases and its case log as this batch changed them: read from their tables
+    # once and written once per batch, not per finding (a site's cases can be hundreds of KiB
+    # of JSON, and a storm of exceedances read and wrote them for every finding).
+    cases: dict[str, SiteCases] = field(default_factory=dict)
+    logs: dict[str, SiteCaseLog] = field(default_factory=dict)
 
 
 def clock_value(seen: tuple[datetime, datetime]) -> bytes:
@@ -294,6 +299,15 @@ class Enforcement:
     def site_rules(self, site: str) -> SiteState | None:
         raw = self.rules_table.get(site.encode())
         return SiteState.model_validate_json(raw) if raw else None
+
+    def _cases_of(self, site: str, batch: Batch) -> SiteCases:
+        """The site's cases as this batch has them (its table's, until the batch changes them)."""
+        cases = batch.cases.get(site)
+        return cases if cases is not None else self.site_cases(site)
+
+    def _log_of(self, site: str, batch: Batch) -> SiteCaseLog:
+        logged = batch.logs.get(site)
+        return logged if logged is not None else self.case_log(site)
 
     def site_clock(self, site: str) -> tuple[datetime, datetime] | None:
         return clock_of(self.clock_table.get(site.encode()))
@@ -467,6 +481,10 @@ class Enforcement:
             await self._store(batch.readings)
         for site, state in batch.states.items():
             self.rules_table[site.encode()] = state.model_dump_json().encode()
+        for site, cases in batch.cases.items():
+            self.cases_table[site.encode()] = cases.model_dump_json().encode()
+        for site, logged in batch.logs.items():
+            self.log_table[site.encode()] = logged.model_dump_json().encode()
         for site in batch.moved:
             self.clock_table[site.encode()] = clock_value(batch.clocks[site])
         # Last: the offsets taken. A worker that dies before this reads the batch again.
@@ -484,13 +502,13 @@ class Enforcement:
         if topic == ACTIONS:
             action = OfficerAction.model_validate_json(raw)
             state, out = on_action(
-                self.site_cases(action.site),
+                self._cases_of(action.site, batch),
                 action.case_id,
                 action.as_input(),
                 action.at,
                 self.catalogue,
             )
-            self.cases_table[action.site.encode()] = state.model_dump_json().encode()
+            batch.cases[action.site] = state
             await self._publish(out, [], batch)
             return
         event: Reading | DeviceStatus | SiteTick
@@ -527,12 +545,14 @@ class Enforcement:
         # Most readings change no case: then the cases table is neither read nor written.
         # Timers fall due on ticks (every ECOWATCH_TICK_SECONDS), not on every reading.
         if judged.findings or isinstance(event, SiteTick):
-            cases, out = on_findings(self.site_cases(site), judged.findings, now, self.catalogue)
+            cases, out = on_findings(
+                self._cases_of(site, batch), judged.findings, now, self.catalogue
+            )
             if isinstance(event, SiteTick):
                 cases, ticked = on_tick(cases, now, self.catalogue)
                 out.add(ticked.events, ticked.notifications)
             if out.events or judged.findings:
-                self.cases_table[site.encode()] = cases.model_dump_json().encode()
+                batch.cases[site] = cases
             await self._publish(out, judged.findings, batch)
         batch.lines += [window_line(site, w) for w in judged.windows]
         if judged.meter is not None and isinstance(event, Reading):
@@ -571,8 +591,7 @@ class Enforcement:
         for e in out.events:
             by_site[e.site].append(e)
         for site, events in by_site.items():
-            logged = self.case_log(site).add(events)
-            self.log_table[site.encode()] = logged.model_dump_json().encode()
+            batch.logs[site] = self._log_of(site, batch).add(events)
         for n in out.notifications:
             stamped = n.model_copy(update={"app": self.app_id})
             await self.notifications.send(key=n.case_id.encode(), value=stamped.to_json())

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from influxdb_client import InfluxDBClient
-
 from ecowatch.config.settings import Settings
+from ecowatch.streams.store import influx_client
 
 POINTS_PER_SERIES = 1500  # a chart a few hundred pixels wide needs no more
 
@@ -37,12 +36,7 @@ def site_history(
     # The site id comes from the catalogue (identifiers only), never from the caller's text.
     flux = history_flux(settings.influx_bucket, site, start, stop + timedelta(seconds=1))
     try:
-        with InfluxDBClient(
-            url=settings.influx_url,
-            token=settings.influx_token.get_secret_value(),
-            org=settings.influx_org,
-            timeout=5000,
-        ) as client:
+        with influx_client(settings, 5000) as client:
             for table in client.query_api().query(flux):
                 for record in table.records:
                     code = record.values["pollutant"]

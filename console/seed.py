@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from influxdb_client import InfluxDBClient
 from pydantic import ValidationError
 
 from ecowatch.config.settings import Settings
 from ecowatch.console.history import rfc3339
 from ecowatch.schema import Reading, ReadingSource
+from ecowatch.streams.store import influx_client
 
 log = logging.getLogger(__name__)
 
@@ -103,12 +103,7 @@ def stored_latest(settings: Settings, now: datetime | None = None) -> list[Readi
     flux = latest_flux(settings.influx_bucket, now or datetime.now(UTC))
     points: list[Point] = []
     try:
-        with InfluxDBClient(
-            url=settings.influx_url,
-            token=settings.influx_token.get_secret_value(),
-            org=settings.influx_org,
-            timeout=15_000,
-        ) as client:
+        with influx_client(settings, 15_000) as client:
             for table in client.query_api().query(flux):
                 for r in table.records:
                     v = r.values

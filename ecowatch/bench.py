@@ -478,7 +478,7 @@ def reading_points_per_device(
     settings: Settings, start: datetime, stop: datetime, timeout_ms: int = 30_000
 ) -> dict[str, int]:
     """Reading points (value fields) per device in [start, stop): one Flux count per poll."""
-    from influxdb_client import InfluxDBClient
+    from ecowatch.streams.store import influx_client
 
     flux = (
         f'from(bucket: "{settings.influx_bucket}") '
@@ -486,12 +486,7 @@ def reading_points_per_device(
         '|> filter(fn: (r) => r._measurement == "reading" and r._field == "value") '
         '|> group(columns: ["device"]) |> count()'
     )
-    with InfluxDBClient(
-        url=settings.influx_url,
-        token=settings.influx_token.get_secret_value(),
-        org=settings.influx_org,
-        timeout=timeout_ms,
-    ) as client:
+    with influx_client(settings, timeout_ms) as client:
         tables = client.query_api().query(flux)
     return {str(r.values["device"]): int(r.get_value()) for t in tables for r in t.records}
 

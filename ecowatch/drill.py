@@ -802,15 +802,9 @@ class Drill:
 
     def _flux(self, flux: str, timeout_ms: int = 10_000) -> list[list[str]]:
         """A Flux query's answer as CSV rows: the header, then the data."""
-        from influxdb_client import InfluxDBClient
+        from ecowatch.streams.store import influx_client
 
-        s = self.settings
-        with InfluxDBClient(
-            url=s.influx_url,
-            token=s.influx_token.get_secret_value(),
-            org=s.influx_org,
-            timeout=timeout_ms,
-        ) as client:
+        with influx_client(self.settings, timeout_ms) as client:
             rows = [r for r in client.query_api().query_csv(flux, dialect=_CSV) if r]
         # Each table of the answer repeats the header: keep the first, drop the repeats.
         return rows[:1] + [r for r in rows[1:] if r != rows[0]]

@@ -12,6 +12,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from influxdb_client.client.exceptions import InfluxDBError
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
@@ -19,6 +20,11 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from ecowatch.outage import Outage
+
+if TYPE_CHECKING:
+    from influxdb_client import InfluxDBClient
+
+    from ecowatch.config.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +128,19 @@ class InfluxWriter:
         if self._client is not None:
             await self._client.close()
             self._client = None
+
+
+def influx_client(settings: Settings, timeout_ms: int = 10_000) -> InfluxDBClient:
+    """A synchronous client for the settings' InfluxDB (queries, deletes); close it after use
+    (``with influx_client(settings) as client: ...``)."""
+    from influxdb_client import InfluxDBClient
+
+    return InfluxDBClient(
+        url=settings.influx_url,
+        token=settings.influx_token.get_secret_value(),
+        org=settings.influx_org,
+        timeout=timeout_ms,
+    )
 
 
 def count_reading_points(

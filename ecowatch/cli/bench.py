@@ -68,14 +68,9 @@ def bench_core(count: int) -> None:
 
 
 def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
-    from influxdb_client import InfluxDBClient
+    from ecowatch.streams.store import influx_client
 
-    with InfluxDBClient(
-        url=settings.influx_url,
-        token=settings.influx_token.get_secret_value(),
-        org=settings.influx_org,
-        timeout=60_000,
-    ) as client:
+    with influx_client(settings, 60_000) as client:
         client.delete_api().delete(
             start,
             stop,

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from influxdb_client import InfluxDBClient
 
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import EcowatchError
 from ecowatch.stack.process import Progress, port_open
 from ecowatch.stack.services import Stack
+from ecowatch.streams.store import influx_client
 from tests.integration.test_alerts_delivery import mailbox, receiver  # noqa: F401 - fixtures
 
 # The services' usual ports moved up by a base (20000: MQTT 21883, Kafka 29092, ...), so a
@@ -114,11 +114,7 @@ def devices(settings: Settings, device_passwords: dict[str, str]):
 
 def query(settings: Settings, flux: str) -> list[dict[str, Any]]:
     """The rows of a Flux query, as dicts."""
-    with InfluxDBClient(
-        url=settings.influx_url,
-        token=settings.influx_token.get_secret_value(),
-        org=settings.influx_org,
-    ) as client:
+    with influx_client(settings) as client:
         return [r.values for t in client.query_api().query(flux) for r in t.records]
 
 

@@ -41,7 +41,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from ecowatch.alerts.redact import guard_logs
 from ecowatch.alerts.routing import Route, Unroutable, route, scheme_of
-from ecowatch.alerts.templates import Lang, Message, render
+from ecowatch.alerts.templates import Lang, Message, possible_repeat, render
 from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.files import private_dir
@@ -51,6 +51,9 @@ from ecowatch.schema import Audience, CaseStep, Notification, Severity
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+
+
+Identity = tuple[str, str, int, str]  # (notification key, recipient, channel, scheme)
 
 
 class DeliveryStatus(StrEnum):
@@ -79,7 +82,7 @@ class DeliveryRecord(BaseModel):
     detail: str = ""
 
     @property
-    def identity(self) -> tuple[str, str, int, str]:
+    def identity(self) -> Identity:
         return (self.key, self.recipient, self.channel, self.scheme)
 
     def to_json(self) -> str:
@@ -120,11 +123,30 @@ def delivery_lines(records: Iterable[DeliveryRecord]) -> str:
 
 
 class DeliveryLog(Protocol):
+    """What was sent, so a notification delivered again is not sent again.
+
+    A send is begun (``begin``, made ``durable``) before the notifier runs and recorded
+    (``append``, made ``durable``) after it. One begun and never recorded was cut off by a
+    crash: it may or may not have reached its reader, and is sent again marked as a possible
+    repeat, never again unmarked."""
+
     def was_sent(self, key: str, recipient: str, channel: int, scheme: str) -> bool: ...
+
+    def in_doubt(self, key: str, recipient: str, channel: int, scheme: str) -> bool: ...
+
+    def begin(self, key: str, recipient: str, channel: int, scheme: str) -> None: ...
 
     def append(self, record: DeliveryRecord) -> None: ...
 
     def records(self) -> list[DeliveryRecord]: ...
+
+    async def durable(self) -> None:
+        """Returns when what was written so far survives this process."""
+        ...
+
+
+# A send ends with one of these; RETRIED is followed by another attempt.
+_SETTLED = frozenset({DeliveryStatus.SENT, DeliveryStatus.FAILED})
 
 
 class MemoryDeliveryLog:
@@ -132,23 +154,36 @@ class MemoryDeliveryLog:
 
     def __init__(self) -> None:
         self._records: list[DeliveryRecord] = []
-        self._sent: set[tuple[str, str, int, str]] = set()
+        self._sent: set[Identity] = set()
+        self._begun: set[Identity] = set()
 
     def was_sent(self, key: str, recipient: str, channel: int, scheme: str) -> bool:
         return (key, recipient, channel, scheme) in self._sent
 
+    def in_doubt(self, key: str, recipient: str, channel: int, scheme: str) -> bool:
+        return (key, recipient, channel, scheme) in self._begun
+
+    def begin(self, key: str, recipient: str, channel: int, scheme: str) -> None:
+        self._begun.add((key, recipient, channel, scheme))
+
     def append(self, record: DeliveryRecord) -> None:
         self._records.append(record)
+        if record.status in _SETTLED:
+            self._begun.discard(record.identity)
         if record.status is DeliveryStatus.SENT:
             self._sent.add(record.identity)
 
     def records(self) -> list[DeliveryRecord]:
         return list(self._records)
 
+    async def durable(self) -> None:
+        return None
+
 
 class JsonlDeliveryLog(MemoryDeliveryLog):
     """A JSON-lines file, one record per line, read back on start so a restarted process does
-    not send twice. Each line is flushed and fsynced before the next send is decided.
+    not send twice. Each line is flushed and fsynced before the next send is decided; a begun
+    send is a line ``{"begun": [key, recipient, channel, scheme]}``.
 
     The file grows with every attempt; rotating it (keeping, say, the last 30 days) is left to
     the operator, as Alertmanager's notification log keeps only a retention period.
@@ -162,53 +197,96 @@ class JsonlDeliveryLog(MemoryDeliveryLog):
                 if not line.strip():
                     continue
                 try:
-                    super().append(DeliveryRecord.from_json(line))
-                except ValidationError:
+                    if line.startswith('{"begun":'):
+                        key, recipient, channel, scheme = json.loads(line)["begun"]
+                        super().begin(key, recipient, int(channel), scheme)
+                    else:
+                        super().append(DeliveryRecord.from_json(line))
+                except (ValidationError, ValueError, TypeError):
                     # A line torn by a crash mid-write: the send it describes may repeat,
                     # which is the side to err on.
                     log.warning("%s:%d: unreadable delivery record skipped", self.path, n)
         else:
             private_dir(self.path.parent)
 
-    def append(self, record: DeliveryRecord) -> None:
+    def _write(self, line: str) -> None:
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(record.to_json() + "\n")
+            f.write(line + "\n")
             f.flush()
             os.fsync(f.fileno())
+
+    def begin(self, key: str, recipient: str, channel: int, scheme: str) -> None:
+        self._write(json.dumps({"begun": [key, recipient, channel, scheme]}, ensure_ascii=False))
+        super().begin(key, recipient, channel, scheme)
+
+    def append(self, record: DeliveryRecord) -> None:
+        self._write(record.to_json())
         super().append(record)
+
+
+async def _nothing_to_flush() -> None:
+    return None
 
 
 class TableDeliveryLog:
     """The delivery log in a key-value table (the worker's: a Faust table backed by a
-    changelog), keyed by the notification's idempotency key. Its value is the channels sent so
-    far, as JSON ``[[recipient, channel, scheme], ...]``: a notification whose partition moves
-    to another worker finds there what was sent, instead of in a file on the first one.
+    changelog), keyed by the notification's idempotency key. Its value is JSON
+    ``{"sent": [[recipient, channel, scheme], ...], "begun": [...]}``: a notification whose
+    partition moves to another worker finds there what was sent, instead of in a file on the
+    first one. ``flush`` waits until the table's writes are in its changelog (the worker's:
+    its Kafka producer's flush), so a send is never begun, nor passed as sent, on a write that
+    a crash could still lose.
 
-    Only what stops a second send is kept (the sent channels); every attempt's record goes to
-    InfluxDB (``DeliveryReport.records``); ``records()`` keeps none, so a worker that runs for
-    months does not grow with them."""
+    Only what stops a second send is kept; every attempt's record goes to InfluxDB
+    (``DeliveryReport.records``); ``records()`` keeps none, so a worker that runs for months
+    does not grow with them."""
 
-    def __init__(self, table: MutableMapping[bytes, bytes]) -> None:
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        flush: Callable[[], Awaitable[None]] = _nothing_to_flush,
+    ) -> None:
         self.table = table
+        self.flush = flush
 
-    def _sent(self, key: str) -> list[list[str | int]]:
+    def _entry(self, key: str) -> dict[str, list[list[str | int]]]:
         raw = self.table.get(key.encode())
-        return json.loads(raw) if raw else []
+        entry = json.loads(raw) if raw else {}
+        if isinstance(entry, list):  # written before sends were begun: the sent channels
+            entry = {"sent": entry}
+        return {"sent": entry.get("sent", []), "begun": entry.get("begun", [])}
+
+    def _put(self, key: str, entry: dict[str, list[list[str | int]]]) -> None:
+        self.table[key.encode()] = json.dumps(entry, ensure_ascii=False).encode()
 
     def was_sent(self, key: str, recipient: str, channel: int, scheme: str) -> bool:
-        return [recipient, channel, scheme] in self._sent(key)
+        return [recipient, channel, scheme] in self._entry(key)["sent"]
+
+    def in_doubt(self, key: str, recipient: str, channel: int, scheme: str) -> bool:
+        return [recipient, channel, scheme] in self._entry(key)["begun"]
+
+    def begin(self, key: str, recipient: str, channel: int, scheme: str) -> None:
+        entry = self._entry(key)
+        if [recipient, channel, scheme] not in entry["begun"]:
+            entry["begun"].append([recipient, channel, scheme])
+            self._put(key, entry)
 
     def append(self, record: DeliveryRecord) -> None:
-        if record.status is not DeliveryStatus.SENT:
+        if record.status not in _SETTLED:
             return
-        sent = self._sent(record.key)
+        entry = self._entry(record.key)
         identity: list[str | int] = [record.recipient, record.channel, record.scheme]
-        if identity not in sent:
-            sent.append(identity)
-            self.table[record.key.encode()] = json.dumps(sent).encode()
+        if identity in entry["begun"]:
+            entry["begun"].remove(identity)
+        if record.status is DeliveryStatus.SENT and identity not in entry["sent"]:
+            entry["sent"].append(identity)
+        self._put(record.key, entry)
 
     def records(self) -> list[DeliveryRecord]:
         return []
+
+    async def durable(self) -> None:
+        await self.flush()
 
 
 # -- notifiers ---------------------------------------------------------------------------------
@@ -295,13 +373,14 @@ class Job:
     message: Message
     notify_type: str
     records: list[DeliveryRecord] = field(default_factory=list)
+    possible_repeat: bool = False  # an earlier send of it was cut off: it is marked so
 
     @property
     def scheme(self) -> str:
         return scheme_of(self.url)
 
     @property
-    def identity(self) -> tuple[str, str, int, str]:
+    def identity(self) -> Identity:
         return (self.notification.key, self.route.recipient, self.channel, self.scheme)
 
     def record(self, status: DeliveryStatus, attempt: int, at: datetime, detail: str = "") -> None:
@@ -331,8 +410,8 @@ class Stage(Protocol):
 
 
 class Dedup:
-    def __init__(self, log_: DeliveryLog) -> None:
-        self.log = log_
+    def __init__(self, log_: DeliveryLog, lang: Lang) -> None:
+        self.log, self.lang = log_, lang
 
     async def __call__(self, job: Job) -> bool:
         if self.log.was_sent(*job.identity):
@@ -344,6 +423,30 @@ class Dedup:
                 job.channel,
             )
             return False
+        if self.log.in_doubt(*job.identity):
+            log.warning(
+                "%s to %s (%s #%d) was begun and never recorded (a crash mid-send): sent "
+                "again, marked as a possible repeat",
+                job.notification.key,
+                job.route.recipient,
+                job.scheme,
+                job.channel,
+            )
+            job.message = possible_repeat(job.message, self.lang)
+            job.possible_repeat = True
+        return True
+
+
+class Begin:
+    """Marks the send as begun, durably, before the notifier runs: a crash from here until
+    ``Record`` leaves it in doubt, not forgotten."""
+
+    def __init__(self, log_: DeliveryLog) -> None:
+        self.log = log_
+
+    async def __call__(self, job: Job) -> bool:
+        self.log.begin(*job.identity)
+        await self.log.durable()
         return True
 
 
@@ -362,7 +465,15 @@ class Send:
             result = SendResult(result.ok, result.retryable, _redact(result.detail))
             at = self.clock.now()
             if result.ok:
-                job.record(DeliveryStatus.SENT, attempt, at)
+                marked = "possible repeat" if job.possible_repeat else ""
+                job.record(DeliveryStatus.SENT, attempt, at, marked)
+                log.info(
+                    "%s to %s (%s #%d) sent",
+                    job.notification.key,
+                    job.route.recipient,
+                    job.scheme,
+                    job.channel,
+                )
                 return True
             last = not result.retryable or attempt == self.retry.attempts
             if last:
@@ -400,6 +511,7 @@ class Record:
     async def __call__(self, job: Job) -> bool:
         for record in job.records:
             self.log.append(record)
+        await self.log.durable()
         return True
 
 
@@ -410,6 +522,8 @@ class DeliveryReport:
 
     records: list[DeliveryRecord] = field(default_factory=list)
     duplicates: list[tuple[str, int, str]] = field(default_factory=list)
+    # Sent again after a send of it was cut off, marked as a possible repeat.
+    possible_repeats: list[tuple[str, int, str]] = field(default_factory=list)
 
     def with_status(self, status: DeliveryStatus) -> list[DeliveryRecord]:
         return [r for r in self.records if r.status is status]
@@ -445,7 +559,8 @@ class Deliverer:
         self.environ = environ  # None: os.environ at each delivery (a changed URL applies)
         self.lang: Lang = lang
         self.stages: Sequence[Stage] = (
-            Dedup(delivery_log),
+            Dedup(delivery_log, lang),
+            Begin(delivery_log),
             Send(notifier or AppriseNotifier(), retry or RetryPolicy(), sleep, self.clock),
             Record(delivery_log),
         )
@@ -474,6 +589,8 @@ class Deliverer:
             report.records.extend(job.records)
             if not completed:
                 report.duplicates.append((job.route.recipient, job.channel, job.scheme))
+            elif job.possible_repeat:
+                report.possible_repeats.append((job.route.recipient, job.channel, job.scheme))
         return report
 
     async def _run(self, job: Job) -> bool:

@@ -280,3 +280,23 @@ def render(notification: Notification, lang: Lang = "zh") -> Message:
         del body_lines[last]
         body = "\n".join(text for text, _ in body_lines)
     return Message(_title(n, lang), _cut(body, BODY_MAX))
+
+
+_REPEAT_TAG = ("【可能重复】", "[Possible repeat] ")
+_REPEAT_LINE = (
+    "（发送中系统中断，现补发；此前可能已收到同一通知。）",
+    "(Resent after an interruption while sending: you may have this one already.)",
+)
+
+
+def is_possible_repeat(title: str) -> bool:
+    return title.startswith(_REPEAT_TAG)
+
+
+def possible_repeat(message: Message, lang: Lang = "zh") -> Message:
+    """The message marked as one that may have reached its reader already: a send cut off by a
+    crash is sent again like this (FIX's PossDup), never again unmarked."""
+    return Message(
+        _cut(_pick(_REPEAT_TAG, lang) + message.title, TITLE_MAX),
+        _cut(_pick(_REPEAT_LINE, lang) + "\n" + message.body, BODY_MAX),
+    )

@@ -19,6 +19,9 @@ Definitions (the README's "Fault drill" says the same):
   is gone.
 - **duplicate notifications**: a person received the same message (same title and text, so
   the same case, step and round) more than once.
+- **marked possible repeats**: messages sent again, marked 【可能重复】, because a kill cut off
+  their first send between its start and its record: the platform cannot know whether that
+  one arrived, so it neither stays silent nor repeats itself unmarked.
 - **down**: from the fault's start (kill sent, service asked to stop) to its end (the killed
   process started again, the service answering again).
 - **recovered in**: from the fault's end until every device's stored count, over the readings
@@ -52,6 +55,7 @@ from influxdb_client import Dialect
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
+from ecowatch.alerts.templates import is_possible_repeat
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, copy_with_policies
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
@@ -271,15 +275,23 @@ class Recovery:
 class NotificationTally:
     """Every message the drill's receiver got. A notification's text carries its case, step and
     deadline (each renotification round its own), so the same person getting the same title and
-    text twice is the same notification delivered twice."""
+    text twice is the same notification delivered twice.
 
-    def __init__(self) -> None:
+    With ``path``, each arrival is also appended there as a JSON line with its time, so a
+    duplicate can be traced to the moment (and the fault) it came in."""
+
+    def __init__(self, path: Path | None = None) -> None:
         self.received: Counter[tuple[str, str, str]] = Counter()
+        self.path = path
         self._lock = threading.Lock()
 
     def record(self, recipient: str, title: str, message: str) -> None:
         with self._lock:
             self.received[(recipient, title, message)] += 1
+            if self.path is not None:
+                line = {"at": time.time(), "to": recipient, "title": title, "message": message}
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     @property
     def delivered(self) -> int:
@@ -290,6 +302,12 @@ class NotificationTally:
     def duplicates(self) -> int:
         with self._lock:
             return sum(n - 1 for n in self.received.values())
+
+    @property
+    def possible_repeats(self) -> int:
+        """Messages marked as possible repeats: sent again after a kill cut off their send."""
+        with self._lock:
+            return sum(n for (_, title, _), n in self.received.items() if is_possible_repeat(title))
 
     def duplicated(self) -> list[tuple[str, str, int]]:
         """(recipient, title, times) of each notification delivered more than once."""
@@ -328,6 +346,7 @@ class DrillReport:
     notifications: int
     duplicate_notifications: int
     faults: list[FaultOutcome]
+    possible_repeats: int = 0
     problems: list[str] = field(default_factory=list)
     # Where the readings were dated, and by whom: to count them again in InfluxDB.
     window: tuple[datetime, datetime] | None = None
@@ -357,6 +376,7 @@ class DrillReport:
             "lost_by_device": a.lost_by_device,
             "notifications": self.notifications,
             "duplicate_notifications": self.duplicate_notifications,
+            "possible_repeats": self.possible_repeats,
             "faults": [
                 {
                     "fault": f.fault,
@@ -407,6 +427,7 @@ def render(report: DrillReport) -> list[str]:
         f"unacknowledged             {a.unacknowledged:>9,}  (published, never acknowledged)",
         f"notifications delivered    {report.notifications:>9,}",
         f"duplicate notifications    {report.duplicate_notifications:>9,}",
+        f"marked possible repeats    {report.possible_repeats:>9,}  (a kill cut off their send)",
     ]
     if a.lost_by_device:
         lines.append(f"lost by device: {json.dumps(a.lost_by_device)}")
@@ -774,7 +795,7 @@ class Drill:
         self.stack = Stack(settings, catalogue)
         self.run_id = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
         self.folder = private_dir(settings.state_dir / "drill" / self.run_id)
-        self.tally = NotificationTally()
+        self.tally = NotificationTally(self.folder / "notifications.jsonl")
         self.outcomes: list[FaultOutcome] = []
         self.problems: list[str] = []
         self._t0 = time.monotonic()
@@ -1067,6 +1088,7 @@ class Drill:
             accounts=account(self.ledger, stored),
             notifications=self.tally.delivered,
             duplicate_notifications=self.tally.duplicates,
+            possible_repeats=self.tally.possible_repeats,
             faults=self.outcomes,
             problems=self.problems,
             window=(self.base, self.window_end),

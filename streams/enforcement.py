@@ -264,7 +264,9 @@ class Enforcement:
         # Seconds from a notification's decision (its record's time) to its hand-over to
         # apprise, the last ones: the worker's /health gives their p50 and p99.
         self.notification_delays: deque[float] = deque(maxlen=10_000)
-        self.deliverer = Deliverer(catalogue, TableDeliveryLog(self.sent_table))
+        # A send is begun and recorded in the changelog, flushed, on either side of apprise.
+        sent_log = TableDeliveryLog(self.sent_table, flush=lambda: app.producer.flush())
+        self.deliverer = Deliverer(catalogue, sent_log)
         app.agent(self.inputs, name="enforce")(self._enforce)
         app.agent(self.notifications, name="deliver")(self._deliver)
         # On the leader only: one tick per site and interval, whatever the number of workers.
@@ -629,6 +631,7 @@ class Enforcement:
         if decided_at:
             self.notification_delays.append(max(0.0, time.time() - decided_at))
         report = await self.deliverer.deliver(note)
+        self.counts["notifications_possible_repeats"] += len(report.possible_repeats)
         if report.records:
             await self.writer.write(delivery_lines(report.records), len(report.records))
 

@@ -32,6 +32,7 @@ from ecowatch.alerts.templates import (
     china_time,
     evidence_line,
     excess_multiple,
+    possible_repeat,
     render,
 )
 from ecowatch.clock import ManualClock
@@ -344,6 +345,9 @@ def test_every_message_fits_a_phone(lang: str) -> None:
         assert n.case_id in m.body  # the number to act on survives any shortening
         if n.step is not CaseStep.CLOSED:
             assert "2026-11-23 11:00" in m.body  # and so does the deadline
+        marked = possible_repeat(m, lang)  # type: ignore[arg-type]
+        assert len(marked.title) <= TITLE_MAX and len(marked.body) <= BODY_MAX
+        assert marked.title != m.title and n.case_id in marked.body
 
 
 # -- delivery ----------------------------------------------------------------------------------
@@ -352,7 +356,7 @@ def test_every_message_fits_a_phone(lang: str) -> None:
 class ScriptedNotifier:
     """Answers from a script per URL (the last answer repeats); records every call."""
 
-    def __init__(self, script: dict[str, list[SendResult | Exception]] | None = None) -> None:
+    def __init__(self, script: dict[str, list[SendResult | BaseException]] | None = None) -> None:
         self.script = script or {}
         self.calls: list[tuple[str, Message, str]] = []
 
@@ -360,7 +364,7 @@ class ScriptedNotifier:
         self.calls.append((url, message, notify_type))
         answers = self.script.get(url, [SendResult(True)])
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
-        if isinstance(answer, Exception):
+        if isinstance(answer, BaseException):
             raise answer
         return answer
 
@@ -383,7 +387,7 @@ ONE_URL = {"ECOWATCH_NOTIFY_E_001": "json://hook.example/e001"}
 def deliverer(
     catalogue: Catalogue,
     notifier: ScriptedNotifier,
-    log: MemoryDeliveryLog | TableDeliveryLog | None = None,
+    log: MemoryDeliveryLog | TableDeliveryLog | JsonlDeliveryLog | None = None,
     env: dict[str, str] | None = None,
     retry: RetryPolicy | None = None,
 ) -> tuple[Deliverer, Sleeper]:
@@ -444,6 +448,72 @@ def test_a_file_log_reloaded_still_knows_what_was_sent(
     report = asyncio.run(d2.deliver(note()))
     assert len(notifier.calls) == 3 and len(report.duplicates) == 3
     assert "secret" not in path.read_text(encoding="utf-8")
+
+
+class Crash(BaseException):
+    """The process dying mid-send: nothing after it runs (a notifier's Exception is retried)."""
+
+
+def crashing_notifier() -> ScriptedNotifier:
+    return ScriptedNotifier({ONE_URL["ECOWATCH_NOTIFY_E_001"]: [Crash()]})
+
+
+@pytest.mark.parametrize("kind", ["table", "file"])
+def test_a_send_cut_off_by_a_crash_is_sent_again_marked_as_a_possible_repeat(
+    catalogue: Catalogue, tmp_path: Path, kind: str
+) -> None:
+    table: dict[bytes, bytes] = {}
+    path = tmp_path / "deliveries.jsonl"
+
+    def log() -> TableDeliveryLog | JsonlDeliveryLog:
+        # Each call is a restarted process: the table as its changelog restores it, or the file.
+        return TableDeliveryLog(table) if kind == "table" else JsonlDeliveryLog(path)
+
+    n = note(CaseStep.REMIND, Audience.ENTERPRISE)
+    crashed, _ = deliverer(catalogue, crashing_notifier(), log=log(), env=ONE_URL)
+    with pytest.raises(Crash):
+        asyncio.run(crashed.deliver(n))
+
+    notifier = ScriptedNotifier()
+    restarted, _ = deliverer(catalogue, notifier, log=log(), env=ONE_URL)
+    report = asyncio.run(restarted.deliver(n))
+    [(_, message, _)] = notifier.calls
+    assert message == possible_repeat(render(n))  # not the plain message a second time
+    assert message.title.startswith("【可能重复】")
+    assert report.possible_repeats == [("E-001", 0, "json")]
+    [sent] = report.with_status(DeliveryStatus.SENT)
+    assert sent.detail == "possible repeat"
+
+    # Recorded as sent now: neither plain nor marked again.
+    again, _ = deliverer(catalogue, notifier, log=log(), env=ONE_URL)
+    assert len(asyncio.run(again.deliver(n)).duplicates) == 1
+    assert len(notifier.calls) == 1
+
+
+def test_a_send_is_begun_in_the_changelog_before_apprise_and_recorded_after(
+    catalogue: Catalogue,
+) -> None:
+    """The table's writes are flushed (the worker: its Kafka producer) on either side of the
+    notifier, so no crash can lose the fact that a send was begun or done."""
+    table: dict[bytes, bytes] = {}
+    seen: list[str] = []
+    n = note(CaseStep.REMIND, Audience.ENTERPRISE)
+
+    async def flush() -> None:
+        seen.append("flush " + table[n.key.encode()].decode())
+
+    class Watching(ScriptedNotifier):
+        async def send(self, url: str, message: Message, notify_type: str) -> SendResult:
+            seen.append("send")
+            return await super().send(url, message, notify_type)
+
+    d, _ = deliverer(catalogue, Watching(), log=TableDeliveryLog(table, flush), env=ONE_URL)
+    asyncio.run(d.deliver(n))
+    assert seen == [
+        'flush {"sent": [], "begun": [["E-001", 0, "json"]]}',
+        "send",
+        'flush {"sent": [["E-001", 0, "json"]], "begun": []}',
+    ]
 
 
 def test_retries_back_off_exponentially_then_succeed(catalogue: Catalogue) -> None:

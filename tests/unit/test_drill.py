@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from ecowatch.alerts.templates import Message, possible_repeat
 from ecowatch.drill import (
     FAULTS,
     DrillReport,
@@ -153,6 +155,18 @@ def test_the_same_message_to_the_same_person_twice_is_a_duplicate() -> None:
     tally.record("E-001", "【提醒】巨化 COD超标", "案件 X\n请于 10:00 前整改")
     assert (tally.delivered, tally.duplicates) == (5, 2)
     assert tally.duplicated() == [("E-001", "【提醒】巨化 COD超标", 3)]
+
+
+def test_a_message_marked_as_a_possible_repeat_is_counted_apart(tmp_path: Path) -> None:
+    tally = NotificationTally(tmp_path / "notifications.jsonl")
+    plain = Message("【提醒】巨化 COD超标", "案件 X\n请于 10:00 前整改")
+    marked = possible_repeat(plain)
+    for m in (plain, marked):
+        tally.record("E-001", m.title, m.body)
+    # Not a duplicate: the second says it may be one. Counted, and each arrival kept on file.
+    assert (tally.delivered, tally.duplicates, tally.possible_repeats) == (2, 0, 1)
+    lines = (tmp_path / "notifications.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["title"] for line in lines] == [plain.title, marked.title]
 
 
 def report(lost: bool = False, duplicates: int = 0, recovered: bool = True) -> DrillReport:

@@ -15,6 +15,7 @@ from ecowatch.cli.runtime import (
     run_bridge,
     settings_and_catalogue,
     stop_on_signals,
+    tune_gc,
 )
 from ecowatch.clock import SystemClock
 from ecowatch.config.settings import load_settings
@@ -34,6 +35,7 @@ def bridge() -> None:
     settings, catalogue = settings_and_catalogue()
     require_secrets(settings)
     fold_kafka_outages(settings)
+    tune_gc()
     holder: dict[str, BridgeStats] = {}
 
     async def main() -> None:
@@ -91,6 +93,7 @@ def worker() -> None:
             super().on_setup_root_logger(logger, level)
             fold_kafka_outages(settings)  # Faust replaces the handlers: fold on its own
 
+    tune_gc()
     Worker(app, loglevel="info", redirect_stdouts=False).execute_from_commandline()
 
 
@@ -105,6 +108,7 @@ def hj212_serve() -> None:
 
     settings, catalogue = settings_and_catalogue()
     fold_kafka_outages(settings)
+    tune_gc()
     holder: dict[str, Hj212Server] = {}
 
     async def main() -> None:

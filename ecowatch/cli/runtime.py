@@ -5,6 +5,7 @@ command module (the bench, the demo) can use it without an import cycle."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import os
@@ -49,6 +50,21 @@ def require_secrets(settings: Settings) -> None:
             f"{', '.join(missing)} not set: export them, or start the local stack with "
             f"`ecowatch stack up`, which writes them to {settings.state_dir / 'stack.env'}"
         )
+
+
+# Young objects per collection. The default (700) collects in the middle of every batch, so a
+# batch's readings outlive two collections, are promoted, and make the full collections that
+# scan the whole heap come often: 12 of them took 1.6 s of the worker's 14 s in a bench run.
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """For a long-running process, once its modules are loaded: what exists now (modules,
+    the catalogue, Faust) is never collected, so no collection scans it again, and a batch's
+    objects die young instead of being promoted."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def stop_on_signals(stop: asyncio.Event) -> None:

@@ -132,17 +132,27 @@ class BadField(Hj212Error):
 # -- CRC -------------------------------------------------------------------------------------
 
 
+def _crc_rounds(register: int) -> int:
+    for _ in range(8):
+        lsb = register & 1
+        register >>= 1
+        if lsb:
+            register ^= 0xA001
+    return register
+
+
+# After ``(crc >> 8) ^ byte`` the register is below 256, so its eight rounds are a table look-up:
+# the bit-by-bit loop was most of the cost of reading a packet (70 of 116 µs).
+_CRC_TABLE = tuple(_crc_rounds(i) for i in range(256))
+
+
 def crc16(data: bytes) -> int:
     """Appendix A's "ANSI CRC16". Not CRC-16/MODBUS: the byte is XORed into the shifted-down
     register (``crc >> 8``), not into its low byte."""
     crc = 0xFFFF
+    table = _CRC_TABLE
     for byte in data:
-        crc = (crc >> 8) ^ byte
-        for _ in range(8):
-            lsb = crc & 1
-            crc >>= 1
-            if lsb:
-                crc ^= 0xA001
+        crc = table[(crc >> 8) ^ byte]
     return crc
 
 

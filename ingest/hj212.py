@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from decimal import Decimal
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from math import isfinite
 from typing import Any, ClassVar, TypeAlias
 from zoneinfo import ZoneInfo
@@ -43,8 +43,9 @@ from ecowatch.schema import DataFlag, DeviceReading, Measurement
 
 MAX_DATA_BYTES = 1024
 MAX_CP_CHARS = 950
-HEADER_KEYS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO", "CP")
-REQUIRED_KEYS = ("QN", "ST", "CN", "MN", "CP")
+HEADER_KEYS = ("QN", "ST", "CN", "PW", "MN", "Flag", "PNUM", "PNO", "RF", "CP")
+# QN too, except from an HJ/T 212-2005 device: its data uploads often carry no QN and no Flag.
+REQUIRED_KEYS = ("ST", "CN", "MN", "CP")
 
 # PW, the access password: "C6" in HJ/T 212-2005 and HJ 212-2017 (the 2017 table's 9 counts
 # "PW=" too), so a device's firmware holds six characters. Letters and digits: 62**6, about
@@ -54,26 +55,61 @@ PW_ALPHABET = string.ascii_letters + string.digits
 
 FLAG_ANSWER = 0b01  # bit A: the sender wants an answer
 FLAG_SPLIT = 0b10  # bit D: one part of a split message; PNUM/PNO present
+# Bits 7..2 of Flag: the protocol version (none in HJ/T 212-2005).
+FLAG_VERSION_SHIFT = 2
 
 NUMERIC_SUFFIXES = frozenset(
     {"Rtd", "Min", "Avg", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax"}
 )
 # Which suffix a data upload's reading is taken from, by CN.
 VALUE_SUFFIX_BY_CN = {"2011": "Rtd", "2051": "Avg", "2061": "Avg", "2031": "Avg"}
-# 2005-era pollutant codes that fielded devices still send → their 2017 codes.
+# HJ/T 212-2005 pollutant codes that fielded devices still send → their 2017 codes (HJ 212-2017
+# tables B.1 water and B.2 air, column 原编码).
 LEGACY_CODES = {
+    # water
+    "B01": "w00000",  # wastewater flow
+    "001": "w01001",  # pH
+    "002": "w01002",  # colour
+    "003": "w01012",  # suspended solids
+    "010": "w01017",  # BOD5
     "011": "w01018",  # COD
+    "015": "w01020",  # TOC
+    "020": "w20111",  # total mercury
+    "022": "w20115",  # total cadmium
+    "023": "w20116",  # total chromium
+    "024": "w20117",  # hexavalent chromium
+    "026": "w20119",  # total arsenic
+    "027": "w20120",  # total lead
     "060": "w21003",  # NH3-N
-    "B01": "w00000",  # flow
-    "101": "w21011",  # TP
-    "065": "w21001",  # TN
+    "065": "w21001",  # total nitrogen
+    "070": "w21016",  # cyanide
+    "080": "w22001",  # petroleum
+    "101": "w21011",  # total phosphorus
+    "110": "w23002",  # volatile phenol
+    # air (flue gas)
+    "B02": "a00000",  # flue-gas flow
+    "S01": "a19001",  # O2
+    "S02": "a01011",  # velocity
+    "S03": "a01012",  # temperature
+    "S04": "a01017",  # dynamic pressure
+    "S05": "a01014",  # moisture
+    "S06": "a01015",  # atmospheric pressure
+    "S07": "a01016",  # flue cross-section
+    "S08": "a01013",  # static pressure
+    "01": "a34013",  # smoke dust
+    "02": "a21026",  # SO2
+    "03": "a21002",  # NOx
+    "04": "a21005",  # CO
 }
 DEFAULT_TZ = "Asia/Shanghai"
 
 ST_SYSTEM = "91"  # system interaction: every answer
 CN_REQUEST_ANSWER = "9011"
 CN_DATA_ANSWER = "9014"
-FLAG_REPLY = 4  # protocol version 2017, no answer wanted, not split
+CN_HEARTBEAT = "9015"  # HJ 212-2025: the device is there; not a reading
+# A CP ;-group that starts with PolId= is one instrument's (CN 3020 and the like): the same
+# names repeat in each, so these groups are kept apart, in order, as Packet.groups.
+GROUP_LEAD = "PolId="
 
 CpScalar: TypeAlias = str | int | float
 Pollutant: TypeAlias = dict[str, CpScalar]
@@ -83,7 +119,7 @@ _INT = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _HEX4 = re.compile(rb"[0-9A-Fa-f]{4}")
 _CODE_2017 = re.compile(r"[a-z][0-9]{5}")
-_DATA_TIME = re.compile(r"[0-9]{14}")
+_DATA_TIME = re.compile(r"[0-9]{14}(?:[0-9]{3})?")
 _NAME_FORBIDDEN = re.compile(r"[;,=&\-\r\n]")
 _VALUE_FORBIDDEN = re.compile(r"[;,\r\n]|&&")
 _HEADER_FORBIDDEN = re.compile(r"[;=\r\n]|&&")
@@ -163,6 +199,35 @@ def crc_hex(data: bytes) -> str:
 # -- flags -----------------------------------------------------------------------------------
 
 
+class Version(StrEnum):
+    """The protocol a packet speaks, from Flag's bits 7..2; a device is answered in its own."""
+
+    V2005 = "2005"  # HJ/T 212-2005: no version bits (or no Flag at all)
+    V2017 = "2017"  # HJ 212-2017: version 1
+    V2025 = "2025"  # HJ 212-2025: version 2
+
+
+_VERSIONS = (Version.V2005, Version.V2017, Version.V2025)  # by Flag's version bits
+
+
+def version_of(flag: int | None) -> Version:
+    if flag is None:
+        return Version.V2005
+    bits = flag >> FLAG_VERSION_SHIFT
+    if bits >= len(_VERSIONS):
+        raise BadField(
+            f"Flag={flag}: protocol version {bits} is unknown: expected 0 (HJ/T 212-2005), "
+            "1 (HJ 212-2017) or 2 (HJ 212-2025) in bits 7..2",
+            key="Flag",
+        )
+    return _VERSIONS[bits]
+
+
+def reply_flag(version: Version) -> int:
+    """An answer's Flag: the request's version, no answer wanted, not split."""
+    return _VERSIONS.index(version) << FLAG_VERSION_SHIFT
+
+
 def wants_answer(flag: int | None) -> bool:
     return flag is not None and bool(flag & FLAG_ANSWER)
 
@@ -185,7 +250,7 @@ class Packet:
     value and pollutant codes to ``{suffix: value}``. Construction validates everything that
     ``build`` needs, so a Packet can always be written (unless it is too long)."""
 
-    qn: str
+    qn: str | None  # None only from an HJ/T 212-2005 device
     st: str
     cn: str
     mn: str
@@ -194,16 +259,23 @@ class Packet:
     flag: int | None = None
     pnum: int | None = None
     pno: int | None = None
+    rf: int | None = None  # RF=1: a resend (补传) of data the device could not send at the time
+    groups: tuple[Cp, ...] = ()  # the CP's instrument groups (PolId=...), in order
 
     def __post_init__(self) -> None:
-        for key, value in (("QN", self.qn), ("ST", self.st), ("CN", self.cn), ("MN", self.mn)):
+        for key, value in (("ST", self.st), ("CN", self.cn), ("MN", self.mn)):
             _check_header_text(key, value, required=True)
+        _check_int("Flag", self.flag, 0, 255)
+        version = version_of(self.flag)  # an unknown version is refused here
+        if self.qn is not None:
+            _check_header_text("QN", self.qn, required=True)
+        elif version is not Version.V2005:
+            raise BadField("missing required field QN: expected QN=...", key="QN")
         if self.pw is not None:
             _check_header_text("PW", self.pw, required=False)
         for key, value in (("ST", self.st), ("CN", self.cn)):
             if not value.isascii() or not value.isdigit():
                 raise BadField(f"{key}={value!r}: expected a decimal code", key=key)
-        _check_int("Flag", self.flag, 0, 255)
         _check_int("PNUM", self.pnum, 1, 9999)
         _check_int("PNO", self.pno, 1, 9999)
         if (self.pnum is None) != (self.pno is None):
@@ -214,8 +286,23 @@ class Packet:
             raise BadField(
                 f"Flag={self.flag} marks a split packet: expected PNUM and PNO", key="Flag"
             )
+        _check_int("RF", self.rf, 0, 1)
         # A private copy: the dataclass is frozen, its CP should not change behind its back.
         object.__setattr__(self, "cp", _checked_cp(self.cp))
+        if not isinstance(self.groups, tuple | list):
+            raise BadField("CP groups: expected a list of groups", key="CP")
+        groups = tuple(_checked_cp(g) for g in self.groups)
+        if any(not str(next(iter(g), "")).startswith(GROUP_LEAD[:-1]) for g in groups):
+            raise BadField(f"CP groups: each must start with {GROUP_LEAD}...", key="CP")
+        object.__setattr__(self, "groups", groups)
+
+    @property
+    def version(self) -> Version:
+        return version_of(self.flag)
+
+    @property
+    def resent(self) -> bool:
+        return self.rf == 1
 
     @property
     def data_time(self) -> str | None:
@@ -372,8 +459,9 @@ def parse_data_segment(text: str) -> Packet:
     for key in REQUIRED_KEYS[:-1]:
         if key not in fields:
             raise BadField(f"missing required field {key}: expected {key}=...", key=key)
+    cp, groups = parse_cp_groups(rest[:-2])
     return Packet(
-        qn=fields["QN"],
+        qn=fields.get("QN"),
         st=fields["ST"],
         cn=fields["CN"],
         pw=fields.get("PW"),
@@ -381,7 +469,9 @@ def parse_data_segment(text: str) -> Packet:
         flag=_header_int(fields, "Flag"),
         pnum=_header_int(fields, "PNUM"),
         pno=_header_int(fields, "PNO"),
-        cp=parse_cp(rest[:-2]),
+        rf=_header_int(fields, "RF"),
+        cp=cp,
+        groups=tuple(groups),
     )
 
 
@@ -396,31 +486,51 @@ def _header_int(fields: Mapping[str, str], key: str) -> int | None:
 
 def parse_cp(body: str) -> Cp:
     """CP content (between the ``&&`` markers): ``;`` between groups, ``,`` between the items of
-    one group, ``=`` between name and value; ``code-Suffix`` names are pollutant values."""
+    one group, ``=`` between name and value; ``code-Suffix`` names are pollutant values. A CP
+    with instrument groups (``PolId=...``) is :func:`parse_cp_groups`'s."""
+    cp, groups = parse_cp_groups(body)
+    if groups:
+        raise BadField(f"CP has {len(groups)} instrument group(s) ({GROUP_LEAD}...)", key="CP")
+    return cp
+
+
+def parse_cp_groups(body: str) -> tuple[Cp, list[Cp]]:
+    """CP content as its plain part and its instrument groups: each ``;``-group that starts
+    with ``PolId=`` is one instrument's (CN 3020), whose names repeat from one to the next."""
     if len(body) > MAX_CP_CHARS:
         raise TooLong(f"the CP field has {len(body)} characters, at most {MAX_CP_CHARS}")
     cp: Cp = {}
+    groups: list[Cp] = []
     for group in body.split(";"):
-        for item in group.split(","):
-            if not item:
-                continue  # devices often end CP with a stray ';'
-            name, sep, value = item.partition("=")
-            if not sep or not name:
-                raise BadField(f"expected name=value in CP, got {item!r}", key="CP")
-            code, dash, suffix = name.partition("-")
-            if dash:
-                if not code or not suffix:
-                    raise BadField(f"expected code-Suffix in CP, got {name!r}", key="CP")
-                entry = cp.setdefault(code, {})
-                if not isinstance(entry, dict):
-                    raise BadField(f"CP {code} is both a field and a pollutant", key="CP")
-                if suffix in entry:
-                    raise BadField(f"CP {name} appears twice", key="CP")
-                entry[suffix] = _pollutant_value(name, suffix, value)
-            else:
-                if name in cp:
-                    raise BadField(f"CP {name} appears twice", key="CP")
-                cp[name] = value if _is_text_field(name) else _number(value)
+        if group.startswith(GROUP_LEAD):
+            groups.append(_parse_items(group.split(","), {}))
+        else:
+            _parse_items(group.split(","), cp)
+    return cp, groups
+
+
+def _parse_items(items: Iterable[str], cp: Cp) -> Cp:
+    """Each ``name=value`` item into ``cp`` (a group's, or the plain part)."""
+    for item in items:
+        if not item:
+            continue  # devices often end CP with a stray ';'
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise BadField(f"expected name=value in CP, got {item!r}", key="CP")
+        code, dash, suffix = name.partition("-")
+        if dash:
+            if not code or not suffix:
+                raise BadField(f"expected code-Suffix in CP, got {name!r}", key="CP")
+            entry = cp.setdefault(code, {})
+            if not isinstance(entry, dict):
+                raise BadField(f"CP {code} is both a field and a pollutant", key="CP")
+            if suffix in entry:
+                raise BadField(f"CP {name} appears twice", key="CP")
+            entry[suffix] = _pollutant_value(name, suffix, value)
+        else:
+            if name in cp:
+                raise BadField(f"CP {name} appears twice", key="CP")
+            cp[name] = value if _is_text_field(name) else _number(value)
     return cp
 
 
@@ -472,8 +582,14 @@ def format_cp(cp: Cp) -> str:
     return ";".join(groups)
 
 
+def _format_group(group: Cp) -> str:
+    """One instrument group: its items joined by ``,`` (one ``;``-group on the wire)."""
+    return ",".join(format_cp(group).split(";"))
+
+
 def data_segment(packet: Packet) -> str:
-    parts = [f"QN={packet.qn}", f"ST={packet.st}", f"CN={packet.cn}"]
+    parts = [] if packet.qn is None else [f"QN={packet.qn}"]
+    parts += [f"ST={packet.st}", f"CN={packet.cn}"]
     if packet.pw is not None:
         parts.append(f"PW={packet.pw}")
     parts.append(f"MN={packet.mn}")
@@ -481,7 +597,11 @@ def data_segment(packet: Packet) -> str:
         parts.append(f"Flag={packet.flag}")
     if packet.pnum is not None:
         parts += [f"PNUM={packet.pnum}", f"PNO={packet.pno}"]
-    cp = format_cp(packet.cp)
+    if packet.rf is not None:
+        parts.append(f"RF={packet.rf}")
+    cp = ";".join(
+        text for text in (format_cp(packet.cp), *map(_format_group, packet.groups)) if text
+    )
     if len(cp) > MAX_CP_CHARS:
         raise TooLong(f"the CP field has {len(cp)} characters, at most {MAX_CP_CHARS}")
     parts.append(f"CP=&&{cp}&&")
@@ -531,25 +651,33 @@ def qn_rtn_for(error: Hj212Error) -> QnRtn:
 
 
 def data_answer(packet: Packet) -> Packet:
-    """9014: the platform received the data packet ``packet`` (sent when it wants an answer)."""
+    """9014: the platform received the data packet ``packet`` (sent when it wants an answer),
+    in the packet's own protocol version."""
     return Packet(
-        qn=packet.qn, st=ST_SYSTEM, cn=CN_DATA_ANSWER, pw=packet.pw, mn=packet.mn, flag=FLAG_REPLY
+        qn=packet.qn,
+        st=ST_SYSTEM,
+        cn=CN_DATA_ANSWER,
+        pw=packet.pw,
+        mn=packet.mn,
+        flag=reply_flag(packet.version),
     )
 
 
 def request_answer(packet: Packet, rtn: QnRtn = QnRtn.READY) -> Packet:
-    """9011: the answer to a request, ready (1) or why not."""
-    return _request_answer(packet.qn, packet.mn, packet.pw, rtn)
+    """9011: the answer to a request, ready (1) or why not, in the request's version."""
+    return _request_answer(packet.qn, packet.mn, packet.pw, rtn, packet.version)
 
 
-def _request_answer(qn: str, mn: str, pw: str | None, rtn: QnRtn) -> Packet:
+def _request_answer(
+    qn: str | None, mn: str, pw: str | None, rtn: QnRtn, version: Version
+) -> Packet:
     return Packet(
         qn=qn,
         st=ST_SYSTEM,
         cn=CN_REQUEST_ANSWER,
         pw=pw,
         mn=mn,
-        flag=FLAG_REPLY,
+        flag=reply_flag(version),
         cp={"QnRtn": int(rtn)},
     )
 
@@ -563,11 +691,18 @@ def reject_answer(raw: bytes | str, error: Hj212Error) -> Packet | None:
     """9011 for a packet that did not parse, addressed with the QN, MN and PW found in its text;
     ``None`` when they cannot be found (nobody to answer)."""
     text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else raw
-    qn, mn, pw = (_salvaged(text, key) for key in ("QN", "MN", "PW"))
+    qn, mn, pw, flag = (_salvaged(text, key) for key in ("QN", "MN", "PW", "Flag"))
     if not qn or not mn:
         return None
     try:
-        return _request_answer(qn, mn, pw, qn_rtn_for(error))
+        if flag is None:
+            version = Version.V2005  # no Flag at all: an HJ/T 212-2005 device
+        else:
+            version = version_of(int(flag)) if flag.isdigit() else Version.V2017
+    except BadField:
+        version = Version.V2017  # an unknown version: answered as most devices speak
+    try:
+        return _request_answer(qn, mn, pw, qn_rtn_for(error), version)
     except BadField:
         return None
 
@@ -698,7 +833,9 @@ def merge_parts(parts: Iterable[Packet]) -> Packet:
         pw=first.pw,
         mn=first.mn,
         flag=None if first.flag is None else first.flag & ~FLAG_SPLIT,
+        rf=first.rf,
         cp=cp,
+        groups=tuple(g for part in ordered for g in part.groups),
     )
 
 
@@ -862,13 +999,16 @@ def _zone(tz: tzinfo | str) -> tzinfo:
 
 
 def parse_data_time(text: str, tz: tzinfo | str = DEFAULT_TZ) -> datetime:
-    """``YYYYMMDDhhmmss`` in the monitor's local time."""
+    """``YYYYMMDDhhmmss`` in the monitor's local time, or with milliseconds after it
+    (``YYYYMMDDhhmmsszzz``, as some HJ/T 212-2005 devices send)."""
     if not _DATA_TIME.fullmatch(text):
-        raise BadField(f"DataTime={text!r}: expected YYYYMMDDhhmmss", key="CP")
+        raise BadField(f"DataTime={text!r}: expected YYYYMMDDhhmmss[zzz]", key="CP")
     try:
-        naive = datetime.strptime(text, "%Y%m%d%H%M%S")
+        naive = datetime.strptime(text[:14], "%Y%m%d%H%M%S")
     except ValueError as exc:
         raise BadField(f"DataTime={text!r}: not a real date and time ({exc})", key="CP") from exc
+    if len(text) == 17:
+        naive = naive.replace(microsecond=int(text[14:]) * 1000)
     return naive.replace(tzinfo=_zone(tz))
 
 
@@ -918,9 +1058,22 @@ def to_device_reading(packet: Packet, tz: tzinfo | str = DEFAULT_TZ) -> tuple[st
 # -- JSON ------------------------------------------------------------------------------------
 
 
+# JSON keys besides the data segment's fields: the protocol version (derived from Flag), the
+# CP's instrument groups, and whether the packet came (or is to go) SM4-encrypted.
+JSON_KEYS = (*HEADER_KEYS, "version", "CPGroups", "encrypted")
+
+
+def _cp_json(cp: Cp) -> dict[str, Any]:
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in cp.items()}
+
+
 def packet_to_json(packet: Packet) -> dict[str, Any]:
-    """The data segment as JSON, keyed as the standard names the fields."""
-    doc: dict[str, Any] = {"QN": packet.qn, "ST": packet.st, "CN": packet.cn}
+    """The data segment as JSON, keyed as the standard names the fields, with ``version``."""
+    doc: dict[str, Any] = {"version": packet.version.value}
+    if packet.qn is not None:
+        doc["QN"] = packet.qn
+    doc["ST"] = packet.st
+    doc["CN"] = packet.cn
     if packet.pw is not None:
         doc["PW"] = packet.pw
     doc["MN"] = packet.mn
@@ -929,7 +1082,11 @@ def packet_to_json(packet: Packet) -> dict[str, Any]:
     if packet.pnum is not None:
         doc["PNUM"] = packet.pnum
         doc["PNO"] = packet.pno
-    doc["CP"] = {k: dict(v) if isinstance(v, dict) else v for k, v in packet.cp.items()}
+    if packet.rf is not None:
+        doc["RF"] = packet.rf
+    doc["CP"] = _cp_json(packet.cp)
+    if packet.groups:
+        doc["CPGroups"] = [_cp_json(g) for g in packet.groups]
     return doc
 
 
@@ -937,20 +1094,22 @@ def json_to_packet(doc: object) -> Packet:
     """The reverse of :func:`packet_to_json`; every mistake is a :class:`BadField`."""
     if not isinstance(doc, Mapping):
         raise BadField(f"expected a JSON object, got {type(doc).__name__}")
-    unknown = [k for k in doc if k not in HEADER_KEYS]
+    unknown = [k for k in doc if k not in JSON_KEYS]
     if unknown:
-        raise BadField(f"unknown key(s) {', '.join(map(str, unknown))}: expected {HEADER_KEYS}")
+        raise BadField(f"unknown key(s) {', '.join(map(str, unknown))}: expected {JSON_KEYS}")
     for key in REQUIRED_KEYS:
         if key not in doc:
             raise BadField(f"missing required key {key}", key=key)
     for key in ("QN", "ST", "CN", "PW", "MN"):
         if key in doc and not isinstance(doc[key], str):
             raise BadField(f"{key}: expected a string, got {doc[key]!r}", key=key)
-    cp = doc["CP"]
+    cp, groups = doc["CP"], doc.get("CPGroups", [])
     if not isinstance(cp, Mapping):
         raise BadField(f"CP: expected an object, got {cp!r}", key="CP")
-    return Packet(
-        qn=doc["QN"],
+    if not isinstance(groups, list) or not all(isinstance(g, Mapping) for g in groups):
+        raise BadField(f"CPGroups: expected a list of objects, got {groups!r}", key="CP")
+    packet = Packet(
+        qn=doc.get("QN"),
         st=doc["ST"],
         cn=doc["CN"],
         pw=doc.get("PW"),
@@ -958,5 +1117,15 @@ def json_to_packet(doc: object) -> Packet:
         flag=doc.get("Flag"),
         pnum=doc.get("PNUM"),
         pno=doc.get("PNO"),
+        rf=doc.get("RF"),
         cp=cp,
+        groups=tuple(groups),
     )
+    said = doc.get("version")
+    if said is not None and said != packet.version.value:
+        raise BadField(
+            f"version {said!r} does not match Flag={packet.flag} (version "
+            f"{packet.version.value}): expected them to agree, or no version",
+            key="Flag",
+        )
+    return packet

@@ -654,8 +654,10 @@ class Hj212Server:
     ) -> None:
         """A data upload from its own device: stored once, answered after Kafka has it."""
         digest, now = packet_digest(packet), asyncio.get_running_loop().time()
-        seen = self._replays.check(packet.mn, packet.cn, packet.qn, digest, now)
-        key = (packet.mn, packet.cn, packet.qn)
+        # An HJ/T 212-2005 upload may have no QN: its DataTime names it instead.
+        qn = packet.qn if packet.qn is not None else f"DataTime={packet.data_time}"
+        seen = self._replays.check(packet.mn, packet.cn, qn, digest, now)
+        key = (packet.mn, packet.cn, qn)
         # A copy of an upload still on its way to Kafka (the device resent it on a new
         # connection) is answered only once Kafka has it: answered at once, the device forgot a
         # reading that the failing send then lost (the drill lost one per HJ 212 device so,
@@ -666,13 +668,13 @@ class Hj212Server:
         if seen is Seen.DUPLICATE:
             self.stats.duplicates += 1
             conn.guard.accepted()
-            log.info("HJ 212: MN %s resent QN %s: answered, not stored again", packet.mn, packet.qn)
+            log.info("HJ 212: MN %s resent QN %s: answered, not stored again", packet.mn, qn)
             if packet.wants_answer:
                 self._answer(conn, hj212.data_answer(packet))
             return
         if seen is Seen.CONFLICT:
             error = hj212.BadField(
-                f"QN={packet.qn} (CN {packet.cn}) was used by MN {packet.mn} for a packet that "
+                f"QN={qn} (CN {packet.cn}) was used by MN {packet.mn} for a packet that "
                 "said something else, within the replay window",
                 key="QN",
             )
@@ -688,7 +690,7 @@ class Hj212Server:
             return
         # Taken before the send, so that a copy arriving meanwhile is a duplicate; given back
         # if Kafka does not take it, so that the device's resend is stored.
-        self._replays.remember(packet.mn, packet.cn, packet.qn, digest, now)
+        self._replays.remember(packet.mn, packet.cn, qn, digest, now)
         taken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = taken
         try:
@@ -696,7 +698,7 @@ class Hj212Server:
                 topics.READINGS, reading.to_json(), key=reading.site.encode()
             )
         except BaseException:
-            self._replays.forget(packet.mn, packet.cn, packet.qn)
+            self._replays.forget(packet.mn, packet.cn, qn)
             taken.set_result(False)
             raise
         else:

@@ -27,6 +27,7 @@ from ecowatch.ingest.hj212 import (
     Reassembler,
     TooLong,
     Truncated,
+    Version,
     build,
     crc16,
     crc_hex,
@@ -563,13 +564,20 @@ def test_2005_codes_are_mapped_to_2017_codes_in_readings() -> None:
         "w21011": Measurement(value=0.42),
         "w21001": Measurement(value=12.5),
     }
-    assert LEGACY_CODES == {
-        "011": "w01018",
-        "060": "w21003",
-        "B01": "w00000",
-        "101": "w21011",
-        "065": "w21001",
-    }
+
+
+def test_the_2005_code_map_is_the_standards_tables() -> None:
+    # HJ 212-2017 tables B.1 (water, 19 codes) and B.2 (air, 13) list each 2005 code once.
+    water = {k: v for k, v in LEGACY_CODES.items() if v.startswith("w")}
+    air = {k: v for k, v in LEGACY_CODES.items() if v.startswith("a")}
+    assert (len(water), len(air)) == (19, 13) and len(LEGACY_CODES) == 32
+    assert len(set(LEGACY_CODES.values())) == len(LEGACY_CODES)  # no two codes merge
+    assert (water["001"], water["110"], air["02"], air["S01"]) == (
+        "w01001",
+        "w23002",
+        "a21026",
+        "a19001",
+    )
 
 
 @pytest.mark.parametrize(
@@ -654,6 +662,7 @@ def test_no_9011_when_the_sender_cannot_be_named() -> None:
 def test_packet_to_json_uses_the_standard_names() -> None:
     doc = packet_to_json(parse(build(data_packet("2061", WATER_2061))))
     assert doc == {
+        "version": "2017",  # from Flag's bits 7..2
         "QN": "20261123173000123",
         "ST": "32",
         "CN": "2061",
@@ -826,3 +835,101 @@ def test_parts_that_disagree_are_handed_over_too() -> None:
         joiner.add(third)
     (gone,) = joiner.take_dropped()  # the others; the caller reports the part that raised
     assert [p.pno for p in gone.parts] == [1, 2]
+
+
+# -- the three versions: HJ/T 212-2005, HJ 212-2017, HJ 212-2025 --------------------------------
+
+# HJ 212-2025 Appendix A.1's example: version 2 in Flag (9: answer wanted), an empty CP.
+APPENDIX_A1_2025 = (
+    b"##0087QN=20240601085857223;ST=32;CN=1011;PW=123456;MN=010000A8900016F000169DC0;Flag=9;"
+    b"CP=&&&&2200\r\n"
+)
+
+
+def test_the_2025_appendix_a1_packet_parses_and_builds_back() -> None:
+    packet = parse(APPENDIX_A1_2025)
+    assert (packet.version, packet.flag, packet.cn, packet.cp) == (Version.V2025, 9, "1011", {})
+    assert packet.wants_answer and not packet.resent
+    assert build(packet).encode() == APPENDIX_A1_2025
+    assert packet_to_json(packet)["version"] == "2025"
+
+
+def test_a_2005_upload_without_qn_or_flag_is_a_packet_not_an_error() -> None:
+    data = (
+        "ST=32;CN=2011;PW=123456;MN=88888880000001;CP=&&DataTime=20040516021000123;011-Rtd=52.3&&"
+    )
+    packet = parse(frame(data))
+    assert (packet.version, packet.qn, packet.flag) == (Version.V2005, None, None)
+    assert not packet.wants_answer
+    assert build(packet).encode() == frame(data)
+    mn, reading = to_device_reading(packet)
+    assert mn == "88888880000001"
+    assert reading.values == {"w01018": Measurement(value=52.3)}
+    # A 17-digit DataTime: milliseconds after the seconds.
+    assert reading.ts == datetime(2004, 5, 16, 2, 10, 0, 123000, tzinfo=SHANGHAI)
+    doc = packet_to_json(packet)
+    assert "QN" not in doc and doc["version"] == "2005"
+    assert json_to_packet(doc) == packet
+
+
+def test_only_a_2005_packet_may_leave_out_qn() -> None:
+    data = f"ST=32;CN=2011;PW=123456;MN={MN};Flag=5;CP=&&DataTime=20261123173000&&"
+    with pytest.raises(BadField, match="missing required field QN") as caught:
+        parse(frame(data))
+    assert caught.value.key == "QN"
+
+
+@pytest.mark.parametrize(
+    ("flag", "version", "answer_flag"), [(1, "2005", 0), (5, "2017", 4), (9, "2025", 8)]
+)
+def test_each_version_is_answered_in_its_own(flag: int, version: str, answer_flag: int) -> None:
+    packet = data_packet("2011", {"DataTime": "20261123173000"}, flag=flag)
+    assert packet.version == Version(version)
+    assert data_answer(packet).flag == answer_flag
+    assert request_answer(packet).flag == answer_flag
+    assert data_answer(packet).version == packet.version
+
+
+def test_an_unknown_protocol_version_is_a_flag_error() -> None:
+    with pytest.raises(BadField, match="protocol version 3 is unknown") as caught:
+        parse(frame(header(flag="13") + ";CP=&&DataTime=20261123173000&&"))
+    assert qn_rtn_for(caught.value) is QnRtn.FLAG_ERROR
+
+
+def test_a_2025_resend_carries_rf_after_the_flag() -> None:
+    data = (
+        "QN=20261123173000123;ST=32;CN=2011;PW=123456;MN=33080200000001;Flag=9;RF=1;"
+        "CP=&&DataTime=20261123170000;w01018-Rtd=231.5,w01018-Flag=N&&"
+    )
+    packet = parse(frame(data))
+    assert packet.resent and packet.rf == 1 and packet.version is Version.V2025
+    assert build(packet).encode() == frame(data)
+    assert packet_to_json(packet)["RF"] == 1
+    with pytest.raises(BadField, match="RF=2"):
+        parse(frame(data.replace("RF=1", "RF=2")))
+
+
+def test_instrument_groups_repeat_their_names_and_decode_into_a_list() -> None:
+    # CN 3020: one PolId group per instrument, the same names in each.
+    cp = (
+        "DataTime=20261123173000;PolId=w01018,i12001-Info=1,i12003-Info=0;"
+        "PolId=w21003,i12001-Info=0,i12003-Info=2"
+    )
+    data = f"{header(cn='3020', flag='5')};CP=&&{cp}&&"
+    packet = parse(frame(data))
+    assert packet.cp == {"DataTime": "20261123173000"}
+    assert packet.groups == (
+        {"PolId": "w01018", "i12001": {"Info": "1"}, "i12003": {"Info": "0"}},
+        {"PolId": "w21003", "i12001": {"Info": "0"}, "i12003": {"Info": "2"}},
+    )
+    assert build(packet).encode() == frame(data)
+    doc = packet_to_json(packet)
+    assert [g["PolId"] for g in doc["CPGroups"]] == ["w01018", "w21003"]
+    assert json_to_packet(json.loads(json.dumps(doc))) == packet
+
+
+def test_json_whose_version_contradicts_its_flag_is_refused() -> None:
+    doc = packet_to_json(data_packet("2011", {"DataTime": "20261123173000"}, flag=5))
+    doc["version"] = "2025"
+    with pytest.raises(BadField, match="does not match Flag=5"):
+        json_to_packet(doc)

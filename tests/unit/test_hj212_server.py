@@ -377,6 +377,34 @@ def test_a_resent_packet_is_answered_again_and_stored_once(catalogue: Catalogue)
     assert (server.stats.bridged, server.stats.duplicates) == (1, 1)
 
 
+def test_2005_2017_and_2025_devices_are_each_answered_in_their_own_version(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer()
+    # HJ/T 212-2005 with no QN (Flag 1: answer wanted, no version bits), 2017, 2025.
+    no_qn = replace(upload(), qn=None, flag=1)
+    sent = [no_qn, upload(qn="20261123173000001"), upload(qn="20261123173000002", flag=9)]
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(b"".join(wire(p) for p in sent))
+        got = await answers(reader, 3)
+        assert [(a.cn, a.flag, a.version.value) for a in got] == [
+            ("9014", 0, "2005"),
+            ("9014", 4, "2017"),
+            ("9014", 8, "2025"),
+        ]
+        assert [a.qn for a in got] == [None, "20261123173000001", "20261123173000002"]
+        writer.write(wire(no_qn))  # the 2005 packet again: its DataTime names it
+        assert (await answers(reader, 1))[0].cn == "9014"
+        writer.close()
+        await settled(server)
+
+    server = run(catalogue, scenario, producer)
+    assert (server.stats.bridged, server.stats.duplicates) == (3, 1)  # the 2005 resend: once
+    assert producer.letters == []
+
+
 def test_a_failure_of_ours_is_the_packets_dead_letter_and_its_resend_is_stored(
     catalogue: Catalogue,
 ) -> None:

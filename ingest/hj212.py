@@ -29,7 +29,7 @@ import secrets
 import string
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
 from decimal import Decimal
 from enum import IntEnum, StrEnum
@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
+from ecowatch.ingest import sm4
 from ecowatch.schema import DataFlag, DeviceReading, Measurement
 
 MAX_DATA_BYTES = 1024
@@ -261,6 +262,9 @@ class Packet:
     pno: int | None = None
     rf: int | None = None  # RF=1: a resend (补传) of data the device could not send at the time
     groups: tuple[Cp, ...] = ()  # the CP's instrument groups (PolId=...), in order
+    # Not a field of the data segment: the CP arrived (or is to go) SM4-encrypted (HJ 212-2025
+    # §6.4), so it is read with, and written with, the device's key.
+    encrypted: bool = False
 
     def __post_init__(self) -> None:
         for key, value in (("ST", self.st), ("CN", self.cn), ("MN", self.mn)):
@@ -391,11 +395,47 @@ def _checked_cp(cp: object) -> Cp:
     return out
 
 
+# -- SM4 (HJ 212-2025 §6.4, Appendix A.2) ------------------------------------------------------
+
+# The CNs whose CP a 2025 device on the Internet encrypts.
+ENCRYPTED_CNS = frozenset({*(str(cn) for cn in range(2000, 3000)), "1014", "3020"})
+_CP_OPEN = b"CP=&&"
+
+
+def _cp_span(data: bytes) -> tuple[int, int] | None:
+    """Where the CP content lies in a data segment's bytes: after the first ``CP=&&`` (the
+    header before it is plain text) and before the closing ``&&`` the segment ends with.
+    Ciphertext may hold ``&&`` or ``\\r\\n``, so nothing is searched for inside it."""
+    start = data.find(_CP_OPEN)
+    if start < 0 or len(data) < start + len(_CP_OPEN) + 2 or not data.endswith(b"&&"):
+        return None
+    return start + len(_CP_OPEN), len(data) - 2
+
+
+def _decrypted(data: bytes, key: bytes) -> bytes | None:
+    """The plain data segment of an encrypted one, whichever form its ciphertext was sent in
+    (raw bytes, or Appendix A.2's ``{0xNN,...}`` text); None without a CP to decrypt."""
+    span = _cp_span(data)
+    if span is None:
+        return None
+    content = data[span[0] : span[1]]
+    try:
+        as_text = sm4.from_text_form(content.decode("ascii"))
+    except UnicodeDecodeError:
+        as_text = None
+    plain = sm4.decrypt_cp(key, content if as_text is None else as_text)
+    return data[: span[0]] + plain + data[span[1] :]
+
+
 # -- parse -----------------------------------------------------------------------------------
 
 
-def parse(packet: bytes | str) -> Packet:
-    """A whole packet, ``##`` to ``\\r\\n``, checked in wire order: header, length, CRC, fields."""
+def parse(packet: bytes | str, key: bytes | None = None) -> Packet:
+    """A whole packet, ``##`` to ``\\r\\n``, checked in wire order: header, length, CRC, fields.
+
+    With ``key`` (the device's SM4 key), a packet whose CRC fails as sent is decrypted and
+    checked again: the standard's CRC is that of the plain text. Such a packet comes back
+    ``encrypted``."""
     raw = packet.encode("utf-8") if isinstance(packet, str) else bytes(packet)
     if not raw.startswith(b"##"):
         raise BadHeader(f"expected the packet to start with ##, got {raw[:8]!r}")
@@ -424,13 +464,25 @@ def parse(packet: bytes | str) -> Packet:
     data, crc_text = body[:-4], body[-4:]
     if not _HEX4.fullmatch(crc_text):
         raise CrcMismatch(f"expected 4 hex digits of CRC before \\r\\n, got {crc_text!r}")
-    if int(crc_text, 16) != crc16(data):
-        raise CrcMismatch(f"expected CRC {crc_hex(data)}, the packet says {crc_text.decode()}")
+    crc, encrypted = int(crc_text, 16), False
+    if crc != crc16(data):
+        plain = _decrypted(data, key) if key is not None else None
+        if plain is None or crc != crc16(plain):
+            hint = (
+                " (nor after decrypting its CP with the device's SM4 key)"
+                if key is not None
+                else ""
+            )
+            raise CrcMismatch(
+                f"expected CRC {crc_hex(data)}, the packet says {crc_text.decode()}{hint}"
+            )
+        data, encrypted = plain, True
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise BadField(f"expected a UTF-8 data segment: {exc}") from exc
-    return parse_data_segment(text)
+    packet = parse_data_segment(text)
+    return replace(packet, encrypted=True) if encrypted else packet
 
 
 def parse_data_segment(text: str) -> Packet:
@@ -609,11 +661,30 @@ def data_segment(packet: Packet) -> str:
 
 
 def build(packet: Packet) -> str:
-    """The whole packet: ``##``, length, data segment, CRC and ``\\r\\n``."""
+    """The whole packet: ``##``, length, data segment, CRC and ``\\r\\n`` (plain text: an
+    ``encrypted`` packet is :func:`build_bytes`'s, with its key)."""
+    if packet.encrypted:
+        raise BadField("an encrypted packet is bytes: build_bytes(packet, key)", key="CP")
     data = data_segment(packet).encode("utf-8")
     if len(data) > MAX_DATA_BYTES:
         raise TooLong(f"the data segment has {len(data)} bytes, at most {MAX_DATA_BYTES}")
     return f"##{len(data):04d}{data.decode('utf-8')}{crc_hex(data)}\r\n"
+
+
+def build_bytes(packet: Packet, key: bytes | None = None) -> bytes:
+    """The whole packet as bytes; an ``encrypted`` one with its CP encrypted with ``key``
+    (CRC first, over the plain text; ECB without padding keeps the length)."""
+    if not packet.encrypted:
+        return build(packet).encode("utf-8")
+    if key is None:
+        raise BadField("an encrypted packet needs its device's SM4 key", key="CP")
+    plain = data_segment(packet).encode("utf-8")
+    if len(plain) > MAX_DATA_BYTES:
+        raise TooLong(f"the data segment has {len(plain)} bytes, at most {MAX_DATA_BYTES}")
+    span = _cp_span(plain)
+    assert span is not None  # data_segment always writes CP=&&...&& last
+    data = plain[: span[0]] + sm4.encrypt_cp(key, plain[span[0] : span[1]]) + plain[span[1] :]
+    return b"##%04d" % len(data) + data + crc_hex(plain).encode() + b"\r\n"
 
 
 # -- replies ---------------------------------------------------------------------------------
@@ -1087,6 +1158,8 @@ def packet_to_json(packet: Packet) -> dict[str, Any]:
     doc["CP"] = _cp_json(packet.cp)
     if packet.groups:
         doc["CPGroups"] = [_cp_json(g) for g in packet.groups]
+    if packet.encrypted:
+        doc["encrypted"] = True
     return doc
 
 
@@ -1108,6 +1181,9 @@ def json_to_packet(doc: object) -> Packet:
         raise BadField(f"CP: expected an object, got {cp!r}", key="CP")
     if not isinstance(groups, list) or not all(isinstance(g, Mapping) for g in groups):
         raise BadField(f"CPGroups: expected a list of objects, got {groups!r}", key="CP")
+    encrypted = doc.get("encrypted", False)
+    if not isinstance(encrypted, bool):
+        raise BadField(f"encrypted: expected true or false, got {encrypted!r}", key="CP")
     packet = Packet(
         qn=doc.get("QN"),
         st=doc["ST"],
@@ -1120,6 +1196,7 @@ def json_to_packet(doc: object) -> Packet:
         rf=doc.get("RF"),
         cp=cp,
         groups=tuple(groups),
+        encrypted=encrypted,
     )
     said = doc.get("version")
     if said is not None and said != packet.version.value:

@@ -1,14 +1,19 @@
-"""``hj212 decode`` and ``hj212 encode``: HJ 212-2017 packets ⇄ JSON, one per line.
+"""``hj212 decode`` and ``hj212 encode``: HJ 212 packets (HJ/T 212-2005, HJ 212-2017 and
+HJ 212-2025) ⇄ JSON, one object per line.
 
-``decode`` reads one packet per line (the ``\\r\\n`` ending is optional: a line is taken as the
-packet without its line ending, plus ``\\r\\n``) and prints one JSON object per packet.
-``encode`` reads one JSON object per line and prints one packet per line, *without* its
-``\\r\\n``, so that ``hj212 encode | hj212 decode`` round-trips line by line.
+``decode`` reads a byte stream of packets, each framed by ``##`` and its length and ending in
+``\\r\\n`` (as a device sends them: an encrypted CP may hold any byte, ``\\r\\n`` included, so
+packets are cut by their length, never by line), and prints one JSON object per packet, with
+``"version"`` (``"2005"``, ``"2017"`` or ``"2025"``), ``"RF"`` when present and
+``"encrypted": true`` when its CP was SM4-encrypted (read with ``--sm4-key``).
+``encode`` reads one JSON object per line (the same keys; ``"encrypted": true`` encrypts with
+``--sm4-key``) and writes each packet with its ``\\r\\n``, so ``hj212 encode | hj212 decode``
+round-trips.
 
-A line that cannot be handled prints ``{"error": "<kind>", "detail": "..."}`` in its place;
-the other lines are still processed, and the command exits 1 at the end. The kinds are those of
-:class:`~ecowatch.ingest.hj212.Hj212Error`, plus ``bad_json`` for a line ``encode`` cannot read
-as JSON. Blank lines are skipped.
+What cannot be handled prints ``{"error": "<kind>", "detail": "..."}`` in its place; the rest
+is still processed, and the command exits 1 at the end. The kinds are those of
+:class:`~ecowatch.ingest.hj212.Hj212Error`, plus ``bad_json`` for a line ``encode`` cannot
+read as JSON. An encrypted packet without the right key is that packet's ``crc_mismatch``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,15 @@ from typing import Any, BinaryIO
 
 import click
 
-from ecowatch.ingest.hj212 import Hj212Error, build, json_to_packet, packet_to_json, parse
+from ecowatch.ingest import sm4
+from ecowatch.ingest.hj212 import (
+    Framer,
+    Hj212Error,
+    build_bytes,
+    json_to_packet,
+    packet_to_json,
+    parse,
+)
 
 
 def _lines(stream: BinaryIO) -> Iterator[bytes]:
@@ -38,29 +51,59 @@ def _error(kind: str, detail: str) -> None:
     _echo({"error": kind, "detail": detail})
 
 
+def _key(text: str | None) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        return sm4.parse_key(text)
+    except sm4.Sm4KeyError as exc:
+        raise click.BadParameter(str(exc), param_hint="--sm4-key") from None
+
+
+_KEY_OPTION = click.option(
+    "--sm4-key",
+    metavar="HEX",
+    envvar="ECOWATCH_HJ212_SM4_KEY",
+    help="The device's SM4 key, 32 hex digits (HJ 212-2025). Also ECOWATCH_HJ212_SM4_KEY, "
+    "which keeps it out of the shell's history.",
+)
+
+
 @click.group("hj212")
 def hj212() -> None:
-    """HJ 212-2017 packets ⇄ JSON lines."""
+    """HJ 212 packets (2005, 2017, 2025) ⇄ JSON lines."""
 
 
 @hj212.command()
-def decode() -> None:
-    """Packets on stdin (one per line) → JSON objects on stdout (one per line)."""
-    failed = False
-    for line in _lines(click.get_binary_stream("stdin")):
-        try:
-            _echo(packet_to_json(parse(line + b"\r\n")))
-        except Hj212Error as exc:
-            _error(exc.kind, exc.detail)
-            failed = True
+@_KEY_OPTION
+def decode(sm4_key: str | None) -> None:
+    """Packets on stdin (a byte stream) → JSON objects on stdout (one per line)."""
+    key, failed = _key(sm4_key), False
+    framer, stream = Framer(), click.get_binary_stream("stdin")
+    while chunk := stream.read(65536):
+        for item in framer.feed(chunk):
+            if isinstance(item, Hj212Error):
+                _error(item.kind, item.detail)
+                failed = True
+                continue
+            try:
+                _echo(packet_to_json(parse(item, key)))
+            except Hj212Error as exc:
+                _error(exc.kind, exc.detail)
+                failed = True
+    if framer.partial:
+        _error("truncated", f"the stream ended inside a packet: {framer.pending()[:40]!r}")
+        failed = True
     if failed:
         sys.exit(1)
 
 
 @hj212.command()
-def encode() -> None:
-    """JSON objects on stdin (one per line) → packets on stdout, one per line, without \\r\\n."""
-    failed = False
+@_KEY_OPTION
+def encode(sm4_key: str | None) -> None:
+    """JSON objects on stdin (one per line) → packets on stdout, each ending in \\r\\n."""
+    key, failed = _key(sm4_key), False
+    out = click.get_binary_stream("stdout")
     for line in _lines(click.get_binary_stream("stdin")):
         try:
             doc = json.loads(line)
@@ -69,7 +112,8 @@ def encode() -> None:
             failed = True
             continue
         try:
-            click.echo(build(json_to_packet(doc)).removesuffix("\r\n"))
+            out.write(build_bytes(json_to_packet(doc), key))
+            out.flush()
         except Hj212Error as exc:
             _error(exc.kind, exc.detail)
             failed = True

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import ecowatch.ingest.hj212 as codec
+from ecowatch.ingest import sm4
 from ecowatch.ingest.hj212 import (
     LEGACY_CODES,
     BadField,
@@ -702,15 +703,13 @@ def test_json_to_packet_refuses_bad_objects(doc: object, match: str) -> None:
 # -- CLI -----------------------------------------------------------------------------------------
 
 
-def test_cli_decode_prints_json_per_line_and_errors_in_place() -> None:
+def test_cli_decode_reads_a_stream_of_packets_and_prints_errors_in_place() -> None:
     stdin = (
-        APPENDIX_A.removesuffix(b"\r\n")
-        + b"\n\n"
+        APPENDIX_A
+        + b"\r\n"  # a stray line ending between packets is no error
         + REAL_AIR
-        + b"\n"
-        + b"not a packet\n"
+        + b"not a packet\r\n"
         + APPENDIX_A.replace(b"1C80", b"1C08")
-        + b"\n"
     )
     result = CliRunner().invoke(hj212, ["decode"], input=stdin)
     assert result.exit_code == 1
@@ -725,7 +724,7 @@ def test_cli_decode_prints_json_per_line_and_errors_in_place() -> None:
     assert len(lines) == 4
 
 
-def test_cli_decode_of_good_lines_exits_0_and_keeps_chinese() -> None:
+def test_cli_decode_of_good_packets_exits_0_and_keeps_chinese() -> None:
     packet = Packet(qn="1", st="91", cn="3020", mn=MN, flag=4, cp={"Info": "衢州站"})
     result = CliRunner().invoke(hj212, ["decode"], input=build(packet).encode())
     assert result.exit_code == 0
@@ -739,14 +738,14 @@ def test_cli_encode_then_decode_round_trips() -> None:
         packet_to_json(data_packet("2051", AIR_2051, st="22")),
         packet_to_json(_parts()[0]),
         packet_to_json(parse(APPENDIX_A)),
+        packet_to_json(parse(APPENDIX_A1_2025)),
     ]
     runner = CliRunner()
     encoded = runner.invoke(hj212, ["encode"], input="\n".join(json.dumps(d) for d in docs))
     assert encoded.exit_code == 0
-    packets = encoded.stdout.splitlines()
-    assert packets[3] == APPENDIX_A.decode().removesuffix("\r\n")
-    assert all("\r" not in line for line in packets)
-    decoded = runner.invoke(hj212, ["decode"], input=encoded.stdout)
+    packets = encoded.stdout_bytes.split(b"\r\n")
+    assert packets[3] + b"\r\n" == APPENDIX_A and packets[4] + b"\r\n" == APPENDIX_A1_2025
+    decoded = runner.invoke(hj212, ["decode"], input=encoded.stdout_bytes)
     assert decoded.exit_code == 0
     assert [json.loads(line) for line in decoded.stdout.splitlines()] == docs
 
@@ -756,11 +755,87 @@ def test_cli_encode_reports_bad_objects_and_exits_1() -> None:
     stdin = "\n".join(["{not json", '{"QN": "1"}', good, json.dumps({"QN": "1", "CP": 3})])
     result = CliRunner().invoke(hj212, ["encode"], input=stdin)
     assert result.exit_code == 1
-    lines = result.stdout.splitlines()
+    lines = result.stdout_bytes.split(b"\n")
     assert json.loads(lines[0])["error"] == "bad_json"
     assert json.loads(lines[1]) == {"error": "bad_field", "detail": "missing required key ST"}
-    assert lines[2] == APPENDIX_A.decode().removesuffix("\r\n")
+    assert lines[2] + b"\n" == APPENDIX_A
     assert json.loads(lines[3])["error"] == "bad_field"
+
+
+# -- SM4: HJ 212-2025's encrypted CP --------------------------------------------------------------
+
+KEY_A2 = b"0" * 16  # Appendix A.2's example key: 16 bytes of 0x30
+KEY_A2_HEX = KEY_A2.hex()
+
+
+def encrypted_upload() -> Packet:
+    cp = {
+        "DataTime": "20261123173000",
+        "w01018": {"Rtd": 231.5, "Flag": "N"},
+        "w00000": {"Rtd": 31.5, "Flag": "N"},
+    }
+    return replace(data_packet("2011", cp, flag=9), encrypted=True)
+
+
+def test_an_encrypted_packet_is_read_with_its_devices_key_only() -> None:
+    packet = encrypted_upload()
+    raw = codec.build_bytes(packet, KEY_A2)
+    plain = build(replace(packet, encrypted=False)).encode()
+    # ECB without padding keeps the length; the CRC is the plain text's; the CP is not.
+    assert len(raw) == len(plain) and raw[-6:] == plain[-6:] and raw != plain
+    assert b"w01018" not in raw and raw.startswith(plain[: plain.index(b"CP=&&") + 5])
+    assert parse(raw, KEY_A2) == packet
+    with pytest.raises(CrcMismatch):
+        parse(raw)  # no key
+    with pytest.raises(CrcMismatch, match="nor after decrypting"):
+        parse(raw, b"1" * 16)  # another device's key
+    # A plain packet reads the same with or without a key.
+    assert parse(plain, KEY_A2) == replace(packet, encrypted=False)
+
+
+def test_ciphertext_holding_crlf_and_ampersands_is_framed_by_its_length() -> None:
+    # Find a CP whose ciphertext holds \r\n or &&: the framer must not cut there.
+    for n in range(2000):
+        cp = {**encrypted_upload().cp, "w01018": {"Rtd": 200 + n / 10, "Flag": "N"}}
+        packet = replace(encrypted_upload(), cp=cp)
+        raw = codec.build_bytes(packet, KEY_A2)
+        cipher = raw[raw.index(b"CP=&&") + 5 : -8]
+        if b"\r\n" in cipher or b"&&" in cipher or b"##" in cipher:
+            break
+    else:
+        pytest.fail("no ciphertext with a delimiter in it among 2000 packets")
+    (frame,) = Framer().feed(raw)
+    assert frame == raw and parse(frame, KEY_A2) == packet
+
+
+def test_appendix_a2s_text_form_of_the_ciphertext_is_read_too() -> None:
+    packet = encrypted_upload()
+    raw = codec.build_bytes(packet, KEY_A2)
+    start, crc = raw.index(b"CP=&&") + 5, raw[-6:-2]
+    text_form = sm4.to_text_form(raw[start:-8]).encode()
+    data = raw[6:start] + text_form + b"&&"
+    sent = b"##%04d" % len(data) + data + crc + b"\r\n"
+    assert parse(sent, KEY_A2) == packet
+
+
+def test_cli_encrypts_and_decrypts_with_the_key_and_fails_without_it() -> None:
+    doc = packet_to_json(encrypted_upload())
+    assert doc["encrypted"] is True and doc["version"] == "2025"
+    runner = CliRunner()
+    encoded = runner.invoke(hj212, ["encode", "--sm4-key", KEY_A2_HEX], input=json.dumps(doc))
+    assert encoded.exit_code == 0
+    decoded = runner.invoke(hj212, ["decode", "--sm4-key", KEY_A2_HEX], input=encoded.stdout_bytes)
+    assert decoded.exit_code == 0 and json.loads(decoded.stdout) == doc
+    two = encoded.stdout_bytes + build(replace(encrypted_upload(), encrypted=False)).encode()
+    without = runner.invoke(hj212, ["decode"], input=two)
+    assert without.exit_code == 1  # the encrypted one is its error; the plain one decodes
+    first, second = (json.loads(line) for line in without.stdout.splitlines())
+    assert first["error"] == "crc_mismatch" and second["CN"] == "2011"
+    # Encrypting asks for a key, and a bad key is refused before anything is read.
+    no_key = runner.invoke(hj212, ["encode"], input=json.dumps(doc))
+    assert no_key.exit_code == 1 and "SM4 key" in json.loads(no_key.stdout)["detail"]
+    bad = runner.invoke(hj212, ["decode", "--sm4-key", "1234"], input=b"")
+    assert bad.exit_code == 2 and "32 hex" in bad.output
 
 
 def test_the_framer_hands_over_the_bytes_it_drops():

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # Each device's HJ 212 PW ({"<MN>": "<PW>"}), which the server checks and the simulators
     # send. The local stack generates them at <state>/mosquitto/hj212_passwords.json.
     hj212_passwords: Path | None = None
+    # Each device's SM4 key for HJ 212-2025's encrypted CP ({"<MN>": "<32 hex digits>"}), kept
+    # with its PW; a device without one sends plain text. The local stack generates them at
+    # <state>/mosquitto/hj212_sm4_keys.json.
+    hj212_sm4_keys: Path | None = None
     # Once a frame has started, the time its sender has to finish it (see ingest/hj212_server).
     hj212_frame_deadline_seconds: float = Field(default=30.0, gt=0)
 
@@ -157,6 +161,10 @@ class Settings(BaseSettings):
     @property
     def hj212_passwords_file(self) -> Path:
         return self.hj212_passwords or self.state_dir / "mosquitto" / "hj212_passwords.json"
+
+    @property
+    def hj212_sm4_keys_file(self) -> Path:
+        return self.hj212_sm4_keys or self.state_dir / "mosquitto" / "hj212_sm4_keys.json"
 
     @cached_property
     def mqtt_host(self) -> str:

@@ -56,7 +56,7 @@ from ecowatch.config.catalogue import Catalogue, DeviceEntry
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
-from ecowatch.ingest import hj212
+from ecowatch.ingest import hj212, sm4
 from ecowatch.ingest.contract import Rejection, admit
 from ecowatch.schema import DeadLetter, DeviceReading, ReadingSource, RejectReason
 
@@ -378,6 +378,33 @@ class _Connection:
     reassembler: hj212.Reassembler = field(
         default_factory=lambda: hj212.Reassembler(MAX_SPLIT_MESSAGES, MAX_SPLIT_PARTS)
     )
+
+
+class DeviceKeys:
+    """Each device's SM4 key (MN → 16 bytes) for HJ 212-2025's encrypted CP. A device without
+    one sends plain text; a packet that fails its CRC as sent is tried with its MN's key."""
+
+    def __init__(self, by_mn: Mapping[str, str]) -> None:
+        self._by_mn: dict[str, bytes] = {}
+        for mn, text in by_mn.items():
+            try:
+                self._by_mn[mn] = sm4.parse_key(text)
+            except (sm4.Sm4KeyError, AttributeError):
+                raise ValueError(f"the SM4 key of MN {mn!r}: expected 32 hex digits") from None
+
+    @classmethod
+    def load(cls, path: Path) -> DeviceKeys:
+        """From a JSON object of MN to key; no file, no keys (no device encrypts)."""
+        if not path.exists():
+            return cls({})
+        data = read_json_object(path, "a JSON object of MN to SM4 key (32 hex digits)", "")
+        try:
+            return cls(data)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+    def get(self, mn: str | None) -> bytes | None:
+        return self._by_mn.get(mn) if mn is not None else None
 
 
 class Hj212Server:

@@ -654,6 +654,17 @@ def hj212_passwords(settings: Settings, catalogue: Catalogue) -> dict[str, str]:
     return known
 
 
+def hj212_sm4_keys(settings: Settings, catalogue: Catalogue) -> dict[str, str]:
+    """MN → SM4 key (32 hex digits) for every device of the catalogue, made once, kept (0600)
+    beside its PW: HJ 212-2025 devices on the Internet encrypt their CP with it."""
+    path = settings.state_dir / "mosquitto" / "hj212_sm4_keys.json"
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    for mn in catalogue.devices:
+        known.setdefault(mn, secrets.token_hex(16))
+    write_private(path, json.dumps(known, indent=1, sort_keys=True))
+    return known
+
+
 # -- the stack ---------------------------------------------------------------------------------
 
 
@@ -674,6 +685,7 @@ class Stack:
         self.install(progress)
         private_dir(self.settings.state_dir)
         hj212_passwords(self.settings, self.mosquitto.catalogue)
+        hj212_sm4_keys(self.settings, self.mosquitto.catalogue)
         generated: dict[str, str] = {}
         for service in self.services:
             generated |= service.start(progress)

@@ -24,6 +24,7 @@ from ecowatch.ingest.hj212_server import (
     Close,
     ConnectionGate,
     ConnectionGuard,
+    DeviceKeys,
     DevicePasswords,
     Hj212Limits,
     Hj212Server,
@@ -31,7 +32,7 @@ from ecowatch.ingest.hj212_server import (
     Seen,
     packet_digest,
 )
-from ecowatch.stack.services import hj212_passwords
+from ecowatch.stack.services import hj212_passwords, hj212_sm4_keys
 
 MN, OTHER = "33082500000003", "33080200000001"
 PW, OTHER_PW = "Ab3dE6", "zz9999"
@@ -103,6 +104,27 @@ def test_the_stack_makes_a_private_password_per_device_once(
     assert len(set(first.values())) == len(first)
     assert hj212_passwords(settings, catalogue) == first  # kept, not made again
     assert DevicePasswords.load(path).check(MN, first[MN])
+
+
+def test_the_stack_makes_a_private_sm4_key_per_device_once(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    settings = Settings(state_dir=tmp_path / "state")
+    first = hj212_sm4_keys(settings, catalogue)
+    path = settings.hj212_sm4_keys_file
+    assert path == tmp_path / "state" / "mosquitto" / "hj212_sm4_keys.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert set(first) == set(catalogue.devices) and len(set(first.values())) == len(first)
+    assert hj212_sm4_keys(settings, catalogue) == first  # kept, not made again
+    assert DeviceKeys.load(path).get(MN) == bytes.fromhex(first[MN])
+
+
+def test_sm4_keys_are_optional_and_a_bad_one_names_its_file_and_device(tmp_path: Path) -> None:
+    assert DeviceKeys.load(tmp_path / "none.json").get(MN) is None  # no file: nobody encrypts
+    bad = tmp_path / "keys.json"
+    bad.write_text(json.dumps({MN: "00" * 15}))
+    with pytest.raises(ConfigError, match=rf"keys\.json: the SM4 key of MN '{MN}': expected 32"):
+        DeviceKeys.load(bad)
 
 
 # -- the replay window -------------------------------------------------------------------------

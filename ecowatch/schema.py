@@ -134,6 +134,8 @@ class Reading(BaseModel):
     meter: MeterStatus | None = None
     source: ReadingSource
     received_at: AwareDatetime
+    # Sent again by its device after an outage (HJ 212-2025 RF=1): late data, stored as such.
+    resent: bool = False
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

@@ -758,6 +758,12 @@ def _salvaged(text: str, key: str) -> str | None:
     return match.group(1) if match else None
 
 
+def sender_of(frame: bytes) -> str | None:
+    """The MN in a frame's plain header (before ``CP=&&``): whose SM4 key reads the rest."""
+    cp = frame.find(_CP_OPEN)
+    return _salvaged(frame[: cp if cp >= 0 else None].decode("utf-8", "replace"), "MN")
+
+
 def reject_answer(raw: bytes | str, error: Hj212Error) -> Packet | None:
     """9011 for a packet that did not parse, addressed with the QN, MN and PW found in its text;
     ``None`` when they cannot be found (nobody to answer)."""

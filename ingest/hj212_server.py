@@ -58,7 +58,14 @@ from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
 from ecowatch.ingest import hj212, sm4
 from ecowatch.ingest.contract import Rejection, admit
-from ecowatch.schema import DeadLetter, DeviceReading, ReadingSource, RejectReason
+from ecowatch.schema import (
+    DeadLetter,
+    DeviceReading,
+    DeviceState,
+    DeviceStatus,
+    ReadingSource,
+    RejectReason,
+)
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +353,10 @@ class Hj212Stats:
     packets: int = 0
     bridged: int = 0
     answered: int = 0
-    ignored: int = 0  # valid packets that carry no readings (CN 1062, heartbeats, ...)
+    ignored: int = 0  # valid packets that carry no readings (CN 1062, ...)
+    heartbeats: int = 0  # CN 9015 (HJ 212-2025): the device is there, said to the worker
+    resent: int = 0  # uploads marked RF=1, stored as resent (late) readings
+    encrypted: int = 0  # packets whose CP came SM4-encrypted, read with the device's key
     duplicates: int = 0  # packets already stored, answered again and not stored twice
     refused_connections: int = 0  # over a connection cap, closed at once
     closed: Counter[str] = field(default_factory=Counter)  # closed by us, by why
@@ -360,6 +370,9 @@ class Hj212Stats:
             "bridged": self.bridged,
             "answered": self.answered,
             "ignored": self.ignored,
+            "heartbeats": self.heartbeats,
+            "resent": self.resent,
+            "encrypted": self.encrypted,
             "duplicates": self.duplicates,
             "refused_connections": self.refused_connections,
             "closed_by_reason": dict(sorted(self.closed.items())),
@@ -415,16 +428,21 @@ class Hj212Server:
         catalogue: Catalogue,
         clock: Clock,
         passwords: DevicePasswords | None = None,
+        keys: DeviceKeys | None = None,
         limits: Hj212Limits | None = None,
         tz: str = hj212.DEFAULT_TZ,
     ) -> None:
-        """``passwords``: by default, the file the settings name (the local stack's)."""
+        """``passwords`` and ``keys``: by default, the files the settings name (the local
+        stack's)."""
         self._producer = producer
         self._catalogue = catalogue
         self._clock = clock
         if passwords is None:
             passwords = DevicePasswords.load(load_settings().hj212_passwords_file)
         self._passwords = passwords
+        if keys is None:
+            keys = DeviceKeys.load(load_settings().hj212_sm4_keys_file)
+        self._keys = keys
         self.limits = limits or Hj212Limits()
         self._tz = tz
         self._gate = ConnectionGate(self.limits.per_peer, self.limits.connections)
@@ -451,6 +469,7 @@ class Hj212Server:
             catalogue=catalogue,
             clock=clock,
             passwords=DevicePasswords.load(settings.hj212_passwords_file),
+            keys=DeviceKeys.load(settings.hj212_sm4_keys_file),
             limits=Hj212Limits(frame_deadline_seconds=settings.hj212_frame_deadline_seconds),
         )
 
@@ -623,10 +642,13 @@ class Hj212Server:
             return
         self.stats.packets += 1
         try:
-            packet = hj212.parse(frame)
+            # The header is plain text: its MN says whose key reads an encrypted CP.
+            packet = hj212.parse(frame, self._keys.get(hj212.sender_of(frame)))
         except hj212.Hj212Error as error:
             await self._reject(conn, frame, error, hj212.reject_answer(frame, error))
             return
+        if packet.encrypted:
+            self.stats.encrypted += 1
         entry = self._catalogue.device(packet.mn)
         if entry is None:
             letter = RejectReason.UNKNOWN_DEVICE, f"MN '{packet.mn}' is not in the catalogue"
@@ -657,6 +679,9 @@ class Hj212Server:
                     self._answer(conn, hj212.data_answer(packet))
                 return
             packet = whole
+        if packet.cn == hj212.CN_HEARTBEAT:
+            await self._heartbeat(conn, packet, entry)
+            return
         if packet.cn not in DATA_COMMANDS:
             self.stats.ignored += 1
             conn.guard.accepted()
@@ -670,6 +695,23 @@ class Hj212Server:
             await self._reject(conn, frame, error, answer)
             return
         await self._store(conn, frame, packet, entry, device_reading)
+
+    async def _heartbeat(self, conn: _Connection, packet: hj212.Packet, entry: DeviceEntry) -> None:
+        """CN 9015: the device is there. Said to the worker as the device's status (online, at
+        the server's clock), which keeps it from being judged offline; not a reading."""
+        status = DeviceStatus(
+            site=entry.site.id,
+            device=entry.device.id,
+            state=DeviceState.ONLINE,
+            at=self._clock.now(),
+        )
+        await self._producer.send_and_wait(
+            topics.STATUS, status.to_json(), key=status.site.encode()
+        )
+        self.stats.heartbeats += 1
+        conn.guard.accepted()
+        if packet.wants_answer:
+            self._answer(conn, hj212.request_answer(packet))
 
     async def _store(
         self,
@@ -715,6 +757,9 @@ class Hj212Server:
             answer = hj212.request_answer(packet, hj212.QnRtn.REJECTED)
             await self._reject(conn, frame, (reading.reason, reading.detail), answer)
             return
+        if packet.resent:
+            reading = reading.model_copy(update={"resent": True})
+            self.stats.resent += 1
         # Taken before the send, so that a copy arriving meanwhile is a duplicate; given back
         # if Kafka does not take it, so that the device's resend is stored.
         self._replays.remember(packet.mn, packet.cn, qn, digest, now)

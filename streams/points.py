@@ -30,8 +30,10 @@ def _site_device(name: str, reading: Reading) -> str:
 def reading_lines(reading: Reading) -> list[str]:
     ms = epoch_ms(reading.ts)
     head = f"{_site_device(MEASUREMENT, reading)},model={tag_value(reading.model)},pollutant="
+    # A resent reading (HJ 212-2025 RF=1) says so in a field of its own: late data, on record.
+    late = ",resent=true" if reading.resent else ""
     return [
-        f"{head}{tag_value(code)} value={float_field(m.value)},flag={_FLAGS[m.flag]} {ms}"
+        f"{head}{tag_value(code)} value={float_field(m.value)},flag={_FLAGS[m.flag]}{late} {ms}"
         for code, m in reading.values.items()
     ]
 

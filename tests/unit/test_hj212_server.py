@@ -308,6 +308,7 @@ def run(
         # The packets' DataTime (2026-11-23 17:30 China time), a minute on: inside the window.
         clock=ManualClock(datetime(2026, 11, 23, 9, 31, tzinfo=UTC)),
         passwords=DevicePasswords({MN: PW, OTHER: OTHER_PW}),
+        keys=DeviceKeys({}),
         limits=limits,
     )
 
@@ -425,6 +426,69 @@ def test_2005_2017_and_2025_devices_are_each_answered_in_their_own_version(
     server = run(catalogue, scenario, producer)
     assert (server.stats.bridged, server.stats.duplicates) == (3, 1)  # the 2005 resend: once
     assert producer.letters == []
+
+
+def test_a_2025_device_encrypts_resends_and_beats_and_each_is_taken_as_such(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer()
+    key = b"k" * 16
+    encrypted = replace(upload(qn="20261123173000001", flag=9), encrypted=True)
+    resend = replace(upload(qn="20261123173000002", cod=51.0, flag=9), rf=1)
+    beat = hj212.Packet(qn="20261123173000003", st="32", cn="9015", pw=PW, mn=MN, flag=9)
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(hj212.build_bytes(encrypted, key) + wire(resend) + wire(beat))
+        got = await answers(reader, 3)
+        assert [(a.cn, a.flag) for a in got] == [("9014", 8), ("9014", 8), ("9011", 8)]
+        writer.close()
+        await settled(server)
+
+    server = Hj212Server(
+        producer=producer,  # type: ignore[arg-type]
+        catalogue=catalogue,
+        clock=ManualClock(datetime(2026, 11, 23, 9, 31, tzinfo=UTC)),
+        passwords=DevicePasswords({MN: PW}),
+        keys=DeviceKeys({MN: key.hex()}),
+    )
+
+    async def main() -> None:
+        listening = await server.serve("127.0.0.1", 0)
+        port = listening.sockets[0].getsockname()[1]
+        async with listening:
+            await scenario(server, lambda: asyncio.open_connection("127.0.0.1", port))
+
+    asyncio.run(main())
+    readings = [r for r in producer.readings if r["schema"] == "ecowatch.reading/1"]
+    statuses = [r for r in producer.readings if r["schema"] == "ecowatch.device_status/1"]
+    assert [(r["values"]["w01018"]["value"], r["resent"]) for r in readings] == [
+        (42.5, False),
+        (51.0, True),  # RF=1: stored, marked as resent
+    ]
+    assert [(s["device"], s["state"]) for s in statuses] == [(MN, "online")]  # not a reading
+    stats = server.stats.as_dict()
+    assert (stats["encrypted"], stats["resent"], stats["heartbeats"]) == (1, 1, 1)
+    assert producer.letters == []
+
+
+def test_an_encrypted_packet_from_a_device_without_its_key_is_a_crc_error(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer()
+    encrypted = replace(upload(flag=9), encrypted=True)
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(hj212.build_bytes(encrypted, b"k" * 16))
+        (answer,) = await answers(reader, 1)
+        assert (answer.cn, answer.cp, answer.flag) == ("9011", {"QnRtn": 9}, 8)
+        writer.close()
+        await settled(server)
+
+    run(catalogue, scenario, producer)  # run() gives the server no keys
+    assert producer.readings == []
+    assert [d["reason"] for d in producer.letters] == ["crc_mismatch"]
 
 
 def test_a_failure_of_ours_is_the_packets_dead_letter_and_its_resend_is_stored(

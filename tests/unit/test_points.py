@@ -49,6 +49,15 @@ def test_one_point_per_pollutant_with_value_and_flag():
     ]
 
 
+def test_a_resent_reading_says_so_in_each_point():
+    ts = datetime(2026, 11, 23, 17, 30, tzinfo=CST)
+    lines = reading_lines(make(ts).model_copy(update={"resent": True}))
+    assert [line.split(" ")[1] for line in lines] == [
+        'value=42.5,flag="N",resent=true',
+        'value=7.0,flag="C",resent=true',
+    ]
+
+
 def test_epoch_ms_is_exact_and_offset_independent():
     local = datetime(2026, 11, 23, 17, 30, tzinfo=CST)
     assert epoch_ms(local) == epoch_ms(local.astimezone(UTC)) == 1795426200000

@@ -687,6 +687,59 @@ def build_bytes(packet: Packet, key: bytes | None = None) -> bytes:
     return b"##%04d" % len(data) + data + crc_hex(plain).encode() + b"\r\n"
 
 
+def build_parts(packet: Packet, key: bytes | None = None) -> list[bytes]:
+    """The packet as the wire must carry it: whole when its CP has at most
+    :data:`MAX_CP_CHARS` characters and its data segment :data:`MAX_DATA_BYTES` bytes, else
+    split (HJ 212-2025 §6.3): parts numbered PNUM/PNO with Flag's bit D, each with the plain
+    fields (DataTime, ...) and as many whole pollutants and instrument groups as fit, in
+    order, so that :func:`merge_parts` gives the packet back."""
+    try:
+        return [build_bytes(packet, key)]
+    except TooLong:
+        pass  # split below
+    if packet.flag is None:
+        raise TooLong("a packet without Flag cannot be split (no bit D): it is too long")
+    fields = packet.fields
+    items: list[tuple[str, Pollutant] | Cp] = [*packet.pollutants.items(), *packet.groups]
+    parts: list[tuple[Cp, list[Cp]]] = []
+    cp, groups = dict(fields), list[Cp]()
+    for item in items:
+        trial = _with(cp, groups, item)
+        if _fits(packet, *trial):
+            cp, groups = trial
+            continue
+        if cp == fields and not groups:
+            raise TooLong("one pollutant or instrument group alone is longer than a packet")
+        parts.append((cp, groups))
+        cp, groups = _with(dict(fields), [], item)
+        if not _fits(packet, cp, groups):
+            raise TooLong("one pollutant or instrument group alone is longer than a packet")
+    parts.append((cp, groups))
+    flag = packet.flag | FLAG_SPLIT
+    return [
+        build_bytes(
+            replace(packet, cp=cp, groups=tuple(groups), flag=flag, pnum=len(parts), pno=n),
+            key,
+        )
+        for n, (cp, groups) in enumerate(parts, 1)
+    ]
+
+
+def _with(cp: Cp, groups: list[Cp], item: tuple[str, Pollutant] | Cp) -> tuple[Cp, list[Cp]]:
+    if isinstance(item, tuple):  # a pollutant: (code, its suffixes)
+        return {**cp, item[0]: item[1]}, groups
+    return cp, [*groups, item]  # an instrument group
+
+
+def _fits(packet: Packet, cp: Cp, groups: list[Cp]) -> bool:
+    """Whether a part with this CP fits (PNUM/PNO counted at their widest, 4 digits)."""
+    part = replace(packet, cp=cp, groups=tuple(groups), pnum=9999, pno=9999, encrypted=False)
+    try:
+        return len(data_segment(part).encode("utf-8")) <= MAX_DATA_BYTES
+    except TooLong:
+        return False
+
+
 # -- replies ---------------------------------------------------------------------------------
 
 
@@ -913,6 +966,7 @@ def merge_parts(parts: Iterable[Packet]) -> Packet:
         rf=first.rf,
         cp=cp,
         groups=tuple(g for part in ordered for g in part.groups),
+        encrypted=any(part.encrypted for part in ordered),
     )
 
 

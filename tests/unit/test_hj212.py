@@ -1008,3 +1008,28 @@ def test_json_whose_version_contradicts_its_flag_is_refused() -> None:
     doc["version"] = "2025"
     with pytest.raises(BadField, match="does not match Flag=5"):
         json_to_packet(doc)
+
+
+def test_a_packet_too_long_for_the_wire_is_split_into_parts_that_merge_back() -> None:
+    # 2025: CP at most 950 characters, the data segment at most 1024 bytes; longer is split.
+    cp: dict = {"DataTime": "20261123173000"}
+    cp |= {f"w{n:05d}": {"Rtd": 100 + n / 4, "Flag": "N"} for n in range(1, 61)}
+    packet = data_packet("2011", cp, flag=9)
+    with pytest.raises(TooLong):
+        build(packet)
+    for key in (None, KEY_A2):
+        whole = packet if key is None else replace(packet, encrypted=True)
+        wire = codec.build_parts(whole, key)
+        parts = [parse(raw, key) for raw in wire]
+        assert len(parts) > 1 and [p.pno for p in parts] == list(range(1, len(parts) + 1))
+        assert all(p.pnum == len(parts) and is_split(p.flag) for p in parts)
+        assert all(len(raw) - 12 <= codec.MAX_DATA_BYTES for raw in wire)
+        assert all(p.cp["DataTime"] == "20261123173000" for p in parts)
+        reassembler = Reassembler()
+        merged = [m for p in reversed(parts) if (m := reassembler.add(p)) is not None]
+        assert merged == [whole]  # bit D cleared, no PNUM/PNO: the packet as it was
+
+
+def test_a_packet_that_fits_is_one_part() -> None:
+    packet = data_packet("2011", WATER_2011, flag=9)
+    assert codec.build_parts(packet) == [build(packet).encode()]

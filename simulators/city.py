@@ -11,9 +11,11 @@ from ecowatch.clock import AcceleratedClock, Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, DeviceModel, SiteKind
 from ecowatch.config.settings import Settings, load_device_credentials
 from ecowatch.errors import ConfigError
+from ecowatch.ingest import hj212
 from ecowatch.simulators.fleet import (
     Fleet,
     FleetStats,
+    Hj212Dialect,
     Hj212Link,
     Link,
     MqttLink,
@@ -24,6 +26,11 @@ from ecowatch.simulators.scenarios import load_scenario
 
 # HJ 212 system codes (ST) by device model: 32 water pollution source, 22 air quality.
 _ST = {DeviceModel.OUTFALL_MONITOR: "32", DeviceModel.AIR_STATION: "22"}
+
+Hj212Versions = Literal["2005", "2017", "2025", "mixed"]
+# "mixed": the fleet's devices take these in turn, by their index, as a real city's mix of
+# old and new loggers reaches one platform.
+MIXED_VERSIONS = (hj212.Version.V2005, hj212.Version.V2017, hj212.Version.V2025)
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,8 @@ class FleetPlan:
     duration: float = 0.0  # real seconds; 0 runs until stopped
     seed: int = 1
     transport: Literal["mqtt", "hj212"] = "mqtt"
+    hj212_version: Hj212Versions = "2017"  # which HJ 212 the monitors speak (see MIXED_VERSIONS)
+    sm4: bool = True  # a 2025 monitor encrypts its data CP with its own SM4 key, if it has one
     garble_every: int = 0  # one monitor on a flaky link breaks every Nth message
     scenario: str | None = None
 
@@ -91,6 +100,13 @@ def choose_devices(
     return chosen
 
 
+def hj212_version(plan: FleetPlan, index: int) -> hj212.Version:
+    """The HJ 212 version the fleet's ``index``-th device speaks."""
+    if plan.hj212_version == "mixed":
+        return MIXED_VERSIONS[index % len(MIXED_VERSIONS)]
+    return hj212.Version(plan.hj212_version)
+
+
 def build_fleet(
     settings: Settings, catalogue: Catalogue, plan: FleetPlan, clock: Clock | None = None
 ) -> Fleet:
@@ -107,11 +123,13 @@ def build_fleet(
         e.device.model is DeviceModel.DISCHARGE_METER for e in entries
     )
     credentials = load_device_credentials(settings.device_credentials_file) if needs_mqtt else {}
-    hj212_passwords = None
+    hj212_passwords = hj212_keys = None
     if plan.transport == "hj212":
-        from ecowatch.ingest.hj212_server import DevicePasswords
+        from ecowatch.ingest.hj212_server import DeviceKeys, DevicePasswords
 
         hj212_passwords = DevicePasswords.load(settings.hj212_passwords_file)
+        if plan.sm4 and plan.hj212_version in ("2025", "mixed"):
+            hj212_keys = DeviceKeys.load(settings.hj212_sm4_keys_file)  # no file: no keys
     stats = FleetStats()
     fleet = Fleet([], clock, plan.interval, stats, speed=plan.speed)
     for i, entry in enumerate(entries):
@@ -126,8 +144,19 @@ def build_fleet(
                 raise ConfigError(
                     f"{settings.hj212_passwords_file}: no HJ 212 PW for device '{device}'"
                 )
+            version = hj212_version(plan, i)
+            # Only a 2025 device encrypts, with the key the platform keeps for it (the same
+            # file); one without a key sends plain text, which the platform reads as it is.
+            key = hj212_keys.get(device) if hj212_keys is not None else None
+            dialect = Hj212Dialect(version, key if version is hj212.Version.V2025 else None)
             link = Hj212Link(
-                device, st, settings.hj212_host, settings.hj212_port, stats, password=pw
+                device,
+                st,
+                settings.hj212_host,
+                settings.hj212_port,
+                stats,
+                password=pw,
+                dialect=dialect,
             )
         else:
             if device not in credentials:

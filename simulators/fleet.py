@@ -2,10 +2,12 @@
 
 A :class:`SimulatedDevice` is a pure model plus a link. The link is MQTT (the device's own
 client id, user and password; ``online`` on its retained status topic, ``offline`` as its last
-will) or HJ 212 over TCP (CN 2011 uploads with Flag=5, counted when the platform answers
-9014). A model that falls silent (offline) drops its link without a goodbye, so the platform
-hears the last will; when it comes back it reconnects. Discharge meters listen on their
-command topic and obey valve commands, then report their new state at once.
+will) or HJ 212 over TCP (CN 2011 uploads in the device's :class:`Hj212Dialect`: HJ/T 212-2005,
+HJ 212-2017 or HJ 212-2025, the last with its CP SM4-encrypted when the device has a key;
+counted when the platform answers 9014). A model that falls silent (offline) drops its link
+without a goodbye, so the platform hears the last will; when it comes back it reconnects (and
+an HJ 212-2025 device resends what it measured meanwhile, marked RF=1). Discharge meters
+listen on their command topic and obey valve commands, then report their new state at once.
 
 ``published`` counts what the platform acknowledged (PUBACK or 9014), not what was sent.
 """
@@ -16,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -37,6 +39,7 @@ from ecowatch.simulators.models import (
     BaseMonitor,
     DischargeMeter,
     Effluent,
+    Mode,
     OutfallMonitor,
 )
 from ecowatch.simulators.scenarios import ScenarioRun
@@ -73,6 +76,8 @@ class FleetStats:
     published: int = 0  # acknowledged by the platform (PUBACK, or a 9014 answer)
     garbled: int = 0  # deliberately broken payloads (a flaky link, for the demo)
     silent: int = 0  # readings a device did not send because it was offline
+    resent: int = 0  # of those, kept by an HJ 212-2025 device and sent later with RF=1
+    overflow: int = 0  # kept readings dropped, oldest first, from a device's full store
     reconnects: int = 0
     commands: Counter[str] = field(default_factory=Counter)  # obeyed / repeated / refused
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -87,6 +92,8 @@ class FleetStats:
             "published": self.published,
             "garbled": self.garbled,
             "silent": self.silent,
+            "resent": self.resent,
+            "overflow": self.overflow,
             "reconnects": self.reconnects,
             "commands": dict(self.commands),
         }
@@ -235,19 +242,89 @@ class MqttLink:
             self._forget()
 
 
+@dataclass(frozen=True)
+class Hj212Dialect:
+    """How one device speaks HJ 212: its protocol version and, for 2025, its SM4 key.
+
+    - 2005 (HJ/T 212-2005): by default no QN and no Flag, as fielded 2005 loggers upload data;
+      such a device asks for no answer. ``answers=True`` makes it send Flag=1 and a QN.
+    - 2017: Flag=5 (version 1, answer wanted), as this simulator always spoke.
+    - 2025: Flag=9 (version 2, answer wanted); with ``key``, the CP of its data uploads is
+      SM4-encrypted (HJ 212-2025 §6.4: a device on the Internet encrypts CNs 2000-2999), and it
+      resends what it could not send, marked RF=1.
+
+    Pollutant codes and DataTime (14 digits) are the 2017 ones in every version: the platform
+    maps a 2005 device's old codes anyway, so the simulator need not speak them.
+    """
+
+    version: hj212.Version = hj212.Version.V2017
+    key: bytes | None = None  # used by a 2025 device only; the others have no encryption
+    answers: bool | None = None  # wants 9014 answers; None: the version's habit (not 2005)
+
+    @property
+    def wants_answers(self) -> bool:
+        return self.version is not hj212.Version.V2005 if self.answers is None else self.answers
+
+    @property
+    def flag(self) -> int | None:
+        answer = hj212.FLAG_ANSWER if self.wants_answers else 0
+        if self.version is hj212.Version.V2005:
+            return answer or None  # no version bits; no Flag at all unless it wants answers
+        return hj212.reply_flag(self.version) | answer  # reply_flag: the version's bits
+
+    @property
+    def has_qn(self) -> bool:
+        # A 2005 upload without an answer needs no QN (nothing to match an answer to); the
+        # platform names it by its DataTime. From 2017 on, QN is required.
+        return self.version is not hj212.Version.V2005 or self.wants_answers
+
+    @property
+    def encrypts(self) -> bool:
+        return self.version is hj212.Version.V2025 and self.key is not None
+
+    @property
+    def resends(self) -> bool:
+        # RF (补传) is a 2025 field; 2005 and 2017 devices lose what they could not send, as
+        # this simulator's devices always did.
+        return self.version is hj212.Version.V2025
+
+
+# What a 2025 device keeps to resend after an outage: its store is finite, so a long outage
+# loses the oldest readings first (counted in FleetStats.overflow). 1,000 is over 16 hours of
+# one-minute readings.
+KEEP_AT_MOST = 1000
+
+
 class Hj212Link:
-    """A real monitor's way: HJ 212-2017 over TCP, one connection per device, each packet with
-    the device's own PW (the platform refuses any other)."""
+    """A real monitor's way: HJ 212 over TCP, one connection per device, each packet with the
+    device's own PW (the platform refuses any other), in the device's :class:`Hj212Dialect`."""
 
     def __init__(
-        self, device: str, st: str, host: str, port: int, stats: FleetStats, *, password: str
+        self,
+        device: str,
+        st: str,
+        host: str,
+        port: int,
+        stats: FleetStats,
+        *,
+        password: str,
+        dialect: Hj212Dialect | None = None,
+        keep_at_most: int = KEEP_AT_MOST,
     ) -> None:
         self.device, self._st = device, st
         self._password = password
+        self.dialect = dialect or Hj212Dialect()
         self._host, self._port = host, port
         self._stats = stats
         self._writer: asyncio.StreamWriter | None = None
         self._answers: asyncio.Task[None] | None = None
+        self._kept: deque[DeviceReading] = deque()  # oldest first; 2025 only
+        self._keep_at_most = keep_at_most
+
+    @property
+    def kept(self) -> int:
+        """Readings waiting to be resent."""
+        return len(self._kept)
 
     async def open(self) -> None:
         try:
@@ -264,32 +341,56 @@ class Hj212Link:
             for frame in framer.feed(data):
                 if isinstance(frame, bytes):
                     with contextlib.suppress(hj212.Hj212Error):
-                        if hj212.parse(frame).cn == "9014":
+                        if hj212.parse(frame).cn == hj212.CN_DATA_ANSWER:
                             self._stats.acked()
 
-    def packet(self, reading: DeviceReading) -> str:
+    def packet(self, reading: DeviceReading, *, resent: bool = False) -> bytes:
+        """The CN 2011 upload of ``reading``, as this device writes it (encrypted or not)."""
         local = reading.ts.astimezone(CHINA)
         cp: dict[str, object] = {"DataTime": local.strftime("%Y%m%d%H%M%S")}
         for code, m in reading.values.items():
             cp[code] = {"Rtd": m.value, "Flag": m.flag.value}
-        return hj212.build(
-            hj212.Packet(
-                qn=local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}",
-                st=self._st,
-                cn="2011",
-                pw=self._password,
-                mn=self.device,
-                flag=5,
-                cp=cp,
-            )
+        dialect = self.dialect
+        # QN: the reading's time to the millisecond (17 digits). A kept reading was never
+        # sent, so its resend never reuses a QN the platform has seen.
+        qn = local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}"
+        packet = hj212.Packet(
+            qn=qn if dialect.has_qn else None,
+            st=self._st,
+            cn="2011",
+            pw=self._password,
+            mn=self.device,
+            flag=dialect.flag,
+            rf=1 if resent else None,
+            cp=cp,
+            encrypted=dialect.encrypts,
         )
+        return hj212.build_bytes(packet, dialect.key)
 
     def send(self, reading: DeviceReading, garble: bool) -> None:
+        """The live reading, then whatever was kept through an outage (HJ 212-2025 §8.1.2: new
+        data first while resending)."""
+        self._write(self.packet(reading), garble)
+        while self._kept:
+            self._write(self.packet(self._kept.popleft(), resent=True), garble=False)
+            self._stats.resent += 1
+
+    def _write(self, data: bytes, garble: bool) -> None:
         assert self._writer is not None
-        data = self.packet(reading).encode()
         if garble:
             data = data[:-8] + b"\r\n"  # a byte lost on the line: the CRC no longer fits
         self._writer.write(data)
+        if not self.dialect.wants_answers and not garble:
+            # No 9014 will come (a 2005 device without Flag asks for none): written is all it
+            # can know, so it counts as acknowledged here, or `published` would never catch up.
+            self._stats.acked()
+
+    def keep(self, reading: DeviceReading) -> None:
+        """A reading made while off the network, for the next connection to resend."""
+        if len(self._kept) >= self._keep_at_most:
+            self._kept.popleft()
+            self._stats.overflow += 1
+        self._kept.append(reading)
 
     def drop(self) -> None:
         if self._writer is not None:
@@ -318,13 +419,21 @@ class SimulatedDevice:
         self._sent = 0
         self.online = False
 
+    @property
+    def _keeper(self) -> Hj212Link | None:
+        """The link that keeps readings through an outage to resend them (HJ 212-2025)."""
+        link = self.link
+        return link if isinstance(link, Hj212Link) and link.dialect.resends else None
+
     async def tick(self, now: datetime) -> None:
+        keeper = self._keeper
+        if keeper is not None and Mode.OFFLINE in self.model.conditions.modes:
+            keeper.keep(self._measured_off_network(now))
+            self._off_network()
+            return
         reading = self.model.reading(now)
         if reading is None:
-            self._stats.silent += 1
-            if self.online:
-                self.link.drop()
-                self.online = False
+            self._off_network()
             return
         if not self.online:
             if self._sent:  # back from an outage
@@ -336,6 +445,29 @@ class SimulatedDevice:
         self._stats.garbled += garble
         self._stats.sent += 1
         self.link.send(reading, garble)
+
+    def _off_network(self) -> None:
+        self._stats.silent += 1
+        if self.online:
+            self.link.drop()
+            self.online = False
+
+    def _measured_off_network(self, now: datetime) -> DeviceReading:
+        """The reading a monitor makes while it cannot reach the platform.
+
+        The model's OFFLINE mode is 掉线, the network gone, not the power: the model keeps
+        measuring through it (the drift walks, a meter's totaliser runs) and only publishes
+        nothing. So does a real data logger, which stores its records and, under HJ 212-2025,
+        resends them marked RF=1 once connected. The model is asked for that reading as if the
+        network were up (its seq then numbers it, as the reading is published, only later)."""
+        conditions = self.model.conditions
+        self.model.conditions = conditions.with_mode(Mode.OFFLINE, on=False)
+        try:
+            reading = self.model.reading(now)
+        finally:
+            self.model.conditions = conditions
+        assert reading is not None  # only OFFLINE makes a model silent
+        return reading
 
     def close(self) -> None:
         if self.online:
@@ -423,7 +555,8 @@ class Fleet:
         """Give the last acknowledgements a moment, so the counts describe the whole run.
         (A garbled HJ 212 packet is answered 9011, never 9014: it is not waited for.)"""
         deadline = asyncio.get_running_loop().time() + timeout
-        while self.stats.published + self.stats.garbled < self.stats.sent:
+        stats = self.stats
+        while stats.published + stats.garbled < stats.sent + stats.resent:
             if asyncio.get_running_loop().time() > deadline:
                 return
             await asyncio.sleep(0.05)

@@ -115,7 +115,8 @@ async def _run_fleet(fleet: Fleet, stop: asyncio.Event, report_every: float = 5.
         click.echo(
             f"{time.strftime('%H:%M:%S')}  sim {sim:%m-%d %H:%M}"
             f"  sent {stats.sent}  acknowledged {stats.published}  silent {stats.silent}"
-            f"  garbled {stats.garbled}  commands {dict(stats.commands) or 0}"
+            f"  resent {stats.resent}  garbled {stats.garbled}"
+            f"  commands {dict(stats.commands) or 0}"
         )
     task.result()
 
@@ -132,10 +133,31 @@ async def _run_fleet(fleet: Fleet, stop: asyncio.Event, report_every: float = 5.
         "garble_every": 0,
     }
 )
+# Only here, not in fleet_options: `demo` keeps its devices on HJ 212-2017.
+@click.option(
+    "--hj212-version",
+    type=click.Choice(["2005", "2017", "2025", "mixed"]),
+    default="2017",
+    show_default=True,
+    help="With --transport hj212: the protocol the monitors speak. 2005: no QN and no Flag, "
+    "so no answers; 2017: Flag=5; 2025: Flag=9, and what a monitor measured while off the "
+    "network is resent after it, marked RF=1. mixed: 2005, 2017 and 2025 in turn, by the "
+    "device's index.",
+)
+@click.option(
+    "--sm4/--no-sm4",
+    default=True,
+    show_default=True,
+    help="HJ 212-2025 monitors encrypt their data CP with their own SM4 key (the file "
+    "ECOWATCH_HJ212_SM4_KEYS names; `ecowatch stack up` makes one per device); a monitor "
+    "without a key sends plain text. --no-sm4: every 2025 monitor sends plain text.",
+)
 def simulate(**options: object) -> None:
     """Run simulated monitors: outfalls, air stations and discharge meters of the catalogue."""
     from ecowatch.simulators.city import build_fleet
 
+    if options["hj212_version"] != "2017" and options["transport"] != "hj212":
+        raise click.UsageError("--hj212-version needs --transport hj212")
     settings, catalogue = settings_and_catalogue()
     plan = fleet_plan(**options)
     fleet = build_fleet(settings, catalogue, plan)
@@ -147,8 +169,13 @@ def simulate(**options: object) -> None:
             asyncio.get_running_loop().call_later(plan.duration, stop.set)
         await _run_fleet(fleet, stop)
 
+    over = plan.transport
+    if plan.transport == "hj212":
+        over += f" {plan.hj212_version}"
+        if plan.hj212_version in ("2025", "mixed"):
+            over += " (2025 with SM4 where a device has a key)" if plan.sm4 else " (2025 plain)"
     click.echo(
-        f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
+        f"{len(fleet.devices)} devices over {over}, a reading every "
         f"{plan.interval:g} simulated s, {plan.speed:g}x"
     )
     asyncio.run(main())

@@ -400,6 +400,9 @@ class Finding(BaseModel):
     window_end: AwareDatetime | None = None
     flags: dict[str, int] = Field(default_factory=dict)  # data flags counted in the window
     detail: str = ""  # one line for a phone: "COD hourly mean 81.5 mg/L, 1.63× the limit"
+    # Found in data older than its device's newest (a resend after an outage, HJ 212 RF=1):
+    # evidence of what was, judged on its own; it does not change the site's current verdicts.
+    late: bool = False
 
     @property
     def case_key(self) -> str:

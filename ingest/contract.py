@@ -227,6 +227,19 @@ class ReadingLedger(BaseModel):
         """The index of the run that would hold ``ms`` (the last starting at or before it)."""
         return bisect_right(self.runs, (ms, 1 << 62, 0)) - 1
 
+    def newest(self) -> int | None:
+        """The newest time taken (ms): runs are kept in time order, late ones inserted."""
+        if not self.runs:
+            return None
+        first, step, count = self.runs[-1]
+        return first + step * (count - 1)
+
+    def is_late(self, ts: datetime) -> bool:
+        """Whether a reading at ``ts`` is older than the newest one taken (a resend, or data
+        that arrived out of order)."""
+        newest = self.newest()
+        return newest is not None and _ms(ts) < newest
+
     def has(self, ms: int) -> bool:
         i = self._run_of(ms)
         if i < 0:

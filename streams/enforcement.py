@@ -113,6 +113,8 @@ def finding_line(f: Finding) -> str:
     fields = [("active", bool_field(f.active))]
     if f.value is not None:
         fields.append(("value", float_field(f.value)))
+    if f.late:
+        fields.append(("late", bool_field(True)))
     fields.append(("detail", string_field(f.detail)))
     tag_pairs = (
         ("site", f.site),
@@ -544,6 +546,15 @@ class Enforcement:
         judged = self.judge.judge_in_place(working, event, taken=True)
         if isinstance(event, Reading):
             self.counts["judged_readings"] += 1
+        if judged.late:
+            # Older than its device's newest: its exceedances are evidence on record (the
+            # findings topic, InfluxDB), found late. The cases follow the site's present data;
+            # opening a case from late evidence is not done yet (issue 12).
+            self.counts["late_readings"] += 1
+            self.counts["late_findings"] += len(judged.findings)
+            if judged.findings:
+                await self._publish(Outcome(), judged.findings, batch)
+            return
         # Most readings change no case: then the cases table is neither read nor written.
         # Timers fall due on ticks (every ECOWATCH_TICK_SECONDS), not on every reading.
         if judged.findings or isinstance(event, SiteTick):

@@ -33,7 +33,7 @@ from ecowatch.streams.rules.base import (
     Track,
 )
 from ecowatch.streams.rules.flags import flagged_too_long, missing_pollutant
-from ecowatch.streams.rules.limits import over_limit
+from ecowatch.streams.rules.limits import late_over_limit, over_limit
 from ecowatch.streams.rules.offline import offline
 from ecowatch.streams.rules.quota import meter_mismatch, quota, valve
 from ecowatch.streams.rules.verdict import Valve, ValveOrder
@@ -48,6 +48,9 @@ class Judged:
     # The reading was a repeat of one already taken: not judged (nor to be stored).
     repeat: Repeat | None = None
     meter: MeterStatus | None = None  # the meter's account as the platform keeps it
+    # Older than its device's newest reading: judged on its own (late_over_limit), the
+    # site's state unchanged but for the reading's place in the one-per-time ledger.
+    late: bool = False
 
 
 RULES: tuple[DetectionRule, ...] = (
@@ -112,6 +115,12 @@ class SiteJudge:
                 repeat = self.take(state, event)
                 if repeat is not None:
                     return Judged(state, [], [], repeat=repeat)
+            ledger = state.readings.get(event.device)
+            if ledger is not None and ledger.is_late(event.ts):
+                # The rules keep the device's present (runs of values, active verdicts, the
+                # open minute): old data resent after an outage must not move it, or a resend
+                # of normal values would clear today's exceedance. Judged on its own instead.
+                return Judged(state, late_over_limit(state, event, self.ctx), [], late=True)
             if state.started is None:
                 state.started = now
             windows = self._aggregate(state, event)

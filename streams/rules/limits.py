@@ -123,6 +123,50 @@ def _valid_value(reading: Reading, code: str) -> float | None:
     return m.value if m is not None and m.flag is DataFlag.NORMAL else None
 
 
+def late_over_limit(state: SiteState, reading: Reading, ctx: Context) -> list[Finding]:
+    """A late reading's real-time values against the site's limits, each on its own: an
+    exceedance is a finding marked ``late``. Nothing is cleared and the site's state is not
+    touched, so old normal data resent after an outage cannot clear today's exceedance."""
+    if not ctx.judges_limits_of(state.site, reading.device):
+        return []
+    temp = _valid_value(reading, WATER_TEMP)
+    limits, (rule, severity, label) = (
+        ctx.limits(state.site, Level.REALTIME),
+        _LEVEL_RULES[Level.REALTIME],
+    )
+    out: list[Finding] = []
+    for code, m in reading.values.items():
+        limit = limits[code]
+        if limit is None or m.flag is not DataFlag.NORMAL:
+            continue
+        if limit.bound_at(temp).complies(m.value):
+            continue
+        _, lim, multiple, text = exceedance(m.value, limit, temp)
+        unit = unit_of(code, limit)
+        out.append(
+            new_finding(
+                state,
+                rule,
+                severity,
+                device=reading.device,
+                pollutant=code,
+                active=True,
+                at=reading.ts,
+                value=m.value,
+                limit=lim,
+                unit=unit,
+                multiple=multiple,
+                limit_source=limit.source,
+                late=True,
+                detail=(
+                    f"{name_of(code)}{label} {with_unit(m.value, unit)}, {text} "
+                    f"({limit.source}; found late, in resent data)"
+                ),
+            )
+        )
+    return out
+
+
 def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """Real-time values, closed hourly and daily means against the site's limits."""
     ev = step.event

@@ -78,6 +78,9 @@ def test_findings_and_case_events_escape_their_text():
         "finding,site=S-OUT-001,rule=hourly_over_limit,pollutant=w01018,severity=warning "
         f'active=true,value=81.5,detail="COD \\"hourly\\" 81.5" {MS}'
     )
+    # A finding in resent data says so.
+    late = finding_line(f.model_copy(update={"late": True}))
+    assert 'value=81.5,late=true,detail="' in late
     e = CaseEvent(
         case_id="c-1",
         site="S-OUT-001",

@@ -142,6 +142,52 @@ def test_realtime_recovery_clears_once_and_refreshes_while_active(judge: SiteJud
     assert rt[2].detail == f"COD 60 mg/L, within the limit 80 mg/L ({CHEM_PERMIT})"
 
 
+# -- late data: resent after an outage (HJ 212-2025 RF=1), or out of order --------------------
+
+
+def test_old_normal_data_resent_cannot_clear_todays_exceedance(judge: SiteJudge) -> None:
+    state, found = run(judge, [chem(T0, 50.0), chem(T0 + MIN, 120.0)])
+    [onset] = of(found, Rule.REALTIME_OVER_LIMIT)
+    assert onset.active
+    # A device resends readings from before the exceedance, all normal: nothing is cleared.
+    resent = [chem(T0 - (30 - i) * MIN, 40.0) for i in range(10)]
+    state, found = run(judge, resent, state)
+    assert found == []
+    # Today's data still over: still active, no second onset; normal again: one clear.
+    state, found = run(judge, [chem(T0 + 2 * MIN, 125.0), chem(T0 + 3 * MIN, 60.0)], state)
+    assert [(f.active, f.value) for f in of(found, Rule.REALTIME_OVER_LIMIT)] == [(False, 60.0)]
+
+
+def test_an_exceedance_found_in_resent_data_is_a_late_finding_that_changes_nothing_now(
+    judge: SiteJudge,
+) -> None:
+    state, _ = run(judge, [chem(T0 + i * MIN, 50.0) for i in range(3)])
+    assert state is not None
+    before = state.model_dump()
+    judged = judge.judge(state, chem(T0 - 20 * MIN, 120.0))  # over the limit, 20 min old
+    assert judged.late
+    [f] = judged.findings
+    assert (f.rule, f.active, f.late, f.value, f.at) == (
+        Rule.REALTIME_OVER_LIMIT,
+        True,
+        True,
+        120.0,
+        T0 - 20 * MIN,
+    )
+    assert "found late" in f.detail
+    after = judged.state.model_dump()
+    # The device's present is as it was (runs, verdicts, the open minute); only the reading's
+    # place in the one-reading-per-time ledger is new, so a second copy is a repeat.
+    assert {k: v for k, v in after.items() if k != "readings"} == {
+        k: v for k, v in before.items() if k != "readings"
+    }
+    again = judge.judge(judged.state, chem(T0 - 20 * MIN, 120.0))
+    assert again.repeat is not None and again.repeat.identical
+    # The next reading of today is judged as today's: normal, and nothing to clear.
+    _, found = run(judge, [chem(T0 + 3 * MIN, 50.0)], judged.state)
+    assert of(found, Rule.REALTIME_OVER_LIMIT) == []
+
+
 def test_flagged_values_are_never_judged(judge: SiteJudge) -> None:
     flags = [DataFlag.MAINTENANCE, DataFlag.CALIBRATION, DataFlag.FAULT]
     flags += [DataFlag.STOPPED, DataFlag.MANUAL]

@@ -247,6 +247,9 @@ def _action(n: Notification, lang: Lang) -> str:
     return _pick(lead, lang) + ack
 
 
+_FOUND_LATE = ("（设备断线后补传的数据中发现）", "Found late, in data resent after an outage.")
+
+
 def render(notification: Notification, lang: Lang = "zh") -> Message:
     """The title and body for a notification, fitted to :data:`TITLE_MAX` / :data:`BODY_MAX`."""
     n, zh = notification, lang == "zh"
@@ -258,6 +261,13 @@ def render(notification: Notification, lang: Lang = "zh") -> Message:
         (f"{site}：{evidence_line(f, lang)}" if zh else f"{site}: {evidence_line(f, lang)}", False),
         (_action(n, lang), False),
     ]
+    if f.late:  # the exceedance is on record from a resend: it is not what the data says now
+        found = (
+            "（设备断线后补传的数据中发现）"
+            if zh
+            else "Found late, in data resent after an outage."
+        )
+        lines.insert(2, (found, False))
     if n.step in (CaseStep.ESCALATE, CaseStep.RENOTIFY, CaseStep.RAISE):
         measure = _cut(proposed_measure(n, lang), 60)
         lines.append(((f"拟处置：{measure}" if zh else f"Proposed: {measure}"), False))

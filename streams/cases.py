@@ -95,6 +95,8 @@ class Case(BaseModel):
     escalates: bool = True  # the policy's: False for early warnings
     closed_at: AwareDatetime | None = None
     history_30d: int = 1
+    # Opened from an exceedance found in data resent after an outage (HJ 212 RF=1).
+    found_late: bool = False
 
 
 # -- the events a case reacts to ---------------------------------------------------------------
@@ -161,6 +163,34 @@ def open_case(
     events = [_event(case, "detected", now, detail=finding.detail)]
     case, more, notes = step(case, Tick(), now, policy, context)
     return case, events + more, notes
+
+
+def open_late_case(
+    finding: Finding,
+    now: datetime,
+    policy: Policy,
+    context: CaseContext,
+    last_closed: datetime | None = None,
+    history_30d: int = 1,
+) -> Step:
+    """An exceedance found in resent data (``finding.late``) for a key with no open case: a
+    case as if it had been seen live, its pending period counted from the data's time, then
+    normal from ``now`` (the site's present data has no such verdict, or it would have a
+    case). So the enterprise is reminded of it as found late, and the case closes after the
+    hold unless the data relapses; nothing is dismissed for having come late."""
+    case, events, notes = open_case(finding, now, policy, context, last_closed, history_30d)
+    if case is None:
+        return case, events, notes
+    case.found_late = True
+    normal = finding.model_copy(update={"active": False, "at": now, "late": False})
+    case, more, more_notes = step(case, Seen(finding=normal), now, policy, context)
+    return case, events + more, notes + more_notes
+
+
+def late_evidence(case: Case, finding: Finding, now: datetime) -> CaseEvent:
+    """An exceedance found in resent data for a key whose case is open: on its trail, as
+    evidence; the case goes on with the present's data."""
+    return _event(case, "late_evidence", now, detail=finding.detail)
 
 
 def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: CaseContext) -> Step:

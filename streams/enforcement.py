@@ -547,14 +547,10 @@ class Enforcement:
         if isinstance(event, Reading):
             self.counts["judged_readings"] += 1
         if judged.late:
-            # Older than its device's newest: its exceedances are evidence on record (the
-            # findings topic, InfluxDB), found late. The cases follow the site's present data;
-            # opening a case from late evidence is not done yet (issue 12).
+            # Older than its device's newest (a resend): its exceedances are found late, and
+            # open cases marked so (streams/cases.py, open_late_case).
             self.counts["late_readings"] += 1
             self.counts["late_findings"] += len(judged.findings)
-            if judged.findings:
-                await self._publish(Outcome(), judged.findings, batch)
-            return
         # Most readings change no case: then the cases table is neither read nor written.
         # Timers fall due on ticks (every ECOWATCH_TICK_SECONDS), not on every reading.
         if judged.findings or isinstance(event, SiteTick):

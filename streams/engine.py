@@ -23,8 +23,10 @@ from ecowatch.streams.cases import (
     RecordFindings,
     Seen,
     Tick,
+    late_evidence,
     next_due,
     open_case,
+    open_late_case,
     step,
 )
 
@@ -84,11 +86,15 @@ def on_findings(
         context = context_for(catalogue, finding.site)
         policy = catalogue.policy_for(finding.rule, finding.pollutant, finding.severity)
         case = state.cases.get(key)
+        if finding.late and case is not None:
+            out.add([late_evidence(case, finding, now)], [])
+            continue  # the open case follows the present's data
         if case is None:
             if not finding.active:
                 continue  # normal data with no case: nothing to follow up
             state.opened = [t for t in state.opened if now - t < HISTORY] + [now]
-            case, events, notes = open_case(
+            opening = open_late_case if finding.late else open_case
+            case, events, notes = opening(
                 finding,
                 now,
                 policy,

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 
+from ecowatch.alerts.templates import render
 from ecowatch.schema import Audience, CaseStep, Finding, Rule, Severity
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseStatus, RecordFindings
 from ecowatch.streams.engine import (
@@ -126,3 +127,33 @@ def test_a_sites_cases_stay_under_kafkas_record_limit_however_much_officers_writ
     # The latest finding of each case is whole; the full text of every one is in the trail.
     assert all(c.findings[-1] == f"O-KC-01: 19 {text}" for c in state.cases.values())
     assert len(trail) == 800 and all(text in e.detail for e in trail)
+
+
+# -- exceedances found late, in data resent after an outage (HJ 212 RF=1) ------------------------
+
+
+def test_an_exceedance_found_late_opens_a_case_that_reminds_and_closes_after_the_hold(catalogue):
+    found_at = T0 + timedelta(hours=5)  # the device resent its 10:00 hour five hours later
+    late = hourly(0).model_copy(update={"late": True})
+    state, out = on_findings(SiteCases(), [late], found_at, catalogue)
+    [case] = state.cases.values()
+    assert case.found_late and case.status is CaseStatus.REMINDED
+    assert case.evidence.at == T0 and case.normal_since == found_at
+    [note] = out.notifications
+    assert (note.step, note.audience) == (CaseStep.REMIND, Audience.ENTERPRISE)
+    assert note.evidence.late
+    assert "补传" in render(note).body and "resent" in render(note, "en").body
+    # Normal since it was found: after the hold (2 h) it closes, never escalated.
+    state, out = on_tick(state, found_at + timedelta(hours=2), catalogue)
+    assert state.cases == {} and [n.step for n in out.notifications] == [CaseStep.CLOSED]
+
+
+def test_an_exceedance_found_late_for_an_open_case_is_evidence_on_its_trail(catalogue):
+    state, _ = on_findings(SiteCases(), [hourly(60)], T0 + timedelta(minutes=60), catalogue)
+    [before] = state.cases.values()
+    late = hourly(0, value=95.0).model_copy(update={"late": True, "detail": "COD 95 (late)"})
+    state, out = on_findings(state, [late], T0 + timedelta(minutes=70), catalogue)
+    [after] = state.cases.values()
+    assert after == before  # the case follows the present's data
+    assert [(e.kind, e.detail) for e in out.events] == [("late_evidence", "COD 95 (late)")]
+    assert out.notifications == []

@@ -365,3 +365,77 @@ def test_attacks_are_refused_while_a_device_keeps_reporting(
     log = hj212_server.log()
     assert "refused a connection from 127.0.0.12" in log
     assert "closed: 20 bad frames in a row" in log
+
+
+# -- 2005, 2017 and 2025 devices on one port (issue 12) -----------------------------------------
+
+# Monitors no other test drives: a 2025 device (SM4, heartbeat, resends), a 2005 one, a 2017 one.
+V2025, V2005, V2017 = "33080200000012", "33080300000013", "33080300000014"
+
+
+def upload(mn: str, ts: datetime, cod: float, pw: str, **header: Any) -> hj212.Packet:
+    local = ts.astimezone(CHINA)
+    cp = {"DataTime": local.strftime("%Y%m%d%H%M%S"), "w01018": {"Rtd": cod, "Flag": "N"}}
+    qn = local.strftime("%Y%m%d%H%M%S") + "000"
+    fields: dict[str, Any] = {"qn": qn, "st": "32", "cn": "2011", "pw": pw, "mn": mn} | header
+    return hj212.Packet(cp=cp, **fields)
+
+
+def test_2005_2017_and_2025_devices_share_the_port_each_answered_in_its_own_version(
+    settings, hj212_server, hj212_passwords
+):
+    keys = json.loads(settings.hj212_sm4_keys_file.read_text())
+    key = bytes.fromhex(keys[V2025])
+    start = slot(3)
+    at = [start + timedelta(minutes=m) for m in range(4)]
+    pw25, pw05, pw17 = (hj212_passwords[mn] for mn in (V2025, V2005, V2017))
+
+    with connect(settings, "127.0.0.1") as sock:
+        # A 2025 device on the Internet: its upload encrypted with its own key.
+        first = replace(upload(V2025, at[0], 41.5, pw25, flag=9), encrypted=True)
+        raw = hj212.build_bytes(first, key)
+        assert b"w01018" not in raw  # the CP is ciphertext on the wire
+        sock.sendall(raw)
+        (answer,) = answers(sock, 1)
+        assert (answer.cn, answer.flag, answer.version) == ("9014", 8, hj212.Version.V2025)
+        # Its heartbeat: answered in 2025, not a reading.
+        beat = hj212.Packet(qn="20261201000000001", st="32", cn="9015", pw=pw25, mn=V2025, flag=9)
+        sock.sendall(hj212.build(beat).encode())
+        (answer,) = answers(sock, 1)
+        assert (answer.cn, answer.cp, answer.flag) == ("9011", {"QnRtn": 1}, 8)
+        # Back from an outage: the live reading first, then what it kept, marked RF=1.
+        live = replace(upload(V2025, at[3], 43.0, pw25, flag=9), encrypted=True)
+        kept = [
+            replace(upload(V2025, at[m], 42.0 + m / 10, pw25, flag=9), encrypted=True, rf=1)
+            for m in (1, 2)
+        ]
+        sock.sendall(b"".join(hj212.build_bytes(p, key) for p in (live, *kept)))
+        assert [a.cn for a in answers(sock, 3)] == ["9014"] * 3
+
+        # A 2005 device: no QN and no Flag (so no answer), then one that wants an answer.
+        silent = upload(V2005, at[0], 38.0, pw05, qn=None)
+        asking = upload(V2005, at[1], 39.0, pw05, qn=None, flag=1)
+        sock.sendall(hj212.build(silent).encode() + hj212.build(asking).encode())
+        (answer,) = answers(sock, 1)
+        assert (answer.cn, answer.flag, answer.qn, answer.version.value) == (
+            "9014",
+            0,
+            None,
+            "2005",
+        )
+        # A 2017 device, as before.
+        sock.sendall(hj212.build(upload(V2017, at[0], 40.0, pw17, flag=5)).encode())
+        (answer,) = answers(sock, 1)
+        assert (answer.cn, answer.flag) == ("9014", 4)
+
+    since = start - timedelta(seconds=1)
+    points = wait_for(stored_count(settings, V2025, since, 4), 45, "the 2025 device's 4 points")
+    by_time = {p["_time"]: p for p in points}
+    assert [by_time[t]["value"] for t in at] == [41.5, 42.1, 42.2, 43.0]  # decrypted
+    assert [bool(by_time[t].get("resent")) for t in at] == [False, True, True, False]
+    wait_for(stored_count(settings, V2005, since, 2), 45, "the 2005 device's 2 points")
+    wait_for(stored_count(settings, V2017, since, 1), 45, "the 2017 device's point")
+
+    counts = stop_counts(hj212_server)
+    assert (counts["encrypted"], counts["heartbeats"], counts["resent"]) == (4, 1, 2)
+    assert counts["bridged"] == 7 and counts["dead_lettered"] == 0

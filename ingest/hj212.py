@@ -108,6 +108,17 @@ ST_SYSTEM = "91"  # system interaction: every answer
 CN_REQUEST_ANSWER = "9011"
 CN_DATA_ANSWER = "9014"
 CN_HEARTBEAT = "9015"  # HJ 212-2025: the device is there; not a reading
+# The commands (CN) of HJ 212-2017 and HJ 212-2025 (its table 12 adds 1001, 1002, 1014, 2013,
+# 2062, 2111, 3022, 3024 and the 9015 heartbeat). Another CN is answered 9011 QnRtn 8.
+KNOWN_CNS = frozenset(
+    {
+        *("1000", "1001", "1002", "1011", "1012", "1013", "1014", "1061", "1062", "1063"),
+        *("1064", "1072", "2011", "2012", "2013", "2021", "2022", "2031", "2041", "2051"),
+        *("2061", "2062", "2081", "2111", "3011", "3012", "3013", "3014", "3015", "3016"),
+        *("3017", "3018", "3019", "3020", "3021", "3022", "3024"),
+        *("9011", "9012", "9013", "9014", "9015"),
+    }
+)
 # A CP ;-group that starts with PolId= is one instrument's (CN 3020 and the like): the same
 # names repeat in each, so these groups are kept apart, in order, as Packet.groups.
 GROUP_LEAD = "PolId="

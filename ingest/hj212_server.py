@@ -682,6 +682,16 @@ class Hj212Server:
         if packet.cn == hj212.CN_HEARTBEAT:
             await self._heartbeat(conn, packet, entry)
             return
+        if packet.cn not in hj212.KNOWN_CNS:
+            # A command no version defines: answered CN error, never a dropped line, and on
+            # the dead-letter topic for whoever installed the device.
+            error = hj212.BadField(
+                f"CN={packet.cn} is not a command of HJ 212-2017 or HJ 212-2025", key="CN"
+            )
+            await self._reject(
+                conn, frame, error, hj212.request_answer(packet, hj212.QnRtn.CN_ERROR)
+            )
+            return
         if packet.cn not in DATA_COMMANDS:
             self.stats.ignored += 1
             conn.guard.accepted()

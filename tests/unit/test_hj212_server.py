@@ -491,6 +491,26 @@ def test_an_encrypted_packet_from_a_device_without_its_key_is_a_crc_error(
     assert [d["reason"] for d in producer.letters] == ["crc_mismatch"]
 
 
+def test_an_unknown_command_is_answered_cn_error_and_dead_lettered_and_the_line_stays(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer()
+    unknown = hj212.Packet(qn="20261123173000009", st="32", cn="4711", pw=PW, mn=MN, flag=9)
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(wire(unknown) + wire(upload()))
+        got = await answers(reader, 2)
+        assert [(a.cn, a.cp.get("QnRtn")) for a in got] == [("9011", 8), ("9014", None)]
+        writer.close()
+        await settled(server)
+
+    run(catalogue, scenario, producer)
+    assert len(producer.readings) == 1
+    [letter] = producer.letters
+    assert letter["reason"] == "bad_field" and "CN=4711" in letter["detail"]
+
+
 def test_a_failure_of_ours_is_the_packets_dead_letter_and_its_resend_is_stored(
     catalogue: Catalogue,
 ) -> None:

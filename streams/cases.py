@@ -146,7 +146,13 @@ def open_case(
     last_closed: datetime | None = None,
     history_30d: int = 1,
 ) -> Step:
-    """A first active finding for a key with no open case."""
+    """A first active finding for a key with no open case.
+
+    One found in resent data (``finding.late``) opens it as if seen live, its pending period
+    counted from the data's time, then normal from ``now`` (the site's present data has no
+    such verdict, or it would have a case): the enterprise is reminded of it as found late,
+    and the case closes after the hold unless the data relapses. Nothing is dismissed for
+    having come late."""
     recurrence = last_closed is not None and finding.at - last_closed <= policy.recur_window
     case = Case(
         id=case_id(finding),
@@ -159,32 +165,15 @@ def open_case(
         recurrence=recurrence,
         pending_until=finding.at + policy.pending,
         history_30d=history_30d,
+        found_late=finding.late,
     )
     events = [_event(case, "detected", now, detail=finding.detail)]
     case, more, notes = step(case, Tick(), now, policy, context)
+    if finding.late and case is not None:
+        normal = finding.model_copy(update={"active": False, "at": now, "late": False})
+        case, after, later = step(case, Seen(finding=normal), now, policy, context)
+        more, notes = more + after, notes + later
     return case, events + more, notes
-
-
-def open_late_case(
-    finding: Finding,
-    now: datetime,
-    policy: Policy,
-    context: CaseContext,
-    last_closed: datetime | None = None,
-    history_30d: int = 1,
-) -> Step:
-    """An exceedance found in resent data (``finding.late``) for a key with no open case: a
-    case as if it had been seen live, its pending period counted from the data's time, then
-    normal from ``now`` (the site's present data has no such verdict, or it would have a
-    case). So the enterprise is reminded of it as found late, and the case closes after the
-    hold unless the data relapses; nothing is dismissed for having come late."""
-    case, events, notes = open_case(finding, now, policy, context, last_closed, history_30d)
-    if case is None:
-        return case, events, notes
-    case.found_late = True
-    normal = finding.model_copy(update={"active": False, "at": now, "late": False})
-    case, more, more_notes = step(case, Seen(finding=normal), now, policy, context)
-    return case, events + more, notes + more_notes
 
 
 def late_evidence(case: Case, finding: Finding, now: datetime) -> CaseEvent:

@@ -548,7 +548,7 @@ class Enforcement:
             self.counts["judged_readings"] += 1
         if judged.late:
             # Older than its device's newest (a resend): its exceedances are found late, and
-            # open cases marked so (streams/cases.py, open_late_case).
+            # open cases marked so (streams/cases.py, open_case).
             self.counts["late_readings"] += 1
             self.counts["late_findings"] += len(judged.findings)
         # Most readings change no case: then the cases table is neither read nor written.

@@ -26,7 +26,6 @@ from ecowatch.streams.cases import (
     late_evidence,
     next_due,
     open_case,
-    open_late_case,
     step,
 )
 
@@ -93,8 +92,7 @@ def on_findings(
             if not finding.active:
                 continue  # normal data with no case: nothing to follow up
             state.opened = [t for t in state.opened if now - t < HISTORY] + [now]
-            opening = open_late_case if finding.late else open_case
-            case, events, notes = opening(
+            case, events, notes = open_case(
                 finding,
                 now,
                 policy,

@@ -86,36 +86,55 @@ def _judge_value(
     water_temp_c: float | None,
     window: Window | None = None,
 ) -> list[Finding]:
-    rule, severity, label = level
     # Compliance alone decides whether there is anything to say; the text waits for it.
     complies = limit.bound_at(water_temp_c).complies(value)
     if complies and not state.active:
         return []  # nothing over the limit, nothing to clear
 
     def build(active: bool) -> Finding:
-        _, lim, multiple, text = exceedance(value, limit, water_temp_c)
-        unit = unit_of(code, limit)
-        return new_finding(
-            state,
-            rule,
-            severity,
-            device=device,
-            pollutant=code,
-            active=active,
-            at=at,
-            value=value,
-            limit=lim,
-            unit=unit,
-            multiple=multiple,
-            limit_source=limit.source,
-            window_start=window.start if window else None,
-            window_end=window.end if window else None,
-            flags=dict(window.flags) if window else {},
-            detail=f"{name_of(code)}{label} {with_unit(value, unit)}, {text} ({limit.source})",
-        )
+        return _finding(state, level, device, code, value, limit, at, water_temp_c, active, window)
 
     every = window is not None  # every window over the limit is its own evidence
-    return verdict(state, ctx, now, not complies, device, code, rule, build, every=every)
+    return verdict(state, ctx, now, not complies, device, code, level[0], build, every=every)
+
+
+def _finding(
+    state: SiteState,
+    level: tuple[Rule, Severity, str],
+    device: str,
+    code: str,
+    value: float,
+    limit: AppliedLimit,
+    at: datetime,
+    water_temp_c: float | None,
+    active: bool,
+    window: Window | None = None,
+    late: bool = False,
+) -> Finding:
+    """A value against its limit, as the evidence an officer reads."""
+    rule, severity, label = level
+    _, lim, multiple, text = exceedance(value, limit, water_temp_c)
+    unit = unit_of(code, limit)
+    found = "; found late, in resent data" if late else ""
+    return new_finding(
+        state,
+        rule,
+        severity,
+        device=device,
+        pollutant=code,
+        active=active,
+        at=at,
+        value=value,
+        limit=lim,
+        unit=unit,
+        multiple=multiple,
+        limit_source=limit.source,
+        window_start=window.start if window else None,
+        window_end=window.end if window else None,
+        flags=dict(window.flags) if window else {},
+        late=late,
+        detail=f"{name_of(code)}{label} {with_unit(value, unit)}, {text} ({limit.source}{found})",
+    )
 
 
 def _valid_value(reading: Reading, code: str) -> float | None:
@@ -130,41 +149,16 @@ def late_over_limit(state: SiteState, reading: Reading, ctx: Context) -> list[Fi
     if not ctx.judges_limits_of(state.site, reading.device):
         return []
     temp = _valid_value(reading, WATER_TEMP)
-    limits, (rule, severity, label) = (
-        ctx.limits(state.site, Level.REALTIME),
-        _LEVEL_RULES[Level.REALTIME],
-    )
-    out: list[Finding] = []
-    for code, m in reading.values.items():
-        limit = limits[code]
-        if limit is None or m.flag is not DataFlag.NORMAL:
-            continue
-        if limit.bound_at(temp).complies(m.value):
-            continue
-        _, lim, multiple, text = exceedance(m.value, limit, temp)
-        unit = unit_of(code, limit)
-        out.append(
-            new_finding(
-                state,
-                rule,
-                severity,
-                device=reading.device,
-                pollutant=code,
-                active=True,
-                at=reading.ts,
-                value=m.value,
-                limit=lim,
-                unit=unit,
-                multiple=multiple,
-                limit_source=limit.source,
-                late=True,
-                detail=(
-                    f"{name_of(code)}{label} {with_unit(m.value, unit)}, {text} "
-                    f"({limit.source}; found late, in resent data)"
-                ),
-            )
+    limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
+    return [
+        _finding(
+            state, level, reading.device, code, m.value, limit, reading.ts, temp, True, late=True
         )
-    return out
+        for code, m in reading.values.items()
+        if (limit := limits[code]) is not None
+        and m.flag is DataFlag.NORMAL
+        and not limit.bound_at(temp).complies(m.value)
+    ]
 
 
 def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:

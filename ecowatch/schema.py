@@ -117,6 +117,7 @@ class ReadingSource(StrEnum):
     MQTT = "mqtt"
     HJ212 = "hj212"
     KAFKA = "kafka"  # only in dead letters: a record on the readings topic that did not parse
+    STORE = "store"  # read back from InfluxDB, to judge an hour again after a resend
 
 
 class Reading(BaseModel):

@@ -42,6 +42,7 @@ from ecowatch.schema import DataFlag, Measurement
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 MEAN_DECIMALS = 6  # float noise must not push a mean exactly at a limit over it
 _FLAG_VALUES = {flag: flag.value for flag in DataFlag}  # Enum.value is a slow property
 

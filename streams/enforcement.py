@@ -74,6 +74,7 @@ from ecowatch.streams.offsets import (
 from ecowatch.streams.points import account_line
 from ecowatch.streams.report import SiteCaseLog
 from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
+from ecowatch.streams.rules.rejudge import note_again, readings_span, take_settled
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 
 log = logging.getLogger(__name__)
@@ -551,6 +552,9 @@ class Enforcement:
             # open cases marked so (streams/cases.py, open_case).
             self.counts["late_readings"] += 1
             self.counts["late_findings"] += len(judged.findings)
+        if isinstance(event, SiteTick):
+            for device, hour in take_settled(working, event.now):
+                await self._rejudge(working, device, hour, now, event.now, batch)
         # Most readings change no case: then the cases table is neither read nor written.
         # Timers fall due on ticks (every ECOWATCH_TICK_SECONDS), not on every reading.
         if judged.findings or isinstance(event, SiteTick):
@@ -578,6 +582,38 @@ class Enforcement:
                 ),
             )
             await self.commands.send(key=site.encode(), value=command.to_json())
+
+    async def _rejudge(
+        self,
+        state: SiteState,
+        device: str,
+        hour: datetime,
+        now: datetime,
+        wall: datetime,
+        batch: Batch,
+    ) -> None:
+        """An hour that a resend fell in, judged again from the day's stored readings: its
+        windows replace what was written for it, and a mean over its limit is a late finding
+        (a found-late case). InfluxDB away: tried again on a later tick."""
+        site, entry = state.site, self.catalogue.device(device)
+        if entry is None:
+            return
+        start, stop = readings_span(hour, self.judge.ctx.params.max_slice)
+        try:
+            stored = await self.writer.device_readings(
+                site, device, entry.device.model.value, start, stop
+            )
+        except Exception as exc:  # the store's errors are many kinds: all mean "not now"
+            note_again(state, device, hour, wall)
+            log.warning("%s %s: its hour %s is judged again later: %s", site, device, hour, exc)
+            return
+        windows, findings = self.judge.rejudge(site, device, hour, stored)
+        self.counts["rejudged_hours"] += 1
+        batch.lines += [window_line(site, w) for w in windows]
+        if findings:
+            cases, out = on_findings(self._cases_of(site, batch), findings, now, self.catalogue)
+            batch.cases[site] = cases
+            await self._publish(out, findings, batch)
 
     async def _repeat(self, raw: bytes, repeat: Repeat) -> None:
         """A reading for a (device, time) already taken: neither stored nor judged again."""

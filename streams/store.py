@@ -20,6 +20,7 @@ from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from ecowatch.outage import Outage
+from ecowatch.schema import DataFlag, Measurement, Reading, ReadingSource
 
 if TYPE_CHECKING:
     from influxdb_client import InfluxDBClient
@@ -67,13 +68,50 @@ class InfluxWriter:
         # One outage for every agent that shares this writer: said once, not per attempt.
         self.outage = Outage("InfluxDB", url)
 
-    async def _write_api(self):
+    async def _client_of_loop(self) -> InfluxDBClientAsync:
         if self._client is None:
             # Created inside the running loop: the async client binds aiohttp to it.
             self._client = InfluxDBClientAsync(
                 url=self.url, token=self._token, org=self.org, timeout=WRITE_TIMEOUT_MS
             )
-        return self._client.write_api()
+        return self._client
+
+    async def device_readings(
+        self, site: str, device: str, model: str, start: datetime, stop: datetime
+    ) -> list[Reading]:
+        """A device's stored readings in [start, stop), in time order: what a resend's hours
+        are judged again from. ``device`` is a catalogue id (no quotes can be in it)."""
+        flux = (
+            f'from(bucket: "{self.bucket}") '
+            f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
+            f'|> filter(fn: (r) => r._measurement == "reading" and r.device == "{device}" '
+            'and (r._field == "value" or r._field == "flag")) '
+            '|> pivot(rowKey: ["_time", "pollutant"], columnKey: ["_field"], '
+            'valueColumn: "_value")'
+        )
+        client = await self._client_of_loop()
+        tables = await client.query_api().query(flux, org=self.org)
+        by_time: dict[datetime, dict[str, Measurement]] = {}
+        for record in (r for t in tables for r in t.records):
+            values = by_time.setdefault(record["_time"], {})
+            values[record["pollutant"]] = Measurement(
+                value=float(record["value"]), flag=DataFlag(record["flag"])
+            )
+        return [
+            Reading(
+                site=site,
+                device=device,
+                model=model,
+                ts=ts,
+                values=values,
+                source=ReadingSource.STORE,
+                received_at=ts,
+            )
+            for ts, values in sorted(by_time.items())
+        ]
+
+    async def _write_api(self):
+        return (await self._client_of_loop()).write_api()
 
     async def write(self, lines: str, count: int) -> None:
         """Write line protocol; retries transient failures until it succeeds. An outage is

@@ -114,6 +114,9 @@ class SiteState(BaseModel):
     # The times of each device's readings taken (the ingest contract's one reading per device
     # and time), beside the state they fed, so that both are written in one changelog record.
     readings: dict[str, ReadingLedger] = Field(default_factory=dict)
+    # Hours that late readings (resends) fell in, to be judged again once the resend has
+    # settled: "device|hour start" → when the last of them arrived (streams/rules/rejudge.py).
+    rejudge: dict[str, AwareDatetime] = Field(default_factory=dict)
 
 
 # -- events, context, results ------------------------------------------------------------------

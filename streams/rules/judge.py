@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.ingest.contract import Repeat, take_once
@@ -14,9 +15,11 @@ from ecowatch.schema import (
     Reading,
 )
 from ecowatch.streams.aggregate import (
+    Period,
     Series,
     Weighting,
     add_in_place,
+    day_of,
 )
 from ecowatch.streams.meter import account, platform_status
 from ecowatch.streams.rules.abnormal import abnormal_values
@@ -33,9 +36,10 @@ from ecowatch.streams.rules.base import (
     Track,
 )
 from ecowatch.streams.rules.flags import flagged_too_long, missing_pollutant
-from ecowatch.streams.rules.limits import late_over_limit, over_limit
+from ecowatch.streams.rules.limits import late_over_limit, late_window_findings, over_limit
 from ecowatch.streams.rules.offline import offline
 from ecowatch.streams.rules.quota import meter_mismatch, quota, valve
+from ecowatch.streams.rules.rejudge import note_late
 from ecowatch.streams.rules.verdict import Valve, ValveOrder
 
 
@@ -119,7 +123,9 @@ class SiteJudge:
             if ledger is not None and ledger.is_late(event.ts):
                 # The rules keep the device's present (runs of values, active verdicts, the
                 # open minute): old data resent after an outage must not move it, or a resend
-                # of normal values would clear today's exceedance. Judged on its own instead.
+                # of normal values would clear today's exceedance. Judged on its own instead,
+                # and its hour again once the resend has settled (streams/rules/rejudge.py).
+                note_late(state, event)
                 return Judged(state, late_over_limit(state, event, self.ctx), [], late=True)
             if state.started is None:
                 state.started = now
@@ -143,6 +149,25 @@ class SiteJudge:
                 else:
                     findings.append(verdict)
         return Judged(state, findings, windows, order, meter=meter)
+
+    def rejudge(
+        self, site: str, device: str, hour: datetime, readings: list[Reading]
+    ) -> tuple[list[ClosedWindow], list[Finding]]:
+        """The hour ``hour`` of ``device`` and its day, computed again from ``readings`` (all
+        of the day's, from the store, in time order) with the same means as live: the hour's
+        and the day's windows (for the store: they replace what was written) and a finding
+        marked late for each valid mean over its limit."""
+        state = self.initial(site)
+        day = day_of(hour)
+        windows = [
+            cw
+            for reading in readings
+            if reading.device == device
+            for cw in self._aggregate(state, reading)
+            if (cw.window.period is Period.HOUR and cw.window.start == hour)
+            or (cw.window.period is Period.DAY and cw.window.start == day)
+        ]
+        return windows, late_window_findings(state, windows, self.ctx)
 
     def _account(self, state: SiteState, reading: Reading) -> MeterStatus | None:
         """A discharge meter's account, kept by the platform from the meter's readings."""

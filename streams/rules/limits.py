@@ -18,6 +18,7 @@ from ecowatch.streams.aggregate import (
     Window,
 )
 from ecowatch.streams.rules.base import (
+    ClosedWindow,
     Context,
     Level,
     SiteState,
@@ -161,6 +162,37 @@ def late_over_limit(state: SiteState, reading: Reading, ctx: Context) -> list[Fi
     ]
 
 
+def late_window_findings(
+    state: SiteState, windows: list[ClosedWindow], ctx: Context
+) -> list[Finding]:
+    """Hours and days judged again from stored data (after a resend): each valid mean over
+    its limit is a finding marked ``late``, for the record and a found-late case; nothing is
+    cleared, as for any late data."""
+    temps = _water_temps(windows)
+    out: list[Finding] = []
+    for cw in windows:
+        w = cw.window
+        if w.period is Period.MINUTE or not w.valid or w.mean is None:
+            continue
+        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
+        limit = ctx.limit(state.site, cw.pollutant, by)
+        temp = temps.get((w.period, w.start))
+        if limit is None or limit.bound_at(temp).complies(w.mean):
+            continue
+        level, device, code = _LEVEL_RULES[by], cw.device, cw.pollutant
+        out.append(_finding(state, level, device, code, w.mean, limit, w.end, temp, True, w, True))
+    return out
+
+
+def _water_temps(windows: list[ClosedWindow]) -> dict[tuple[Period, datetime], float | None]:
+    """The water temperature's means by window: some limits depend on it."""
+    return {
+        (cw.window.period, cw.window.start): cw.window.mean
+        for cw in windows
+        if cw.pollutant == WATER_TEMP
+    }
+
+
 def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """Real-time values, closed hourly and daily means against the site's limits."""
     ev = step.event
@@ -178,11 +210,7 @@ def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
         )
     if not step.windows:
         return out
-    temps = {
-        (cw.window.period, cw.window.start): cw.window.mean
-        for cw in step.windows
-        if cw.pollutant == WATER_TEMP
-    }
+    temps = _water_temps(list(step.windows))
     for cw in step.windows:
         w = cw.window
         if w.period is Period.MINUTE or not w.valid or w.mean is None:

@@ -21,7 +21,7 @@ import pytest
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import Settings
 from ecowatch.ingest import hj212
-from tests.integration.conftest import Service, wait_for
+from tests.integration.conftest import Service, query, wait_for
 from tests.integration.test_pipeline import dead_letters, slot, stored, stored_count
 
 SITE, MN = "S-OUT-003", "33082500000003"
@@ -439,3 +439,57 @@ def test_2005_2017_and_2025_devices_share_the_port_each_answered_in_its_own_vers
     counts = stop_counts(hj212_server)
     assert (counts["encrypted"], counts["heartbeats"], counts["resent"]) == (4, 1, 2)
     assert counts["bridged"] == 7 and counts["dead_lettered"] == 0
+
+
+def test_a_resend_after_an_outage_gets_its_hour_judged_again_and_a_found_late_case(
+    settings, hj212_server, hj212_passwords
+):
+    # S-OUT-015 (GB 18918-2002 1A: COD 50 mg/L), driven by no other test.
+    site, mn = "S-OUT-015", "33080300000015"
+    pw, hour = hj212_passwords[mn], slot(4)
+
+    def reading(minute: int, cod: float, **header: Any) -> bytes:
+        local = (hour + timedelta(minutes=minute)).astimezone(CHINA)
+        cp: dict = {"DataTime": local.strftime("%Y%m%d%H%M%S")}
+        values = {"w00000": 30.0, "w01018": cod, "w21003": 2.0, "w21011": 0.3, "w21001": 9.0}
+        cp |= {code: {"Rtd": v, "Flag": "N"} for code, v in (values | {"w01001": 7.2}).items()}
+        qn = local.strftime("%Y%m%d%H%M%S") + "000"
+        packet = hj212.Packet(qn=qn, st="32", cn="2011", pw=pw, mn=mn, flag=9, cp=cp, **header)
+        return hj212.build(packet).encode()
+
+    with connect(settings, "127.0.0.1") as sock:
+        # Eleven minutes of normal data, then off the network until 62 minutes past: the
+        # hour closes with too little data for a mean, so it is judged with no verdict.
+        sock.sendall(b"".join(reading(m, 30.0) for m in [*range(11), 62]))
+        assert len(answers(sock, 12)) == 12
+        # Back, the device resends what it kept: COD 150 for the rest of the hour, RF=1.
+        sock.sendall(b"".join(reading(m, 150.0, rf=1) for m in range(11, 60)))
+        assert len(answers(sock, 49)) == 49
+
+    def hour_again() -> dict[str, Any] | None:
+        rows = query(
+            settings,
+            f'from(bucket: "{settings.influx_bucket}") '
+            f"|> range(start: {hour.isoformat()}, stop: {(hour + timedelta(hours=1)).isoformat()}) "
+            f'|> filter(fn: (r) => r._measurement == "aggregate" and r.device == "{mn}" '
+            'and r.pollutant == "w01018" and r.period == "hour") '
+            '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")',
+        )
+        return rows[0] if rows and rows[0].get("valid") else None
+
+    # The worker judges the hour again once the resend has settled (10 s, then a tick).
+    judged = wait_for(hour_again, 90, "the 11 o'clock hour judged again with a mean")
+    assert judged["mean"] > 50
+    findings = query(
+        settings,
+        f'from(bucket: "{settings.influx_bucket}") '
+        f"|> range(start: {hour.isoformat()}, stop: {(hour + timedelta(hours=2)).isoformat()}) "
+        f'|> filter(fn: (r) => r._measurement == "finding" and r.site == "{site}" '
+        'and r.rule == "hourly_over_limit") '
+        '|> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")',
+    )
+    [late] = findings
+    assert late["late"] is True and late["active"] is True and late["value"] == judged["mean"]
+    assert "found late" in late["detail"]
+    counts = stop_counts(hj212_server)
+    assert counts["resent"] == 49

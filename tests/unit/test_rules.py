@@ -25,6 +25,7 @@ from ecowatch.schema import (
     Severity,
     ValveState,
 )
+from ecowatch.streams.aggregate import Period
 from ecowatch.streams.points import realtime_aqi
 from ecowatch.streams.rules import (
     Event,
@@ -34,6 +35,7 @@ from ecowatch.streams.rules import (
     SiteTick,
     valve_decision,
 )
+from ecowatch.streams.rules.rejudge import take_settled
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=CST)
@@ -176,16 +178,54 @@ def test_an_exceedance_found_in_resent_data_is_a_late_finding_that_changes_nothi
     )
     assert "found late" in f.detail
     after = judged.state.model_dump()
-    # The device's present is as it was (runs, verdicts, the open minute); only the reading's
-    # place in the one-reading-per-time ledger is new, so a second copy is a repeat.
-    assert {k: v for k, v in after.items() if k != "readings"} == {
-        k: v for k, v in before.items() if k != "readings"
+    # The device's present is as it was (runs, verdicts, the open minute). New: the reading's
+    # place in the one-reading-per-time ledger (a second copy is a repeat), and its hour, to
+    # be judged again once the resend has settled.
+    assert {k: v for k, v in after.items() if k not in ("readings", "rejudge")} == {
+        k: v for k, v in before.items() if k not in ("readings", "rejudge")
     }
+    assert list(after["rejudge"]) == [f"{CHEM_MONITOR}|{(T0 - 60 * MIN).isoformat()}"]
     again = judge.judge(judged.state, chem(T0 - 20 * MIN, 120.0))
     assert again.repeat is not None and again.repeat.identical
     # The next reading of today is judged as today's: normal, and nothing to clear.
     _, found = run(judge, [chem(T0 + 3 * MIN, 50.0)], judged.state)
     assert of(found, Rule.REALTIME_OVER_LIMIT) == []
+
+
+def test_an_hour_of_an_outage_is_judged_again_from_the_resent_data(judge: SiteJudge) -> None:
+    # 10:00-10:10 on time and normal, then the device is off the network until 11:02: the
+    # 10 o'clock hour closes with 20 minutes of data, too few for a mean (no verdict).
+    on_time = [chem(T0 + m * MIN, 50.0) for m in range(11)] + [chem(T0 + 62 * MIN, 50.0)]
+    state, found = run(judge, on_time)
+    assert state is not None and of(found, Rule.HOURLY_OVER_LIMIT) == []
+    # Back, it resends what it kept (10:11-10:59, COD 120 over the permit's 80), RF=1.
+    arrival = T0 + 63 * MIN
+    resent = [
+        chem(T0 + m * MIN, 120.0).model_copy(update={"received_at": arrival + m * timedelta(0, 1)})
+        for m in range(11, 60)
+    ]
+    state, found = run(judge, resent, state)
+    assert found and all(f.late and f.rule is Rule.REALTIME_OVER_LIMIT for f in found)
+    assert state is not None
+    last = resent[-1].received_at
+    assert take_settled(state, last + timedelta(seconds=5)) == []  # still resending
+    [(device, hour)] = take_settled(state, last + timedelta(seconds=10))
+    assert (device, hour) == (CHEM_MONITOR, T0) and state.rejudge == {}
+    # The day's readings as the store gives them back: the hour again, now with a mean.
+    stored = sorted([*on_time, *resent], key=lambda r: r.ts)
+    windows, late = judge.rejudge(CHEM, device, hour, stored)
+    assert {(cw.window.period, cw.window.start) for cw in windows} == {(Period.HOUR, T0)}
+    [w] = [cw.window for cw in windows if cw.pollutant == "w01018"]  # the day is still open
+    assert w.start == T0 and w.valid and w.mean is not None and w.mean > 80
+    [f] = late
+    assert (f.rule, f.late, f.active, f.value, f.at) == (
+        Rule.HOURLY_OVER_LIMIT,
+        True,
+        True,
+        w.mean,
+        T0 + 60 * MIN,
+    )
+    assert "found late" in f.detail
 
 
 def test_flagged_values_are_never_judged(judge: SiteJudge) -> None:

@@ -30,6 +30,7 @@ ECOWATCH_SERVICES = {
     "worker-2": "worker",
     "simulators": "simulate",
     "kafka-setup": "kafka-setup",
+    "hj212": "hj212",
 }
 # Each service that talks to Kafka signs in as its own principal (ecowatch/kafka_accounts.py).
 KAFKA_PRINCIPALS = {
@@ -38,6 +39,7 @@ KAFKA_PRINCIPALS = {
     "worker": Role.WORKER,
     "worker-2": Role.WORKER,
     "kafka-setup": Role.ADMIN,
+    "hj212": Role.INGEST,
 }
 BRIDGES = ("bridge", "bridge-2")
 WORKERS = ("worker", "worker-2")
@@ -184,6 +186,11 @@ def test_no_secret_is_written_down(services):
         for key, value in environment(service).items():
             if SECRET_KEY.search(key):
                 checked.add(key)
+                if value.startswith("/run/ecowatch/"):
+                    # A file of secrets (the HJ 212 PWs): the operator's, mounted read only.
+                    mounts = {v.split(":")[1]: v for v in service.get("volumes", [])}
+                    assert mounts.get(value, "").endswith(":ro"), f"{name}: {value} not mounted ro"
+                    continue
                 assert REQUIRED_REF.fullmatch(value), f"{name}: {key} is not a ${{VAR:?...}}"
     assert {
         "ECOWATCH_INFLUX_TOKEN",

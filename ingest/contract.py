@@ -60,6 +60,10 @@ class TimeWindow:
 
 DEFAULT_WINDOW = TimeWindow()
 
+# Out-of-order data this much older than its arrival is late data (a backlog sent after an
+# outage), judged on its own; younger, it is the present arriving a little out of order.
+LATE_AFTER = timedelta(minutes=5)
+
 # The times the platform can hold: InfluxDB keeps 1677-09-21 … 2262-04-11 (nanoseconds since
 # 1970 in an int64), and a site's clock is moved on from its readings' times.
 STORABLE_FROM = datetime(1678, 1, 1, tzinfo=UTC)
@@ -234,11 +238,15 @@ class ReadingLedger(BaseModel):
         first, step, count = self.runs[-1]
         return first + step * (count - 1)
 
-    def is_late(self, ts: datetime) -> bool:
-        """Whether a reading at ``ts`` is older than the newest one taken (a resend, or data
-        that arrived out of order)."""
+    def is_late(self, reading: Reading) -> bool:
+        """Whether ``reading`` is late data: older than the newest one taken, and either
+        resent by its device (HJ 212 RF=1) or older than :data:`LATE_AFTER` when it arrived.
+        Measured from its arrival too, or one reading dated a few minutes ahead (the contract
+        allows it) would make every live reading after it "late" for as long."""
         newest = self.newest()
-        return newest is not None and _ms(ts) < newest
+        if newest is None or _ms(reading.ts) >= newest:
+            return False
+        return reading.resent or reading.received_at - reading.ts > LATE_AFTER
 
     def has(self, ms: int) -> bool:
         i = self._run_of(ms)

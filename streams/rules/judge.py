@@ -120,7 +120,7 @@ class SiteJudge:
                 if repeat is not None:
                     return Judged(state, [], [], repeat=repeat)
             ledger = state.readings.get(event.device)
-            if ledger is not None and ledger.is_late(event.ts):
+            if ledger is not None and ledger.is_late(event):
                 # The rules keep the device's present (runs of values, active verdicts, the
                 # open minute): old data resent after an outage must not move it, or a resend
                 # of normal values would clear today's exceedance. Judged on its own instead,

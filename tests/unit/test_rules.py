@@ -147,12 +147,31 @@ def test_realtime_recovery_clears_once_and_refreshes_while_active(judge: SiteJud
 # -- late data: resent after an outage (HJ 212-2025 RF=1), or out of order --------------------
 
 
+def resend(r: Reading, arrival: datetime | None = None) -> Reading:
+    """``r`` as its device resends it (RF=1), arriving at ``arrival`` (by default, now)."""
+    return r.model_copy(update={"resent": True, "received_at": arrival or T0 + 10 * MIN})
+
+
+def test_a_reading_dated_ahead_does_not_make_the_live_ones_late(judge: SiteJudge) -> None:
+    # The contract lets a clock run up to 5 minutes fast: one reading dated 4 minutes ahead
+    # must not turn the next minutes' live readings into "late" data judged apart.
+    ahead = chem(T0 + 4 * MIN, 50.0).model_copy(update={"received_at": T0})
+    state, _ = run(judge, [chem(T0 - MIN, 50.0), ahead])
+    live = judge.judge(state, chem(T0 + MIN, 120.0))
+    assert not live.late
+    [f] = of(live.findings, Rule.REALTIME_OVER_LIMIT)
+    assert f.active and not f.late  # today's exceedance, judged as today's
+    # Old and out of order without RF=1 (a logger's backlog), it is late all the same.
+    backlog = chem(T0 - 30 * MIN, 50.0).model_copy(update={"received_at": T0 + 2 * MIN})
+    assert judge.judge(live.state, backlog).late
+
+
 def test_old_normal_data_resent_cannot_clear_todays_exceedance(judge: SiteJudge) -> None:
     state, found = run(judge, [chem(T0, 50.0), chem(T0 + MIN, 120.0)])
     [onset] = of(found, Rule.REALTIME_OVER_LIMIT)
     assert onset.active
     # A device resends readings from before the exceedance, all normal: nothing is cleared.
-    resent = [chem(T0 - (30 - i) * MIN, 40.0) for i in range(10)]
+    resent = [resend(chem(T0 - (30 - i) * MIN, 40.0)) for i in range(10)]
     state, found = run(judge, resent, state)
     assert found == []
     # Today's data still over: still active, no second onset; normal again: one clear.
@@ -166,7 +185,7 @@ def test_an_exceedance_found_in_resent_data_is_a_late_finding_that_changes_nothi
     state, _ = run(judge, [chem(T0 + i * MIN, 50.0) for i in range(3)])
     assert state is not None
     before = state.model_dump()
-    judged = judge.judge(state, chem(T0 - 20 * MIN, 120.0))  # over the limit, 20 min old
+    judged = judge.judge(state, resend(chem(T0 - 20 * MIN, 120.0)))  # over, 20 min old
     assert judged.late
     [f] = judged.findings
     assert (f.rule, f.active, f.late, f.value, f.at) == (
@@ -185,7 +204,7 @@ def test_an_exceedance_found_in_resent_data_is_a_late_finding_that_changes_nothi
         k: v for k, v in before.items() if k not in ("readings", "rejudge")
     }
     assert list(after["rejudge"]) == [f"{CHEM_MONITOR}|{(T0 - 60 * MIN).isoformat()}"]
-    again = judge.judge(judged.state, chem(T0 - 20 * MIN, 120.0))
+    again = judge.judge(judged.state, resend(chem(T0 - 20 * MIN, 120.0)))
     assert again.repeat is not None and again.repeat.identical
     # The next reading of today is judged as today's: normal, and nothing to clear.
     _, found = run(judge, [chem(T0 + 3 * MIN, 50.0)], judged.state)
@@ -201,8 +220,7 @@ def test_an_hour_of_an_outage_is_judged_again_from_the_resent_data(judge: SiteJu
     # Back, it resends what it kept (10:11-10:59, COD 120 over the permit's 80), RF=1.
     arrival = T0 + 63 * MIN
     resent = [
-        chem(T0 + m * MIN, 120.0).model_copy(update={"received_at": arrival + m * timedelta(0, 1)})
-        for m in range(11, 60)
+        resend(chem(T0 + m * MIN, 120.0), arrival + m * timedelta(0, 1)) for m in range(11, 60)
     ]
     state, found = run(judge, resent, state)
     assert found and all(f.late and f.rule is Rule.REALTIME_OVER_LIMIT for f in found)

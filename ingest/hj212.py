@@ -984,6 +984,14 @@ def merge_parts(parts: Iterable[Packet]) -> Packet:
 # -- stream framing --------------------------------------------------------------------------
 
 _MAX_FRAME = 6 + MAX_DATA_BYTES + 4 + 2
+# Where a packet really starts: ## and 4 digits, then the data segment's first field. A bare
+# ## is not enough: an encrypted CP is ciphertext, which holds ## (or \r\n##) now and then.
+_FRAME_START = re.compile(rb"##[0-9]{4}(?:QN|ST)=")
+
+
+def _next_frame(buf: bytearray, at: int) -> int:
+    found = _FRAME_START.search(buf, at)
+    return found.start() if found else -1
 
 
 class Framer:
@@ -1075,9 +1083,9 @@ class Framer:
             return True
         # The frame does not end where its header says: find where it really ends.
         crlf = buf.find(b"\r\n", 6)
-        nxt = buf.find(b"##", 2)
+        nxt = _next_frame(buf, 2)
         if crlf >= 0 and (nxt < 0 or crlf < nxt):
-            if len(buf) < end and buf[crlf + 2 : crlf + 4] != b"##":
+            if len(buf) < end and not _FRAME_START.match(buf, crlf + 2):
                 return False  # maybe a \r\n inside the data, or the rest is on its way
             actual = crlf - 6 - 4
             error_type = Truncated if actual < declared else LengthMismatch

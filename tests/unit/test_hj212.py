@@ -808,6 +808,28 @@ def test_ciphertext_holding_crlf_and_ampersands_is_framed_by_its_length() -> Non
     assert frame == raw and parse(frame, KEY_A2) == packet
 
 
+@pytest.mark.parametrize("inside", [b"##", b"\r\n"])
+def test_ciphertext_holding_a_delimiter_is_framed_by_its_length_when_it_trickles_in(
+    inside: bytes,
+) -> None:
+    # A socket hands over a packet in pieces; a piece that ends inside the ciphertext must
+    # not be cut at a ## or \r\n there (CI once lost a resend so, with the stack's random key).
+    for n in range(20000):
+        cp = {**encrypted_upload().cp, "w01018": {"Rtd": 100 + n / 100, "Flag": "N"}}
+        packet = replace(encrypted_upload(), cp=cp)
+        raw = codec.build_bytes(packet, KEY_A2)
+        if inside in raw[raw.index(b"CP=&&") + 5 : -8]:
+            break
+    else:
+        pytest.fail(f"no ciphertext with {inside!r} in it among 20000 packets")
+    stream = raw + build(data_packet("2011", WATER_2011)).encode() + raw
+    framer, frames = Framer(), []
+    for i in range(0, len(stream), 7):
+        frames += framer.feed(stream[i : i + 7])
+    assert frames == [raw, build(data_packet("2011", WATER_2011)).encode(), raw]
+    assert parse(frames[0], KEY_A2) == packet
+
+
 def test_appendix_a2s_text_form_of_the_ciphertext_is_read_too() -> None:
     packet = encrypted_upload()
     raw = codec.build_bytes(packet, KEY_A2)

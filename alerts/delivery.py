@@ -252,8 +252,6 @@ class TableDeliveryLog:
     def _entry(self, key: str) -> dict[str, list[list[str | int]]]:
         raw = self.table.get(key.encode())
         entry = json.loads(raw) if raw else {}
-        if isinstance(entry, list):  # written before sends were begun: the sent channels
-            entry = {"sent": entry}
         return {"sent": entry.get("sent", []), "begun": entry.get("begun", [])}
 
     def _put(self, key: str, entry: dict[str, list[list[str | int]]]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from ecowatch.config.standards import AppliedLimit, Maximum, Minimum, Range
@@ -74,68 +76,21 @@ def exceedance(
     return False, bound.high, None, f"above the range {span}"
 
 
-def _judge_value(
-    state: SiteState,
-    ctx: Context,
-    now: datetime,
-    level: tuple[Rule, Severity, str],
-    device: str,
-    code: str,
-    value: float,
-    limit: AppliedLimit,
-    at: datetime,
-    water_temp_c: float | None,
-    window: Window | None = None,
-) -> list[Finding]:
-    # Compliance alone decides whether there is anything to say; the text waits for it.
-    complies = limit.bound_at(water_temp_c).complies(value)
-    if complies and not state.active:
-        return []  # nothing over the limit, nothing to clear
+@dataclass(slots=True)
+class _Judged:
+    """A value against the limit that applies to it: a reading's, or a closed window's mean."""
 
-    def build(active: bool) -> Finding:
-        return _finding(state, level, device, code, value, limit, at, water_temp_c, active, window)
+    level: tuple[Rule, Severity, str]
+    device: str
+    code: str
+    value: float
+    limit: AppliedLimit
+    at: datetime
+    water_temp_c: float | None
+    window: Window | None = None
 
-    every = window is not None  # every window over the limit is its own evidence
-    return verdict(state, ctx, now, not complies, device, code, level[0], build, every=every)
-
-
-def _finding(
-    state: SiteState,
-    level: tuple[Rule, Severity, str],
-    device: str,
-    code: str,
-    value: float,
-    limit: AppliedLimit,
-    at: datetime,
-    water_temp_c: float | None,
-    active: bool,
-    window: Window | None = None,
-    late: bool = False,
-) -> Finding:
-    """A value against its limit, as the evidence an officer reads."""
-    rule, severity, label = level
-    _, lim, multiple, text = exceedance(value, limit, water_temp_c)
-    unit = unit_of(code, limit)
-    found = "; found late, in resent data" if late else ""
-    return new_finding(
-        state,
-        rule,
-        severity,
-        device=device,
-        pollutant=code,
-        active=active,
-        at=at,
-        value=value,
-        limit=lim,
-        unit=unit,
-        multiple=multiple,
-        limit_source=limit.source,
-        window_start=window.start if window else None,
-        window_end=window.end if window else None,
-        flags=dict(window.flags) if window else {},
-        late=late,
-        detail=f"{name_of(code)}{label} {with_unit(value, unit)}, {text} ({limit.source}{found})",
-    )
+    def complies(self) -> bool:
+        return self.limit.bound_at(self.water_temp_c).complies(self.value)
 
 
 def _valid_value(reading: Reading, code: str) -> float | None:
@@ -143,85 +98,129 @@ def _valid_value(reading: Reading, code: str) -> float | None:
     return m.value if m is not None and m.flag is DataFlag.NORMAL else None
 
 
-def late_over_limit(state: SiteState, reading: Reading, ctx: Context) -> list[Finding]:
-    """A late reading's real-time values against the site's limits, each on its own: an
-    exceedance is a finding marked ``late``. Nothing is cleared and the site's state is not
-    touched, so old normal data resent after an outage cannot clear today's exceedance."""
+def _realtime_values(
+    state: SiteState, reading: Reading, ctx: Context, only_over: bool
+) -> list[_Judged]:
+    """A reading's values that have a real-time limit (flagged values are never judged);
+    ``only_over``: those over it only. Most readings are normal with nothing to clear: then
+    nothing is made for them (this is on every reading's path)."""
     if not ctx.judges_limits_of(state.site, reading.device):
         return []
     temp = _valid_value(reading, WATER_TEMP)
     limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
+    device, at = reading.device, reading.ts
     return [
-        _finding(
-            state, level, reading.device, code, m.value, limit, reading.ts, temp, True, late=True
-        )
+        _Judged(level, device, code, m.value, limit, at, temp)
         for code, m in reading.values.items()
         if (limit := limits[code]) is not None
         and m.flag is DataFlag.NORMAL
-        and not limit.bound_at(temp).complies(m.value)
+        and not (only_over and limit.bound_at(temp).complies(m.value))
     ]
 
 
-def late_window_findings(
-    state: SiteState, windows: list[ClosedWindow], ctx: Context
-) -> list[Finding]:
-    """Hours and days judged again from stored data (after a resend): each valid mean over
-    its limit is a finding marked ``late``, for the record and a found-late case; nothing is
-    cleared, as for any late data."""
-    temps = _water_temps(windows)
-    out: list[Finding] = []
-    for cw in windows:
-        w = cw.window
-        if w.period is Period.MINUTE or not w.valid or w.mean is None:
-            continue
-        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
-        limit = ctx.limit(state.site, cw.pollutant, by)
-        temp = temps.get((w.period, w.start))
-        if limit is None or limit.bound_at(temp).complies(w.mean):
-            continue
-        level, device, code = _LEVEL_RULES[by], cw.device, cw.pollutant
-        out.append(_finding(state, level, device, code, w.mean, limit, w.end, temp, True, w, True))
-    return out
-
-
-def _water_temps(windows: list[ClosedWindow]) -> dict[tuple[Period, datetime], float | None]:
-    """The water temperature's means by window: some limits depend on it."""
-    return {
+def _closed_means(state: SiteState, windows: Sequence[ClosedWindow], ctx: Context) -> list[_Judged]:
+    """The valid hourly and daily means among closed windows that have a limit (minutes are
+    for charts; an invalid window gives no verdict)."""
+    temps = {
         (cw.window.period, cw.window.start): cw.window.mean
         for cw in windows
         if cw.pollutant == WATER_TEMP
     }
-
-
-def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
-    """Real-time values, closed hourly and daily means against the site's limits."""
-    ev = step.event
-    if not isinstance(ev, Reading) or not ctx.judges_limits_of(state.site, ev.device):
-        return []
-    out: list[Verdict] = []
-    temp = _valid_value(ev, WATER_TEMP)
-    limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
-    for code, m in ev.values.items():
-        limit = limits[code]
-        if limit is None or m.flag is not DataFlag.NORMAL:
-            continue  # flagged values are never judged: no verdict either way
-        out += _judge_value(
-            state, ctx, step.now, level, ev.device, code, m.value, limit, ev.ts, temp
-        )
-    if not step.windows:
-        return out
-    temps = _water_temps(list(step.windows))
-    for cw in step.windows:
+    out: list[_Judged] = []
+    for cw in windows:
         w = cw.window
         if w.period is Period.MINUTE or not w.valid or w.mean is None:
-            continue  # minutes are for charts; an invalid hour or day gives no verdict
+            continue
+        if not ctx.judges_limits_of(state.site, cw.device):
+            continue
         by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
         limit = ctx.limit(state.site, cw.pollutant, by)
         if limit is None:
             continue
         temp = temps.get((w.period, w.start))
-        level = _LEVEL_RULES[by]
-        out += _judge_value(
-            state, ctx, step.now, level, cw.device, cw.pollutant, w.mean, limit, w.end, temp, w
+        out.append(
+            _Judged(_LEVEL_RULES[by], cw.device, cw.pollutant, w.mean, limit, w.end, temp, w)
         )
     return out
+
+
+def _finding(state: SiteState, v: _Judged, active: bool, late: bool = False) -> Finding:
+    """A value against its limit, as the evidence an officer reads."""
+    rule, severity, label = v.level
+    _, lim, multiple, text = exceedance(v.value, v.limit, v.water_temp_c)
+    unit, w = unit_of(v.code, v.limit), v.window
+    found = "; found late, in resent data" if late else ""
+    return new_finding(
+        state,
+        rule,
+        severity,
+        device=v.device,
+        pollutant=v.code,
+        active=active,
+        at=v.at,
+        value=v.value,
+        limit=lim,
+        unit=unit,
+        multiple=multiple,
+        limit_source=v.limit.source,
+        window_start=w.start if w else None,
+        window_end=w.end if w else None,
+        flags=dict(w.flags) if w else {},
+        late=late,
+        detail=(
+            f"{name_of(v.code)}{label} {with_unit(v.value, unit)}, {text} ({v.limit.source}{found})"
+        ),
+    )
+
+
+def _judge_value(state: SiteState, ctx: Context, now: datetime, v: _Judged) -> list[Finding]:
+    # Compliance alone decides whether there is anything to say; the text waits for it.
+    complies = v.complies()
+    if complies and not state.active:
+        return []  # nothing over the limit, nothing to clear
+
+    def build(active: bool) -> Finding:
+        return _finding(state, v, active)
+
+    every = v.window is not None  # every window over the limit is its own evidence
+    return verdict(state, ctx, now, not complies, v.device, v.code, v.level[0], build, every=every)
+
+
+def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
+    """Real-time values, closed hourly and daily means against the site's limits."""
+    ev = step.event
+    if not isinstance(ev, Reading):
+        return []
+    out: list[Verdict] = []
+    # With no verdict active at the site, a value within its limit has nothing to say.
+    for v in _realtime_values(state, ev, ctx, only_over=not state.active):
+        out += _judge_value(state, ctx, step.now, v)
+    if step.windows:
+        for v in _closed_means(state, step.windows, ctx):
+            out += _judge_value(state, ctx, step.now, v)
+    return out
+
+
+# Late data (resent after an outage, HJ 212 RF=1) is judged on its own: each value or mean
+# over its limit is a finding marked late, for the record and a found-late case. Nothing is
+# cleared and the site's state is not touched, so old normal data resent after an outage
+# cannot clear today's exceedance.
+
+
+def late_over_limit(state: SiteState, reading: Reading, ctx: Context) -> list[Finding]:
+    """A late reading's real-time values over their limits."""
+    return [
+        _finding(state, v, True, late=True) for v in _realtime_values(state, reading, ctx, True)
+    ]
+
+
+def late_window_findings(
+    state: SiteState, windows: Sequence[ClosedWindow], ctx: Context
+) -> list[Finding]:
+    """Hours and days judged again from stored data (after a resend): valid means over their
+    limits."""
+    return [
+        _finding(state, v, True, late=True)
+        for v in _closed_means(state, windows, ctx)
+        if not v.complies()
+    ]

@@ -423,11 +423,24 @@ def _cp_span(data: bytes) -> tuple[int, int] | None:
     return start + len(_CP_OPEN), len(data) - 2
 
 
+_HEADER_FLAG = re.compile(r"(?:^|;)Flag=([0-9]+)(?:;|$)")
+_HEADER_CN = re.compile(r"(?:^|;)CN=([0-9]+)(?:;|$)")
+
+
 def _decrypted(data: bytes, key: bytes) -> bytes | None:
     """The plain data segment of an encrypted one, whichever form its ciphertext was sent in
-    (raw bytes, or Appendix A.2's ``{0xNN,...}`` text); None without a CP to decrypt."""
+    (raw bytes, or Appendix A.2's ``{0xNN,...}`` text); None when its plain header says it
+    cannot be one (not HJ 212-2025, or a CN that is not encrypted). Without that, a packet
+    damaged on the line would be "decrypted" too, and 1 in 65,536 of them would pass the CRC
+    as garbage."""
     span = _cp_span(data)
     if span is None:
+        return None
+    header = data[: span[0]].decode("utf-8", "replace")
+    flag, cn = _HEADER_FLAG.search(header), _HEADER_CN.search(header)
+    if flag is None or cn is None or cn.group(1) not in ENCRYPTED_CNS:
+        return None
+    if int(flag.group(1)) >> FLAG_VERSION_SHIFT != _VERSIONS.index(Version.V2025):
         return None
     content = data[span[0] : span[1]]
     try:
@@ -491,6 +504,10 @@ def parse(packet: bytes | str, key: bytes | None = None) -> Packet:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        if encrypted:  # the CRC matched garbage by chance: the key did not make plain text
+            raise CrcMismatch(
+                f"the CRC {crc_text.decode()} matched no plain text (decrypted: not UTF-8)"
+            ) from exc
         raise BadField(f"expected a UTF-8 data segment: {exc}") from exc
     packet = parse_data_segment(text)
     return replace(packet, encrypted=True) if encrypted else packet

@@ -830,6 +830,21 @@ def test_ciphertext_holding_a_delimiter_is_framed_by_its_length_when_it_trickles
     assert parse(frames[0], KEY_A2) == packet
 
 
+def test_a_damaged_packet_is_a_crc_error_even_when_decrypting_it_would_match_by_chance() -> None:
+    # A CI run found this: a 2017 upload damaged on the line (CRC 0000), whose CP "decrypted"
+    # with its device's key gives garbage with CRC 0000 (1 chance in 65,536). A 2017 packet is
+    # never encrypted, so it is not decrypted; and garbage that matches is no plain text.
+    key = bytes.fromhex("7fc9b93f9419c92253ea5de6a62730e7")
+    cp = {"DataTime": "20261123030600", "w01018": {"Rtd": 40.0, "Flag": "N"}}
+    packet = Packet(qn="20261123000306000", st="32", cn="2011", pw="x", mn=MN, flag=5, cp=cp)
+    damaged = build(replace(packet, mn="33080300000016"))[:-6] + "0000\r\n"
+    with pytest.raises(CrcMismatch):
+        parse(damaged.encode(), key)
+    as_2025 = damaged.replace("Flag=5", "Flag=9")  # as if a 2025 device's, same CRC
+    with pytest.raises(CrcMismatch):
+        parse(as_2025.encode(), key)
+
+
 def test_appendix_a2s_text_form_of_the_ciphertext_is_read_too() -> None:
     packet = encrypted_upload()
     raw = codec.build_bytes(packet, KEY_A2)

@@ -262,12 +262,7 @@ def render(notification: Notification, lang: Lang = "zh") -> Message:
         (_action(n, lang), False),
     ]
     if f.late:  # the exceedance is on record from a resend: it is not what the data says now
-        found = (
-            "（设备断线后补传的数据中发现）"
-            if zh
-            else "Found late, in data resent after an outage."
-        )
-        lines.insert(2, (found, False))
+        lines.insert(2, (_pick(_FOUND_LATE, lang), False))
     if n.step in (CaseStep.ESCALATE, CaseStep.RENOTIFY, CaseStep.RAISE):
         measure = _cut(proposed_measure(n, lang), 60)
         lines.append(((f"拟处置：{measure}" if zh else f"Proposed: {measure}"), False))
@@ -299,14 +294,25 @@ _REPEAT_LINE = (
 )
 
 
+def _category_end(title: str) -> int:
+    """Where the step's tag (【执法】, "[Enforce] ") ends in a rendered title; 0 without one."""
+    tags = (tag for pair in _TAG.values() for tag in pair)
+    return next((len(tag) for tag in tags if title.startswith(tag)), 0)
+
+
 def is_possible_repeat(title: str) -> bool:
-    return title.startswith(_REPEAT_TAG)
+    rest = title[_category_end(title) :]
+    return rest.startswith(_REPEAT_TAG)
 
 
 def possible_repeat(message: Message, lang: Lang = "zh") -> Message:
     """The message marked as one that may have reached its reader already: a send cut off by a
-    crash is sent again like this (FIX's PossDup), never again unmarked."""
+    crash is sent again like this (FIX's PossDup), never again unmarked.
+
+    The step's tag stays first (【执法】【可能重复】…): officers' mail rules sort on it."""
+    at = _category_end(message.title)
+    title = message.title[:at] + _pick(_REPEAT_TAG, lang) + message.title[at:]
     return Message(
-        _cut(_pick(_REPEAT_TAG, lang) + message.title, TITLE_MAX),
+        _cut(title, TITLE_MAX),
         _cut(_pick(_REPEAT_LINE, lang) + "\n" + message.body, BODY_MAX),
     )

@@ -32,6 +32,7 @@ from ecowatch.alerts.templates import (
     china_time,
     evidence_line,
     excess_multiple,
+    is_possible_repeat,
     possible_repeat,
     render,
 )
@@ -479,7 +480,9 @@ def test_a_send_cut_off_by_a_crash_is_sent_again_marked_as_a_possible_repeat(
     report = asyncio.run(restarted.deliver(n))
     [(_, message, _)] = notifier.calls
     assert message == possible_repeat(render(n))  # not the plain message a second time
-    assert message.title.startswith("【可能重复】")
+    # The step's tag stays first, so that an officer's mail rule on 【提醒】 still finds it.
+    assert message.title.startswith("【提醒】【可能重复】")
+    assert is_possible_repeat(message.title) and not is_possible_repeat(render(n).title)
     assert report.possible_repeats == [("E-001", 0, "json")]
     [sent] = report.with_status(DeliveryStatus.SENT)
     assert sent.detail == "possible repeat"

@@ -7,6 +7,7 @@ Every client connects with a ``KafkaAccess``: the address and the principal it s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -18,8 +19,11 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import (
     ClusterAuthorizationFailedError,
     GroupAuthorizationFailedError,
+    InvalidTopicError,
     KafkaConnectionError,
     KafkaError,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
     TopicAuthorizationFailedError,
 )
 
@@ -157,9 +161,9 @@ async def ensure_topics(
         await admin.close()
 
 
-async def start_producer(access: KafkaAccess, client_id: str) -> AIOKafkaProducer:
+def _new_producer(access: KafkaAccess, client_id: str) -> AIOKafkaProducer:
     # acks=all + idempotence: a reading the bridge acknowledged to the device is in Kafka.
-    producer = AIOKafkaProducer(
+    return AIOKafkaProducer(
         **access.client_options(),
         client_id=client_id,
         acks="all",
@@ -167,7 +171,247 @@ async def start_producer(access: KafkaAccess, client_id: str) -> AIOKafkaProduce
         linger_ms=5,
         request_timeout_ms=15_000,
     )
-    await _start(producer, access)
+
+
+# Errors that no new producer and no wait will cure: the record or the principal is refused.
+# Everything else (a broker away, a leader moving, the idempotent producer's own sequence or
+# epoch errors) is retried on a new producer until Kafka takes the record.
+_REFUSED_RECORD = (
+    *_REFUSALS,
+    MessageSizeTooLargeError,
+    InvalidTopicError,
+    RecordTooLargeError,
+)
+
+
+@dataclass
+class ProducerStats:
+    """What a producer went through: shown in the stage's /health."""
+
+    renewals: int = 0  # producers replaced after a failed delivery
+    retried: int = 0  # records sent again on a new producer
+    refused: int = 0  # records Kafka will never take (too large, not allowed)
+    last_error: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "renewals": self.renewals,
+            "retried": self.retried,
+            "refused": self.refused,
+            "last_error": self.last_error,
+        }
+
+
+class Producer:
+    """A Kafka producer that outlives its broker.
+
+    aiokafka's idempotent producer gives up on a batch whose partition has no leader for
+    ``request_timeout_ms`` (a broker stopped or restarting: ``drain_by_nodes`` expires it),
+    after the batch may already have taken a sequence number. The next batch of that
+    partition then carries a sequence the broker does not expect: ``OutOfOrderSequenceNumber``
+    ends aiokafka's sender task, and from then on every send fails at once (the accumulator
+    keeps the error). ``UnknownProducerId`` and ``InvalidProducerEpoch``/``ProducerFenced``
+    (the broker lost or moved on from the producer's state) end the same way.
+
+    So after any failed delivery this producer is replaced by a new one (a new producer id,
+    sequences from 0), once per failure however many records failed with it, and each
+    record that failed is sent again on the new one, with a growing wait while Kafka is away.
+    The future that :meth:`send` returns completes only when Kafka has the record: a caller
+    acknowledges its source (MQTT, an HJ 212 answer) on it, never before. A record Kafka
+    wrote whose answer was lost is written twice; the worker's one-reading-per-(device,
+    time) rule absorbs that. Records Kafka refuses for good (too large, not allowed) fail.
+    """
+
+    def __init__(
+        self,
+        access: KafkaAccess,
+        client_id: str,
+        *,
+        backoff: tuple[float, float] = (0.2, 5.0),
+        factory: Callable[[KafkaAccess, str], AIOKafkaProducer] = _new_producer,
+    ) -> None:
+        self._access, self._client_id = access, client_id
+        self._factory = factory
+        self._backoff = backoff
+        self._producer: AIOKafkaProducer | None = None
+        self._generation = 0
+        self._healthy = asyncio.Event()
+        self._renewing = asyncio.Lock()
+        self._retries: set[asyncio.Task[None]] = set()
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._stopped = False
+        self.stats = ProducerStats()
+
+    async def start(self) -> None:
+        producer = self._factory(self._access, self._client_id)
+        await _start(producer, self._access)
+        self._producer = producer
+        self._healthy.set()
+
+    @property
+    def generation(self) -> int:
+        """How many producers were replaced: 0 until the first failure."""
+        return self._generation
+
+    async def partitions_for(self, topic: str) -> set[int]:
+        await self._healthy.wait()
+        assert self._producer is not None
+        return await self._producer.partitions_for(topic)
+
+    async def send(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> asyncio.Future[Any]:
+        """Hand a record over; the returned future completes when Kafka has it."""
+        landed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        record = (topic, value, key, partition)
+        if not self._healthy.is_set():  # a new producer is on its way: no use for the old one
+            await self._healthy.wait()
+        generation = self._generation
+        try:
+            assert self._producer is not None
+            delivery = await self._producer.send(topic, value, key=key, partition=partition)
+        except Exception as exc:  # refused at once (the sender has died, no metadata): retry
+            self._failed(landed, record, generation, exc)
+            return landed
+        delivery.add_done_callback(lambda done: self._delivered(done, landed, record, generation))
+        return landed
+
+    async def send_and_wait(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        partition: int | None = None,
+    ) -> Any:
+        return await (await self.send(topic, value, key=key, partition=partition))
+
+    def _delivered(
+        self,
+        delivery: asyncio.Future[Any],
+        landed: asyncio.Future[Any],
+        record: tuple[str, bytes, bytes | None, int | None],
+        generation: int,
+    ) -> None:
+        if landed.done():
+            return
+        if delivery.cancelled():
+            self._failed(landed, record, generation, asyncio.CancelledError())
+        elif (exc := delivery.exception()) is not None:
+            self._failed(landed, record, generation, exc)
+        else:
+            landed.set_result(delivery.result())
+
+    def _failed(
+        self,
+        landed: asyncio.Future[Any],
+        record: tuple[str, bytes, bytes | None, int | None],
+        generation: int,
+        exc: BaseException,
+    ) -> None:
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, _REFUSED_RECORD) or self._stopped:
+            self.stats.refused += isinstance(exc, _REFUSED_RECORD)
+            if not landed.done():
+                landed.set_exception(exc if isinstance(exc, Exception) else KafkaError(str(exc)))
+            return
+        task = asyncio.get_running_loop().create_task(self._send_again(landed, record, generation))
+        self._retries.add(task)
+        task.add_done_callback(self._retries.discard)
+
+    async def _send_again(
+        self,
+        landed: asyncio.Future[Any],
+        record: tuple[str, bytes, bytes | None, int | None],
+        generation: int,
+    ) -> None:
+        topic, value, key, partition = record
+        wait = self._backoff[0]
+        while not landed.done():
+            await self._renew(generation)
+            generation = self._generation
+            self.stats.retried += 1
+            try:
+                assert self._producer is not None
+                delivery = await self._producer.send(topic, value, key=key, partition=partition)
+                landed.set_result(await delivery)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                if isinstance(exc, _REFUSED_RECORD):
+                    self.stats.refused += 1
+                    landed.set_exception(exc)
+                    return
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, self._backoff[1])
+
+    async def _renew(self, failed_generation: int) -> None:
+        """Replace the producer of ``failed_generation``, unless another failure already did.
+        While Kafka is away this waits, trying again and again, until a producer starts."""
+        async with self._renewing:
+            if self._generation != failed_generation:
+                return
+            self._healthy.clear()
+            old, self._producer = self._producer, None
+            if old is not None:  # its sender may be dead or stuck: stopped aside, not awaited
+                retire = asyncio.get_running_loop().create_task(_retire(old))
+                self._retiring.add(retire)
+                retire.add_done_callback(self._retiring.discard)
+            wait = self._backoff[0]
+            while True:
+                producer = self._factory(self._access, self._client_id)
+                try:
+                    await _start(producer, self._access)
+                    break
+                except Exception as exc:  # away, or answering but not ready to sign in yet
+                    self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                    await asyncio.sleep(wait)
+                    wait = min(wait * 2, self._backoff[1])
+            self._producer = producer
+            self._generation += 1
+            self.stats.renewals += 1
+            self._healthy.set()
+            log.warning(
+                "Kafka producer %s replaced after a failed delivery (%s); records not "
+                "acknowledged are sent again",
+                self._client_id,
+                self.stats.last_error,
+                extra={"outage": "kafka"},
+            )
+
+    async def flush(self) -> None:
+        """Until every record handed over so far is in Kafka (or refused)."""
+        while self._retries:
+            await asyncio.gather(*list(self._retries), return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.flush()
+
+    async def stop(self) -> None:
+        self._stopped = True
+        for task in list(self._retries):
+            task.cancel()
+        await asyncio.gather(*self._retries, *self._retiring, return_exceptions=True)
+        if self._producer is not None:
+            await self._producer.stop()
+
+
+async def _retire(producer: AIOKafkaProducer, timeout: float = 30.0) -> None:
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(timeout):
+            await producer.stop()
+
+
+async def start_producer(access: KafkaAccess, client_id: str) -> Producer:
+    """A producer whose every record reaches Kafka, across broker restarts (see Producer)."""
+    producer = Producer(access, client_id)
+    await producer.start()
     return producer
 
 

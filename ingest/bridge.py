@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import paho.mqtt.client as mqtt
-from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
@@ -39,6 +38,7 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.errors import ServiceDown
 from ecowatch.ingest.contract import DeadLetterBudget
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
+from ecowatch.kafka import Producer
 from ecowatch.outage import Outage
 from ecowatch.schema import (
     DeadLetter,
@@ -110,7 +110,7 @@ class ReadingBatches:
 
     def __init__(
         self,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         sent: Callable[[asyncio.Future, list[_Inbound]], None],
     ) -> None:
         self._producer = producer
@@ -181,7 +181,7 @@ class MqttBridge:
         mqtt_port: int,
         username: str,
         password: str,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         catalogue: Catalogue,
         clock: Clock,
         bridge_slice: BridgeSlice = ALL_SITES,

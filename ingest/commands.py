@@ -13,14 +13,14 @@ import logging
 from collections import Counter
 
 import paho.mqtt.client as mqtt
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.ingest.validation import rejection_of
-from ecowatch.kafka import KafkaAccess, start_consumer
+from ecowatch.kafka import KafkaAccess, Producer, start_consumer
 from ecowatch.kafka_accounts import COMMAND_RELAY_GROUP
 from ecowatch.schema import DeadLetter, DeviceCommand, ReadingSource, RejectReason
 
@@ -33,7 +33,7 @@ class CommandRelay:
         *,
         kafka: KafkaAccess,
         client: mqtt.Client,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         catalogue: Catalogue,
         clock: Clock,
     ) -> None:

@@ -24,11 +24,13 @@ Anyone who reaches the port may try to speak for any MN (the MNs are no secret),
   bad frames and wrong PWs in a row. A connection over a limit is closed with a log line.
 - Nothing a peer sends can stop the server: every packet is answered or dead-lettered, and
   a failure of ours on one packet is that packet's dead letter (``unhandled``), unanswered, so
-  that the device resends it. Dead letters are queued to Kafka, not waited for, but tracked:
-  a server that stops (leaving ``async with`` the listener ``serve`` returns, or
-  :meth:`Hj212Server.stop`) closes its connections, then waits for every queued dead letter
-  before the caller stops its producer; one Kafka did not take is counted in
-  ``dead_letters_lost``.
+  that the device resends it. A dead letter is evidence as a reading is: the producer sends
+  it again across broker restarts (``ecowatch.kafka.Producer``), and a rejected frame is
+  answered only once Kafka has its dead letter, so the answer to a device is never ahead of
+  the record of what it sent. Letters are tracked: a server that stops (leaving
+  ``async with`` the listener ``serve`` returns, or :meth:`Hj212Server.stop`) closes its
+  connections, then waits for every queued dead letter before the caller stops its
+  producer; one Kafka did not take is counted in ``dead_letters_lost``.
 """
 
 from __future__ import annotations
@@ -48,8 +50,6 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue, DeviceEntry
@@ -58,6 +58,7 @@ from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
 from ecowatch.ingest import hj212, sm4
 from ecowatch.ingest.contract import Rejection, admit
+from ecowatch.kafka import Producer
 from ecowatch.schema import (
     DeadLetter,
     DeviceReading,
@@ -424,7 +425,7 @@ class Hj212Server:
     def __init__(
         self,
         *,
-        producer: AIOKafkaProducer,
+        producer: Producer,
         catalogue: Catalogue,
         clock: Clock,
         passwords: DevicePasswords | None = None,
@@ -462,7 +463,7 @@ class Hj212Server:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, producer: AIOKafkaProducer, catalogue: Catalogue, clock: Clock
+        cls, settings: Settings, *, producer: Producer, catalogue: Catalogue, clock: Clock
     ) -> Hj212Server:
         return cls(
             producer=producer,
@@ -821,14 +822,20 @@ class Hj212Server:
             reason, detail = RejectReason(error.kind), error.detail
         else:
             reason, detail = error
-        await self._dead_letter(conn.peer, payload, reason, detail)
+        letter = await self._dead_letter(conn.peer, payload, reason, detail)
+        if letter is not None and answer is not None:
+            # The answer waits for the evidence (a flood of bad frames on one connection is
+            # slowed to Kafka's pace by it); a stop that writes the letter off answers nothing.
+            await asyncio.wait({letter})
+            if not letter.done() or letter.cancelled() or letter.exception() is not None:
+                return
         self._answer(conn, answer)
 
     async def _dead_letter(
         self, peer: str, payload: bytes, reason: RejectReason, detail: str
-    ) -> None:
-        """Queued to Kafka, not waited for: a flood of bad frames costs no round trips (the
-        queue's own bound slows it down if Kafka falls behind). Never raises."""
+    ) -> asyncio.Future[object] | None:
+        """Queued to Kafka, tracked until it is there; the future says when (None if it could
+        not even be queued). Never raises."""
         try:
             letter = DeadLetter.of(
                 source=ReadingSource.HJ212,
@@ -844,11 +851,12 @@ class Hj212Server:
         except Exception as exc:
             self.stats.dead_letters_lost += 1
             log.error("HJ 212: a dead letter from %s (%s) was lost: %r", peer, reason, exc)
-            return
+            return None
         self.stats.dead_lettered[reason.value] += 1
         log.info("dead-lettered an HJ 212 packet from %s: %s (%s)", peer, reason, detail)
         self._letters_in_flight.add(sent)
         sent.add_done_callback(lambda done: self._dead_letter_sent(done, peer, reason))
+        return sent
 
     def _dead_letter_sent(self, done: asyncio.Future, peer: str, reason: RejectReason) -> None:
         if done not in self._letters_in_flight:

@@ -630,12 +630,15 @@ def test_a_stopping_server_waits_for_its_dead_letters_and_closes_its_connections
     async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
         reader, writer = await connect()
         writer.write(b"##0010garbage!\r\n" + wire(upload(pw="wrong1")))
+        await queued(producer, 2)
+        assert not await nothing_within(reader, 0.2)  # unanswered while Kafka has no letter
+        producer.take(2)
         await answers(reader, 1)  # the wrong PW's 9011 (the short frame has no QN to answer)
         writer.write(wire(split("20261123173000001", 2, [1])[0]))
         await answers(reader, 1)  # the first part is answered on its own
         loop = asyncio.get_running_loop()
         loop.call_later(0.3, lambda: done_at.setdefault("taken", len(producer.letters)))
-        loop.call_later(0.3, producer.take, 3)
+        loop.call_later(0.3, producer.take, 1)
         await server.stop(flush_seconds=5)
         done_at["stopped"] = len(producer.letters)
         assert await closed(reader)
@@ -646,15 +649,30 @@ def test_a_stopping_server_waits_for_its_dead_letters_and_closes_its_connections
     assert server.stats.dead_letters_lost == 0 and server.open_connections == 0
 
 
+async def queued(producer: SlowKafka, count: int) -> None:
+    while len(producer.queued) < count:
+        await asyncio.sleep(0.01)
+
+
+async def nothing_within(reader: asyncio.StreamReader, seconds: float) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(4096), seconds)
+    except TimeoutError:
+        return b""
+
+
 def test_dead_letters_kafka_refused_or_never_took_are_counted_lost(catalogue: Catalogue) -> None:
+    """And their frames are not answered: the answer never runs ahead of the evidence."""
     producer = SlowKafka()
 
     async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
         reader, writer = await connect()
-        for pw in ("wrong1", "wrong2"):
-            writer.write(wire(upload(pw=pw)))
-            await answers(reader, 1)
+        writer.write(wire(upload(pw="wrong1")))
+        await queued(producer, 1)
         producer.take(1, RuntimeError("not authorized"))
+        writer.write(wire(upload(pw="wrong2")))
+        await queued(producer, 2)
+        assert not await nothing_within(reader, 0.2)
         await server.stop(flush_seconds=0.2)  # the second is never taken
         producer.take(2)  # Kafka answers after the stop gave up: not counted twice
 

@@ -111,6 +111,15 @@ class Settings(BaseSettings):
     # since 0.0.0.0 is where one listens, not where the others find it.
     web_url: str = ""
 
+    # /health of the stages without a web server of their own (JSON; 503 while stalled), for
+    # supervisors' health checks. 0: none (two bridges on one machine need a port each).
+    health_host: str = Field(default="127.0.0.1", min_length=1)
+    bridge_health_port: int = Field(default=6067, ge=0, le=65535)
+    hj212_health_port: int = Field(default=6068, ge=0, le=65535)
+    # A stage holding work with nothing out for this long says it is stalled; twice as long,
+    # and it exits (code 75) for its supervisor to start it again (ecowatch/stall.py).
+    stall_seconds: float = Field(default=30.0, gt=0)
+
     # The operators' console (`ecowatch console`): the wall, the desk and the phone. Loopback
     # by default like the case API, whose rules it applies by passing the caller's token on.
     console_host: str = Field(default="127.0.0.1", min_length=1)

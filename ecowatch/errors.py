@@ -26,3 +26,8 @@ class ServiceDown(EcowatchError):
             + (f" ({detail})" if detail else "")
             + f": {hint}"
         )
+
+
+class StageStalled(EcowatchError):
+    """A stage held work and got none of it out for too long to recover by itself: it exits
+    with ``ecowatch.stall.STALLED_EXIT_CODE`` so that its supervisor starts it again."""

@@ -398,8 +398,8 @@ class Producer:
         for task in list(self._retries):
             task.cancel()
         await asyncio.gather(*self._retries, *self._retiring, return_exceptions=True)
-        if self._producer is not None:
-            await self._producer.stop()
+        if self._producer is not None:  # its flush waits for a Kafka that may not come back
+            await _retire(self._producer, timeout=15.0)
 
 
 async def _retire(producer: AIOKafkaProducer, timeout: float = 30.0) -> None:

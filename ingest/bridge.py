@@ -284,6 +284,21 @@ class MqttBridge:
 
     # -- the asyncio side ------------------------------------------------------------------
 
+    def progress(self) -> tuple[int, int]:
+        """(messages taken from Mosquitto, messages done with: in Kafka and acknowledged, or
+        suppressed), for the stall watch: work outstanding is the difference."""
+        s = self.stats
+        done = s.bridged + s.statuses + s.dead_lettered_total + sum(s.suppressed.values())
+        return s.received + len(self._arrived), done
+
+    def why_stalled(self) -> str:
+        """The likeliest reason nothing comes out, for the stall's line and /health."""
+        if self._mqtt_outage.active:
+            return "Mosquitto is unavailable"
+        if error := self._producer.stats.last_error:
+            return f"Kafka has not taken them; the producer's last error: {error}"
+        return f"Kafka has not acknowledged {len(self._pending)} send(s)"
+
     @property
     def client(self) -> mqtt.Client:
         """The bridge's MQTT connection, shared with the command relay."""

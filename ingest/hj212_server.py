@@ -456,6 +456,7 @@ class Hj212Server:
         self._connections: set[asyncio.Task[None]] = set()
         # Dead letters queued to Kafka and not yet taken: awaited when the server stops.
         self._letters_in_flight: set[asyncio.Future[object]] = set()
+        self._awaiting_kafka = 0  # readings and statuses handed to Kafka, not yet taken
 
     @property
     def open_connections(self) -> int:
@@ -479,6 +480,17 @@ class Hj212Server:
         self._listening = await asyncio.start_server(self._connection, host, port)
         log.info("HJ 212 server listening on %s:%s", host, port)
         return Listening(self._listening, self)
+
+    def progress(self) -> tuple[int, int]:
+        """(packets taken in, packets done with), for the stall watch: a packet is outstanding
+        while its reading, status or dead letter waits for Kafka."""
+        outstanding = self._awaiting_kafka + len(self._letters_in_flight)
+        return self.stats.packets, self.stats.packets - outstanding
+
+    def why_stalled(self) -> str:
+        if error := self._producer.stats.last_error:
+            return f"Kafka has not taken them; the producer's last error: {error}"
+        return "Kafka has not acknowledged what was sent"
 
     async def stop(self, flush_seconds: float = DEAD_LETTER_FLUSH_SECONDS) -> None:
         """No new connections; the open ones closed (what they had read is handled, an
@@ -716,9 +728,13 @@ class Hj212Server:
             state=DeviceState.ONLINE,
             at=self._clock.now(),
         )
-        await self._producer.send_and_wait(
-            topics.STATUS, status.to_json(), key=status.site.encode()
-        )
+        self._awaiting_kafka += 1
+        try:
+            await self._producer.send_and_wait(
+                topics.STATUS, status.to_json(), key=status.site.encode()
+            )
+        finally:
+            self._awaiting_kafka -= 1
         self.stats.heartbeats += 1
         conn.guard.accepted()
         if packet.wants_answer:
@@ -776,6 +792,7 @@ class Hj212Server:
         self._replays.remember(packet.mn, packet.cn, qn, digest, now)
         taken: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = taken
+        self._awaiting_kafka += 1
         try:
             await self._producer.send_and_wait(
                 topics.READINGS, reading.to_json(), key=reading.site.encode()
@@ -787,6 +804,7 @@ class Hj212Server:
         else:
             taken.set_result(True)
         finally:
+            self._awaiting_kafka -= 1
             if self._in_flight.get(key) is taken:
                 del self._in_flight[key]
         self.stats.bridged += 1

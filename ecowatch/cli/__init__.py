@@ -11,7 +11,8 @@ import sys
 
 import click
 
-from ecowatch.errors import EcowatchError
+from ecowatch.errors import EcowatchError, StageStalled
+from ecowatch.stall import STALLED_EXIT_CODE
 
 
 @click.group()
@@ -71,6 +72,9 @@ from ecowatch.cli.demo import CASE_ID  # noqa: E402
 def main() -> None:
     try:
         cli(standalone_mode=True)
+    except StageStalled as exc:
+        click.echo(f"ecowatch: {exc}", err=True)
+        sys.exit(STALLED_EXIT_CODE)
     except EcowatchError as exc:
         click.echo(f"ecowatch: {exc}", err=True)
         sys.exit(2)

@@ -19,7 +19,7 @@ from ecowatch.cli.runtime import (
 )
 from ecowatch.clock import SystemClock
 from ecowatch.config.settings import load_settings
-from ecowatch.errors import ConfigError
+from ecowatch.errors import ConfigError, StageStalled
 from ecowatch.ingest.bridge import BridgeStats
 from ecowatch.kafka_accounts import Role, access_for
 
@@ -103,8 +103,10 @@ def hj212_serve() -> None:
 
     Listens on ECOWATCH_HJ212_HOST:ECOWATCH_HJ212_PORT; prints its counts as JSON when stopped.
     """
+    from ecowatch.cli.health import serve_health, watch_stall
     from ecowatch.ingest.hj212_server import Hj212Server
     from ecowatch.kafka import ensure_topics, start_producer
+    from ecowatch.stall import StallWatch
 
     settings, catalogue = settings_and_catalogue()
     fold_kafka_outages(settings)
@@ -129,8 +131,33 @@ def hj212_serve() -> None:
                     f"ECOWATCH_HJ212_PORT: cannot listen on "
                     f"{settings.hj212_host}:{settings.hj212_port} ({exc.strerror})"
                 ) from None
-            async with listening:
-                await stop.wait()
+            stall = StallWatch("HJ 212 server", settings.stall_seconds)
+            health = await serve_health(
+                settings.health_host,
+                settings.hj212_health_port,
+                lambda: {
+                    "stage": "hj212",
+                    **server.stats.as_dict(),
+                    "producer": producer.stats.as_dict(),
+                    **stall.as_dict(),
+                },
+                "HJ 212 server",
+            )
+            watcher = asyncio.create_task(watch_stall(stall, server.progress, server.why_stalled))
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                async with listening:
+                    await asyncio.wait({stopping, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                    if watcher.done():  # an unanswered upload is resent by its device
+                        raise StageStalled(
+                            f"the HJ 212 server stood still for {2 * settings.stall_seconds:.0f}"
+                            f" s ({stall.why}); exiting for its supervisor to start it again"
+                        )
+            finally:
+                watcher.cancel()
+                stopping.cancel()
+                if health is not None:
+                    await health.cleanup()
         finally:
             await producer.stop()
 

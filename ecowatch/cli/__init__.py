@@ -37,6 +37,7 @@ def _register_commands() -> None:
     from ecowatch.cli.ops import console, dead_letters, replay
     from ecowatch.cli.parts import bridge, hj212_serve, kafka_setup, worker
     from ecowatch.cli.stack import stack
+    from ecowatch.cli.up import up
     from ecowatch.drill import drill
     from ecowatch.ingest.hj212_cli import hj212
     from ecowatch.streams.aqi_cli import aqi
@@ -44,6 +45,7 @@ def _register_commands() -> None:
     hj212.add_command(hj212_serve)
     for command in (
         stack,
+        up,
         bridge,
         worker,
         kafka_setup,

@@ -6,8 +6,11 @@ Speed is measured here, never asserted in a test. `core` times the pure hot path
 `pipeline` pushes readings through the real stack (devices → Mosquitto → bridge → Kafka →
 worker → InfluxDB) and times them until InfluxDB has every point.
 
-Run as ``python -m ecowatch.bench DEVICES READINGS START RATE SAMPLE_EVERY``, this module is
-the pipeline's load generator: a process of its own, so that its CPU is counted apart.
+Run as ``python -m ecowatch.bench DEVICES READINGS START RATE SAMPLE_EVERY OVER_LIMIT_EVERY
+[AHEAD]``, this module is the pipeline's load generator: a process of its own, so that its CPU
+is counted apart. It connects every device, publishes each device's one reading dated AHEAD
+first when given (the devices' clocks ahead of the run's readings, which are then all late),
+says so, and publishes the run's readings once the bench writes a line to its stdin.
 """
 
 from __future__ import annotations
@@ -293,6 +296,19 @@ class Publisher:
             if self.acked >= self._target:
                 self._done.set()
 
+    def publish_one(self, ts: datetime, seq: int, timeout: float = 30.0) -> None:
+        """One reading, waited for until Mosquitto has acknowledged it; not counted in
+        ``acked`` (the run's readings are)."""
+        self._target = 1 << 62  # not the run's: its acknowledgement completes nothing
+        info = self.client.publish(
+            topics.reading_topic(self.site, self.device), outfall_payload(ts, seq), qos=1
+        )
+        info.wait_for_publish(timeout)
+        time.sleep(0.05)  # its on_publish, which may come after wait_for_publish returns
+        with self._lock:
+            self.acked = 0
+            self._done.clear()
+
     def publish(self, start: datetime, count: int, rate: float) -> None:
         """``rate``: this device's readings per second; 0 for as fast as the broker takes them."""
         self._target = count
@@ -328,9 +344,11 @@ def run_load(
     rate: float,
     sample_every: int,
     over_limit_every: int = 0,
+    ahead: datetime | None = None,
 ) -> None:
-    """The load generator's process: connect every device, say so, publish, and say how many
-    readings Mosquitto acknowledged (every 0.5 s), then its own CPU and the samples."""
+    """The load generator's process: connect every device (and publish each one's reading
+    dated ``ahead``), say so, wait for the bench's go (a line on stdin), publish, and say how
+    many readings Mosquitto acknowledged (every 0.5 s), then its own CPU and the samples."""
     settings = load_settings()
     catalogue = load_catalogue(settings.catalogue)
     credentials = load_device_credentials(settings.device_credentials_file)
@@ -345,9 +363,13 @@ def run_load(
         )
         for e in outfalls(catalogue)[:devices]
     ]
+    if ahead is not None:
+        for p in publishers:
+            p.publish_one(ahead, readings)
+    _say({"connected": True, "ahead": len(publishers) if ahead is not None else 0})
+    sys.stdin.readline()  # the bench's go: the workers have judged the readings ahead
     cpu0 = process_cpu(os.getpid()) or 0.0
     t0 = time.perf_counter()
-    _say({"connected": True})
     threads = [
         threading.Thread(target=p.publish, args=(start, readings, rate / devices), daemon=True)
         for p in publishers
@@ -475,9 +497,15 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
 
 
 def reading_points_per_device(
-    settings: Settings, start: datetime, stop: datetime, timeout_ms: int = 30_000
+    settings: Settings,
+    start: datetime,
+    stop: datetime,
+    devices: Iterable[str] | None = None,
+    timeout_ms: int = 30_000,
 ) -> dict[str, int]:
-    """Reading points (value fields) per device in [start, stop): one Flux count per poll."""
+    """Reading points (value fields) per device in [start, stop): one Flux count per poll.
+    ``devices``: only theirs (the bench's own): any other device's readings dated in the
+    window (a simulated city replaying the past, a drill) are not the bench's points."""
     from ecowatch.streams.store import influx_client
 
     flux = (
@@ -488,11 +516,15 @@ def reading_points_per_device(
     )
     with influx_client(settings, timeout_ms) as client:
         tables = client.query_api().query(flux)
-    return {str(r.values["device"]): int(r.get_value()) for t in tables for r in t.records}
+    counts = {str(r.values["device"]): int(r.get_value()) for t in tables for r in t.records}
+    if devices is None:
+        return counts
+    return {d: counts.get(d, 0) for d in devices}
 
 
 if __name__ == "__main__":
     _devices, _readings, _start, _rate, _every, _over = sys.argv[1:7]
+    _ahead = sys.argv[7] if len(sys.argv) > 7 else ""
     run_load(
         int(_devices),
         int(_readings),
@@ -500,4 +532,5 @@ if __name__ == "__main__":
         float(_rate),
         int(_every),
         int(_over),
+        datetime.fromisoformat(_ahead).astimezone(UTC) if _ahead else None,
     )

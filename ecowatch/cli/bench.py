@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,19 +85,31 @@ def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
         )
 
 
-def _window(settings: Settings, readings: int) -> tuple[datetime, datetime]:
+# --late: each device's one reading dated this long after the run's window first, so that every
+# reading of the run is older than its device's newest, and arrives days after its time: late.
+AHEAD_OF_WINDOW = timedelta(minutes=10)
+
+
+def _window(
+    settings: Settings, readings: int, late: bool = False
+) -> tuple[datetime, datetime, datetime | None]:
     """The run's own window in the past (readings one second apart per device), after the last
     run's: the workers' tables remember each site's readings and refuse a repeat, so a run
     into an earlier run's window would be judged as duplicates. Emptied in InfluxDB first
     all the same. Five days back: inside the window the platform takes resends from (seven
-    days); each run moves on by its own length only."""
+    days); each run moves on by its own length only.
+
+    ``late``: also the time of each device's reading ahead of the window (the third value),
+    and the next run's window starts after it, so a live run after a late one is live again
+    (its readings newer than every device's newest)."""
     marker = settings.state_dir / "bench-pipeline-window"
     start = (datetime.now(UTC) - timedelta(days=5)).replace(second=0, microsecond=0)
     with contextlib.suppress(OSError, ValueError):
         start = max(start, datetime.fromisoformat(marker.read_text().strip()))
     stop = start + timedelta(seconds=readings + 1)
-    marker.write_text((stop + timedelta(minutes=1)).isoformat())
-    return start, stop
+    ahead = stop + AHEAD_OF_WINDOW if late else None
+    marker.write_text(((ahead or stop) + timedelta(minutes=1)).isoformat())
+    return start, stop, ahead
 
 
 class _TopicEnd:
@@ -144,10 +157,13 @@ class _Load:
         rate: float,
         log_path: Path,
         over_limit_every: int = 0,
+        ahead: datetime | None = None,
     ) -> None:
         every = max(1, readings // SAMPLES_PER_DEVICE)
         argv = [str(devices), str(readings), start.isoformat(), str(rate), str(every)]
         argv.append(str(over_limit_every))
+        if ahead is not None:
+            argv.append(ahead.isoformat())
         self.log_path = log_path
         # Its errors to a file: a pipe nobody reads while it publishes could fill and stall it.
         with open(log_path, "w") as log:
@@ -155,7 +171,7 @@ class _Load:
                 [sys.executable, "-m", "ecowatch.bench", *argv],
                 stdout=subprocess.PIPE,
                 stderr=log,
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
                 text=True,
             )
         self.connected = threading.Event()
@@ -173,6 +189,12 @@ class _Load:
                 self.last = said
                 if "samples" in said:
                     self.final = said
+
+    def go(self) -> None:
+        """Publish the run's readings now."""
+        assert self.popen.stdin is not None
+        self.popen.stdin.write("go\n")
+        self.popen.stdin.flush()
 
     def check(self) -> None:
         """A load generator that fails says why (its stderr's last lines)."""
@@ -220,6 +242,180 @@ async def _notifications_settled(workers: list[Settings], quiet: float = 3.0) ->
     return out
 
 
+@dataclass
+class _Run:
+    """One run of the pipeline bench: what it printed is made from these."""
+
+    late: bool
+    devices: int
+    readings: int
+    workers: int
+    rate: float
+    backlog: int
+    figures: dict[str, float]
+    used: dict[str, float]  # CPU seconds per component
+    stack_parts: tuple[str, ...]
+    latencies: list[float]
+    notified: dict[str, float] | None  # None: no exceedances asked for
+    received: int = 0  # notifications the bench's receiver took
+
+    @property
+    def total(self) -> int:
+        return self.devices * self.readings
+
+    @property
+    def points(self) -> int:
+        return int(self.figures["points"])
+
+    def per_reading(self, name: str) -> float:
+        return self.used[name] / self.total * 1e6
+
+    @property
+    def stack_cpu(self) -> float:
+        return sum(self.used[name] for name in self.stack_parts)
+
+    @property
+    def end_to_end_rate(self) -> float:
+        return self.points / 4 / self.figures["stored"]
+
+    @property
+    def judged_rate(self) -> float:
+        return self.judged_in_run / self.figures["judged"]
+
+    @property
+    def judged_in_run(self) -> int:
+        return int(self.figures["judged_readings"] - self.figures.get("judged_before", 0))
+
+    def lines(self) -> list[str]:
+        total, figures = self.total, self.figures
+        p50, p99 = percentile(self.latencies, 50), percentile(self.latencies, 99)
+        how = (
+            f"offered at {self.rate:,.0f} readings/s"
+            if self.rate
+            else ("as fast as Mosquitto takes them")
+        )
+        out = [
+            f"{'late' if self.late else 'live'}: {self.devices} devices × {self.readings} "
+            f"readings = {total:,} readings ({total * 4:,} points), {self.workers} "
+            f"worker{'s' if self.workers > 1 else ''}, {how}"
+            + (
+                f"; every reading late (each device's one reading dated "
+                f"{AHEAD_OF_WINDOW.total_seconds() / 60:.0f} min after them sent and judged "
+                "first)"
+                if self.late
+                else ""
+            ),
+            f"worker ready (tables recovered):         {figures['worker_ready']:.1f} s",
+            f"published and acknowledged by Mosquitto: {figures['published']:.1f} s "
+            f"= {total / figures['published']:,.0f} readings/s",
+            f"all in InfluxDB:                         {figures['stored']:.1f} s "
+            f"= {self.end_to_end_rate:,.0f} readings/s end to end "
+            f"({self.points:,} of {total * 4:,} points)",
+            f"all judged (rules, cases, aggregates):   {figures['judged']:.1f} s "
+            f"= {self.judged_rate:,.0f} readings/s "
+            f"({self.judged_in_run:,} judged; a backlog of {self.backlog:,} from before judged "
+            "first, untimed)",
+        ]
+        if p50 is not None and p99 is not None:
+            out.append(
+                f"latency, publish → points in InfluxDB:   p50 {p50:.2f} s, p99 {p99:.2f} s "
+                f"({len(self.latencies)} sampled readings, polled every {POLL_SECONDS:g} s)"
+            )
+        if self.notified is not None:
+            if "p50" in self.notified and "p99" in self.notified:
+                out.append(
+                    f"notifications, decided → handed to apprise: p50 "
+                    f"{self.notified['p50']:.3f} s, p99 {self.notified['p99']:.3f} s "
+                    f"({int(self.notified.get('handed', 0))} handed, {self.received} received "
+                    "by the bench)"
+                )
+            else:
+                out.append(
+                    "notifications, decided → handed to apprise: none handed (a case reminds "
+                    "once: the cases of an earlier run on this stack are still open)"
+                )
+        out.append(
+            f"CPU per reading (utime + stime from /proc, first publish to last judged, "
+            f"{figures['judged']:.1f} s):"
+        )
+        for name in ("load generator", *self.stack_parts, "bench"):
+            note = {
+                "load generator": "  (not the stack's)",
+                "influxdb": "  (with the bench's polls)",
+                "bench": "  (this process's polls; not the stack's)",
+            }.get(name, "")
+            out.append(f"  {name:<16} {self.per_reading(name):>8.1f} µs{note}")
+        services = ", ".join(self.stack_parts[2:])
+        out.append(
+            f"  {'whole stack':<16} {self.stack_cpu / total * 1e6:>8.1f} µs "
+            f"(bridge, worker, {services}) = {self.stack_cpu / figures['judged']:.2f} cores"
+        )
+        return out
+
+    def as_json(self) -> dict:
+        figures = self.figures
+        p50, p99 = percentile(self.latencies, 50), percentile(self.latencies, 99)
+        out = {
+            "late": self.late,
+            "readings": self.total,
+            "points_stored": self.points,
+            "publish_seconds": round(figures["published"], 2),
+            "end_to_end_seconds": round(figures["stored"], 2),
+            "judged_readings": self.judged_in_run,
+            "backlog_readings": self.backlog,
+            "judged_seconds": round(figures["judged"], 2),
+            "worker_ready_seconds": round(figures["worker_ready"], 2),
+            "workers": self.workers,
+            "offered_rate": self.rate or None,
+            "published_per_second": round(self.total / figures["published"]),
+            "end_to_end_per_second": round(self.end_to_end_rate),
+            "judged_per_second": round(self.judged_rate),
+            "latency_p50_seconds": round(p50, 3) if p50 is not None else None,
+            "latency_p99_seconds": round(p99, 3) if p99 is not None else None,
+            "latency_samples": len(self.latencies),
+            "cpu_us_per_reading": {k: round(self.per_reading(k), 1) for k in self.used},
+            "stack_cpu_us_per_reading": round(self.stack_cpu / self.total * 1e6, 1),
+            "cpu_seconds": {k: round(v, 2) for k, v in self.used.items()},
+        }
+        if self.notified is not None:
+            out |= {
+                "notification_delay_p50_seconds": self.notified.get("p50"),
+                "notification_delay_p99_seconds": self.notified.get("p99"),
+                "notifications_handed": int(self.notified.get("handed", 0)),
+                "notifications_received": self.received,
+            }
+        return out
+
+
+def side_by_side(live: _Run, late: _Run) -> list[str]:
+    """The live and the late run's main figures in two columns, and late / live."""
+
+    def row(name: str, a: float, b: float, unit: str, fmt: str = ",.0f") -> str:
+        ratio = f"{b / a:>6.2f}" if a else "     –"
+        return f"  {name:<30} {a:>10{fmt}} {b:>10{fmt}}  {ratio}  {unit}"
+
+    out = [f"  {'':<30} {'live':>10} {'late':>10}  late/live"]
+    out.append(row("end to end", live.end_to_end_rate, late.end_to_end_rate, "readings/s"))
+    out.append(row("judged", live.judged_rate, late.judged_rate, "readings/s"))
+    for name in ("worker", "influxdb", "kafka"):
+        out.append(
+            row(f"{name} CPU", live.per_reading(name), late.per_reading(name), "µs/reading", ".1f")
+        )
+    out.append(
+        row(
+            "whole stack CPU",
+            live.stack_cpu / live.total * 1e6,
+            late.stack_cpu / late.total * 1e6,
+            "µs/reading",
+            ".1f",
+        )
+    )
+    lp, tp = percentile(live.latencies, 99), percentile(late.latencies, 99)
+    if lp is not None and tp is not None:
+        out.append(row("latency p99", lp, tp, "s", ".2f"))
+    return out
+
+
 @bench.command("pipeline")
 @click.option(
     "--devices", default=30, show_default=True, help="Outfall monitors publishing at once."
@@ -248,17 +444,30 @@ async def _notifications_settled(workers: list[Settings], quiet: float = 3.0) ->
     "a notification to handing it to apprise. 0: none.",
 )
 @click.option(
+    "--late",
+    is_flag=True,
+    help="Two runs, live then late, and their figures side by side. In the late run each "
+    "device first sends one reading dated after the run's window (its clock ahead), then the "
+    "run's readings: every one of them older than its device's newest, days after its time.",
+)
+@click.option(
     "--timeout", default=300.0, show_default=True, help="Give up after this many seconds."
 )
 def bench_pipeline(
-    devices: int, readings: int, rate: float, workers: int, over_limit_every: int, timeout: float
+    devices: int,
+    readings: int,
+    rate: float,
+    workers: int,
+    over_limit_every: int,
+    late: bool,
+    timeout: float,
 ) -> None:
     """Readings through the real stack, timed until InfluxDB has every point and every
     reading is judged; CPU per reading per component from /proc; latency samples.
 
     Needs the stack (`ecowatch stack up`); starts its own bridge and workers, and the load
     generator in a process of its own. Each reading is 4 points. The readings are dated in a
-    past window of their own, so the count is theirs.
+    past window of their own, and only the bench's devices' points in it are counted.
     """
     from ecowatch.stack.services import Stack
 
@@ -272,7 +481,66 @@ def bench_pipeline(
     if not all(services.values()):
         down = ", ".join(name for name, pid in services.items() if not pid)
         raise EcowatchError(f"{down}: not running in this stack (`ecowatch stack up`)")
-    start, stop = _window(settings, readings)
+    runs: list[_Run] = []
+    for run_late in (False, True) if late else (False,):
+        run = _run_pipeline(
+            settings,
+            catalogue,
+            services,
+            devices,
+            readings,
+            rate,
+            workers,
+            over_limit_every,
+            run_late,
+            timeout,
+        )
+        runs.append(run)
+        for text in run.lines():
+            click.echo(text)
+        if len(runs) == 1 and late:
+            click.echo("")
+    if late:
+        live_run, late_run = runs
+        click.echo("")
+        for text in side_by_side(live_run, late_run):
+            click.echo(text)
+        click.echo(
+            json.dumps(
+                {
+                    "live": live_run.as_json(),
+                    "late": late_run.as_json(),
+                    "late_over_live_end_to_end": round(
+                        late_run.end_to_end_rate / live_run.end_to_end_rate, 3
+                    ),
+                }
+            )
+        )
+    else:
+        click.echo(json.dumps(runs[0].as_json()))
+    for run in runs:
+        if run.points != run.total * 4:
+            raise click.ClickException(
+                f"{run.points} of {run.total * 4} points in the run's window"
+                + (" (more than sent: another writer?)" if run.points > run.total * 4 else "")
+            )
+
+
+def _run_pipeline(
+    settings: Settings,
+    catalogue,
+    services: dict[str, int | None],
+    devices: int,
+    readings: int,
+    rate: float,
+    workers: int,
+    over_limit_every: int,
+    late: bool,
+    timeout: float,
+) -> _Run:
+    candidates = outfalls(catalogue)
+    ours = [e.device.id for e in candidates[:devices]]
+    start, stop, ahead = _window(settings, readings, late)
     _empty(settings, start, stop)
     total = devices * readings
     expected = total * 4
@@ -339,7 +607,6 @@ def bench_pipeline(
         figures["worker_ready"] = max(readies)
         topic_end = _TopicEnd(kafka)
         await topic_end.start()
-        in_kafka_before = await topic_end.count()
 
         load = _Load(
             devices,
@@ -348,10 +615,25 @@ def bench_pipeline(
             rate,
             settings.state_dir / "bench-load.log",
             over_limit_every,
+            ahead,
         )
         while not load.connected.wait(0.2):
             load.check()
             await asyncio.sleep(0)
+        # Late: the readings ahead judged before the run's clock starts, so that every
+        # device's newest reading is the one ahead when the run's readings come.
+        before = backlog + (devices if ahead is not None else 0)
+        waited = time.perf_counter()
+        while True:
+            counts = await asyncio.to_thread(health)
+            if counts and counts["judged_readings"] >= before:
+                figures["judged_before"] = counts["judged_readings"]
+                break
+            if time.perf_counter() - waited > timeout:
+                raise EcowatchError(f"the workers did not judge the {before} readings before")
+            supervisor.check_children()
+            await asyncio.sleep(0.2)
+        in_kafka_before = await topic_end.count()
         t0 = time.perf_counter()
         meter = CpuMeter(
             {
@@ -362,6 +644,7 @@ def bench_pipeline(
             }
         )
         meter.start()
+        load.go()
 
         async def flow(points: int | None, counts: dict | None) -> None:
             load.check()  # type: ignore[union-attr]
@@ -378,7 +661,7 @@ def bench_pipeline(
         try:
             while time.perf_counter() - t0 < timeout:
                 per_device = await asyncio.to_thread(
-                    reading_points_per_device, settings, start, stop
+                    reading_points_per_device, settings, start, stop, ours
                 )
                 arrivals.seen(time.time(), {d: n // 4 for d, n in per_device.items()})
                 points = sum(per_device.values())
@@ -392,10 +675,11 @@ def bench_pipeline(
             figures["points"] = points
             # The enforce agent judges the same readings on its own: wait until it has them.
             judged = 0
+            target = figures["judged_before"] + total
             while time.perf_counter() - t0 < timeout:
                 counts = await asyncio.to_thread(health)
                 judged = counts["judged_readings"] if counts else judged
-                if judged >= backlog + total:
+                if judged >= target:
                     break
                 await flow(None, counts)
                 await asyncio.sleep(0.5)
@@ -426,99 +710,18 @@ def bench_pipeline(
         if sink is not None:
             sink.close()
     assert load is not None and load.final is not None
-    points = int(figures["points"])
     used = {"load generator": load.final["cpu_seconds"], **meter.used}
-    stack_parts = ("bridge", "worker", *services)
-    stack_cpu = sum(used[name] for name in stack_parts)
-    per_reading = {name: used[name] / total * 1e6 for name in used}
-    latencies = arrivals.latencies(tuple(s) for s in load.final["samples"])
-    p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
-    click.echo(
-        f"{devices} devices × {readings} readings = {total:,} readings ({total * 4:,} points), "
-        f"{workers} worker{'s' if workers > 1 else ''}, "
-        + (f"offered at {rate:,.0f} readings/s" if rate else "as fast as Mosquitto takes them")
+    return _Run(
+        late=late,
+        devices=devices,
+        readings=readings,
+        workers=workers,
+        rate=rate,
+        backlog=backlog,
+        figures=figures,
+        used=used,
+        stack_parts=("bridge", "worker", *services),
+        latencies=arrivals.latencies(tuple(s) for s in load.final["samples"]),
+        notified=notified if sink is not None else None,
+        received=sink.received if sink is not None else 0,
     )
-    click.echo(f"worker ready (tables recovered):         {figures['worker_ready']:.1f} s")
-    click.echo(
-        f"published and acknowledged by Mosquitto: {figures['published']:.1f} s "
-        f"= {total / figures['published']:,.0f} readings/s"
-    )
-    click.echo(
-        f"all in InfluxDB:                         {figures['stored']:.1f} s "
-        f"= {points / 4 / figures['stored']:,.0f} readings/s end to end "
-        f"({points:,} of {total * 4:,} points)"
-    )
-    click.echo(
-        f"all judged (rules, cases, aggregates):   {figures['judged']:.1f} s "
-        f"= {figures['judged_readings'] / figures['judged']:,.0f} readings/s "
-        f"({int(figures['judged_readings']):,} judged, {backlog:,} of them a backlog from before)"
-    )
-    if p50 is not None and p99 is not None:
-        click.echo(
-            f"latency, publish → points in InfluxDB:   p50 {p50:.2f} s, p99 {p99:.2f} s "
-            f"({len(latencies)} sampled readings, polled every {POLL_SECONDS:g} s)"
-        )
-    if sink is not None:
-        if "p50" in notified and "p99" in notified:
-            click.echo(
-                f"notifications, decided → handed to apprise: p50 {notified['p50']:.3f} s, "
-                f"p99 {notified['p99']:.3f} s ({int(notified.get('handed', 0))} handed, "
-                f"{sink.received} received by the bench)"
-            )
-        else:
-            click.echo(
-                "notifications, decided → handed to apprise: none handed (a case reminds once: "
-                "the cases of an earlier run on this stack are still open)"
-            )
-    click.echo(
-        f"CPU per reading (utime + stime from /proc, first publish to last judged, "
-        f"{figures['judged']:.1f} s):"
-    )
-    for name in ("load generator", *stack_parts, "bench"):
-        note = {
-            "load generator": "  (not the stack's)",
-            "influxdb": "  (with the bench's polls)",
-            "bench": "  (this process's polls; not the stack's)",
-        }.get(name, "")
-        click.echo(f"  {name:<16} {per_reading[name]:>8.1f} µs{note}")
-    click.echo(
-        f"  {'whole stack':<16} {stack_cpu / total * 1e6:>8.1f} µs "
-        f"(bridge, worker, {', '.join(services)}) = {stack_cpu / figures['judged']:.2f} cores"
-    )
-    click.echo(
-        json.dumps(
-            {
-                "readings": total,
-                "points_stored": points,
-                "publish_seconds": round(figures["published"], 2),
-                "end_to_end_seconds": round(figures["stored"], 2),
-                "judged_readings": int(figures["judged_readings"]),
-                "backlog_readings": backlog,
-                "judged_seconds": round(figures["judged"], 2),
-                "worker_ready_seconds": round(figures["worker_ready"], 2),
-                "workers": workers,
-                "offered_rate": rate or None,
-                "published_per_second": round(total / figures["published"]),
-                "end_to_end_per_second": round(points / 4 / figures["stored"]),
-                "judged_per_second": round(figures["judged_readings"] / figures["judged"]),
-                "latency_p50_seconds": round(p50, 3) if p50 is not None else None,
-                "latency_p99_seconds": round(p99, 3) if p99 is not None else None,
-                "latency_samples": len(latencies),
-                "cpu_us_per_reading": {k: round(v, 1) for k, v in per_reading.items()},
-                "stack_cpu_us_per_reading": round(stack_cpu / total * 1e6, 1),
-                "cpu_seconds": {k: round(v, 2) for k, v in used.items()},
-                **(
-                    {
-                        "notification_delay_p50_seconds": notified.get("p50"),
-                        "notification_delay_p99_seconds": notified.get("p99"),
-                        "notifications_handed": int(notified.get("handed", 0)),
-                        "notifications_received": sink.received,
-                    }
-                    if sink is not None
-                    else {}
-                ),
-            }
-        )
-    )
-    if points < total * 4:
-        raise click.ClickException(f"only {points} of {total * 4} points arrived in {timeout} s")

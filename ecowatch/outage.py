@@ -21,15 +21,45 @@ from ecowatch.clock import Clock, SystemClock
 log = logging.getLogger("ecowatch.outage")
 
 
+# The two lines of an outage, in one place. A service that is starting (this process has not
+# reached it yet) is waited for; one that was reached and went away is unavailable, then back.
+UNAVAILABLE = (
+    "{service} at {address} is unavailable since {since} ({reason}); retrying, "
+    "its repeated errors are folded until it is back"
+)
+BACK = "{service} at {address} is back after {lasted} s ({folded} repeated errors folded)"
+STARTING = (
+    "{service} at {address} is starting ({reason}); waiting for it since {since}, "
+    "its repeated errors are folded until it is ready"
+)
+READY = "{service} at {address} is ready after {lasted} s ({folded} repeated errors folded)"
+
+
 class Outage:
     """One service's outage: ``down`` says the first line, ``up`` the last; the repeats in
-    between are counted, not said. Thread-safe (paho's and the probe's threads call it)."""
+    between are counted, not said. Thread-safe (paho's and the probe's threads call it).
 
-    def __init__(self, service: str, address: str, clock: Clock | None = None) -> None:
+    An outage that begins within ``starting_within`` seconds of this object's making (a
+    process's start), before any outage of it has ended, is the service ``starting``: this
+    process has not reached it yet, so it is not "unavailable" but waited for. Every later
+    one (the process had the service, and lost it) is unavailable, then back.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        address: str,
+        clock: Clock | None = None,
+        starting_within: float = 0.0,
+    ) -> None:
         self.service, self.address = service, address
         self._clock = clock or SystemClock()
         self._lock = threading.Lock()
+        self._born = self._clock.now()
+        self._starting_within = starting_within
+        self.reached = False  # an outage has ended: this process has had the service
         self.since: datetime | None = None
+        self.starting = False  # the outage under way is the service starting
         self.folded = 0
 
     @property
@@ -43,11 +73,14 @@ class Outage:
                 self.folded += 1
                 return None
             self.since = self._clock.now()
+            young = (self.since - self._born).total_seconds() < self._starting_within
+            self.starting = young and not self.reached
             # The machine's local time, as the log lines' own timestamps are.
-            return (
-                f"{self.service} at {self.address} is unavailable since "
-                f"{self.since.astimezone():%H:%M:%S} ({_short(reason)}); retrying, "
-                "its repeated errors are folded until it is back"
+            return (STARTING if self.starting else UNAVAILABLE).format(
+                service=self.service,
+                address=self.address,
+                since=f"{self.since.astimezone():%H:%M:%S}",
+                reason=_short(reason),
             )
 
     def up(self) -> str | None:
@@ -56,11 +89,13 @@ class Outage:
             if self.since is None:
                 return None
             lasted = (self._clock.now() - self.since).total_seconds()
-            line = (
-                f"{self.service} at {self.address} is back after {lasted:.0f} s "
-                f"({self.folded} repeated errors folded)"
+            line = (READY if self.starting else BACK).format(
+                service=self.service,
+                address=self.address,
+                lasted=f"{lasted:.0f}",
+                folded=self.folded,
             )
-            self.since, self.folded = None, 0
+            self.since, self.folded, self.reached = None, 0, True
             return line
 
 
@@ -75,6 +110,13 @@ KAFKA_UNAVAILABLE = re.compile(
     r"NotAvailable|NotCoordinator|NotLeader|NodeNotReady|Unable connect|Unable to update "
     r"metadata|KafkaConnectionError|Connection at \S+ closed|RequestTimedOut|Connect call failed"
 )
+
+
+# A Kafka outage that begins this soon after a process started, before it ever reached
+# Kafka, is Kafka starting: a broker just started (by `stack up`, the demo, docker-compose)
+# answers its port before it has elected leaders and made its offsets topic, and a worker's
+# first group join meets that within its first seconds.
+KAFKA_STARTING_SECONDS = 30.0
 
 
 # What is never folded, outage or not: a refusal does not pass with time, and a crashed
@@ -149,8 +191,9 @@ class FoldedOutageErrors(logging.Filter):
         if line is None:
             return False
         self._last_error = self._monotonic()
-        # This record becomes the outage's one line.
-        record.name, record.levelno, record.levelname = log.name, logging.ERROR, "ERROR"
+        # This record becomes the outage's one line: a service starting is not an error.
+        level = logging.WARNING if self.outage.starting else logging.ERROR
+        record.name, record.levelno, record.levelname = log.name, level, logging.getLevelName(level)
         record.msg, record.args, record.exc_info, record.exc_text = line, (), None, None
         record.stack_info = None
         self._start_probe()

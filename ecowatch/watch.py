@@ -82,7 +82,12 @@ def _die_with_parent() -> None:
 
 class ChildProcess:
     """A process the command started, with its log; the log is read from where this run began
-    (an earlier run may have written to the same file)."""
+    (an earlier run may have written to the same file).
+
+    It runs in a session (and process group) of its own, so the terminal's Ctrl-C reaches the
+    command alone, which stops its children in its own order and time (the demo asks its
+    worker for the week's settlement before stopping it): every command that starts one
+    calls ``stop`` on its way out, and a command that dies takes it along (PDEATHSIG)."""
 
     def __init__(
         self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
@@ -98,6 +103,7 @@ class ChildProcess:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=dict(env) if env is not None else None,
+                start_new_session=True,
                 preexec_fn=_die_with_parent,
             )
 

@@ -8,7 +8,10 @@ import json
 import os
 import queue
 import re
+import signal
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import click
@@ -25,7 +28,6 @@ from ecowatch.cli.runtime import (
     say_failed_stage,
     settings_and_catalogue,
     start_worker,
-    stop_on_signals,
     wait_until_ready,
     worker_counts,
 )
@@ -132,6 +134,106 @@ def _demo_people_tokens(
     return tokens, {"ECOWATCH_OFFICER_TOKENS": str(path)}
 
 
+class Stopping:
+    """Ctrl-C and SIGTERM as the demo takes them. The first stops the monitors, then the
+    bridge once it has taken what they sent; the worker, in a session of its own (the
+    terminal's Ctrl-C does not reach it), judges what the bridge handed to Kafka, the week's
+    settlement is asked of it and printed, and only then is it stopped. A signal while the
+    demo is already stopping (the second Ctrl-C, or the first after --duration ran out)
+    stops everything at once: ``task`` is cancelled and the weekly table is left out."""
+
+    FIRST = (
+        "stopping: devices and bridge first, then the weekly table; Ctrl-C again to stop at once"
+    )
+    AT_ONCE = "stopping at once"
+
+    def __init__(self, stop: asyncio.Event, say: Callable[[str], None] = click.echo) -> None:
+        self.stop, self.say = stop, say
+        self.task: asyncio.Task | None = None
+        self.at_once = False
+
+    def __call__(self) -> None:
+        if not self.stop.is_set():
+            self.say(self.FIRST)
+            self.stop.set()
+        elif not self.at_once:
+            self.say(self.AT_ONCE)
+            self.at_once = True
+            if self.task is not None:
+                self.task.cancel()
+
+    def install(self) -> None:
+        """On the running loop, for the task that calls it (the demo's main)."""
+        self.task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self)
+
+
+# How long the worker may take, at most, to judge what was bridged before the weekly table;
+# and how long its counts may stand still before it is taken as done (a reading it already
+# had, a flaky link's resend, is not judged again).
+DRAIN_SECONDS = 30.0
+DRAIN_QUIET_SECONDS = 3.0
+
+
+@dataclass
+class Drain:
+    """Whether the worker has judged what the bridge handed to Kafka, from its /health
+    counts sampled over time. Done when its judged count (from ``judged_before``, its count
+    when the monitors started) has reached ``bridged`` and stood still since the last look;
+    or when its counts have stood still for ``quiet`` seconds; or after ``limit`` seconds at
+    most. Pure: the caller gives the time. ``observe`` gives the line to say once done."""
+
+    bridged: int
+    judged_before: int
+    started: float
+    quiet: float = DRAIN_QUIET_SECONDS
+    limit: float = DRAIN_SECONDS
+    _last: tuple[int, int] | None = field(default=None, init=False)
+    _still_since: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._still_since = self.started
+
+    def observe(self, now: float, counts: dict | None) -> str | None:
+        moved = False  # a worker that does not answer does not move
+        if counts is not None:
+            seen = (int(counts.get("judged_readings", 0)), int(counts.get("stored_readings", 0)))
+            moved = seen != self._last
+            if moved:
+                self._last, self._still_since = seen, now
+        judged = max(self._last[0] - self.judged_before, 0) if self._last else 0
+        still = now - self._still_since
+        if self._last is not None and not moved and judged >= self.bridged:
+            took = now - self.started
+            return f"worker: judged the {self.bridged} readings bridged ({took:.1f} s)"
+        of = f"{judged} of the {self.bridged} readings bridged"
+        if still >= self.quiet:
+            return f"worker: judged {of}; its counts stood still for {still:.0f} s"
+        if now - self.started >= self.limit:
+            return f"worker: judged {of} within {self.limit:.0f} s; the table may miss the rest"
+        return None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+async def _drain(settings: Settings, bridged: int, judged_before: int) -> None:
+    """Wait (at most DRAIN_SECONDS) until the worker has judged what the bridge bridged: the
+    weekly table is then the week the demo played."""
+    click.echo(f"waiting for the worker to judge what was bridged (at most {DRAIN_SECONDS:g} s)")
+    drain = Drain(bridged, judged_before, time.monotonic())
+    while True:
+        counts = await asyncio.to_thread(worker_counts, settings)
+        said = drain.observe(time.monotonic(), counts)
+        if said is not None:
+            click.echo(said)
+            return
+        await asyncio.sleep(0.5)
+
+
 def _echo_weekly(settings: Settings, tokens: dict[str, str], sim_now: datetime) -> None:
     """The week's settlement per grid, as the operators' API gives it, for the demo's end."""
     operator = next((t for t, who in tokens.items() if who.startswith("operator:")), None)
@@ -201,10 +303,15 @@ def demo(**options: object) -> None:
     )
     since = datetime.now(UTC) - timedelta(days=7)  # readings carry simulated (past) times
 
+    # Stops the monitors; the bridge then takes what they sent and stops; the worker judges
+    # what is in Kafka; the weekly table; the worker stops (see Stopping).
+    stopping = Stopping(asyncio.Event())
+
     async def main() -> None:
-        stop = asyncio.Event()  # stops the monitors; the bridge then drains and stops
-        stop_on_signals(stop)
+        stop = stopping.stop
+        stopping.install()
         bridge_stop = asyncio.Event()
+        cases_stop = asyncio.Event()
         holder: dict[str, BridgeStats] = {}
         connected = asyncio.Event()
 
@@ -225,6 +332,9 @@ def demo(**options: object) -> None:
             bridge_failure(bridge_task)
             took = await wait_until_ready(settings, timeout=120)
             click.echo(f"worker ready in {took:.1f} s (tables recovered, partitions assigned)")
+            judged_before = ((await asyncio.to_thread(worker_counts, settings)) or {}).get(
+                "judged_readings", 0
+            )
             click.echo(
                 f"{len(fleet.devices)} devices over {plan.transport}, a reading every "
                 f"{plan.interval:g} simulated s at {plan.speed:g}x"
@@ -241,9 +351,18 @@ def demo(**options: object) -> None:
                 )
                 listening = await hj212_server.serve(settings.hj212_host, settings.hj212_port)
             fleet_task = asyncio.create_task(fleet.run(stop))
-            cases_task = asyncio.create_task(_follow_cases(settings, bridge_stop))
+            cases_task = asyncio.create_task(_follow_cases(settings, cases_stop))
             tasks += [fleet_task, cases_task]
             b = holder["stats"]
+
+            def passed_on() -> tuple[int, int]:
+                """Readings bridged to Kafka, and messages dead-lettered, by MQTT and TCP."""
+                tcp = hj212_server.stats if hj212_server else None
+                return (
+                    b.bridged + (tcp.bridged if tcp else 0),
+                    b.dead_lettered_total + (sum(tcp.dead_lettered.values()) if tcp else 0),
+                )
+
             click.echo(
                 "time      simulated     acknowledged  bridged  dead-lettered  stored  points"
                 "  commands"
@@ -255,17 +374,15 @@ def demo(**options: object) -> None:
                     await asyncio.wait_for(asyncio.shield(waiting_for), timeout=2.0)
                 echo_happenings(fleet)
                 bridge_failure(bridge_task)
-                tcp = hj212_server.stats if hj212_server else None
-                bridged = b.bridged + (tcp.bridged if tcp else 0)
-                dead = b.dead_lettered_total + (sum(tcp.dead_lettered.values()) if tcp else 0)
                 if fleet_task.done() and not bridge_stop.is_set():
                     fleet_task.result()
                     # Let the bridge take what the monitors sent last, then stop it.
                     for _ in range(50):
-                        if bridged + dead >= fleet.stats.published:
+                        if sum(passed_on()) >= fleet.stats.published:
                             break
                         await asyncio.sleep(0.1)
                     bridge_stop.set()
+                bridged, dead = passed_on()
                 await asyncio.to_thread(desk.work)
                 points = await asyncio.to_thread(influx_points, settings, since)
                 health = await asyncio.to_thread(worker_counts, settings)
@@ -286,27 +403,45 @@ def demo(**options: object) -> None:
                     f"{stored if stored is not None else '?':>6}  "
                     f"{points if points is not None else '?':>6}  {commands:>8}"
                 )
-            await cases_task
             if hj212_server is not None:
                 listening.close()
                 await listening.wait_closed()  # its connections and queued dead letters
                 await producer.stop()
+            # Devices and bridge stopped: the worker (never sent the terminal's Ctrl-C)
+            # judges what they handed to Kafka, for the weekly table; the cases it turns on
+            # the way still print.
+            await _drain(settings, passed_on()[0], judged_before)
+            cases_stop.set()
+            await cases_task
         finally:
-            # Stopped early (a failed stage, Ctrl-C): the monitors and the bridge stop too.
+            # Stopped early (a failed stage, a second Ctrl-C): the monitors and the bridge
+            # stop too.
             stop.set()
             bridge_stop.set()
-            await asyncio.wait(tasks, timeout=15)
+            cases_stop.set()
+            await asyncio.wait(tasks, timeout=2 if stopping.at_once else 15)
 
     try:
         asyncio.run(supervisor.run(main()))
+        # From here a signal stops at once, SIGTERM as Ctrl-C does (the loop took both).
+        signal.signal(signal.SIGTERM, _interrupt)
         _echo_weekly(settings, tokens, fleet.clock.now())
     except StageFailed as failed:
         say_failed_stage(failed)
         raise SystemExit(1) from None
+    except asyncio.CancelledError:
+        if not stopping.at_once:  # the second signal cancelled main; nothing else does
+            raise
+    except KeyboardInterrupt:  # a signal once the loop had ended (the weekly table)
+        if not stopping.at_once:
+            click.echo(Stopping.AT_ONCE)
+            stopping.at_once = True
     finally:
         inbox.__exit__(None, None, None)
         worker.stop()
     click.echo("demo stopped; the stack keeps running (`ecowatch stack down` stops it)")
+    if stopping.at_once:
+        raise SystemExit(130)  # as a program that Ctrl-C stopped
 
 
 async def _demo_console(

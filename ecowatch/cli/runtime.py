@@ -116,12 +116,13 @@ async def run_bridge(
 
 def fold_kafka_outages(settings: Settings) -> None:
     """A Kafka outage is one line when it starts and one when it ends, not the hundreds of
-    errors a second aiokafka and Faust log while it lasts. Call once logging is set up."""
-    from ecowatch.outage import Outage, fold_outages
+    errors a second aiokafka and Faust log while it lasts. Call once logging is set up: in
+    a process's first seconds, before it has reached Kafka, an outage is Kafka starting."""
+    from ecowatch.outage import KAFKA_STARTING_SECONDS, Outage, fold_outages
     from ecowatch.stack.process import port_open
 
     fold_outages(
-        Outage("Kafka", settings.kafka_bootstrap),
+        Outage("Kafka", settings.kafka_bootstrap, starting_within=KAFKA_STARTING_SECONDS),
         lambda: port_open(settings.kafka_host, settings.kafka_port),
         libraries=("aiokafka", "faust", "mode"),
         tag="kafka",

@@ -35,9 +35,11 @@ class Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
         self.lines: list[tuple[str, str]] = []
+        self.levels: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
         self.lines.append((record.name, record.getMessage()))
+        self.levels.append(record.levelname)
 
 
 @pytest.fixture
@@ -116,6 +118,7 @@ def test_a_broker_that_answers_but_is_not_ready_is_unavailable(capture: Capture)
         )
     assert len(capture.lines) == 1
     assert "unavailable since" in capture.lines[0][1]
+    assert capture.levels == ["ERROR"]
 
 
 def test_a_refusal_or_a_crash_is_never_folded_into_an_outage(capture: Capture) -> None:
@@ -135,3 +138,81 @@ def test_a_refusal_or_a_crash_is_never_folded_into_an_outage(capture: Capture) -
         "Not authorized to read from topic t.",
         "[^---Fetcher]: Crashed reason=KeyError('x')",
     ]
+
+
+def test_an_outage_in_a_process_s_first_seconds_is_the_service_starting() -> None:
+    """Every start met a Kafka that answers before it is ready: it was said as unavailable,
+    then back after 3 s. Before this process has reached it, it is starting, then ready."""
+    clock = ManualClock(T0)
+    outage = Outage("Kafka", "127.0.0.1:9092", clock, starting_within=30)
+    clock.advance(timedelta(seconds=2))
+    first = outage.down("Group Coordinator Request failed: GroupCoordinatorNotAvailableError")
+    assert outage.starting
+    since = (T0 + timedelta(seconds=2)).astimezone()
+    assert first == (
+        "Kafka at 127.0.0.1:9092 is starting (Group Coordinator Request failed: "
+        f"GroupCoordinatorNotAvailableError); waiting for it since {since:%H:%M:%S}, its "
+        "repeated errors are folded until it is ready"
+    )
+    assert all(outage.down("again") is None for _ in range(4))
+    clock.advance(timedelta(seconds=3))
+    assert outage.up() == "Kafka at 127.0.0.1:9092 is ready after 3 s (4 repeated errors folded)"
+    # Reached: an outage after that, however soon, is Kafka gone away, and back.
+    clock.advance(timedelta(seconds=5))
+    assert outage.down("KafkaConnectionError: Connection at 127.0.0.1:9092 closed")
+    assert not outage.starting
+    clock.advance(timedelta(seconds=20))
+    assert outage.up() == "Kafka at 127.0.0.1:9092 is back after 20 s (0 repeated errors folded)"
+
+
+def test_a_kafka_that_never_answered_since_the_start_is_starting_however_long() -> None:
+    clock = ManualClock(T0)
+    outage = Outage("Kafka", "127.0.0.1:9092", clock, starting_within=30)
+    assert "is starting (Unable connect to node with id 1)" in outage.down(
+        "Unable connect to node with id 1"
+    )
+    clock.advance(timedelta(seconds=95))
+    assert outage.down("still not") is None
+    assert outage.up() == "Kafka at 127.0.0.1:9092 is ready after 95 s (1 repeated errors folded)"
+
+
+def test_an_outage_after_the_first_seconds_is_unavailable() -> None:
+    clock = ManualClock(T0)
+    outage = Outage("Kafka", "127.0.0.1:9092", clock, starting_within=30)
+    clock.advance(timedelta(seconds=30))
+    assert "is unavailable since" in outage.down("KafkaConnectionError")
+    clock.advance(timedelta(seconds=4))
+    assert outage.up() == "Kafka at 127.0.0.1:9092 is back after 4 s (0 repeated errors folded)"
+
+
+def test_without_a_start_window_every_outage_is_unavailable() -> None:
+    """Mosquitto's and InfluxDB's outages (no window) read as they always did."""
+    outage = Outage("InfluxDB", "http://127.0.0.1:8086", ManualClock(T0))
+    assert "is unavailable since" in outage.down("timed out")
+    assert "is back after 0 s" in outage.up()
+
+
+def test_a_kafka_starting_is_one_warning_then_ready(capture: Capture) -> None:
+    capture.addFilter(
+        FoldedOutageErrors(
+            Outage("Kafka", "127.0.0.1:9092", starting_within=30),
+            lambda: True,
+            ("aiokafka",),
+            tag="kafka",
+            settle=0.2,
+            probe_every=0.05,
+        )
+    )
+    for _ in range(6):  # a new broker creating its offsets topic: its port answers
+        logging.getLogger("aiokafka.consumer.group_coordinator").error(
+            "Group Coordinator Request failed: [Error 15] GroupCoordinatorNotAvailableError"
+        )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(capture.lines) < 2:
+        time.sleep(0.05)
+    messages = [m for _, m in capture.lines]
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("Kafka at 127.0.0.1:9092 is starting (Group Coordinator")
+    assert messages[1].startswith("Kafka at 127.0.0.1:9092 is ready after ")
+    assert messages[1].endswith("(5 repeated errors folded)")
+    assert capture.levels == ["WARNING", "WARNING"]  # a Kafka starting is no error

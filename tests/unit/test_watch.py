@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,84 @@ def test_supervisor_names_the_owner_of_a_stalled_stage(tmp_path: Path) -> None:
             supervisor.check_flow({"bridged": 2, "stored": 0})
     finally:
         proc.stop(timeout=1)
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie waiting for whoever reaps it counts as gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+# A command as the demo is: Ctrl-C taken, its child asked (here: is it alive?), then stopped.
+COMMAND = """
+import signal, sys, time
+from pathlib import Path
+from ecowatch.watch import ChildProcess
+sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
+child = ChildProcess("worker", sleeper, Path(sys.argv[1]))
+interrupted = []
+signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+print(child.pid, flush=True)
+while not interrupted:
+    time.sleep(0.05)
+time.sleep(0.3)
+print("after Ctrl-C the child is", "alive" if child.popen.poll() is None else "gone", flush=True)
+child.stop(timeout=5)
+print("then stopped by the command:", child.popen.returncode, flush=True)
+"""
+
+
+def test_the_terminal_s_ctrl_c_reaches_the_command_and_not_its_child(tmp_path: Path) -> None:
+    """Ctrl-C goes to the terminal's foreground process group. The child has a group of its
+    own: it is stopped when and how the command says (the demo's worker answers for the
+    week's table first)."""
+    command = subprocess.Popen(
+        [sys.executable, "-c", COMMAND, str(tmp_path / "worker.log")],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a terminal's foreground group of its own, not pytest's
+    )
+    try:
+        assert command.stdout is not None
+        pid = int(command.stdout.readline())
+        assert os.getpgid(pid) == pid != os.getpgid(command.pid)
+        os.killpg(command.pid, signal.SIGINT)  # as the terminal sends it
+        out, _ = command.communicate(timeout=10)
+    finally:
+        command.kill()
+        command.wait()
+    assert out.splitlines() == [
+        "after Ctrl-C the child is alive",
+        f"then stopped by the command: {-signal.SIGTERM}",
+    ]
+
+
+def test_a_child_still_dies_with_the_command_that_started_it(tmp_path: Path) -> None:
+    """Out of the command's group, it no longer gets the group's signals: a command killed
+    outright (SIGKILL, a test's time-out) must not leave its worker behind all the same."""
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path; from ecowatch.watch import ChildProcess;"
+            f"c = ChildProcess('worker', [sys.executable, '-c', 'import time; time.sleep(60)'],"
+            f" Path({str(tmp_path / 'worker.log')!r})); print(c.pid, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert command.stdout is not None
+        pid = int(command.stdout.readline())
+        assert not _gone(pid)
+        command.kill()
+        command.wait(5)
+        deadline = time.monotonic() + 5
+        while not _gone(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(pid)
+    finally:
+        command.kill()
+        command.wait()

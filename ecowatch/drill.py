@@ -37,6 +37,7 @@ import json
 import logging
 import math
 import os
+import random
 import signal
 import socket
 import sys
@@ -66,6 +67,7 @@ from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.models import BaseMonitor
 from ecowatch.stack.process import port_open
+from ecowatch.supervise import Backoff, KeptProcess
 from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
 
 # -- the plan ----------------------------------------------------------------------------------
@@ -81,6 +83,48 @@ FAULT_ACTIONS: dict[str, str] = {
     "mosquitto": "restart Mosquitto (SIGTERM, start)",
     "hj212": "kill -9 the HJ 212 server with devices connected, start it again",
 }
+
+# The storm (--storm): every fault once, at seeded random moments within a span, without
+# waiting for the platform to recover from one before the next; the services are killed
+# (-9), not asked to stop, and stay away a seeded while; the platform's processes are killed
+# (-9) and their keeper (ecowatch.supervise) starts them again, as `ecowatch up` would.
+SERVICES = ("influxdb", "kafka", "mosquitto")
+STORM_ACTIONS: dict[str, str] = {
+    "worker": "kill -9 the worker; its keeper starts it again",
+    "bridge": "kill -9 the MQTT bridge; its keeper starts it again",
+    "hj212": "kill -9 the HJ 212 server with devices connected; its keeper starts it again",
+    "influxdb": "kill -9 InfluxDB, start it again after its outage",
+    "kafka": "kill -9 Kafka, start it again after its outage",
+    "mosquitto": "kill -9 Mosquitto, start it again after its outage",
+}
+# Everything acknowledged by the end of the storm's last fault is stored within this.
+STORM_RECOVERY_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class StormFault:
+    at: float  # seconds after the storm begins
+    fault: str
+    down: float  # how long a killed service stays away (0: a process, its keeper decides)
+
+
+def storm_plan(
+    seed: int,
+    span: float,
+    faults: Sequence[str] = FAULTS,
+    outage: tuple[float, float] = (4.0, 20.0),
+) -> list[StormFault]:
+    """Each fault once, in a seeded random order at seeded random moments in [0, span], each
+    service away for a seeded time within ``outage``: faults overlap as real ones do."""
+    rng = random.Random(seed)
+    order = list(faults)
+    rng.shuffle(order)
+    moments = sorted(rng.uniform(0.0, span) for _ in order)
+    return [
+        StormFault(round(at, 1), fault, round(rng.uniform(*outage), 1) if fault in SERVICES else 0)
+        for at, fault in zip(moments, order, strict=True)
+    ]
+
 
 # Each device's readings are one second apart in data time: HJ 212's DataTime has seconds,
 # and one reading per (device, second) makes every stored point one reading of one device.
@@ -351,6 +395,7 @@ class DrillReport:
     # Where the readings were dated, and by whom: to count them again in InfluxDB.
     window: tuple[datetime, datetime] | None = None
     device_ids: list[str] = field(default_factory=list)
+    restarts: dict[str, int] = field(default_factory=dict)  # storm: by each stage's keeper
 
     @property
     def passed(self) -> bool:
@@ -391,6 +436,7 @@ class DrillReport:
             "problems": self.problems,
             "window": [t.isoformat() for t in self.window] if self.window else None,
             "device_ids": self.device_ids,
+            "restarts": self.restarts,
             "passed": self.passed,
         }
 
@@ -429,6 +475,9 @@ def render(report: DrillReport) -> list[str]:
         f"duplicate notifications    {report.duplicate_notifications:>9,}",
         f"marked possible repeats    {report.possible_repeats:>9,}  (a kill cut off their send)",
     ]
+    if report.restarts:
+        said = ", ".join(f"{name} {n}" for name, n in report.restarts.items())
+        lines.append(f"restarted by their keepers     {said}")
     if a.lost_by_device:
         lines.append(f"lost by device: {json.dumps(a.lost_by_device)}")
     lines += [f"problem: {p}" for p in report.problems]
@@ -774,6 +823,8 @@ class DrillOptions:
     # Which of the catalogue's outfall monitors the drill drives, from this one (1-based):
     # a drill on a stack others use leaves the monitors they drive alone.
     first_monitor: int = 1
+    storm: bool = False
+    storm_span: float = 40.0  # the storm's faults begin within this many seconds
 
 
 class Drill:
@@ -916,9 +967,12 @@ class Drill:
         self.stack = Stack(self.settings, self.catalogue)
         self._warn_of_ephemeral_ports()
         per_device = o.rate / len(self.entries)
-        span = timedelta(
-            seconds=math.ceil(per_device * planned_seconds(o.faults, o.gap, o.influx_outage))
+        planned = (
+            2 * o.gap + o.storm_span + 20.0 + o.recovery_timeout + 120.0
+            if o.storm
+            else planned_seconds(o.faults, o.gap, o.influx_outage)
         )
+        span = timedelta(seconds=math.ceil(per_device * planned))
         self.ledger = Ledger(
             {
                 e.device.id: ("mqtt" if i < o.mqtt_devices else "hj212")
@@ -955,23 +1009,47 @@ class Drill:
             ),
             "ECOWATCH_TICK_SECONDS": "1",
         }
+        # Their own /health (stalled or not): the storm asks them whether they are back.
+        self.health_ports = {"bridge": _free_port(), "hj212": _free_port()}
+        bridge_env = {**base_env, "ECOWATCH_BRIDGE_HEALTH_PORT": str(self.health_ports["bridge"])}
+        hj212_env = {**base_env, "ECOWATCH_HJ212_HEALTH_PORT": str(self.health_ports["hj212"])}
         self.stages = {
             "worker": Stage("worker", ["worker"], self.folder / "worker.log", worker_env),
-            "bridge": Stage("bridge", ["bridge"], self.folder / "bridge.log", base_env),
-            "hj212": Stage("hj212", ["hj212", "serve"], self.folder / "hj212.log", base_env),
+            "bridge": Stage("bridge", ["bridge"], self.folder / "bridge.log", bridge_env),
+            "hj212": Stage("hj212", ["hj212", "serve"], self.folder / "hj212.log", hj212_env),
         }
+        # In a storm the processes are kept (restarted whenever they exit, planned or not);
+        # otherwise any death the drill did not cause ends it.
+        self.kept: dict[str, KeptProcess] = {}
+        if o.storm:
+            self.kept = {
+                name: KeptProcess(
+                    name,
+                    [sys.executable, "-m", "ecowatch.cli", *stage.command],
+                    stage.log_path,
+                    stage.env,
+                    lambda line: self.say(f"keeper: {line}"),
+                    time.monotonic,
+                    Backoff(first=1.0, cap=10.0),
+                )
+                for name, stage in self.stages.items()
+            }
         self.supervisor = Supervisor(
             [],
             FlowWatch(
                 [("acknowledged", "stored")],
                 # The planned outages stand the store still on purpose; longer is a fault.
-                stall_after=max(60.0, o.influx_outage + 60.0),
+                stall_after=(
+                    o.storm_span + 120.0 if o.storm else max(60.0, o.influx_outage + 60.0)
+                ),
             ),
             owners={},
         )
         try:
             return asyncio.run(self._main())
         finally:
+            for kept in self.kept.values():
+                kept.stop()
             for stage in self.stages.values():
                 if stage.child is not None:
                     stage.child.stop()
@@ -996,6 +1074,9 @@ class Drill:
             )
 
     def _start_stage(self, name: str) -> ChildProcess:
+        if name in self.kept:  # watched by its keeper, not by the supervisor
+            child = self.stages[name].child = self.kept[name].start()
+            return child
         child = self.stages[name].start()
         self.supervisor.children = [c for c in self.supervisor.children if c.name != name] + [child]
         self.supervisor.owners["stored"] = self.stages["worker"].child or "worker"
@@ -1048,11 +1129,14 @@ class Drill:
         stop_load = asyncio.Event()
         load = asyncio.create_task(self._load(stop_load))
         poll = asyncio.create_task(self._poll())
+        tend = asyncio.create_task(self._tend())
         started = time.monotonic()
         try:
             await self._steady(o.gap)
             exceeding = iter(self._exceeders())
-            for fault in o.faults:
+            if o.storm:
+                await self._storm(next(exceeding, []))
+            for fault in () if o.storm else o.faults:
                 # A device over its limit from just before the fault: its case's notifications
                 # go out while the fault lasts.
                 hot = next(exceeding, [])
@@ -1073,6 +1157,7 @@ class Drill:
             poll.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await poll
+            tend.cancel()
             await asyncio.gather(*(self._close(d) for d in self.devices))
         seconds = time.monotonic() - started
         await self._notifications_settle()
@@ -1093,6 +1178,7 @@ class Drill:
             problems=self.problems,
             window=(self.base, self.window_end),
             device_ids=list(self.ledger.devices),
+            restarts={name: kept.restarts for name, kept in self.kept.items()},
         )
 
     def _connect_devices(self) -> list[DrillDevice]:
@@ -1230,6 +1316,143 @@ class Drill:
             if self.tally.delivered != seen:
                 seen, since = self.tally.delivered, time.monotonic()
 
+    # -- the storm -------------------------------------------------------------------------
+
+    async def _tend(self) -> None:
+        """The keepers' rounds (storm only): whatever exited is started again."""
+        while self.kept:
+            for name, kept in self.kept.items():
+                kept.tend()
+                self.stages[name].child = kept.child
+            await asyncio.sleep(0.25)
+
+    async def _storm(self, hot: list[DrillDevice]) -> None:
+        o = self.options
+        plan = storm_plan(o.seed, o.storm_span, o.faults)
+        self.say(
+            f"storm (seed {o.seed}): "
+            + ", ".join(
+                f"+{f.at:.0f}s {f.fault}" + (f" (away {f.down:.0f}s)" if f.down else "")
+                for f in plan
+            )
+        )
+        for d in hot:  # a case open through the storm: its notifications go out meanwhile
+            d.exceed(True)
+        begun = time.monotonic()
+
+        async def at_its_time(planned: StormFault) -> FaultOutcome:
+            await asyncio.sleep(max(0.0, begun + planned.at - time.monotonic()))
+            return await self._storm_fault(planned)
+
+        outcomes = await asyncio.gather(*(at_its_time(f) for f in plan))
+        self.outcomes.extend(outcomes)
+        last = max(x.ended_at or x.started_at for x in outcomes)
+        recovery = Recovery(last, self.ledger.snapshot())
+        for outcome in outcomes:
+            outcome.recovery = recovery
+        self._recoveries.append(recovery)
+        self.say("storm over: waiting until everything acknowledged by its end is stored")
+        deadline = time.monotonic() + o.recovery_timeout
+        while recovery.recovered_at is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        if recovery.seconds is None or recovery.seconds > STORM_RECOVERY_SECONDS:
+            self.problems.append(
+                f"storm: not recovered within {STORM_RECOVERY_SECONDS:.0f} s of its last fault"
+                f" ({_seconds(recovery.seconds)})"
+            )
+        self.say(f"storm: recovered {_seconds(recovery.seconds)} after its last fault")
+        back = await self._stages_back(last + STORM_RECOVERY_SECONDS - time.monotonic())
+        if back:
+            self.problems.append(f"storm: not back within 60 s of the last fault: {back}")
+        for d in hot:
+            d.exceed(False)
+        await self._steady(o.gap)
+
+    async def _stages_back(self, within: float) -> str:
+        """'' once every stage runs and says it moves (worker ready, bridge and HJ 212 server
+        not stalled), else what is not back when ``within`` seconds are up."""
+        deadline = time.monotonic() + max(within, 1.0)
+        while True:
+            missing = []
+            if not (_health(self.web_port) or {}).get("ready"):
+                missing.append("worker not ready")
+            for name, port in self.health_ports.items():
+                health = _health(port)
+                if health is None or health.get("stalled"):
+                    missing.append(f"{name} {'stalled' if health else 'not answering'}")
+            if not missing or time.monotonic() > deadline:
+                return ", ".join(missing)
+            await asyncio.sleep(0.5)
+
+    async def _storm_fault(self, planned: StormFault) -> FaultOutcome:
+        fault = planned.fault
+        self.say(f"storm: {fault}: {STORM_ACTIONS[fault]}")
+        outcome = FaultOutcome(fault, time.monotonic())
+        if fault in SERVICES:
+            await self._kill_service(fault, planned.down, outcome)
+        else:
+            await self._kill_kept(fault, outcome)
+        self.say(f"storm: {fault}: {outcome.detail}")
+        return outcome
+
+    async def _kill_kept(self, name: str, outcome: FaultOutcome) -> None:
+        kept = self.kept[name]
+        old = kept.child
+        assert old is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(old.pid, signal.SIGKILL)
+        code = await asyncio.to_thread(old.popen.wait)
+        # Its keeper starts it again; nobody else does.
+        with contextlib.suppress(EcowatchError):
+            await self._wait_for(lambda: kept.child is not old and kept.running, 60, name)
+        outcome.ended_at = time.monotonic()
+        new = kept.child
+        assert new is not None
+        outcome.applied = code == -signal.SIGKILL and new.pid != old.pid
+        outcome.evidence = {"old_pid": old.pid, "new_pid": new.pid, "exit_code": code}
+        outcome.detail = (
+            f"pid {old.pid} killed (exit {code}), its keeper restarted it as pid {new.pid}"
+        )
+
+    async def _kill_service(self, name: str, down: float, outcome: FaultOutcome) -> None:
+        from ecowatch.stack.process import Progress, pid_alive
+
+        service = {"influxdb": self.stack.influxdb, "kafka": self.stack.kafka}.get(
+            name, self.stack.mosquitto
+        )
+        old_pid = service.proc.pid()
+        if old_pid is None:
+            outcome.detail = "was not running: not applied"
+            outcome.ended_at = time.monotonic()
+            return
+        outcome.started_at = time.monotonic()
+        os.kill(old_pid, signal.SIGKILL)
+        await self._wait_for(lambda: not pid_alive(old_pid), 20, f"{name} gone after kill -9")
+        killed_at = time.monotonic()
+        await asyncio.sleep(max(0.0, down - (time.monotonic() - killed_at)))
+        error = ""
+        for attempt in range(3):  # a start that fails (a port still held) is tried again
+            try:
+                await asyncio.to_thread(service.start, Progress(lambda line: None))
+                break
+            except EcowatchError as exc:
+                error = str(exc).splitlines()[0]
+                self.say(f"storm: {name} did not start (try {attempt + 1}): {error}")
+                await asyncio.sleep(3)
+        outcome.ended_at = time.monotonic()
+        new_pid = service.proc.pid()
+        outcome.applied = new_pid not in (None, old_pid)
+        outcome.evidence = {
+            "old_pid": old_pid,
+            "new_pid": new_pid,
+            "signal": "SIGKILL",
+            "away_s": round(outcome.ended_at - killed_at, 1),
+        }
+        outcome.detail = (
+            f"pid {old_pid} killed (-9), away {outcome.ended_at - killed_at:.1f} s, "
+            f"back as pid {new_pid}" + (f"; {error}" if new_pid is None else "")
+        )
+
     # -- the faults ------------------------------------------------------------------------
 
     async def _apply(self, fault: str) -> FaultOutcome:
@@ -1352,7 +1575,20 @@ def run_drill(
     show_default=True,
     help="A fault not recovered from within this many seconds fails the drill.",
 )
-@click.option("--seed", default=1, show_default=True)
+@click.option("--seed", default=1, show_default=True, help="The devices' and the storm's seed.")
+@click.option(
+    "--storm",
+    is_flag=True,
+    help="Faults together: each once at a seeded moment within --storm-span, services killed "
+    "(-9) and away a seeded while, processes killed (-9) and restarted by their keepers; "
+    "everything acknowledged must be stored within 60 s of the last fault.",
+)
+@click.option(
+    "--storm-span",
+    default=40.0,
+    show_default=True,
+    help="Seconds within which the storm's faults begin.",
+)
 @click.option(
     "--first-monitor",
     default=1,
@@ -1368,6 +1604,8 @@ def drill(
     influx_outage_seconds: float,
     recovery_timeout: float,
     seed: int,
+    storm: bool,
+    storm_span: float,
     first_monitor: int,
 ) -> None:
     """Steady load over MQTT and HJ 212 while the worker and the bridge are killed (-9),
@@ -1398,6 +1636,8 @@ def drill(
         recovery_timeout=recovery_timeout,
         seed=seed,
         first_monitor=first_monitor,
+        storm=storm,
+        storm_span=storm_span,
     )
     report = run_drill(settings, load_catalogue(settings.catalogue), options, click.echo)
     for line in render(report):

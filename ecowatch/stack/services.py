@@ -225,7 +225,10 @@ class Mosquitto:
                     f"user {getpass.getuser()}",
                     "persistence true",
                     f"persistence_location {self.dir / 'data'}/",
-                    "autosave_interval 60",
+                    # Saved after every change, not once a minute: a broker killed (-9)
+                    # loses what it acknowledged and had not saved, the bridge's queue.
+                    "autosave_on_changes true",
+                    "autosave_interval 1",
                     # The bridge acknowledges after Kafka does: allow many messages in flight,
                     # and queue plenty for a bridge that is briefly away.
                     "max_inflight_messages 1000",

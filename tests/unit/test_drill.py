@@ -11,6 +11,7 @@ import pytest
 from ecowatch.alerts.templates import Message, possible_repeat
 from ecowatch.drill import (
     FAULTS,
+    SERVICES,
     DrillReport,
     FaultOutcome,
     Ledger,
@@ -25,6 +26,7 @@ from ecowatch.drill import (
     reading_index,
     reading_time,
     render,
+    storm_plan,
 )
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -233,3 +235,17 @@ def test_ports_a_reconnecting_client_may_take_are_named() -> None:
     ports = {"MQTT": 1883, "Kafka": 39092, "InfluxDB": 8086, "HJ 212": 60999}
     assert ephemeral_ports(ports, 32768, 60999) == ["Kafka 39092", "HJ 212 60999"]
     assert ephemeral_ports({"Kafka": 29092}, 32768, 60999) == []
+
+
+def test_a_storm_plan_is_every_fault_once_overlapping_and_the_same_for_a_seed() -> None:
+    plan = storm_plan(7, span=40.0)
+    assert sorted(f.fault for f in plan) == sorted(FAULTS)
+    assert [f.at for f in plan] == sorted(f.at for f in plan)
+    assert all(0 <= f.at <= 40.0 for f in plan)
+    assert all((f.down > 0) == (f.fault in SERVICES) for f in plan)
+    assert storm_plan(7, span=40.0) == plan  # seeded: a storm can be run again
+    assert storm_plan(8, span=40.0) != plan
+    # Faults overlap: some service is still away when the next fault begins.
+    assert any(later.at < f.at + f.down for i, f in enumerate(plan) for later in plan[i + 1 :]), (
+        plan
+    )

@@ -23,8 +23,9 @@ from ecowatch import topics
 from ecowatch.clock import SystemClock
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_settings
-from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
+from ecowatch.errors import ConfigError, EcowatchError, ServiceDown, StageStalled
 from ecowatch.kafka_accounts import Role, access_for
+from ecowatch.stall import StallWatch
 from ecowatch.topics import BridgeSlice
 from ecowatch.watch import ChildProcess, StageFailed, StageFailure
 
@@ -76,6 +77,9 @@ def stop_on_signals(stop: asyncio.Event) -> None:
 async def run_bridge(
     settings: Settings, catalogue: Catalogue, stop: asyncio.Event, on_stats=None
 ) -> None:
+    """The bridge and its command relay until ``stop``; raises :class:`StageStalled` if it
+    stood still for too long to recover by itself (its supervisor starts it again)."""
+    from ecowatch.cli.health import serve_health, watch_stall
     from ecowatch.ingest.bridge import MqttBridge
     from ecowatch.ingest.commands import CommandRelay
     from ecowatch.kafka import ensure_topics, start_producer
@@ -83,6 +87,7 @@ async def run_bridge(
     kafka = access_for(settings, Role.INGEST)
     await ensure_topics(kafka, settings.kafka_partitions, topics.INGEST_TOPICS)
     producer = await start_producer(kafka, "ecowatch-bridge")
+    health = None
     try:
         bridge = MqttBridge(
             mqtt_host=settings.mqtt_host,
@@ -97,6 +102,18 @@ async def run_bridge(
         await bridge.connect()
         if on_stats:
             on_stats(bridge.stats)
+        stall = StallWatch("bridge", settings.stall_seconds)
+        health = await serve_health(
+            settings.health_host,
+            settings.bridge_health_port,
+            lambda: {
+                "stage": "bridge",
+                **bridge.stats.as_dict(),
+                "producer": producer.stats.as_dict(),
+                **stall.as_dict(),
+            },
+            "bridge",
+        )
         # Commands travel the other way on the same MQTT connection.
         relay = CommandRelay(
             kafka=kafka,
@@ -106,11 +123,26 @@ async def run_bridge(
             clock=SystemClock(),
         )
         relay_task = asyncio.create_task(relay.run(stop))
+        watcher = asyncio.create_task(watch_stall(stall, bridge.progress, bridge.why_stalled))
+        bridging = asyncio.create_task(bridge.run(stop))
         try:
-            await bridge.run(stop)
+            await asyncio.wait({bridging, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if watcher.done() and not bridging.done():
+                # What it holds is not acknowledged: Mosquitto gives it to the next bridge.
+                bridging.cancel()
+                await asyncio.wait({bridging}, timeout=5)
+                raise StageStalled(
+                    f"the bridge stood still for {2 * settings.stall_seconds:.0f} s "
+                    f"({stall.why}); exiting for its supervisor to start it again"
+                )
+            await bridging
         finally:
+            watcher.cancel()
+            stop.set()
             await relay_task
     finally:
+        if health is not None:
+            await health.cleanup()
         await producer.stop()
 
 

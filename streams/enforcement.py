@@ -74,7 +74,7 @@ from ecowatch.streams.offsets import (
 from ecowatch.streams.points import account_line
 from ecowatch.streams.report import SiteCaseLog
 from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
-from ecowatch.streams.rules.rejudge import note_again, readings_span, take_settled
+from ecowatch.streams.rules.rejudge import by_device, note_again, read_spans, take_settled
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 
 log = logging.getLogger(__name__)
@@ -177,6 +177,16 @@ class Batch:
     # of JSON, and a storm of exceedances read and wrote them for every finding).
     cases: dict[str, SiteCases] = field(default_factory=dict)
     logs: dict[str, SiteCaseLog] = field(default_factory=dict)
+    # site → its late readings (older than their device's newest: resends), judged together
+    # once the batch's live readings are (``Enforcement._judge_late``), so that a county's
+    # resends cost about what live data costs and live readings are judged first.
+    late: dict[str, list[Reading]] = field(default_factory=dict)
+    # site → the hours of its resends that have settled, taken at a tick: judged again after
+    # the batch's readings, from one read of InfluxDB per site (``Enforcement._rejudge_all``),
+    # with the tick's data time and wall time.
+    rejudge: dict[str, tuple[list[tuple[str, datetime]], datetime, datetime]] = field(
+        default_factory=dict
+    )
 
 
 def clock_value(seen: tuple[datetime, datetime]) -> bytes:
@@ -346,6 +356,10 @@ class Enforcement:
                 message = event.message
                 await self._catch_up(message.topic, message.partition, message.offset, batch)
                 await self._take(message.topic, event.value, batch)
+            # The live readings are judged; then the late ones, per site, and the hours of
+            # settled resends; then all of it is stored and written at once.
+            await self._judge_late(batch)
+            await self._rejudge_all(batch)
             await self._flush(batch)
             await self._release(batch.read_back)
 
@@ -543,18 +557,23 @@ class Enforcement:
                 await self._repeat(raw or event.to_json(), repeat)
                 return
             batch.readings.append(event)
+            if self.judge.is_late(working, event):
+                # Older than its device's newest (a resend): judged with the batch's other
+                # late readings of the site, after the live ones (``_judge_late``). It does
+                # not move the site's data clock: that is the present's.
+                batch.late.setdefault(site, []).append(event)
+                self.counts["judged_readings"] += 1
+                self.counts["late_readings"] += 1
+                return
         now = self._site_time(site, event, batch)
         judged = self.judge.judge_in_place(working, event, taken=True)
         if isinstance(event, Reading):
             self.counts["judged_readings"] += 1
-        if judged.late:
-            # Older than its device's newest (a resend): its exceedances are found late, and
-            # open cases marked so (streams/cases.py, open_case).
-            self.counts["late_readings"] += 1
-            self.counts["late_findings"] += len(judged.findings)
         if isinstance(event, SiteTick):
-            for device, hour in take_settled(working, event.now):
-                await self._rejudge(working, device, hour, now, event.now, batch)
+            settled = take_settled(working, event.now)
+            if settled:
+                hours, _, _ = batch.rejudge.get(site, ([], now, event.now))
+                batch.rejudge[site] = (hours + settled, now, event.now)
         # Most readings change no case: then the cases table is neither read nor written.
         # Timers fall due on ticks (every ECOWATCH_TICK_SECONDS), not on every reading.
         if judged.findings or isinstance(event, SiteTick):
@@ -583,37 +602,79 @@ class Enforcement:
             )
             await self.commands.send(key=site.encode(), value=command.to_json())
 
-    async def _rejudge(
-        self,
-        state: SiteState,
-        device: str,
-        hour: datetime,
-        now: datetime,
-        wall: datetime,
-        batch: Batch,
-    ) -> None:
-        """An hour that a resend fell in, judged again from the day's stored readings: its
-        windows replace what was written for it, and a mean over its limit is a late finding
-        (a found-late case). InfluxDB away: tried again on a later tick."""
-        site, entry = state.site, self.catalogue.device(device)
-        if entry is None:
+    async def _judge_late(self, batch: Batch) -> None:
+        """The batch's late readings, per site: their exceedances are findings marked late
+        (one per device, pollutant and hour), which open cases marked found late
+        (streams/cases.py, open_case), judged at the site's present data time; their hours
+        are noted once each, to be judged again once the resend has settled."""
+        for site, readings in batch.late.items():
+            try:
+                findings = self.judge.judge_late(batch.states[site], readings)
+                self.counts["late_findings"] += len(findings)
+                if not findings:
+                    continue
+                now = self._present(site, batch)
+                cases, out = on_findings(self._cases_of(site, batch), findings, now, self.catalogue)
+                batch.cases[site] = cases
+                await self._publish(out, findings, batch)
+            except Exception as exc:
+                # As a reading that fails alone: each is its own dead letter (and stored, as
+                # a reading is once taken: the measurement is evidence all the same).
+                for reading in readings:
+                    await self._refuse(topics.READINGS, reading.to_json(), exc)
+
+    def _present(self, site: str, batch: Batch) -> datetime:
+        """The site's data time now, as this batch has moved its clock."""
+        seen = batch.clocks.get(site) or self.site_clock(site)
+        return data_time(seen, self.clock.now())
+
+    async def _rejudge_all(self, batch: Batch) -> None:
+        """The settled hours of resends, judged again: per site, one read of InfluxDB for all
+        of its hours and devices (the sites' reads at once), then all those hours and their
+        days computed again in one pass per device. Their windows replace what was written,
+        and a mean over its limit is a late finding (a found-late case). InfluxDB away: the
+        hours are tried again on a later tick."""
+        if not batch.rejudge:
             return
-        start, stop = readings_span(hour, self.judge.ctx.params.max_slice)
-        try:
-            stored = await self.writer.device_readings(
-                site, device, entry.device.model.value, start, stop
-            )
-        except Exception as exc:  # the store's errors are many kinds: all mean "not now"
-            note_again(state, device, hour, wall)
-            log.warning("%s %s: its hour %s is judged again later: %s", site, device, hour, exc)
-            return
-        windows, findings = self.judge.rejudge(site, device, hour, stored)
-        self.counts["rejudged_hours"] += 1
-        batch.lines += [window_line(site, w) for w in windows]
-        if findings:
-            cases, out = on_findings(self._cases_of(site, batch), findings, now, self.catalogue)
-            batch.cases[site] = cases
-            await self._publish(out, findings, batch)
+        sites = list(batch.rejudge)
+        reads = await asyncio.gather(
+            *(self._read_back_hours(site, batch.rejudge[site][0]) for site in sites),
+            return_exceptions=True,
+        )
+        for site, stored in zip(sites, reads, strict=True):
+            hours, now, wall = batch.rejudge[site]
+            state = batch.states[site]
+            if isinstance(stored, BaseException):
+                for device, hour in hours:
+                    note_again(state, device, hour, wall)
+                log.warning("%s: %d hours are judged again later: %s", site, len(hours), stored)
+                continue
+            windows, findings = self.judge.rejudge_hours(site, by_device(hours), stored)
+            self.counts["rejudged_hours"] += len(hours)
+            batch.lines += [window_line(site, w) for w in windows]
+            if findings:
+                cases, out = on_findings(self._cases_of(site, batch), findings, now, self.catalogue)
+                batch.cases[site] = cases
+                await self._publish(out, findings, batch)
+
+    async def _read_back_hours(self, site: str, hours: list[tuple[str, datetime]]) -> list[Reading]:
+        """The stored readings the hours are judged again from: one query per span of days
+        in a row (one, mostly) for all the site's devices concerned; each device's readings
+        in time order."""
+        models = {
+            device: entry.device.model.value
+            for device in by_device(hours)
+            if (entry := self.catalogue.device(device)) is not None
+        }
+        if not models:
+            return []
+        per_device: dict[str, list[Reading]] = {}
+        for start, stop in read_spans(hours, self.judge.ctx.params.max_slice):
+            got = await self.writer.site_readings(site, models, start, stop)
+            self.counts["rejudge_reads"] += 1
+            for device, readings in got.items():
+                per_device.setdefault(device, []).extend(readings)
+        return [r for readings in per_device.values() for r in readings]
 
     async def _repeat(self, raw: bytes, repeat: Repeat) -> None:
         """A reading for a (device, time) already taken: neither stored nor judged again."""

@@ -79,36 +79,50 @@ class InfluxWriter:
     async def device_readings(
         self, site: str, device: str, model: str, start: datetime, stop: datetime
     ) -> list[Reading]:
-        """A device's stored readings in [start, stop), in time order: what a resend's hours
-        are judged again from. ``device`` is a catalogue id (no quotes can be in it)."""
+        """A device's stored readings in [start, stop), in time order."""
+        return (await self.site_readings(site, {device: model}, start, stop)).get(device, [])
+
+    async def site_readings(
+        self, site: str, models: dict[str, str], start: datetime, stop: datetime
+    ) -> dict[str, list[Reading]]:
+        """The stored readings in [start, stop) of a site's devices (``models``: device →
+        model), each device's in time order: what the hours of a site's late readings are
+        judged again from, in one query for all of them. Devices are catalogue ids (no quotes
+        can be in them)."""
+        devices = " or ".join(f'r.device == "{d}"' for d in sorted(models))
         flux = (
             f'from(bucket: "{self.bucket}") '
             f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
-            f'|> filter(fn: (r) => r._measurement == "reading" and r.device == "{device}" '
-            'and (r._field == "value" or r._field == "flag")) '
+            f'|> filter(fn: (r) => r._measurement == "reading" and r.site == "{site}") '
+            f"|> filter(fn: (r) => {devices}) "
+            '|> filter(fn: (r) => r._field == "value" or r._field == "flag") '
             '|> pivot(rowKey: ["_time", "pollutant"], columnKey: ["_field"], '
             'valueColumn: "_value")'
         )
         client = await self._client_of_loop()
         tables = await client.query_api().query(flux, org=self.org)
-        by_time: dict[datetime, dict[str, Measurement]] = {}
+        by_time: dict[str, dict[datetime, dict[str, Measurement]]] = {}
         for record in (r for t in tables for r in t.records):
-            values = by_time.setdefault(record["_time"], {})
+            values = by_time.setdefault(record["device"], {}).setdefault(record["_time"], {})
             values[record["pollutant"]] = Measurement(
                 value=float(record["value"]), flag=DataFlag(record["flag"])
             )
-        return [
-            Reading(
-                site=site,
-                device=device,
-                model=model,
-                ts=ts,
-                values=values,
-                source=ReadingSource.STORE,
-                received_at=ts,
-            )
-            for ts, values in sorted(by_time.items())
-        ]
+        return {
+            device: [
+                Reading(
+                    site=site,
+                    device=device,
+                    model=models[device],
+                    ts=ts,
+                    values=values,
+                    source=ReadingSource.STORE,
+                    received_at=ts,
+                )
+                for ts, values in sorted(times.items())
+            ]
+            for device, times in by_time.items()
+            if device in models
+        }
 
     async def _write_api(self):
         return (await self._client_of_loop()).write_api()

@@ -117,6 +117,9 @@ class SiteState(BaseModel):
     # Hours that late readings (resends) fell in, to be judged again once the resend has
     # settled: "device|hour start" → when the last of them arrived (streams/rules/rejudge.py).
     rejudge: dict[str, AwareDatetime] = Field(default_factory=dict)
+    # Late real-time exceedances found: "device|pollutant|rule|hour start" → the hour. One
+    # finding per hour of a resend, not one per reading (streams/rules/rejudge.py).
+    late_found: dict[str, AwareDatetime] = Field(default_factory=dict)
 
 
 # -- events, context, results ------------------------------------------------------------------

@@ -39,7 +39,7 @@ from ecowatch.streams.rules.flags import flagged_too_long, missing_pollutant
 from ecowatch.streams.rules.limits import late_over_limit, late_window_findings, over_limit
 from ecowatch.streams.rules.offline import offline
 from ecowatch.streams.rules.quota import meter_mismatch, quota, valve
-from ecowatch.streams.rules.rejudge import note_late
+from ecowatch.streams.rules.rejudge import late_hours, note_hours
 from ecowatch.streams.rules.verdict import Valve, ValveOrder
 
 
@@ -119,14 +119,12 @@ class SiteJudge:
                 repeat = self.take(state, event)
                 if repeat is not None:
                     return Judged(state, [], [], repeat=repeat)
-            ledger = state.readings.get(event.device)
-            if ledger is not None and ledger.is_late(event):
+            if self.is_late(state, event):
                 # The rules keep the device's present (runs of values, active verdicts, the
                 # open minute): old data resent after an outage must not move it, or a resend
                 # of normal values would clear today's exceedance. Judged on its own instead,
                 # and its hour again once the resend has settled (streams/rules/rejudge.py).
-                note_late(state, event)
-                return Judged(state, late_over_limit(state, event, self.ctx), [], late=True)
+                return Judged(state, self.judge_late(state, [event]), [], late=True)
             if state.started is None:
                 state.started = now
             windows = self._aggregate(state, event)
@@ -150,23 +148,48 @@ class SiteJudge:
                     findings.append(verdict)
         return Judged(state, findings, windows, order, meter=meter)
 
+    def is_late(self, state: SiteState, reading: Reading) -> bool:
+        """Whether a taken ``reading`` is late data: older than its device's newest, resent
+        or long after its time (``ReadingLedger.is_late``)."""
+        ledger = state.readings.get(reading.device)
+        return ledger is not None and ledger.is_late(reading)
+
+    def judge_late(self, state: SiteState, readings: list[Reading]) -> list[Finding]:
+        """Late readings of the site (taken, and :meth:`is_late`), judged together, as the
+        worker does once per batch: their real-time exceedances, one finding marked late per
+        device, pollutant and hour, and their hours noted once each, to be judged again
+        (streams/rules/rejudge.py). The site's present state is not touched."""
+        note_hours(state, late_hours(readings))
+        ctx = self.ctx
+        return [f for r in readings for f in late_over_limit(state, r, ctx)]
+
     def rejudge(
         self, site: str, device: str, hour: datetime, readings: list[Reading]
     ) -> tuple[list[ClosedWindow], list[Finding]]:
-        """The hour ``hour`` of ``device`` and its day, computed again from ``readings`` (all
-        of the day's, from the store, in time order) with the same means as live: the hour's
-        and the day's windows (for the store: they replace what was written) and a finding
-        marked late for each valid mean over its limit."""
+        """The hour ``hour`` of ``device`` and its day: :meth:`rejudge_hours` of one."""
+        return self.rejudge_hours(site, {device: {hour}}, readings)
+
+    def rejudge_hours(
+        self, site: str, hours: dict[str, set[datetime]], readings: list[Reading]
+    ) -> tuple[list[ClosedWindow], list[Finding]]:
+        """The noted ``hours`` of each device and their days, computed again from
+        ``readings`` (the devices' stored readings of those days, in time order, as one read
+        gives them back) with the same means as live, in one pass per device: the hours' and
+        the days' windows (for the store: they replace what was written) and a finding marked
+        late for each valid mean over its limit."""
         state = self.initial(site)
-        day = day_of(hour)
-        windows = [
-            cw
-            for reading in readings
-            if reading.device == device
-            for cw in self._aggregate(state, reading)
-            if (cw.window.period is Period.HOUR and cw.window.start == hour)
-            or (cw.window.period is Period.DAY and cw.window.start == day)
-        ]
+        days = {device: {day_of(h) for h in hs} for device, hs in hours.items()}
+        windows: list[ClosedWindow] = []
+        for reading in readings:
+            wanted = hours.get(reading.device)
+            if wanted is None:
+                continue
+            for cw in self._aggregate(state, reading):
+                w = cw.window
+                if (w.period is Period.HOUR and w.start in wanted) or (
+                    w.period is Period.DAY and w.start in days[reading.device]
+                ):
+                    windows.append(cw)
         return windows, late_window_findings(state, windows, self.ctx)
 
     def _account(self, state: SiteState, reading: Reading) -> MeterStatus | None:

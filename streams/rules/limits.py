@@ -18,6 +18,7 @@ from ecowatch.schema import (
 from ecowatch.streams.aggregate import (
     Period,
     Window,
+    hour_of,
 )
 from ecowatch.streams.rules.base import (
     ClosedWindow,
@@ -25,6 +26,7 @@ from ecowatch.streams.rules.base import (
     Level,
     SiteState,
     Step,
+    key_of,
     name_of,
     new_finding,
     num,
@@ -33,6 +35,7 @@ from ecowatch.streams.rules.base import (
     verdict,
     with_unit,
 )
+from ecowatch.streams.rules.rejudge import first_late_of_hour
 from ecowatch.streams.rules.verdict import Verdict
 
 _LEVEL_RULES = {
@@ -208,9 +211,17 @@ def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
 
 
 def late_over_limit(state: SiteState, reading: Reading, ctx: Context) -> list[Finding]:
-    """A late reading's real-time values over their limits."""
+    """A late reading's real-time values over their limits: each the first of its device,
+    pollutant and hour (``first_late_of_hour``), or nothing: a resend over the limit for an
+    hour is one finding, as live data over it is one finding, then one every hour."""
+    over = _realtime_values(state, reading, ctx, True)
+    if not over:
+        return []
+    hour = hour_of(reading.ts)
     return [
-        _finding(state, v, True, late=True) for v in _realtime_values(state, reading, ctx, True)
+        _finding(state, v, True, late=True)
+        for v in over
+        if first_late_of_hour(state, key_of(v.device, v.code, v.level[0]), hour)
     ]
 
 

@@ -1,16 +1,24 @@
-"""Hours that resent data fell in, judged again (HJ 212-2025 RF=1). Pure.
+"""Late data (resent after an outage, HJ 212-2025 RF=1, or old and out of order), judged in
+groups. Pure.
 
-A device back from an outage sends its live reading first, then what it kept, marked RF=1.
-By then the hours of the outage have closed with too little data to judge (an invalid hour
-has no mean). The late readings do not move the site's present state (``SiteJudge``), so the
-hours they fall in are noted here; once the resend has settled, the worker reads that day's
-readings back from InfluxDB, where every reading is, and ``SiteJudge.rejudge`` computes the
-hours and the day again with the same means as live. A valid mean over its limit is a finding
-marked late, which opens a case marked found late.
+A device back from an outage sends its live reading first, then what it kept. Its late readings
+do not move the site's present state (``SiteJudge``): they are judged apart, per batch of the
+worker and per site, so that a resend costs about what live data costs:
+
+- their real-time values over a limit are findings marked late, one per device, pollutant and
+  hour (:func:`first_late_of_hour`), not one per reading: a resend of a day over the limit was
+  thousands of findings, each one a case event on the trail and a point in InfluxDB;
+- the hours they fall in are noted once per batch (:func:`note_hours`), with the latest
+  arrival among them. Once the resend has settled, the worker takes every settled hour of a
+  site at once (:func:`take_settled`), reads the days they are in back from InfluxDB in one
+  query per site (:func:`read_spans`), and ``SiteJudge.rejudge`` computes all those hours
+  and their days again in one pass per device, with the same means as live. A valid mean over
+  its limit is a finding marked late, which opens a case marked found late.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from ecowatch.schema import Reading
@@ -22,20 +30,55 @@ REJUDGE_SETTLE = timedelta(seconds=10)
 # Hours waiting at most per site: a device resends at most the contract's 7 days (168 hours);
 # past this the oldest are forgotten (their readings are stored all the same).
 REJUDGE_KEPT = 512
+# Late real-time findings remembered per site ("device|pollutant|rule|hour"): a resend whose
+# hour is over the limit says so once, whatever the number of readings and batches it takes.
+LATE_FOUND_KEPT = 512
+
+
+def late_hours(readings: Iterable[Reading]) -> dict[tuple[str, datetime], datetime]:
+    """Late readings grouped by (device, hour start): the latest arrival in each."""
+    out: dict[tuple[str, datetime], datetime] = {}
+    for r in readings:
+        key = (r.device, hour_of(r.ts))
+        known = out.get(key)
+        if known is None or r.received_at > known:
+            out[key] = r.received_at
+    return out
+
+
+def note_hours(state: SiteState, hours: dict[tuple[str, datetime], datetime]) -> None:
+    """The hours of a batch's late readings, each noted once, to be judged again once the
+    resend has settled."""
+    rejudge = state.rejudge
+    for (device, hour), arrived in hours.items():
+        key = f"{device}|{hour.isoformat()}"
+        known = rejudge.pop(key, None)  # re-inserted last: the oldest are first to go
+        rejudge[key] = arrived if known is None or arrived > known else known
+    while len(rejudge) > REJUDGE_KEPT:
+        del rejudge[next(iter(rejudge))]
 
 
 def note_late(state: SiteState, reading: Reading) -> None:
-    """The hour of a late reading, to be judged again once the resend has settled."""
-    key = f"{reading.device}|{hour_of(reading.ts).isoformat()}"
-    state.rejudge.pop(key, None)  # re-inserted last: the oldest are first to go
-    state.rejudge[key] = reading.received_at
-    while len(state.rejudge) > REJUDGE_KEPT:
-        del state.rejudge[next(iter(state.rejudge))]
+    """The hour of one late reading (:func:`note_hours` of one)."""
+    note_hours(state, late_hours([reading]))
+
+
+def first_late_of_hour(state: SiteState, key: str, hour: datetime) -> bool:
+    """Whether a late exceedance of ``key`` ("device|pollutant|rule") in ``hour`` is the first
+    one found for that hour (then remembered): only the first is a finding."""
+    seen = f"{key}|{hour.isoformat()}"
+    if seen in state.late_found:
+        return False
+    state.late_found[seen] = hour
+    while len(state.late_found) > LATE_FOUND_KEPT:
+        del state.late_found[next(iter(state.late_found))]
+    return True
 
 
 def take_settled(state: SiteState, now: datetime) -> list[tuple[str, datetime]]:
     """(device, hour start) of the noted hours whose resend has settled, taken out of the
-    state: the caller judges them again (or notes them back if it cannot yet)."""
+    state: the caller judges them again, all of a site's at once (or notes them back if it
+    cannot yet)."""
     out: list[tuple[str, datetime]] = []
     for key, last in list(state.rejudge.items()):
         if now - last >= REJUDGE_SETTLE:
@@ -55,3 +98,26 @@ def readings_span(hour: datetime, max_slice: timedelta) -> tuple[datetime, datet
     value held into it) to an hour past its end (a reading after the day closes it)."""
     day = day_of(hour)
     return day - max_slice, day + DAY + HOUR
+
+
+def read_spans(
+    hours: Iterable[tuple[str, datetime]], max_slice: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """The time spans to read back to judge ``hours`` (of any devices of one site) again: each
+    hour's :func:`readings_span`, the overlapping ones merged, so that a site's hours of one
+    day (or of days in a row) are one read, however many hours and devices."""
+    spans = sorted({readings_span(hour, max_slice) for _, hour in hours})
+    merged: list[tuple[datetime, datetime]] = []
+    for start, stop in spans:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], stop))
+        else:
+            merged.append((start, stop))
+    return merged
+
+
+def by_device(hours: Iterable[tuple[str, datetime]]) -> dict[str, set[datetime]]:
+    out: dict[str, set[datetime]] = {}
+    for device, hour in hours:
+        out.setdefault(device, set()).add(hour)
+    return out

@@ -35,7 +35,13 @@ from ecowatch.streams.rules import (
     SiteTick,
     valve_decision,
 )
-from ecowatch.streams.rules.rejudge import take_settled
+from ecowatch.streams.rules.rejudge import (
+    REJUDGE_SETTLE,
+    late_hours,
+    note_hours,
+    read_spans,
+    take_settled,
+)
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=CST)
@@ -198,10 +204,11 @@ def test_an_exceedance_found_in_resent_data_is_a_late_finding_that_changes_nothi
     assert "found late" in f.detail
     after = judged.state.model_dump()
     # The device's present is as it was (runs, verdicts, the open minute). New: the reading's
-    # place in the one-reading-per-time ledger (a second copy is a repeat), and its hour, to
-    # be judged again once the resend has settled.
-    assert {k: v for k, v in after.items() if k not in ("readings", "rejudge")} == {
-        k: v for k, v in before.items() if k not in ("readings", "rejudge")
+    # place in the one-reading-per-time ledger (a second copy is a repeat), its hour, to be
+    # judged again once the resend has settled, and the hour's late exceedance, found once.
+    news = ("readings", "rejudge", "late_found")
+    assert {k: v for k, v in after.items() if k not in news} == {
+        k: v for k, v in before.items() if k not in news
     }
     assert list(after["rejudge"]) == [f"{CHEM_MONITOR}|{(T0 - 60 * MIN).isoformat()}"]
     again = judge.judge(judged.state, resend(chem(T0 - 20 * MIN, 120.0)))
@@ -244,6 +251,103 @@ def test_an_hour_of_an_outage_is_judged_again_from_the_resent_data(judge: SiteJu
         T0 + 60 * MIN,
     )
     assert "found late" in f.detail
+
+
+def taken(judge: SiteJudge, state: SiteState, readings: list[Reading]) -> list[Reading]:
+    """``readings`` taken into ``state``'s ledger, as the worker takes them, and all late."""
+    for r in readings:
+        assert judge.take(state, r) is None
+    assert all(judge.is_late(state, r) for r in readings)
+    return readings
+
+
+def test_a_batch_of_late_readings_is_grouped_per_device_and_hour() -> None:
+    arrival = T0 + 10 * MIN
+    late = [resend(chem(T0 - 90 * MIN + i * 5 * MIN, 50.0), arrival + i * MIN) for i in range(15)]
+    hours = late_hours(late)
+    # 08:30-09:40: two hours, each with the latest arrival among its readings
+    assert hours == {
+        (CHEM_MONITOR, T0 - 120 * MIN): arrival + 5 * MIN,
+        (CHEM_MONITOR, T0 - 60 * MIN): arrival + 14 * MIN,
+    }
+    state = SiteState(site=CHEM)
+    note_hours(state, hours)
+    note_hours(state, {(CHEM_MONITOR, T0 - 60 * MIN): arrival})  # an older arrival: kept later
+    assert list(state.rejudge.values()) == [arrival + 5 * MIN, arrival + 14 * MIN]
+    # Settled one by one; all of a site's settled hours are taken at once.
+    assert take_settled(state, arrival + 5 * MIN + REJUDGE_SETTLE) == [
+        (CHEM_MONITOR, T0 - 120 * MIN)
+    ]
+    assert take_settled(state, arrival + 14 * MIN + REJUDGE_SETTLE) == [
+        (CHEM_MONITOR, T0 - 60 * MIN)
+    ]
+
+
+def test_a_resend_over_the_limit_is_one_late_finding_per_hour_however_many_readings(
+    judge: SiteJudge,
+) -> None:
+    state, _ = run(judge, [chem(T0 + i * MIN, 50.0) for i in range(3)])
+    assert state is not None
+    # Two hours of readings a minute apart, all over the limit, in three batches.
+    resent = [resend(chem(T0 - 120 * MIN + i * MIN, 120.0)) for i in range(120)]
+    taken(judge, state, resent)
+    found = [
+        f
+        for batch in (resent[:50], resent[50:90], resent[90:])
+        for f in judge.judge_late(state, batch)
+    ]
+    assert [(f.rule, f.at, f.late) for f in found] == [
+        (Rule.REALTIME_OVER_LIMIT, T0 - 120 * MIN, True),  # the first of each hour
+        (Rule.REALTIME_OVER_LIMIT, T0 - 60 * MIN, True),
+    ]
+    assert len(state.rejudge) == 2  # the two hours, noted once each
+    # The present is as it was: nothing active, nothing cleared.
+    assert state.active == {}
+
+
+def test_a_sites_hours_of_one_day_are_one_read_and_days_in_a_row_too() -> None:
+    slice_ = timedelta(minutes=10)
+    day = datetime(2026, 11, 23, tzinfo=CST)
+    hours = [("D1", day + 3 * 60 * MIN), ("D2", day + 9 * 60 * MIN), ("D1", day + 20 * 60 * MIN)]
+    assert read_spans(hours, slice_) == [(day - slice_, day + timedelta(hours=25))]
+    two_days = [*hours, ("D2", day + timedelta(days=1, hours=2))]
+    assert read_spans(two_days, slice_) == [(day - slice_, day + timedelta(days=2, hours=1))]
+    apart = [*hours, ("D1", day + timedelta(days=3))]
+    assert read_spans(apart, slice_) == [
+        (day - slice_, day + timedelta(hours=25)),
+        (day + timedelta(days=3) - slice_, day + timedelta(days=4, hours=1)),
+    ]
+
+
+def test_the_hours_of_a_resend_are_judged_again_in_one_pass_as_each_one_alone(
+    judge: SiteJudge,
+) -> None:
+    # A day and a bit of stored readings, 5 minutes apart; two devices' hours noted.
+    day = datetime(2026, 11, 22, tzinfo=CST)
+    stored = [chem(day + i * 5 * MIN, 60.0 + (i // 12) % 3 * 20) for i in range(12 * 26)]
+    noted = {CHEM_MONITOR: {day + 2 * 60 * MIN, day + 14 * 60 * MIN, day + 25 * 60 * MIN}}
+    windows, found = judge.rejudge_hours(CHEM, noted, stored)
+    one_by_one = [judge.rejudge(CHEM, CHEM_MONITOR, h, stored) for h in sorted(noted[CHEM_MONITOR])]
+    alone = {
+        (cw.pollutant, cw.window.period, cw.window.start): cw.window
+        for w, _ in one_by_one
+        for cw in w
+    }
+    together = {(cw.pollutant, cw.window.period, cw.window.start): cw.window for cw in windows}
+    assert together == alone
+    # The three hours (the last one, in the next day, still open: not closed) and the first
+    # day, once, for each pollutant.
+    periods = sorted({(p, s) for _, p, s in together})
+    assert periods == [
+        (Period.DAY, day),
+        (Period.HOUR, day + 2 * 60 * MIN),
+        (Period.HOUR, day + 14 * 60 * MIN),
+    ]
+    # The same findings, the day's once.
+    assert sorted((f.rule, f.at) for f in found) == sorted(
+        {(f.rule, f.at) for _, fs in one_by_one for f in fs}
+    )
+    assert found and all(f.late for f in found)
 
 
 def test_flagged_values_are_never_judged(judge: SiteJudge) -> None:

@@ -74,7 +74,13 @@ from ecowatch.streams.offsets import (
 from ecowatch.streams.points import account_line
 from ecowatch.streams.report import SiteCaseLog
 from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
-from ecowatch.streams.rules.rejudge import by_device, note_again, read_spans, take_settled
+from ecowatch.streams.rules.rejudge import (
+    StoredReading,
+    by_device,
+    note_again,
+    read_spans,
+    take_settled,
+)
 from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 
 log = logging.getLogger(__name__)
@@ -630,24 +636,23 @@ class Enforcement:
 
     async def _rejudge_all(self, batch: Batch) -> None:
         """The settled hours of resends, judged again: per site, one read of InfluxDB for all
-        of its hours and devices (the sites' reads at once), then all those hours and their
+        of its hours and devices, then all those hours and their
         days computed again in one pass per device. Their windows replace what was written,
         and a mean over its limit is a late finding (a found-late case). InfluxDB away: the
         hours are tried again on a later tick."""
         if not batch.rejudge:
             return
-        sites = list(batch.rejudge)
-        reads = await asyncio.gather(
-            *(self._read_back_hours(site, batch.rejudge[site][0]) for site in sites),
-            return_exceptions=True,
-        )
-        for site, stored in zip(sites, reads, strict=True):
-            hours, now, wall = batch.rejudge[site]
+        for site, (hours, now, wall) in batch.rejudge.items():
             state = batch.states[site]
-            if isinstance(stored, BaseException):
+            # One site after the other: InfluxDB on the same cores as the worker, sent every
+            # site's read at once, was slow enough to time out the writes (each retried, and
+            # InfluxDB 2.7 then returned both copies of the points).
+            try:
+                stored = await self._read_back_hours(site, hours)
+            except Exception as exc:  # the store's errors are many kinds: all mean "not now"
                 for device, hour in hours:
                     note_again(state, device, hour, wall)
-                log.warning("%s: %d hours are judged again later: %s", site, len(hours), stored)
+                log.warning("%s: %d hours are judged again later: %s", site, len(hours), exc)
                 continue
             windows, findings = self.judge.rejudge_hours(site, by_device(hours), stored)
             self.counts["rejudged_hours"] += len(hours)
@@ -657,20 +662,18 @@ class Enforcement:
                 batch.cases[site] = cases
                 await self._publish(out, findings, batch)
 
-    async def _read_back_hours(self, site: str, hours: list[tuple[str, datetime]]) -> list[Reading]:
+    async def _read_back_hours(
+        self, site: str, hours: list[tuple[str, datetime]]
+    ) -> list[StoredReading]:
         """The stored readings the hours are judged again from: one query per span of days
         in a row (one, mostly) for all the site's devices concerned; each device's readings
         in time order."""
-        models = {
-            device: entry.device.model.value
-            for device in by_device(hours)
-            if (entry := self.catalogue.device(device)) is not None
-        }
-        if not models:
+        devices = [d for d in by_device(hours) if self.catalogue.device(d) is not None]
+        if not devices:
             return []
-        per_device: dict[str, list[Reading]] = {}
+        per_device: dict[str, list[StoredReading]] = {}
         for start, stop in read_spans(hours, self.judge.ctx.params.max_slice):
-            got = await self.writer.site_readings(site, models, start, stop)
+            got = await self.writer.site_readings(site, devices, start, stop)
             self.counts["rejudge_reads"] += 1
             for device, readings in got.items():
                 per_device.setdefault(device, []).extend(readings)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -39,7 +40,7 @@ from ecowatch.streams.rules.flags import flagged_too_long, missing_pollutant
 from ecowatch.streams.rules.limits import late_over_limit, late_window_findings, over_limit
 from ecowatch.streams.rules.offline import offline
 from ecowatch.streams.rules.quota import meter_mismatch, quota, valve
-from ecowatch.streams.rules.rejudge import late_hours, note_hours
+from ecowatch.streams.rules.rejudge import StoredReading, late_hours, note_hours
 from ecowatch.streams.rules.verdict import Valve, ValveOrder
 
 
@@ -164,13 +165,16 @@ class SiteJudge:
         return [f for r in readings for f in late_over_limit(state, r, ctx)]
 
     def rejudge(
-        self, site: str, device: str, hour: datetime, readings: list[Reading]
+        self, site: str, device: str, hour: datetime, readings: Sequence[Reading | StoredReading]
     ) -> tuple[list[ClosedWindow], list[Finding]]:
         """The hour ``hour`` of ``device`` and its day: :meth:`rejudge_hours` of one."""
         return self.rejudge_hours(site, {device: {hour}}, readings)
 
     def rejudge_hours(
-        self, site: str, hours: dict[str, set[datetime]], readings: list[Reading]
+        self,
+        site: str,
+        hours: dict[str, set[datetime]],
+        readings: Sequence[Reading | StoredReading],
     ) -> tuple[list[ClosedWindow], list[Finding]]:
         """The noted ``hours`` of each device and their days, computed again from
         ``readings`` (the devices' stored readings of those days, in time order, as one read
@@ -204,7 +208,7 @@ class SiteJudge:
         track.account = account(track.account, device.quota, reading, max_slice)
         return platform_status(track.account, device.quota, reading)
 
-    def _aggregate(self, state: SiteState, reading: Reading) -> list[ClosedWindow]:
+    def _aggregate(self, state: SiteState, reading: Reading | StoredReading) -> list[ClosedWindow]:
         info = self.ctx.device_info(state.site, reading.device)
         if info is None:
             return []  # not this site's device: the bridge dead-letters those

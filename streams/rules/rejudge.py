@@ -19,11 +19,33 @@ worker and per site, so that a resend costs about what live data costs:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from ecowatch.schema import Reading
+from ecowatch.schema import DataFlag, Reading
 from ecowatch.streams.aggregate import DAY, HOUR, day_of, hour_of
 from ecowatch.streams.rules.base import SiteState
+
+
+@dataclass(frozen=True, slots=True)
+class StoredValue:
+    """A pollutant's value as read back from the store (what the means use of a
+    ``Measurement``)."""
+
+    value: float
+    flag: DataFlag
+
+
+@dataclass(frozen=True, slots=True)
+class StoredReading:
+    """A reading as read back from the store to judge its hours again: what the means use of
+    a ``Reading``. Plain slotted objects: a day of a device is thousands of them, and the
+    store holds only readings the worker validated before writing them."""
+
+    device: str
+    ts: datetime
+    values: dict[str, StoredValue]
+
 
 # No late reading for this long: the resend is over, its hours can be judged again.
 REJUDGE_SETTLE = timedelta(seconds=10)

@@ -9,10 +9,11 @@ worker and per site, so that a resend costs about what live data costs:
   hour (:func:`first_late_of_hour`), not one per reading: a resend of a day over the limit was
   thousands of findings, each one a case event on the trail and a point in InfluxDB;
 - the hours they fall in are noted once per batch (:func:`note_hours`), with the latest
-  arrival among them. Once the resend has settled, the worker takes every settled hour of a
-  site at once (:func:`take_settled`), reads the days they are in back from InfluxDB in one
-  query per site (:func:`read_spans`), and ``SiteJudge.rejudge`` computes all those hours
-  and their days again in one pass per device, with the same means as live. A valid mean over
+  arrival among them. Once the site's resends have settled, the worker takes every noted
+  hour of the site at once (:func:`take_settled`), reads the days they are in back from
+  InfluxDB in one query per site (:func:`read_spans`), and ``SiteJudge.rejudge_hours``
+  computes all those hours and their days again in one pass per device, with the same means
+  as live. A valid mean over
   its limit is a finding marked late, which opens a case marked found late.
 """
 
@@ -49,6 +50,9 @@ class StoredReading:
 
 # No late reading for this long: the resend is over, its hours can be judged again.
 REJUDGE_SETTLE = timedelta(seconds=10)
+# A site whose late readings never stop (a device whose readings all come late) has its hours
+# judged again this often all the same.
+REJUDGE_MAX_WAIT = timedelta(minutes=5)
 # Hours waiting at most per site: a device resends at most the contract's 7 days (168 hours);
 # past this the oldest are forgotten (their readings are stored all the same).
 REJUDGE_KEPT = 512
@@ -98,15 +102,22 @@ def first_late_of_hour(state: SiteState, key: str, hour: datetime) -> bool:
 
 
 def take_settled(state: SiteState, now: datetime) -> list[tuple[str, datetime]]:
-    """(device, hour start) of the noted hours whose resend has settled, taken out of the
-    state: the caller judges them again, all of a site's at once (or notes them back if it
-    cannot yet)."""
-    out: list[tuple[str, datetime]] = []
-    for key, last in list(state.rejudge.items()):
-        if now - last >= REJUDGE_SETTLE:
-            del state.rejudge[key]
-            device, _, hour = key.partition("|")
-            out.append((device, datetime.fromisoformat(hour)))
+    """(device, hour start) of every noted hour of the site, taken out of the state, once its
+    resends have settled: no late reading for :data:`REJUDGE_SETTLE`, or the oldest noted
+    hour waiting for :data:`REJUDGE_MAX_WAIT` (a device whose readings all come late never
+    settles). The caller judges them again all at once, from one read (or notes them back if
+    it cannot yet); none while the resend goes on."""
+    noted = state.rejudge
+    if not noted:
+        return []
+    arrivals = noted.values()
+    if now - max(arrivals) < REJUDGE_SETTLE and now - min(arrivals) < REJUDGE_MAX_WAIT:
+        return []
+    out = []
+    for key in noted:
+        device, _, hour = key.partition("|")
+        out.append((device, datetime.fromisoformat(hour)))
+    noted.clear()
     return out
 
 

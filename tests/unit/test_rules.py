@@ -25,7 +25,7 @@ from ecowatch.schema import (
     Severity,
     ValveState,
 )
-from ecowatch.streams.aggregate import Period
+from ecowatch.streams.aggregate import Period, hour_of
 from ecowatch.streams.points import realtime_aqi
 from ecowatch.streams.rules import (
     Event,
@@ -36,6 +36,7 @@ from ecowatch.streams.rules import (
     valve_decision,
 )
 from ecowatch.streams.rules.rejudge import (
+    REJUDGE_MAX_WAIT,
     REJUDGE_SETTLE,
     late_hours,
     note_hours,
@@ -274,13 +275,26 @@ def test_a_batch_of_late_readings_is_grouped_per_device_and_hour() -> None:
     note_hours(state, hours)
     note_hours(state, {(CHEM_MONITOR, T0 - 60 * MIN): arrival})  # an older arrival: kept later
     assert list(state.rejudge.values()) == [arrival + 5 * MIN, arrival + 14 * MIN]
-    # Settled one by one; all of a site's settled hours are taken at once.
-    assert take_settled(state, arrival + 5 * MIN + REJUDGE_SETTLE) == [
-        (CHEM_MONITOR, T0 - 120 * MIN)
-    ]
+    # Nothing while the site's resend goes on; then all of its hours at once.
+    assert take_settled(state, arrival + 5 * MIN + REJUDGE_SETTLE) == []
     assert take_settled(state, arrival + 14 * MIN + REJUDGE_SETTLE) == [
-        (CHEM_MONITOR, T0 - 60 * MIN)
+        (CHEM_MONITOR, T0 - 120 * MIN),
+        (CHEM_MONITOR, T0 - 60 * MIN),
     ]
+    assert state.rejudge == {}
+
+
+def test_a_site_whose_late_readings_never_stop_is_judged_again_all_the_same() -> None:
+    state = SiteState(site=CHEM)
+    t = T0
+    note_hours(state, {(CHEM_MONITOR, T0 - 60 * MIN): t})
+    while t < T0 + REJUDGE_MAX_WAIT - MIN:  # a late reading every 5 s: never settled
+        t += timedelta(seconds=5)
+        note_hours(state, {(CHEM_MONITOR, hour_of(t - 30 * MIN)): t})
+        assert take_settled(state, t) == []
+    t += 2 * MIN
+    taken_hours = take_settled(state, t)
+    assert (CHEM_MONITOR, T0 - 60 * MIN) in taken_hours and state.rejudge == {}
 
 
 def test_a_resend_over_the_limit_is_one_late_finding_per_hour_however_many_readings(

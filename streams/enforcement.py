@@ -97,6 +97,9 @@ TICKS, ACTIONS = topics.TICKS, topics.ACTIONS
 # batch (one changelog record, not one per reading), and its InfluxDB lines go in one request.
 ENFORCE_BATCH = 500
 ENFORCE_WITHIN_SECONDS = 0.1
+# A batch judges resent hours again (reading their days back from InfluxDB) for at most about
+# this long; the rest wait for the next tick.
+REJUDGE_BUDGET_SECONDS = 0.5
 
 
 class OfficerAction(BaseModel):
@@ -642,8 +645,17 @@ class Enforcement:
         hours are tried again on a later tick."""
         if not batch.rejudge:
             return
+        began = time.monotonic()
         for site, (hours, now, wall) in batch.rejudge.items():
             state = batch.states[site]
+            if time.monotonic() - began > REJUDGE_BUDGET_SECONDS:
+                # The batch's live readings wait for this: the other sites' hours are taken
+                # at the next tick (a worker started after a county's resends found 30 sites
+                # to judge again at once, and stood still for 20 s).
+                for device, hour in hours:
+                    note_again(state, device, hour, wall)
+                self.counts["rejudge_deferred"] += 1
+                continue
             # One site after the other: InfluxDB on the same cores as the worker, sent every
             # site's read at once, was slow enough to time out the writes (each retried, and
             # InfluxDB 2.7 then returned both copies of the points).

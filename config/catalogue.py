@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -61,6 +61,19 @@ class DeviceModel(StrEnum):
     OUTFALL_MONITOR = "outfall_monitor"  # wastewater online monitoring (在线监测)
     AIR_STATION = "air_station"  # air quality analysers of a station
     DISCHARGE_METER = "discharge_meter"  # card-swipe discharge meter (刷卡排污)
+
+
+# How often a device of each model reports in normal operation: its nominal rate, of which the
+# ingest contract allows a few times (ingest/contract.py, ReadingLimiter). Each model uploads
+# real-time data (HJ 212 CN 2011) every RtdInterval, which HJ 212-2017 lets a site set from
+# 30 s up to an hour: 30 s is the fastest a monitor is configured to report. Its minute, hourly
+# and daily data (CN 2051, 2061, 2031) add about one reading in ten to that. The simulators
+# report every 60 s.
+REPORTING_INTERVAL: dict[DeviceModel, timedelta] = {
+    DeviceModel.OUTFALL_MONITOR: timedelta(seconds=30),
+    DeviceModel.AIR_STATION: timedelta(seconds=30),
+    DeviceModel.DISCHARGE_METER: timedelta(seconds=30),
+}
 
 
 class OfficerRole(StrEnum):
@@ -194,6 +207,11 @@ class Device(_Entry):
     model: DeviceModel
     pollutants: Annotated[list[PollutantCode], Field(min_length=1)]
     quota: Quota | None = None  # discharge meters only, and required there
+
+    @property
+    def reporting_interval(self) -> timedelta:
+        """How often it reports in normal operation (its model's, :data:`REPORTING_INTERVAL`)."""
+        return REPORTING_INTERVAL[self.model]
 
 
 class StandardRef(_Entry):

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # Once a frame has started, the time its sender has to finish it (see ingest/hj212_server).
     hj212_frame_deadline_seconds: float = Field(default=30.0, gt=0)
 
+    # Readings one device may send, in times its nominal rate (its model's reporting interval,
+    # config/catalogue.py), after a burst that holds an HJ 212 resend (ingest/contract.py,
+    # ReadingRate). Past it, its readings are dead-lettered (rate_limited). 0: no limit, for a
+    # load test that puts a fleet's load on a few devices.
+    reading_rate_factor: float = Field(default=4.0, ge=0)
+
     kafka_bootstrap: str = "127.0.0.1:9092"
     kafka_partitions: int = Field(default=8, ge=1)
     # Kafka signs every client in (SASL/SCRAM-SHA-256): as this principal when set (one

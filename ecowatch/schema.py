@@ -250,6 +250,9 @@ class RejectReason(StrEnum):
     # A second reading for a device and time already taken, with other values: the first
     # stands (InfluxDB would overwrite it), the second is not judged
     DUPLICATE_READING = "duplicate_reading"
+    # More readings from one device than its allowance (ingest/contract.py ReadingLimiter):
+    # a flood, cut at the edge so one device cannot crowd out the others
+    RATE_LIMITED = "rate_limited"
     # A message ecowatch itself failed on: dead-lettered, so that nothing stops on it
     UNHANDLED = "unhandled"
 

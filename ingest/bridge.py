@@ -35,8 +35,9 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.settings import load_settings
 from ecowatch.errors import ServiceDown
-from ecowatch.ingest.contract import DeadLetterBudget
+from ecowatch.ingest.contract import DeadLetterBudget, ReadingLimiter, ReadingRate
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
 from ecowatch.kafka import Producer
 from ecowatch.outage import Outage
@@ -185,7 +186,9 @@ class MqttBridge:
         catalogue: Catalogue,
         clock: Clock,
         bridge_slice: BridgeSlice = ALL_SITES,
+        reading_rate: ReadingRate | None = None,
     ) -> None:
+        """``reading_rate``: each device's allowance; by default ECOWATCH_READING_RATE_FACTOR's."""
         self._host, self._port = mqtt_host, mqtt_port
         # Mosquitto takes the user name as the client id (use_username_as_clientid): no device
         # can take over the bridge's session by naming its id.
@@ -208,6 +211,11 @@ class MqttBridge:
         self._connect_error: str | None = None
         self._pending: set[asyncio.Future] = set()  # sent to Kafka, not yet acknowledged
         self._budget = DeadLetterBudget()
+        # One device cannot flood: past its allowance, its readings are dead-lettered
+        # (rate_limited, under the budget above) and acknowledged.
+        if reading_rate is None:
+            reading_rate = ReadingRate(factor=load_settings().reading_rate_factor)
+        self.limiter = ReadingLimiter(reading_rate)
         self._batches = ReadingBatches(producer, self._batch_sent)
         self._mqtt_outage = Outage("Mosquitto (MQTT)", f"mqtt://{mqtt_host}:{mqtt_port}")
 
@@ -385,7 +393,9 @@ class MqttBridge:
             return Rejection(RejectReason.RETAINED, "a retained message is not a new reading")
         if item.topic.endswith("/status"):
             return accept_mqtt_status(item.topic, item.payload, self._catalogue, now)
-        return accept_mqtt_reading(item.topic, item.payload, self._catalogue, now)
+        return accept_mqtt_reading(
+            item.topic, item.payload, self._catalogue, now, limiter=self.limiter
+        )
 
     async def _dead_letter(
         self, item: _Inbound, rejection: Rejection, now: datetime

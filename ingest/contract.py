@@ -9,19 +9,22 @@ so nothing in the payload is trusted to say more than a measurement:
 - only the pollutants the catalogue gives that device, each within what is physically possible;
 - a ``meter`` block only from a discharge meter (its account is the device's word: the
   platform keeps its own, streams/meter.py);
-- one reading per device and time (:func:`take_once`, in the worker, on its changelogged state).
+- one reading per device and time (:func:`take_once`, in the worker, on its changelogged state);
+- no more readings than a few times what its reporting interval allows (:class:`ReadingLimiter`):
+  one device cannot flood the platform.
 """
 
 from __future__ import annotations
 
 import zlib
 from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ecowatch.config.catalogue import DeviceEntry, DeviceModel
+from ecowatch.config.catalogue import Device, DeviceEntry, DeviceModel
 from ecowatch.pollutants import plausible
 from ecowatch.schema import DeviceReading, MeterStatus, Reading, ReadingSource, RejectReason
 
@@ -93,8 +96,12 @@ def admit(
     source: ReadingSource,
     received_at: datetime,
     window: TimeWindow = DEFAULT_WINDOW,
+    limiter: ReadingLimiter | None = None,
 ) -> Reading | Rejection:
-    """A parsed reading from an authenticated device → the platform's ``Reading``, or why not."""
+    """A parsed reading from an authenticated device → the platform's ``Reading``, or why not.
+
+    With a ``limiter``, a reading that passed every other check counts against its device's
+    allowance (so a bad reading costs none: it is under the dead-letter budget instead)."""
     refused = window.refuse(reading.ts, received_at)
     if refused is not None:
         return refused
@@ -118,7 +125,7 @@ def admit(
         refused_meter = _meter(entry, reading.meter)
         if isinstance(refused_meter, Rejection):
             return refused_meter
-    return Reading(
+    taken = Reading(
         site=entry.site.id,
         device=device.id,
         model=device.model.value,
@@ -129,6 +136,11 @@ def admit(
         source=source,
         received_at=received_at,
     )
+    if limiter is not None:
+        refused = limiter.refuse(device, taken.ts, received_at)
+        if refused is not None:
+            return refused
+    return taken
 
 
 def _meter(entry: DeviceEntry, meter: MeterStatus) -> MeterStatus | Rejection:
@@ -177,6 +189,102 @@ class DeadLetterBudget:
             return False
         self._buckets[device] = (tokens - 1.0, now)
         return True
+
+
+# -- one device cannot flood ---------------------------------------------------------------------
+
+# HJ 212-2025: a monitor keeps at most this many readings it could not send, and resends them
+# (RF=1) once it is back on the network.
+RESEND_CAP = 1000
+
+
+@dataclass(frozen=True)
+class ReadingRate:
+    """How many readings one device may send: ``factor`` times its nominal rate (one reading
+    per its model's reporting interval, ``config/catalogue.py`` REPORTING_INTERVAL), with a
+    burst of :data:`RESEND_CAP` plus ``factor`` times what it reports in :data:`LATE_AFTER`.
+    ``factor`` 0: no limit (``ECOWATCH_READING_RATE_FACTOR``)."""
+
+    # 4 x: a device at its nominal rate uses a quarter of its allowance, so its minute, hourly
+    # and daily data on top of its real-time data, and a clock that runs a little fast, are
+    # never near it; a flood (hundreds a second) is cut after its burst.
+    factor: float = 4.0
+    resend_burst: float = RESEND_CAP
+
+    def per_second(self, interval: timedelta) -> float:
+        return self.factor / interval.total_seconds()
+
+    def burst(self, interval: timedelta) -> float:
+        return self.resend_burst + self.factor * (LATE_AFTER / interval)
+
+
+@dataclass
+class _Allowance:
+    tokens: float
+    at: datetime  # arrival of the last reading counted (the platform's clock)
+    newest: datetime  # the newest measurement time counted
+    window_start: datetime  # the readings of the last minute or so, for the detail
+    seen: int = 0
+
+
+class ReadingLimiter:
+    """A token bucket per device: a reading takes one token; the bucket refills at ``factor``
+    times the device's nominal rate, up to its burst. Pure: the times are the reading's arrival
+    (``received_at``, the injected clock's) and its measurement time.
+
+    How resent readings count. A device back from an outage sends its backlog at once: an HJ
+    212-2025 monitor its live reading, then up to 1,000 kept readings with RF=1; an MQTT device
+    the QoS 1 messages it kept; Mosquitto the readings it queued for a bridge that was away (up
+    to a day). Cutting them would drop evidence that was only late, so:
+    - the bucket refills with whichever has advanced more since the device's last reading: the
+      platform's clock, or the newest measurement time among its readings. A backlog sent in
+      order (MQTT: paho's queue, the bridge's session) covers the time the device was away at
+      its nominal spacing, so it earns its own tokens, however long the outage was;
+    - a backlog sent after newer readings (HJ 212 RF=1 after the live one) earns none: the
+      burst holds it, sized to HJ 212-2025's resend cap (1,000) plus the live readings of 5
+      minutes at ``factor`` times the nominal rate (40 at one per 30 s), so a resend does not
+      cut the live readings sent beside it.
+    The price of the measurement-time credit: a device's newest time can only go forward, from
+    its first reading (at most 7 days old, the contract's window) to 5 minutes ahead of the
+    platform's clock, so it yields at most that much extra allowance once per device (80,000
+    readings at 4 x one per 30 s), after which the platform's clock paces the device. A flood of
+    readings with the same or earlier times, the usual kind, earns nothing and is cut after
+    the burst. The state is a few numbers per device of the catalogue (only its devices reach
+    the contract)."""
+
+    def __init__(self, rate: ReadingRate | None = None) -> None:
+        self.rate = rate or ReadingRate()
+        self._devices: dict[str, _Allowance] = {}
+        self.refused: Counter[str] = Counter()  # readings over the allowance, by device
+
+    def refuse(self, device: Device, ts: datetime, received_at: datetime) -> Rejection | None:
+        """None: the reading is within its device's allowance (and counted); else why not."""
+        rate = self.rate
+        if rate.factor <= 0:
+            return None
+        interval = device.reporting_interval
+        burst, per_second = rate.burst(interval), rate.per_second(interval)
+        a = self._devices.get(device.id)
+        if a is None:
+            a = self._devices[device.id] = _Allowance(burst, received_at, ts, received_at)
+        elapsed = max((received_at - a.at).total_seconds(), (ts - a.newest).total_seconds(), 0.0)
+        a.tokens = min(burst, a.tokens + elapsed * per_second)
+        a.at, a.newest = max(a.at, received_at), max(a.newest, ts)
+        if (received_at - a.window_start).total_seconds() > 60.0:
+            a.window_start, a.seen = received_at, 0
+        a.seen += 1
+        if a.tokens >= 1.0:
+            a.tokens -= 1.0
+            return None
+        self.refused[device.id] += 1
+        span = max((received_at - a.window_start).total_seconds(), 0.0)
+        return Rejection(
+            RejectReason.RATE_LIMITED,
+            f"device '{device.id}' sent {a.seen} readings in {span:.1f} s, over its allowance: "
+            f"a burst of {burst:g}, then {per_second * 60:g} a minute ({rate.factor:g} x one "
+            f"per {interval.total_seconds():g} s, the {device.model.value}'s reporting "
+            "interval) or as fast as its readings' times advance",
+        )
 
 
 # -- one reading per (device, timestamp) --------------------------------------------------------

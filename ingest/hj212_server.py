@@ -57,7 +57,13 @@ from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
 from ecowatch.ingest import hj212, sm4
-from ecowatch.ingest.contract import Rejection, admit
+from ecowatch.ingest.contract import (
+    DeadLetterBudget,
+    ReadingLimiter,
+    ReadingRate,
+    Rejection,
+    admit,
+)
 from ecowatch.kafka import Producer
 from ecowatch.schema import (
     DeadLetter,
@@ -362,6 +368,8 @@ class Hj212Stats:
     refused_connections: int = 0  # over a connection cap, closed at once
     closed: Counter[str] = field(default_factory=Counter)  # closed by us, by why
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    # Refused past their device's dead-letter budget: counted and answered, not kept.
+    suppressed: Counter[str] = field(default_factory=Counter)
     dead_letters_lost: int = 0  # Kafka did not take them (logged)
 
     def as_dict(self) -> dict[str, object]:
@@ -379,6 +387,7 @@ class Hj212Stats:
             "closed_by_reason": dict(sorted(self.closed.items())),
             "dead_lettered": sum(self.dead_lettered.values()),
             "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
+            "suppressed_by_reason": dict(sorted(self.suppressed.items())),
             "dead_letters_lost": self.dead_letters_lost,
         }
 
@@ -432,9 +441,10 @@ class Hj212Server:
         keys: DeviceKeys | None = None,
         limits: Hj212Limits | None = None,
         tz: str = hj212.DEFAULT_TZ,
+        reading_rate: ReadingRate | None = None,
     ) -> None:
         """``passwords`` and ``keys``: by default, the files the settings name (the local
-        stack's)."""
+        stack's); ``reading_rate``, each device's allowance: ECOWATCH_READING_RATE_FACTOR's."""
         self._producer = producer
         self._catalogue = catalogue
         self._clock = clock
@@ -448,6 +458,12 @@ class Hj212Server:
         self._tz = tz
         self._gate = ConnectionGate(self.limits.per_peer, self.limits.connections)
         self._replays = ReplayWindow()
+        # One device cannot flood (ingest/contract.py): past its allowance an upload is
+        # refused, and its dead letters are held to a budget per MN as the bridge's are.
+        if reading_rate is None:
+            reading_rate = ReadingRate(factor=load_settings().reading_rate_factor)
+        self.limiter = ReadingLimiter(reading_rate)
+        self._budget = DeadLetterBudget()
         # (MN, CN, QN) → whether Kafka took it, for the uploads being sent right now.
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[bool]] = {}
         self.stats = Hj212Stats()
@@ -473,6 +489,7 @@ class Hj212Server:
             passwords=DevicePasswords.load(settings.hj212_passwords_file),
             keys=DeviceKeys.load(settings.hj212_sm4_keys_file),
             limits=Hj212Limits(frame_deadline_seconds=settings.hj212_frame_deadline_seconds),
+            reading_rate=ReadingRate(factor=settings.reading_rate_factor),
         )
 
     async def serve(self, host: str, port: int) -> Listening:
@@ -779,9 +796,22 @@ class Hj212Server:
             return
         # The same contract as every transport's: time window, the device's pollutants,
         # plausible values (ingest/contract.py).
-        reading = admit(entry, device_reading, ReadingSource.HJ212, self._clock.now())
+        reading = admit(
+            entry, device_reading, ReadingSource.HJ212, self._clock.now(), limiter=self.limiter
+        )
         if isinstance(reading, Rejection):
+            # QnRtn 2 (refused) for the rate limit too: the packet is well formed and its own
+            # device's, so no field is in error; refused, the device stops resending it (left
+            # unanswered it would send it again, adding to its rate), and the dead letter
+            # says why.
             answer = hj212.request_answer(packet, hj212.QnRtn.REJECTED)
+            if reading.reason is RejectReason.RATE_LIMITED and not self._budget.allow(
+                packet.mn, now
+            ):
+                conn.guard.bad()  # past its dead-letter budget too: counted, not kept
+                self.stats.suppressed[reading.reason.value] += 1
+                self._answer(conn, answer)
+                return
             await self._reject(conn, frame, (reading.reason, reading.detail), answer)
             return
         if packet.resent:

@@ -13,7 +13,13 @@ from datetime import datetime
 from pydantic import ValidationError
 
 from ecowatch.config.catalogue import Catalogue, DeviceEntry
-from ecowatch.ingest.contract import DEFAULT_WINDOW, Rejection, TimeWindow, admit
+from ecowatch.ingest.contract import (
+    DEFAULT_WINDOW,
+    ReadingLimiter,
+    Rejection,
+    TimeWindow,
+    admit,
+)
 from ecowatch.schema import (
     DeviceReading,
     DeviceState,
@@ -129,12 +135,14 @@ def accept_mqtt_reading(
     catalogue: Catalogue,
     received_at: datetime,
     window: TimeWindow = DEFAULT_WINDOW,
+    limiter: ReadingLimiter | None = None,
 ) -> Reading | Rejection:
-    """A message from ``ecowatch/v1/{site}/{device}/reading`` → a normalised reading, or why not."""
+    """A message from ``ecowatch/v1/{site}/{device}/reading`` → a normalised reading, or why not
+    (with a ``limiter``: also past its device's allowance, ``rate_limited``)."""
     entry = _sender(topic, "reading", catalogue)
     if isinstance(entry, Rejection):
         return entry
     parsed = parse_device_reading(payload)
     if isinstance(parsed, Rejection):
         return parsed
-    return admit(entry, parsed, ReadingSource.MQTT, received_at, window)
+    return admit(entry, parsed, ReadingSource.MQTT, received_at, window, limiter)

@@ -9,9 +9,19 @@ import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
 from ecowatch import topics
+from ecowatch.clock import ManualClock
+from ecowatch.config.catalogue import Catalogue
 from ecowatch.ingest import bridge
-from ecowatch.ingest.bridge import ReadingBatches, _Inbound
-from ecowatch.schema import Measurement, Reading, ReadingBatch, ReadingSource, readings_in_record
+from ecowatch.ingest.bridge import MqttBridge, ReadingBatches, _Inbound
+from ecowatch.ingest.contract import DeadLetterBudget, ReadingRate
+from ecowatch.schema import (
+    DeadLetter,
+    Measurement,
+    Reading,
+    ReadingBatch,
+    ReadingSource,
+    readings_in_record,
+)
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 PARTITIONS = list(range(8))
@@ -33,12 +43,14 @@ class Producer:
     """Takes what is sent; each send's delivery is completed by the test."""
 
     def __init__(self) -> None:
-        self.sent: list[tuple[str, bytes, int]] = []
+        self.sent: list[tuple[str, bytes, int | None]] = []
 
     async def partitions_for(self, topic: str) -> set[int]:
         return set(PARTITIONS)
 
-    async def send(self, topic: str, value: bytes, partition: int) -> asyncio.Future:
+    async def send(
+        self, topic: str, value: bytes, partition: int | None = None, key: bytes | None = None
+    ) -> asyncio.Future:
         self.sent.append((topic, value, partition))
         done = asyncio.get_running_loop().create_future()
         done.set_result(None)
@@ -103,3 +115,67 @@ def test_a_record_says_how_many_readings_it_holds():
     assert readings_in_record(one) == 1
     assert readings_in_record(ReadingBatch.json_of([one, one, one])) == 3
     assert readings_in_record(b"garbage") == 1  # dead-lettered as one record
+
+
+def test_a_device_past_its_allowance_is_dead_lettered_under_its_budget_and_acknowledged(
+    catalogue: Catalogue,
+) -> None:
+    """One device flooding the bridge: past its allowance (a burst of 40 here) its readings are
+    dead-lettered (rate_limited) within its dead-letter budget, then counted as suppressed;
+    every message is acknowledged, and its neighbour's readings still go through."""
+    site, device = "S-OUT-001", "33080200000001"
+    neighbour = next(
+        e for d, e in catalogue.devices.items() if d != device and "w01018" in e.device.pollutants
+    )
+    clock = ManualClock(T0)
+    payload = b'{"ts": "2026-11-30T07:59:00+00:00", "values": {"w01018": {"value": 42.5}}}'
+    producer, acked = Producer(), []
+
+    async def go() -> MqttBridge:
+        b = MqttBridge(
+            mqtt_host="127.0.0.1",
+            mqtt_port=1,
+            username="ecowatch-bridge",
+            password="",
+            producer=producer,  # type: ignore[arg-type]
+            catalogue=catalogue,
+            clock=clock,
+            reading_rate=ReadingRate(factor=4, resend_burst=0),
+        )
+        b._budget = DeadLetterBudget(per_second=0, burst=5)
+        b._client.ack = lambda mid, qos: acked.append(mid)  # type: ignore[method-assign]
+        for mid in range(60):
+            await b._handle(_Inbound(topics.reading_topic(site, device), payload, mid, 1))
+        other = topics.reading_topic(neighbour.site.id, neighbour.device.id)
+        await b._handle(_Inbound(other, payload, 60, 1))
+        await asyncio.sleep(bridge.BATCH_LINGER_S * 4)
+        return b
+
+    b = asyncio.run(go())
+    assert sorted(acked) == list(range(61))  # handled, so acknowledged: none is redelivered
+    stats = b.stats.as_dict()
+    assert (stats["received"], stats["bridged"]) == (61, 41)
+    assert stats["dead_lettered_by_reason"] == {"rate_limited": 5}
+    assert stats["suppressed_by_reason"] == {"rate_limited": 15}
+    letters = [
+        DeadLetter.model_validate_json(v) for t, v, _ in producer.sent if t != topics.READINGS
+    ]
+    assert {(d.reason, d.origin) for d in letters} == {
+        ("rate_limited", topics.reading_topic(site, device))
+    }
+    assert f"device '{device}' sent 41 readings" in letters[0].detail
+    assert b.limiter.refused == {device: 20}
+
+
+def test_the_bridge_takes_its_allowance_from_the_settings(monkeypatch, catalogue) -> None:
+    monkeypatch.setenv("ECOWATCH_READING_RATE_FACTOR", "2.5")
+    b = MqttBridge(
+        mqtt_host="127.0.0.1",
+        mqtt_port=1,
+        username="ecowatch-bridge",
+        password="",
+        producer=Producer(),  # type: ignore[arg-type]
+        catalogue=catalogue,
+        clock=ManualClock(T0),
+    )
+    assert b.limiter.rate == ReadingRate(factor=2.5)

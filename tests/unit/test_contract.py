@@ -11,8 +11,11 @@ import pytest
 from ecowatch.ingest.contract import (
     LEDGER_DIGESTS,
     LEDGER_RUNS,
+    RESEND_CAP,
     DeadLetterBudget,
     ReadingLedger,
+    ReadingLimiter,
+    ReadingRate,
     TimeWindow,
     admit,
     take_once,
@@ -208,6 +211,124 @@ def test_a_device_past_its_dead_letter_budget_is_counted_not_kept() -> None:
     assert budget.allow("an honest neighbour", 0.0)  # one device's budget is its own
     assert sum(budget.allow("flooder", 2.0) for _ in range(100)) == 10  # 5 a second since
     assert sum(budget.allow("flooder", 100.0) for _ in range(100)) == 50  # refilled, capped
+
+
+# -- one device cannot flood ----------------------------------------------------------------------
+
+NOMINAL = timedelta(seconds=30)  # the catalogue's reporting interval (REPORTING_INTERVAL)
+BURST = RESEND_CAP + 40  # the resend cap, and 4 x the readings of 5 minutes at one per 30 s
+
+
+def taken(limiter: ReadingLimiter, device, times: list[tuple[datetime, datetime]]) -> int:
+    """How many of the (measurement time, arrival) readings the limiter lets through."""
+    return sum(limiter.refuse(device, ts, at) is None for ts, at in times)
+
+
+def test_the_allowance_comes_from_the_catalogues_reporting_interval(catalogue) -> None:
+    device = catalogue.device(DEVICE).device
+    assert device.reporting_interval == NOMINAL
+    rate = ReadingRate()
+    assert rate.per_second(NOMINAL) * 60 == pytest.approx(8.0)  # 4 x two a minute
+    assert rate.burst(NOMINAL) == BURST
+
+
+def test_a_flood_is_cut_after_its_burst_and_says_why(catalogue, now) -> None:
+    device, limiter = catalogue.device(DEVICE).device, ReadingLimiter()
+    # As fast as it can: thousands within a second, each with a time of its own.
+    flood = [
+        (now - timedelta(milliseconds=i), now + timedelta(microseconds=i)) for i in range(5000)
+    ]
+    assert taken(limiter, device, flood) == BURST
+    refused = limiter.refuse(device, now, now + timedelta(seconds=1))
+    assert refused is not None and refused.reason is RejectReason.RATE_LIMITED
+    assert f"device '{DEVICE}' sent 5001 readings in 1.0 s" in refused.detail
+    assert "a burst of 1040, then 8 a minute (4 x one per 30 s" in refused.detail
+    assert limiter.refused[DEVICE] == 5000 - BURST + 1
+    # Its neighbour's allowance is its own.
+    assert limiter.refuse(catalogue.device(METER).device, now, now) is None
+
+
+def test_a_device_at_its_nominal_rate_is_never_cut(catalogue, now) -> None:
+    device, limiter = catalogue.device(DEVICE).device, ReadingLimiter()
+    # A week of real-time data every 30 s, with its minute, hourly and daily data beside it,
+    # each sent a few seconds after its time.
+    times = []
+    for n in range(7 * 24 * 120):
+        at = now + n * NOMINAL
+        times.append((at, at + timedelta(seconds=2)))
+        if n % 20 == 0:  # the 10-minute data, and the hour's and the day's on the hour
+            times += [(at - timedelta(minutes=10), at + timedelta(seconds=3))] * (
+                1 + (n % 120 == 0) + (n % 2880 == 0)
+            )
+    assert taken(limiter, device, times) == len(times)
+    assert not limiter.refused
+
+
+def test_a_resend_after_an_outage_passes_beside_the_live_readings(catalogue, now) -> None:
+    """HJ 212-2025: back from 9 hours off the network, the monitor sends its live reading,
+    then the 1,000 readings it kept (RF=1, older than the live one), all at once, and goes on
+    reporting live."""
+    device, limiter = catalogue.device(DEVICE).device, ReadingLimiter()
+    before = [(now + n * NOMINAL, now + n * NOMINAL) for n in range(100)]
+    assert taken(limiter, device, before) == 100
+    back = now + timedelta(hours=10)
+    resend = [(back - timedelta(hours=9) + n * NOMINAL, back) for n in range(RESEND_CAP)]
+    assert taken(limiter, device, [(back, back), *resend]) == 1 + RESEND_CAP
+    live = [(back + n * NOMINAL, back + n * NOMINAL) for n in range(1, 200)]
+    assert taken(limiter, device, live) == len(live)
+    # Another outage an hour later: its backlog (120) fits what has refilled since (480).
+    later = back + timedelta(hours=2)
+    again = [(later - timedelta(hours=1) + n * NOMINAL, later) for n in range(120)]
+    assert taken(limiter, device, [(later, later), *again]) == 121
+
+
+def test_a_backlog_in_order_passes_however_long_the_outage(catalogue, now) -> None:
+    """Mosquitto queued a day of a device's readings for a bridge that was away (or a device
+    kept its QoS 1 messages): they arrive within seconds, in order, more than the resend cap.
+    They cover the time they were away at the nominal spacing, so they earn their tokens."""
+    device, limiter = catalogue.device(DEVICE).device, ReadingLimiter()
+    start = now - timedelta(days=1)
+    assert limiter.refuse(device, start, start) is None
+    day = [(start + n * NOMINAL, now + timedelta(milliseconds=n)) for n in range(1, 2881)]
+    assert taken(limiter, device, day) == len(day)
+    # The same day again (a crash before the acknowledgements) earns nothing: what is left of
+    # the burst holds it (the day's last reading took one), and a third time it is cut.
+    assert taken(limiter, device, day) == BURST - 1
+    assert taken(limiter, device, day[:10]) == 0
+
+
+def test_time_passes_and_the_bucket_refills(catalogue, now) -> None:
+    device, limiter = catalogue.device(DEVICE).device, ReadingLimiter()
+    flood = [(now, now)] * 2000
+    assert taken(limiter, device, flood) == BURST
+    minute = now + timedelta(minutes=1)
+    assert taken(limiter, device, [(now, minute)] * 100) == 8  # 4 x 2 a minute
+    assert taken(limiter, device, [(now, minute)] * 100) == 0
+    day = now + timedelta(days=1)
+    assert taken(limiter, device, [(now, day)] * 2000) == BURST  # refilled, capped
+
+
+def test_the_limit_is_the_contracts_and_only_a_good_reading_counts(catalogue, now) -> None:
+    limiter = ReadingLimiter(ReadingRate(factor=4, resend_burst=0))  # a burst of 40 only
+    bad = body(now, values={"w01018": {"value": 1e300}})
+    for _ in range(100):  # refused for what it says: under the dead-letter budget, not this
+        assert reason(accept_mqtt_reading(TOPIC, bad, catalogue, now, limiter=limiter)) is (
+            RejectReason.IMPLAUSIBLE_VALUE
+        )
+    verdicts = [
+        accept_mqtt_reading(TOPIC, body(now), catalogue, now, limiter=limiter) for _ in range(41)
+    ]
+    assert all(isinstance(v, Reading) for v in verdicts[:40])
+    assert reason(verdicts[40]) is RejectReason.RATE_LIMITED
+    entry = catalogue.device(DEVICE)
+    parsed = DeviceReading.model_validate_json(body(now))
+    refused = admit(entry, parsed, ReadingSource.HJ212, now, limiter=limiter)
+    assert reason(refused) is RejectReason.RATE_LIMITED  # one allowance, whatever the transport
+
+
+def test_a_factor_of_0_is_no_limit(catalogue, now) -> None:
+    device, limiter = catalogue.device(DEVICE).device, ReadingLimiter(ReadingRate(factor=0))
+    assert taken(limiter, device, [(now, now)] * 5000) == 5000
 
 
 # -- one reading per (device, timestamp) -----------------------------------------------------------

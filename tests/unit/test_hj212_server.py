@@ -20,6 +20,7 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.errors import ConfigError
 from ecowatch.ingest import hj212
+from ecowatch.ingest.contract import DeadLetterBudget, ReadingRate
 from ecowatch.ingest.hj212_server import (
     Close,
     ConnectionGate,
@@ -301,6 +302,8 @@ def run(
     scenario: Callable[[Hj212Server, Callable[[], Awaitable[Client]]], Awaitable[None]],
     producer: MemoryProducer,
     limits: Hj212Limits | None = None,
+    reading_rate: ReadingRate | None = None,
+    before: Callable[[Hj212Server], None] = lambda server: None,
 ) -> Hj212Server:
     server = Hj212Server(
         producer=producer,  # type: ignore[arg-type]
@@ -310,7 +313,9 @@ def run(
         passwords=DevicePasswords({MN: PW, OTHER: OTHER_PW}),
         keys=DeviceKeys({}),
         limits=limits,
+        reading_rate=reading_rate,
     )
+    before(server)
 
     async def main() -> None:
         listening = await server.serve("127.0.0.1", 0)
@@ -723,3 +728,51 @@ def test_a_copy_resent_while_the_first_is_in_flight_is_answered_only_if_kafka_to
     server = run(catalogue, scenario, producer)
     assert len(producer.readings) == 1
     assert server.stats.bridged == 1
+
+
+def test_uploads_past_a_devices_allowance_are_refused_2_and_dead_lettered_under_its_budget(
+    catalogue: Catalogue,
+) -> None:
+    """One device flooding: past its allowance (here a burst of 40: 4 x the readings of 5
+    minutes at one per 30 s, no resend allowance) each upload is answered 9011 QnRtn 2, as the
+    contract's other refusals, and dead-lettered (rate_limited) within its dead-letter budget;
+    past that, counted and answered, not kept."""
+    producer = MemoryProducer()
+    flood = b"".join(wire(upload(qn=f"20261123173000{n:03}")) for n in range(45))
+
+    def small_budget(server: Hj212Server) -> None:
+        server._budget = DeadLetterBudget(per_second=0, burst=2)
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(flood)
+        got = await answers(reader, 45)
+        assert [a.cn for a in got] == ["9014"] * 40 + ["9011"] * 5
+        assert {a.cp.get("QnRtn") for a in got[40:]} == {2}
+        writer.close()
+        await settled(server)
+
+    rate = ReadingRate(factor=4, resend_burst=0)
+    server = run(catalogue, scenario, producer, reading_rate=rate, before=small_budget)
+    assert len(producer.readings) == 40
+    assert [d["reason"] for d in producer.letters] == ["rate_limited"] * 2
+    assert f"device '{MN}' sent 41 readings" in producer.letters[0]["detail"]
+    assert "a burst of 40, then 8 a minute" in producer.letters[0]["detail"]
+    stats = server.stats.as_dict()
+    assert stats["dead_lettered_by_reason"] == {"rate_limited": 2}
+    assert stats["suppressed_by_reason"] == {"rate_limited": 3}
+    assert server.limiter.refused == {MN: 5}
+
+
+def test_the_server_takes_its_allowance_from_the_settings(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    settings = Settings(state_dir=tmp_path / "state", reading_rate_factor=0)
+    hj212_passwords(settings, catalogue)
+    server = Hj212Server.from_settings(
+        settings,
+        producer=MemoryProducer(),  # type: ignore[arg-type]
+        catalogue=catalogue,
+        clock=ManualClock(datetime(2026, 11, 23, 9, 31, tzinfo=UTC)),
+    )
+    assert server.limiter.rate == ReadingRate(factor=0)  # a load test's: no limit

@@ -57,6 +57,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
 from ecowatch.alerts.templates import is_possible_repeat
+from ecowatch.bench import Arrivals, percentile
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, copy_with_policies
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
@@ -95,7 +96,7 @@ STORM_ACTIONS: dict[str, str] = {
     "hj212": "kill -9 the HJ 212 server with devices connected; its keeper starts it again",
     "influxdb": "kill -9 InfluxDB, start it again after its outage",
     "kafka": "kill -9 Kafka, start it again after its outage",
-    "mosquitto": "kill -9 Mosquitto, start it again after its outage",
+    "mosquitto": "kill -9 (or stop) Mosquitto, start it again after its outage",
 }
 # Everything acknowledged by the end of the storm's last fault is stored within this.
 STORM_RECOVERY_SECONDS = 60.0
@@ -396,6 +397,7 @@ class DrillReport:
     window: tuple[datetime, datetime] | None = None
     device_ids: list[str] = field(default_factory=list)
     restarts: dict[str, int] = field(default_factory=dict)  # storm: by each stage's keeper
+    live_latency: dict[str, float | int | None] = field(default_factory=dict)  # outage-resend
 
     @property
     def passed(self) -> bool:
@@ -437,6 +439,7 @@ class DrillReport:
             "window": [t.isoformat() for t in self.window] if self.window else None,
             "device_ids": self.device_ids,
             "restarts": self.restarts,
+            "live_latency": self.live_latency,
             "passed": self.passed,
         }
 
@@ -475,6 +478,12 @@ def render(report: DrillReport) -> list[str]:
         f"duplicate notifications    {report.duplicate_notifications:>9,}",
         f"marked possible repeats    {report.possible_repeats:>9,}  (a kill cut off their send)",
     ]
+    if report.live_latency:
+        ll = report.live_latency
+        lines.append(
+            f"resent backlog             {ll['kept']:>9,}  drained in {ll['drain_s']} s; live "
+            f"readings meanwhile p50 {ll['p50_s']} s, p99 {ll['p99_s']} s ({ll['samples']:,})"
+        )
     if report.restarts:
         said = ", ".join(f"{name} {n}" for name, n in report.restarts.items())
         lines.append(f"restarted by their keepers     {said}")
@@ -495,7 +504,12 @@ EXCEED_FACTOR = 2.5
 # 5 s), doubling up to the cap, as a monitor keeps its data until the platform answers.
 HJ212_RESEND_AFTER = 5.0
 HJ212_RESEND_CAP = 40.0
+# Flag: HJ 212-2025 (version bits 2), answer wanted (A=1).
+HJ212_2025_FLAG = 9
+# Kept readings resent (RF=1) and not yet answered, at most, per monitor.
+HJ212_RESEND_WINDOW = 50
 POLL_SECONDS = 1.0
+POLL_SECONDS_SAMPLING = 0.25
 
 
 class DrillDevice:
@@ -517,7 +531,8 @@ class DrillDevice:
         assert reading is not None  # the drill never switches a model offline
         return index, reading
 
-    def send_next(self) -> None:
+    def send_next(self) -> int:
+        """Measure the next reading and hand it on; its index."""
         raise NotImplementedError
 
     @property
@@ -566,7 +581,7 @@ class MqttDevice(DrillDevice):
                 return
         self.ledger.ack(self.device, index)
 
-    def send_next(self) -> None:
+    def send_next(self) -> int:
         index, reading = self.next_reading()
         payload = reading.model_dump_json(exclude_none=True).encode()
         # Not under our lock: paho holds its own around _on_publish.
@@ -579,6 +594,7 @@ class MqttDevice(DrillDevice):
                 self._pending[info.mid] = index
         if early:
             self.ledger.ack(self.device, index)
+        return index
 
     @property
     def unacknowledged(self) -> int:
@@ -596,12 +612,18 @@ class _Unanswered:
     data: bytes
     sent_at: float
     wait: float = HJ212_RESEND_AFTER
+    resend: bool = False  # kept while off the network, sent with RF=1
 
 
 class Hj212Device(DrillDevice):
     """A monitor on HJ 212 over TCP from an address of its own (the server takes at most 8
     connections per address), keeping each packet until its 9014 comes: sent again after a
-    time-out, and all at once after a reconnect."""
+    time-out, and all at once after a reconnect.
+
+    It speaks HJ 212-2025. Taken off the network (:meth:`go_offline`), it keeps measuring and
+    keeps what it measured; back on it (:meth:`come_back`), it sends its live readings as
+    usual and resends what it kept marked RF=1, oldest first, at most
+    :data:`HJ212_RESEND_WINDOW` unanswered at a time, as a monitor paces its 补传."""
 
     def __init__(
         self, *args: object, settings: Settings, password: str, address: str, **kw: object
@@ -617,6 +639,24 @@ class Hj212Device(DrillDevice):
         self.resent = 0
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._offline = False
+        self._kept: list[tuple[int, DeviceReading]] = []  # measured off the network
+        self._kept_unanswered = 0
+        self.kept_total = 0  # readings it kept while off the network
+        self.kept_resent = 0  # of those, resent with RF=1
+
+    def go_offline(self) -> None:
+        """Off the network: the connection drops and stays down; readings are kept."""
+        self._offline = True
+        if self._writer is not None:
+            self._writer.transport.abort()
+
+    def come_back(self) -> None:
+        self._offline = False
+
+    @property
+    def kept(self) -> int:
+        return len(self._kept)
 
     @property
     def connected(self) -> bool:
@@ -631,6 +671,9 @@ class Hj212Device(DrillDevice):
 
     async def _run(self) -> None:
         while not self._stop.is_set():
+            if self._offline:
+                await asyncio.sleep(0.2)
+                continue
             try:
                 reader, writer = await asyncio.open_connection(
                     self._host, self._port, local_addr=(self._address, 0)
@@ -643,6 +686,7 @@ class Hj212Device(DrillDevice):
             # Whatever is unanswered goes again on the new connection, oldest first.
             for qn in sorted(self._unanswered, key=lambda q: self._unanswered[q].index):
                 self._resend(qn)
+            self._send_kept()
             try:
                 await self._read_answers(reader)
             except (OSError, asyncio.IncompleteReadError):
@@ -663,26 +707,53 @@ class Hj212Device(DrillDevice):
                         done = self._unanswered.pop(packet.qn, None)
                         if done is not None:
                             self.ledger.ack(self.device, done.index)
+                            if done.resend:
+                                self._kept_unanswered -= 1
+                                self._send_kept()
 
-    def _packet(self, reading: DeviceReading) -> tuple[str, bytes]:
+    def _send_kept(self) -> None:
+        """Resend kept readings (RF=1) while fewer than the window are unanswered."""
+        while (
+            self._kept
+            and self._writer is not None
+            and (self._kept_unanswered < HJ212_RESEND_WINDOW)
+        ):
+            index, reading = self._kept.pop(0)
+            qn, data = self._packet(reading, resent=True)
+            self._unanswered[qn] = _Unanswered(index, data, time.monotonic(), resend=True)
+            self._kept_unanswered += 1
+            self.kept_resent += 1
+            self._writer.write(data)
+
+    def _packet(self, reading: DeviceReading, resent: bool = False) -> tuple[str, bytes]:
         local = reading.ts.astimezone(CHINA)
         cp: dict[str, object] = {"DataTime": local.strftime("%Y%m%d%H%M%S")}
         for code, m in reading.values.items():
             cp[code] = {"Rtd": m.value, "Flag": m.flag.value}
         qn = local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}"
-        text = hj212.build(
-            hj212.Packet(
-                qn=qn, st="32", cn="2011", pw=self._password, mn=self.device, flag=5, cp=cp
-            )
+        packet = hj212.Packet(
+            qn=qn,
+            st="32",
+            cn="2011",
+            pw=self._password,
+            mn=self.device,
+            flag=HJ212_2025_FLAG,
+            cp=cp,
+            rf=1 if resent else None,
         )
-        return qn, text.encode()
+        return qn, hj212.build(packet).encode()
 
-    def send_next(self) -> None:
+    def send_next(self) -> int:
         index, reading = self.next_reading()
+        if self._offline:  # measured, kept until the network is back
+            self._kept.append((index, reading))
+            self.kept_total += 1
+            return index
         qn, data = self._packet(reading)
         self._unanswered[qn] = _Unanswered(index, data, time.monotonic())
         if self._writer is not None:
             self._writer.write(data)
+        return index
 
     def _resend(self, qn: str) -> None:
         packet = self._unanswered[qn]
@@ -825,6 +896,15 @@ class DrillOptions:
     first_monitor: int = 1
     storm: bool = False
     storm_span: float = 40.0  # the storm's faults begin within this many seconds
+    # How the storm stops Mosquitto: "kill" (-9) or "term". Mosquitto 2.0 saves its queue at
+    # most about once a second (autosave_on_changes): -9 loses what it acknowledged since.
+    storm_mosquitto: str = "kill"
+    # --outage-resend: this share of the HJ 212 monitors off the network this long, then
+    # resending what they kept (RF=1) while the others report live.
+    outage_resend: bool = False
+    outage_share: float = 0.5
+    outage_seconds: float = 120.0
+    live_p99_limit: float = 2.0
 
 
 class Drill:
@@ -852,6 +932,14 @@ class Drill:
         self._t0 = time.monotonic()
         self._stored_total: int | None = None
         self._recoveries: list[Recovery] = []
+        # --outage-resend: publish times of the live devices' readings while a backlog drains,
+        # and when InfluxDB held them (polled every POLL_SECONDS_SAMPLING then).
+        self.poll_seconds = POLL_SECONDS_SAMPLING if options.outage_resend else POLL_SECONDS
+        self.arrivals = Arrivals()
+        self._samples: list[tuple[str, int, float]] = []
+        self._sampling = False
+        self._live: set[str] = set()
+        self.live_latency: dict[str, float | int | None] = {}
         entries = [
             e
             for e in catalogue.devices.values()
@@ -967,11 +1055,12 @@ class Drill:
         self.stack = Stack(self.settings, self.catalogue)
         self._warn_of_ephemeral_ports()
         per_device = o.rate / len(self.entries)
-        planned = (
-            2 * o.gap + o.storm_span + 20.0 + o.recovery_timeout + 120.0
-            if o.storm
-            else planned_seconds(o.faults, o.gap, o.influx_outage)
-        )
+        if o.storm:
+            planned = 2 * o.gap + o.storm_span + 20.0 + o.recovery_timeout + 120.0
+        elif o.outage_resend:
+            planned = 2 * o.gap + o.outage_seconds + o.recovery_timeout + 120.0
+        else:
+            planned = planned_seconds(o.faults, o.gap, o.influx_outage)
         span = timedelta(seconds=math.ceil(per_device * planned))
         self.ledger = Ledger(
             {
@@ -996,7 +1085,9 @@ class Drill:
             for var, person in people_env(self.catalogue).items()
         }
         self.web_port = _free_port()
-        base_env = {**os.environ}
+        # A drill puts a fleet's load on a few monitors, each far above its catalogue rate:
+        # no per-device rate limit in its bridge and HJ 212 server.
+        base_env = {**os.environ, "ECOWATCH_READING_RATE_FACTOR": "0"}
         worker_env = {
             **base_env,
             **notify,
@@ -1136,7 +1227,9 @@ class Drill:
             exceeding = iter(self._exceeders())
             if o.storm:
                 await self._storm(next(exceeding, []))
-            for fault in () if o.storm else o.faults:
+            elif o.outage_resend:
+                await self._outage_resend()
+            for fault in () if o.storm or o.outage_resend else o.faults:
                 # A device over its limit from just before the fault: its case's notifications
                 # go out while the fault lasts.
                 hot = next(exceeding, [])
@@ -1179,6 +1272,7 @@ class Drill:
             window=(self.base, self.window_end),
             device_ids=list(self.ledger.devices),
             restarts={name: kept.restarts for name, kept in self.kept.items()},
+            live_latency=self.live_latency,
         )
 
     def _connect_devices(self) -> list[DrillDevice]:
@@ -1235,7 +1329,9 @@ class Drill:
                     raise EcowatchError(
                         "the drill ran past the window it reserved for its readings"
                     )
-                device.send_next()
+                index = device.send_next()
+                if self._sampling and device.device in self._live:
+                    self._samples.append((device.device, index, now))
             if now - resent_at >= 0.5:
                 resent_at = now
                 for d in devices:
@@ -1259,6 +1355,8 @@ class Drill:
             stored = sum(counts.values()) if counts is not None else None
             if stored is not None:
                 self._stored_total = stored
+                if self._sampling:
+                    self.arrivals.seen(time.monotonic(), counts)
             acked = self.ledger.acknowledged
             self.supervisor.check_flow({"acknowledged": acked, "stored": stored})
             for recovery in [r for r in self._recoveries if r.recovered_at is None]:
@@ -1276,7 +1374,7 @@ class Drill:
                     f"stored {self._stored_total if self._stored_total is not None else '?':,}  "
                     f"notifications {self.tally.delivered}"
                 )
-            await asyncio.sleep(max(0.0, POLL_SECONDS - (time.monotonic() - now)))
+            await asyncio.sleep(max(0.0, self.poll_seconds - (time.monotonic() - now)))
 
     async def _recover(self, outcome: FaultOutcome) -> None:
         assert outcome.ended_at is not None
@@ -1315,6 +1413,76 @@ class Drill:
             await asyncio.sleep(0.5)
             if self.tally.delivered != seen:
                 seen, since = self.tally.delivered, time.monotonic()
+
+    # -- a county's outage, and its resends ---------------------------------------------------
+
+    async def _outage_resend(self) -> None:
+        o = self.options
+        tcp = [d for d in self.devices if isinstance(d, Hj212Device)]
+        away = tcp[: max(1, math.ceil(o.outage_share * len(tcp)))] if tcp else []
+        if not away:
+            raise ConfigError("--outage-resend needs HJ 212 monitors: --hj212-devices N")
+        self._live = {d.device for d in self.devices if d not in away}
+        self.say(
+            f"outage: {len(away)} of {len(tcp)} HJ 212-2025 monitors off the network for "
+            f"{o.outage_seconds:.0f} s; {len(self._live)} others keep reporting"
+        )
+        outcome = FaultOutcome("outage-resend", time.monotonic())
+        for d in away:
+            d.go_offline()
+        await asyncio.sleep(o.outage_seconds)
+        kept = sum(d.kept for d in away)
+        targets = {
+            d.device: (
+                self.ledger.devices[d.device].published - 1,
+                self.ledger.devices[d.device].published,
+            )
+            for d in away
+        }
+        for d in away:
+            d.come_back()
+        outcome.ended_at = time.monotonic()
+        recovery = Recovery(outcome.ended_at, targets)
+        outcome.recovery = recovery
+        self._recoveries.append(recovery)
+        self._sampling = True
+        self.say(f"outage over: {kept:,} kept readings resent with RF=1, live ones meanwhile")
+        deadline = time.monotonic() + o.recovery_timeout
+        while recovery.recovered_at is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        self._sampling = False
+        # The last live readings of the window: give their arrival a few polls.
+        await asyncio.sleep(3 * self.poll_seconds)
+        latencies = self.arrivals.latencies(self._samples)
+        p50, p99 = percentile(latencies, 50), percentile(latencies, 99)
+        self.live_latency = {
+            "p50_s": _round(p50),
+            "p99_s": _round(p99),
+            "samples": len(latencies),
+            "drain_s": _round(recovery.seconds),
+            "kept": kept,
+        }
+        outcome.applied = kept > 0 and all(d.kept_resent == d.kept_total for d in away)
+        outcome.evidence = {
+            "monitors": len(away),
+            "kept": kept,
+            "resent_rf1": sum(d.kept_resent for d in away),
+            "live_p50_s": _round(p50),
+            "live_p99_s": _round(p99),
+        }
+        outcome.detail = (
+            f"{len(away)} monitors away {outcome.down_seconds:.0f} s kept {kept:,} readings; "
+            f"drained in {_seconds(recovery.seconds)}; live readings meanwhile p50 "
+            f"{_seconds(p50)}, p99 {_seconds(p99)} ({len(latencies):,} sampled)"
+        )
+        self.outcomes.append(outcome)
+        self.say(f"outage-resend: {outcome.detail}")
+        if p99 is None or p99 > o.live_p99_limit:
+            self.problems.append(
+                f"live readings' p99 {_seconds(p99)} while the backlog drained, over "
+                f"{o.live_p99_limit:g} s"
+            )
+        await self._steady(o.gap)
 
     # -- the storm -------------------------------------------------------------------------
 
@@ -1426,8 +1594,9 @@ class Drill:
             outcome.ended_at = time.monotonic()
             return
         outcome.started_at = time.monotonic()
-        os.kill(old_pid, signal.SIGKILL)
-        await self._wait_for(lambda: not pid_alive(old_pid), 20, f"{name} gone after kill -9")
+        term = name == "mosquitto" and self.options.storm_mosquitto == "term"
+        os.kill(old_pid, signal.SIGTERM if term else signal.SIGKILL)
+        await self._wait_for(lambda: not pid_alive(old_pid), 20, f"{name} gone")
         killed_at = time.monotonic()
         await asyncio.sleep(max(0.0, down - (time.monotonic() - killed_at)))
         error = ""
@@ -1445,11 +1614,12 @@ class Drill:
         outcome.evidence = {
             "old_pid": old_pid,
             "new_pid": new_pid,
-            "signal": "SIGKILL",
+            "signal": "SIGTERM" if term else "SIGKILL",
             "away_s": round(outcome.ended_at - killed_at, 1),
         }
         outcome.detail = (
-            f"pid {old_pid} killed (-9), away {outcome.ended_at - killed_at:.1f} s, "
+            f"pid {old_pid} {'stopped (SIGTERM)' if term else 'killed (-9)'}, "
+            f"away {outcome.ended_at - killed_at:.1f} s, "
             f"back as pid {new_pid}" + (f"; {error}" if new_pid is None else "")
         )
 
@@ -1590,6 +1760,29 @@ def run_drill(
     help="Seconds within which the storm's faults begin.",
 )
 @click.option(
+    "--storm-mosquitto",
+    type=click.Choice(["kill", "term"]),
+    default="kill",
+    show_default=True,
+    help="How the storm stops Mosquitto. Mosquitto 2.0 saves its queue about once a second: "
+    "kill -9 loses what it acknowledged since (see the README).",
+)
+@click.option(
+    "--outage-resend",
+    is_flag=True,
+    help="A county's network outage: --outage-share of the HJ 212-2025 monitors off the "
+    "network for --outage-seconds while the others report, then resending what they kept "
+    "(RF=1); prints the backlog's drain time and the live readings' latency meanwhile.",
+)
+@click.option("--outage-share", default=0.5, show_default=True, type=click.FloatRange(0, 1))
+@click.option("--outage-seconds", default=120.0, show_default=True)
+@click.option(
+    "--live-p99-limit",
+    default=2.0,
+    show_default=True,
+    help="The live readings' p99 (publish → InfluxDB) allowed while the backlog drains.",
+)
+@click.option(
     "--first-monitor",
     default=1,
     show_default=True,
@@ -1606,6 +1799,11 @@ def drill(
     seed: int,
     storm: bool,
     storm_span: float,
+    storm_mosquitto: str,
+    outage_resend: bool,
+    outage_share: float,
+    outage_seconds: float,
+    live_p99_limit: float,
     first_monitor: int,
 ) -> None:
     """Steady load over MQTT and HJ 212 while the worker and the bridge are killed (-9),
@@ -1638,7 +1836,14 @@ def drill(
         first_monitor=first_monitor,
         storm=storm,
         storm_span=storm_span,
+        storm_mosquitto=storm_mosquitto,
+        outage_resend=outage_resend,
+        outage_share=outage_share,
+        outage_seconds=outage_seconds,
+        live_p99_limit=live_p99_limit,
     )
+    if storm and outage_resend:
+        raise click.UsageError("--storm and --outage-resend are two drills: choose one")
     report = run_drill(settings, load_catalogue(settings.catalogue), options, click.echo)
     for line in render(report):
         click.echo(line)

@@ -10,6 +10,7 @@ repeat, skipped.
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 
 import faust
@@ -22,6 +23,7 @@ from ecowatch.files import private_dir
 from ecowatch.kafka import SCRAM, KafkaAccess, read_range
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
+from ecowatch.stall import STALLED_EXIT_CODE, StallWatch
 from ecowatch.streams.api import MAX_BODY_BYTES, install_api
 from ecowatch.streams.enforcement import Enforcement
 from ecowatch.streams.points import store_lines
@@ -141,6 +143,34 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         if counts:
             log.info("store: %s; enforce: %s", dict(counts), dict(enforcement.counts))
 
+    # A batch taken and never done for ECOWATCH_STALL_SECONDS is a stall (InfluxDB away, or a
+    # worker stuck): said once and in /health; as long again, unless InfluxDB is away, and the
+    # worker exits (75) for its keeper to start it again. Its offsets were not committed: the
+    # batch is read again.
+    stall = StallWatch("worker", settings.stall_seconds, clock)
+
+    def why_stalled() -> str:
+        if writer.outage.active:
+            return f"InfluxDB at {writer.outage.address} is unavailable; the batch is retried"
+        return "a batch of readings has not finished"
+
+    @app.timer(interval=1.0)
+    async def watch_stall() -> None:
+        c = enforcement.counts
+        line = stall.observe(c["batches_taken"], c["batches_done"], why_stalled)
+        if line:
+            (log.error if stall.stalled else log.warning)(line)
+        # Waiting for InfluxDB is no fault of the worker's: a restart would only recover its
+        # tables again to wait some more. Any other stall is one it cannot leave by itself.
+        if stall.gave_up() and not writer.outage.active:
+            log.error(
+                "worker: stood still for %.0f s (%s); exiting for its keeper to start it again",
+                2 * stall.after,
+                stall.why,
+            )
+            logging.shutdown()
+            os._exit(STALLED_EXIT_CODE)
+
     @app.page("/health")
     async def health(web, request):
         # Ready: the tables are recovered from their changelogs and partitions assigned.
@@ -152,6 +182,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                 **counts,
                 **enforcement.counts,
                 **enforcement.delay_figures(),
+                **stall.as_dict(),
             }
         )
 

@@ -360,6 +360,7 @@ class Enforcement:
         # ``take_events`` acknowledges a batch only once this loop has finished with it, so
         # offsets are committed after the batch's state and lines are written.
         async for events in stream.take_events(ENFORCE_BATCH, within=ENFORCE_WITHIN_SECONDS):
+            self.counts["batches_taken"] += 1  # and "batches_done" below: the stall watch's
             batch = Batch()
             for event in events:
                 message = event.message
@@ -371,6 +372,7 @@ class Enforcement:
             await self._rejudge_all(batch)
             await self._flush(batch)
             await self._release(batch.read_back)
+            self.counts["batches_done"] += 1
 
     async def _take(self, topic: str, raw: bytes, batch: Batch) -> None:
         if topic == topics.READINGS and ReadingBatch.is_batch(raw):

@@ -393,13 +393,14 @@ class Producer:
         if self._producer is not None:
             await self._producer.flush()
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 15.0) -> None:
+        """Stop, flushing what is queued for at most ``timeout`` seconds (Kafka may be away)."""
         self._stopped = True
         for task in list(self._retries):
             task.cancel()
         await asyncio.gather(*self._retries, *self._retiring, return_exceptions=True)
         if self._producer is not None:  # its flush waits for a Kafka that may not come back
-            await _retire(self._producer, timeout=15.0)
+            await _retire(self._producer, timeout=timeout)
 
 
 async def _retire(producer: AIOKafkaProducer, timeout: float = 30.0) -> None:

@@ -119,6 +119,7 @@ def hj212_serve() -> None:
         kafka = access_for(settings, Role.INGEST)
         await ensure_topics(kafka, settings.kafka_partitions, topics.INGEST_TOPICS)
         producer = await start_producer(kafka, "ecowatch-hj212")
+        stall = StallWatch("HJ 212 server", settings.stall_seconds)
         try:
             server = Hj212Server.from_settings(
                 settings, producer=producer, catalogue=catalogue, clock=SystemClock()
@@ -131,7 +132,6 @@ def hj212_serve() -> None:
                     f"ECOWATCH_HJ212_PORT: cannot listen on "
                     f"{settings.hj212_host}:{settings.hj212_port} ({exc.strerror})"
                 ) from None
-            stall = StallWatch("HJ 212 server", settings.stall_seconds)
             health = await serve_health(
                 settings.health_host,
                 settings.hj212_health_port,
@@ -159,7 +159,7 @@ def hj212_serve() -> None:
                 if health is not None:
                     await health.cleanup()
         finally:
-            await producer.stop()
+            await producer.stop(timeout=2.0 if stall.gave_up() else 15.0)
 
     asyncio.run(main())
     if "server" in holder:

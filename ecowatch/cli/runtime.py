@@ -88,6 +88,7 @@ async def run_bridge(
     await ensure_topics(kafka, settings.kafka_partitions, topics.INGEST_TOPICS)
     producer = await start_producer(kafka, "ecowatch-bridge")
     health = None
+    stalled = False
     try:
         bridge = MqttBridge(
             mqtt_host=settings.mqtt_host,
@@ -128,9 +129,12 @@ async def run_bridge(
         try:
             await asyncio.wait({bridging, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if watcher.done() and not bridging.done():
-                # What it holds is not acknowledged: Mosquitto gives it to the next bridge.
+                # What it holds is not acknowledged: Mosquitto gives it to the next bridge, so
+                # nothing is waited for on the way out (Kafka may be what stands still).
+                stalled = True
                 bridging.cancel()
-                await asyncio.wait({bridging}, timeout=5)
+                relay_task.cancel()
+                await asyncio.wait({bridging, relay_task}, timeout=5)
                 raise StageStalled(
                     f"the bridge stood still for {2 * settings.stall_seconds:.0f} s "
                     f"({stall.why}); exiting for its supervisor to start it again"
@@ -139,11 +143,12 @@ async def run_bridge(
         finally:
             watcher.cancel()
             stop.set()
-            await relay_task
+            if not stalled:
+                await relay_task
     finally:
         if health is not None:
             await health.cleanup()
-        await producer.stop()
+        await producer.stop(timeout=2.0 if stalled else 15.0)
 
 
 def fold_kafka_outages(settings: Settings) -> None:

@@ -90,3 +90,29 @@ def test_python_m_ecowatch_cli_runs() -> None:
         check=True,
     )
     assert "--workers" in out.stdout and "--rate" in out.stdout
+
+
+def test_a_late_run_dates_each_devices_reading_ahead_and_the_next_run_after_it(tmp_path) -> None:
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from ecowatch.cli.bench import AHEAD_OF_WINDOW, _window
+
+    settings = SimpleNamespace(state_dir=tmp_path)
+    start, stop, ahead = _window(settings, 2000)  # type: ignore[arg-type]
+    assert ahead is None and stop - start == timedelta(seconds=2001)
+    late_start, late_stop, ahead = _window(settings, 2000, late=True)  # type: ignore[arg-type]
+    assert late_start > stop and ahead == late_stop + AHEAD_OF_WINDOW
+    # A live run after a late one: its readings newer than every device's reading ahead.
+    live_start, _, _ = _window(settings, 2000)  # type: ignore[arg-type]
+    assert live_start > ahead
+
+
+def test_the_hours_a_runs_readings_fall_in_are_china_hours() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ecowatch.cli.bench import hours_between
+
+    start = datetime(2026, 12, 1, 8, 59, 3, tzinfo=UTC)  # 16:59:03 in China
+    hours = hours_between(start, start + timedelta(seconds=2001))
+    assert [h.hour for h in hours] == [16, 17]

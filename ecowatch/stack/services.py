@@ -206,12 +206,21 @@ class Mosquitto:
         )
         _run(["mosquitto_passwd", "-U", str(passwd)], "hashing the Mosquitto password file")
         (self.dir / "acl").write_text(self._acl())
+        # Connections the broker takes: 2 x the catalogue's devices + the bridges' users + 64.
+        # Each device holds one, and a device that reconnects (a link that dropped, a simulator
+        # or a test publishing as it) briefly holds two: the broker counts a connection when it
+        # accepts it, before the new one takes the old one's client id. The platform's own
+        # clients are the bridges (the command relay shares their connection); 64 more for the
+        # tools (bench, drill, mosquitto_sub) and the clients that try and are refused. Past it,
+        # a flood of connections is closed at once instead of exhausting the broker's files.
+        max_connections = 2 * len(self.catalogue.devices) + len(BRIDGE_USERS) + 64
         (self.dir / "mosquitto.conf").write_text(
             "\n".join(
                 [
                     "# Written by `ecowatch stack up`; edits are overwritten.",
                     "per_listener_settings false",
                     f"listener {self.settings.mqtt_port} {self.settings.mqtt_host}",
+                    f"max_connections {max_connections}",
                     "protocol mqtt",
                     "allow_anonymous false",
                     # A client's id is its user name: a device cannot take another's id (and

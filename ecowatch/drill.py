@@ -43,7 +43,6 @@ import socket
 import sys
 import threading
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,7 +68,7 @@ from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.models import BaseMonitor
 from ecowatch.stack.process import port_open
 from ecowatch.supervise import Backoff, KeptProcess
-from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
+from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor, read_health
 
 # -- the plan ----------------------------------------------------------------------------------
 
@@ -789,14 +788,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _health(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-            return json.loads(r.read())
-    except (OSError, ValueError):
-        return None
-
-
 @dataclass
 class Stage:
     """One of the platform's processes the drill runs (``ecowatch <command>``), and replaces."""
@@ -1186,7 +1177,9 @@ class Drill:
         stage = self.stages[name]
         if name == "worker":
             await self._wait_for(
-                lambda: bool((_health(self.web_port) or {}).get("ready")), 180, "the worker ready"
+                lambda: bool((read_health(self.web_port) or {}).get("ready")),
+                180,
+                "the worker ready",
             )
         elif name == "bridge":
             await self._wait_for(
@@ -1542,10 +1535,10 @@ class Drill:
         deadline = time.monotonic() + max(within, 1.0)
         while True:
             missing = []
-            if not (_health(self.web_port) or {}).get("ready"):
+            if not (read_health(self.web_port) or {}).get("ready"):
                 missing.append("worker not ready")
             for name, port in self.health_ports.items():
-                health = _health(port)
+                health = read_health(port)
                 if health is None or health.get("stalled"):
                     missing.append(f"{name} {'stalled' if health else 'not answering'}")
             if not missing or time.monotonic() > deadline:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import json
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -262,3 +265,17 @@ class Supervisor:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError, StageFailed):
                 await watcher
+
+
+def read_health(port: int, host: str = "127.0.0.1") -> dict | None:
+    """A stage's /health as a dict, stalled (503) or not; None if it does not answer."""
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/health", timeout=1) as r:
+            return json.loads(r.read())
+    except urllib.error.HTTPError as exc:  # 503 while stalled: the same body
+        try:
+            return json.loads(exc.read())
+        except ValueError:
+            return None
+    except (OSError, ValueError):
+        return None

@@ -5,15 +5,12 @@ Mosquitto kept it, unacknowledged."""
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +24,7 @@ from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.stack.services import Stack
 from ecowatch.stall import STALLED_EXIT_CODE
+from ecowatch.watch import read_health
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import Device, reading
 
@@ -38,16 +36,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def health(port: int) -> dict | None:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
-            return json.loads(r.read())
-    except urllib.error.HTTPError as exc:  # 503 while stalled, with the same body
-        return json.loads(exc.read())
-    except (OSError, ValueError):
-        return None
 
 
 class Bridge:
@@ -113,12 +101,16 @@ def test_a_bridge_that_stands_still_says_so_exits_75_and_its_successor_takes_wha
     second: Bridge | None = None
     frozen = False
     try:
-        wait_for(lambda: (health(port) or {}).get("stage") == "bridge", 30, "the bridge's /health")
+        wait_for(
+            lambda: (read_health(port) or {}).get("stage") == "bridge", 30, "the bridge's /health"
+        )
         for i in range(5):
             assert not device.publish(
                 topic, reading(start + timedelta(seconds=i), 20, 1.0)
             ).is_failure
-        wait_for(lambda: (health(port) or {}).get("bridged", 0) >= 5, 20, "five readings bridged")
+        wait_for(
+            lambda: (read_health(port) or {}).get("bridged", 0) >= 5, 20, "five readings bridged"
+        )
 
         os.kill(kafka_pid, signal.SIGSTOP)
         frozen = True
@@ -127,7 +119,9 @@ def test_a_bridge_that_stands_still_says_so_exits_75_and_its_successor_takes_wha
                 topic, reading(start + timedelta(seconds=i), 20, 1.0)
             ).is_failure
         stalled = wait_for(
-            lambda: (h := health(port)) and h.get("stalled") and h, 15, "/health to say stalled"
+            lambda: (h := read_health(port)) and h.get("stalled") and h,
+            15,
+            "/health to say stalled",
         )
         assert stalled["stalled_since"] and stalled["stalled_why"], stalled
         assert stalled["bridged"] == 5
@@ -140,7 +134,7 @@ def test_a_bridge_that_stands_still_says_so_exits_75_and_its_successor_takes_wha
         # As its keeper would: started again; Mosquitto gives it what the first one held.
         second = Bridge(env, tmp_path / "bridge-2.log")
         moved = wait_for(
-            lambda: (h := health(port)) and h.get("bridged", 0) >= 5 and h, 60, "the held five"
+            lambda: (h := read_health(port)) and h.get("bridged", 0) >= 5 and h, 60, "the held five"
         )
         assert not moved["stalled"]
     finally:

@@ -9,14 +9,16 @@ lives in the repository.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ecowatch.clock import Clock, configured_clock
 from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
 from ecowatch.topics import BridgeSlice
@@ -131,6 +133,15 @@ class Settings(BaseSettings):
     console_host: str = Field(default="127.0.0.1", min_length=1)
     console_port: int = Field(default=6080, ge=1, le=65535)
 
+    # Devtools only (`ecowatch drill --soak`): the time the platform's processes run on. Unset,
+    # the system clock. Set, a simulated clock that reads CLOCK_START at the Unix time
+    # CLOCK_EPOCH and runs CLOCK_SPEED times faster than the wall clock from there; every
+    # process given the same three agrees, and one restarted finds the simulated time where it
+    # is (ecowatch.clock.ScaledClock). The ingest contract then takes a simulated month.
+    clock_start: datetime | None = None
+    clock_speed: float = Field(default=1.0, gt=0)
+    clock_epoch: float | None = Field(default=None, validate_default=True)
+
     @field_validator("mqtt_url")
     @classmethod
     def _mqtt_scheme(cls, v: str) -> str:
@@ -156,6 +167,34 @@ class Settings(BaseSettings):
     def _slice(cls, v: str) -> str:
         BridgeSlice.parse(v)
         return v
+
+    @field_validator("clock_start")
+    @classmethod
+    def _aware_start(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            raise ValueError("expected a time with its zone, e.g. 2026-11-01T00:00:00+08:00")
+        return v
+
+    @field_validator("clock_speed")
+    @classmethod
+    def _speed_needs_start(cls, v: float, info: ValidationInfo) -> float:
+        if v != 1 and info.data.get("clock_start") is None:
+            raise ValueError("a speed other than 1 needs ECOWATCH_CLOCK_START (and _EPOCH)")
+        return v
+
+    @field_validator("clock_epoch")
+    @classmethod
+    def _start_needs_epoch(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is None and info.data.get("clock_start") is not None:
+            raise ValueError(
+                "required with ECOWATCH_CLOCK_START: the Unix time at which the simulated "
+                "clock reads the start, the same for every process (e.g. $(date +%s))"
+            )
+        return v
+
+    def clock(self) -> Clock:
+        """The clock the worker, the bridge and the HJ 212 server run on (see clock_*)."""
+        return configured_clock(self.clock_start, self.clock_speed, self.clock_epoch)
 
     @field_validator("influx_url")
     @classmethod

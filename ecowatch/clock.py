@@ -67,6 +67,59 @@ class AcceleratedClock:
         return simulated / self.speed
 
 
+class ScaledClock:
+    """Simulated time anchored to the wall clock: ``start + (wall - epoch) × speed``.
+
+    ``epoch`` is the Unix time at which the simulated clock read ``start``. Anchored to the
+    wall clock (not to a process's own start, as :class:`AcceleratedClock` is), every process
+    given the same three values reads the same time, and a worker restarted halfway through
+    a simulated month picks up where the month is, not where it began: what a soak's bridge,
+    worker and devices need to agree on (``ECOWATCH_CLOCK_*``, devtools only).
+    """
+
+    def __init__(
+        self,
+        start: datetime,
+        speed: float,
+        epoch: float,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ScaledClock needs a timezone-aware start time")
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.start, self.speed, self.epoch = start, speed, epoch
+        self._wall = wall
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(self._wall() - self.epoch) * self.speed)
+
+    def real_seconds(self, simulated: float) -> float:
+        """How long to wait on the wall clock for ``simulated`` seconds to pass."""
+        return simulated / self.speed
+
+    def wall_at(self, when: datetime) -> float:
+        """The Unix time at which this clock reads ``when``."""
+        return self.epoch + (when - self.start).total_seconds() / self.speed
+
+    def describe(self) -> str:
+        started = datetime.fromtimestamp(self.epoch, UTC).isoformat(timespec="seconds")
+        return f"{self.start.isoformat()} at {started}, {self.speed:g}x"
+
+
+def configured_clock(
+    start: datetime | None, speed: float = 1.0, epoch: float | None = None
+) -> Clock:
+    """The clock a process runs on: the system clock, or (``start`` given) a scaled one."""
+    if start is None:
+        if speed != 1:
+            raise ValueError("a clock speed other than 1 needs a start")
+        return SystemClock()
+    if epoch is None:
+        raise ValueError("a clock with a start needs its epoch, for processes to agree")
+    return ScaledClock(start, speed, epoch)
+
+
 def data_time(seen: tuple[datetime, datetime] | None, wall: datetime) -> datetime:
     """A site's data clock now: its newest data time, ``seen[0]``, moved on by the real time
     since it arrived at ``seen[1]``. The clock a site's deadlines and hold period run on: the

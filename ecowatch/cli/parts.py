@@ -17,7 +17,6 @@ from ecowatch.cli.runtime import (
     stop_on_signals,
     tune_gc,
 )
-from ecowatch.clock import SystemClock
 from ecowatch.config.settings import load_settings
 from ecowatch.errors import ConfigError, StageStalled
 from ecowatch.ingest.bridge import BridgeStats
@@ -83,7 +82,7 @@ def worker() -> None:
     settings = load_settings()
     if not settings.influx_token.get_secret_value():
         require_secrets(settings)
-    app = create_app(settings)
+    app = create_app(settings, settings.clock())
     changelogs = tuple(table.changelog_topic.get_topic_name() for table in app.tables.values())
     kafka = access_for(settings, Role.WORKER)
     asyncio.run(ensure_topics(kafka, settings.kafka_partitions, compacted=changelogs))
@@ -122,7 +121,7 @@ def hj212_serve() -> None:
         stall = StallWatch("HJ 212 server", settings.stall_seconds)
         try:
             server = Hj212Server.from_settings(
-                settings, producer=producer, catalogue=catalogue, clock=SystemClock()
+                settings, producer=producer, catalogue=catalogue, clock=settings.clock()
             )
             holder["server"] = server
             try:

@@ -20,7 +20,6 @@ from datetime import datetime
 import click
 
 from ecowatch import topics
-from ecowatch.clock import SystemClock
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError, EcowatchError, ServiceDown, StageStalled
@@ -97,7 +96,7 @@ async def run_bridge(
             password=settings.mqtt_password.get_secret_value(),
             producer=producer,
             catalogue=catalogue,
-            clock=SystemClock(),
+            clock=settings.clock(),
             bridge_slice=BridgeSlice.parse(settings.bridge_slice),
         )
         await bridge.connect()
@@ -121,7 +120,7 @@ async def run_bridge(
             client=bridge.client,
             producer=producer,
             catalogue=catalogue,
-            clock=SystemClock(),
+            clock=settings.clock(),
         )
         relay_task = asyncio.create_task(relay.run(stop))
         watcher = asyncio.create_task(watch_stall(stall, bridge.progress, bridge.why_stalled))

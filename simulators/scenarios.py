@@ -13,6 +13,10 @@ relative to the scenario's start::
         factor: 2.5
         for: 3h          # left out: until the scenario is stopped
 
+A scenario may repeat: ``every: 1d`` at the top plays its events again every day, from
+the run's start (each window must end, and each event happen, within the period), so a
+simulated month sees the same incidents open and close each day.
+
 Windowed actions hold from ``at`` for ``for``: exceed (pollutant, factor × its limit),
 night_discharge, burn_quota (factor on the flow), offline, maintenance, calibration, stopped,
 stuck, zeros, negative_spikes (rate), out_of_range (pollutant, default the model's primary),
@@ -23,12 +27,13 @@ kg), year_reset, insert_card (card_id), remove_card.
 A :class:`ScenarioRun` drives models with an injected clock: each ``tick()`` recomputes the
 conditions of every device the scenario names from the windows active at ``now - start`` (so
 overlapping windows combine and expire cleanly; the scenario owns those devices' conditions)
-and fires the one-off events that have come due, each once, at the tick's time.
+and fires the one-off events that have come due, each once (once per period, if it repeats),
+at the tick's time.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -38,7 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ecowatch.clock import Clock
-from ecowatch.durations import Duration, PositiveDuration
+from ecowatch.durations import Duration, PositiveDuration, format_duration
 from ecowatch.errors import ConfigError
 from ecowatch.schema import Identifier, PollutantCode
 from ecowatch.simulators.models import (
@@ -298,6 +303,7 @@ class Scenario:
     description: str
     events: tuple[Window | Once, ...]
     source: Path | None = None
+    every: timedelta | None = None  # the script plays again every period (``every: 1d``)
 
     @property
     def devices(self) -> tuple[str, ...]:
@@ -305,7 +311,9 @@ class Scenario:
 
     @property
     def length(self) -> timedelta | None:
-        """When the last event is over; None when a window is open-ended."""
+        """When the last event is over; None when a window is open-ended, or it repeats."""
+        if self.every is not None:
+            return None
         ends = [e.ends() if isinstance(e, _Window) else e.at for e in self.events]
         known = [end for end in ends if end is not None]
         return max(known) if len(known) == len(ends) else None
@@ -323,6 +331,14 @@ class Scenario:
             problem = event.check(model)
             if problem is not None:
                 raise ConfigError(f"{where}: field '{problem[0]}': {problem[1]}")
+
+    def within(self, elapsed: timedelta) -> tuple[int, timedelta]:
+        """(which period, the time into it) ``elapsed`` after the start; one period if it
+        does not repeat."""
+        if self.every is None or elapsed < timedelta(0):
+            return 0, elapsed
+        period = elapsed // self.every
+        return period, elapsed - period * self.every
 
     def run(
         self, models: Mapping[str, MonitorModel], clock: Clock, start: datetime | None = None
@@ -344,6 +360,7 @@ class ScenarioRun:
     _fired: set[int] = field(init=False, default_factory=set, repr=False)
     _windowed: tuple[str, ...] = field(init=False, repr=False)
     _applied: timedelta | None = field(init=False, default=None, repr=False)  # elapsed, last
+    _period: int = field(init=False, default=0, repr=False)  # of a repeating scenario
 
     def __post_init__(self) -> None:
         self.scenario.check(self.models)
@@ -365,9 +382,15 @@ class ScenarioRun:
         """Bring the models to the scenario's state at ``now``; returns what changed."""
         assert self.start is not None
         elapsed = self._applied = now - self.start
+        period, into = self.scenario.within(elapsed)
         changes: list[str] = []
+        if period != self._period:
+            # A new period: what the last one had still to do happens first (a tick that came
+            # late), then its one-off events are due again.
+            changes += self._fire(lambda e: True, now)
+            self._period, self._fired = period, set()
         active = {
-            i for i, e in enumerate(self._events) if isinstance(e, _Window) and e.active(elapsed)
+            i for i, e in enumerate(self._events) if isinstance(e, _Window) and e.active(into)
         }
         for i in sorted(active - self._active):
             changes.append(f"started: {self._events[i].describe()}")
@@ -376,10 +399,15 @@ class ScenarioRun:
         self._active = active
         for device in self._windowed:
             self.models[device].conditions = self.conditions(device, elapsed)
+        return changes + self._fire(lambda e: e.at <= into, now)
+
+    def _fire(self, due_now: Callable[[_Once], bool], now: datetime) -> list[str]:
+        """Fire the one-off events ``due_now`` picks that have not fired (this period)."""
+        changes: list[str] = []
         due = sorted(
             (e.at, i)
             for i, e in enumerate(self._events)
-            if isinstance(e, _Once) and i not in self._fired and e.at <= elapsed
+            if isinstance(e, _Once) and i not in self._fired and due_now(e)
         )
         for _, i in due:
             event = self._events[i]
@@ -394,8 +422,9 @@ class ScenarioRun:
         """The device's conditions ``elapsed`` after the start: a pure function of the script;
         overlapping windows combine (two exceedances of one pollutant: the later one wins)."""
         conditions = Conditions()
+        _, into = self.scenario.within(elapsed)
         for event in self._events:
-            if isinstance(event, _Window) and event.device == device and event.active(elapsed):
+            if isinstance(event, _Window) and event.device == device and event.active(into):
                 conditions = event.impose(conditions)
         return conditions
 
@@ -412,7 +441,7 @@ class ScenarioRun:
 
 # -- loading -----------------------------------------------------------------------------------
 
-_TOP = ("name", "description", "events")
+_TOP = ("name", "description", "every", "events")
 
 
 def _describe(err: Mapping[str, Any]) -> str:
@@ -462,7 +491,36 @@ def load_scenario_file(path: Path) -> Scenario:
         except ValidationError as exc:
             problems = "; ".join(_describe(e) for e in exc.errors(include_url=False))
             raise ConfigError(f"{path}: {where}: {problems}") from None
-    return Scenario(name=name, description=description, events=tuple(events), source=path)
+    every = _every(path, doc.get("every"), events)
+    return Scenario(
+        name=name, description=description, events=tuple(events), source=path, every=every
+    )
+
+
+_PERIOD: TypeAdapter[timedelta] = TypeAdapter(PositiveDuration)
+
+
+def _every(path: Path, raw: object, events: list[Window | Once]) -> timedelta | None:
+    """The period a repeating scenario plays again after; each event within it."""
+    if raw is None:
+        return None
+    try:
+        every = _PERIOD.validate_python(raw)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]["msg"]
+        raise ConfigError(f"{path}: field 'every': {problem}") from None
+    for i, event in enumerate(events):
+        where = f"{path}: event #{i + 1} ({event.action})"
+        if event.at >= every:
+            raise ConfigError(f"{where}: field 'at': must come before the period ends (every)")
+        if isinstance(event, _Window):
+            end = event.ends()
+            if end is None or end > every:
+                raise ConfigError(
+                    f"{where}: field 'for': a repeating scenario's window must end within "
+                    f"its period (every: {format_duration(every)})"
+                )
+    return every
 
 
 def scenario_names(folder: Path = SCENARIOS) -> list[str]:

@@ -69,6 +69,7 @@ def test_the_shipped_scenarios_load():
         "demo-city",
         "night-discharge",
         "quota-exhaustion",
+        "soak-city",
         "station-offline",
         "sustained-cod-exceedance",
     ]
@@ -76,7 +77,9 @@ def test_the_shipped_scenarios_load():
         scenario = load_scenario(name)
         assert scenario.name == name and scenario.description
         assert scenario.source == SCENARIOS / f"{name}.yaml"
-        assert scenario.length is not None
+        # A repeating scenario never ends; every other one does.
+        assert (scenario.length is None) == (scenario.every is not None)
+    assert load_scenario("soak-city").every == timedelta(days=1)
 
 
 def test_the_shipped_scenarios_name_catalogue_devices(catalogue):
@@ -185,7 +188,7 @@ def test_an_event_that_is_not_a_mapping(tmp_path):
     ("text", "expected"),
     [
         ("name: t\nevents: [\n", "not valid YAML"),
-        ("- a\n- b\n", "expected a mapping with name, description, events"),
+        ("- a\n- b\n", "expected a mapping with name, description, every, events"),
         ("name: t\nwhen: now\nevents: []\n", "unknown field(s) ['when']"),
         ("events:\n" + GOOD_EVENT, "field 'name'"),
         ("name: t\nevents: []\n", "field 'events': expected a list of at least one event"),
@@ -394,3 +397,73 @@ def test_demo_city_recharges_and_swaps_a_card(catalogue):
         ("33080200M00003", MeterEventKind.CARD_INSERTED),
         ("33080200M00001", MeterEventKind.RECHARGED),
     ]
+
+
+# -- repeating scenarios -----------------------------------------------------------------------
+
+
+def test_soak_city_plays_the_same_day_every_day(catalogue):
+    """Every window starts and ends and every one-off happens once each day, the same each
+    day; at midnight every device the scenario names is back to normal."""
+    models = fleet(catalogue)
+    clock = ManualClock(START.replace(hour=0))
+    run = load_scenario("soak-city").run(models, clock)
+    days: list[list[str]] = []
+    for _ in range(3):
+        day: list[str] = []
+        for _ in range(24 * 12):  # every 5 minutes
+            day += run.tick()
+            for model in models.values():
+                model.reading(clock.now())
+            clock.advance(timedelta(minutes=5))
+        days.append(day)
+        assert all(models[d].conditions == Conditions() for d in run.scenario.devices)
+        assert not run.finished
+    assert days[0] == days[1] == days[2]
+    windows = sum(1 for e in run.scenario.events if e.action not in ("quota", "recharge"))
+    assert sum(c.startswith("started: ") for c in days[0]) == windows
+    assert sum(c.startswith("ended: ") for c in days[0]) == windows
+    assert sum(c.startswith("done: ") for c in days[0]) == 3  # quota twice, a recharge
+
+
+def repeating(tmp_path: Path, events: str, every: str = "1d") -> Path:
+    path = tmp_path / "daily.yaml"
+    path.write_text(f"name: daily\nevery: {every}\nevents:\n{events}", encoding="utf-8")
+    return path
+
+
+def test_a_late_tick_finishes_the_last_period_before_the_next(tmp_path):
+    path = repeating(
+        tmp_path,
+        "  - {at: 1h, device: M1, action: quota, used: 0.5}\n"
+        "  - {at: 20h, device: M1, action: quota, used: 0.9}\n"
+        "  - {at: 2h, device: O1, action: offline, for: 1h}\n",
+    )
+    models = {"M1": DischargeMeter("M1", 1), "O1": OutfallMonitor("O1", 1)}
+    clock = ManualClock(START)
+    run = load_scenario(path).run(models, clock)
+    clock.advance(timedelta(hours=2, minutes=30))
+    assert run.tick() == ["started: offline on O1", "done: quota used set to 50 % on M1"]
+    clock.advance(timedelta(days=1))  # 02:30 the next day: the 20h one of the first day, late
+    assert run.tick() == [
+        "done: quota used set to 90 % on M1",
+        "done: quota used set to 50 % on M1",
+    ]
+    assert models["O1"].conditions.modes == {Mode.OFFLINE}  # the second day's window
+    clock.advance(timedelta(hours=1))
+    assert run.tick() == ["ended: offline on O1"]
+
+
+@pytest.mark.parametrize(
+    ("events", "every", "expected"),
+    [
+        ("  - {at: 23h, device: O1, action: offline, for: 2h}\n", "1d", "field 'for'"),
+        ("  - {at: 1h, device: O1, action: offline}\n", "1d", "field 'for'"),
+        ("  - {at: 1d, device: M1, action: quota, used: 0.5}\n", "1d", "field 'at'"),
+        ("  - {at: 1h, device: O1, action: offline, for: 1h}\n", "0s", "field 'every'"),
+        ("  - {at: 1h, device: O1, action: offline, for: 1h}\n", "daily", "field 'every'"),
+    ],
+)
+def test_a_repeating_scenario_keeps_its_events_within_the_period(tmp_path, events, every, expected):
+    with pytest.raises(ConfigError, match=expected):
+        load_scenario(repeating(tmp_path, events, every))

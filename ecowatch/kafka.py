@@ -121,18 +121,27 @@ async def ensure_topics(
     partitions: int,
     names: tuple[str, ...] = topics.KAFKA_TOPICS,
     compacted: tuple[str, ...] = (),
+    settle_existing: bool = False,
 ) -> None:
-    """Create the source topics (Faust never creates the topics it reads) and, ``compacted``,
-    the tables' changelogs: created here, before the worker starts, because a changelog that
-    Faust creates while its agent starts can be missing from the agent's metadata, which then
-    crashes on a partition mismatch again and again."""
+    """Create the source topics (Faust never creates the topics it reads) with their
+    retention (``topics.topic_config``) and, ``compacted``, the tables' changelogs: created
+    here, before the worker starts, because a changelog that Faust creates while its agent
+    starts can be missing from the agent's metadata, which then crashes on a partition
+    mismatch again and again.
+
+    ``settle_existing`` (the admin's, ``kafka-setup``): topics made before, by an older
+    version or by Kafka's defaults, get the same retention. Only the admin may change a
+    topic's settings; the other principals create what is missing, never alter. Kafka's
+    AlterConfigs sets a topic's whole configuration: a setting made on these topics by hand
+    is reset (make it here instead)."""
     admin = AIOKafkaAdminClient(**access.client_options(), request_timeout_ms=10_000)
     await _start(admin, access)
     try:
         # Only the missing ones: a principal may use a topic it has no right to create.
         existing = set(await admin.list_topics())
+        source = topics.topic_config()
         new = [
-            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            NewTopic(name, num_partitions=partitions, replication_factor=1, topic_configs=source)
             for name in names
             if name not in existing
         ]
@@ -146,19 +155,39 @@ async def ensure_topics(
             for name in compacted
             if name not in existing
         ]
-        if not new and not compacted:
-            return
-        response = await admin.create_topics(new) if new else None
-        errors = response.topic_errors if response is not None else []  # type: ignore[attr-defined]
-        for name, code, *_ in errors:
-            if code not in (0, _TOPIC_ALREADY_EXISTS):
-                raise RuntimeError(f"Kafka refused to create topic {name}: error code {code}")
+        if new:
+            response = await admin.create_topics(new)
+            for name, code, *_ in response.topic_errors:  # type: ignore[attr-defined]
+                if code not in (0, _TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"Kafka refused to create topic {name}: error code {code}")
+        settle = [n for n in names if n in existing] if settle_existing else []
         if compacted:  # changelogs made by an older version get the same settings
-            await admin.alter_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, n, CHANGELOG_CONFIG) for n in compacted]
-            )
+            await _alter(admin, {n: CHANGELOG_CONFIG for n in compacted}, strict=False)
+        if settle:
+            await _alter(admin, {n: source for n in settle})
+            log.info("topics: %s keep records %s", ", ".join(settle), source)
     finally:
         await admin.close()
+
+
+async def _alter(
+    admin: AIOKafkaAdminClient, configs: dict[str, dict[str, str]], strict: bool = True
+) -> None:
+    """Set topics' configurations; a topic Kafka refuses to change is an error (``strict``)
+    or a warning."""
+    responses = await admin.alter_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, c) for n, c in configs.items()]
+    )
+    refused = [
+        f"{name}: {message or code}"
+        for response in responses
+        for code, message, _, name in response.resources  # type: ignore[attr-defined]
+        if code != 0
+    ]
+    if refused and strict:
+        raise RuntimeError(f"Kafka refused the topics' settings: {'; '.join(refused)}")
+    if refused:
+        log.warning("Kafka refused the topics' settings: %s", "; ".join(refused))
 
 
 def _new_producer(access: KafkaAccess, client_id: str) -> AIOKafkaProducer:

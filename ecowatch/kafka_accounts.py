@@ -185,7 +185,7 @@ async def _described(client: AIOKafkaAdminClient) -> set[tuple[int, str, int, st
 
 async def set_up(admin: KafkaAccess, partitions: int, app_id: str) -> None:
     """As the admin: the platform's topics, then its principals' ACLs (both idempotent)."""
-    await ensure_topics(admin, partitions)
+    await ensure_topics(admin, partitions, settle_existing=True)
     await grant(admin, acl_plan(app_id))
 
 

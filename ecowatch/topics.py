@@ -5,6 +5,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 MQTT_PREFIX = "ecowatch/v1"
 
@@ -108,3 +109,25 @@ KAFKA_TOPICS = (
     TICKS,
     ACTIONS,
 )
+
+# How long the platform's topics keep a record: explicit, the same on every broker (Kafka's
+# default is the broker's setting, 168 h on ours). Kafka deletes whole segments, the oldest
+# once its newest record is past the retention: a record can stay up to RETENTION + SEGMENT.
+# What the worker keeps about a record (the notification log's entry that stops a second
+# send) lives as long, and no longer (ecowatch.alerts.delivery.KEEP_SENT).
+RETENTION = timedelta(days=7)
+SEGMENT = timedelta(days=1)
+
+
+def retained_for() -> timedelta:
+    """The longest a record can stay in a platform topic."""
+    return RETENTION + SEGMENT
+
+
+def topic_config() -> dict[str, str]:
+    """The platform topics' settings (``ecowatch.kafka.ensure_topics``), as Kafka takes them."""
+    return {
+        "cleanup.policy": "delete",
+        "retention.ms": str(int(RETENTION.total_seconds() * 1000)),
+        "segment.ms": str(int(SEGMENT.total_seconds() * 1000)),
+    }

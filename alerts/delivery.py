@@ -31,7 +31,7 @@ import os
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +39,7 @@ from typing import Protocol
 import apprise
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
+from ecowatch import topics
 from ecowatch.alerts.redact import guard_logs
 from ecowatch.alerts.routing import Route, Unroutable, route, scheme_of
 from ecowatch.alerts.templates import Lang, Message, possible_repeat, render
@@ -228,26 +229,54 @@ async def _nothing_to_flush() -> None:
     return None
 
 
+# How long the worker's log keeps what was sent for a notification: as long as the
+# notification's record can still be handed to the ``deliver`` agent again (its topic's
+# retention, plus the segment Kafka deletes whole), and an hour more. A record that can come
+# back finds its entry, so it is not sent twice; after that, nothing can ask.
+KEEP_SENT = topics.retained_for() + timedelta(hours=1)
+
+
+def case_of_key(key: bytes) -> str:
+    """The case id of a notification key (``{case_id}:{step}:{audience}:{round}``): the key
+    of the notification's record, so the partition of its log entry."""
+    return key.decode().rsplit(":", 3)[0]
+
+
+@dataclass
+class Swept:
+    """What one sweep of a notification log did: entries deleted, and entries of an older
+    version without a time, stamped with now (they age from here)."""
+
+    deleted: int = 0
+    stamped: int = 0
+
+
 class TableDeliveryLog:
     """The delivery log in a key-value table (the worker's: a Faust table backed by a
     changelog), keyed by the notification's idempotency key. Its value is JSON
-    ``{"sent": [[recipient, channel, scheme], ...], "begun": [...]}``: a notification whose
-    partition moves to another worker finds there what was sent, instead of in a file on the
-    first one. ``flush`` waits until the table's writes are in its changelog (the worker's:
-    its Kafka producer's flush), so a send is never begun, nor passed as sent, on a write that
-    a crash could still lose.
+    ``{"sent": [[recipient, channel, scheme], ...], "begun": [...], "at": "<ISO time>"}``:
+    a notification whose partition moves to another worker finds there what was sent,
+    instead of in a file on the first one. ``flush`` waits until the table's writes are in
+    its changelog (the worker's: its Kafka producer's flush), so a send is never begun, nor
+    passed as sent, on a write that a crash could still lose.
 
     Only what stops a second send is kept; every attempt's record goes to InfluxDB
-    (``DeliveryReport.records``); ``records()`` keeps none, so a worker that runs for months
-    does not grow with them."""
+    (``DeliveryReport.records``); ``records()`` keeps none. An entry is stamped (``at``,
+    the injected clock's time) at every write, and :meth:`sweep` deletes the entries older
+    than ``keep`` (:data:`KEEP_SENT`): the log holds one retention's notifications, not
+    every one ever sent."""
 
     def __init__(
         self,
         table: MutableMapping[bytes, bytes],
         flush: Callable[[], Awaitable[None]] = _nothing_to_flush,
+        clock: Clock | None = None,
+        keep: timedelta = KEEP_SENT,
     ) -> None:
         self.table = table
         self.flush = flush
+        self.clock = clock or SystemClock()
+        self.keep = keep
 
     def _entry(self, key: str) -> dict[str, list[list[str | int]]]:
         raw = self.table.get(key.encode())
@@ -255,7 +284,8 @@ class TableDeliveryLog:
         return {"sent": entry.get("sent", []), "begun": entry.get("begun", [])}
 
     def _put(self, key: str, entry: dict[str, list[list[str | int]]]) -> None:
-        self.table[key.encode()] = json.dumps(entry, ensure_ascii=False).encode()
+        stamped = {**entry, "at": self.clock.now().isoformat()}
+        self.table[key.encode()] = json.dumps(stamped, ensure_ascii=False).encode()
 
     def was_sent(self, key: str, recipient: str, channel: int, scheme: str) -> bool:
         return [recipient, channel, scheme] in self._entry(key)["sent"]
@@ -285,6 +315,48 @@ class TableDeliveryLog:
 
     async def durable(self) -> None:
         await self.flush()
+
+    def sweep(self, mine: Callable[[bytes], bool]) -> Swept:
+        """Deletes the entries older than ``keep`` among the keys ``mine`` accepts, and stamps
+        with now those that have no time (written by an older version).
+
+        ``mine``: the worker's own keys, those of the partition it is processing (the
+        ``deliver`` agent sweeps from inside its stream, where a table's delete goes to the
+        changelog partition of the current record: only that partition's keys may go)."""
+        now = self.clock.now()
+        horizon = now - self.keep
+        swept = Swept()
+        for key, raw in list(self.table.items()):
+            if not mine(key):
+                continue
+            at = written_at(raw)
+            if at is None:
+                entry = _object_of(raw)
+                entry["at"] = now.isoformat()
+                self.table[key] = json.dumps(entry, ensure_ascii=False).encode()
+                swept.stamped += 1
+            elif at < horizon:
+                del self.table[key]
+                swept.deleted += 1
+        return swept
+
+
+def _object_of(raw: bytes | None) -> dict[str, object]:
+    try:
+        entry = json.loads(raw) if raw else {}
+    except ValueError:
+        return {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def written_at(raw: bytes | None) -> datetime | None:
+    """When a notification log entry was last written; None for one without a time."""
+    at = _object_of(raw).get("at")
+    try:
+        when = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        return None
+    return when if when is not None and when.tzinfo is not None else None
 
 
 # -- notifiers ---------------------------------------------------------------------------------

@@ -422,7 +422,9 @@ import "dict"
 from(bucket: v.defaultBucket)
   |> {RANGE}
   |> filter(fn: (r) => r._measurement == "case_event")
-  |> pivot(rowKey: ["_time", "site", "kind", "status"],
+  // case_id is a tag since two cases stepped on one tick collided in one point; older
+  // points have none (a null in the row key, so each stays its own row).
+  |> pivot(rowKey: ["_time", "site", "kind", "status", "case_id"],
       columnKey: ["_field"], valueColumn: "_value")
   |> group()
   |> map(fn: (r) => ({{_time: r._time,

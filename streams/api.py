@@ -59,7 +59,8 @@ from ecowatch.streams.cases import (
 )
 from ecowatch.streams.enforcement import Enforcement, OfficerAction
 from ecowatch.streams.engine import SiteCases, context_for
-from ecowatch.streams.report import SiteCaseLog, weekly_report
+from ecowatch.streams.report import COUNTED, WEEK, GoneCase, weekly_report
+from ecowatch.streams.store import QueryError
 from ecowatch.tokens import OPERATOR, identify
 
 log = logging.getLogger(__name__)
@@ -272,12 +273,31 @@ class InFlight:
         return [a for _, a in kept]
 
     def add(self, action: OfficerAction) -> None:
-        self.of(action.site, action.case_id)  # forget what expired
+        self.prune()  # forget what expired, of every case: not only of this one
         self._actions.setdefault((action.site, action.case_id), []).append((self.clock(), action))
+
+    def prune(self) -> None:
+        """Forgets every action past ``seconds``: a case acted on once and never again would
+        otherwise be held for as long as the process runs."""
+        now = self.clock()
+        for key, actions in list(self._actions.items()):
+            kept = [(t, a) for t, a in actions if now - t < self.seconds]
+            if kept:
+                self._actions[key] = kept
+            else:
+                del self._actions[key]
+
+    def __len__(self) -> int:
+        """How many cases have actions in flight (or not yet forgotten)."""
+        return len(self._actions)
 
     def drop(self, action: OfficerAction) -> None:
         key = (action.site, action.case_id)
-        self._actions[key] = [(t, a) for t, a in self._actions.get(key, []) if a is not action]
+        kept = [(t, a) for t, a in self._actions.get(key, []) if a is not action]
+        if kept:
+            self._actions[key] = kept
+        else:
+            self._actions.pop(key, None)
 
 
 def why_unchanged(case: Case, action: OfficerAction) -> str:
@@ -319,9 +339,10 @@ def check_action(
         raise Refusal(409, why_unchanged(current, action))
 
 
-def gone(case_id: str, events: Iterable[CaseEvent]) -> str | None:
+def gone(case_id: str, events: Iterable[CaseEvent | GoneCase]) -> str | None:
     """Why a case no longer in the table cannot be acted on (closed or dismissed), from the
-    site's case log; None if the log does not know it either."""
+    site's case log (the cases gone within ``ecowatch.cases``' retention); None if the log
+    does not know it either."""
     last = None
     for event in events:
         if event.case_id == case_id:
@@ -366,7 +387,6 @@ class SiteData:
     """A site's state as the worker that holds it has it."""
 
     cases: SiteCases
-    log: SiteCaseLog | None  # asked for by the weekly settlement only
     now: datetime  # the site's data clock
 
 
@@ -411,12 +431,8 @@ def install_api(
             raise Refusal(503, f"no worker holds site {site} right now; try again") from None
         return None if same_node(url, app.conf.canonical_url) else url
 
-    def local(site: str, with_log: bool) -> SiteData:
-        return SiteData(
-            enforcement.site_cases(site),
-            enforcement.case_log(site) if with_log else None,
-            enforcement.site_now(site),
-        )
+    def local(site: str) -> SiteData:
+        return SiteData(enforcement.site_cases(site), enforcement.site_now(site))
 
     async def forward(
         request: Request, url: Any, path_qs: str, body: bytes | None = None
@@ -449,9 +465,7 @@ def install_api(
             if who.sees(s.grid) and (grids is None or s.grid in grids)
         ]
 
-    async def site_data(
-        request: Request, grids: frozenset[str] | None, with_log: bool
-    ) -> dict[str, SiteData]:
+    async def site_data(request: Request, grids: frozenset[str] | None) -> dict[str, SiteData]:
         """The state of every site of ``grids`` (None: every grid the caller sees), from this
         worker's tables or from the worker that holds it."""
         out: dict[str, SiteData] = {}
@@ -459,12 +473,12 @@ def install_api(
         for site in sites_of(caller(request), grids):
             url = owner(site)
             if url is None:
-                out[site] = local(site, with_log)
+                out[site] = local(site)
             else:
                 elsewhere.setdefault(url, []).append(site)
         # Each worker is asked by grid, not by site: a province's sites do not fit in a URL.
         pairs = [("grid", g) for g in sorted(grids)] if grids is not None else []
-        query = urlencode(pairs + ([("log", "1")] if with_log else []))
+        query = urlencode(pairs)
         for url, held in elsewhere.items():
             status, body = await forward(request, url, f"/api/sites/state?{query}")
             if status != 200:
@@ -474,29 +488,26 @@ def install_api(
                 data = body["sites"].get(site)
                 if data is None:  # that worker no longer holds it: the partitions moved
                     raise Refusal(503, "the workers are sharing out the sites; try again")
-                log_ = data.get("log")
                 out[site] = SiteData(
-                    SiteCases.model_validate(data["cases"]),
-                    SiteCaseLog.model_validate(log_) if log_ is not None else None,
-                    datetime.fromisoformat(data["now"]),
+                    SiteCases.model_validate(data["cases"]), datetime.fromisoformat(data["now"])
                 )
         return out
 
     async def site_state(request: Request) -> dict[str, Any]:
-        """``GET /api/sites/state?[site=…]*[grid=…]*[&log=1]``: the state of the sites held
-        here, of the sites named (each must be here, or 503), else of the grids named (else of
-        every grid the caller sees)."""
+        """``GET /api/sites/state?[site=…]*[grid=…]*``: the state of the sites held here, of
+        the sites named (each must be here, or 503), else of the grids named (else of every
+        grid the caller sees). (``log=1``, which an older worker asks with, is ignored: the
+        weekly settlement reads InfluxDB.)"""
         who = caller(request)
         sites: list[str] = []
         grids: set[str] = set()
-        with_log = False
         for name, value in request.query.items():
             if name == "site":
                 sites.append(value)
             elif name == "grid":
                 grids.add(value)
-            elif name == "log" and value == "1":
-                with_log = True
+            elif name == "log":
+                continue
             else:
                 raise Refusal(400, f"unknown parameter {shown(name)} (expected: site, grid, log)")
         for grid in grids:
@@ -513,10 +524,10 @@ def install_api(
             sites = [s for s in sites_of(who, frozenset(grids) or None) if owner(s) is None]
         answer: dict[str, Any] = {}
         for site in sites:
-            data = local(site, with_log)
+            data = local(site)
             answer[site] = {
                 "cases": data.cases.model_dump(mode="json"),
-                "log": data.log.model_dump(mode="json") if data.log is not None else None,
+                "log": None,  # an older worker reads it
                 "now": data.now.isoformat(),
             }
         return {"sites": answer}
@@ -526,7 +537,7 @@ def install_api(
         query = cases_query(request.query.items(), who, catalogue)
         now = clock.now()
         rows: list[dict[str, Any]] = []
-        data = await site_data(request, query.grids, with_log=False)
+        data = await site_data(request, query.grids)
         for site in (catalogue.sites[s] for s in sites_of(who, query.grids)):
             for case in data[site.id].cases.cases.values():
                 if query.status is not None and case.status is not query.status:
@@ -558,7 +569,7 @@ def install_api(
                     f"{MAX_FINDINGS_BYTES}",
                 ) from None
             text, close = findings_body(raw)
-        here = local(site, with_log=False)
+        here = local(site)
         command = OfficerAction(
             site=site,
             case_id=case_id,
@@ -624,20 +635,26 @@ def install_api(
             return await accepted(self, request, site, case_id, "findings")
 
     async def weekly(request: Request) -> dict[str, Any]:
+        """The week's cases counted from InfluxDB's ``case_event`` trail (any week, however
+        old, as long as the bucket keeps it); what is open and overdue at its end from the
+        tables of the workers that hold the sites."""
         who = caller(request)
         day = week_query(request.query.items())
         sites = sites_of(who, None)
-        data = await site_data(request, None, with_log=True)
+        data = await site_data(request, None)
         open_cases = [
             c
             for s in sites
             for c in data[s].cases.cases.values()
             if c.status is not CaseStatus.CLOSED
         ]
-        logs = {s: data[s].log or SiteCaseLog() for s in sites}
-        events = [e for log in logs.values() for e in log.events]
-        earlier = [c for s, log in logs.items() for c in log.counts(s)]
-        rows = weekly_report(events, open_cases, day, catalogue, earlier)
+        try:
+            counted = await enforcement.writer.case_counts(day, day + WEEK, COUNTED)
+        except QueryError as exc:
+            log.warning("weekly settlement: %s", exc)
+            raise Refusal(503, "the case history (InfluxDB) did not answer; try again") from None
+        counts = [(site, day.date(), kind, n) for site, kind, n in counted if site in sites]
+        rows = weekly_report([], open_cases, day, catalogue, counts)
         return {
             "week": day.date().isoformat(),
             "grids": [{**r.model_dump(), "settled": r.settled} for r in rows if who.sees(r.grid)],

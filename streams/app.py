@@ -39,6 +39,17 @@ def _credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
     return faust.SASLCredentials(username=kafka.username, password=kafka.password, mechanism=SCRAM)
 
 
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux); elsewhere its peak so far."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     clock = clock or SystemClock()
     catalogue = load_catalogue(settings.catalogue)
@@ -183,6 +194,10 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                 **enforcement.counts,
                 **enforcement.delay_figures(),
                 **stall.as_dict(),
+                # What the worker holds: each table's keys, bytes and largest value, and its
+                # resident memory. Nothing of it should grow past one retention's worth.
+                "tables": enforcement.table_sizes(),
+                "rss_bytes": rss_bytes(),
             }
         )
 

@@ -1,8 +1,9 @@
 """Detect – remind – penalize in the worker: the pure core (rules, cases) on Faust tables.
 
 One agent, ``enforce``, owns three tables keyed by site: the rules' state, the site's cases and
-its case log (for the weekly settlement), all backed by changelogs, so a worker that restarts
-resumes every open case and deadline, and still knows what happened this week.
+its log of the cases gone (closed or dismissed, within its topic's retention), all backed by
+changelogs, so a worker that restarts resumes every open case and deadline. The whole trail
+of every case is in InfluxDB (``case_event``), which the weekly settlement counts from.
 It reads readings, device status, ticks (time passing) and officers' actions, all keyed by
 site and so co-partitioned with the tables.
 
@@ -30,16 +31,16 @@ import json
 import logging
 import time
 from collections import Counter, defaultdict, deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import faust
-from faust.types import TP
+from faust.types import TP, TableT
 from pydantic import BaseModel, ValidationError
 
 from ecowatch import topics
-from ecowatch.alerts.delivery import Deliverer, TableDeliveryLog, delivery_lines
+from ecowatch.alerts.delivery import Deliverer, TableDeliveryLog, case_of_key, delivery_lines
 from ecowatch.clock import Clock, data_time
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.ingest.contract import Repeat
@@ -70,9 +71,10 @@ from ecowatch.streams.offsets import (
     missing_before,
     next_offset_of,
     next_offset_value,
+    partition_of,
 )
 from ecowatch.streams.points import account_line
-from ecowatch.streams.report import SiteCaseLog
+from ecowatch.streams.report import GONE, SiteCaseLog
 from ecowatch.streams.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
 from ecowatch.streams.rules.rejudge import (
     StoredReading,
@@ -100,6 +102,9 @@ ENFORCE_WITHIN_SECONDS = 0.1
 # A batch judges resent hours again (reading their days back from InfluxDB) for at most about
 # this long; the rest wait for the next tick.
 REJUDGE_BUDGET_SECONDS = 0.5
+# The deliver agent sweeps the notification log of the partition it is processing at most
+# this often (real seconds: a bound on its work; what expires is told by the injected clock).
+SWEEP_EVERY_SECONDS = 10.0
 
 
 class OfficerAction(BaseModel):
@@ -158,7 +163,15 @@ def window_line(site: str, closed: ClosedWindow) -> str:
 
 
 def case_event_line(e: CaseEvent) -> str:
-    tag_pairs = (("site", e.site), ("kind", e.kind), ("status", e.status.value))
+    """``case_event,site,kind,status,case_id case,actor,detail`` at the event's time. The case
+    id is a tag too: two cases of a site stepped on one tick are two points, not one that
+    InfluxDB overwrites with the other (the ``case`` field stays, for Grafana's queries)."""
+    tag_pairs = (
+        ("site", e.site),
+        ("kind", e.kind),
+        ("status", e.status.value),
+        ("case_id", e.case_id),
+    )
     fields = (
         ("case", string_field(e.case_id)),
         ("actor", string_field(e.actor)),
@@ -196,6 +209,23 @@ class Batch:
     rejudge: dict[str, tuple[list[tuple[str, datetime]], datetime, datetime]] = field(
         default_factory=dict
     )
+
+
+def sent_keys_of(partition: int, partitions: int) -> Callable[[bytes], bool]:
+    """Whether a notification log key is of ``partition``: the partition of its case id, the
+    key of the notification's record (the log's changelog partition is the record's)."""
+    return lambda key: partition_of(case_of_key(key).encode(), partitions) == partition
+
+
+def table_size(items: Iterable[tuple[bytes, bytes | None]]) -> dict[str, int]:
+    """``{"keys", "bytes", "largest"}`` of a table's raw items (keys and values are bytes)."""
+    keys = size = largest = 0
+    for key, value in items:
+        length = len(value or b"")
+        keys += 1
+        size += len(key) + length
+        largest = max(largest, length)
+    return {"keys": keys, "bytes": size, "largest": largest}
 
 
 def clock_value(seen: tuple[datetime, datetime]) -> bytes:
@@ -287,8 +317,13 @@ class Enforcement:
         # apprise, the last ones: the worker's /health gives their p50 and p99.
         self.notification_delays: deque[float] = deque(maxlen=10_000)
         # A send is begun and recorded in the changelog, flushed, on either side of apprise.
-        sent_log = TableDeliveryLog(self.sent_table, flush=lambda: app.producer.flush())
-        self.deliverer = Deliverer(catalogue, sent_log)
+        # Each entry is stamped with the clock's time and swept by the deliver agent once its
+        # notification's record can no longer come back (``alerts.delivery.KEEP_SENT``).
+        self.sent_log = TableDeliveryLog(
+            self.sent_table, flush=lambda: app.producer.flush(), clock=clock
+        )
+        self.deliverer = Deliverer(catalogue, self.sent_log, clock=clock)
+        self._swept_at: dict[int, float] = {}  # partition → when the sweep last ran (monotonic)
         app.agent(self.inputs, name="enforce")(self._enforce)
         app.agent(self.notifications, name="deliver")(self._deliver)
         # On the leader only: one tick per site and interval, whatever the number of workers.
@@ -296,6 +331,25 @@ class Enforcement:
         # sites of one's own partitions would need the assignment mirrored in the timer, and a
         # rebalance would drop or double ticks; the leader's are one stream, moved as a whole.)
         app.timer(interval=tick_seconds, on_leader=True)(self._tick_all)
+
+    def tables(self) -> dict[str, TableT]:
+        return {
+            t.name: t
+            for t in (
+                self.rules_table,
+                self.cases_table,
+                self.log_table,
+                self.clock_table,
+                self.offsets_table,
+                self.sent_table,
+            )
+        }
+
+    def table_sizes(self) -> dict[str, dict[str, int]]:
+        """Each table as this worker holds it in memory (its partitions, and any it keeps
+        as a standby or since a rebalance), for /health: keys, bytes of keys and values, and
+        the largest value (a changelog record: Kafka takes at most 1 MiB)."""
+        return {name: table_size(t.data.items()) for name, t in self.tables().items()}
 
     def delay_figures(self) -> dict[str, float | int]:
         """The notifications' delays from decision to apprise, for /health."""
@@ -710,9 +764,12 @@ class Enforcement:
             await self.findings.send(key=f.site.encode(), value=f.to_json())
         for e in out.events:
             await self.case_events.send(key=e.site.encode(), value=e.model_dump_json().encode())
+        # Only a case gone (closed, dismissed) changes a site's case log: the rest of the
+        # trail is in InfluxDB, which the weekly settlement counts from.
         by_site: defaultdict[str, list[CaseEvent]] = defaultdict(list)
         for e in out.events:
-            by_site[e.site].append(e)
+            if e.kind in GONE:
+                by_site[e.site].append(e)
         for site, events in by_site.items():
             batch.logs[site] = self._log_of(site, batch).add(events)
         for n in out.notifications:
@@ -736,6 +793,25 @@ class Enforcement:
                 await self._release([missing])
             await self._deliver_one(event.value, message.timestamp)
             self.offsets_table[key] = next_offset_value(max(expected or 0, message.offset + 1))
+            self._sweep(message.partition)
+
+    def _sweep(self, partition: int) -> None:
+        """Deletes the notification log's expired entries of ``partition``, at most every
+        :data:`SWEEP_EVERY_SECONDS`. Called inside the deliver agent's stream: a delete there
+        goes to the changelog partition of the current record, so only the keys of that
+        partition (of the notification's case id) are deleted. (From a timer, outside the
+        stream, Faust refuses to change this table; with the partitioner, a delete would hash
+        the notification's key, not its case id, and land on the wrong changelog partition:
+        the entry would come back at the next recovery.) A partition with no notifications is
+        not swept, but does not grow either."""
+        now = time.monotonic()
+        last = self._swept_at.get(partition)
+        if last is not None and now - last < SWEEP_EVERY_SECONDS:
+            return
+        self._swept_at[partition] = now
+        swept = self.sent_log.sweep(sent_keys_of(partition, self.app.conf.topic_partitions))
+        self.counts["notification_log_deleted"] += swept.deleted
+        self.counts["notification_log_stamped"] += swept.stamped
 
     async def _deliver_one(self, raw: bytes, decided_at: float | None = None) -> None:
         """``decided_at``: when the worker that decided it sent it (the record's timestamp,

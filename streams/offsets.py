@@ -49,6 +49,12 @@ def ledger_key(topic: str, partition: int, partitions: int) -> bytes:
     raise ValueError(f"no ledger key found for partition {partition} of {partitions}")
 
 
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner sends a record with ``key`` to."""
+    every = list(range(partitions))
+    return _partitioner(key, every, every)
+
+
 def next_offset_value(offset: int) -> bytes:
     return str(offset).encode()
 

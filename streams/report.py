@@ -1,75 +1,68 @@
 """The weekly settlement (周周能结清): per grid, the week's cases opened, acknowledged, closed,
-and what is overdue at the week's end. Pure: computed from case events and open cases."""
+and what is overdue at the week's end. Pure: computed from case events (or their counts, as
+InfluxDB's trail gives them) and open cases. And a site's log of the cases gone (closed or
+dismissed), for the case API."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
+from ecowatch import topics
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.streams.cases import Case, CaseEvent, CaseStatus, next_due
 
 WEEK = timedelta(days=7)
 MICROSECOND = timedelta(microseconds=1)
-# How far back a site's case log reaches: the weeks an operator may still ask about.
-LOG_WEEKS = 8
-# What the settlement counts, and what tells an officer that a case is gone (closed or
-# dismissed): the only kinds the log keeps. The whole trail (detection, renotifications, the
-# officers' findings in full) is on Kafka ``ecowatch.cases`` and in InfluxDB ``case_event``.
+# What the settlement counts (from InfluxDB's ``case_event`` trail: distinct case ids per
+# site and kind in the week), under the name of its column.
 COUNTED = {
     "reminded": "opened",
     "escalated": "escalated",
     "acknowledged": "acknowledged",
     "closed": "closed",
 }
-LOGGED = frozenset({*COUNTED, "dismissed"})
-# Events kept one by one. Each is about 250 bytes without its detail: 2,000 are half a MB,
-# well under Kafka's 1 MiB per record however a site's cases churn; older ones are kept as
-# counts per day, so the settlement of any of the weeks still adds up.
-LOG_EVENTS = 2000
+# What tells an officer that a case is gone: the only kinds a site's case log keeps.
+GONE = frozenset({"closed", "dismissed"})
+# How long the log keeps a case gone: as long as its topic (``ecowatch.cases``) keeps the
+# event. Older, an action on the case is answered "no open case"; the trail is in InfluxDB.
+LOG_KEEP = topics.RETENTION
+# A safety cap: a site closing this many cases in a retention is far past any real one. Each
+# entry is about 100 bytes of JSON: at most about 100 KB per site, far below Kafka's 1 MiB.
+LOG_EVENTS = 1000
+
+
+class GoneCase(BaseModel):
+    """A case closed or dismissed: what the case API answers an action on it with."""
+
+    case_id: str
+    kind: str  # "closed" | "dismissed"
+    at: AwareDatetime
 
 
 class SiteCaseLog(BaseModel):
-    """A site's case events of the last :data:`LOG_WEEKS` weeks (a Faust table value), so
-    the weekly settlement survives a worker's restart. Bounded: only the kinds the settlement
-    and the API use, without their detail, the last :data:`LOG_EVENTS` of them one by one and
-    the rest as counts per day (China time). InfluxDB keeps the full history."""
+    """A site's cases closed or dismissed within :data:`LOG_KEEP` of its newest one (a Faust
+    table value, so it survives a worker's restart): the case API tells an officer acting on
+    one that it is gone, and when. Bounded by time and by :data:`LOG_EVENTS`. The weekly
+    settlement counts from InfluxDB's trail, which keeps the whole history.
 
-    events: list[CaseEvent] = Field(default_factory=list)
-    # Older events, counted: China date (YYYY-MM-DD) → kind → how many.
-    earlier: dict[str, dict[str, int]] = Field(default_factory=dict)
+    A value written by an older version (every counted kind, with ``earlier`` day counts)
+    still reads: its other fields are ignored, and its other kinds leave at the next
+    :meth:`add`."""
+
+    events: list[GoneCase] = Field(default_factory=list)
 
     def add(self, events: Iterable[CaseEvent]) -> SiteCaseLog:
-        new = [e.model_copy(update={"detail": ""}) for e in events if e.kind in LOGGED]
-        kept = [*self.events, *new]
-        if not kept:
+        new = [GoneCase(case_id=e.case_id, kind=e.kind, at=e.at) for e in events if e.kind in GONE]
+        if not new:
             return self
-        horizon = max(e.at for e in kept) - LOG_WEEKS * WEEK
-        kept = [e for e in kept if e.at >= horizon]
-        earlier = {
-            day: dict(kinds)
-            for day, kinds in self.earlier.items()
-            if date.fromisoformat(day) >= horizon.astimezone(CHINA).date()
-        }
-        if len(kept) > LOG_EVENTS:
-            kept.sort(key=lambda e: e.at)
-            for e in kept[: len(kept) - LOG_EVENTS]:
-                if e.kind in COUNTED:
-                    day = earlier.setdefault(e.at.astimezone(CHINA).date().isoformat(), {})
-                    day[e.kind] = day.get(e.kind, 0) + 1
-            kept = kept[len(kept) - LOG_EVENTS :]
-        return SiteCaseLog(events=kept, earlier=earlier)
-
-    def counts(self, site: str) -> list[tuple[str, date, str, int]]:
-        """The counted older events: (site, China date, kind, how many)."""
-        return [
-            (site, date.fromisoformat(day), kind, n)
-            for day, kinds in self.earlier.items()
-            for kind, n in kinds.items()
-        ]
+        kept = sorted([*(e for e in self.events if e.kind in GONE), *new], key=lambda e: e.at)
+        horizon = kept[-1].at - LOG_KEEP
+        kept = [e for e in kept if e.at >= horizon][-LOG_EVENTS:]
+        return SiteCaseLog(events=kept)
 
 
 class GridWeek(BaseModel):
@@ -94,10 +87,11 @@ def weekly_report(
     open_cases: Iterable[Case],
     week_start: datetime,
     catalogue: Catalogue,
-    earlier: Iterable[tuple[str, date, str, int]] = (),
+    counts: Iterable[tuple[str, date, str, int]] = (),
 ) -> list[GridWeek]:
     """One row per grid (every grid, even a quiet one) for ``[week_start, week_start + 7 d)``;
-    ``earlier``: the case logs' counted older events (:meth:`SiteCaseLog.counts`)."""
+    ``counts``: events counted already, (site, China date, kind, how many): the worker
+    passes the week's counts from InfluxDB (``InfluxWriter.case_counts``) this way."""
     end = week_start + WEEK
     rows = {
         g.id: GridWeek(grid=g.id, name=g.name, district=g.district)
@@ -110,7 +104,7 @@ def weekly_report(
 
     counted = COUNTED
     first, last = week_start.astimezone(CHINA).date(), (end - MICROSECOND).astimezone(CHINA).date()
-    for site, day, kind, n in earlier:
+    for site, day, kind, n in counts:
         if first <= day <= last and kind in counted and (r := row(site)) is not None:
             setattr(r, counted[kind], getattr(r, counted[kind]) + n)
     for event in events:

@@ -14,7 +14,7 @@ import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from influxdb_client.client.exceptions import InfluxDBError
@@ -51,6 +51,10 @@ class Backoff:
 
     def delay(self, attempt: int) -> float:
         return min(self.cap, self.first * (2 ** max(0, attempt - 1)))
+
+
+class QueryError(Exception):
+    """InfluxDB did not answer a query (away, overloaded, refused it)."""
 
 
 class PermanentWriteError(Exception):
@@ -105,6 +109,35 @@ class InfluxWriter:
         client = await self._client_of_loop()
         text = await client.query_api().query_raw(flux, org=self.org, dialect=_PLAIN_CSV)
         return readings_of_csv(text, wanted)
+
+    async def case_counts(
+        self, start: datetime, stop: datetime, kinds: Iterable[str]
+    ) -> list[tuple[str, str, int]]:
+        """(site, kind, how many cases) of the ``case_event`` trail in [start, stop), for the
+        weekly settlement: distinct case ids, so an event written twice (a batch judged again
+        after a crash) counts once. Raises :class:`QueryError` when InfluxDB does not answer."""
+        either = " or ".join(f'r.kind == "{k}"' for k in sorted(set(kinds)))
+        first, last = start.astimezone(UTC).isoformat(), stop.astimezone(UTC).isoformat()
+        flux = (
+            f'from(bucket: "{self.bucket}") '
+            f"|> range(start: {first}, stop: {last}) "
+            '|> filter(fn: (r) => r._measurement == "case_event" and r._field == "case") '
+            f"|> filter(fn: (r) => {either}) "
+            '|> group(columns: ["site", "kind"]) '
+            "|> distinct() "
+            "|> count() "
+            '|> keep(columns: ["site", "kind", "_value"])'
+        )
+        try:
+            client = await self._client_of_loop()
+            text = await client.query_api().query_raw(flux, org=self.org, dialect=_PLAIN_CSV)
+        except (ApiException, InfluxDBError, TimeoutError, OSError) as exc:
+            raise QueryError(f"InfluxDB at {self.url} did not answer: {exc}") from exc
+        except Exception as exc:  # aiohttp's client errors are not OSErrors
+            if type(exc).__module__.startswith("aiohttp"):
+                raise QueryError(f"InfluxDB at {self.url} did not answer: {exc}") from exc
+            raise
+        return counts_of_csv(text)
 
     async def _write_api(self):
         return (await self._client_of_loop()).write_api()
@@ -199,6 +232,22 @@ def readings_of_csv(text: str, devices: set[str]) -> dict[str, list[StoredReadin
                 readings.append(StoredReading(device, datetime.fromisoformat(stamp), values))
         readings.sort(key=lambda r: r.ts)
         out[device] = readings
+    return out
+
+
+def counts_of_csv(text: str) -> list[tuple[str, str, int]]:
+    """(site, kind, count) rows of a Flux answer with ``site``, ``kind`` and ``_value``
+    columns, in plain CSV (a table may repeat the header)."""
+    out: list[tuple[str, str, int]] = []
+    col: dict[str, int] = {}
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) < 2:
+            continue
+        if "_value" in row and "site" in row:
+            col = {name: i for i, name in enumerate(row)}
+            continue
+        if col:
+            out.append((row[col["site"]], row[col["kind"]], int(row[col["_value"]])))
     return out
 
 

@@ -510,12 +510,14 @@ def test_a_send_is_begun_in_the_changelog_before_apprise_and_recorded_after(
             seen.append("send")
             return await super().send(url, message, notify_type)
 
-    d, _ = deliverer(catalogue, Watching(), log=TableDeliveryLog(table, flush), env=ONE_URL)
+    sent_log = TableDeliveryLog(table, flush, clock=ManualClock(T0))
+    d, _ = deliverer(catalogue, Watching(), log=sent_log, env=ONE_URL)
     asyncio.run(d.deliver(n))
+    at = '"at": "2026-11-23T01:00:00+00:00"'  # each write is stamped with the clock's time
     assert seen == [
-        'flush {"sent": [], "begun": [["E-001", 0, "json"]]}',
+        'flush {"sent": [], "begun": [["E-001", 0, "json"]], ' + at + "}",
         "send",
-        'flush {"sent": [["E-001", 0, "json"]], "begun": []}',
+        'flush {"sent": [["E-001", 0, "json"]], "begun": [], ' + at + "}",
     ]
 
 

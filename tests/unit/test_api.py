@@ -29,6 +29,7 @@ from ecowatch.streams.api import (
 from ecowatch.streams.cases import CaseEvent, CaseStatus
 from ecowatch.streams.enforcement import OfficerAction
 from ecowatch.streams.engine import SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.report import SiteCaseLog
 from ecowatch.tokens import hashed
 from tests.factories import T0
 from tests.factories import hourly_cod as hourly
@@ -265,6 +266,9 @@ def test_a_closed_case_is_known_from_the_case_log():
     assert gone("C1", log) == "case C1 was closed at 2026-11-23 10:00"
     assert gone("C1", log[:1]) is None  # the log knows it open: not gone
     assert gone("C2", log) is None
+    # As the site's case log keeps it: the cases gone, without the rest of the event.
+    kept = SiteCaseLog().add(log).events
+    assert gone("C1", kept) == "case C1 was closed at 2026-11-23 10:00"
 
 
 def test_actions_in_flight_expire_and_can_be_dropped():
@@ -277,7 +281,20 @@ def test_actions_in_flight_expire_and_can_be_dropped():
     assert flight.of("S-OUT-001", "C1") == []
     flight.add(a)
     flight.drop(a)
-    assert flight.of("S-OUT-001", "C1") == []
+    assert flight.of("S-OUT-001", "C1") == [] and len(flight) == 0
+
+
+def test_actions_in_flight_of_cases_never_asked_again_are_forgotten():
+    # One action on each of many cases, none asked about again: each add forgets what expired.
+    now = [0.0]
+    flight = InFlight(seconds=60, clock=lambda: now[0])
+    for n in range(1000):
+        now[0] = n * 1.0
+        flight.add(action(f"C{n}", "O-KC-01"))
+    assert len(flight) == 60  # the last minute's only
+    now[0] += 60
+    flight.prune()
+    assert len(flight) == 0
 
 
 def test_an_officer_acts_on_the_sites_data_clock_not_the_wall_clock(catalogue):

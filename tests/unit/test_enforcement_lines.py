@@ -22,6 +22,7 @@ from ecowatch.streams.enforcement import (
     clock_value,
     finding_line,
     judged_at,
+    table_size,
     window_line,
 )
 from ecowatch.streams.rules import ClosedWindow, SiteTick
@@ -91,9 +92,34 @@ def test_findings_and_case_events_escape_their_text():
         detail="已整改",
     )
     assert case_event_line(e) == (
-        "case_event,site=S-OUT-001,kind=closed,status=closed "
+        "case_event,site=S-OUT-001,kind=closed,status=closed,case_id=c-1 "
         f'case="c-1",actor="O-KC-01",detail="已整改" {MS}'
     )
+
+
+def test_two_cases_stepped_on_one_tick_are_two_points():
+    """A point is its measurement, tags and time: without the case id as a tag, two cases of
+    a site reminded on the same tick were one point, InfluxDB keeping the last."""
+
+    def reminded(case_id: str) -> CaseEvent:
+        return CaseEvent(
+            case_id=case_id,
+            site="S-OUT-001",
+            kind="reminded",
+            at=T,
+            actor="system",
+            status=CaseStatus.REMINDED,
+        )
+
+    a, b = case_event_line(reminded("c-1")), case_event_line(reminded("c-2"))
+    series = [line.split(" ")[0] for line in (a, b)]
+    assert series[0] != series[1] and a.endswith(f" {MS}") and b.endswith(f" {MS}")
+
+
+def test_a_tables_size_counts_keys_bytes_and_its_largest_value():
+    items = {b"S-OUT-001": b"x" * 100, b"S-OUT-002": b"y" * 10, b"k": None}
+    assert table_size(items.items()) == {"keys": 3, "bytes": 9 + 100 + 9 + 10 + 1, "largest": 100}
+    assert table_size([]) == {"keys": 0, "bytes": 0, "largest": 0}
 
 
 # -- the time an event is judged at -------------------------------------------------------------

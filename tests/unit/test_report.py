@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
+from ecowatch import topics
+from ecowatch.clock import CHINA
 from ecowatch.schema import Finding, Rule, Severity
 from ecowatch.streams.cases import Acknowledge, CaseEvent, CaseStatus, RecordFindings
 from ecowatch.streams.engine import SiteCases, context_for, on_action, on_findings, on_tick
-from ecowatch.streams.report import LOG_EVENTS, LOG_WEEKS, WEEK, SiteCaseLog, weekly_report
+from ecowatch.streams.report import LOG_EVENTS, LOG_KEEP, WEEK, SiteCaseLog, weekly_report
 
 MONDAY = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)  # Monday 00:00 in China
 
@@ -78,32 +81,63 @@ def test_a_week_of_two_grids(catalogue):
     assert all(r.opened == r.closed == 0 for r in later)
 
 
-def event(at: datetime, kind: str = "reminded") -> CaseEvent:
+def event(at: datetime, kind: str = "reminded", case: str = "c") -> CaseEvent:
     return CaseEvent(
-        case_id="c", site="S-OUT-001", kind=kind, at=at, actor="system", status=CaseStatus.REMINDED
+        case_id=case, site="S-OUT-001", kind=kind, at=at, actor="system", status=CaseStatus.REMINDED
     )
 
 
-def test_a_site_case_log_keeps_the_last_weeks_and_survives_a_json_round_trip(catalogue):
-    old, edge, new = (
-        MONDAY,
-        MONDAY + timedelta(days=1),
-        MONDAY + LOG_WEEKS * WEEK + timedelta(days=1),
+def test_the_week_adds_up_from_counts_as_influxdb_gives_them(catalogue):
+    # The worker passes (site, the week's Monday, kind, distinct cases) from the case_event
+    # trail; a kind the settlement does not count, or a site not in the catalogue, is left out.
+    monday = MONDAY.astimezone(CHINA).date()
+    counts = [
+        ("S-OUT-001", monday, "reminded", 3),
+        ("S-OUT-001", monday, "closed", 2),
+        ("S-OUT-004", monday, "escalated", 1),
+        ("S-OUT-001", monday, "detected", 9),
+        ("S-NOWHERE", monday, "reminded", 5),
+    ]
+    rows = {r.grid: r for r in weekly_report([], [], MONDAY, catalogue, counts)}
+    kc, qj = rows["G-KC-01"], rows["G-QJ-01"]
+    assert (kc.opened, kc.escalated, kc.acknowledged, kc.closed) == (3, 0, 0, 2)
+    assert (qj.opened, qj.escalated) == (0, 1)
+    later = weekly_report([], [], MONDAY + WEEK, catalogue, counts)  # another week's Monday
+    assert all(r.opened == r.closed == 0 for r in later)
+
+
+def test_a_site_case_log_keeps_the_cases_gone_within_the_topics_retention():
+    old, edge = MONDAY, MONDAY + timedelta(days=1)
+    new = edge + LOG_KEEP
+    log = SiteCaseLog().add(
+        [event(old, "closed", "c1"), event(edge, "dismissed", "c2"), event(edge, "reminded", "c3")]
     )
-    log = SiteCaseLog().add([event(old), event(edge)]).add([])
-    assert [e.at for e in log.events] == [old, edge]
-    log = log.add([event(new, "escalated")])
-    # The horizon is measured from the newest event: exactly LOG_WEEKS back is still kept.
-    assert [e.at for e in log.events] == [edge, new]
-    again = SiteCaseLog.model_validate_json(log.model_dump_json())
-    assert again == log
-    rows = {
-        r.grid: r for r in weekly_report(again.events, [], MONDAY + LOG_WEEKS * WEEK, catalogue)
+    # Only what tells that a case is gone, without anything else of the event.
+    assert [(e.case_id, e.kind, e.at) for e in log.events] == [
+        ("c1", "closed", old),
+        ("c2", "dismissed", edge),
+    ]
+    assert log.add([event(new, "escalated", "c4")]) is log  # nothing gone: not rewritten
+    log = log.add([event(new, "closed", "c4")])
+    # The horizon is measured from the newest: exactly one retention back is still kept.
+    assert [e.case_id for e in log.events] == ["c2", "c4"]
+    assert SiteCaseLog.model_validate_json(log.model_dump_json()) == log
+    assert LOG_KEEP == topics.RETENTION
+
+
+def test_a_site_case_log_of_an_older_version_still_reads():
+    closed = event(MONDAY, "closed", "c1")
+    older = {
+        "events": [event(MONDAY, "reminded", "c1").model_dump(mode="json"), closed.model_dump()],
+        "earlier": {"2026-11-20": {"reminded": 4}},
     }
-    assert (rows["G-KC-01"].opened, rows["G-KC-01"].escalated) == (0, 1)
+    log = SiteCaseLog.model_validate_json(json.dumps(older, default=str))
+    assert [e.kind for e in log.events] == ["reminded", "closed"]
+    log = log.add([event(MONDAY + timedelta(hours=1), "dismissed", "c2")])
+    assert [(e.case_id, e.kind) for e in log.events] == [("c1", "closed"), ("c2", "dismissed")]
 
 
-def test_a_site_case_log_stays_under_kafkas_record_limit_and_still_adds_up(catalogue):
+def test_a_site_case_log_stays_small_however_a_sites_cases_churn():
     # A site whose cases churn for eight weeks: 60,000 events, far past 1 MB as they come.
     start = MONDAY - 6 * WEEK
     log = SiteCaseLog()
@@ -113,7 +147,7 @@ def test_a_site_case_log_stays_under_kafkas_record_limit_and_still_adds_up(catal
         at = start + n * timedelta(minutes=5)
         batch = [
             CaseEvent(
-                case_id=f"c{n}",
+                case_id=f"20261122000000-S-OUT-001-w01018-hourly_over_limit-{n}",
                 site="S-OUT-001",
                 kind=kind,
                 at=at,
@@ -127,15 +161,6 @@ def test_a_site_case_log_stays_under_kafkas_record_limit_and_still_adds_up(catal
         log = log.add(batch)
     assert sent > 100 * 2**20
     record = log.model_dump_json().encode()
-    assert len(record) < 2**20 // 2 and len(log.events) == LOG_EVENTS
-    # Every week still counts each case once per kind, from the events and the day counts.
-    for week in range(5):
-        monday = start + week * WEEK
-        rows = weekly_report(log.events, [], monday, catalogue, log.counts("S-OUT-001"))
-        kc = next(r for r in rows if r.grid == "G-KC-01")
-        in_week = sum(
-            1 for n in range(10_000) if monday <= start + n * timedelta(minutes=5) < monday + WEEK
-        )
-        assert (kc.opened, kc.escalated, kc.acknowledged, kc.closed) == (in_week,) * 4
-    # The log still tells that an old case was closed, if it is among the kept events.
-    assert log.events[-1].kind == "closed" and log.events[-1].detail == ""
+    assert len(log.events) == LOG_EVENTS and len(record) < 2**20 // 8, len(record)
+    # The newest are kept: the last case closed is known gone.
+    assert log.events[-1].case_id.endswith("-9999") and log.events[-1].kind == "closed"

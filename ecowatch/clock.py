@@ -74,7 +74,10 @@ class ScaledClock:
     wall clock (not to a process's own start, as :class:`AcceleratedClock` is), every process
     given the same three values reads the same time, and a worker restarted halfway through
     a simulated month picks up where the month is, not where it began: what a soak's bridge,
-    worker and devices need to agree on (``ECOWATCH_CLOCK_*``, devtools only).
+    worker and devices need to agree on (``ECOWATCH_CLOCK_*``, devtools only). Until
+    ``epoch`` it stands at ``start``: processes started ahead of the others (a worker that
+    takes seconds to be ready, which are hours at a soak's speed) wait for the month with
+    them, instead of finding every device silent for hours before it has begun.
     """
 
     def __init__(
@@ -92,7 +95,7 @@ class ScaledClock:
         self._wall = wall
 
     def now(self) -> datetime:
-        return self.start + timedelta(seconds=(self._wall() - self.epoch) * self.speed)
+        return self.start + timedelta(seconds=max(0.0, self._wall() - self.epoch) * self.speed)
 
     def real_seconds(self, simulated: float) -> float:
         """How long to wait on the wall clock for ``simulated`` seconds to pass."""

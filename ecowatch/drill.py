@@ -1781,6 +1781,38 @@ def run_drill(
     show_default=True,
     help="Drive the catalogue's outfall monitors from this one on (1-based).",
 )
+@click.option(
+    "--soak",
+    is_flag=True,
+    help="A simulated month of the city (every catalogue device, scenario soak-city each "
+    "day, officers acting) on a scaled clock, with a worker and a bridge of its own and an "
+    "InfluxDB bucket of its own; prints the worker's RSS and tables at days 1, 10 and --days, "
+    "and fails if the last exceeds day 10 by more than --tolerance.",
+)
+@click.option("--days", default=30, show_default=True, help="--soak: simulated days.")
+@click.option(
+    "--speed",
+    default=2880.0,
+    show_default=True,
+    help="--soak: simulated seconds per real second (2880: 30 days in 15 min).",
+)
+@click.option(
+    "--interval",
+    default=300.0,
+    show_default=True,
+    help="--soak: simulated seconds between a device's readings (50 devices at 2880x and "
+    "300 s: 480 readings/s).",
+)
+@click.option(
+    "--tolerance",
+    default=0.15,
+    show_default=True,
+    type=click.FloatRange(0, 10),
+    help="--soak: how much the last day may exceed day 10 (RSS, each table's bytes).",
+)
+@click.option(
+    "--keep-bucket", is_flag=True, help="--soak: keep its InfluxDB bucket (deleted by default)."
+)
 def drill(
     rate: float,
     mqtt_devices: int,
@@ -1798,6 +1830,12 @@ def drill(
     outage_seconds: float,
     live_p99_limit: float,
     first_monitor: int,
+    soak: bool,
+    days: int,
+    speed: float,
+    interval: float,
+    tolerance: float,
+    keep_bucket: bool,
 ) -> None:
     """Steady load over MQTT and HJ 212 while the worker and the bridge are killed (-9),
     InfluxDB is stopped, Kafka and Mosquitto restarted and the HJ 212 server killed with
@@ -1807,8 +1845,14 @@ def drill(
 
     Starts the local stack if it is down, and its own worker (a consumer group and tables of
     its own), bridge and HJ 212 server; everyone's notifications go to the drill's receiver.
+
+    --soak runs a simulated month instead (see its option).
     """
     from ecowatch.config.catalogue import load_catalogue
+
+    if soak:
+        _soak(storm, outage_resend, days, speed, interval, tolerance, keep_bucket, seed)
+        return
 
     if rate <= 0 or mqtt_devices < 0 or hj212_devices < 0 or fault_gap < 0:
         raise click.UsageError("--rate must be > 0; device counts and --fault-gap >= 0")
@@ -1839,6 +1883,40 @@ def drill(
         raise click.UsageError("--storm and --outage-resend are two drills: choose one")
     report = run_drill(settings, load_catalogue(settings.catalogue), options, click.echo)
     for line in render(report):
+        click.echo(line)
+    if not report.passed:
+        sys.exit(1)
+
+
+def _soak(
+    storm: bool,
+    outage_resend: bool,
+    days: int,
+    speed: float,
+    interval: float,
+    tolerance: float,
+    keep_bucket: bool,
+    seed: int,
+) -> None:
+    """`ecowatch drill --soak` (ecowatch/soak.py)."""
+    from ecowatch.config.catalogue import load_catalogue
+    from ecowatch.soak import SoakOptions, render_soak, run_soak
+
+    if storm or outage_resend:
+        raise click.UsageError("--soak is a drill of its own: not with --storm or --outage-resend")
+    if days < 1 or speed <= 0 or interval <= 0:
+        raise click.UsageError("--days must be >= 1, --speed and --interval > 0")
+    settings = load_settings()
+    options = SoakOptions(
+        days=days,
+        speed=speed,
+        interval=interval,
+        tolerance=tolerance,
+        seed=seed,
+        keep_bucket=keep_bucket,
+    )
+    report = run_soak(settings, load_catalogue(settings.catalogue), options, click.echo)
+    for line in render_soak(report):
         click.echo(line)
     if not report.passed:
         sys.exit(1)

@@ -56,6 +56,14 @@ def test_scaled_clocks_of_separate_processes_agree_and_a_restart_resumes():
     assert first.now() == restarted.now() == start + timedelta(seconds=200_000)
 
 
+def test_scaled_clock_stands_at_its_start_until_its_epoch():
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    wall = iter([990.0, 1000.0, 1001.0])
+    clock = ScaledClock(start, speed=60, epoch=1000.0, wall=lambda: next(wall))
+    assert clock.now() == clock.now() == start
+    assert clock.now() == start + timedelta(minutes=1)
+
+
 def test_scaled_clock_refuses_naive_times_and_bad_speeds():
     with pytest.raises(ValueError):
         ScaledClock(datetime(2026, 1, 1), 10, 0.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,6 +28,19 @@ from ecowatch.drill import (
     reading_time,
     render,
     storm_plan,
+)
+from ecowatch.soak import (
+    Sample,
+    SoakDesk,
+    SoakReport,
+    TableSize,
+    checkpoints,
+    flatness,
+    real_rate,
+    render_soak,
+    sample_from_health,
+    soak_start,
+    statm_rss,
 )
 
 T0 = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
@@ -249,3 +263,171 @@ def test_a_storm_plan_is_every_fault_once_overlapping_and_the_same_for_a_seed() 
     assert any(later.at < f.at + f.down for i, f in enumerate(plan) for later in plan[i + 1 :]), (
         plan
     )
+
+
+# -- the soak (ecowatch/soak.py) ---------------------------------------------------------------
+
+MIB = 2**20
+
+
+def _sample(day: int, rss: int | None, tables: dict[str, int] | None) -> Sample:
+    return Sample(
+        day,
+        T0 + timedelta(days=day),
+        rss,
+        "health",
+        None if tables is None else {n: TableSize(10, b) for n, b in tables.items()},
+    )
+
+
+def test_the_soak_measures_days_1_10_and_its_last() -> None:
+    assert checkpoints(30) == (1, 10, 30)
+    assert checkpoints(10) == (1, 10)
+    assert checkpoints(3) == (1, 3)
+    assert checkpoints(1) == (1,)
+    with pytest.raises(ValueError):
+        checkpoints(0)
+
+
+def test_the_soak_month_begins_at_a_china_midnight_in_the_past() -> None:
+    now = datetime(2026, 12, 6, 7, 50, tzinfo=UTC)  # 15:50 in China
+    start = soak_start(now, 30)
+    assert start.isoformat() == "2026-11-05T00:00:00+08:00"
+    assert start + timedelta(days=30) < now
+    assert real_rate(50, 2880, 300) == 480
+
+
+def test_a_sample_reads_the_workers_health() -> None:
+    health = {
+        "ready": True,
+        "rss_bytes": 150 * MIB,
+        "tables": {"site-rules": {"keys": 45, "bytes": 400_000, "largest": 18_000}},
+        "stored_readings": 1000,
+        "findings": 12,
+    }
+    sample = sample_from_health(10, T0, health, statm=99)
+    assert sample.rss_bytes == 150 * MIB and sample.rss_source == "health"
+    assert sample.tables == {"site-rules": TableSize(45, 400_000, 18_000)}
+    assert sample.counts == {"stored_readings": 1000, "findings": 12}
+
+
+def test_a_sample_of_a_worker_that_does_not_report_its_memory(tmp_path: Path) -> None:
+    """Before the worker reports rss_bytes and tables: RSS from /proc/<pid>/statm, the
+    tables missing; a worker that does not answer at all has neither."""
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "statm").write_text("90000 25600 3000 1 0 30000 0\n")
+    statm = statm_rss(42, proc=tmp_path)
+    assert statm == 25600 * os.sysconf("SC_PAGE_SIZE")
+    assert statm_rss(43, proc=tmp_path) is None
+    sample = sample_from_health(1, T0, {"ready": True, "stored_readings": 5}, statm)
+    assert (sample.rss_bytes, sample.rss_source, sample.tables) == (statm, "statm", None)
+    gone = sample_from_health(1, T0, None, None)
+    assert (gone.rss_bytes, gone.rss_source, gone.counts) == (None, "none", {})
+
+
+def test_flat_figures_pass() -> None:
+    day10 = _sample(10, 150 * MIB, {"site-rules": 500_000, "site-clock": 3_300})
+    day30 = _sample(30, 160 * MIB, {"site-rules": 560_000, "site-clock": 3_300})
+    checks = flatness(day10, day30, tolerance=0.15)
+    assert [c.what for c in checks] == ["worker RSS", "site-clock bytes", "site-rules bytes"]
+    assert all(c.passed for c in checks)
+    assert checks[0].growth == pytest.approx(10 / 150)
+
+
+def test_growth_past_the_tolerance_fails() -> None:
+    day10 = _sample(10, 150 * MIB, {"site-case-log": 400_000})
+    day30 = _sample(30, 175 * MIB, {"site-case-log": 480_000})
+    rss, table = flatness(day10, day30, tolerance=0.15)
+    assert not rss.passed and rss.growth == pytest.approx(25 / 150)
+    assert not table.passed and table.as_dict()["growth"] == 0.2
+
+
+def test_a_small_table_moving_by_a_few_kilobytes_is_not_growth() -> None:
+    """+50 % of 20 KiB is one case more: under the slack; a table new since day 10 counts
+    from nothing, and fails only when it holds more than the slack."""
+    day10 = _sample(10, 150 * MIB, {"site-cases": 20_000})
+    day30 = _sample(30, 150 * MIB, {"site-cases": 30_000, "new": 10_000, "big": 100_000})
+    checks = {c.what: c for c in flatness(day10, day30, slack=64 * 1024)}
+    assert checks["site-cases bytes"].passed
+    assert checks["new bytes"].passed and checks["new bytes"].growth is None
+    assert not checks["big bytes"].passed
+
+
+def test_missing_figures() -> None:
+    """No RSS at either day fails (nothing measured); tables a worker does not report yet
+    are said to be missing, and the verdict is the RSS's."""
+    with_rss = _sample(10, 150 * MIB, None)
+    checks = flatness(with_rss, _sample(30, 151 * MIB, None))
+    assert [(c.what, c.passed, c.note) for c in checks] == [
+        ("worker RSS", True, ""),
+        ("tables", True, "not in the worker's /health"),
+    ]
+    assert not flatness(with_rss, _sample(30, None, None))[0].passed
+
+
+def _soak_report(samples: list[Sample], checks: list) -> SoakReport:
+    return SoakReport(
+        days=30,
+        speed=2880,
+        interval=300,
+        devices=50,
+        sim_start=T0,
+        app_id="ecowatch-soak-1",
+        bucket="ecowatch-soak-1",
+        samples=samples,
+        daily_rss=[(s.day, s.rss_bytes) for s in samples],
+        checks=checks,
+        tolerance=0.15,
+        reference_day=samples[-2].day if len(samples) > 1 else None,
+        seconds=900.0,
+        published=432_000,
+        stored=431_990,
+        notifications={"【执法】": 120},
+        officer_actions={"ack": 60, "findings": 60},
+    )
+
+
+def test_the_soak_prints_a_row_per_day_measured_and_a_json_line() -> None:
+    samples = [
+        _sample(1, 140 * MIB, {"site-rules": 300_000}),
+        _sample(10, 150 * MIB, {"site-rules": 500_000}),
+        _sample(30, 180 * MIB, {"site-rules": 510_000}),
+    ]
+    report = _soak_report(samples, flatness(samples[1], samples[2]))
+    lines = render_soak(report)
+    rows = [line for line in lines if line[:3].strip() in ("1", "10", "30")]
+    assert len(rows) == 3 and "140.0 MiB" in rows[0] and "10 / 488.3 KiB" in rows[1]
+    assert any("worker RSS" in line and "GREW" in line for line in lines)
+    assert lines[-2] == "FAILED"
+    data = json.loads(lines[-1])
+    assert data["passed"] is False and data["rate"] == 480 and data["reference_day"] == 10
+    assert [s["day"] for s in data["samples"]] == [1, 10, 30]
+    assert data["checks"][0] == {
+        "what": "worker RSS",
+        "before": 150 * MIB,
+        "after": 180 * MIB,
+        "growth": 0.2,
+        "passed": False,
+        "note": None,
+    }
+
+
+def test_a_soak_of_one_day_has_nothing_to_compare() -> None:
+    lines = render_soak(_soak_report([_sample(1, 140 * MIB, None)], []))
+    assert "tables: not in the worker's /health" in lines
+    assert "one day measured: nothing to compare" in lines
+    assert json.loads(lines[-1])["passed"] is True
+
+
+def test_the_soak_desk_acts_on_escalations_to_officers_only() -> None:
+    from ecowatch.alerts.inbox import Received
+    from ecowatch.config.settings import Settings
+
+    desk = SoakDesk(Settings(), {"tok": "O-KC-01"})
+    case = "20261105101500-S-OUT-001-w01018-hourly_over_limit"
+    desk.on_message(Received("O-KC-01", "【执法】hourly", f"case {case}\nmore"))
+    desk.on_message(Received("E-001", "【提醒】hourly", f"case {case}"))
+    desk.on_message(Received("O-XX-99", "【执法】hourly", f"case {case}"))  # no token
+    assert desk.notifications() == {"【执法】": 2, "【提醒】": 1}
+    assert desk.desk.todo.get_nowait() == ("O-KC-01", "S-OUT-001", case)
+    assert desk.desk.todo.empty()

@@ -422,9 +422,10 @@ import "dict"
 from(bucket: v.defaultBucket)
   |> {RANGE}
   |> filter(fn: (r) => r._measurement == "case_event")
-  // case_id is a tag since two cases stepped on one tick collided in one point; older
-  // points have none (a null in the row key, so each stays its own row).
-  |> pivot(rowKey: ["_time", "site", "kind", "status", "case_id"],
+  // Each case is its own series (its case_id tag), so the pivot keeps two cases stepped
+  // on one tick apart without case_id in the row key: points written before the tag have
+  // no such column, and a pivot whose row key names a missing column fails.
+  |> pivot(rowKey: ["_time", "site", "kind", "status"],
       columnKey: ["_field"], valueColumn: "_value")
   |> group()
   |> map(fn: (r) => ({{_time: r._time,

@@ -23,9 +23,10 @@ Any worker of the group answers for any site. A site's tables live on the worker
 partition (``app.router.key_store``): an action on a site held elsewhere is forwarded to that
 worker, whole (the caller's token and body), so its check and its in-flight actions are the
 owner's; the cases list and the weekly settlement read each site's state where it is held
-(``GET /api/sites/state``, with the caller's token) and merge it here. A list stays one answer
-for any set of grids, since a grid's sites are spread over every partition. While the
-partitions move (a worker joined or died) the API answers 503 until they are settled.
+(``GET /api/sites/state``, with the caller's token) and merge it here (the settlement's counts
+of the week come from InfluxDB's case trail, the same whichever worker asks). A list stays
+one answer for any set of grids, since a grid's sites are spread over every partition. While
+the partitions move (a worker joined or died) the API answers 503 until they are settled.
 """
 
 from __future__ import annotations

@@ -310,6 +310,21 @@ def test_detect_remind_penalize_on_the_real_stack(
         assert len(bodies) >= 2 and case["id"] in bodies[-1]  # the enterprise hears it is closed
         status, body = api("POST", path, "tok-kc-01")
         assert status == 409 and "was closed at" in body["error"], body  # nothing left to do
+        # What the worker holds, in /health: each table's keys, bytes and largest value.
+        status, health = api("GET", "/health", None)
+        tables = health["tables"]
+        assert set(tables) == {
+            "site-rules",
+            "site-cases",
+            "site-case-log",
+            "site-clock",
+            "input-offsets",
+            "notification-log",
+        }, tables
+        assert tables["notification-log"]["keys"] >= 2  # the reminder, the escalation, ...
+        assert tables["site-case-log"]["keys"] >= 1  # the closed case, for the 409 above
+        assert all(0 < t["largest"] <= t["bytes"] for t in tables.values() if t["keys"])
+        assert health["rss_bytes"] > 10 * 2**20
     finally:
         device.close()
         bridge.stop()

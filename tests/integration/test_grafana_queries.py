@@ -10,14 +10,19 @@ and Grafana's macros replaced as Grafana would, and must return rows: an empty p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from influxdb_client.client.write_api import SYNCHRONOUS
+
 from ecowatch import topics
 from ecowatch.config.settings import Settings
+from ecowatch.streams.report import COUNTED
+from ecowatch.streams.store import InfluxWriter, influx_client
 from tests.integration.conftest import Service, query, wait_for
 from tests.integration.test_pipeline import Device
 
@@ -163,3 +168,42 @@ def test_every_dashboard_query_returns_rows(
     names = {r["series"] for r in series}
     assert any(n.startswith("max limit (permit ") for n in names), names
     assert f"device {OUTFALL_DEVICE}" in names, names
+
+
+def test_the_case_trail_and_the_settlement_see_every_case_of_one_tick(settings: Settings) -> None:
+    """Two cases of a site reminded on the same tick are two points (their ``case_id`` tag),
+    and a point written before the tag existed still shows and counts: the trail panel's
+    pivot and the weekly settlement's distinct count read both."""
+    site = "S-TRAIL-TEST"  # no catalogue site: no settlement row, no other test's data
+    at = datetime(2020, 3, 2, 1, 0, tzinfo=UTC)  # a Monday morning in China, long ago
+    ms = int(at.timestamp() * 1000)
+    points = [
+        f'case_event,site={site},kind=reminded,status=reminded case="old",actor="system" {ms}',
+        *(
+            f"case_event,site={site},kind=reminded,status=reminded,case_id={c} "
+            f'case="{c}",actor="system" {ms + 60_000}'
+            for c in ("c1", "c2", "c2")  # c2 written twice (a batch judged again)
+        ),
+    ]
+    with influx_client(settings) as client:
+        client.write_api(write_options=SYNCHRONOUS).write(
+            bucket=settings.influx_bucket, record="\n".join(points), write_precision="ms"
+        )
+    (trail,) = [t for what, t in every_query() if what.startswith("cases.json: Latest case events")]
+    rows = query(settings, flux(trail, settings, at - timedelta(hours=1), at + timedelta(hours=1)))
+    assert sorted(r["case"] for r in rows if r["site"] == site) == ["c1", "c2", "old"]
+
+    writer = InfluxWriter(
+        settings.influx_url,
+        settings.influx_token.get_secret_value(),
+        settings.influx_org,
+        settings.influx_bucket,
+    )
+
+    async def counted() -> list[tuple[str, str, int]]:
+        try:
+            return await writer.case_counts(at, at + timedelta(days=7), COUNTED)
+        finally:
+            await writer.close()
+
+    assert [c for c in asyncio.run(counted()) if c[0] == site] == [(site, "reminded", 3)]

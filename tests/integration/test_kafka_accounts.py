@@ -7,12 +7,14 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from ecowatch import topics
 from ecowatch.config.settings import Settings
 from ecowatch.errors import ConfigError, EcowatchError
-from ecowatch.kafka import KafkaAccess, read_topic, start_producer
+from ecowatch.kafka import KafkaAccess, ensure_topics, read_topic, start_producer
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeadLetter, ReadingSource, RejectReason
 
@@ -87,3 +89,46 @@ def test_the_secrets_of_kafka_are_private(settings: Settings):
     kafka = settings.state_dir / "kafka"
     for name in ("accounts.json", "server.properties"):
         assert (kafka / name).stat().st_mode & 0o777 == 0o600, name
+
+
+async def topic_config(admin: KafkaAccess, name: str) -> dict[str, str]:
+    client = AIOKafkaAdminClient(**admin.client_options())
+    await client.start()
+    try:
+        (response,) = await client.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name)]
+        )
+        ((*_, entries),) = response.resources
+        return {entry[0]: entry[1] for entry in entries}
+    finally:
+        await client.close()
+
+
+def test_the_platforms_topics_keep_records_as_topics_py_says(settings: Settings):
+    """Made with the retention, and a topic made before (Kafka's defaults) gets it from the
+    admin's set-up (``kafka-setup``); any other principal leaves an existing topic alone."""
+    admin = access_for(settings, Role.ADMIN)
+    wanted = topics.topic_config()
+    made = asyncio.run(topic_config(admin, topics.NOTIFICATIONS))
+    assert {k: made[k] for k in wanted} == wanted
+
+    older = f"ecowatch.test-retention-{datetime.now(UTC):%Y%m%d%H%M%S%f}"
+
+    async def plain_then_settled() -> tuple[dict[str, str], dict[str, str], dict[str, str]]:
+        client = AIOKafkaAdminClient(**admin.client_options())
+        await client.start()
+        try:
+            await client.create_topics([NewTopic(older, 1, 1)])
+        finally:
+            await client.close()
+        before = await topic_config(admin, older)
+        await ensure_topics(access_for(settings, Role.WORKER), 1, (older,))
+        untouched = await topic_config(admin, older)
+        await ensure_topics(admin, 1, (older,), settle_existing=True)
+        return before, untouched, await topic_config(admin, older)
+
+    before, untouched, after = asyncio.run(plain_then_settled())
+    # The broker's defaults: the stack's retention is 168 h too, but a segment is 7 days.
+    assert before["segment.ms"] != wanted["segment.ms"]
+    assert untouched["segment.ms"] == before["segment.ms"]
+    assert {k: after[k] for k in wanted} == wanted

@@ -221,7 +221,7 @@ class SoakReport:
     app_id: str
     bucket: str
     samples: list[Sample]
-    daily_rss: list[tuple[int, int | None]]
+    daily: list[Sample]  # every simulated day's, for the trend between the days measured
     checks: list[Check]
     tolerance: float
     reference_day: int | None
@@ -253,7 +253,16 @@ class SoakReport:
             "notifications": self.notifications,
             "officer_actions": self.officer_actions,
             "samples": [s.as_dict() for s in self.samples],
-            "daily_rss": [{"day": d, "rss_bytes": r} for d, r in self.daily_rss],
+            "daily": [
+                {
+                    "day": s.day,
+                    "rss_bytes": s.rss_bytes,
+                    "tables_bytes": (
+                        {n: t.bytes for n, t in s.tables.items()} if s.tables is not None else None
+                    ),
+                }
+                for s in self.daily
+            ],
             "tolerance": self.tolerance,
             "reference_day": self.reference_day,
             "checks": [c.as_dict() for c in self.checks],
@@ -576,7 +585,7 @@ class Soak:
         fleet_task = asyncio.create_task(fleet.run(stop))
         began = time.monotonic()
         samples: list[Sample] = []
-        daily: list[tuple[int, int | None]] = []
+        daily: list[Sample] = []
         problems: list[str] = []
         desk_task: asyncio.Task | None = None
         day_seen = 0
@@ -602,7 +611,7 @@ class Soak:
                     day_seen += 1
                     sample = await self._sample(day_seen, clock.start + day_seen * DAY, worker.pid)
                     sample.counts["published"] = fleet.stats.published
-                    daily.append((day_seen, sample.rss_bytes))
+                    daily.append(sample)
                     if sample.rss_bytes is None:
                         problems.append(f"day {day_seen}: the worker's RSS could not be read")
                     self._progress(sample, fleet.stats.published, desk)
@@ -627,7 +636,7 @@ class Soak:
             app_id=self.app_id,
             bucket=self.bucket,
             samples=samples,
-            daily_rss=daily,
+            daily=daily,
             checks=checks,
             tolerance=o.tolerance,
             reference_day=reference.day if reference else None,

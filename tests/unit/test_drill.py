@@ -375,7 +375,7 @@ def _soak_report(samples: list[Sample], checks: list) -> SoakReport:
         app_id="ecowatch-soak-1",
         bucket="ecowatch-soak-1",
         samples=samples,
-        daily_rss=[(s.day, s.rss_bytes) for s in samples],
+        daily=samples,
         checks=checks,
         tolerance=0.15,
         reference_day=samples[-2].day if len(samples) > 1 else None,
@@ -402,6 +402,11 @@ def test_the_soak_prints_a_row_per_day_measured_and_a_json_line() -> None:
     data = json.loads(lines[-1])
     assert data["passed"] is False and data["rate"] == 480 and data["reference_day"] == 10
     assert [s["day"] for s in data["samples"]] == [1, 10, 30]
+    assert data["daily"][1] == {
+        "day": 10,
+        "rss_bytes": 150 * MIB,
+        "tables_bytes": {"site-rules": 500_000},
+    }
     assert data["checks"][0] == {
         "what": "worker RSS",
         "before": 150 * MIB,

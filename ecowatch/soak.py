@@ -511,8 +511,6 @@ class Soak:
             # Time passes for every site every 15 simulated minutes, at most twice a real
             # second (a tick of the city's 45 sites took 0.2 s: more often, they overlap).
             "ECOWATCH_TICK_SECONDS": f"{min(15.0, max(0.5, 900 / o.speed)):.3f}",
-            # The worker's stall watch reads the worker's clock: 30 real seconds, simulated.
-            "ECOWATCH_STALL_SECONDS": repr(settings.stall_seconds * o.speed),
         }
         bridge_env = {
             **os.environ,

@@ -158,7 +158,9 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     # worker stuck): said once and in /health; as long again, unless InfluxDB is away, and the
     # worker exits (75) for its keeper to start it again. Its offsets were not committed: the
     # batch is read again.
-    stall = StallWatch("worker", settings.stall_seconds, clock)
+    # Real seconds, whatever the worker's clock: a stall is the process standing still, and a
+    # scaled clock (the soak's) would make 30 s a few milliseconds.
+    stall = StallWatch("worker", settings.stall_seconds)
 
     def why_stalled() -> str:
         if writer.outage.active:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -157,3 +157,20 @@ def test_an_exceedance_found_late_for_an_open_case_is_evidence_on_its_trail(cata
     assert after == before  # the case follows the present's data
     assert [(e.kind, e.detail) for e in out.events] == [("late_evidence", "COD 95 (late)")]
     assert out.notifications == []
+
+
+def test_the_30_day_history_is_a_count_per_day_and_stays_small_all_month() -> None:
+    """One entry per China day of the last 30 days, however many cases open: a month of
+    openings no longer grows the site's table all month (the soak measured +67 %)."""
+    state = SiteCases()
+    start = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
+    counts = [state.count_opening(start + timedelta(hours=6 * i)) for i in range(4 * 60)]
+    assert len(state.opened_per_day) <= 31
+    # Four a day (the first China day has three): thirty days of them at most, the oldest gone.
+    assert counts[2] == 3 and counts[6] == 7
+    assert 4 * 29 < counts[-1] <= 4 * 30
+    # A value written by the older version (one time per opening) is counted, then dropped.
+    old = SiteCases.model_validate_json(
+        SiteCases(opened=[start, start + timedelta(days=1)]).model_dump_json()
+    )
+    assert old.count_opening(start + timedelta(days=2)) == 3 and old.opened == []

@@ -122,14 +122,22 @@ def api(method: str, path: str, token: str | None, body: dict | None = None) -> 
         return 0, None
 
 
-def cli_json(*args: str, token: str) -> Any:
-    done = subprocess.run(
-        [sys.executable, "-m", "ecowatch.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, "ECOWATCH_API_TOKEN": token},
-    )
+def cli_json(*args: str, token: str, settle: float = 30.0) -> Any:
+    """The command's JSON. A 503 while the workers share out the sites (a rebalance: a
+    worker was just killed or started) says "try again shortly": tried again for ``settle``
+    seconds, as an operator would."""
+    deadline = time.monotonic() + settle
+    while True:
+        done = subprocess.run(
+            [sys.executable, "-m", "ecowatch.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "ECOWATCH_API_TOKEN": token},
+        )
+        if "answered 503" not in done.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(1)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

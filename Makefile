@@ -40,8 +40,10 @@ unit: $(STAMP)
 integration: setup browser
 	$(BIN)/pytest tests/integration
 
+# The soak drives every catalogue device: a session (and a stack) of its own, after the rest.
 test: setup browser lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not soak"
+	$(BIN)/pytest -m soak
 
 stack-down:
 	$(BIN)/ecowatch stack down

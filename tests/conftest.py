@@ -27,3 +27,14 @@ def now() -> datetime:
 @pytest.fixture
 def repo_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+@pytest.hookimpl(trylast=True)  # after -m has chosen
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A soak test collected with other tests is left out, counted as deselected: it drives
+    every catalogue device, which the others' workers would judge too. `make test` runs it
+    in a session of its own (`pytest -m soak`)."""
+    soak = [item for item in items if item.get_closest_marker("soak")]
+    if soak and len(soak) < len(items):
+        items[:] = [item for item in items if not item.get_closest_marker("soak")]
+        config.hook.pytest_deselected(items=soak)

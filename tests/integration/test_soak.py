@@ -21,16 +21,14 @@ from ecowatch.streams.store import influx_client
 SOAK = ["drill", "--soak", "--days", "3", "--speed", "5760", "--interval", "1200"]
 
 
-def test_a_short_soak_measures_the_worker_on_simulated_days(
-    settings: Settings, request: pytest.FixtureRequest
-) -> None:
-    if any("test_soak" not in item.nodeid for item in request.session.items):
-        # Every catalogue device, readings dated a month back: the other tests' workers,
-        # which read the topics from their start, would judge them too.
-        pytest.skip(
-            "the soak drives every catalogue device: run it on its own stack "
-            "(pytest tests/integration/test_soak.py)"
-        )
+# Every catalogue device, readings dated a month back: the other tests' workers, which read
+# the topics from their start, would judge them too. So it runs in a session (and on a
+# stack) of its own: `make test` runs `pytest -m soak` after the rest; a session that
+# collects it with other tests leaves it out, counted as deselected (tests/conftest.py).
+pytestmark = pytest.mark.soak
+
+
+def test_a_short_soak_measures_the_worker_on_simulated_days(settings: Settings) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ecowatch.cli", *SOAK],
         capture_output=True,

@@ -890,6 +890,7 @@ class DrillOptions:
     # How the storm stops Mosquitto: "kill" (-9) or "term". Mosquitto 2.0 saves its queue at
     # most about once a second (autosave_on_changes): -9 loses what it acknowledged since.
     storm_mosquitto: str = "kill"
+    storm_recovery_limit: float = STORM_RECOVERY_SECONDS
     # --outage-resend: this share of the HJ 212 monitors off the network this long, then
     # resending what they kept (RF=1) while the others report live.
     outage_resend: bool = False
@@ -1516,15 +1517,16 @@ class Drill:
         deadline = time.monotonic() + o.recovery_timeout
         while recovery.recovered_at is None and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
-        if recovery.seconds is None or recovery.seconds > STORM_RECOVERY_SECONDS:
+        limit = o.storm_recovery_limit
+        if recovery.seconds is None or recovery.seconds > limit:
             self.problems.append(
-                f"storm: not recovered within {STORM_RECOVERY_SECONDS:.0f} s of its last fault"
+                f"storm: not recovered within {limit:.0f} s of its last fault"
                 f" ({_seconds(recovery.seconds)})"
             )
         self.say(f"storm: recovered {_seconds(recovery.seconds)} after its last fault")
-        back = await self._stages_back(last + STORM_RECOVERY_SECONDS - time.monotonic())
+        back = await self._stages_back(last + limit - time.monotonic())
         if back:
-            self.problems.append(f"storm: not back within 60 s of the last fault: {back}")
+            self.problems.append(f"storm: not back within {limit:.0f} s of the last fault: {back}")
         for d in hot:
             d.exceed(False)
         await self._steady(o.gap)
@@ -1761,6 +1763,13 @@ def run_drill(
     "kill -9 loses what it acknowledged since (see the README).",
 )
 @click.option(
+    "--storm-recovery-limit",
+    default=STORM_RECOVERY_SECONDS,
+    show_default=True,
+    help="Seconds after the storm's last fault by which everything acknowledged must be "
+    "stored and every stage be back.",
+)
+@click.option(
     "--outage-resend",
     is_flag=True,
     help="A county's network outage: --outage-share of the HJ 212-2025 monitors off the "
@@ -1825,6 +1834,7 @@ def drill(
     storm: bool,
     storm_span: float,
     storm_mosquitto: str,
+    storm_recovery_limit: float,
     outage_resend: bool,
     outage_share: float,
     outage_seconds: float,
@@ -1874,6 +1884,7 @@ def drill(
         storm=storm,
         storm_span=storm_span,
         storm_mosquitto=storm_mosquitto,
+        storm_recovery_limit=storm_recovery_limit,
         outage_resend=outage_resend,
         outage_share=outage_share,
         outage_seconds=outage_seconds,

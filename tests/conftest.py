@@ -31,10 +31,12 @@ def repo_root() -> Path:
 
 @pytest.hookimpl(trylast=True)  # after -m has chosen
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A soak test collected with other tests is left out, counted as deselected: it drives
-    every catalogue device, which the others' workers would judge too. `make test` runs it
-    in a session of its own (`pytest -m soak`)."""
-    soak = [item for item in items if item.get_closest_marker("soak")]
-    if soak and len(soak) < len(items):
-        items[:] = [item for item in items if not item.get_closest_marker("soak")]
-        config.hook.pytest_deselected(items=soak)
+    """A soak or storm test collected with other tests is left out, counted as deselected:
+    the soak drives every catalogue device, which the others' workers would judge too, and
+    the storm kills the services under them. Each runs in a session of its own (`pytest -m
+    soak`, `pytest -m storm`)."""
+    for marker in ("soak", "storm"):
+        alone = [item for item in items if item.get_closest_marker(marker)]
+        if alone and len(alone) < len(items):
+            items[:] = [item for item in items if not item.get_closest_marker(marker)]
+            config.hook.pytest_deselected(items=alone)

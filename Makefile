@@ -40,13 +40,14 @@ unit: $(STAMP)
 integration: setup browser
 	$(BIN)/pytest tests/integration
 
-# The soak drives every catalogue device: a session (and a stack) of its own, after the rest.
+# The soak drives every catalogue device, and the short storm kills Kafka and InfluxDB under
+# load: each needs a session (and a stack) of its own, after the rest.
 test: setup browser lint
 	$(BIN)/pytest -m "not soak and not storm"
 	$(BIN)/pytest -m soak
+	$(BIN)/pytest -m storm
 
-# The short storm (kill -9 of Kafka and InfluxDB under load) on a stack of its own. Not in
-# `make test` until a restarted worker no longer waits 5 minutes for partitions (README).
+# The short storm alone.
 test-storm: setup
 	$(BIN)/pytest -m storm
 

@@ -79,3 +79,45 @@ class StallWatch:
             "stalled_why": self.why or None,
             "stall_after_s": self.after,
         }
+
+
+@dataclass
+class PartitionWatch:
+    """A ready worker that holds no partition of its input reads nothing, and no count moves:
+    a stall ``StallWatch`` cannot see. Kafka's group gives a worker none when there are more
+    workers than partitions (fine), or when the group formed while Kafka was still loading
+    its topics (a fault: the worker waits for its next metadata refresh). Said once after
+    ``after`` seconds, and again when partitions come."""
+
+    stage: str
+    topic: str
+    after: float = STALL_SECONDS
+    clock: Clock = field(default_factory=SystemClock)
+    since: datetime | None = None  # holding none since
+    _said: bool = False
+
+    def observe(self, ready: bool, held: int) -> str | None:
+        """``ready``: recovered and not rebalancing; ``held``: partitions of ``topic`` held."""
+        now = self.clock.now()
+        if not ready or held:
+            was = self.since
+            self.since = None
+            if held and self._said and was is not None:
+                self._said = False
+                lasted = (now - was).total_seconds()
+                return (
+                    f"{self.stage} holds {held} partition(s) of {self.topic} again "
+                    f"after {lasted:.0f} s"
+                )
+            return None
+        if self.since is None:
+            self.since = now
+        idle = (now - self.since).total_seconds()
+        if not self._said and idle >= self.after:
+            self._said = True
+            return (
+                f"{self.stage} holds no partition of {self.topic} for {idle:.0f} s: it reads "
+                "nothing (more workers than partitions, or Kafka's group formed before its "
+                "topics were loaded and a rejoin is awaited)"
+            )
+        return None

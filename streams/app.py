@@ -23,7 +23,7 @@ from ecowatch.files import private_dir
 from ecowatch.kafka import SCRAM, KafkaAccess, read_range
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
-from ecowatch.stall import STALLED_EXIT_CODE, StallWatch
+from ecowatch.stall import STALLED_EXIT_CODE, PartitionWatch, StallWatch
 from ecowatch.streams.api import MAX_BODY_BYTES, install_api
 from ecowatch.streams.enforcement import Enforcement
 from ecowatch.streams.points import store_lines
@@ -31,6 +31,9 @@ from ecowatch.streams.store import InfluxWriter, PermanentWriteError
 from ecowatch.tokens import load_tokens
 
 log = logging.getLogger(__name__)
+
+# How old the consumer's view of Kafka's topics may grow (aiokafka's default: 5 minutes).
+METADATA_MAX_AGE_MS = 10_000
 
 
 def _credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
@@ -89,6 +92,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         # times out: keep that short, so a restarted worker resumes within seconds.
         broker_session_timeout=10.0,
         broker_heartbeat_interval=2.0,
+        # A group that forms while Kafka is still loading its topics hands out no partitions,
+        # and aiokafka rejoins only when its metadata shows them: by default after 5 minutes
+        # (metadata_max_age_ms). A storm's restarted worker stood idle that long; 10 s costs
+        # one small request.
+        consumer_metadata_max_age_ms=METADATA_MAX_AGE_MS,
         consumer_auto_offset_reset="earliest",
         key_serializer="raw",
         value_serializer="raw",
@@ -167,8 +175,22 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
             return f"InfluxDB at {writer.outage.address} is unavailable; the batch is retried"
         return "a batch of readings has not finished"
 
+    # Ready and holding no partition of the readings: nothing is taken, so no count shows it.
+    unassigned = PartitionWatch("worker", topics.READINGS, settings.stall_seconds)
+
+    def ready() -> bool:
+        # Ready: the tables are recovered from their changelogs and partitions assigned.
+        return app.tables.recovery.completed.is_set() and not app.rebalancing
+
+    def readings_partitions() -> int:
+        return sum(1 for tp in app.consumer.assignment() if tp.topic == topics.READINGS)
+
     @app.timer(interval=1.0)
     async def watch_stall() -> None:
+        held = readings_partitions()
+        said = unassigned.observe(ready(), held)
+        if said:
+            (log.info if held else log.warning)(said)
         c = enforcement.counts
         line = stall.observe(c["batches_taken"], c["batches_done"], why_stalled)
         if line:
@@ -186,12 +208,11 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
 
     @app.page("/health")
     async def health(web, request):
-        # Ready: the tables are recovered from their changelogs and partitions assigned.
-        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
         return web.json(
             {
                 "status": "ok",
-                "ready": ready,
+                "ready": ready(),
+                "readings_partitions": readings_partitions(),
                 **counts,
                 **enforcement.counts,
                 **enforcement.delay_figures(),

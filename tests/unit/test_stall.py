@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ecowatch.clock import ManualClock
-from ecowatch.stall import StallWatch
+from ecowatch.stall import PartitionWatch, StallWatch
 
 
 def watch(after: float = 30.0) -> tuple[StallWatch, ManualClock]:
@@ -61,3 +61,34 @@ def test_moving_again_ends_the_stall_in_one_line() -> None:
     assert line == "bridge moves again after standing still for 15 s"
     assert not w.stalled and not w.gave_up()
     assert w.as_dict()["stalled_since"] is None
+
+
+def partitions(after: float = 30.0) -> tuple[PartitionWatch, ManualClock]:
+    clock = ManualClock(datetime(2026, 12, 6, 8, 0, tzinfo=UTC))
+    return PartitionWatch("worker", "readings", after, clock), clock
+
+
+def test_a_ready_worker_without_partitions_says_so_once_and_again_when_they_come() -> None:
+    w, clock = partitions()
+    assert w.observe(ready=True, held=0) is None
+    seconds(clock, 29)
+    assert w.observe(ready=True, held=0) is None
+    seconds(clock, 1)
+    line = w.observe(ready=True, held=0)
+    assert line is not None and "no partition of readings for 30 s" in line
+    seconds(clock, 60)
+    assert w.observe(ready=True, held=0) is None  # said once
+    line = w.observe(ready=True, held=3)
+    assert line is not None and "holds 3 partition(s) of readings again after 90 s" in line
+    assert w.observe(ready=True, held=3) is None
+
+
+def test_a_worker_recovering_or_rebalancing_is_not_counted_as_idle() -> None:
+    w, clock = partitions()
+    assert w.observe(ready=False, held=0) is None
+    seconds(clock, 100)
+    assert w.observe(ready=False, held=0) is None
+    assert w.observe(ready=True, held=0) is None  # the wait starts when it is ready
+    seconds(clock, 29)
+    assert w.observe(ready=True, held=0) is None
+    assert w.observe(ready=True, held=8) is None  # came in time: nothing was said

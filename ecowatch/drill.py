@@ -66,6 +66,7 @@ from ecowatch.ingest import hj212
 from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.models import BaseMonitor
+from ecowatch.simulators.recent import RecentSends
 from ecowatch.stack.process import port_open
 from ecowatch.supervise import Backoff, KeptProcess
 from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor, read_health
@@ -397,6 +398,8 @@ class DrillReport:
     device_ids: list[str] = field(default_factory=list)
     restarts: dict[str, int] = field(default_factory=dict)  # storm: by each stage's keeper
     live_latency: dict[str, float | int | None] = field(default_factory=dict)  # outage-resend
+    # MQTT readings published again after a lost connection (simulators/recent.py).
+    republished: int = 0
 
     @property
     def passed(self) -> bool:
@@ -439,6 +442,7 @@ class DrillReport:
             "device_ids": self.device_ids,
             "restarts": self.restarts,
             "live_latency": self.live_latency,
+            "republished": self.republished,
             "passed": self.passed,
         }
 
@@ -486,6 +490,11 @@ def render(report: DrillReport) -> list[str]:
     if report.restarts:
         said = ", ".join(f"{name} {n}" for name, n in report.restarts.items())
         lines.append(f"restarted by their keepers     {said}")
+    if report.republished:
+        lines.append(
+            f"republished after a lost broker {report.republished:>7,}  (MQTT monitors: what "
+            "they sent just before; the platform skips what it has)"
+        )
     if a.lost_by_device:
         lines.append(f"lost by device: {json.dumps(a.lost_by_device)}")
     lines += [f"problem: {p}" for p in report.problems]
@@ -541,7 +550,9 @@ class DrillDevice:
 
 class MqttDevice(DrillDevice):
     """QoS 1 without waiting: paho keeps what the broker has not acknowledged and sends it again
-    after a reconnect; each PUBACK is filed against its reading's index."""
+    after a reconnect; each PUBACK is filed against its reading's index. After a lost
+    connection it publishes again what it sent in the seconds before, which a broker killed
+    -9 may have acknowledged and forgotten (simulators/recent.py)."""
 
     def __init__(self, *args: object, settings: Settings, password: str, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
@@ -549,6 +560,8 @@ class MqttDevice(DrillDevice):
         self._early: set[int] = set()  # PUBACKs that beat publish() to its mid
         self._lock = threading.Lock()
         self.connects = 0
+        self.republished = 0
+        self._recent: RecentSends[tuple[int, bytes]] = RecentSends()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.device, protocol=mqtt.MQTTv5
         )
@@ -558,13 +571,25 @@ class MqttDevice(DrillDevice):
         self.client.reconnect_delay_set(0.2, 2)
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
         self.topic = topics.reading_topic(self.site, self.device)
         self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=15)
         self.client.loop_start()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if not reason_code.is_failure:
-            self.connects += 1
+        if reason_code.is_failure:
+            return
+        self.connects += 1
+        # paho's thread, which handles the PUBACKs too, after this callback: no race.
+        for index, payload in self._recent.again():
+            info = client.publish(self.topic, payload, qos=1)
+            with self._lock:
+                self._pending[info.mid] = index
+            self.republished += 1
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self._recent.lost(time.monotonic())
 
     @property
     def connected(self) -> bool:
@@ -583,6 +608,7 @@ class MqttDevice(DrillDevice):
     def send_next(self) -> int:
         index, reading = self.next_reading()
         payload = reading.model_dump_json(exclude_none=True).encode()
+        self._recent.sent(time.monotonic(), (index, payload))
         # Not under our lock: paho holds its own around _on_publish.
         info = self.client.publish(self.topic, payload, qos=1)
         with self._lock:
@@ -1267,6 +1293,7 @@ class Drill:
             device_ids=list(self.ledger.devices),
             restarts={name: kept.restarts for name, kept in self.kept.items()},
             live_latency=self.live_latency,
+            republished=sum(d.republished for d in self.devices if isinstance(d, MqttDevice)),
         )
 
     def _connect_devices(self) -> list[DrillDevice]:

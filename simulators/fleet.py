@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,7 @@ from ecowatch.simulators.models import (
     Mode,
     OutfallMonitor,
 )
+from ecowatch.simulators.recent import RecentSends
 from ecowatch.simulators.scenarios import ScenarioRun
 
 log = logging.getLogger(__name__)
@@ -79,6 +81,9 @@ class FleetStats:
     resent: int = 0  # of those, kept by an HJ 212-2025 device and sent later with RF=1
     overflow: int = 0  # kept readings dropped, oldest first, from a device's full store
     reconnects: int = 0
+    # Readings published again after a lost connection: the broker may have forgotten them
+    # (simulators/recent.py); the platform skips those it has.
+    republished: int = 0
     commands: Counter[str] = field(default_factory=Counter)  # obeyed / repeated / refused
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -95,6 +100,7 @@ class FleetStats:
             "resent": self.resent,
             "overflow": self.overflow,
             "reconnects": self.reconnects,
+            "republished": self.republished,
             "commands": dict(self.commands),
         }
 
@@ -130,8 +136,10 @@ class MqttLink:
         self._reading_mids: set[int] = set()
         self._early: dict[int, bool] = {}  # acknowledged before send() filed them
         self._status_mids: set[int] = set()
+        self._republished_mids: set[int] = set()
         self._mids_lock = threading.Lock()
         self._client: mqtt.Client | None = None
+        self._recent: RecentSends[bytes] = RecentSends()
 
     def _new_client(self) -> mqtt.Client:
         client = mqtt.Client(
@@ -142,7 +150,12 @@ class MqttLink:
         client.on_connect = self._on_connect
         client.on_publish = self._on_publish
         client.on_message = self._on_message
+        client.on_disconnect = self._on_disconnect
         return client
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:  # the broker went away, not at our asking
+            self._recent.lost(time.monotonic())
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -151,6 +164,11 @@ class MqttLink:
         info = client.publish(self._status_topic, b"online", qos=1, retain=True)
         with self._mids_lock:
             self._status_mids.add(info.mid)
+        for payload in self._recent.again():
+            info = client.publish(self._reading_topic, payload, qos=1)
+            with self._mids_lock:
+                self._republished_mids.add(info.mid)
+            self._stats.republished += 1
         if self._on_command is not None:
             client.subscribe(self._command_topic, qos=1)
 
@@ -161,6 +179,9 @@ class MqttLink:
         with self._mids_lock:
             if mid in self._status_mids:
                 self._status_mids.discard(mid)
+                return
+            if mid in self._republished_mids:
+                self._republished_mids.discard(mid)
                 return
             if mid in self._reading_mids:
                 self._reading_mids.discard(mid)
@@ -207,6 +228,8 @@ class MqttLink:
         payload = reading.model_dump_json(exclude_none=True).encode()
         if garble:
             payload = payload[: len(payload) // 2]  # cut mid-message, as a flaky link does
+        else:
+            self._recent.sent(time.monotonic(), payload)
         info = self._client.publish(self._reading_topic, payload, qos=1)
         with self._mids_lock:
             early = self._early.pop(info.mid, None)
@@ -220,6 +243,7 @@ class MqttLink:
             self._reading_mids.clear()
             self._early.clear()
             self._status_mids.clear()
+            self._republished_mids.clear()
 
     def drop(self) -> None:
         if self._client is not None:

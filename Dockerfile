@@ -18,6 +18,8 @@ COPY streams/ /src/streams/
 COPY alerts/ /src/alerts/
 COPY simulators/ /src/simulators/
 COPY console/ /src/console/
+COPY cli/ /src/cli/
+COPY devtools/ /src/devtools/
 
 RUN pip install /src \
     && rm -rf /src \

@@ -30,9 +30,11 @@ browser:
 demo: setup
 	$(BIN)/ecowatch demo
 
+# ruff, and the layers (import-linter's contracts in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/python devtools/lint_imports.py
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit

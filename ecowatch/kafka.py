@@ -29,7 +29,7 @@ from aiokafka.errors import (
 
 from ecowatch import topics
 from ecowatch.errors import ConfigError, ServiceDown
-from ecowatch.stack.process import port_open
+from ecowatch.outage import port_open
 
 log = logging.getLogger(__name__)
 

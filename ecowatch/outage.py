@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,15 @@ from datetime import datetime
 from ecowatch.clock import Clock, SystemClock
 
 log = logging.getLogger("ecowatch.outage")
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether anything listens there: a service that is starting, or back."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 # The two lines of an outage, in one place. A service that is starting (this process has not

@@ -8,8 +8,8 @@ if it is still so ``after`` seconds later, it cannot recover by itself and exits
 (:data:`STALLED_EXIT_CODE`), so that whatever supervises it (``ecowatch up``, docker-compose,
 systemd) starts it again. Pure: the caller gives the counts and the time.
 
-(``ecowatch.watch.FlowWatch`` is the same idea seen from outside, across processes: a command
-watching the stages it started.)
+(``ecowatch.devtools.watch.FlowWatch`` is the same idea seen from outside, across processes:
+a command watching the stages it started.)
 """
 
 from __future__ import annotations

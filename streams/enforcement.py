@@ -44,7 +44,6 @@ from ecowatch import topics
 from ecowatch.alerts.delivery import Deliverer, TableDeliveryLog, case_of_key, delivery_lines
 from ecowatch.clock import Clock, data_time
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.ingest.contract import Repeat
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.lineprotocol import (
     NONE_TAG,
@@ -66,6 +65,7 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
 from ecowatch.streams.engine import Outcome, SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.ledger import Repeat
 from ecowatch.streams.offsets import (
     Missing,
     ledger_key,

@@ -14,7 +14,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis
-from ecowatch.ingest.contract import ReadingLedger
 from ecowatch.pollutants import FLOW, SHORT_NAMES, UNITS, WATER_TEMP
 from ecowatch.schema import (
     DataFlag,
@@ -31,6 +30,7 @@ from ecowatch.streams.aggregate import (
     Window,
     WindowParams,
 )
+from ecowatch.streams.ledger import ReadingLedger
 from ecowatch.streams.meter import MeterAccount
 from ecowatch.streams.rules.verdict import Valve, Verdict
 

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ecowatch.config.catalogue import Catalogue, DeviceModel
-from ecowatch.ingest.contract import Repeat, take_once
 from ecowatch.pollutants import FLOW, TIME_WEIGHTED
 from ecowatch.schema import (
     DeviceStatus,
@@ -22,6 +21,7 @@ from ecowatch.streams.aggregate import (
     add_in_place,
     day_of,
 )
+from ecowatch.streams.ledger import Repeat, take_once
 from ecowatch.streams.meter import account, platform_status
 from ecowatch.streams.rules.abnormal import abnormal_values
 from ecowatch.streams.rules.air_quality import aqi_over_100

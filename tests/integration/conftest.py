@@ -24,9 +24,10 @@ import pytest
 
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings, load_settings
+from ecowatch.devtools.stack.process import Progress
+from ecowatch.devtools.stack.services import Stack
 from ecowatch.errors import EcowatchError
-from ecowatch.stack.process import Progress, port_open
-from ecowatch.stack.services import Stack
+from ecowatch.outage import port_open
 from ecowatch.streams.store import influx_client
 from tests.integration.test_alerts_delivery import mailbox, receiver  # noqa: F401 - fixtures
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from ecowatch.config.settings import Settings
-from ecowatch.drill import FAULTS
+from ecowatch.devtools.drill import FAULTS
 from tests.integration.conftest import query
 
 DRILL = [
@@ -56,7 +56,7 @@ def test_a_short_drill_loses_nothing_and_sends_nothing_twice(settings: Settings)
         capture_output=True,
         text=True,
         # 82 s on its own; a loaded machine slows it. A drill killed here takes its worker,
-        # bridge and HJ 212 server with it (ecowatch.watch: they die with their parent).
+        # bridge and HJ 212 server with it (ecowatch.devtools.watch: they die with their parent).
         timeout=600,
     )
     out = done.stdout

@@ -27,9 +27,9 @@ import pytest
 
 from ecowatch import topics
 from ecowatch.alerts.templates import is_possible_repeat
-from ecowatch.cli import CASE_ID
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.devtools.desk import CASE_ID
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
 from tests.integration.conftest import (

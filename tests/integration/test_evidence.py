@@ -16,8 +16,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ecowatch import topics
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
-from ecowatch.stack.process import Progress
-from ecowatch.stack.services import Mosquitto
+from ecowatch.devtools.stack.process import Progress
+from ecowatch.devtools.stack.services import Mosquitto
 from tests.integration.conftest import query, start_bridge, wait_for
 from tests.integration.test_pipeline import dead_letters, reading, slot, stored
 

@@ -22,9 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ecowatch import topics
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
-from ecowatch.stack.services import Stack
+from ecowatch.devtools.stack.services import Stack
+from ecowatch.devtools.watch import read_health
 from ecowatch.stall import STALLED_EXIT_CODE
-from ecowatch.watch import read_health
 from tests.integration.conftest import wait_for
 from tests.integration.test_pipeline import Device, reading
 

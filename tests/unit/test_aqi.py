@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from ecowatch.cli.aqi import aqi as aqi_command
 from ecowatch.errors import ConfigError
 from ecowatch.streams.aqi import (
     POLLUTANTS,
@@ -31,7 +32,6 @@ from ecowatch.streams.aqi import (
     load_aqi_standard,
     pollutant,
 )
-from ecowatch.streams.aqi_cli import aqi as aqi_command
 
 # -- one IAQI: worked examples -----------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from ecowatch.bench import Arrivals, CpuMeter, percentile, process_cpu, with_descendants
+from ecowatch.devtools.bench import Arrivals, CpuMeter, percentile, process_cpu, with_descendants
 
 
 def test_process_cpu_reads_utime_and_stime_of_this_process() -> None:
@@ -76,7 +76,8 @@ def test_percentile_is_the_nearest_rank() -> None:
 
 def test_the_bench_measuring_code_imports_no_command() -> None:
     code = (
-        "import sys, ecowatch.bench; print(any(m.startswith('ecowatch.cli') for m in sys.modules))"
+        "import sys, ecowatch.devtools.bench; "
+        "print(any(m.startswith('ecowatch.cli') for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

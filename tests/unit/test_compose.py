@@ -15,8 +15,8 @@ import yaml
 
 from ecowatch.cli import cli
 from ecowatch.config.settings import Settings
+from ecowatch.devtools.stack.services import BRIDGE_USERS
 from ecowatch.kafka_accounts import Role
-from ecowatch.stack.services import BRIDGE_USERS
 from ecowatch.topics import BridgeSlice
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ KAFKA_PRINCIPALS = {
 }
 BRIDGES = ("bridge", "bridge-2")
 WORKERS = ("worker", "worker-2")
-KAFKA_START = ROOT / "ecowatch" / "stack" / "kafka" / "compose-start.sh"
+KAFKA_START = ROOT / "devtools" / "stack" / "kafka" / "compose-start.sh"
 IMAGES = {
     "mosquitto": r"eclipse-mosquitto:2",
     "kafka": r"apache/kafka:3\.9\.\d+",

@@ -9,16 +9,12 @@ from datetime import datetime, timedelta
 import pytest
 
 from ecowatch.ingest.contract import (
-    LEDGER_DIGESTS,
-    LEDGER_RUNS,
     RESEND_CAP,
     DeadLetterBudget,
-    ReadingLedger,
     ReadingLimiter,
     ReadingRate,
     TimeWindow,
     admit,
-    take_once,
 )
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading
 from ecowatch.schema import (
@@ -29,6 +25,7 @@ from ecowatch.schema import (
     ReadingSource,
     RejectReason,
 )
+from ecowatch.streams.ledger import LEDGER_DIGESTS, LEDGER_RUNS, ReadingLedger, take_once
 from ecowatch.topics import BridgeSlice
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"

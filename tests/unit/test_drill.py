@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ecowatch.alerts.templates import Message, possible_repeat
-from ecowatch.drill import (
+from ecowatch.devtools.drill import (
     FAULTS,
     SERVICES,
     DrillReport,
@@ -29,7 +29,7 @@ from ecowatch.drill import (
     render,
     storm_plan,
 )
-from ecowatch.soak import (
+from ecowatch.devtools.soak import (
     Sample,
     SoakDesk,
     SoakReport,
@@ -265,7 +265,7 @@ def test_a_storm_plan_is_every_fault_once_overlapping_and_the_same_for_a_seed() 
     )
 
 
-# -- the soak (ecowatch/soak.py) ---------------------------------------------------------------
+# -- the soak (devtools/soak.py) ---------------------------------------------------------------
 
 MIB = 2**20
 
@@ -425,8 +425,8 @@ def test_a_soak_of_one_day_has_nothing_to_compare() -> None:
 
 
 def test_the_soak_desk_acts_on_escalations_to_officers_only() -> None:
-    from ecowatch.alerts.inbox import Received
     from ecowatch.config.settings import Settings
+    from ecowatch.devtools.inbox import Received
 
     desk = SoakDesk(Settings(), {"tok": "O-KC-01"})
     case = "20261105101500-S-OUT-001-w01018-hourly_over_limit"

@@ -14,6 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import ecowatch.ingest.hj212 as codec
+from ecowatch.cli.hj212 import hj212
 from ecowatch.ingest import sm4
 from ecowatch.ingest.hj212 import (
     LEGACY_CODES,
@@ -44,7 +45,6 @@ from ecowatch.ingest.hj212 import (
     to_device_reading,
     wants_answer,
 )
-from ecowatch.ingest.hj212_cli import hj212
 from ecowatch.schema import DataFlag, Measurement
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")

@@ -18,6 +18,7 @@ import ecowatch.ingest.hj212_server as server_module
 from ecowatch.clock import ManualClock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
+from ecowatch.devtools.stack.services import hj212_passwords, hj212_sm4_keys
 from ecowatch.errors import ConfigError
 from ecowatch.ingest import hj212
 from ecowatch.ingest.contract import DeadLetterBudget, ReadingRate
@@ -33,7 +34,6 @@ from ecowatch.ingest.hj212_server import (
     Seen,
     packet_digest,
 )
-from ecowatch.stack.services import hj212_passwords, hj212_sm4_keys
 
 MN, OTHER = "33082500000003", "33080200000001"
 PW, OTHER_PW = "Ab3dE6", "zz9999"

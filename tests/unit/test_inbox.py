@@ -6,7 +6,7 @@ import threading
 
 import apprise
 
-from ecowatch.alerts.inbox import Inbox, Received, inbox_env, officer_tokens, people_env
+from ecowatch.devtools.inbox import Inbox, Received, inbox_env, officer_tokens, people_env
 
 
 def test_everyone_in_the_catalogue_has_a_variable_and_set_ones_are_kept(catalogue):

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from ecowatch.config.catalogue import Catalogue, Site
-from ecowatch.ingest.contract import LEDGER_DIGESTS
 from ecowatch.schema import (
     DataFlag,
     DeviceState,
@@ -26,6 +25,7 @@ from ecowatch.schema import (
     ValveState,
 )
 from ecowatch.streams.aggregate import Period, hour_of
+from ecowatch.streams.ledger import LEDGER_DIGESTS
 from ecowatch.streams.points import realtime_aqi
 from ecowatch.streams.rules import (
     Event,

@@ -1,4 +1,4 @@
-"""The long-running commands' shared runtime (ecowatch/cli/runtime.py)."""
+"""The long-running commands' shared runtime (cli/runtime.py)."""
 
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ import pytest
 
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
-from ecowatch.stack import services
-from ecowatch.stack.services import BRIDGE_USERS, Mosquitto
+from ecowatch.devtools.stack import services
+from ecowatch.devtools.stack.services import BRIDGE_USERS, Mosquitto
 
 
 def test_the_broker_takes_every_device_twice_the_bridges_and_headroom(

@@ -1,4 +1,4 @@
-"""Keeping processes running (ecowatch/supervise.py): real child processes, a manual clock for
+"""Keeping processes running (devtools/supervise.py): real child processes, a manual clock for
 the waits between restarts."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from ecowatch.devtools.supervise import Backoff, KeptProcess, exit_reason
 from ecowatch.stall import STALLED_EXIT_CODE
-from ecowatch.supervise import Backoff, KeptProcess, exit_reason
 
 
 def test_the_wait_doubles_with_quick_failures_up_to_its_cap() -> None:

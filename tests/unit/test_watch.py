@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ecowatch.watch import (
+from ecowatch.devtools.watch import (
     ChildProcess,
     FlowWatch,
     StageFailed,
@@ -131,7 +131,7 @@ def _gone(pid: int) -> bool:
 COMMAND = """
 import signal, sys, time
 from pathlib import Path
-from ecowatch.watch import ChildProcess
+from ecowatch.devtools.watch import ChildProcess
 sleeper = [sys.executable, "-c", "import time; time.sleep(30)"]
 child = ChildProcess("worker", sleeper, Path(sys.argv[1]))
 interrupted = []
@@ -178,7 +178,8 @@ def test_a_child_still_dies_with_the_command_that_started_it(tmp_path: Path) -> 
         [
             sys.executable,
             "-c",
-            "import sys, time; from pathlib import Path; from ecowatch.watch import ChildProcess;"
+            "import sys, time; from pathlib import Path; "
+            "from ecowatch.devtools.watch import ChildProcess;"
             f"c = ChildProcess('worker', [sys.executable, '-c', 'import time; time.sleep(60)'],"
             f" Path({str(tmp_path / 'worker.log')!r})); print(c.pid, flush=True); time.sleep(60)",
         ],

@@ -15,7 +15,7 @@ def stack() -> None:
 
 
 def _stack():
-    from ecowatch.stack.services import Stack
+    from ecowatch.devtools.stack.services import Stack
 
     settings, catalogue = settings_and_catalogue()
     return Stack(settings, catalogue)
@@ -24,7 +24,7 @@ def _stack():
 @stack.command("install")
 def stack_install() -> None:
     """Install every service (slow the first time; cached after)."""
-    from ecowatch.stack.process import Progress
+    from ecowatch.devtools.stack.process import Progress
 
     _stack().install(Progress(click.echo))
     click.echo("installed")
@@ -33,7 +33,7 @@ def stack_install() -> None:
 @stack.command("up")
 def stack_up() -> None:
     """Install what is missing, start what is down, wait until each is healthy."""
-    from ecowatch.stack.process import Progress
+    from ecowatch.devtools.stack.process import Progress
 
     s = _stack()
     s.up(Progress(click.echo))

@@ -49,27 +49,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import click
 import paho.mqtt.client as mqtt
 from influxdb_client import Dialect
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
 from ecowatch.alerts.templates import is_possible_repeat
-from ecowatch.bench import Arrivals, percentile
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, copy_with_policies
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
+from ecowatch.devtools.bench import Arrivals, percentile
+from ecowatch.devtools.supervise import Backoff, KeptProcess
+from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Supervisor, read_health
 from ecowatch.errors import ConfigError, EcowatchError
 from ecowatch.files import private_dir, read_json_object
 from ecowatch.ingest import hj212
+from ecowatch.outage import port_open
 from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.models import BaseMonitor
 from ecowatch.simulators.recent import RecentSends
-from ecowatch.stack.process import port_open
-from ecowatch.supervise import Backoff, KeptProcess
-from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor, read_health
 
 # -- the plan ----------------------------------------------------------------------------------
 
@@ -88,7 +87,7 @@ FAULT_ACTIONS: dict[str, str] = {
 # The storm (--storm): every fault once, at seeded random moments within a span, without
 # waiting for the platform to recover from one before the next; the services are killed
 # (-9), not asked to stop, and stay away a seeded while; the platform's processes are killed
-# (-9) and their keeper (ecowatch.supervise) starts them again, as `ecowatch up` would.
+# (-9) and their keeper (ecowatch.devtools.supervise) starts them again, as `ecowatch up` would.
 SERVICES = ("influxdb", "kafka", "mosquitto")
 STORM_ACTIONS: dict[str, str] = {
     "worker": "kill -9 the worker; its keeper starts it again",
@@ -935,7 +934,7 @@ class Drill:
         options: DrillOptions,
         echo: Callable[[str], None],
     ) -> None:
-        from ecowatch.stack.services import Stack
+        from ecowatch.devtools.stack.services import Stack
 
         self.settings = settings
         self.catalogue = catalogue
@@ -1063,8 +1062,8 @@ class Drill:
     # -- running ---------------------------------------------------------------------------
 
     def run(self) -> DrillReport:
-        from ecowatch.stack.process import Progress
-        from ecowatch.stack.services import Stack
+        from ecowatch.devtools.stack.process import Progress
+        from ecowatch.devtools.stack.services import Stack
 
         o = self.options
         self.stack.up(Progress(self.echo))
@@ -1094,7 +1093,7 @@ class Drill:
         )
         app_id = f"ecowatch-drill-{self.run_id}"
         _group_to_end(self.settings, app_id)
-        from ecowatch.alerts.inbox import Inbox, people_env
+        from ecowatch.devtools.inbox import Inbox, people_env
 
         inbox = Inbox(lambda r: self.tally.record(r.recipient, r.title, r.message)).__enter__()
         # Everyone's messages go to the drill's receiver: a drill never pages a real person.
@@ -1605,7 +1604,7 @@ class Drill:
         )
 
     async def _kill_service(self, name: str, down: float, outcome: FaultOutcome) -> None:
-        from ecowatch.stack.process import Progress, pid_alive
+        from ecowatch.devtools.stack.process import Progress, pid_alive
 
         service = {"influxdb": self.stack.influxdb, "kafka": self.stack.kafka}.get(
             name, self.stack.mosquitto
@@ -1677,7 +1676,7 @@ class Drill:
             outcome.detail += f"; {connected} HJ 212 devices were connected"
 
     async def _restart_service(self, name: str, outcome: FaultOutcome) -> None:
-        from ecowatch.stack.process import Progress
+        from ecowatch.devtools.stack.process import Progress
 
         service = {"influxdb": self.stack.influxdb, "kafka": self.stack.kafka}.get(
             name, self.stack.mosquitto
@@ -1729,232 +1728,3 @@ def run_drill(
     except StageFailed as failed:
         # A stage that died or stood still unplanned: say so, with its log, and stop.
         raise EcowatchError(f"the drill stopped: {failed}") from None
-
-
-@click.command("drill")
-@click.option("--rate", default=400.0, show_default=True, help="Readings per second in all.")
-@click.option(
-    "--devices",
-    "mqtt_devices",
-    default=20,
-    show_default=True,
-    help="Outfall monitors publishing over MQTT (QoS 1).",
-)
-@click.option(
-    "--hj212-devices",
-    default=10,
-    show_default=True,
-    help="Outfall monitors speaking HJ 212 over TCP, each from its own loopback address.",
-)
-@click.option(
-    "--faults",
-    default=",".join(FAULTS),
-    show_default=True,
-    help="Which faults, in this order (or 'all').",
-)
-@click.option(
-    "--fault-gap",
-    default=20.0,
-    show_default=True,
-    help="Seconds of steady load before the first fault and after each recovery.",
-)
-@click.option(
-    "--influx-outage-seconds", default=20.0, show_default=True, help="How long InfluxDB is down."
-)
-@click.option(
-    "--recovery-timeout",
-    default=180.0,
-    show_default=True,
-    help="A fault not recovered from within this many seconds fails the drill.",
-)
-@click.option("--seed", default=1, show_default=True, help="The devices' and the storm's seed.")
-@click.option(
-    "--storm",
-    is_flag=True,
-    help="Faults together: each once at a seeded moment within --storm-span, services killed "
-    "(-9) and away a seeded while, processes killed (-9) and restarted by their keepers; "
-    "everything acknowledged must be stored within 60 s of the last fault.",
-)
-@click.option(
-    "--storm-span",
-    default=40.0,
-    show_default=True,
-    help="Seconds within which the storm's faults begin.",
-)
-@click.option(
-    "--storm-mosquitto",
-    type=click.Choice(["kill", "term"]),
-    default="kill",
-    show_default=True,
-    help="How the storm stops Mosquitto. Mosquitto 2.0 saves its queue about once a second: "
-    "kill -9 loses what it acknowledged since (see the README).",
-)
-@click.option(
-    "--storm-recovery-limit",
-    default=STORM_RECOVERY_SECONDS,
-    show_default=True,
-    help="Seconds after the storm's last fault by which everything acknowledged must be "
-    "stored and every stage be back.",
-)
-@click.option(
-    "--outage-resend",
-    is_flag=True,
-    help="A county's network outage: --outage-share of the HJ 212-2025 monitors off the "
-    "network for --outage-seconds while the others report, then resending what they kept "
-    "(RF=1); prints the backlog's drain time and the live readings' latency meanwhile.",
-)
-@click.option("--outage-share", default=0.5, show_default=True, type=click.FloatRange(0, 1))
-@click.option("--outage-seconds", default=120.0, show_default=True)
-@click.option(
-    "--live-p99-limit",
-    default=2.0,
-    show_default=True,
-    help="The live readings' p99 (publish → InfluxDB) allowed while the backlog drains.",
-)
-@click.option(
-    "--first-monitor",
-    default=1,
-    show_default=True,
-    help="Drive the catalogue's outfall monitors from this one on (1-based).",
-)
-@click.option(
-    "--soak",
-    is_flag=True,
-    help="A simulated month of the city (every catalogue device, scenario soak-city each "
-    "day, officers acting) on a scaled clock, with a worker and a bridge of its own and an "
-    "InfluxDB bucket of its own; prints the worker's RSS and tables at days 1, 10 and --days, "
-    "and fails if the last exceeds day 10 by more than --tolerance.",
-)
-@click.option("--days", default=30, show_default=True, help="--soak: simulated days.")
-@click.option(
-    "--speed",
-    default=2880.0,
-    show_default=True,
-    help="--soak: simulated seconds per real second (2880: 30 days in 15 min).",
-)
-@click.option(
-    "--interval",
-    default=300.0,
-    show_default=True,
-    help="--soak: simulated seconds between a device's readings (50 devices at 2880x and "
-    "300 s: 480 readings/s).",
-)
-@click.option(
-    "--tolerance",
-    default=0.15,
-    show_default=True,
-    type=click.FloatRange(0, 10),
-    help="--soak: how much the last day may exceed day 10 (RSS, each table's bytes).",
-)
-@click.option(
-    "--keep-bucket", is_flag=True, help="--soak: keep its InfluxDB bucket (deleted by default)."
-)
-def drill(
-    rate: float,
-    mqtt_devices: int,
-    hj212_devices: int,
-    faults: str,
-    fault_gap: float,
-    influx_outage_seconds: float,
-    recovery_timeout: float,
-    seed: int,
-    storm: bool,
-    storm_span: float,
-    storm_mosquitto: str,
-    storm_recovery_limit: float,
-    outage_resend: bool,
-    outage_share: float,
-    outage_seconds: float,
-    live_p99_limit: float,
-    first_monitor: int,
-    soak: bool,
-    days: int,
-    speed: float,
-    interval: float,
-    tolerance: float,
-    keep_bucket: bool,
-) -> None:
-    """Steady load over MQTT and HJ 212 while the worker and the bridge are killed (-9),
-    InfluxDB is stopped, Kafka and Mosquitto restarted and the HJ 212 server killed with
-    devices connected; then readings published, acknowledged, stored and lost, duplicate
-    notifications, and the time to recover after each fault. Exits 1 unless nothing was lost,
-    nothing was sent twice, and every fault was applied and recovered from.
-
-    Starts the local stack if it is down, and its own worker (a consumer group and tables of
-    its own), bridge and HJ 212 server; everyone's notifications go to the drill's receiver.
-
-    --soak runs a simulated month instead (see its option).
-    """
-    from ecowatch.config.catalogue import load_catalogue
-
-    if soak:
-        _soak(storm, outage_resend, days, speed, interval, tolerance, keep_bucket, seed)
-        return
-
-    if rate <= 0 or mqtt_devices < 0 or hj212_devices < 0 or fault_gap < 0:
-        raise click.UsageError("--rate must be > 0; device counts and --fault-gap >= 0")
-    try:
-        chosen = parse_faults(faults)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--faults") from None
-    settings = load_settings()
-    options = DrillOptions(
-        rate=rate,
-        mqtt_devices=mqtt_devices,
-        hj212_devices=hj212_devices,
-        faults=chosen,
-        gap=fault_gap,
-        influx_outage=influx_outage_seconds,
-        recovery_timeout=recovery_timeout,
-        seed=seed,
-        first_monitor=first_monitor,
-        storm=storm,
-        storm_span=storm_span,
-        storm_mosquitto=storm_mosquitto,
-        storm_recovery_limit=storm_recovery_limit,
-        outage_resend=outage_resend,
-        outage_share=outage_share,
-        outage_seconds=outage_seconds,
-        live_p99_limit=live_p99_limit,
-    )
-    if storm and outage_resend:
-        raise click.UsageError("--storm and --outage-resend are two drills: choose one")
-    report = run_drill(settings, load_catalogue(settings.catalogue), options, click.echo)
-    for line in render(report):
-        click.echo(line)
-    if not report.passed:
-        sys.exit(1)
-
-
-def _soak(
-    storm: bool,
-    outage_resend: bool,
-    days: int,
-    speed: float,
-    interval: float,
-    tolerance: float,
-    keep_bucket: bool,
-    seed: int,
-) -> None:
-    """`ecowatch drill --soak` (ecowatch/soak.py)."""
-    from ecowatch.config.catalogue import load_catalogue
-    from ecowatch.soak import SoakOptions, render_soak, run_soak
-
-    if storm or outage_resend:
-        raise click.UsageError("--soak is a drill of its own: not with --storm or --outage-resend")
-    if days < 1 or speed <= 0 or interval <= 0:
-        raise click.UsageError("--days must be >= 1, --speed and --interval > 0")
-    settings = load_settings()
-    options = SoakOptions(
-        days=days,
-        speed=speed,
-        interval=interval,
-        tolerance=tolerance,
-        seed=seed,
-        keep_bucket=keep_bucket,
-    )
-    report = run_soak(settings, load_catalogue(settings.catalogue), options, click.echo)
-    for line in render_soak(report):
-        click.echo(line)
-    if not report.passed:
-        sys.exit(1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -135,14 +134,6 @@ class ManagedProcess:
         except OSError:
             return "(no log yet)"
         return "\n".join(text.splitlines()[-lines:])
-
-
-def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def wait_until(check: Callable[[], bool], timeout: float, alive: Callable[[], bool]) -> bool:

@@ -22,11 +22,12 @@ import click
 from ecowatch import topics
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import Settings, load_settings
-from ecowatch.errors import ConfigError, EcowatchError, ServiceDown, StageStalled
+from ecowatch.devtools.watch import ChildProcess, StageFailed, StageFailure
+from ecowatch.errors import ConfigError, EcowatchError, StageStalled
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.stall import StallWatch
+from ecowatch.streams.api_client import api_as
 from ecowatch.topics import BridgeSlice
-from ecowatch.watch import ChildProcess, StageFailed, StageFailure
 
 log = logging.getLogger("ecowatch")
 
@@ -154,8 +155,7 @@ def fold_kafka_outages(settings: Settings) -> None:
     """A Kafka outage is one line when it starts and one when it ends, not the hundreds of
     errors a second aiokafka and Faust log while it lasts. Call once logging is set up: in
     a process's first seconds, before it has reached Kafka, an outage is Kafka starting."""
-    from ecowatch.outage import KAFKA_STARTING_SECONDS, Outage, fold_outages
-    from ecowatch.stack.process import port_open
+    from ecowatch.outage import KAFKA_STARTING_SECONDS, Outage, fold_outages, port_open
 
     fold_outages(
         Outage("Kafka", settings.kafka_bootstrap, starting_within=KAFKA_STARTING_SECONDS),
@@ -233,32 +233,3 @@ def api(settings: Settings, method: str, path: str, body: dict | None = None) ->
     if not token:
         raise ConfigError("ECOWATCH_API_TOKEN is not set: an officer's or operator's API token")
     return api_as(settings, token, method, path, body)
-
-
-def api_as(
-    settings: Settings, token: str, method: str, path: str, body: dict | None = None
-) -> dict:
-    host = settings.web_host
-    if host in ("0.0.0.0", "::"):  # listening everywhere: ask on this machine
-        host = "127.0.0.1"
-    url = f"http://{f'[{host}]' if ':' in host else host}:{settings.web_port}{path}"
-    request = urllib.request.Request(
-        url,
-        method=method,
-        data=json.dumps(body).encode() if body is not None else None,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": "application/json",
-        },
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as r:
-            return json.loads(r.read() or b"{}")
-    except urllib.error.HTTPError as exc:
-        try:
-            detail = json.loads(exc.read() or b"{}").get("error", exc.reason)
-        except (ValueError, AttributeError):
-            detail = exc.reason
-        raise EcowatchError(f"the case API answered {exc.code}: {detail}") from None
-    except OSError as exc:
-        raise ServiceDown("the ecowatch worker (case API)", url, str(exc)) from None

@@ -2,7 +2,7 @@
 # The Kafka container of docker-compose.yml: its storage is formatted with the SCRAM accounts
 # of the platform's principals (accounts can be made only there, KIP-900), then the image's own
 # launcher starts the broker from the KAFKA_* variables. The passwords come from the
-# environment; this file holds none. The local stack does the same in ecowatch/stack/services.py.
+# environment; this file holds none. The local stack does the same in devtools/stack/services.py.
 set -euo pipefail
 : "${CLUSTER_ID:?}" "${KAFKA_ADMIN_PASSWORD:?}" "${KAFKA_INGEST_PASSWORD:?}"
 : "${KAFKA_WORKER_PASSWORD:?}" "${KAFKA_OPS_PASSWORD:?}"

@@ -11,7 +11,7 @@ import click
 
 from ecowatch.cli.runtime import require_secrets, stop_on_signals
 from ecowatch.config.settings import load_settings
-from ecowatch.supervise import KeptProcess, keep
+from ecowatch.devtools.supervise import KeptProcess, keep
 
 # Each process as an `ecowatch` command, in the order they start. They stop in the reverse
 # order of their place in the flow: what takes readings in first, the worker when it has

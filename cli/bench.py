@@ -1,5 +1,5 @@
 """`ecowatch bench core` and `ecowatch bench pipeline`: the commands. What they measure is in
-``ecowatch.bench``; the bridge and the workers run as the other commands run them."""
+``ecowatch.devtools.bench``; the bridge and the workers run as the other commands run them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,17 @@ from pathlib import Path
 import click
 
 from ecowatch import topics
-from ecowatch.bench import (
+from ecowatch.cli.runtime import (
+    fold_kafka_outages,
+    say_failed_stage,
+    start_worker,
+    tune_gc,
+    wait_until_ready,
+    worker_counts,
+)
+from ecowatch.config.catalogue import copy_with_policies, load_catalogue
+from ecowatch.config.settings import Settings, load_settings
+from ecowatch.devtools.bench import (
     BENCH_POLICIES,
     Arrivals,
     CpuMeter,
@@ -30,21 +40,11 @@ from ecowatch.bench import (
     reading_points_per_device,
     with_descendants,
 )
-from ecowatch.cli.runtime import (
-    fold_kafka_outages,
-    say_failed_stage,
-    start_worker,
-    tune_gc,
-    wait_until_ready,
-    worker_counts,
-)
-from ecowatch.config.catalogue import copy_with_policies, load_catalogue
-from ecowatch.config.settings import Settings, load_settings
+from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
 from ecowatch.errors import EcowatchError
 from ecowatch.kafka import group_lag
 from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
 from ecowatch.schema import readings_in_record
-from ecowatch.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
 
 POLL_SECONDS = 0.25  # InfluxDB's points per device: the latency samples' resolution
 SAMPLES_PER_DEVICE = 100
@@ -146,7 +146,7 @@ class _TopicEnd:
 
 
 class _Load:
-    """The load generator (``python -m ecowatch.bench``), a process of its own: its JSON
+    """The load generator (``python -m ecowatch.devtools.bench``), a process of its own: its JSON
     lines are read on a thread."""
 
     def __init__(
@@ -168,7 +168,7 @@ class _Load:
         # Its errors to a file: a pipe nobody reads while it publishes could fill and stall it.
         with open(log_path, "w") as log:
             self.popen = subprocess.Popen(
-                [sys.executable, "-m", "ecowatch.bench", *argv],
+                [sys.executable, "-m", "ecowatch.devtools.bench", *argv],
                 stdout=subprocess.PIPE,
                 stderr=log,
                 stdin=subprocess.PIPE,
@@ -496,7 +496,7 @@ def bench_pipeline(
     generator in a process of its own. Each reading is 4 points. The readings are dated in a
     past window of their own, and only the bench's devices' points in it are counted.
     """
-    from ecowatch.stack.services import Stack
+    from ecowatch.devtools.stack.services import Stack
 
     settings = load_settings()
     fold_kafka_outages(settings)

@@ -29,11 +29,12 @@ from pathlib import Path
 
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
+from ecowatch.devtools.stack.process import ManagedProcess, Progress, wait_until
 from ecowatch.errors import EcowatchError
 from ecowatch.files import private_dir, write_private
 from ecowatch.kafka import SCRAM, KafkaAccess
 from ecowatch.kafka_accounts import Role, new_accounts, read_accounts, set_up
-from ecowatch.stack.process import ManagedProcess, Progress, port_open, wait_until
+from ecowatch.outage import port_open
 from ecowatch.topics import MQTT_PREFIX
 
 HERE = Path(__file__).parent

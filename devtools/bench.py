@@ -6,7 +6,7 @@ Speed is measured here, never asserted in a test. `core` times the pure hot path
 `pipeline` pushes readings through the real stack (devices → Mosquitto → bridge → Kafka →
 worker → InfluxDB) and times them until InfluxDB has every point.
 
-Run as ``python -m ecowatch.bench DEVICES READINGS START RATE SAMPLE_EVERY OVER_LIMIT_EVERY
+Run as ``python -m ecowatch.devtools.bench DEVICES READINGS START RATE SAMPLE_EVERY OVER_LIMIT_EVERY
 [AHEAD]``, this module is the pipeline's load generator: a process of its own, so that its CPU
 is counted apart. It connects every device, publishes each device's one reading dated AHEAD
 first when given (the devices' clocks ahead of the run's readings, which are then all late),

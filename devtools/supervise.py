@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ecowatch.devtools.watch import ChildProcess, exit_description
 from ecowatch.stall import STALLED_EXIT_CODE
-from ecowatch.watch import ChildProcess, exit_description
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ from typing import Any
 from ecowatch.clock import CHINA, ScaledClock
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.config.settings import Settings, load_settings
+from ecowatch.devtools.watch import FlowWatch, StageFailed, Supervisor, read_health
 from ecowatch.errors import EcowatchError
 from ecowatch.files import private_dir
-from ecowatch.watch import FlowWatch, StageFailed, Supervisor, read_health
 
 SOAK_DAYS = 30
 # 30 simulated days in 15 real minutes; with every device reporting every 5 simulated minutes
@@ -355,12 +355,12 @@ class SoakOptions:
 
 
 class SoakDesk:
-    """The officers, as the demo's (ecowatch.cli.demo.OfficerDesk), counting instead of
+    """The officers, as the demo's (ecowatch.devtools.desk.OfficerDesk), counting instead of
     printing: each escalation reaching an officer is acknowledged and findings recorded asking
     to close, through the case API with that officer's token."""
 
     def __init__(self, settings: Settings, tokens: dict[str, str]) -> None:
-        from ecowatch.cli.demo import OfficerDesk
+        from ecowatch.devtools.desk import OfficerDesk
 
         self.desk = OfficerDesk(settings, tokens)
         self.received: Counter[str] = Counter()
@@ -368,7 +368,7 @@ class SoakDesk:
         self._lock = threading.Lock()
 
     def on_message(self, received: Any) -> None:  # the inbox's thread
-        from ecowatch.cli.demo import CASE_ID
+        from ecowatch.devtools.desk import CASE_ID
 
         title = received.title
         kind = (
@@ -381,7 +381,7 @@ class SoakDesk:
             self.desk.todo.put((received.recipient, match.group("site"), match.group(0)))
 
     def work(self) -> None:
-        from ecowatch.cli.runtime import api_as
+        from ecowatch.streams.api_client import api_as
 
         todo: queue.SimpleQueue = self.desk.todo
         while not todo.empty():
@@ -459,13 +459,13 @@ class Soak:
     # -- running ---------------------------------------------------------------------------
 
     def run(self) -> SoakReport:
-        from ecowatch.alerts.inbox import Inbox, people_env
-        from ecowatch.cli.demo import _demo_people_tokens
-        from ecowatch.drill import Stage, _free_port, _group_to_end
+        from ecowatch.devtools.desk import people_tokens
+        from ecowatch.devtools.drill import Stage, _free_port, _group_to_end
+        from ecowatch.devtools.inbox import Inbox, people_env
+        from ecowatch.devtools.stack.process import Progress
+        from ecowatch.devtools.stack.services import Stack
         from ecowatch.simulators.city import FleetPlan, build_fleet
         from ecowatch.simulators.scenarios import load_scenario
-        from ecowatch.stack.process import Progress
-        from ecowatch.stack.services import Stack
 
         o = self.options
         Stack(self.settings, self.catalogue).up(Progress(self.echo))
@@ -483,7 +483,7 @@ class Soak:
         self.say(f"InfluxDB bucket {self.bucket} (the soak's own; deleted at the end)")
         _group_to_end(settings, self.app_id)
 
-        tokens, token_env = _demo_people_tokens(settings, self.catalogue)
+        tokens, token_env = people_tokens(settings, self.catalogue)
         self.web_port = _free_port()
         desk = SoakDesk(settings.model_copy(update={"web_port": self.web_port}), tokens)
         inbox = Inbox(desk.on_message).__enter__()

@@ -33,6 +33,8 @@ from ecowatch.config.catalogue import Catalogue, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
 from ecowatch.pollutants import SHORT_NAMES, UNITS
 from ecowatch.schema import (
+    CaseEvent,
+    CaseStatus,
     DataFlag,
     DeadLetter,
     DeviceState,
@@ -43,7 +45,6 @@ from ecowatch.schema import (
     Rule,
 )
 from ecowatch.streams.aqi import Category
-from ecowatch.streams.cases import CaseEvent, CaseStatus
 from ecowatch.streams.points import realtime_aqi
 
 STATUSES = ("offline", "over", "abnormal", "maintenance", "normal", "unknown")

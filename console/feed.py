@@ -22,6 +22,7 @@ from ecowatch import topics
 from ecowatch.console.core import City
 from ecowatch.kafka import KafkaAccess, _start
 from ecowatch.schema import (
+    CaseEvent,
     DeadLetter,
     DeviceStatus,
     Finding,
@@ -29,7 +30,6 @@ from ecowatch.schema import (
     Reading,
     ReadingBatch,
 )
-from ecowatch.streams.cases import CaseEvent
 
 log = logging.getLogger(__name__)
 

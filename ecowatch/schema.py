@@ -469,3 +469,38 @@ class Notification(BaseModel):
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()
+
+
+class CaseStatus(StrEnum):
+    PENDING = "pending"  # seen, waiting out the pending period (a single spike opens nothing)
+    REMINDED = "reminded"  # the enterprise was told; the deadline runs
+    ESCALATED = "escalated"  # the officers have it; waiting for an acknowledgement
+    ACKNOWLEDGED = "acknowledged"  # an officer took it
+    CLOSED = "closed"
+    DISMISSED = "dismissed"  # normal again within the pending period: nobody was told
+
+
+class CaseEvent(BaseModel):
+    """Every change of a case, with its time and actor (Kafka ``ecowatch.cases``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    case_id: str
+    site: str
+    kind: str  # detected, reminded, escalated, renotified, raised, acknowledged, ...
+    at: AwareDatetime
+    actor: str  # "system", or the officer's id
+    status: CaseStatus
+    detail: str = ""
+
+
+class OfficerAction(BaseModel):
+    """An officer's action on a case (Kafka ``ecowatch.actions``, key: site id)."""
+
+    site: str
+    case_id: str
+    officer: str
+    action: str  # "acknowledge" | "findings"
+    text: str = ""
+    close: bool = False
+    at: datetime

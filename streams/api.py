@@ -50,15 +50,15 @@ from faust.web import Request, Response, View
 
 from ecowatch.clock import CHINA, Clock
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.schema import CaseEvent, CaseStatus, OfficerAction
 from ecowatch.streams.cases import (
     Case,
     CaseError,
-    CaseEvent,
-    CaseStatus,
     RecordFindings,
+    officer_input,
     step,
 )
-from ecowatch.streams.enforcement import Enforcement, OfficerAction
+from ecowatch.streams.enforcement import Enforcement
 from ecowatch.streams.engine import SiteCases, context_for
 from ecowatch.streams.report import COUNTED, WEEK, GoneCase, weekly_report
 from ecowatch.streams.store import QueryError
@@ -320,20 +320,20 @@ def check_action(
     current: Case | None = case
     for earlier in in_flight:
         try:
-            current, _, _ = step(current, earlier.as_input(), action.at, policy, context)
+            current, _, _ = step(current, officer_input(earlier), action.at, policy, context)
         except CaseError:
             continue  # the agent will refuse it too
         if current is None:
             raise Refusal(409, f"case {case.id} is {CaseStatus.DISMISSED.value}")
     assert current is not None
-    if isinstance(action.as_input(), RecordFindings) and (
+    if isinstance(officer_input(action), RecordFindings) and (
         len(current.findings) >= MAX_FINDINGS_PER_CASE
     ):
         raise Refusal(
             409, f"case {case.id} has {MAX_FINDINGS_PER_CASE} findings, the most a case keeps"
         )
     try:
-        after, events, _ = step(current, action.as_input(), action.at, policy, context)
+        after, events, _ = step(current, officer_input(action), action.at, policy, context)
     except CaseError as exc:
         raise Refusal(409, str(exc)) from None
     if after is None or not events:

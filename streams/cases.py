@@ -22,23 +22,21 @@ goes to the officers at once. A VIOLATION-severity policy may do the same (deadl
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecowatch.clock import CHINA
 from ecowatch.config.policies import Policy
-from ecowatch.schema import Audience, CaseStep, Finding, Notification, Severity
-
-
-class CaseStatus(StrEnum):
-    PENDING = "pending"  # seen, waiting out the pending period (a single spike opens nothing)
-    REMINDED = "reminded"  # the enterprise was told; the deadline runs
-    ESCALATED = "escalated"  # the officers have it; waiting for an acknowledgement
-    ACKNOWLEDGED = "acknowledged"  # an officer took it
-    CLOSED = "closed"
-    DISMISSED = "dismissed"  # normal again within the pending period: nobody was told
-
+from ecowatch.schema import (
+    Audience,
+    CaseEvent,
+    CaseStatus,
+    CaseStep,
+    Finding,
+    Notification,
+    OfficerAction,
+    Severity,
+)
 
 OPEN = frozenset({CaseStatus.REMINDED, CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED})
 
@@ -54,20 +52,6 @@ class CaseContext(BaseModel):
     grid: str
     officers: list[str]
     supervisors: list[str]
-
-
-class CaseEvent(BaseModel):
-    """Every change of a case, with its time and actor (Kafka ``ecowatch.cases``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    case_id: str
-    site: str
-    kind: str  # detected, reminded, escalated, renotified, raised, acknowledged, ...
-    at: AwareDatetime
-    actor: str  # "system", or the officer's id
-    status: CaseStatus
-    detail: str = ""
 
 
 class Case(BaseModel):
@@ -413,3 +397,10 @@ def _note(
         proposed_measure=policy.measure if policy and step_ is not CaseStep.REMIND else "",
         created_at=now,
     )
+
+
+def officer_input(action: OfficerAction) -> Acknowledge | RecordFindings:
+    """What an officer's action (Kafka ``ecowatch.actions``) asks of the case."""
+    if action.action == "acknowledge":
+        return Acknowledge(officer=action.officer)
+    return RecordFindings(officer=action.officer, text=action.text, close=action.close)

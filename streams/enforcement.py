@@ -38,7 +38,7 @@ from datetime import datetime
 
 import faust
 from faust.types import TP, TableT
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.alerts.delivery import Deliverer, TableDeliveryLog, case_of_key, delivery_lines
@@ -54,16 +54,18 @@ from ecowatch.lineprotocol import (
     string_field,
 )
 from ecowatch.schema import (
+    CaseEvent,
     DeviceCommand,
     DeviceStatus,
     Finding,
     Notification,
+    OfficerAction,
     Reading,
     ReadingBatch,
     RejectReason,
     ValveCommand,
 )
-from ecowatch.streams.cases import Acknowledge, CaseError, CaseEvent, RecordFindings
+from ecowatch.streams.cases import CaseError, officer_input
 from ecowatch.streams.engine import Outcome, SiteCases, on_action, on_findings, on_tick
 from ecowatch.streams.ledger import Repeat
 from ecowatch.streams.offsets import (
@@ -106,23 +108,6 @@ REJUDGE_BUDGET_SECONDS = 0.5
 # The deliver agent sweeps the notification log of the partition it is processing at most
 # this often (real seconds: a bound on its work; what expires is told by the injected clock).
 SWEEP_EVERY_SECONDS = 10.0
-
-
-class OfficerAction(BaseModel):
-    """An officer's action on a case (Kafka ``ecowatch.actions``, key: site id)."""
-
-    site: str
-    case_id: str
-    officer: str
-    action: str  # "acknowledge" | "findings"
-    text: str = ""
-    close: bool = False
-    at: datetime
-
-    def as_input(self) -> Acknowledge | RecordFindings:
-        if self.action == "acknowledge":
-            return Acknowledge(officer=self.officer)
-        return RecordFindings(officer=self.officer, text=self.text, close=self.close)
 
 
 def finding_line(f: Finding) -> str:
@@ -596,7 +581,7 @@ class Enforcement:
             state, out = on_action(
                 self._cases_of(action.site, batch),
                 action.case_id,
-                action.as_input(),
+                officer_input(action),
                 action.at,
                 self.catalogue,
             )

@@ -13,14 +13,12 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, OfficerRole
-from ecowatch.schema import Finding, Notification
+from ecowatch.schema import CaseEvent, CaseStatus, Finding, Notification
 from ecowatch.streams.cases import (
     OPEN,
     Acknowledge,
     Case,
     CaseContext,
-    CaseEvent,
-    CaseStatus,
     RecordFindings,
     Seen,
     Tick,

@@ -13,7 +13,8 @@ from pydantic import AwareDatetime, BaseModel, Field
 from ecowatch import topics
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.streams.cases import Case, CaseEvent, CaseStatus, next_due
+from ecowatch.schema import CaseEvent, CaseStatus
+from ecowatch.streams.cases import Case, next_due
 
 WEEK = timedelta(days=7)
 MICROSECOND = timedelta(microseconds=1)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecowatch.clock import CHINA, data_time
+from ecowatch.schema import CaseEvent, CaseStatus, OfficerAction
 from ecowatch.streams.api import (
     MAX_FINDINGS_BYTES,
     MAX_FINDINGS_PER_CASE,
@@ -26,8 +27,7 @@ from ecowatch.streams.api import (
     params,
     week_query,
 )
-from ecowatch.streams.cases import CaseEvent, CaseStatus
-from ecowatch.streams.enforcement import OfficerAction
+from ecowatch.streams.cases import officer_input
 from ecowatch.streams.engine import SiteCases, on_action, on_findings, on_tick
 from ecowatch.streams.report import SiteCaseLog
 from ecowatch.tokens import hashed
@@ -199,7 +199,7 @@ def test_a_second_acknowledgement_is_refused_with_who_took_it(catalogue):
     with refused(409, "already acknowledged by O-KC-01"):
         check_action(case, [first], action(case.id, "O-KC-02"), catalogue)
     # Applied: the table's case says so.
-    state, _ = on_action(state, case.id, first.as_input(), first.at, catalogue)
+    state, _ = on_action(state, case.id, officer_input(first), first.at, catalogue)
     (acked,) = state.cases.values()
     with refused(409, "already acknowledged by O-KC-01"):
         check_action(acked, [first], action(case.id, "O-KC-02"), catalogue)
@@ -227,7 +227,7 @@ def test_a_case_row_carries_its_deadlines(catalogue):
     acked, _ = on_action(
         escalated(catalogue),
         case.id,
-        action(case.id, "O-KC-01").as_input(),
+        officer_input(action(case.id, "O-KC-01")),
         T0 + timedelta(hours=2, minutes=5),
         catalogue,
     )
@@ -313,9 +313,10 @@ def test_an_officer_acts_on_the_sites_data_clock_not_the_wall_clock(catalogue):
         state, _ = on_findings(
             state, [hourly(120, active=False)], T0 + timedelta(hours=2), catalogue
         )
-        state, _ = on_action(state, case.id, action(case.id, "O-KC-01").as_input(), now, catalogue)
+        acknowledge = officer_input(action(case.id, "O-KC-01"))
+        state, _ = on_action(state, case.id, acknowledge, now, catalogue)
         findings = action(case.id, "O-KC-01", "findings", text="已整改", close=True)
-        state, out = on_action(state, case.id, findings.as_input(), now, catalogue)
+        state, out = on_action(state, case.id, officer_input(findings), now, catalogue)
         return any(e.kind == "closed" for e in out.events)
 
     assert closes_at(wall)  # the bug: the hold "passed" six days ago

@@ -6,13 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ecowatch.schema import Audience, CaseStep, Finding, Rule
+from ecowatch.schema import Audience, CaseStatus, CaseStep, Finding, Rule
 from ecowatch.streams.cases import (
     Acknowledge,
     Case,
     CaseContext,
     CaseError,
-    CaseStatus,
     Policy,
     RecordFindings,
     Seen,

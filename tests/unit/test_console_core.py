@@ -7,13 +7,14 @@ from datetime import UTC, datetime, timedelta
 from ecowatch.console.core import AQI_COLOURS, DEAD_LETTERS_KEPT, City, applied_limit
 from ecowatch.console.seed import Point, latest_flux, latest_readings
 from ecowatch.schema import (
+    CaseEvent,
+    CaseStatus,
     DeadLetter,
     DeviceStatus,
     Notification,
     Reading,
 )
 from ecowatch.streams.aqi import Category
-from ecowatch.streams.cases import CaseEvent, CaseStatus
 from tests.factories import hourly_cod
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ecowatch.schema import (
+    CaseEvent,
+    CaseStatus,
     DeviceState,
     DeviceStatus,
     Finding,
@@ -15,7 +17,6 @@ from ecowatch.schema import (
     Severity,
 )
 from ecowatch.streams.aggregate import Period, Window
-from ecowatch.streams.cases import CaseEvent, CaseStatus
 from ecowatch.streams.enforcement import (
     case_event_line,
     clock_of,

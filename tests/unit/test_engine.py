@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecowatch.alerts.templates import render
-from ecowatch.schema import Audience, CaseStep, Finding, Rule, Severity
-from ecowatch.streams.cases import Acknowledge, CaseError, CaseStatus, RecordFindings
+from ecowatch.schema import Audience, CaseStatus, CaseStep, Finding, Rule, Severity
+from ecowatch.streams.cases import Acknowledge, CaseError, RecordFindings
 from ecowatch.streams.engine import (
     SITE_CASES_BYTES,
     SiteCases,

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 from ecowatch import topics
 from ecowatch.clock import CHINA
-from ecowatch.schema import Finding, Rule, Severity
-from ecowatch.streams.cases import Acknowledge, CaseEvent, CaseStatus, RecordFindings
+from ecowatch.schema import CaseEvent, CaseStatus, Finding, Rule, Severity
+from ecowatch.streams.cases import Acknowledge, RecordFindings
 from ecowatch.streams.engine import SiteCases, context_for, on_action, on_findings, on_tick
 from ecowatch.streams.report import LOG_EVENTS, LOG_KEEP, WEEK, SiteCaseLog, weekly_report
 

@@ -47,6 +47,7 @@ from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.files import private_dir
 from ecowatch.lineprotocol import epoch_ms, int_field, line, string_field
+from ecowatch.measurements import DELIVERY
 from ecowatch.schema import Audience, CaseStep, Notification, Severity
 
 log = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ class DeliveryRecord(BaseModel):
             ("scheme", string_field(self.scheme)),
             ("detail", string_field(self.detail)),
         )
-        return line("delivery", tag_pairs, fields, epoch_ms(self.at))
+        return line(DELIVERY, tag_pairs, fields, epoch_ms(self.at))
 
 
 def delivery_lines(records: Iterable[DeliveryRecord]) -> str:

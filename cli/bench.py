@@ -44,6 +44,7 @@ from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Superv
 from ecowatch.errors import EcowatchError
 from ecowatch.kafka import group_lag
 from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
+from ecowatch.measurements import READING
 from ecowatch.schema import readings_in_record
 
 POLL_SECONDS = 0.25  # InfluxDB's points per device: the latency samples' resolution
@@ -79,7 +80,7 @@ def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
         client.delete_api().delete(
             start,
             stop,
-            '_measurement="reading"',
+            f'_measurement="{READING}"',
             bucket=settings.influx_bucket,
             org=settings.influx_org,
         )

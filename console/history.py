@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ecowatch.config.settings import Settings
+from ecowatch.measurements import READING
 from ecowatch.streams.store import influx_client
 
 POINTS_PER_SERIES = 1500  # a chart a few hundred pixels wide needs no more
@@ -15,7 +16,7 @@ def history_flux(bucket: str, site: str, start: datetime, stop: datetime) -> str
     # measures the same pollutants and would zigzag one line between two instruments.
     return (
         f'from(bucket: "{bucket}") |> range(start: {rfc3339(start)}, stop: {rfc3339(stop)})'
-        f' |> filter(fn: (r) => r._measurement == "reading" and r.site == "{site}"'
+        f' |> filter(fn: (r) => r._measurement == "{READING}" and r.site == "{site}"'
         f' and r._field == "value" and r.model != "discharge_meter")'
         f' |> keep(columns: ["_time", "_value", "pollutant"])'
         f" |> tail(n: {POINTS_PER_SERIES})"

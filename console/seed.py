@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ecowatch.config.settings import Settings
 from ecowatch.console.history import rfc3339
+from ecowatch.measurements import READING
 from ecowatch.schema import Reading, ReadingSource
 from ecowatch.streams.store import influx_client
 
@@ -49,7 +50,7 @@ def latest_flux(bucket: str, now: datetime) -> str:
     return (
         f'from(bucket: "{bucket}")'
         f" |> range(start: {rfc3339(start)}, stop: {rfc3339(stop)})"
-        f' |> filter(fn: (r) => r._measurement == "reading")'
+        f' |> filter(fn: (r) => r._measurement == "{READING}")'
         f" |> last()"
     )
 

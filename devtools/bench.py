@@ -34,6 +34,7 @@ from ecowatch.config.catalogue import Catalogue, DeviceEntry, load_catalogue
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.ingest import hj212
 from ecowatch.ingest.validation import accept_mqtt_reading
+from ecowatch.measurements import READING
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
@@ -511,7 +512,7 @@ def reading_points_per_device(
     flux = (
         f'from(bucket: "{settings.influx_bucket}") '
         f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
-        '|> filter(fn: (r) => r._measurement == "reading" and r._field == "value") '
+        f'|> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value") '
         '|> group(columns: ["device"]) |> count()'
     )
     with influx_client(settings, timeout_ms) as client:

@@ -64,6 +64,7 @@ from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Superv
 from ecowatch.errors import ConfigError, EcowatchError
 from ecowatch.files import private_dir, read_json_object
 from ecowatch.ingest import hj212
+from ecowatch.measurements import READING
 from ecowatch.outage import port_open
 from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
@@ -989,7 +990,7 @@ class Drill:
     def _reading_filter(self, devices: Iterable[str]) -> str:
         wanted = " or ".join(f'r.device == "{d}"' for d in devices)
         return (
-            f'filter(fn: (r) => r._measurement == "reading" and r._field == "value" '
+            f'filter(fn: (r) => r._measurement == "{READING}" and r._field == "value" '
             f'and r.pollutant == "{COUNTED_POLLUTANT}" and ({wanted}))'
         )
 

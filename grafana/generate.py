@@ -23,6 +23,7 @@ from typing import Any
 from ecowatch.config.catalogue import Catalogue, SiteKind, load_catalogue
 from ecowatch.config.settings import PACKAGE_CATALOGUE
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
+from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, DELIVERY, FINDING, READING
 
 HERE = Path(__file__).resolve().parent
 DASHBOARDS = HERE / "dashboards"
@@ -213,7 +214,7 @@ def site_limits(catalogue: Catalogue) -> dict[str, Any]:
     readings = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "reading" and r._field == "value")
+  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value")
   |> filter(fn: (r) => r.site == "${{site}}" and r.pollutant == "${{pollutant}}")"""
     series = f"""
 import "array"
@@ -253,7 +254,7 @@ join(tables: {{value: latest, limit: applied}}, on: ["pollutant"])
     findings = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "finding" and r.site == "${{site}}")
+  |> filter(fn: (r) => r._measurement == "{FINDING}" and r.site == "${{site}}")
   |> pivot(rowKey: ["_time", "rule", "pollutant", "severity"],
       columnKey: ["_field"], valueColumn: "_value")
   |> group()
@@ -264,21 +265,21 @@ from(bucket: v.defaultBucket)
     means = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "aggregate" and r._field == "mean")
+  |> filter(fn: (r) => r._measurement == "{AGGREGATE}" and r._field == "mean")
   |> filter(fn: (r) => r.site == "${{site}}" and r.pollutant == "${{pollutant}}")
   |> filter(fn: (r) => r.period == "minute" or r.period == "hour")
   |> map(fn: (r) => ({{_time: r._time, _value: r._value, series: r.period + " mean, " + r.device}}))
   |> group(columns: ["series"])
 """
-    site_var = """
+    site_var = f"""
 import "influxdata/influxdb/schema"
 schema.tagValues(bucket: v.defaultBucket, tag: "site", start: -30d,
-  predicate: (r) => r._measurement == "reading")
+  predicate: (r) => r._measurement == "{READING}")
 """
-    pollutant_var = """
+    pollutant_var = f"""
 import "influxdata/influxdb/schema"
 schema.tagValues(bucket: v.defaultBucket, tag: "pollutant", start: -30d,
-  predicate: (r) => r._measurement == "reading" and r.site == "${site}")
+  predicate: (r) => r._measurement == "{READING}" and r.site == "${{site}}")
 """
     return dashboard(
         "ecowatch-site-limits",
@@ -313,7 +314,7 @@ def air_quality(catalogue: Catalogue) -> dict[str, Any]:
     aqi = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "aqi" and r._field == "aqi")"""
+  |> filter(fn: (r) => r._measurement == "{AQI}" and r._field == "aqi")"""
     over_time = f"""
 {aqi.strip()}
   |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)
@@ -329,7 +330,7 @@ from(bucket: v.defaultBucket)
     table = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "aqi")
+  |> filter(fn: (r) => r._measurement == "{AQI}")
   |> filter(fn: (r) => r._field == "aqi" or r._field == "category" or r._field == "primary")
   |> last()
   |> pivot(rowKey: ["_time", "site", "device", "standard"],
@@ -341,7 +342,7 @@ from(bucket: v.defaultBucket)
     iaqi = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "aqi" and r._field =~ /^iaqi_/)
+  |> filter(fn: (r) => r._measurement == "{AQI}" and r._field =~ /^iaqi_/)
   |> group(columns: ["_field"])
   |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)
 """
@@ -377,7 +378,7 @@ def cases(catalogue: Catalogue) -> dict[str, Any]:
     events = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "case_event" and r._field == "case")"""
+  |> filter(fn: (r) => r._measurement == "{CASE_EVENT}" and r._field == "case")"""
     over_time = f"""
 {events.strip()}
   |> filter(fn: (r) => {kinds})
@@ -402,7 +403,7 @@ import "dict"
 {grids}
 from(bucket: v.defaultBucket)
   |> {CASES_LOOKBACK}
-  |> filter(fn: (r) => r._measurement == "case_event" and r._field == "case")
+  |> filter(fn: (r) => r._measurement == "{CASE_EVENT}" and r._field == "case")
   // A case's status is that of its latest event.
   |> group(columns: ["_value"])
   |> sort(columns: ["_time"])
@@ -421,7 +422,7 @@ import "dict"
 {grids}
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "case_event")
+  |> filter(fn: (r) => r._measurement == "{CASE_EVENT}")
   // Each case is its own series (its case_id tag), so the pivot keeps two cases stepped
   // on one tick apart without case_id in the row key: points written before the tag have
   // no such column, and a pivot whose row key names a missing column fails.
@@ -459,7 +460,7 @@ def pipeline(catalogue: Catalogue) -> dict[str, Any]:
     stored = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "reading" and r._field == "value")
+  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value")
   // A reading is one point per pollutant: count one per (device, time).
   |> group(columns: ["device"])
   |> unique(column: "_time")
@@ -470,7 +471,7 @@ from(bucket: v.defaultBucket)
     flagged = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "reading" and r._field == "flag" and r._value != "N")
+  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "flag" and r._value != "N")
   |> map(fn: (r) => ({{r with flag: r._value, _value: 1}}))
   |> group(columns: ["flag"])
   |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
@@ -478,21 +479,21 @@ from(bucket: v.defaultBucket)
     findings = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "finding" and r._field == "active" and r._value == true)
+  |> filter(fn: (r) => r._measurement == "{FINDING}" and r._field == "active" and r._value == true)
   |> group(columns: ["rule"])
   |> aggregateWindow(every: v.windowPeriod, fn: count, createEmpty: false)
 """
     deliveries = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "delivery" and r._field == "attempt")
+  |> filter(fn: (r) => r._measurement == "{DELIVERY}" and r._field == "attempt")
   |> group(columns: ["status"])
   |> aggregateWindow(every: v.windowPeriod, fn: count, createEmpty: false)
 """
     freshness = f"""
 from(bucket: v.defaultBucket)
   |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "reading" and r._field == "value")
+  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value")
   |> group(columns: ["site"])
   |> last()
   |> map(fn: (r) => ({{site: r.site, last_reading: r._time,

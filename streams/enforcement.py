@@ -53,6 +53,7 @@ from ecowatch.lineprotocol import (
     line,
     string_field,
 )
+from ecowatch.measurements import AGGREGATE, CASE_EVENT, FINDING
 from ecowatch.schema import (
     CaseEvent,
     DeviceCommand,
@@ -123,7 +124,7 @@ def finding_line(f: Finding) -> str:
         ("pollutant", f.pollutant or NONE_TAG),
         ("severity", f.severity.value),
     )
-    return line("finding", tag_pairs, fields, epoch_ms(f.at))
+    return line(FINDING, tag_pairs, fields, epoch_ms(f.at))
 
 
 def window_line(site: str, closed: ClosedWindow) -> str:
@@ -145,7 +146,7 @@ def window_line(site: str, closed: ClosedWindow) -> str:
         ("pollutant", closed.pollutant),
         ("period", w.period.value),
     )
-    return line("aggregate", tag_pairs, fields, epoch_ms(w.start))
+    return line(AGGREGATE, tag_pairs, fields, epoch_ms(w.start))
 
 
 def case_event_line(e: CaseEvent) -> str:
@@ -163,7 +164,7 @@ def case_event_line(e: CaseEvent) -> str:
         ("actor", string_field(e.actor)),
         ("detail", string_field(e.detail)),
     )
-    return line("case_event", tag_pairs, fields, epoch_ms(e.at))
+    return line(CASE_EVENT, tag_pairs, fields, epoch_ms(e.at))
 
 
 @dataclass

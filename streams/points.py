@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ecowatch.lineprotocol import epoch_ms, float_field, int_field, string_field, tag_value, tags
+from ecowatch.measurements import AQI, METER, READING
 from ecowatch.schema import DataFlag, MeterStatus, Reading
 from ecowatch.streams.aqi import POLLUTANTS, SO2, AqiResult, NoIaqiError, Period, aqi
 
 AQI_CODES = frozenset(p.code for p in POLLUTANTS)
 
-MEASUREMENT = "reading"
 _FLAGS = {flag: string_field(flag.value) for flag in DataFlag}
 
 
@@ -29,7 +29,7 @@ def _site_device(name: str, reading: Reading) -> str:
 
 def reading_lines(reading: Reading) -> list[str]:
     ms = epoch_ms(reading.ts)
-    head = f"{_site_device(MEASUREMENT, reading)},model={tag_value(reading.model)},pollutant="
+    head = f"{_site_device(READING, reading)},model={tag_value(reading.model)},pollutant="
     # A resent reading (HJ 212-2025 RF=1) says so in a field of its own: late data, on record.
     late = ",resent=true" if reading.resent else ""
     return [
@@ -56,9 +56,6 @@ def store_lines(readings: list[Reading], aqi_standard: str) -> tuple[str, int, i
     return "\n".join(lines), reading_points, len(lines) - reading_points
 
 
-METER_MEASUREMENT = "meter"
-
-
 def meter_line(reading: Reading) -> str:
     """``meter,site=…,device=… valve="open",card="…",period="…",reported_quota_<code>=…,
     reported_used_<code>=…``: a card-swipe meter's account as the meter reports it, at each
@@ -71,7 +68,7 @@ def meter_line(reading: Reading) -> str:
         fields.append(f"card={string_field(m.card_id)}")
     fields += [f"reported_quota_{code}={float_field(v)}" for code, v in m.quota.items()]
     fields += [f"reported_used_{code}={float_field(v)}" for code, v in m.used.items()]
-    return f"{_site_device(METER_MEASUREMENT, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
+    return f"{_site_device(METER, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
 
 
 def account_line(reading: Reading, account: MeterStatus) -> str:
@@ -79,10 +76,7 @@ def account_line(reading: Reading, account: MeterStatus) -> str:
     platform keeps it (the permit's quota, the use it judges), beside what the meter reported."""
     fields = [f"quota_{code}={float_field(v)}" for code, v in account.quota.items()]
     fields += [f"used_{code}={float_field(v)}" for code, v in account.used.items()]
-    return f"{_site_device(METER_MEASUREMENT, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
-
-
-AQI_MEASUREMENT = "aqi"
+    return f"{_site_device(METER, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
 
 
 def realtime_aqi(reading: Reading, standard: str) -> AqiResult | None:
@@ -117,7 +111,7 @@ def aqi_line(reading: Reading, result: AqiResult) -> str:
     primary = string_field("/".join(result.primary))
     edition = result.standard.rsplit("-", 1)[-1]
     return (
-        f"{_site_device(AQI_MEASUREMENT, reading)}"
+        f"{_site_device(AQI, reading)}"
         f"{tags((('period', result.period.value), ('standard', edition)))} "
         f"aqi={int_field(result.aqi)},category={string_field(result.category.value)},"
         f"primary={primary},{iaqis} {epoch_ms(reading.ts)}"

@@ -23,6 +23,7 @@ from influxdb_client.domain.dialect import Dialect
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from ecowatch.measurements import CASE_EVENT, READING
 from ecowatch.outage import Outage
 from ecowatch.schema import DataFlag
 from ecowatch.streams.rules.rejudge import StoredReading, StoredValue
@@ -101,7 +102,7 @@ class InfluxWriter:
         flux = (
             f'from(bucket: "{self.bucket}") '
             f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
-            f'|> filter(fn: (r) => r._measurement == "reading" and r.site == "{site}") '
+            f'|> filter(fn: (r) => r._measurement == "{READING}" and r.site == "{site}") '
             f"|> filter(fn: (r) => {either}) "
             '|> filter(fn: (r) => r._field == "value" or r._field == "flag") '
             '|> keep(columns: ["_time", "_value", "_field", "device", "pollutant"])'
@@ -121,7 +122,7 @@ class InfluxWriter:
         flux = (
             f'from(bucket: "{self.bucket}") '
             f"|> range(start: {first}, stop: {last}) "
-            '|> filter(fn: (r) => r._measurement == "case_event" and r._field == "case") '
+            f'|> filter(fn: (r) => r._measurement == "{CASE_EVENT}" and r._field == "case") '
             f"|> filter(fn: (r) => {either}) "
             '|> group(columns: ["site", "kind"]) '
             "|> distinct() "
@@ -280,7 +281,7 @@ def count_reading_points(
     window = f"start: {start.isoformat()}" + (f", stop: {stop.isoformat()}" if stop else "")
     flux = (
         f'from(bucket: "{bucket}") |> range({window}) '
-        '|> filter(fn: (r) => r._measurement == "reading" and r._field == "value") '
+        f'|> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value") '
         "|> group() |> count()"
     )
     with InfluxDBClient(url=url, token=token, org=org, timeout=timeout_ms) as client:

@@ -19,6 +19,7 @@ import click
 
 from ecowatch import topics
 from ecowatch.cli.runtime import (
+    demo_city_unless_set,
     fold_kafka_outages,
     say_failed_stage,
     start_worker,
@@ -54,6 +55,7 @@ SAMPLES_PER_DEVICE = 100
 @click.group()
 def bench() -> None:
     """Benchmarks that print their figures (speed is measured here, not in tests)."""
+    demo_city_unless_set()
 
 
 @bench.command("core")
@@ -61,7 +63,7 @@ def bench() -> None:
 def bench_core(count: int) -> None:
     """The pure hot paths, one by one, on this machine's one core."""
     settings = load_settings()
-    catalogue = load_catalogue(settings.catalogue)
+    catalogue = load_catalogue(settings.catalogue_folder())
     # As the bridge, the worker and the HJ 212 server run: without it, the full collections
     # over the figures' own inputs were most of "parse a Kafka reading" (23 µs, not 8).
     tune_gc()
@@ -501,7 +503,7 @@ def bench_pipeline(
 
     settings = load_settings()
     fold_kafka_outages(settings)
-    catalogue = load_catalogue(settings.catalogue)
+    catalogue = load_catalogue(settings.catalogue_folder())
     candidates = outfalls(catalogue)
     if devices > len(candidates):
         raise click.UsageError(f"--devices: the catalogue has {len(candidates)} outfall monitors")
@@ -584,7 +586,7 @@ def _run_pipeline(
     if over_limit_every:
         sink = NotificationSink()
         folder = copy_with_policies(
-            settings.catalogue, settings.state_dir / "bench-catalogue", BENCH_POLICIES
+            settings.catalogue_folder(), settings.state_dir / "bench-catalogue", BENCH_POLICIES
         )
         alerting = {
             "ECOWATCH_CATALOGUE": str(folder),

@@ -19,6 +19,7 @@ from ecowatch.cli.fleet import echo_happenings, fleet_options, fleet_plan
 from ecowatch.cli.runtime import (
     api_as,
     bridge_failure,
+    demo_city_unless_set,
     fold_kafka_outages,
     influx_points,
     run_bridge,
@@ -205,6 +206,7 @@ def demo(**options: object) -> None:
     from ecowatch.kafka import start_producer
     from ecowatch.simulators.city import build_fleet
 
+    demo_city_unless_set()
     settings, catalogue = settings_and_catalogue()
     plan = fleet_plan(**options)
     Stack(settings, catalogue).up(Progress(click.echo))

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ecowatch.cli.runtime import demo_city_unless_set
 from ecowatch.config.settings import load_settings
 from ecowatch.devtools.drill import (
     FAULTS,
@@ -174,6 +175,7 @@ def drill(
     """
     from ecowatch.config.catalogue import load_catalogue
 
+    demo_city_unless_set()
     if soak:
         _soak(storm, outage_resend, days, speed, interval, tolerance, keep_bucket, seed)
         return
@@ -206,7 +208,7 @@ def drill(
     )
     if storm and outage_resend:
         raise click.UsageError("--storm and --outage-resend are two drills: choose one")
-    report = run_drill(settings, load_catalogue(settings.catalogue), options, click.echo)
+    report = run_drill(settings, load_catalogue(settings.catalogue_folder()), options, click.echo)
     for line in render(report):
         click.echo(line)
     if not report.passed:
@@ -240,7 +242,7 @@ def _soak(
         seed=seed,
         keep_bucket=keep_bucket,
     )
-    report = run_soak(settings, load_catalogue(settings.catalogue), options, click.echo)
+    report = run_soak(settings, load_catalogue(settings.catalogue_folder()), options, click.echo)
     for line in render_soak(report):
         click.echo(line)
     if not report.passed:

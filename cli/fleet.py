@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ecowatch.simulators.fleet import Fleet
 
 
-from ecowatch.cli.runtime import settings_and_catalogue, stop_on_signals
+from ecowatch.cli.runtime import demo_city_unless_set, settings_and_catalogue, stop_on_signals
 
 
 def fleet_plan(**options: object) -> FleetPlan:
@@ -158,6 +158,7 @@ def simulate(**options: object) -> None:
 
     if options["hj212_version"] != "2017" and options["transport"] != "hj212":
         raise click.UsageError("--hj212-version needs --transport hj212")
+    demo_city_unless_set()
     settings, catalogue = settings_and_catalogue()
     plan = fleet_plan(**options)
     fleet = build_fleet(settings, catalogue, plan)

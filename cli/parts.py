@@ -80,6 +80,7 @@ def worker() -> None:
     from ecowatch.streams.app import create_app
 
     settings = load_settings()
+    settings.catalogue_folder()  # a missing catalogue is said before anything else
     if not settings.influx_token.get_secret_value():
         require_secrets(settings)
     app = create_app(settings, settings.clock())

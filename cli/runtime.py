@@ -21,7 +21,7 @@ import click
 
 from ecowatch import topics
 from ecowatch.config.catalogue import Catalogue, load_catalogue
-from ecowatch.config.settings import Settings, load_settings
+from ecowatch.config.settings import DEMO_CATALOGUE, Settings, load_settings
 from ecowatch.devtools.watch import ChildProcess, StageFailed, StageFailure
 from ecowatch.errors import ConfigError, EcowatchError, StageStalled
 from ecowatch.kafka_accounts import Role, access_for
@@ -32,9 +32,18 @@ from ecowatch.topics import BridgeSlice
 log = logging.getLogger("ecowatch")
 
 
+def demo_city_unless_set() -> None:
+    """For the dev tools (the demo, the drill, the bench, the simulators, the local stack):
+    the demo city when ECOWATCH_CATALOGUE names none, said in one line. Set in the
+    environment, so that the processes they start judge the same city."""
+    if not os.environ.get("ECOWATCH_CATALOGUE"):
+        os.environ["ECOWATCH_CATALOGUE"] = str(DEMO_CATALOGUE)
+        click.echo(f"catalogue: the demo city ({DEMO_CATALOGUE}); ECOWATCH_CATALOGUE names yours")
+
+
 def settings_and_catalogue() -> tuple[Settings, Catalogue]:
     settings = load_settings()
-    return settings, load_catalogue(settings.catalogue)
+    return settings, load_catalogue(settings.catalogue_folder())
 
 
 def require_secrets(settings: Settings) -> None:

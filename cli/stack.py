@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
-from ecowatch.cli.runtime import settings_and_catalogue
+from ecowatch.cli.runtime import demo_city_unless_set, settings_and_catalogue
+from ecowatch.config.settings import DEMO_CATALOGUE
 
 
 @click.group()
@@ -14,9 +16,14 @@ def stack() -> None:
     """The local Mosquitto, Kafka and InfluxDB, installed and run without Docker."""
 
 
-def _stack():
+def _stack(starts: bool = False):
+    """``starts``: the command writes the devices' MQTT accounts and ACL from the catalogue."""
     from ecowatch.devtools.stack.services import Stack
 
+    if starts:
+        demo_city_unless_set()
+    else:  # installing, stopping, a status or a log reads no device
+        os.environ.setdefault("ECOWATCH_CATALOGUE", str(DEMO_CATALOGUE))
     settings, catalogue = settings_and_catalogue()
     return Stack(settings, catalogue)
 
@@ -35,7 +42,7 @@ def stack_up() -> None:
     """Install what is missing, start what is down, wait until each is healthy."""
     from ecowatch.devtools.stack.process import Progress
 
-    s = _stack()
+    s = _stack(starts=True)
     s.up(Progress(click.echo))
     for status in s.status():
         click.echo(status.line())

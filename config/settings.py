@@ -23,7 +23,9 @@ from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
 from ecowatch.topics import BridgeSlice
 
-PACKAGE_CATALOGUE = Path(__file__).parent / "catalogue"
+# The demo city: what `ecowatch demo`, the dev tools and the tests name. Never a default: a
+# deployment that forgot ECOWATCH_CATALOGUE would watch a fictional city without a word.
+DEMO_CATALOGUE = Path(__file__).parent / "catalogue"
 
 
 def default_state_dir() -> Path:
@@ -90,7 +92,7 @@ class Settings(BaseSettings):
     influx_bucket: str = "ecowatch"
     influx_token: SecretStr = SecretStr("")
 
-    catalogue: Path = PACKAGE_CATALOGUE
+    catalogue: Path | None = None  # required wherever a catalogue is read: catalogue_folder()
     # The HJ 633 edition for the air stations' AQI: 2026 is in force since 2026-03-01.
     aqi_standard: Literal["2012", "2026"] = "2026"
     # The devices' MQTT passwords ({"<device id>": "<password>"}), for the simulators. The local
@@ -243,6 +245,17 @@ class Settings(BaseSettings):
     @cached_property
     def influx_port(self) -> int:
         return urlsplit(self.influx_url).port or 8086
+
+    def catalogue_folder(self) -> Path:
+        """The catalogue's folder, which has no default: see :data:`DEMO_CATALOGUE`."""
+        if self.catalogue is None:
+            raise ConfigError(
+                "ECOWATCH_CATALOGUE is not set: the folder of your catalogue's YAML files "
+                f"(sites, devices, permits). The demo city is {DEMO_CATALOGUE}; the demo, the "
+                "drill, the bench and the simulators use it when nothing is set, the platform "
+                "never does"
+            )
+        return self.catalogue
 
 
 def load_device_credentials(path: Path) -> dict[str, str]:

@@ -351,7 +351,7 @@ def run_load(
     dated ``ahead``), say so, wait for the bench's go (a line on stdin), publish, and say how
     many readings Mosquitto acknowledged (every 0.5 s), then its own CPU and the samples."""
     settings = load_settings()
-    catalogue = load_catalogue(settings.catalogue)
+    catalogue = load_catalogue(settings.catalogue_folder())
     credentials = load_device_credentials(settings.device_credentials_file)
     publishers = [
         Publisher(

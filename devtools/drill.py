@@ -1113,7 +1113,7 @@ class Drill:
             "ECOWATCH_WEB_PORT": str(self.web_port),
             "ECOWATCH_CATALOGUE": str(
                 copy_with_policies(
-                    self.settings.catalogue, self.folder / "catalogue", FAST_POLICIES
+                    self.settings.catalogue_folder(), self.folder / "catalogue", FAST_POLICIES
                 )
             ),
             "ECOWATCH_TICK_SECONDS": "1",

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ecowatch.config.catalogue import Catalogue, SiteKind, load_catalogue
-from ecowatch.config.settings import PACKAGE_CATALOGUE
+from ecowatch.config.settings import DEMO_CATALOGUE
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
 from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, DELIVERY, FINDING, READING
 
@@ -549,7 +549,7 @@ def render(catalogue: Catalogue) -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    files = render(load_catalogue(PACKAGE_CATALOGUE))
+    files = render(load_catalogue(DEMO_CATALOGUE))
     if "--check" in argv:
         stale = [
             n

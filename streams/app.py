@@ -55,7 +55,7 @@ def rss_bytes() -> int:
 
 def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
     clock = clock or SystemClock()
-    catalogue = load_catalogue(settings.catalogue)
+    catalogue = load_catalogue(settings.catalogue_folder())
     worker_kafka = access_for(settings, Role.WORKER)
     app = faust.App(
         settings.app_id,

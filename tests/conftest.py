@@ -3,20 +3,25 @@ pipeline on the real local stack (see integration/conftest.py)."""
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from ecowatch.config.catalogue import Catalogue, load_catalogue
-from ecowatch.config.settings import PACKAGE_CATALOGUE
+from ecowatch.config.settings import DEMO_CATALOGUE
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+
+# The platform has no default catalogue: the tests name the demo city, for themselves and for
+# every process they start (a test may name another in its processes' environment).
+os.environ.setdefault("ECOWATCH_CATALOGUE", str(DEMO_CATALOGUE))
 
 
 @pytest.fixture(scope="session")
 def catalogue() -> Catalogue:
-    return load_catalogue(PACKAGE_CATALOGUE)
+    return load_catalogue(DEMO_CATALOGUE)
 
 
 @pytest.fixture

@@ -65,7 +65,7 @@ def stack_env() -> Iterator[dict[str, str]]:
         os.environ.pop(k, None)  # the test stack generates its own
     os.environ.update(env)
     settings = load_settings()
-    stack = Stack(settings, load_catalogue(settings.catalogue))
+    stack = Stack(settings, load_catalogue(settings.catalogue_folder()))
     stack.down()  # what a crashed run left running (its pid files are in the folder)
     shutil.rmtree(state, ignore_errors=True)
     if state.exists():

@@ -28,7 +28,7 @@ import pytest
 
 from ecowatch import topics
 from ecowatch.clock import CHINA
-from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.config.settings import DEMO_CATALOGUE, Settings
 from ecowatch.files import write_private
 from ecowatch.tokens import hash_token, hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
@@ -101,7 +101,7 @@ class ApiWorker:
 def api_worker(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiWorker]:
     folder = tmp_path_factory.mktemp("api-worker")
     catalogue = folder / "catalogue"
-    shutil.copytree(PACKAGE_CATALOGUE, catalogue)
+    shutil.copytree(DEMO_CATALOGUE, catalogue)
     (catalogue / "policies.yaml").write_text(POLICY, encoding="utf-8")
     tokens = write_private(folder / "tokens.json", json.dumps(hashed(TOKENS)))
     # A second officer of G-KC-01 gets a token the way an operator gives one out.

@@ -26,7 +26,7 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from ecowatch import topics
 from ecowatch.config.catalogue import load_catalogue
-from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.config.settings import DEMO_CATALOGUE, Settings
 from ecowatch.console.seed import stored_latest
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
@@ -87,7 +87,7 @@ def stack(
 ) -> Iterator[ConsoleStack]:
     folder = tmp_path_factory.mktemp("console")
     catalogue = folder / "catalogue"
-    shutil.copytree(PACKAGE_CATALOGUE, catalogue)
+    shutil.copytree(DEMO_CATALOGUE, catalogue)
     (catalogue / "policies.yaml").write_text(POLICY, encoding="utf-8")
     tokens = write_private(folder / "tokens.json", json.dumps(hashed(TOKENS)))
     env = {
@@ -172,7 +172,7 @@ def test_the_wall_shows_every_site_of_the_catalogue(stack, browser, settings):
     context = signed_in(browser, "tok-ops", viewport=WALL_SIZE)
     page = ready(context.new_page(), "/wall")
     shown = set(page.eval_on_selector_all("[data-site]", "els => els.map(e => e.dataset.site)"))
-    assert shown == set(load_catalogue(PACKAGE_CATALOGUE).sites)
+    assert shown == set(load_catalogue(DEMO_CATALOGUE).sites)
     context.close()
 
 

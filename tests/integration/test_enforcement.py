@@ -28,7 +28,7 @@ import pytest
 from ecowatch import topics
 from ecowatch.alerts.templates import is_possible_repeat
 from ecowatch.clock import CHINA
-from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.config.settings import DEMO_CATALOGUE, Settings
 from ecowatch.devtools.desk import CASE_ID
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
@@ -69,7 +69,7 @@ policies:
 @pytest.fixture
 def fast_catalogue(tmp_path: Path) -> Path:
     folder = tmp_path / "catalogue"
-    shutil.copytree(PACKAGE_CATALOGUE, folder)
+    shutil.copytree(DEMO_CATALOGUE, folder)
     (folder / "policies.yaml").write_text(FAST_POLICY, encoding="utf-8")
     return folder
 

@@ -103,7 +103,7 @@ def test_a_mosquitto_restart_under_load_loses_no_acknowledged_reading(
     not restored from its persistence; this test failed so, losing every such reading.)"""
     start = slot(2).replace(hour=5)
     monitors = [Monitor(settings, d, device_passwords[d]) for _, d in LOAD_DEVICES]
-    mosquitto = Mosquitto(settings, load_catalogue(settings.catalogue))
+    mosquitto = Mosquitto(settings, load_catalogue(settings.catalogue_folder()))
     per_device, rate = 600, 50  # readings per device, per second per device: 200/s in all
     for name in ("first", "second"):
         (tmp_path / name).mkdir()

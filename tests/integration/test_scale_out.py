@@ -24,7 +24,7 @@ import pytest
 
 from ecowatch import topics
 from ecowatch.clock import CHINA
-from ecowatch.config.settings import PACKAGE_CATALOGUE, Settings
+from ecowatch.config.settings import DEMO_CATALOGUE, Settings
 from ecowatch.files import write_private
 from ecowatch.tokens import hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
@@ -80,7 +80,7 @@ def two_workers(
     settings: Settings, receiver: HttpReceiver, mailbox: Mailbox, tmp_path: Path
 ) -> Iterator[tuple[Service, Service]]:
     catalogue = tmp_path / "catalogue"
-    shutil.copytree(PACKAGE_CATALOGUE, catalogue)
+    shutil.copytree(DEMO_CATALOGUE, catalogue)
     (catalogue / "policies.yaml").write_text(POLICY, encoding="utf-8")
     tokens = write_private(tmp_path / "tokens.json", json.dumps(hashed(TOKENS)))
     mail = "mailto://ecowatch:s3cret@127.0.0.1:{port}?to={to}&from=ecowatch@example.org"

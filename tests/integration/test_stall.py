@@ -81,7 +81,7 @@ def test_a_bridge_that_stands_still_says_so_exits_75_and_its_successor_takes_wha
     tmp_path: Path,
     forget_session: None,
 ) -> None:
-    catalogue = load_catalogue(settings.catalogue)
+    catalogue = load_catalogue(settings.catalogue_folder())
     (entry,) = [e for e in catalogue.devices.values() if e.site.id == SITE][:1]
     device = Device(settings, entry.device.id, device_passwords[entry.device.id])
     topic = topics.reading_topic(SITE, entry.device.id)

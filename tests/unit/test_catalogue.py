@@ -16,7 +16,7 @@ from ecowatch.config.catalogue import (
     StationControl,
     load_catalogue,
 )
-from ecowatch.config.settings import PACKAGE_CATALOGUE, load_settings
+from ecowatch.config.settings import DEMO_CATALOGUE, load_settings
 from ecowatch.config.standards import (
     STANDARD_FILES,
     STANDARDS_DIR,
@@ -228,7 +228,7 @@ def test_no_limit_and_unknown_site(catalogue):
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
     target = tmp_path / "catalogue"
-    shutil.copytree(PACKAGE_CATALOGUE, target)
+    shutil.copytree(DEMO_CATALOGUE, target)
     return target
 
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ecowatch.config.catalogue import load_catalogue
-from ecowatch.config.settings import PACKAGE_CATALOGUE
+from ecowatch.config.settings import DEMO_CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "grafana"
@@ -119,7 +119,7 @@ def test_every_query_reads_the_data_sources_bucket(path):
 
 
 def test_the_dashboards_are_what_the_generator_makes_of_the_catalogue():
-    rendered = generator().render(load_catalogue(PACKAGE_CATALOGUE))
+    rendered = generator().render(load_catalogue(DEMO_CATALOGUE))
     assert sorted(rendered) == [p.name for p in DASHBOARDS]
     for path in DASHBOARDS:
         assert path.read_text(encoding="utf-8") == rendered[path.name], (
@@ -128,7 +128,7 @@ def test_the_dashboards_are_what_the_generator_makes_of_the_catalogue():
 
 
 def test_the_limit_lines_are_the_limits_a_reading_is_judged_against():
-    rows = generator().limit_rows(load_catalogue(PACKAGE_CATALOGUE))
+    rows = generator().limit_rows(load_catalogue(DEMO_CATALOGUE))
     by = {(r["site"], r["pollutant"], r["bound"]): r for r in rows}
     # The permit's COD limit, stricter than GB 8978's first grade.
     assert by["S-OUT-001", "w01018", "max"]["limit"] == 80.0

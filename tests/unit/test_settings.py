@@ -25,3 +25,17 @@ def test_a_worker_is_found_where_it_listens_unless_it_says_otherwise():
 def test_a_web_url_the_other_workers_cannot_reach_is_refused(url):
     with pytest.raises(ValidationError, match="web_url"):
         Settings(web_url=url)
+
+
+def test_there_is_no_default_catalogue_and_the_worker_says_what_to_set(monkeypatch, capsys) -> None:
+    from ecowatch.cli import main
+    from ecowatch.errors import ConfigError
+
+    monkeypatch.delenv("ECOWATCH_CATALOGUE", raising=False)
+    with pytest.raises(ConfigError, match="ECOWATCH_CATALOGUE is not set"):
+        Settings(_env_file=None).catalogue_folder()  # type: ignore[call-arg]
+    monkeypatch.setattr("sys.argv", ["ecowatch", "worker"])
+    with pytest.raises(SystemExit) as exit_:
+        main()
+    assert exit_.value.code == 2  # before any service is asked anything
+    assert "ECOWATCH_CATALOGUE is not set" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import time
 import click
 
 from ecowatch.cli.runtime import require_secrets, stop_on_signals
+from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import load_settings
 from ecowatch.devtools.supervise import KeptProcess, keep
 
@@ -42,6 +43,7 @@ def up(without: tuple[str, ...]) -> None:
     process logs to <state>/up/<name>.log.
     """
     settings = load_settings()
+    load_catalogue(settings.catalogue_folder())  # said once here, not by each kept process
     require_secrets(settings)
     folder = settings.state_dir / "up"
 

@@ -38,7 +38,6 @@ from ecowatch.devtools.bench import (
     notify_env,
     outfalls,
     percentile,
-    reading_points_per_device,
     with_descendants,
 )
 from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
@@ -47,6 +46,7 @@ from ecowatch.kafka import group_lag
 from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
 from ecowatch.measurements import READING
 from ecowatch.schema import readings_in_record
+from ecowatch.streams.store import reading_points_per_device
 
 POLL_SECONDS = 0.25  # InfluxDB's points per device: the latency samples' resolution
 SAMPLES_PER_DEVICE = 100

@@ -34,7 +34,6 @@ from ecowatch.config.catalogue import Catalogue, DeviceEntry, load_catalogue
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.ingest import hj212
 from ecowatch.ingest.validation import accept_mqtt_reading
-from ecowatch.measurements import READING
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.streams.aqi import Period, aqi
 from ecowatch.streams.points import store_lines
@@ -495,32 +494,6 @@ def percentile(sorted_values: list[float], q: float) -> float | None:
         return None
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
-
-
-def reading_points_per_device(
-    settings: Settings,
-    start: datetime,
-    stop: datetime,
-    devices: Iterable[str] | None = None,
-    timeout_ms: int = 30_000,
-) -> dict[str, int]:
-    """Reading points (value fields) per device in [start, stop): one Flux count per poll.
-    ``devices``: only theirs (the bench's own): any other device's readings dated in the
-    window (a simulated city replaying the past, a drill) are not the bench's points."""
-    from ecowatch.streams.store import influx_client
-
-    flux = (
-        f'from(bucket: "{settings.influx_bucket}") '
-        f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
-        f'|> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value") '
-        '|> group(columns: ["device"]) |> count()'
-    )
-    with influx_client(settings, timeout_ms) as client:
-        tables = client.query_api().query(flux)
-    counts = {str(r.values["device"]): int(r.get_value()) for t in tables for r in t.records}
-    if devices is None:
-        return counts
-    return {d: counts.get(d, 0) for d in devices}
 
 
 if __name__ == "__main__":

@@ -265,25 +265,26 @@ def influx_client(settings: Settings, timeout_ms: int = 10_000) -> InfluxDBClien
     )
 
 
-def count_reading_points(
-    url: str,
-    token: str,
-    org: str,
-    bucket: str,
+def reading_points_per_device(
+    settings: Settings,
     start: datetime,
     stop: datetime | None = None,
+    devices: Iterable[str] | None = None,
     timeout_ms: int = 30_000,
-) -> int:
-    """How many reading points (value fields) InfluxDB holds in [start, stop): a Flux count,
-    the evidence the demo and the pipeline benchmark show."""
-    from influxdb_client import InfluxDBClient
-
+) -> dict[str, int]:
+    """Reading points (value fields) per device in [start, stop): the evidence the demo, the
+    benchmarks and the drills count. ``devices``: only theirs (a bench's own: any other
+    device's readings dated in the window, a simulated city replaying the past, are not its
+    points); their sum is every point of the window."""
     window = f"start: {start.isoformat()}" + (f", stop: {stop.isoformat()}" if stop else "")
     flux = (
-        f'from(bucket: "{bucket}") |> range({window}) '
+        f'from(bucket: "{settings.influx_bucket}") |> range({window}) '
         f'|> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value") '
-        "|> group() |> count()"
+        '|> group(columns: ["device"]) |> count()'
     )
-    with InfluxDBClient(url=url, token=token, org=org, timeout=timeout_ms) as client:
+    with influx_client(settings, timeout_ms) as client:
         tables = client.query_api().query(flux)
-    return sum(int(r.get_value()) for t in tables for r in t.records)
+    counts = {str(r.values["device"]): int(r.get_value()) for t in tables for r in t.records}
+    if devices is None:
+        return counts
+    return {d: counts.get(d, 0) for d in devices}

@@ -8,7 +8,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup browser demo test test-storm lint unit integration stack-down
+.PHONY: setup browser demo test test-storm lint unit component integration stack-down
 
 $(STAMP): pyproject.toml
 	@command -v python3 >/dev/null || { echo "python3 (3.11+) is required"; exit 1; }
@@ -38,6 +38,9 @@ lint: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
+
+component: $(STAMP)
+	$(BIN)/pytest tests/component
 
 integration: setup browser
 	$(BIN)/pytest tests/integration

@@ -14,7 +14,7 @@ At simulated days 1, 10 and 30 the soak reads the worker's ``/health``: its resi
 or any table's bytes exceeds the day before it (day 10) by more than the tolerance (15 %).
 
 The pure part (the days looked at, the samples, the verdict, the report) is at the top and
-tested in ``tests/unit/test_drill.py``; the run below it drives the real processes.
+tested in ``tests/unit/devtools/test_drill.py``; the run below it drives the real processes.
 """
 
 from __future__ import annotations

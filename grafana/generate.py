@@ -3,7 +3,7 @@
 Generated rather than hand-edited because two things in them come from the catalogue: the limit
 that applies to each site's pollutant (the permit's or the standard's, with its source) and the
 grid of each site. InfluxDB holds neither (a finding point carries no limit, a case event no
-grid), so the Flux queries carry them as literals. tests/unit/test_grafana.py fails when the
+grid), so the Flux queries carry them as literals. tests/unit/grafana/test_grafana.py fails when the
 committed files differ from what this writes, so a catalogue change cannot leave them stale.
 
     .venv/bin/python grafana/generate.py            # rewrite the files

@@ -27,7 +27,7 @@ from ecowatch.console.core import City
 from ecowatch.console.server import COOKIE, Console
 from ecowatch.schema import DeadLetter, Reading
 
-STATIC = Path(__file__).parents[2] / "console" / "static"
+STATIC = Path(__file__).parents[3] / "console" / "static"
 T = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday in China: the week of 2026-11-23
 GRIDS = {"tok-ops": None, "tok-kc": ["G-KC-01"]}  # None: an operator (every grid)
 

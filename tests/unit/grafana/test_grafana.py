@@ -17,7 +17,7 @@ import yaml
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import DEMO_CATALOGUE
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 GRAFANA = ROOT / "grafana"
 DATASOURCES = GRAFANA / "provisioning" / "datasources" / "influxdb.yaml"
 PROVIDERS = GRAFANA / "provisioning" / "dashboards" / "ecowatch.yaml"

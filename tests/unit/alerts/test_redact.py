@@ -21,7 +21,7 @@ from ecowatch.alerts.redact import GUARDED_LOGGERS, Redactor, guard_logs, secret
 from ecowatch.alerts.templates import Message
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import Audience, CaseStep
-from tests.unit.test_alerts import note
+from tests.unit.alerts.test_alerts import note
 
 TOKEN, PASSWORD, ADDRESS = "tok3nZYX987", "pa55-W0rd!", "boss@corp.example"
 HOOK = f"json://ops:{PASSWORD}@hooks.example:8443/notify/{TOKEN}?-sig={TOKEN}x"

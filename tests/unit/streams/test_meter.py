@@ -10,7 +10,7 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import DataFlag, Measurement
 from ecowatch.streams.meter import account as account_of
 from ecowatch.streams.meter import mismatch, platform_status
-from tests.unit.test_rules import CHEM_METER, COD_Q, MIN, T0, account, metered
+from tests.unit.streams.test_rules import CHEM_METER, COD_Q, MIN, T0, account, metered
 
 
 def test_the_platforms_account_follows_appendix_d(catalogue: Catalogue) -> None:

@@ -19,7 +19,7 @@ from ecowatch.devtools.stack.services import BRIDGE_USERS
 from ecowatch.kafka_accounts import Role
 from ecowatch.topics import BridgeSlice
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 

@@ -22,7 +22,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -44,6 +43,7 @@ from ecowatch.config.standards import (
     Standard,
     package_standards,
 )
+from ecowatch.config.yamlfile import field_problem, read_yaml
 from ecowatch.errors import ConfigError
 from ecowatch.schema import Identifier, PollutantCode, Rule, Severity
 
@@ -328,19 +328,8 @@ _MODELS: dict[str, type[BaseModel]] = {
 }
 
 
-def _describe(err: Any) -> str:
-    field = ".".join(str(p) for p in err["loc"]) or "(entry)"
-    expected = err["msg"]
-    if err["type"] == "extra_forbidden":
-        expected = "no such field"
-    return f"field '{field}': {expected}"
-
-
 def _parse_file(path: Path) -> dict[str, list[tuple[int, _Entry]]]:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    doc = read_yaml(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with sections {', '.join(SECTIONS)}")
     unknown = set(doc) - set(SECTIONS)
@@ -358,7 +347,7 @@ def _parse_file(path: Path) -> dict[str, list[tuple[int, _Entry]]]:
             try:
                 entries.append((i, _MODELS[section].model_validate(raw)))
             except ValidationError as exc:
-                problems = "; ".join(_describe(e) for e in exc.errors())
+                problems = "; ".join(field_problem(e) for e in exc.errors())
                 raise ConfigError(f"{path}: {section} entry '{label}': {problems}") from None
         parsed[section] = entries
     return parsed

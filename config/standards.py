@@ -24,7 +24,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Annotated, Any, Self
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,6 +34,7 @@ from pydantic import (
     model_validator,
 )
 
+from ecowatch.config.yamlfile import field_problem, read_yaml
 from ecowatch.errors import ConfigError
 from ecowatch.schema import PollutantCode
 
@@ -293,12 +293,6 @@ class Standard(_Frozen):
 # -- loading -----------------------------------------------------------------------------------
 
 
-def _describe(err: Any) -> str:
-    field = ".".join(str(p) for p in err["loc"]) or "(entry)"
-    expected = "no such field" if err["type"] == "extra_forbidden" else err["msg"]
-    return f"field '{field}': {expected}"
-
-
 def _errors(path: Path, label: str, exc: ValidationError) -> ConfigError:
     # A mistake inside a class names the class as the entry, like a catalogue entry.
     first = exc.errors()[0]["loc"]
@@ -307,7 +301,7 @@ def _errors(path: Path, label: str, exc: ValidationError) -> ConfigError:
         problems = [{**e, "loc": e["loc"][2:]} for e in exc.errors() if e["loc"][:2] == first[:2]]
     else:
         entry, problems = f"standard '{label}'", list(exc.errors())
-    return ConfigError(f"{path}: {entry}: " + "; ".join(_describe(e) for e in problems))
+    return ConfigError(f"{path}: {entry}: " + "; ".join(field_problem(e) for e in problems))
 
 
 def _check(path: Path, std: Standard) -> None:
@@ -345,10 +339,7 @@ def _check(path: Path, std: Standard) -> None:
 
 
 def load_standard(path: Path) -> Standard:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping (id, title, source, classes, ...)")
     try:

@@ -3,10 +3,10 @@ and its services stopped, then what was published, acknowledged, stored and lost
 notifications delivered twice, and how long the platform took to recover from each fault.
 
 The pure part (the fault plan, the ledger of readings, recovery, the notification tally, the
-report) is at the top and tested in ``tests/unit/devtools/test_drill.py``. The edge below it drives the
-real processes: the worker, the bridge and the HJ 212 server are ``ecowatch`` commands run as
-children (they read their settings from the environment and ``stack.env``, like any operator's),
-and the services are stopped and started through the stack's own code.
+report) is at the top and tested in ``tests/unit/devtools/test_drill.py``. The edge below it
+drives the real processes: the worker, the bridge and the HJ 212 server are ``ecowatch``
+commands run as children (they read their settings from the environment and ``stack.env``,
+like any operator's), and the services are stopped and started through the stack's own code.
 
 Definitions (the README's "Fault drill" says the same):
 

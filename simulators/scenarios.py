@@ -39,10 +39,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from ecowatch.clock import Clock
+from ecowatch.config.yamlfile import field_problem, read_yaml
 from ecowatch.durations import Duration, PositiveDuration, format_duration
 from ecowatch.errors import ConfigError
 from ecowatch.schema import Identifier, PollutantCode
@@ -445,10 +445,6 @@ _TOP = ("name", "description", "every", "events")
 
 
 def _describe(err: Mapping[str, Any]) -> str:
-    loc = err["loc"][1:]  # the first item is the action (the union's tag)
-    path = ".".join(str(p) for p in loc) or "(event)"
-    if err["type"] == "extra_forbidden":
-        return f"field '{path}': no such field"
     if err["type"] == "union_tag_invalid":
         return f"field 'action': unknown action {err['ctx']['tag']!r}; expected one of " + (
             ", ".join(ACTIONS)
@@ -457,17 +453,13 @@ def _describe(err: Mapping[str, Any]) -> str:
         return "field 'action': missing; expected one of " + ", ".join(ACTIONS)
     if err["type"] == "model_attributes_type":
         return "expected a mapping of at, device, action and the action's fields"
-    return f"field '{path}': {err['msg']}"
+    # The first part of the location is the action (the union's tag), named by the event.
+    return field_problem(err, skip=1, whole="(event)")
 
 
 def load_scenario_file(path: Path) -> Scenario:
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the scenario: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    doc = read_yaml(path, "the scenario")
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with {', '.join(_TOP)}")
     unknown = sorted(set(doc) - set(_TOP))

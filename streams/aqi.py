@@ -28,10 +28,10 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 import ecowatch.config
+from ecowatch.config.yamlfile import field_problem, read_yaml
 from ecowatch.errors import ConfigError
 
 # Installed as package data of ecowatch.config, next to the gb*.yaml limit standards.
@@ -324,12 +324,6 @@ def _exact(x: float) -> Fraction:
     return Fraction(x) if isinstance(x, int) else Fraction(repr(float(x)))
 
 
-def _describe(err: Any) -> str:
-    where = ".".join(str(p) for p in err["loc"]) or "(entry)"
-    expected = "no such field" if err["type"] == "extra_forbidden" else err["msg"]
-    return f"field '{where}': {expected}"
-
-
 def _entry(code: str, doc: Any) -> str:
     raw = doc.get("pollutants") if isinstance(doc, dict) else None
     spec = raw.get(code) if isinstance(raw, dict) else None
@@ -346,7 +340,7 @@ def _errors(path: Path, doc: dict[str, Any], exc: ValidationError) -> ConfigErro
     else:
         where = f"standard '{doc.get('standard', path.stem)}'"
         problems = list(exc.errors())
-    return ConfigError(f"{path}: {where}: " + "; ".join(_describe(e) for e in problems))
+    return ConfigError(f"{path}: {where}: " + "; ".join(field_problem(e) for e in problems))
 
 
 def _increasing(values: list[float] | list[int]) -> int | None:
@@ -431,12 +425,7 @@ def _check_table(
 def load_aqi_standard(path: Path) -> AqiStandard:
     """One ``hj633-<year>.yaml`` file, validated; a mistake raises ConfigError (file, field)."""
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    doc = read_yaml(path)
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping (standard, title, source, pollutants...)")
     try:

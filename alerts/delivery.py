@@ -485,7 +485,7 @@ class Job:
         )
 
 
-class Stage(Protocol):
+class DeliveryStep(Protocol):
     async def __call__(self, job: Job) -> bool:
         """Do this stage's part; False ends the job here."""
         ...
@@ -640,7 +640,7 @@ class Deliverer:
         self.clock = clock or SystemClock()
         self.environ = environ  # None: os.environ at each delivery (a changed URL applies)
         self.lang: Lang = lang
-        self.stages: Sequence[Stage] = (
+        self.stages: Sequence[DeliveryStep] = (
             Dedup(delivery_log, lang),
             Begin(delivery_log),
             Send(notifier or AppriseNotifier(), retry or RetryPolicy(), sleep, self.clock),

@@ -35,7 +35,7 @@ from ecowatch.config.catalogue import Catalogue, Officer, OfficerRole
 from ecowatch.schema import Audience, Notification, Severity
 
 
-class Role(StrEnum):
+class RecipientRole(StrEnum):
     ENTERPRISE = "enterprise"
     OFFICER = "officer"
     SUPERVISOR = "supervisor"
@@ -46,7 +46,7 @@ class Route:
     """One person to send to. ``urls`` are secrets: never log or record them."""
 
     recipient: str  # the officer id, or the enterprise id for its contact
-    role: Role
+    role: RecipientRole
     urls: tuple[str, ...]
     name: str = ""
 
@@ -59,7 +59,7 @@ class Unroutable:
     """A person who should hear but cannot be reached: a routing gap to log and record."""
 
     recipient: str
-    role: Role
+    role: RecipientRole
     reason: str
 
 
@@ -96,16 +96,19 @@ def _urls(notify_env: str | None, environ: Mapping[str, str]) -> tuple[tuple[str
     return urls, "" if urls else f"environment variable {notify_env} holds no URL"
 
 
-def _people(notification: Notification, catalogue: Catalogue, role: Role) -> list[Officer]:
+def _people(notification: Notification, catalogue: Catalogue, role: RecipientRole) -> list[Officer]:
     grid = catalogue.grids.get(notification.grid)
     if grid is None:
         return []
-    wanted = OfficerRole.SUPERVISOR if role is Role.SUPERVISOR else OfficerRole.OFFICER
+    wanted = OfficerRole.SUPERVISOR if role is RecipientRole.SUPERVISOR else OfficerRole.OFFICER
     return [o for o in grid.officers if o.role is wanted]
 
 
 def _route_officers(
-    notification: Notification, catalogue: Catalogue, role: Role, environ: Mapping[str, str]
+    notification: Notification,
+    catalogue: Catalogue,
+    role: RecipientRole,
+    environ: Mapping[str, str],
 ) -> Routing:
     out = Routing()
     people = _people(notification, catalogue, role)
@@ -137,16 +140,20 @@ def _route_enterprise(
 ) -> Routing:
     eid = notification.enterprise
     if eid is None:
-        return Routing(unroutable=[Unroutable("-", Role.ENTERPRISE, "the site has no enterprise")])
+        return Routing(
+            unroutable=[Unroutable("-", RecipientRole.ENTERPRISE, "the site has no enterprise")]
+        )
     enterprise = catalogue.enterprises.get(eid)
     if enterprise is None:
-        return Routing(unroutable=[Unroutable(eid, Role.ENTERPRISE, "not in the catalogue")])
+        return Routing(
+            unroutable=[Unroutable(eid, RecipientRole.ENTERPRISE, "not in the catalogue")]
+        )
     if enterprise.contact is None:
-        return Routing(unroutable=[Unroutable(eid, Role.ENTERPRISE, "no contact")])
+        return Routing(unroutable=[Unroutable(eid, RecipientRole.ENTERPRISE, "no contact")])
     urls, why = _urls(enterprise.contact.notify_env, environ)
     if not urls:
-        return Routing(unroutable=[Unroutable(eid, Role.ENTERPRISE, why)])
-    return Routing(routes=[Route(eid, Role.ENTERPRISE, urls, enterprise.contact.name)])
+        return Routing(unroutable=[Unroutable(eid, RecipientRole.ENTERPRISE, why)])
+    return Routing(routes=[Route(eid, RecipientRole.ENTERPRISE, urls, enterprise.contact.name)])
 
 
 def route(
@@ -159,11 +166,14 @@ def route(
     if notification.audience is Audience.ENTERPRISE:
         return _route_enterprise(notification, catalogue, env)
     if notification.audience is Audience.SUPERVISOR:
-        return _route_officers(notification, catalogue, Role.SUPERVISOR, env)
-    out = _route_officers(notification, catalogue, Role.OFFICER, env)
+        return _route_officers(notification, catalogue, RecipientRole.SUPERVISOR, env)
+    out = _route_officers(notification, catalogue, RecipientRole.OFFICER, env)
     if not out.routes and notification.severity is Severity.VIOLATION:
         up = _route_officers(
-            notification.model_copy(update={"recipients": []}), catalogue, Role.SUPERVISOR, env
+            notification.model_copy(update={"recipients": []}),
+            catalogue,
+            RecipientRole.SUPERVISOR,
+            env,
         )
         return Routing(up.routes, out.unroutable + up.unroutable)
     return out

@@ -20,9 +20,9 @@ from ecowatch.streams.aqi import (
     PM10,
     PM25,
     SO2,
+    AqiPeriod,
     AqiResult,
     NoIaqiError,
-    Period,
     Pollutant,
 )
 from ecowatch.streams.aqi import aqi as compute_aqi
@@ -97,8 +97,8 @@ def _human(result: AqiResult) -> str:
 )
 @click.option(
     "--period",
-    type=click.Choice([Period.HOUR.value, Period.DAY.value]),
-    default=Period.HOUR.value,
+    type=click.Choice([AqiPeriod.HOUR.value, AqiPeriod.DAY.value]),
+    default=AqiPeriod.HOUR.value,
     show_default=True,
     help="1h: real-time AQI from hourly values; 24h: daily AQI from daily values.",
 )
@@ -125,9 +125,9 @@ def aqi(
             "give at least one concentration: " + ", ".join(f"--{o}" for o in _OPTIONS)
         )
     # Said here with the option names; aqi() would name its keyword arguments.
-    if o3_1h is not None and period != Period.DAY:
+    if o3_1h is not None and period != AqiPeriod.DAY:
         raise click.UsageError("--o3-1h goes with --period 24h (with 1h, --o3 is the 1h value)")
-    if so2_24h is not None and period != Period.HOUR:
+    if so2_24h is not None and period != AqiPeriod.HOUR:
         raise click.UsageError("--so2-24h goes with --period 1h (with 24h, --so2 is that value)")
     try:
         result = compute_aqi(given, period, standard, o3_1h=o3_1h, so2_24h=so2_24h)

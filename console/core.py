@@ -119,7 +119,7 @@ def limit_view(limit: AppliedLimit | None) -> dict[str, Any] | None:
 
 
 @dataclass
-class SiteState:
+class SiteView:
     site: Site
     values: dict[str, dict[str, Any]] = field(default_factory=dict)  # code → value, flag, ...
     ts: datetime | None = None  # the latest reading's measurement time
@@ -248,7 +248,7 @@ class City:
     def __init__(self, catalogue: Catalogue, aqi_standard: str = "2026") -> None:
         self.catalogue = catalogue
         self.aqi_standard = aqi_standard
-        self.sites = {sid: SiteState(site) for sid, site in catalogue.sites.items()}
+        self.sites = {sid: SiteView(site) for sid, site in catalogue.sites.items()}
         self.cases: OrderedDict[str, CaseState] = OrderedDict()
         self.pulse = Pulse()
         self.dead_letters = DeadLetters()

@@ -35,7 +35,7 @@ from ecowatch.config.settings import Settings, load_device_credentials, load_set
 from ecowatch.ingest import hj212
 from ecowatch.ingest.validation import accept_mqtt_reading
 from ecowatch.schema import DeviceReading, Measurement, Reading
-from ecowatch.streams.aqi import Period, aqi
+from ecowatch.streams.aqi import AqiPeriod, aqi
 from ecowatch.streams.points import store_lines
 from ecowatch.streams.rules import SiteJudge
 
@@ -168,7 +168,7 @@ def core_figures(catalogue: Catalogue, n: int) -> list[Figure]:
                         "a05024": 150,
                         "a21005": 1.2,
                     },
-                    Period.HOUR,
+                    AqiPeriod.HOUR,
                     "2026",
                 )
                 for _ in range(n)

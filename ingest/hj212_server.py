@@ -245,7 +245,7 @@ class ConnectionGuard:
 # -- replays -----------------------------------------------------------------------------------
 
 
-class Seen(Enum):
+class Replay(Enum):
     NEW = "new"
     DUPLICATE = "duplicate"  # the same packet again
     CONFLICT = "conflict"  # the same QN (and CN) with other content
@@ -273,15 +273,15 @@ class ReplayWindow:
     def __len__(self) -> int:
         return sum(len(qns) for qns in self._seen.values())
 
-    def check(self, mn: str, cn: str, qn: str, digest: bytes, now: float) -> Seen:
+    def check(self, mn: str, cn: str, qn: str, digest: bytes, now: float) -> Replay:
         qns = self._seen.get(mn)
         if qns is None:
-            return Seen.NEW
+            return Replay.NEW
         self._expire(qns, now)
         seen = qns.get(f"{cn}/{qn}")
         if seen is None:
-            return Seen.NEW
-        return Seen.DUPLICATE if hmac.compare_digest(seen[1], digest) else Seen.CONFLICT
+            return Replay.NEW
+        return Replay.DUPLICATE if hmac.compare_digest(seen[1], digest) else Replay.CONFLICT
 
     def remember(self, mn: str, cn: str, qn: str, digest: bytes, now: float) -> None:
         qns = self._seen.setdefault(mn, OrderedDict())
@@ -775,17 +775,17 @@ class Hj212Server:
         # connection) is answered only once Kafka has it: answered at once, the device forgot a
         # reading that the failing send then lost (the drill lost one per HJ 212 device so,
         # while Kafka restarted). Not taken: no answer, and the device sends it again.
-        pending = self._in_flight.get(key) if seen is Seen.DUPLICATE else None
+        pending = self._in_flight.get(key) if seen is Replay.DUPLICATE else None
         if pending is not None and not await asyncio.shield(pending):
             return
-        if seen is Seen.DUPLICATE:
+        if seen is Replay.DUPLICATE:
             self.stats.duplicates += 1
             conn.guard.accepted()
             log.info("HJ 212: MN %s resent QN %s: answered, not stored again", packet.mn, qn)
             if packet.wants_answer:
                 self._answer(conn, hj212.data_answer(packet))
             return
-        if seen is Seen.CONFLICT:
+        if seen is Replay.CONFLICT:
             error = hj212.BadField(
                 f"QN={qn} (CN {packet.cn}) was used by MN {packet.mn} for a packet that "
                 "said something else, within the replay window",

@@ -39,7 +39,7 @@ STANDARDS_DIR = Path(ecowatch.config.__file__).parent / "standards"
 EDITIONS = ("2012", "2026")
 
 
-class Period(StrEnum):
+class AqiPeriod(StrEnum):
     """The averaging period of a breakpoint table (and, 1h or 24h, of an AQI)."""
 
     HOUR = "1h"
@@ -71,30 +71,30 @@ _BY_KEY: dict[str, Pollutant] = {
 # the 24h tables to PM10 and PM2.5: HJ 633 has no 1h breakpoints for particulates, so their
 # given (hourly) values are read against the 24h ones. The daily AQI takes O3 as the daily
 # maximum 8-hour running mean.
-TABLES: dict[Period, dict[Pollutant, Period]] = {
-    Period.HOUR: {
-        PM25: Period.DAY,
-        PM10: Period.DAY,
-        SO2: Period.HOUR,
-        NO2: Period.HOUR,
-        O3: Period.HOUR,
-        CO: Period.HOUR,
+TABLES: dict[AqiPeriod, dict[Pollutant, AqiPeriod]] = {
+    AqiPeriod.HOUR: {
+        PM25: AqiPeriod.DAY,
+        PM10: AqiPeriod.DAY,
+        SO2: AqiPeriod.HOUR,
+        NO2: AqiPeriod.HOUR,
+        O3: AqiPeriod.HOUR,
+        CO: AqiPeriod.HOUR,
     },
-    Period.DAY: {
-        PM25: Period.DAY,
-        PM10: Period.DAY,
-        SO2: Period.DAY,
-        NO2: Period.DAY,
-        O3: Period.EIGHT_HOURS,
-        CO: Period.DAY,
+    AqiPeriod.DAY: {
+        PM25: AqiPeriod.DAY,
+        PM10: AqiPeriod.DAY,
+        SO2: AqiPeriod.DAY,
+        NO2: AqiPeriod.DAY,
+        O3: AqiPeriod.EIGHT_HOURS,
+        CO: AqiPeriod.DAY,
     },
 }
 
 # The second values aqi() takes for a table whose `above_top` sends to another period
 # (HJ 633-2012: SO2 1h above 800 → the SO2 24h IAQI; O3 8h above 800 → the O3 1h IAQI).
-SUPPLEMENTS: dict[tuple[Pollutant, Period], str] = {
-    (SO2, Period.DAY): "so2_24h",
-    (O3, Period.HOUR): "o3_1h",
+SUPPLEMENTS: dict[tuple[Pollutant, AqiPeriod], str] = {
+    (SO2, AqiPeriod.DAY): "so2_24h",
+    (O3, AqiPeriod.HOUR): "o3_1h",
 }
 
 
@@ -181,7 +181,7 @@ Concentration = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 class UsePeriod(_Frozen):
     """Above the top: no IAQI from this table; report the same pollutant's ``use`` IAQI."""
 
-    use: Period
+    use: AqiPeriod
 
 
 class Table(_Frozen):
@@ -274,7 +274,7 @@ def _compiled(table: Table) -> _Breakpoints:
 class PollutantSpec(_Frozen):
     name: str
     unit: str
-    breakpoints: Annotated[dict[Period, Table], Field(min_length=1)]
+    breakpoints: Annotated[dict[AqiPeriod, Table], Field(min_length=1)]
 
 
 class Source(_Frozen):
@@ -303,11 +303,11 @@ class AqiStandard(_Frozen):
         """The year of the edition: "2012" for HJ 633-2012."""
         return self.standard.rsplit("-", 1)[1]
 
-    def table(self, p: Pollutant, period: Period | str) -> Table:
+    def table(self, p: Pollutant, period: AqiPeriod | str) -> Table:
         spec = self.pollutants.get(p.code)
         tables = spec.breakpoints if spec else {}
         try:
-            # A Period is a StrEnum: "1h" finds the same table as Period.HOUR.
+            # A AqiPeriod is a StrEnum: "1h" finds the same table as AqiPeriod.HOUR.
             return tables[period]  # type: ignore[index]
         except (ValueError, KeyError, TypeError):
             have = ", ".join(tables) or "none"
@@ -390,7 +390,7 @@ def _check(path: Path, std: AqiStandard) -> None:
 
 
 def _check_table(
-    where: str, p: Pollutant, period: Period, table: Table, tables: Mapping[Period, Table]
+    where: str, p: Pollutant, period: AqiPeriod, table: Table, tables: Mapping[AqiPeriod, Table]
 ) -> None:
     f = f"breakpoints.{period}"
     if len(table.concentration) != len(table.iaqi):
@@ -461,10 +461,10 @@ class NoIaqiError(ValueError):
         self,
         standard: str,
         p: Pollutant,
-        period: Period,
+        period: AqiPeriod,
         concentration: float,
         top: float,
-        use: Period,
+        use: AqiPeriod,
         argument: str | None = None,
     ) -> None:
         self.pollutant, self.period, self.use, self.argument = p, period, use, argument
@@ -495,7 +495,7 @@ def _concentration(p: Pollutant, value: float, what: str = "") -> Fraction:
 
 
 def iaqi(
-    pollutant_key: str, concentration: float, period: Period | str, standard: str | AqiStandard
+    pollutant_key: str, concentration: float, period: AqiPeriod | str, standard: str | AqiStandard
 ) -> int:
     """The IAQI of one concentration on one table (period "1h", "8h" or "24h"), rounded up.
 
@@ -514,11 +514,11 @@ def iaqi(
 # the table's period, the table and its breakpoints, or None where _iaqi must say why not).
 # Keyed by id, with the standard held so that the id stays its own (a frozen model, as
 # _COMPILED assumes of its tables).
-_Plan = tuple[tuple[Pollutant, Period, tuple[Table, _Breakpoints] | None], ...]
-_PLANS: dict[tuple[int, Period], tuple[AqiStandard, _Plan]] = {}
+_Plan = tuple[tuple[Pollutant, AqiPeriod, tuple[Table, _Breakpoints] | None], ...]
+_PLANS: dict[tuple[int, AqiPeriod], tuple[AqiStandard, _Plan]] = {}
 
 
-def _plan(std: AqiStandard, aqi_period: Period) -> _Plan:
+def _plan(std: AqiStandard, aqi_period: AqiPeriod) -> _Plan:
     hit = _PLANS.get((id(std), aqi_period))
     if hit is not None and hit[0] is std:
         return hit[1]
@@ -535,7 +535,7 @@ def _plan(std: AqiStandard, aqi_period: Period) -> _Plan:
     return plan
 
 
-def _iaqi(std: AqiStandard, p: Pollutant, concentration: float, period: Period | str) -> int:
+def _iaqi(std: AqiStandard, p: Pollutant, concentration: float, period: AqiPeriod | str) -> int:
     """:func:`iaqi` of a checked concentration."""
     table = std.table(p, period)
     assert std.rounding == "ceil"  # the only rule the file format allows
@@ -544,7 +544,7 @@ def _iaqi(std: AqiStandard, p: Pollutant, concentration: float, period: Period |
         return rounded
     if isinstance(table.above_top, UsePeriod):
         raise NoIaqiError(
-            std.standard, p, Period(period), concentration, table.top, table.above_top.use
+            std.standard, p, AqiPeriod(period), concentration, table.top, table.above_top.use
         )
     return table.iaqi[-1]
 
@@ -556,14 +556,14 @@ class AqiResult:
     primary: list[str]  # the pollutants with the largest IAQI; empty unless AQI > 50
     iaqi: dict[str, int]  # pollutant name → IAQI, for the pollutants given
     exceeding: list[str]  # IAQI above 100 (超标)
-    period: Period = Period.DAY
+    period: AqiPeriod = AqiPeriod.DAY
     standard: str = ""  # "HJ 633-2026"
     notes: list[str] = field(default_factory=list)  # a special rule that applied, in words
 
 
 def aqi(
     concentrations: Mapping[str, float | None],
-    period: Period | str,
+    period: AqiPeriod | str,
     standard: str | AqiStandard,
     *,
     o3_1h: float | None = None,
@@ -584,21 +584,21 @@ def aqi(
     """
     std = _standard(standard)
     try:
-        aqi_period = period if type(period) is Period else Period(period)
+        aqi_period = period if type(period) is AqiPeriod else AqiPeriod(period)
         tables = TABLES[aqi_period]
     except (ValueError, KeyError):
         raise ValueError(f"an AQI is for period 1h or 24h (got {period!r})") from None
     # Keyed by code and built only when given: a Pollutant's (dataclass) hash is slow.
-    seconds: dict[tuple[Pollutant, Period], float | None] = {}
+    seconds: dict[tuple[Pollutant, AqiPeriod], float | None] = {}
     if o3_1h is not None or so2_24h is not None:
-        seconds = {(O3, Period.HOUR): o3_1h, (SO2, Period.DAY): so2_24h}
+        seconds = {(O3, AqiPeriod.HOUR): o3_1h, (SO2, AqiPeriod.DAY): so2_24h}
     for (p, use), value in seconds.items():
         if value is None:
             continue
         argument = SUPPLEMENTS[(p, use)]
         if tables[p] == use:  # e.g. o3_1h with a 1h AQI, which reads the O3 value as 1h
             raise ValueError(
-                f"{argument} is for a {'24h' if aqi_period is Period.HOUR else '1h'} AQI: "
+                f"{argument} is for a {'24h' if aqi_period is AqiPeriod.HOUR else '1h'} AQI: "
                 f"a {aqi_period} AQI reads {p.name} on its {use} breakpoints already"
             )
         # Checked even where this edition does not need it (HJ 633-2026), then ignored.

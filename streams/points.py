@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from ecowatch.lineprotocol import epoch_ms, float_field, int_field, string_field, tag_value, tags
 from ecowatch.measurements import AQI, METER, READING
 from ecowatch.schema import DataFlag, MeterStatus, Reading
-from ecowatch.streams.aqi import POLLUTANTS, SO2, AqiResult, NoIaqiError, Period, aqi
+from ecowatch.streams.aqi import POLLUTANTS, SO2, AqiPeriod, AqiResult, NoIaqiError, aqi
 
 AQI_CODES = frozenset(p.code for p in POLLUTANTS)
 
@@ -93,12 +93,12 @@ def realtime_aqi(reading: Reading, standard: str) -> AqiResult | None:
     if not valid:
         return None
     try:
-        return aqi(valid, Period.HOUR, standard)
+        return aqi(valid, AqiPeriod.HOUR, standard)
     except NoIaqiError:
         # HJ 633-2012 gives no 1h SO2 IAQI above 800 µg/m³ without the 24h mean, which a
         # single reading does not have: leave SO2 out rather than invent a number.
         valid.pop(SO2.code, None)
-        return aqi(valid, Period.HOUR, standard) if valid else None
+        return aqi(valid, AqiPeriod.HOUR, standard) if valid else None
 
 
 def aqi_line(reading: Reading, result: AqiResult) -> str:

@@ -30,8 +30,8 @@ from ecowatch.ingest.hj212_server import (
     DevicePasswords,
     Hj212Limits,
     Hj212Server,
+    Replay,
     ReplayWindow,
-    Seen,
     packet_digest,
 )
 
@@ -147,20 +147,20 @@ def test_a_packet_says_the_same_whatever_its_wire_form() -> None:
 def test_the_same_qn_again_is_a_duplicate_or_a_conflict() -> None:
     window = ReplayWindow()
     same = packet_digest(upload())
-    assert window.check(MN, "2011", "Q1", same, now=0) is Seen.NEW
+    assert window.check(MN, "2011", "Q1", same, now=0) is Replay.NEW
     window.remember(MN, "2011", "Q1", same, now=0)
-    assert window.check(MN, "2011", "Q1", same, now=1) is Seen.DUPLICATE
-    assert window.check(MN, "2011", "Q1", packet_digest(upload(cod=1.0)), 1) is Seen.CONFLICT
+    assert window.check(MN, "2011", "Q1", same, now=1) is Replay.DUPLICATE
+    assert window.check(MN, "2011", "Q1", packet_digest(upload(cod=1.0)), 1) is Replay.CONFLICT
     # Minute data stamped with the same QN, another device's QN: not replays.
-    assert window.check(MN, "2051", "Q1", same, now=1) is Seen.NEW
-    assert window.check(OTHER, "2011", "Q1", same, now=1) is Seen.NEW
+    assert window.check(MN, "2051", "Q1", same, now=1) is Replay.NEW
+    assert window.check(OTHER, "2011", "Q1", same, now=1) is Replay.NEW
 
 
 def test_a_qn_that_could_not_be_stored_can_come_again() -> None:
     window = ReplayWindow()
     window.remember(MN, "2011", "Q1", b"d", now=0)
     window.forget(MN, "2011", "Q1")
-    assert window.check(MN, "2011", "Q1", b"d", now=1) is Seen.NEW
+    assert window.check(MN, "2011", "Q1", b"d", now=1) is Replay.NEW
 
 
 def test_the_replay_window_is_bounded_in_count_and_time() -> None:
@@ -168,9 +168,9 @@ def test_the_replay_window_is_bounded_in_count_and_time() -> None:
     for n in range(5):
         window.remember(MN, "2011", f"Q{n}", b"d", now=n)
     assert len(window) == 3
-    assert window.check(MN, "2011", "Q1", b"d", now=5) is Seen.NEW  # pushed out by newer ones
-    assert window.check(MN, "2011", "Q4", b"d", now=5) is Seen.DUPLICATE
-    assert window.check(MN, "2011", "Q4", b"d", now=104.5) is Seen.NEW  # older than 100 s
+    assert window.check(MN, "2011", "Q1", b"d", now=5) is Replay.NEW  # pushed out by newer ones
+    assert window.check(MN, "2011", "Q4", b"d", now=5) is Replay.DUPLICATE
+    assert window.check(MN, "2011", "Q4", b"d", now=104.5) is Replay.NEW  # older than 100 s
     assert len(window) == 0
 
 

@@ -24,7 +24,7 @@ from ecowatch.alerts.delivery import (
     delivery_lines,
     notify_type,
 )
-from ecowatch.alerts.routing import Role, parse_urls, route, scheme_of
+from ecowatch.alerts.routing import RecipientRole, parse_urls, route, scheme_of
 from ecowatch.alerts.templates import (
     BODY_MAX,
     TITLE_MAX,
@@ -109,7 +109,7 @@ def note(
 def test_enterprise_audience_reaches_the_contact(catalogue: Catalogue) -> None:
     r = route(note(CaseStep.REMIND, Audience.ENTERPRISE), catalogue, ENV)
     assert [(x.recipient, x.role, x.urls) for x in r.routes] == [
-        ("E-001", Role.ENTERPRISE, ("json://hook.example/e001",))
+        ("E-001", RecipientRole.ENTERPRISE, ("json://hook.example/e001",))
     ]
     assert r.unroutable == []
 
@@ -119,8 +119,8 @@ def test_officers_audience_reaches_the_grids_officers_not_the_supervisor(
 ) -> None:
     r = route(note(), catalogue, ENV)
     assert [(x.recipient, x.role) for x in r.routes] == [
-        ("O-KC-01", Role.OFFICER),
-        ("O-KC-02", Role.OFFICER),
+        ("O-KC-01", RecipientRole.OFFICER),
+        ("O-KC-02", RecipientRole.OFFICER),
     ]
     assert r.routes[0].urls == (
         "json://hook.example/o1",
@@ -131,7 +131,7 @@ def test_officers_audience_reaches_the_grids_officers_not_the_supervisor(
 
 def test_supervisor_audience_reaches_the_supervisor_only(catalogue: Catalogue) -> None:
     r = route(note(CaseStep.RAISE, Audience.SUPERVISOR), catalogue, ENV)
-    assert [(x.recipient, x.role) for x in r.routes] == [("S-KC", Role.SUPERVISOR)]
+    assert [(x.recipient, x.role) for x in r.routes] == [("S-KC", RecipientRole.SUPERVISOR)]
 
 
 def test_escalation_is_not_copied_to_the_enterprise(catalogue: Catalogue) -> None:
@@ -183,7 +183,7 @@ def test_enterprise_without_url_or_without_enterprise_is_unroutable(catalogue: C
 def test_a_violation_reaching_no_officer_goes_to_the_supervisor(catalogue: Catalogue) -> None:
     env = {"ECOWATCH_NOTIFY_S_KC": "json://hook.example/s"}
     r = route(note(), catalogue, env)
-    assert [(x.recipient, x.role) for x in r.routes] == [("S-KC", Role.SUPERVISOR)]
+    assert [(x.recipient, x.role) for x in r.routes] == [("S-KC", RecipientRole.SUPERVISOR)]
     assert {g.recipient for g in r.unroutable} == {"O-KC-01", "O-KC-02"}
     # A warning is not moved up: the gap is reported for the operators to fix.
     r = route(note(severity=Severity.WARNING), catalogue, env)
@@ -193,7 +193,7 @@ def test_a_violation_reaching_no_officer_goes_to_the_supervisor(catalogue: Catal
 def test_a_recipient_no_longer_in_the_grid_is_reported(catalogue: Catalogue) -> None:
     r = route(note(recipients=["O-KC-01", "O-GONE"]), catalogue, ENV)
     assert [x.recipient for x in r.routes] == ["O-KC-01", "O-KC-02"]
-    assert [(g.recipient, g.role) for g in r.unroutable] == [("O-GONE", Role.OFFICER)]
+    assert [(g.recipient, g.role) for g in r.unroutable] == [("O-GONE", RecipientRole.OFFICER)]
 
 
 def test_a_grid_without_officers_or_notify_env_is_a_gap() -> None:

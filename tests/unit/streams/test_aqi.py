@@ -21,9 +21,9 @@ from ecowatch.errors import ConfigError
 from ecowatch.streams.aqi import (
     POLLUTANTS,
     STANDARDS_DIR,
+    AqiPeriod,
     Category,
     NoIaqiError,
-    Period,
     UsePeriod,
     aqi,
     aqi_standard,
@@ -126,13 +126,13 @@ def test_pm_breakpoints_differ_between_editions():
 
 def test_the_2026_file_changes_only_what_the_notes_list():
     old, new = aqi_standard("2012"), aqi_standard("2026")
-    assert new.pollutants["a34002"].breakpoints[Period.DAY].concentration == [
+    assert new.pollutants["a34002"].breakpoints[AqiPeriod.DAY].concentration == [
         0, 50, 120, 250, 350, 420, 500, 600
     ]  # fmt: skip
-    assert new.pollutants["a34004"].breakpoints[Period.DAY].concentration == [
+    assert new.pollutants["a34004"].breakpoints[AqiPeriod.DAY].concentration == [
         0, 35, 60, 115, 150, 250, 350, 500
     ]  # fmt: skip
-    changed = {("a34002", Period.DAY), ("a34004", Period.DAY)}
+    changed = {("a34002", AqiPeriod.DAY), ("a34004", AqiPeriod.DAY)}
     different = set()
     for code, spec in old.pollutants.items():
         assert new.pollutants[code].breakpoints.keys() == spec.breakpoints.keys()
@@ -143,8 +143,8 @@ def test_the_2026_file_changes_only_what_the_notes_list():
                 different.add((code, period))
     assert different == changed
     # the special cases: 2012 sends elsewhere above the top, 2026 caps
-    assert old.table(pollutant("SO2"), "1h").above_top == UsePeriod(use=Period.DAY)
-    assert old.table(pollutant("O3"), "8h").above_top == UsePeriod(use=Period.HOUR)
+    assert old.table(pollutant("SO2"), "1h").above_top == UsePeriod(use=AqiPeriod.DAY)
+    assert old.table(pollutant("O3"), "8h").above_top == UsePeriod(use=AqiPeriod.HOUR)
     assert new.table(pollutant("SO2"), "1h").above_top == "cap"
     assert new.table(pollutant("O3"), "8h").above_top == "cap"
     assert (old.source.in_force.isoformat(), new.source.in_force.isoformat()) == (
@@ -173,7 +173,7 @@ def test_so2_1h_above_800_in_2012_reports_the_24h_iaqi():
     assert iaqi("SO2", 800, "1h", "2012") == 200
     with pytest.raises(NoIaqiError) as err:
         iaqi("SO2", 801, "1h", "2012")
-    assert err.value.use is Period.DAY
+    assert err.value.use is AqiPeriod.DAY
     # real-time AQI: SO2 1h 900 with a 24h mean of 1000:
     # 24h IAQI (300-200)/(1600-800)*(1000-800)+200 = 225
     r = aqi({"SO2": 900, "PM2.5": 80}, "1h", "2012", so2_24h=1000)
@@ -197,7 +197,7 @@ def test_o3_8h_above_800_in_2012_reports_the_1h_iaqi():
     assert iaqi("O3", 800, "8h", "2012") == 300
     with pytest.raises(NoIaqiError) as err:
         iaqi("O3", 850, "8h", "2012")
-    assert err.value.use is Period.HOUR
+    assert err.value.use is AqiPeriod.HOUR
     # O3 8h 900, the day's maximum 1h 1100: (500-400)/(1200-1000)*(1100-1000)+400 = 450
     r = aqi({"O3": 900, "PM10": 200}, "24h", "2012", o3_1h=1100)
     assert r.iaqi == {"PM10": 125, "O3": 450}
@@ -241,7 +241,7 @@ def test_daily_aqi_of_all_six():
     assert (r.aqi, r.category, r.primary) == (135, Category.LIGHTLY_POLLUTED, ["NO2"])
     assert r.exceeding == ["PM2.5", "PM10", "NO2", "O3"]
     assert (r.category.name_zh, r.category.colour, r.category.level) == ("轻度污染", "orange", 3)
-    assert (r.period, r.standard) == (Period.DAY, "HJ 633-2012")
+    assert (r.period, r.standard) == (AqiPeriod.DAY, "HJ 633-2012")
 
 
 def test_real_time_aqi_uses_the_1h_tables_and_the_24h_pm_tables():
@@ -543,8 +543,8 @@ def test_the_fast_ceiling_is_the_exact_one_on_and_between_breakpoints(edition: s
 
 
 @pytest.mark.parametrize("edition", ["2012", "2026"])
-@pytest.mark.parametrize("period", [Period.HOUR, Period.DAY])
-def test_aqi_gives_each_pollutant_the_iaqi_of_its_table(edition: str, period: Period) -> None:
+@pytest.mark.parametrize("period", [AqiPeriod.HOUR, AqiPeriod.DAY])
+def test_aqi_gives_each_pollutant_the_iaqi_of_its_table(edition: str, period: AqiPeriod) -> None:
     """aqi() reads the tables through a plan made once per standard: it must give what iaqi()
     gives on the table HJ 633 names, whole numbers and floats alike, above the top too."""
     import random

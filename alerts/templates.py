@@ -17,6 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from ecowatch.clock import CHINA
+from ecowatch.pollutants import name_of
 from ecowatch.schema import Audience, CaseStep, Finding, Notification, Rule
 
 TITLE_MAX = 40
@@ -29,25 +30,6 @@ class Message:
     title: str
     body: str
 
-
-# HJ 212 codes to the short names people use; anything else is shown by its code.
-POLLUTANTS: dict[str, tuple[str, str]] = {
-    "w00000": ("废水流量", "wastewater flow"),
-    "w01001": ("pH", "pH"),
-    "w01012": ("悬浮物", "SS"),
-    "w01017": ("BOD5", "BOD5"),
-    "w01018": ("COD", "COD"),
-    "w21003": ("氨氮", "NH3-N"),
-    "w21011": ("总磷", "TP"),
-    "w21001": ("总氮", "TN"),
-    "w22001": ("石油类", "petroleum oils"),
-    "a34004": ("PM2.5", "PM2.5"),
-    "a34002": ("PM10", "PM10"),
-    "a21026": ("SO2", "SO2"),
-    "a21004": ("NO2", "NO2"),
-    "a21005": ("CO", "CO"),
-    "a05024": ("O3", "O3"),
-}
 
 RULES: dict[Rule, tuple[str, str]] = {
     Rule.REALTIME_OVER_LIMIT: ("实时值超标预警", "real-time value over limit"),
@@ -153,7 +135,7 @@ def _cut(text: str, n: int) -> str:
 def pollutant_label(code: str | None, lang: Lang = "zh") -> str:
     if code is None:
         return ""
-    return _pick(POLLUTANTS[code], lang) if code in POLLUTANTS else code
+    return name_of(code, lang)
 
 
 def evidence_line(finding: Finding, lang: Lang = "zh") -> str:

@@ -32,6 +32,7 @@ from ecowatch.console.core import City, limit_view
 from ecowatch.console.history import site_history
 from ecowatch.console.seed import stored_latest
 from ecowatch.errors import ConfigError
+from ecowatch.pollutants import NAMES
 from ecowatch.tokens import OPERATOR, identify, load_tokens
 
 log = logging.getLogger(__name__)
@@ -226,6 +227,8 @@ class Console:
         return web.json_response(
             {
                 "me": {"who": me.who, "role": me.role, "grids": sorted(me.grids or [])},
+                # The pages' pollutant names: code → [Chinese, English].
+                "pollutants": {code: list(names) for code, names in NAMES.items()},
                 "grids": [
                     {"id": g.id, "name": g.name, "district": g.district}
                     for g in self.catalogue.grids.values()

@@ -14,26 +14,39 @@ WATER_TEMP = "w01010"  # GB 18918's cold-water NH3-N limit needs it when a monit
 # Not concentrations of a discharge: averaged over time, never weighted by flow.
 TIME_WEIGHTED = frozenset({FLOW, PH, DO, WATER_TEMP})
 
-SHORT_NAMES = {
-    FLOW: "flow",
-    PH: "pH",
-    DO: "DO",
-    WATER_TEMP: "water temperature",
-    "w01012": "SS",
-    "w01017": "BOD5",
-    "w01018": "COD",
-    "w01019": "CODMn",
-    "w21001": "TN",
-    "w21003": "NH3-N",
-    "w21011": "TP",
-    "w22001": "oils",
-    "a21026": "SO2",
-    "a21004": "NO2",
-    "a21005": "CO",
-    "a05024": "O3",
-    "a34002": "PM10",
-    "a34004": "PM2.5",
+# What people call each pollutant: (Chinese, English), as officers write them. Anything else
+# is shown by its code. The rules, the notifications and the console's pages (through
+# /api/city) all take the names from here.
+NAMES: dict[str, tuple[str, str]] = {
+    FLOW: ("废水流量", "flow"),
+    PH: ("pH", "pH"),
+    DO: ("溶解氧", "DO"),
+    WATER_TEMP: ("水温", "water temperature"),
+    "w01012": ("悬浮物", "SS"),
+    "w01017": ("BOD5", "BOD5"),
+    "w01018": ("COD", "COD"),
+    "w01019": ("高锰酸盐指数", "CODMn"),
+    "w21001": ("总氮", "TN"),
+    "w21003": ("氨氮", "NH3-N"),
+    "w21011": ("总磷", "TP"),
+    "w22001": ("石油类", "oils"),
+    "a21026": ("SO2", "SO2"),
+    "a21004": ("NO2", "NO2"),
+    "a21005": ("CO", "CO"),
+    "a05024": ("O3", "O3"),
+    "a34002": ("PM10", "PM10"),
+    "a34004": ("PM2.5", "PM2.5"),
 }
+# The English names, for what is still worded in English (the findings' details).
+SHORT_NAMES = {code: en for code, (_, en) in NAMES.items()}
+
+
+def name_of(code: str, lang: str = "zh") -> str:
+    """The name people use for ``code`` in ``lang`` ("zh" or "en"); the code if it has none."""
+    names = NAMES.get(code)
+    return code if names is None else names[0 if lang == "zh" else 1]
+
+
 UNITS = {FLOW: "L/s", WATER_TEMP: "°C"}  # water: mg/L; air: µg/m³, CO mg/m³
 QUOTA_UNITS = {FLOW: "m³"}  # pollutant masses in kg
 

@@ -39,6 +39,9 @@ const WORDS = {
 };
 let LANG = localStorage.getItem("ecowatch.lang") || "zh";
 function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : key; }
+// Pollutant names come with /api/city (ecowatch/pollutants.py): code → [Chinese, English].
+let POLLUTANT_NAMES = {};
+function pollutantName(code) { const n = POLLUTANT_NAMES[code]; return n ? n[LANG === "zh" ? 0 : 1] : code; }
 function translate(root) {
   (root || document).querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
 }

@@ -2,8 +2,6 @@
 "use strict";
 
 let CITY = null, SITE = null, DETAIL = null, POLLUTANT = null, CASE = null;
-const NAMES = { w01018: "COD", w21003: "NH3-N", w21011: "TP", w21001: "TN", w00000: "流量 flow", w01001: "pH",
-  a34004: "PM2.5", a34002: "PM10", a21026: "SO2", a21004: "NO2", a05024: "O3", a21005: "CO" };
 
 function siteList() {
   const byDistrict = {};
@@ -35,7 +33,7 @@ function values() {
   let rows = `<tr><th>${esc(t("pollutant"))}</th><th class="num">${esc(t("value"))}</th><th>${esc(t("flag"))}</th><th>${esc(t("limit"))}</th><th>${esc(t("source"))}</th></tr>`;
   for (const code of d.pollutants) {
     const v = d.values[code], lim = d.limits[code];
-    rows += `<tr data-pollutant="${code}"><td>${esc(NAMES[code] || code)} <span class="dim">${code}</span></td>
+    rows += `<tr data-pollutant="${code}"><td>${esc(pollutantName(code))} <span class="dim">${code}</span></td>
       <td class="num ${v && v.over ? "over-value" : ""}">${v ? v.value.toFixed(2) : "–"}</td><td>${v ? esc(v.flag) : ""}</td>
       <td>${lim ? esc(lim.text + " " + lim.unit + " (" + lim.basis + ")") : "–"}</td><td class="dim">${lim ? esc(lim.source) : ""}</td></tr>`;
   }
@@ -46,7 +44,7 @@ function values() {
 
 function chart() {
   const d = DETAIL;
-  document.getElementById("tabs").innerHTML = d.pollutants.map((p) => `<button class="${p === POLLUTANT ? "chosen" : ""}" data-p="${p}">${esc(NAMES[p] || p)}</button>`).join("");
+  document.getElementById("tabs").innerHTML = d.pollutants.map((p) => `<button class="${p === POLLUTANT ? "chosen" : ""}" data-p="${p}">${esc(pollutantName(p))}</button>`).join("");
   document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => { POLLUTANT = b.dataset.p; chart(); }; });
   const lim = d.limits[POLLUTANT];
   drawChart(document.getElementById("chart"), d.history[POLLUTANT] || [], lim, lim ? lim.unit : "");
@@ -62,7 +60,7 @@ function due(c) {
 }
 
 function cases() {
-  const rows = DETAIL.cases.map((c) => `<tr class="case-row" data-case="${esc(c.id)}"><td>${esc(NAMES[c.pollutant] || c.pollutant || c.rule)}<br><span class="dim">${esc(c.rule)}</span></td>
+  const rows = DETAIL.cases.map((c) => `<tr class="case-row" data-case="${esc(c.id)}"><td>${esc(c.pollutant ? pollutantName(c.pollutant) : c.rule)}<br><span class="dim">${esc(c.rule)}</span></td>
     <td><span class="badge s-${{ acknowledged: "maintenance", pending: "unknown" }[c.status] || "over"}">${esc(t(c.status))}</span></td>
     <td class="ack">${c.acknowledged_by ? esc(t("by") + " " + c.acknowledged_by) : ""}</td>
     <td class="due">${due(c)}</td></tr>`).join("");
@@ -163,6 +161,7 @@ function onCase(turn) {
 async function load() {
   const { body } = await api("/api/city");
   CITY = body;
+  POLLUTANT_NAMES = body.pollutants || {};
   showWho(body.me);
   siteList();
   weekly();

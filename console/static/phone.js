@@ -3,7 +3,6 @@
 "use strict";
 
 const ORDER = { escalated: 0, reminded: 1, acknowledged: 2, pending: 3 };
-const NAMES = { w01018: "COD", w21003: "氨氮 NH3-N", w21011: "总磷 TP", w21001: "总氮 TN", w00000: "流量", w01001: "pH" };
 
 // The case's own deadline (data time): the officers' acknowledge-by once escalated.
 function dueText(c) {
@@ -18,7 +17,7 @@ function card(c) {
   return `<div class="card" data-case="${esc(c.id)}" data-status="${esc(c.status)}">
     <h3>${esc(c.site_name)} <span class="badge s-${{ acknowledged: "maintenance", pending: "unknown" }[c.status] || "over"}">${esc(t(c.status))}</span>
       ${c.overdue ? `<span class="overdue">${esc(t("overdue"))}</span>` : ""}</h3>
-    <p>${esc(NAMES[c.pollutant] || c.pollutant || "")} · ${esc(c.detail)}</p>
+    <p>${esc(c.pollutant ? pollutantName(c.pollutant) : "")} · ${esc(c.detail)}</p>
     <p class="dim">${esc(t("first_seen"))} ${esc(when(c.first_seen))}${c.acknowledged_by ? " · " + esc(t("by")) + " " + esc(c.acknowledged_by) : ""}${dueText(c)}</p>
     ${c.findings.length ? `<p class="dim">${c.findings.map(esc).join("<br>")}</p>` : ""}
     <p>${ack ? `<button class="act" data-act="ack">${esc(t("ack"))}</button>` : ""}
@@ -38,6 +37,7 @@ async function act(c, path, body, el) {
 
 async function load() {
   const city = await api("/api/city");
+  POLLUTANT_NAMES = city.body.pollutants || {};
   showWho(city.body.me);
   const { status, body } = await api("/api/cases");
   const box = document.getElementById("cards");

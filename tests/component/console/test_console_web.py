@@ -138,6 +138,8 @@ def test_an_officer_sees_their_grids_and_signing_out_ends_the_session(catalogue)
         city = await (await client.get("/api/city")).json()
         assert city["me"]["role"] == "officer" and city["me"]["grids"] == ["G-KC-01"]
         assert {s["grid"] for s in city["sites"]} == {"G-KC-01"}
+        # The pages name pollutants from here, in either language (ecowatch/pollutants.py).
+        assert city["pollutants"]["w21003"] == ["氨氮", "NH3-N"]
         other = next(s.id for s in catalogue.sites.values() if s.grid != "G-KC-01")
         assert (await client.get(f"/api/sites/{other}")).status == 403
         assert (await client.post("/logout")).status == 200

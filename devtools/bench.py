@@ -35,6 +35,7 @@ from ecowatch.config.settings import Settings, load_device_credentials, load_set
 from ecowatch.ingest import hj212
 from ecowatch.ingest.validation import accept_mqtt_reading
 from ecowatch.schema import DeviceReading, Measurement, Reading
+from ecowatch.simulators.mqtt_readings import ReadingSender
 from ecowatch.streams.aqi import AqiPeriod, aqi
 from ecowatch.streams.points import store_lines
 from ecowatch.streams.rules import SiteJudge
@@ -278,6 +279,7 @@ class Publisher:
         self.acked = 0
         self.samples: list[tuple[int, float]] = []  # (reading's index, published at)
         self._done = threading.Event()
+        self._one = threading.Event()  # publish_one's reading acknowledged
         self._target = 0
         self._lock = threading.Lock()
         self.client = mqtt.Client(
@@ -286,11 +288,18 @@ class Publisher:
         self.client.username_pw_set(device, password)
         self.client.max_inflight_messages_set(200)
         self.client.max_queued_messages_set(0)
-        self.client.on_publish = self._on_publish
+        # No broker is killed under the bench: nothing to publish again.
+        self.readings: ReadingSender[int] = ReadingSender(
+            self.client, topics.reading_topic(site, device), self._acked, republish=False
+        )
+        self.client.on_publish = lambda c, u, mid, rc, p: self.readings.acknowledged(mid, rc)
         self.client.connect(settings.mqtt_host, settings.mqtt_port)
         self.client.loop_start()
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _acked(self, index: int, ok: bool) -> None:
+        if index < 0:  # publish_one's
+            self._one.set()
+            return
         with self._lock:
             self.acked += 1
             if self.acked >= self._target:
@@ -299,20 +308,13 @@ class Publisher:
     def publish_one(self, ts: datetime, seq: int, timeout: float = 30.0) -> None:
         """One reading, waited for until Mosquitto has acknowledged it; not counted in
         ``acked`` (the run's readings are)."""
-        self._target = 1 << 62  # not the run's: its acknowledgement completes nothing
-        info = self.client.publish(
-            topics.reading_topic(self.site, self.device), outfall_payload(ts, seq), qos=1
-        )
-        info.wait_for_publish(timeout)
-        time.sleep(0.05)  # its on_publish, which may come after wait_for_publish returns
-        with self._lock:
-            self.acked = 0
-            self._done.clear()
+        self._one.clear()
+        self.readings.send(outfall_payload(ts, seq), -1)
+        self._one.wait(timeout)
 
     def publish(self, start: datetime, count: int, rate: float) -> None:
         """``rate``: this device's readings per second; 0 for as fast as the broker takes them."""
         self._target = count
-        topic = topics.reading_topic(self.site, self.device)
         began = time.monotonic()
         for i in range(count):
             if rate:
@@ -323,7 +325,7 @@ class Publisher:
             payload = outfall_payload(start + timedelta(seconds=i), i, bool(n) and i % n == n - 1)
             if i % self.sample_every == 0:
                 self.samples.append((i, time.time()))
-            self.client.publish(topic, payload, qos=1)
+            self.readings.send(payload, i)
 
     def wait(self, timeout: float) -> bool:
         return self._done.wait(timeout)

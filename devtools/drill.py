@@ -69,7 +69,7 @@ from ecowatch.outage import port_open
 from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.models import BaseMonitor
-from ecowatch.simulators.recent import RecentSends
+from ecowatch.simulators.mqtt_readings import ReadingSender
 
 # -- the plan ----------------------------------------------------------------------------------
 
@@ -550,18 +550,12 @@ class DrillDevice:
 
 class MqttDevice(DrillDevice):
     """QoS 1 without waiting: paho keeps what the broker has not acknowledged and sends it again
-    after a reconnect; each PUBACK is filed against its reading's index. After a lost
-    connection it publishes again what it sent in the seconds before, which a broker killed
-    -9 may have acknowledged and forgotten (simulators/recent.py)."""
+    after a reconnect; each PUBACK is filed against its reading's index, and what a broker
+    killed -9 may have forgotten is published again (simulators/mqtt_readings.py)."""
 
     def __init__(self, *args: object, settings: Settings, password: str, **kw: object) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
-        self._pending: dict[int, int] = {}  # mid → index
-        self._early: set[int] = set()  # PUBACKs that beat publish() to its mid
-        self._lock = threading.Lock()
         self.connects = 0
-        self.republished = 0
-        self._recent: RecentSends[tuple[int, bytes]] = RecentSends()
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id=self.device, protocol=mqtt.MQTTv5
         )
@@ -569,62 +563,46 @@ class MqttDevice(DrillDevice):
         self.client.max_inflight_messages_set(100)
         self.client.max_queued_messages_set(0)  # keep everything while the broker is away
         self.client.reconnect_delay_set(0.2, 2)
+        self.readings: ReadingSender[int] = ReadingSender(
+            self.client, topics.reading_topic(self.site, self.device), self._acked
+        )
         self.client.on_publish = self._on_publish
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
-        self.topic = topics.reading_topic(self.site, self.device)
         self.client.connect(settings.mqtt_host, settings.mqtt_port, keepalive=15)
         self.client.loop_start()
 
+    def _acked(self, index: int, ok: bool) -> None:
+        if ok:
+            self.ledger.ack(self.device, index)
+
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            return
-        self.connects += 1
-        # paho's thread, which handles the PUBACKs too, after this callback: no race.
-        for index, payload in self._recent.again():
-            info = client.publish(self.topic, payload, qos=1)
-            with self._lock:
-                self._pending[info.mid] = index
-            self.republished += 1
+        if not reason_code.is_failure:
+            self.connects += 1
+            self.readings.connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            self._recent.lost(time.monotonic())
+        self.readings.lost(reason_code)
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self.readings.acknowledged(mid, reason_code)
 
     @property
     def connected(self) -> bool:
         return self.client.is_connected()
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        if reason_code.is_failure:
-            return
-        with self._lock:
-            index = self._pending.pop(mid, None)
-            if index is None:
-                self._early.add(mid)
-                return
-        self.ledger.ack(self.device, index)
+    @property
+    def republished(self) -> int:
+        return self.readings.republished
 
     def send_next(self) -> int:
         index, reading = self.next_reading()
-        payload = reading.model_dump_json(exclude_none=True).encode()
-        self._recent.sent(time.monotonic(), (index, payload))
-        # Not under our lock: paho holds its own around _on_publish.
-        info = self.client.publish(self.topic, payload, qos=1)
-        with self._lock:
-            early = info.mid in self._early
-            if early:
-                self._early.discard(info.mid)
-            else:
-                self._pending[info.mid] = index
-        if early:
-            self.ledger.ack(self.device, index)
+        self.readings.send(reading.model_dump_json(exclude_none=True).encode(), index)
         return index
 
     @property
     def unacknowledged(self) -> int:
-        with self._lock:
-            return len(self._pending)
+        return self.readings.unacknowledged
 
     def close(self) -> None:
         self.client.disconnect()

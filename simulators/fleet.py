@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 from collections import Counter, deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from ecowatch.simulators.models import (
     Mode,
     OutfallMonitor,
 )
-from ecowatch.simulators.recent import RecentSends
+from ecowatch.simulators.mqtt_readings import ReadingSender
 from ecowatch.simulators.scenarios import ScenarioRun
 
 log = logging.getLogger(__name__)
@@ -133,13 +132,10 @@ class MqttLink:
         self._status_topic = topics.status_topic(site, device)
         self._command_topic = topics.command_topic(site, device)
         self._password = password
-        self._reading_mids: set[int] = set()
-        self._early: dict[int, bool] = {}  # acknowledged before send() filed them
         self._status_mids: set[int] = set()
-        self._republished_mids: set[int] = set()
         self._mids_lock = threading.Lock()
         self._client: mqtt.Client | None = None
-        self._recent: RecentSends[bytes] = RecentSends()
+        self._readings: ReadingSender[None] | None = None
 
     def _new_client(self) -> mqtt.Client:
         client = mqtt.Client(
@@ -154,8 +150,12 @@ class MqttLink:
         return client
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
-        if reason_code.is_failure:  # the broker went away, not at our asking
-            self._recent.lost(time.monotonic())
+        if self._readings is not None:
+            self._readings.lost(reason_code)
+
+    def _acked(self, _: None, ok: bool) -> None:
+        if ok:
+            self._stats.acked()
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
@@ -164,33 +164,21 @@ class MqttLink:
         info = client.publish(self._status_topic, b"online", qos=1, retain=True)
         with self._mids_lock:
             self._status_mids.add(info.mid)
-        for payload in self._recent.again():
-            info = client.publish(self._reading_topic, payload, qos=1)
-            with self._mids_lock:
-                self._republished_mids.add(info.mid)
-            self._stats.republished += 1
+        if self._readings is not None:
+            before = self._readings.republished
+            self._readings.connected()
+            self._stats.republished += self._readings.republished - before
         if self._on_command is not None:
             client.subscribe(self._command_topic, qos=1)
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        # paho's network thread. The PUBACK may beat send() to the bookkeeping: then the mid
-        # waits in _early until send() files it. Never publish while holding _mids_lock: paho
-        # holds its own lock around this callback.
+        # paho's network thread: a status is ours; anything else a reading's.
         with self._mids_lock:
             if mid in self._status_mids:
                 self._status_mids.discard(mid)
                 return
-            if mid in self._republished_mids:
-                self._republished_mids.discard(mid)
-                return
-            if mid in self._reading_mids:
-                self._reading_mids.discard(mid)
-                counted = not reason_code.is_failure
-            else:
-                self._early[mid] = not reason_code.is_failure
-                counted = False
-        if counted:
-            self._stats.acked()
+        if self._readings is not None:
+            self._readings.acknowledged(mid, reason_code)
 
     def _on_message(self, client, userdata, msg: mqtt.MQTTMessage) -> None:
         if self._on_command is not None:
@@ -201,6 +189,10 @@ class MqttLink:
         connected = threading.Event()
         refused: list[str] = []
         client = self._new_client()
+        if self._readings is None:
+            self._readings = ReadingSender(client, self._reading_topic, self._acked)
+        else:  # back after a drop: a new client
+            self._readings.forget(client)
 
         def on_connect(c, u, f, reason_code, p) -> None:
             if reason_code.is_failure:
@@ -224,26 +216,17 @@ class MqttLink:
         self._client = client
 
     def send(self, reading: DeviceReading, garble: bool) -> None:
-        assert self._client is not None
+        assert self._readings is not None
         payload = reading.model_dump_json(exclude_none=True).encode()
         if garble:
             payload = payload[: len(payload) // 2]  # cut mid-message, as a flaky link does
-        else:
-            self._recent.sent(time.monotonic(), payload)
-        info = self._client.publish(self._reading_topic, payload, qos=1)
-        with self._mids_lock:
-            early = self._early.pop(info.mid, None)
-            if early is None:
-                self._reading_mids.add(info.mid)
-        if early:
-            self._stats.acked()
+        self._readings.send(payload, None, again_if_lost=not garble)
 
     def _forget(self) -> None:
         with self._mids_lock:  # a new connection numbers its messages afresh
-            self._reading_mids.clear()
-            self._early.clear()
             self._status_mids.clear()
-            self._republished_mids.clear()
+        if self._readings is not None:
+            self._readings.forget()
 
     def drop(self) -> None:
         if self._client is not None:

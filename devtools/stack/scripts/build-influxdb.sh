@@ -60,9 +60,12 @@ Libs: $LIBFLUX/target/release/libflux.a -ldl -lm -lpthread
 PC
 
 step "building influxd with go (tags sqlite_foreign_keys,sqlite_json; API only, no UI assets)"
-# Go's build cache does not key on pkg-config's answer: a distinct CGO_LDFLAGS keeps an
-# earlier dynamically linked build in that cache from being reused here.
-(cd "$WORK/influxdb" && CGO_ENABLED=1 PKG_CONFIG_PATH="$WORK/pkgconfig" CGO_LDFLAGS="-g -O2 -Wl,-O1" \
+# Go's build cache does not key on pkg-config's answer, only on CGO_LDFLAGS: naming libflux's
+# folder there keeps a package built against another folder's libflux (an earlier
+# ECOWATCH_CACHE_DIR, or a dynamically linked build) from being reused: its link failed with
+# "cannot find .../libflux.a" after the cache folder moved.
+(cd "$WORK/influxdb" && CGO_ENABLED=1 PKG_CONFIG_PATH="$WORK/pkgconfig" \
+  CGO_LDFLAGS="-g -O2 -Wl,-O1 -L$LIBFLUX/target/release" \
   go build -tags sqlite_foreign_keys,sqlite_json -ldflags "-checklinkname=0 -s -w -X main.version=${INFLUX_VERSION#v} -X main.date=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   -o "$OUT/influxd.tmp" ./cmd/influxd)
 version=$("$OUT/influxd.tmp" version) || { echo "the built influxd does not run" >&2; exit 1; }

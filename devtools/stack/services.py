@@ -534,7 +534,7 @@ class InfluxDB:
         progress.step(
             self.name,
             f"building InfluxDB OSS {INFLUX_VERSION} from source (Go + libflux in Rust); "
-            "about 15 minutes on 2 cores, once: cached in " + str(self.binary.parent),
+            "2 to 5 minutes on 2 cores, once: cached in " + str(self.binary.parent),
         )
         env = {
             **os.environ,

@@ -165,9 +165,7 @@ class MqttLink:
         with self._mids_lock:
             self._status_mids.add(info.mid)
         if self._readings is not None:
-            before = self._readings.republished
-            self._readings.connected()
-            self._stats.republished += self._readings.republished - before
+            self._stats.republished += self._readings.connected()
         if self._on_command is not None:
             client.subscribe(self._command_topic, qos=1)
 

@@ -76,16 +76,16 @@ class ReadingSender(Generic[T]):
                 return
         self._on_ack(token, ok)  # type: ignore[arg-type]
 
-    def connected(self) -> None:
+    def connected(self) -> int:
         """From the owner's ``on_connect`` (paho's thread, which handles the PUBACKs too,
-        after this callback: no early acknowledgement here)."""
-        if self._recent is None:
-            return
-        for _, payload in self._recent.again():
+        after this callback: no early acknowledgement here). How many it published again."""
+        again = self._recent.again() if self._recent is not None else []
+        for _, payload in again:
             info = self._client.publish(self._topic, payload, qos=1)
             with self._lock:
                 self._again.add(info.mid)
-            self.republished += 1
+        self.republished += len(again)
+        return len(again)
 
     def lost(self, reason_code: mqtt.ReasonCode) -> None:
         """From the owner's ``on_disconnect``: a failure is the broker gone, not us."""

@@ -67,7 +67,7 @@ def test_after_a_lost_broker_the_last_seconds_are_published_again_once() -> None
     s.send(b"r0", 0)
     s.acknowledged(1, OK)
     s.lost(LOST)
-    s.connected()
+    assert s.connected() == 1
     assert client.sent == [b"r0", b"r0"] and s.republished == 1
     s.acknowledged(2, OK)  # the copy's acknowledgement: the reading was counted already
     assert acks == [(0, True)]

@@ -13,7 +13,7 @@
   a URL apprise cannot parse is not retried.
 - **Record** every attempt (retried / sent / failed) in the log; a person who cannot be reached
   is recorded as unroutable. :meth:`DeliveryRecord.to_line` renders a record as InfluxDB line
-  protocol for the writer in ``ecowatch.streams.store``.
+  protocol for the writer in ``ecowatch.streams.storage.store``.
 
 URLs are secrets (tokens, passwords): only the scheme is logged or recorded, and the loggers a
 delivery runs through (apprise's, urllib3's) are filtered by ``alerts.redact`` so that theirs

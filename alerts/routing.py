@@ -3,7 +3,7 @@ passed in, so tests (and a dry run) decide what is configured.
 
 Rules:
 
-- The audience is the case machine's decision (``ecowatch.streams.cases``): ENTERPRISE → the
+- The audience is the case machine's decision (``ecowatch.streams.judging.cases``): ENTERPRISE → the
   enterprise's contact; OFFICERS → the officers (role officer) of the site's grid; SUPERVISOR
   → the grid's supervisor(s). Routing never widens an audience on its own: an escalation is
   not copied to the enterprise. The enterprise was reminded at REMIND and hears again at

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ecowatch.streams.aqi import (
+from ecowatch.streams.judging.aqi import (
     CO,
     EDITIONS,
     NO2,
@@ -25,7 +25,7 @@ from ecowatch.streams.aqi import (
     NoIaqiError,
     Pollutant,
 )
-from ecowatch.streams.aqi import aqi as compute_aqi
+from ecowatch.streams.judging.aqi import aqi as compute_aqi
 
 
 class _Concentration(click.ParamType):

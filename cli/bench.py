@@ -46,7 +46,7 @@ from ecowatch.kafka import group_lag
 from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
 from ecowatch.measurements import READING
 from ecowatch.schema import readings_in_record
-from ecowatch.streams.store import reading_points_per_device
+from ecowatch.streams.storage.store import reading_points_per_device
 
 POLL_SECONDS = 0.25  # InfluxDB's points per device: the latency samples' resolution
 SAMPLES_PER_DEVICE = 100
@@ -76,7 +76,7 @@ def bench_core(count: int) -> None:
 
 
 def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
-    from ecowatch.streams.store import influx_client
+    from ecowatch.streams.storage.store import influx_client
 
     with influx_client(settings, 60_000) as client:
         client.delete_api().delete(
@@ -720,7 +720,7 @@ def _run_pipeline(
             used_until_judged.update(meter.stop())
             if late:
                 # The hours the late readings fell in are judged again once the resend has
-                # settled (streams/rules/rejudge.py): timed and metered apart, until then.
+                # settled (streams/judging/rules/rejudge.py): timed and metered apart, until then.
                 hours = devices * len(hours_between(start, stop))
                 while time.perf_counter() - t0 < timeout:
                     counts = await asyncio.to_thread(health)
@@ -775,7 +775,7 @@ def _run_pipeline(
 
 def hours_between(start: datetime, stop: datetime) -> list[datetime]:
     """The hours (China time, as the means are kept) that readings in [start, stop) fall in."""
-    from ecowatch.streams.aggregate import HOUR, hour_of
+    from ecowatch.streams.judging.aggregate import HOUR, hour_of
 
     out, hour = [], hour_of(start)
     while hour < stop:

@@ -30,7 +30,7 @@ def replay(readings, tick: str, only: str) -> None:
     code the workers use, on the readings' own clock; print findings, case events,
     notifications and valve commands as JSON lines. No services needed."""
     from ecowatch.durations import parse_duration
-    from ecowatch.streams.replay import Replay
+    from ecowatch.streams.judging.replay import Replay
 
     settings, catalogue = settings_and_catalogue()
     try:

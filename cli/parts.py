@@ -77,7 +77,7 @@ def worker() -> None:
     import faust
 
     from ecowatch.kafka import ensure_topics
-    from ecowatch.streams.app import create_app
+    from ecowatch.streams.worker.app import create_app
 
     settings = load_settings()
     settings.catalogue_folder()  # a missing catalogue is said before anything else

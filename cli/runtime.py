@@ -26,7 +26,7 @@ from ecowatch.devtools.watch import ChildProcess, StageFailed, StageFailure
 from ecowatch.errors import ConfigError, EcowatchError, StageStalled
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.stall import StallWatch
-from ecowatch.streams.api_client import api_as
+from ecowatch.streams.api.client import api_as
 from ecowatch.topics import BridgeSlice
 
 log = logging.getLogger("ecowatch")
@@ -175,7 +175,7 @@ def fold_kafka_outages(settings: Settings) -> None:
 
 
 def influx_points(settings: Settings, since: datetime) -> int | None:
-    from ecowatch.streams.store import reading_points_per_device
+    from ecowatch.streams.storage.store import reading_points_per_device
 
     try:
         return sum(reading_points_per_device(settings, since, timeout_ms=5000).values())

@@ -13,7 +13,7 @@ from ecowatch.schema import PollutantCode, Rule, Severity
 
 
 class Policy(BaseModel):
-    """How a case escalates (see ecowatch.streams.cases for the state machine)."""
+    """How a case escalates (see ecowatch.streams.judging.cases for the state machine)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -44,8 +44,7 @@ from ecowatch.schema import (
     Reading,
     Rule,
 )
-from ecowatch.streams.aqi import Category
-from ecowatch.streams.points import realtime_aqi
+from ecowatch.streams.judging.aqi import Category, realtime_aqi
 
 STATUSES = ("offline", "over", "abnormal", "maintenance", "normal", "unknown")
 

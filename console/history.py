@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ecowatch.config.settings import Settings
 from ecowatch.measurements import READING
-from ecowatch.streams.store import influx_client
+from ecowatch.streams.storage.store import influx_client
 
 POINTS_PER_SERIES = 1500  # a chart a few hundred pixels wide needs no more
 

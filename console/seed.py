@@ -21,7 +21,7 @@ from ecowatch.config.settings import Settings
 from ecowatch.console.history import rfc3339
 from ecowatch.measurements import READING
 from ecowatch.schema import Reading, ReadingSource
-from ecowatch.streams.store import influx_client
+from ecowatch.streams.storage.store import influx_client
 
 log = logging.getLogger(__name__)
 

@@ -36,9 +36,9 @@ from ecowatch.ingest import hj212
 from ecowatch.ingest.validation import accept_mqtt_reading
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.simulators.mqtt_readings import ReadingSender
-from ecowatch.streams.aqi import AqiPeriod, aqi
-from ecowatch.streams.points import store_lines
-from ecowatch.streams.rules import SiteJudge
+from ecowatch.streams.judging.aqi import AqiPeriod, aqi
+from ecowatch.streams.judging.rules import SiteJudge
+from ecowatch.streams.storage.points import store_lines
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from ecowatch.devtools.inbox import Received, officer_tokens
 from ecowatch.errors import EcowatchError
 from ecowatch.files import write_private
 from ecowatch.schema import Rule
-from ecowatch.streams.api_client import api_as
+from ecowatch.streams.api.client import api_as
 
 # A case id: the finding's time, the site, the pollutant or device, the rule.
 CASE_ID = re.compile(

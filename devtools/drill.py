@@ -958,7 +958,7 @@ class Drill:
 
     def _flux(self, flux: str, timeout_ms: int = 10_000) -> list[list[str]]:
         """A Flux query's answer as CSV rows: the header, then the data."""
-        from ecowatch.streams.store import influx_client
+        from ecowatch.streams.storage.store import influx_client
 
         with influx_client(self.settings, timeout_ms) as client:
             rows = [r for r in client.query_api().query_csv(flux, dialect=_CSV) if r]

@@ -381,7 +381,7 @@ class SoakDesk:
             self.desk.todo.put((received.recipient, match.group("site"), match.group(0)))
 
     def work(self) -> None:
-        from ecowatch.streams.api_client import api_as
+        from ecowatch.streams.api.client import api_as
 
         todo: queue.SimpleQueue = self.desk.todo
         while not todo.empty():
@@ -435,7 +435,7 @@ class Soak:
     # -- InfluxDB: a bucket of the soak's own ------------------------------------------------
 
     def _create_bucket(self) -> None:
-        from ecowatch.streams.store import influx_client
+        from ecowatch.streams.storage.store import influx_client
 
         with influx_client(self.settings) as client:
             client.buckets_api().create_bucket(
@@ -445,7 +445,7 @@ class Soak:
             )
 
     def _delete_bucket(self) -> None:
-        from ecowatch.streams.store import influx_client
+        from ecowatch.streams.storage.store import influx_client
 
         try:
             with influx_client(self.settings, timeout_ms=60_000) as client:

@@ -14,7 +14,7 @@ that follows. Line protocol has no newline in any of them: it ends the point, so
 is written as a space. A tag value cannot be empty: ``-`` stands for none, as the platform's
 tags always have.
 
-Timestamps are milliseconds since the epoch (the writer's precision, ``streams/store.py``).
+Timestamps are milliseconds since the epoch (the writer's precision, ``streams/storage/store.py``).
 """
 
 from __future__ import annotations

@@ -53,9 +53,10 @@ def flux_string(value: str) -> str:
 
 
 def realtime_limit(catalogue: Catalogue, site: str, pollutant: str) -> AppliedLimit | None:
-    """The limit a single reading is judged against, as streams/rules/limits.py looks it up: the
-    1-hour limit where the standard sets one (GB 3095), else, for wastewater, the daily limit
-    (the wastewater standards set no other). An air pollutant with only a 24 h limit has none."""
+    """The limit a single reading is judged against, as streams/judging/rules/limits.py looks
+    it up: the 1-hour limit where the standard sets one (GB 3095), else, for wastewater, the
+    daily limit (the wastewater standards set no other). An air pollutant with only a 24 h
+    limit has none."""
     hourly = catalogue.limit_for(site, pollutant, Basis.HOURLY)
     if hourly is not None or catalogue.sites[site].kind is SiteKind.AIR_STATION:
         return hourly

@@ -8,8 +8,9 @@ so nothing in the payload is trusted to say more than a measurement:
 - the time is within a window: a resend may fill the past week, a clock may run 5 minutes fast;
 - only the pollutants the catalogue gives that device, each within what is physically possible;
 - a ``meter`` block only from a discharge meter (its account is the device's word: the
-  platform keeps its own, streams/meter.py);
-- one reading per device and time: the worker's, on its changelogged state (streams/ledger.py);
+  platform keeps its own, streams/judging/meter.py);
+- one reading per device and time: the worker's, on its changelogged state
+  (streams/judging/ledger.py);
 - no more readings than a few times what its reporting interval allows (:class:`ReadingLimiter`):
   one device cannot flood the platform.
 """
@@ -144,8 +145,8 @@ def _meter(entry: DeviceEntry, meter: MeterStatus) -> MeterStatus | Rejection:
 
     Its quota and use are the device's word: kept as reported, never believed in its favour.
     The platform keeps its own account from the flow and concentrations it takes
-    (streams/meter.py), so a meter claiming a quota of 1e12 is still closed, and its readings
-    still count as evidence.
+    (streams/judging/meter.py), so a meter claiming a quota of 1e12 is still closed, and its
+    readings still count as evidence.
     """
     device = entry.device
     if device.model is not DeviceModel.DISCHARGE_METER or device.quota is None:

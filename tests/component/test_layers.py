@@ -8,16 +8,16 @@ import sys
 
 # What judging is made of (pyproject.toml, "Judging is pure").
 PURE = [
-    "ecowatch.streams.rules",
-    "ecowatch.streams.aggregate",
-    "ecowatch.streams.meter",
-    "ecowatch.streams.aqi",
-    "ecowatch.streams.cases",
-    "ecowatch.streams.engine",
-    "ecowatch.streams.report",
-    "ecowatch.streams.replay",
-    "ecowatch.streams.points",
-    "ecowatch.streams.ledger",
+    "ecowatch.streams.judging.rules",
+    "ecowatch.streams.judging.aggregate",
+    "ecowatch.streams.judging.meter",
+    "ecowatch.streams.judging.aqi",
+    "ecowatch.streams.judging.cases",
+    "ecowatch.streams.judging.engine",
+    "ecowatch.streams.judging.report",
+    "ecowatch.streams.judging.replay",
+    "ecowatch.streams.storage.points",
+    "ecowatch.streams.judging.ledger",
     "ecowatch.ingest.contract",
     "ecowatch.ingest.validation",
 ]
@@ -41,5 +41,5 @@ def test_judging_loads_no_io_library() -> None:
 def test_the_check_sees_an_io_library_when_one_is_loaded() -> None:
     # The test above could pass by never seeing anything: the worker's app loads them all.
     assert {"faust", "aiohttp", "influxdb_client", "aiokafka"} <= loaded_after_importing(
-        ["ecowatch.streams.app"]
+        ["ecowatch.streams.worker.app"]
     )

@@ -28,7 +28,7 @@ from ecowatch.devtools.stack.process import Progress
 from ecowatch.devtools.stack.services import Stack
 from ecowatch.errors import EcowatchError
 from ecowatch.outage import port_open
-from ecowatch.streams.store import influx_client
+from ecowatch.streams.storage.store import influx_client
 from tests.integration.test_alerts_delivery import mailbox, receiver  # noqa: F401 - fixtures
 
 # The services' usual ports moved up by a base (20000: MQTT 21883, Kafka 29092, ...), so a

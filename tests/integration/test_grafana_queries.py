@@ -21,8 +21,8 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 
 from ecowatch import topics
 from ecowatch.config.settings import Settings
-from ecowatch.streams.report import COUNTED
-from ecowatch.streams.store import InfluxWriter, influx_client
+from ecowatch.streams.judging.report import COUNTED
+from ecowatch.streams.storage.store import InfluxWriter, influx_client
 from tests.integration.conftest import Service, query, wait_for
 from tests.integration.test_pipeline import Device
 

@@ -20,7 +20,7 @@ from ecowatch.ingest import hj212
 from ecowatch.kafka import read_topic, start_producer
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import Measurement, Reading, ReadingSource
-from ecowatch.streams.points import epoch_ms
+from ecowatch.streams.storage.points import epoch_ms
 from tests.integration.conftest import query, wait_for
 from tests.integration.test_pipeline import (
     aggregates,
@@ -406,7 +406,7 @@ def test_a_time_influxdb_cannot_store_costs_no_other_reading_of_its_batch(settin
         "the dead letters of the readings dated 2263",
     )
     # Each refused alone, once, before it is judged or stored (ingest/contract.py,
-    # refuse_on_arrival); InfluxDB's own refusal would have split the batch (streams/app.py).
+    # refuse_on_arrival); InfluxDB's own refusal would have split the batch (streams/worker/app.py).
     assert [x["reason"] for x in letters] == ["invalid_value"] * 2  # type: ignore[union-attr]
     assert not times_stored(settings, YEAR_ONE[1], start)
     assert worker.alive()

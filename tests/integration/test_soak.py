@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from ecowatch.config.settings import Settings
-from ecowatch.streams.store import influx_client
+from ecowatch.streams.storage.store import influx_client
 
 # 50 devices, a reading every 20 simulated minutes each, at 5760x: 240 readings/s, 3 days in
 # 45 s (with the stack's start and the soak's lead, about 90 s in all).

@@ -18,8 +18,8 @@ from ecowatch.alerts.delivery import (
 )
 from ecowatch.clock import ManualClock
 from ecowatch.schema import Audience, CaseStep
-from ecowatch.streams.enforcement import sent_keys_of
-from ecowatch.streams.offsets import partition_of
+from ecowatch.streams.worker.enforcement import sent_keys_of
+from ecowatch.streams.worker.offsets import partition_of
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 PARTITIONS = 4

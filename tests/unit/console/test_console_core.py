@@ -14,7 +14,7 @@ from ecowatch.schema import (
     Notification,
     Reading,
 )
-from ecowatch.streams.aqi import Category
+from ecowatch.streams.judging.aqi import Category
 from tests.factories import hourly_cod
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)

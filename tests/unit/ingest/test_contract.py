@@ -25,7 +25,7 @@ from ecowatch.schema import (
     ReadingSource,
     RejectReason,
 )
-from ecowatch.streams.ledger import LEDGER_DIGESTS, LEDGER_RUNS, ReadingLedger, take_once
+from ecowatch.streams.judging.ledger import LEDGER_DIGESTS, LEDGER_RUNS, ReadingLedger, take_once
 from ecowatch.topics import BridgeSlice
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"
@@ -117,7 +117,7 @@ def test_a_meter_block_only_from_a_discharge_meter(catalogue, now) -> None:
 
 def test_a_meter_claiming_more_than_its_permit_is_still_measured(catalogue, now) -> None:
     # Its flow and COD are evidence: taken, and judged on the platform's own account of the
-    # meter (streams/meter.py), never on the quota it claims (a finding of abnormal data).
+    # meter (streams/judging/meter.py), never on the quota it claims (a finding of abnormal data).
     values = {"w00000": {"value": 1.0}, "w01018": {"value": 30.0}}
     greedy = body(now, values=values, meter=meter_block(1e12))
     result = accept_mqtt_reading(METER_TOPIC, greedy, catalogue, now)

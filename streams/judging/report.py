@@ -1,0 +1,125 @@
+"""The weekly settlement (周周能结清): per grid, the week's cases opened, acknowledged, closed,
+and what is overdue at the week's end. Pure: computed from case events (or their counts, as
+InfluxDB's trail gives them) and open cases. And a site's log of the cases gone (closed or
+dismissed), for the case API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+from pydantic import AwareDatetime, BaseModel, Field
+
+from ecowatch import topics
+from ecowatch.clock import CHINA
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.schema import CaseEvent, CaseStatus
+from ecowatch.streams.judging.cases import Case, next_due
+
+WEEK = timedelta(days=7)
+MICROSECOND = timedelta(microseconds=1)
+# What the settlement counts (from InfluxDB's ``case_event`` trail: distinct case ids per
+# site and kind in the week), under the name of its column.
+COUNTED = {
+    "reminded": "opened",
+    "escalated": "escalated",
+    "acknowledged": "acknowledged",
+    "closed": "closed",
+}
+# What tells an officer that a case is gone: the only kinds a site's case log keeps.
+GONE = frozenset({"closed", "dismissed"})
+# How long the log keeps a case gone: as long as its topic (``ecowatch.cases``) keeps the
+# event. Older, an action on the case is answered "no open case"; the trail is in InfluxDB.
+LOG_KEEP = topics.RETENTION
+# A safety cap: a site closing this many cases in a retention is far past any real one. Each
+# entry is about 100 bytes of JSON: at most about 100 KB per site, far below Kafka's 1 MiB.
+LOG_EVENTS = 1000
+
+
+class GoneCase(BaseModel):
+    """A case closed or dismissed: what the case API answers an action on it with."""
+
+    case_id: str
+    kind: str  # "closed" | "dismissed"
+    at: AwareDatetime
+
+
+class SiteCaseLog(BaseModel):
+    """A site's cases closed or dismissed within :data:`LOG_KEEP` of its newest one (a Faust
+    table value, so it survives a worker's restart): the case API tells an officer acting on
+    one that it is gone, and when. Bounded by time and by :data:`LOG_EVENTS`. The weekly
+    settlement counts from InfluxDB's trail, which keeps the whole history.
+
+    A value written by an older version (every counted kind, with ``earlier`` day counts)
+    still reads: its other fields are ignored, and its other kinds leave at the next
+    :meth:`add`."""
+
+    events: list[GoneCase] = Field(default_factory=list)
+
+    def add(self, events: Iterable[CaseEvent]) -> SiteCaseLog:
+        new = [GoneCase(case_id=e.case_id, kind=e.kind, at=e.at) for e in events if e.kind in GONE]
+        if not new:
+            return self
+        kept = sorted([*(e for e in self.events if e.kind in GONE), *new], key=lambda e: e.at)
+        horizon = kept[-1].at - LOG_KEEP
+        kept = [e for e in kept if e.at >= horizon][-LOG_EVENTS:]
+        return SiteCaseLog(events=kept)
+
+
+class GridWeek(BaseModel):
+    grid: str
+    name: str
+    district: str
+    opened: int = 0  # cases that reached people this week (reminded)
+    escalated: int = 0
+    acknowledged: int = 0
+    closed: int = 0
+    overdue: list[str] = []  # open cases past their deadline or acknowledgement time at the end
+    open_at_end: int = 0
+
+    @property
+    def settled(self) -> bool:
+        """Every case of the week answered: nothing overdue."""
+        return not self.overdue
+
+
+def weekly_report(
+    events: Iterable[CaseEvent],
+    open_cases: Iterable[Case],
+    week_start: datetime,
+    catalogue: Catalogue,
+    counts: Iterable[tuple[str, date, str, int]] = (),
+) -> list[GridWeek]:
+    """One row per grid (every grid, even a quiet one) for ``[week_start, week_start + 7 d)``;
+    ``counts``: events counted already, (site, China date, kind, how many): the worker
+    passes the week's counts from InfluxDB (``InfluxWriter.case_counts``) this way."""
+    end = week_start + WEEK
+    rows = {
+        g.id: GridWeek(grid=g.id, name=g.name, district=g.district)
+        for g in catalogue.grids.values()
+    }
+
+    def row(site: str) -> GridWeek | None:
+        site_entry = catalogue.sites.get(site)
+        return rows.get(site_entry.grid) if site_entry else None
+
+    counted = COUNTED
+    first, last = week_start.astimezone(CHINA).date(), (end - MICROSECOND).astimezone(CHINA).date()
+    for site, day, kind, n in counts:
+        if first <= day <= last and kind in counted and (r := row(site)) is not None:
+            setattr(r, counted[kind], getattr(r, counted[kind]) + n)
+    for event in events:
+        if not (week_start <= event.at < end) or event.kind not in counted:
+            continue
+        if (r := row(event.site)) is not None:
+            setattr(r, counted[event.kind], getattr(r, counted[event.kind]) + 1)
+    for case in open_cases:
+        if case.status in (CaseStatus.CLOSED, CaseStatus.DISMISSED, CaseStatus.PENDING):
+            continue
+        if (r := row(case.evidence.site)) is None:
+            continue
+        r.open_at_end += 1
+        due = next_due(case)
+        if due is not None and due < end:
+            r.overdue.append(case.id)
+    return sorted(rows.values(), key=lambda r: r.grid)

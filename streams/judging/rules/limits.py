@@ -1,0 +1,237 @@
+"""Over the limit: real-time values, hourly and daily means against the site's limits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from ecowatch.config.standards import AppliedLimit, Maximum, Minimum, Range
+from ecowatch.pollutants import WATER_TEMP
+from ecowatch.schema import (
+    DataFlag,
+    Finding,
+    Reading,
+    Rule,
+    Severity,
+)
+from ecowatch.streams.judging.aggregate import (
+    Period,
+    Window,
+    hour_of,
+)
+from ecowatch.streams.judging.rules.base import (
+    ClosedWindow,
+    Context,
+    Level,
+    SiteState,
+    Step,
+    key_of,
+    name_of,
+    new_finding,
+    num,
+    round3,
+    unit_of,
+    verdict,
+    with_unit,
+)
+from ecowatch.streams.judging.rules.rejudge import first_late_of_hour
+from ecowatch.streams.judging.rules.verdict import Verdict
+
+_LEVEL_RULES = {
+    Level.REALTIME: (Rule.REALTIME_OVER_LIMIT, Severity.WARNING, ""),
+    Level.HOURLY: (Rule.HOURLY_OVER_LIMIT, Severity.WARNING, " hourly mean"),
+    Level.DAILY: (Rule.DAILY_OVER_LIMIT, Severity.VIOLATION, " daily mean"),
+}
+
+
+def exceedance(
+    value: float, limit: AppliedLimit, water_temp_c: float | None = None
+) -> tuple[bool, float | None, float | None, str]:
+    """(complies, the limit value crossed or judged against, the multiple, how it reads)."""
+    bound = limit.bound_at(water_temp_c)
+    unit = unit_of(limit.pollutant, limit)
+    complies = bound.complies(value)
+    if isinstance(bound, Maximum):
+        multiple = value / bound.value if bound.value > 0 else None
+        lim = with_unit(bound.value, unit)
+        text = (
+            f"within the limit {lim}"
+            if complies
+            else f"{multiple:.2f}× the limit {lim}"
+            if multiple is not None
+            else f"over the limit {lim}"
+        )
+        return complies, bound.value, round3(multiple), text
+    if isinstance(bound, Minimum):
+        multiple = value / bound.value if bound.value > 0 else None
+        lim = with_unit(bound.value, unit)
+        text = f"not below the minimum {lim}" if complies else f"below the minimum {lim}"
+        if not complies and multiple is not None:
+            text += f" ({multiple:.2f}×)"
+        return complies, bound.value, round3(multiple), text
+    assert isinstance(bound, Range)
+    span = f"{num(bound.low)}–{num(bound.high)}"
+    if complies:
+        return True, None, None, f"within the range {span}"
+    if value < bound.low:
+        return False, bound.low, None, f"below the range {span}"
+    return False, bound.high, None, f"above the range {span}"
+
+
+@dataclass(slots=True)
+class _Judged:
+    """A value against the limit that applies to it: a reading's, or a closed window's mean."""
+
+    level: tuple[Rule, Severity, str]
+    device: str
+    code: str
+    value: float
+    limit: AppliedLimit
+    at: datetime
+    water_temp_c: float | None
+    window: Window | None = None
+
+    def complies(self) -> bool:
+        return self.limit.bound_at(self.water_temp_c).complies(self.value)
+
+
+def _valid_value(reading: Reading, code: str) -> float | None:
+    m = reading.values.get(code)
+    return m.value if m is not None and m.flag is DataFlag.NORMAL else None
+
+
+def _realtime_values(
+    state: SiteState, reading: Reading, ctx: Context, only_over: bool
+) -> list[_Judged]:
+    """A reading's values that have a real-time limit (flagged values are never judged);
+    ``only_over``: those over it only. Most readings are normal with nothing to clear: then
+    nothing is made for them (this is on every reading's path)."""
+    if not ctx.judges_limits_of(state.site, reading.device):
+        return []
+    temp = _valid_value(reading, WATER_TEMP)
+    limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
+    device, at = reading.device, reading.ts
+    return [
+        _Judged(level, device, code, m.value, limit, at, temp)
+        for code, m in reading.values.items()
+        if (limit := limits[code]) is not None
+        and m.flag is DataFlag.NORMAL
+        and not (only_over and limit.bound_at(temp).complies(m.value))
+    ]
+
+
+def _closed_means(state: SiteState, windows: Sequence[ClosedWindow], ctx: Context) -> list[_Judged]:
+    """The valid hourly and daily means among closed windows that have a limit (minutes are
+    for charts; an invalid window gives no verdict)."""
+    temps = {
+        (cw.window.period, cw.window.start): cw.window.mean
+        for cw in windows
+        if cw.pollutant == WATER_TEMP
+    }
+    out: list[_Judged] = []
+    for cw in windows:
+        w = cw.window
+        if w.period is Period.MINUTE or not w.valid or w.mean is None:
+            continue
+        if not ctx.judges_limits_of(state.site, cw.device):
+            continue
+        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
+        limit = ctx.limit(state.site, cw.pollutant, by)
+        if limit is None:
+            continue
+        temp = temps.get((w.period, w.start))
+        out.append(
+            _Judged(_LEVEL_RULES[by], cw.device, cw.pollutant, w.mean, limit, w.end, temp, w)
+        )
+    return out
+
+
+def _finding(state: SiteState, v: _Judged, active: bool, late: bool = False) -> Finding:
+    """A value against its limit, as the evidence an officer reads."""
+    rule, severity, label = v.level
+    _, lim, multiple, text = exceedance(v.value, v.limit, v.water_temp_c)
+    unit, w = unit_of(v.code, v.limit), v.window
+    found = "; found late, in resent data" if late else ""
+    return new_finding(
+        state,
+        rule,
+        severity,
+        device=v.device,
+        pollutant=v.code,
+        active=active,
+        at=v.at,
+        value=v.value,
+        limit=lim,
+        unit=unit,
+        multiple=multiple,
+        limit_source=v.limit.source,
+        window_start=w.start if w else None,
+        window_end=w.end if w else None,
+        flags=dict(w.flags) if w else {},
+        late=late,
+        detail=(
+            f"{name_of(v.code)}{label} {with_unit(v.value, unit)}, {text} ({v.limit.source}{found})"
+        ),
+    )
+
+
+def _judge_value(state: SiteState, ctx: Context, now: datetime, v: _Judged) -> list[Finding]:
+    # Compliance alone decides whether there is anything to say; the text waits for it.
+    complies = v.complies()
+    if complies and not state.active:
+        return []  # nothing over the limit, nothing to clear
+
+    def build(active: bool) -> Finding:
+        return _finding(state, v, active)
+
+    every = v.window is not None  # every window over the limit is its own evidence
+    return verdict(state, ctx, now, not complies, v.device, v.code, v.level[0], build, every=every)
+
+
+def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
+    """Real-time values, closed hourly and daily means against the site's limits."""
+    ev = step.event
+    if not isinstance(ev, Reading):
+        return []
+    out: list[Verdict] = []
+    # With no verdict active at the site, a value within its limit has nothing to say.
+    for v in _realtime_values(state, ev, ctx, only_over=not state.active):
+        out += _judge_value(state, ctx, step.now, v)
+    if step.windows:
+        for v in _closed_means(state, step.windows, ctx):
+            out += _judge_value(state, ctx, step.now, v)
+    return out
+
+
+# Late data (resent after an outage, HJ 212 RF=1) is judged on its own: each value or mean
+# over its limit is a finding marked late, for the record and a found-late case. Nothing is
+# cleared and the site's state is not touched, so old normal data resent after an outage
+# cannot clear today's exceedance.
+
+
+def late_over_limit(state: SiteState, reading: Reading, ctx: Context) -> list[Finding]:
+    """A late reading's real-time values over their limits: each the first of its device,
+    pollutant and hour (``first_late_of_hour``), or nothing: a resend over the limit for an
+    hour is one finding, as live data over it is one finding, then one every hour."""
+    over = _realtime_values(state, reading, ctx, True)
+    if not over:
+        return []
+    hour = hour_of(reading.ts)
+    return [
+        _finding(state, v, True, late=True)
+        for v in over
+        if first_late_of_hour(state, key_of(v.device, v.code, v.level[0]), hour)
+    ]
+
+
+def late_window_findings(
+    state: SiteState, windows: Sequence[ClosedWindow], ctx: Context
+) -> list[Finding]:
+    """Hours and days judged again from stored data (after a resend): valid means over their
+    limits."""
+    return [
+        _finding(state, v, True, late=True)
+        for v in _closed_means(state, windows, ctx)
+        if not v.complies()
+    ]

@@ -1,0 +1,94 @@
+"""Readings as InfluxDB points (line protocol). Pure, so the layout is unit-tested.
+
+Measurement ``reading``, one point per pollutant of a reading:
+
+    reading,site=S-OUT-001,device=33080200000001,model=outfall_monitor,pollutant=w01018 \\
+        value=42.1,flag="N" <ts in ms>
+
+Escaping and formatting are ``ecowatch.lineprotocol``'s; the tags here are identifiers that the
+reading schema restricts to ``[A-Za-z0-9_.-]``, so their escaping is a cached no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ecowatch.lineprotocol import epoch_ms, float_field, int_field, string_field, tag_value, tags
+from ecowatch.measurements import AQI, METER, READING
+from ecowatch.schema import DataFlag, MeterStatus, Reading
+from ecowatch.streams.judging.aqi import POLLUTANTS, AqiResult, realtime_aqi
+
+_FLAGS = {flag: string_field(flag.value) for flag in DataFlag}
+
+
+def _site_device(name: str, reading: Reading) -> str:
+    return name + tags((("site", reading.site), ("device", reading.device)))
+
+
+def reading_lines(reading: Reading) -> list[str]:
+    ms = epoch_ms(reading.ts)
+    head = f"{_site_device(READING, reading)},model={tag_value(reading.model)},pollutant="
+    # A resent reading (HJ 212-2025 RF=1) says so in a field of its own: late data, on record.
+    late = ",resent=true" if reading.resent else ""
+    return [
+        f"{head}{tag_value(code)} value={float_field(m.value)},flag={_FLAGS[m.flag]}{late} {ms}"
+        for code, m in reading.values.items()
+    ]
+
+
+def batch_lines(readings: Iterable[Reading]) -> str:
+    return "\n".join(line for r in readings for line in reading_lines(r))
+
+
+def store_lines(readings: list[Reading], aqi_standard: str) -> tuple[str, int, int]:
+    """Everything a batch of readings puts in InfluxDB: their points, the real-time AQI of each
+    air-station reading and each discharge meter's account. Returns (line protocol, reading
+    points, derived points)."""
+    lines = [line for r in readings for line in reading_lines(r)]
+    reading_points = len(lines)
+    for r in readings:
+        if r.model == "air_station" and (result := realtime_aqi(r, aqi_standard)) is not None:
+            lines.append(aqi_line(r, result))
+        if r.meter is not None:
+            lines.append(meter_line(r))
+    return "\n".join(lines), reading_points, len(lines) - reading_points
+
+
+def meter_line(reading: Reading) -> str:
+    """``meter,site=…,device=… valve="open",card="…",period="…",reported_quota_<code>=…,
+    reported_used_<code>=…``: a card-swipe meter's account as the meter reports it, at each
+    reading (w00000 in m³, pollutants in kg). The platform's own account goes on the same point
+    (:func:`account_line`)."""
+    m = reading.meter
+    assert m is not None
+    fields = [f"valve={string_field(m.valve.value)}", f"period={string_field(m.period)}"]
+    if m.card_id is not None:
+        fields.append(f"card={string_field(m.card_id)}")
+    fields += [f"reported_quota_{code}={float_field(v)}" for code, v in m.quota.items()]
+    fields += [f"reported_used_{code}={float_field(v)}" for code, v in m.used.items()]
+    return f"{_site_device(METER, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
+
+
+def account_line(reading: Reading, account: MeterStatus) -> str:
+    """``meter,site=…,device=… quota_<code>=…,used_<code>=…``: the meter's account as the
+    platform keeps it (the permit's quota, the use it judges), beside what the meter reported."""
+    fields = [f"quota_{code}={float_field(v)}" for code, v in account.quota.items()]
+    fields += [f"used_{code}={float_field(v)}" for code, v in account.used.items()]
+    return f"{_site_device(METER, reading)} {','.join(fields)} {epoch_ms(reading.ts)}"
+
+
+def aqi_line(reading: Reading, result: AqiResult) -> str:
+    """``aqi,site=…,device=…,period=1h,standard=… aqi=…i,category="…",primary="…",
+    iaqi_<code>=…i <ts>``: one point per air-station reading."""
+    by_name = {p.name: p.code for p in POLLUTANTS}
+    iaqis = ",".join(
+        f"iaqi_{by_name[name]}={int_field(value)}" for name, value in result.iaqi.items()
+    )
+    primary = string_field("/".join(result.primary))
+    edition = result.standard.rsplit("-", 1)[-1]
+    return (
+        f"{_site_device(AQI, reading)}"
+        f"{tags((('period', result.period.value), ('standard', edition)))} "
+        f"aqi={int_field(result.aqi)},category={string_field(result.category.value)},"
+        f"primary={primary},{iaqis} {epoch_ms(reading.ts)}"
+    )

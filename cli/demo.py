@@ -36,7 +36,7 @@ from ecowatch.devtools.desk import OfficerDesk, people_tokens
 from ecowatch.devtools.inbox import Inbox, inbox_env
 from ecowatch.devtools.watch import FlowWatch, StageFailed, Supervisor
 from ecowatch.errors import EcowatchError
-from ecowatch.ingest.bridge import BridgeStats
+from ecowatch.ingest.mqtt.bridge import BridgeStats
 from ecowatch.kafka_accounts import Role, access_for
 
 SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowledged", "closed"}
@@ -202,7 +202,7 @@ def demo(**options: object) -> None:
     playing a scenario; show live counts from every stage."""
     from ecowatch.devtools.stack.process import Progress
     from ecowatch.devtools.stack.services import Stack
-    from ecowatch.ingest.hj212_server import Hj212Server
+    from ecowatch.ingest.hj212.server import Hj212Server
     from ecowatch.kafka import start_producer
     from ecowatch.simulators.city import build_fleet
 

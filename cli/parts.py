@@ -19,7 +19,7 @@ from ecowatch.cli.runtime import (
 )
 from ecowatch.config.settings import load_settings
 from ecowatch.errors import ConfigError, StageStalled
-from ecowatch.ingest.bridge import BridgeStats
+from ecowatch.ingest.mqtt.bridge import BridgeStats
 from ecowatch.kafka_accounts import Role, access_for
 
 log = logging.getLogger("ecowatch")
@@ -104,7 +104,7 @@ def hj212_serve() -> None:
     Listens on ECOWATCH_HJ212_HOST:ECOWATCH_HJ212_PORT; prints its counts as JSON when stopped.
     """
     from ecowatch.cli.health import serve_health, watch_stall
-    from ecowatch.ingest.hj212_server import Hj212Server
+    from ecowatch.ingest.hj212.server import Hj212Server
     from ecowatch.kafka import ensure_topics, start_producer
     from ecowatch.stall import StallWatch
 

@@ -89,8 +89,8 @@ async def run_bridge(
     """The bridge and its command relay until ``stop``; raises :class:`StageStalled` if it
     stood still for too long to recover by itself (its supervisor starts it again)."""
     from ecowatch.cli.health import serve_health, watch_stall
-    from ecowatch.ingest.bridge import MqttBridge
-    from ecowatch.ingest.commands import CommandRelay
+    from ecowatch.ingest.mqtt.bridge import MqttBridge
+    from ecowatch.ingest.mqtt.commands import CommandRelay
     from ecowatch.kafka import ensure_topics, start_producer
 
     kafka = access_for(settings, Role.INGEST)

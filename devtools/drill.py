@@ -63,7 +63,7 @@ from ecowatch.devtools.supervise import Backoff, KeptProcess
 from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Supervisor, read_health
 from ecowatch.errors import ConfigError, EcowatchError
 from ecowatch.files import private_dir, read_json_object
-from ecowatch.ingest import hj212
+from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.measurements import READING
 from ecowatch.outage import port_open
 from ecowatch.schema import DeviceReading

@@ -56,7 +56,7 @@ WORKER_SOURCES = (
     topics.ACTIONS,
     topics.NOTIFICATIONS,
 )
-# The relay of valve commands to devices reads as a group of its own (ingest/commands.py).
+# The relay of valve commands to devices reads as a group of its own (ingest/mqtt/commands.py).
 COMMAND_RELAY_GROUP = "ecowatch-command-relay"
 
 # Kafka's ACL codes (org.apache.kafka.common.acl / resource).

@@ -11,7 +11,7 @@ from ecowatch.clock import AcceleratedClock, Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, DeviceModel, SiteKind
 from ecowatch.config.settings import Settings, load_device_credentials
 from ecowatch.errors import ConfigError
-from ecowatch.ingest import hj212
+from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.simulators.fleet import (
     Fleet,
     FleetStats,
@@ -125,7 +125,7 @@ def build_fleet(
     credentials = load_device_credentials(settings.device_credentials_file) if needs_mqtt else {}
     hj212_passwords = hj212_keys = None
     if plan.transport == "hj212":
-        from ecowatch.ingest.hj212_server import DeviceKeys, DevicePasswords
+        from ecowatch.ingest.hj212.server import DeviceKeys, DevicePasswords
 
         hj212_passwords = DevicePasswords.load(settings.hj212_passwords_file)
         if plan.sm4 and plan.hj212_version in ("2025", "mixed"):

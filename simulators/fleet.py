@@ -32,7 +32,7 @@ from ecowatch import topics
 from ecowatch.clock import CHINA, Clock
 from ecowatch.config.catalogue import DeviceEntry, DeviceModel
 from ecowatch.errors import ServiceDown
-from ecowatch.ingest import hj212
+from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.schema import DeviceReading, ValveCommand
 from ecowatch.simulators.models import (
     AirStation,

@@ -20,7 +20,7 @@ import pytest
 
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import Settings
-from ecowatch.ingest import hj212
+from ecowatch.ingest.hj212 import codec as hj212
 from tests.integration.conftest import Service, query, wait_for
 from tests.integration.test_pipeline import dead_letters, slot, stored, stored_count
 
@@ -29,7 +29,7 @@ OTHER_MN = "33080200000001"  # another outfall's monitor
 # The server's frame deadline for these tests (30 s in production): a half packet is closed
 # after this, so the test waits seconds, not half a minute.
 FRAME_DEADLINE = 2.0
-MAX_PER_PEER, MAX_BAD_FRAMES = 8, 20  # the server's limits (ingest/hj212_server.py)
+MAX_PER_PEER, MAX_BAD_FRAMES = 8, 20  # the server's limits (ingest/hj212/server.py)
 
 
 @pytest.fixture

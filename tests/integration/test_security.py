@@ -16,7 +16,7 @@ import pytest
 from ecowatch import topics
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import Settings
-from ecowatch.ingest import hj212
+from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.kafka import read_topic, start_producer
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import Measurement, Reading, ReadingSource

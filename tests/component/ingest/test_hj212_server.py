@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-import ecowatch.ingest.hj212_server as server_module
+import ecowatch.ingest.hj212.server as server_module
 from ecowatch.clock import ManualClock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.devtools.stack.services import hj212_passwords, hj212_sm4_keys
 from ecowatch.errors import ConfigError
-from ecowatch.ingest import hj212
 from ecowatch.ingest.contract import DeadLetterBudget, ReadingRate
-from ecowatch.ingest.hj212_server import (
+from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest.hj212.server import (
     Close,
     ConnectionGate,
     ConnectionGuard,

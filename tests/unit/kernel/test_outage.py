@@ -78,7 +78,7 @@ def test_hundreds_of_library_errors_while_down_become_two_lines(capture: Capture
         for i in range(300):
             logging.getLogger("aiokafka.conn").error("Unable connect to node with id 1: %d", i)
             logging.getLogger("faust.transport").warning("Heartbeat failed")
-        logging.getLogger("ecowatch.ingest.bridge").error(
+        logging.getLogger("ecowatch.ingest.mqtt.bridge").error(
             "Kafka did not take a message", extra={"outage": "kafka"}
         )
         logging.getLogger("ecowatch.streams").warning("an unrelated warning passes")

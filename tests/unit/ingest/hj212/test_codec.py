@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-import ecowatch.ingest.hj212 as codec
+import ecowatch.ingest.hj212.codec as codec
 from ecowatch.cli.hj212 import hj212
-from ecowatch.ingest import sm4
-from ecowatch.ingest.hj212 import (
+from ecowatch.ingest.hj212 import sm4
+from ecowatch.ingest.hj212.codec import (
     LEGACY_CODES,
     BadField,
     BadHeader,

@@ -11,9 +11,9 @@ from aiokafka.partitioner import DefaultPartitioner
 from ecowatch import topics
 from ecowatch.clock import ManualClock
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.ingest import bridge
-from ecowatch.ingest.bridge import MqttBridge, ReadingBatches, _Inbound
 from ecowatch.ingest.contract import DeadLetterBudget, ReadingRate
+from ecowatch.ingest.mqtt import bridge
+from ecowatch.ingest.mqtt.bridge import MqttBridge, ReadingBatches, _Inbound
 from ecowatch.schema import (
     DeadLetter,
     Measurement,

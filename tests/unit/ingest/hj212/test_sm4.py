@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ecowatch.ingest.sm4 import (
+from ecowatch.ingest.hj212.sm4 import (
     BLOCK,
     KEY_BYTES,
     Sm4KeyError,

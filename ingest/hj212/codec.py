@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 
-from ecowatch.ingest import sm4
+from ecowatch.ingest.hj212 import sm4
 from ecowatch.schema import DataFlag, DeviceReading, Measurement
 
 MAX_DATA_BYTES = 1024

@@ -56,7 +56,6 @@ from ecowatch.config.catalogue import Catalogue, DeviceEntry
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
-from ecowatch.ingest import hj212, sm4
 from ecowatch.ingest.contract import (
     DeadLetterBudget,
     ReadingLimiter,
@@ -64,6 +63,8 @@ from ecowatch.ingest.contract import (
     Rejection,
     admit,
 )
+from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest.hj212 import sm4
 from ecowatch.kafka import Producer
 from ecowatch.schema import (
     DeadLetter,

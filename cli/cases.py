@@ -39,7 +39,7 @@ def cases(
         return
     click.echo(f"grid {listing['grid']}: {len(listing['cases'])} open case(s)")
     for c in listing["cases"]:
-        click.echo(f"  {c['status']:<12} {c['id']}  {c['site_name']}  {c['detail']}")
+        click.echo(f"  {c['status']:<12} {c['id']}  {c['site_name']}  {c['detail']['zh']}")
 
 
 @cases.command("ack")

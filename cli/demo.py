@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import time
@@ -15,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import click
 
 from ecowatch import topics
+from ecowatch.alerts.wording import case_event_text
 from ecowatch.cli.fleet import echo_happenings, fleet_options, fleet_plan
 from ecowatch.cli.runtime import (
     api_as,
@@ -38,6 +38,7 @@ from ecowatch.devtools.watch import FlowWatch, StageFailed, Supervisor
 from ecowatch.errors import EcowatchError
 from ecowatch.ingest.mqtt.bridge import BridgeStats
 from ecowatch.kafka_accounts import Role, access_for
+from ecowatch.schema import CaseEvent
 
 SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowledged", "closed"}
 
@@ -53,11 +54,10 @@ async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    event = json.loads(record.value)
-                    if event["kind"] in SHOWN_CASE_EVENTS:
-                        click.echo(
-                            f"  case {event['kind']:<12} {event['case_id']}  {event['detail'][:60]}"
-                        )
+                    event = CaseEvent.model_validate_json(record.value)
+                    if event.kind in SHOWN_CASE_EVENTS:
+                        said = case_event_text(event)[:60]
+                        click.echo(f"  case {event.kind:<12} {event.case_id}  {said}")
     finally:
         await consumer.stop()
 

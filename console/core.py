@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ecowatch.alerts.wording import both, case_event_text, finding_text, rule_name
 from ecowatch.config.catalogue import Catalogue, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
 from ecowatch.pollutants import SHORT_NAMES, UNITS
@@ -363,7 +364,7 @@ class City:
             "at": event.at.isoformat(),
             "actor": event.actor,
             "status": event.status.value,
-            "detail": event.detail,
+            "detail": both(case_event_text, event),
         }
         if row in case.trail:
             return  # the feed read the topic again after an outage
@@ -395,7 +396,7 @@ class City:
             "audience": note.audience.value,
             "recipients": note.recipients,
             "deadline": note.deadline.isoformat() if note.deadline else None,
-            "detail": note.evidence.detail,
+            "detail": both(finding_text, note.evidence),
         }
         if row not in case.trail:
             self._record(case, row)
@@ -469,9 +470,10 @@ class City:
             "findings": [
                 {
                     "rule": f.rule.value,
+                    "rule_name": both(rule_name, f.rule),
                     "pollutant": f.pollutant,
                     "severity": f.severity.value,
-                    "detail": f.detail,
+                    "detail": both(finding_text, f),
                     "flags": f.flags,
                     "at": f.at.isoformat(),
                 }

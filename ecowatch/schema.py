@@ -14,9 +14,18 @@ import base64
 import hashlib
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from ecowatch.aqi_categories import Category
 
 # HJ 212-2017 pollutant codes: one letter for the medium (w water, a air, e ...) and five digits.
 PollutantCode = Annotated[str, StringConstraints(pattern=r"^[a-z][0-9]{5}$")]
@@ -378,11 +387,41 @@ class Severity(StrEnum):
     VIOLATION = "violation"  # over a legal limit: the case goes to enforcement if it persists
 
 
+class LimitBound(StrEnum):
+    """How a limit reads: most are maxima; dissolved oxygen has a minimum, pH a range."""
+
+    MAXIMUM = "max"
+    MINIMUM = "min"
+    RANGE = "range"
+
+
+class FindingCause(StrEnum):
+    """Why a device-level verdict holds or cleared, where the rule alone does not say."""
+
+    LAST_WILL = "last_will"  # offline: the broker published the device's last will
+    NO_DATA = "no_data"  # offline: nothing arrived for the rule's time
+    DATA_AGAIN = "data_again"  # back: a reading arrived
+    CONNECTED = "connected"  # back: the device said it is online
+
+
+class MeterMismatch(BaseModel):
+    """One quantity where a discharge meter's own account flatters it against the platform's."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pollutant: PollutantCode
+    account: Literal["used", "quota"]  # it says it used less, or holds more quota
+    reported: float  # the meter's word
+    platform: float  # the platform's count, or the permit's quota
+
+
 class Finding(BaseModel):
     """A rule's verdict on a site's data (Kafka ``ecowatch.findings``, key: site id).
 
     ``active`` true: the condition holds at ``at``; false: the data at ``at`` is normal again
-    for this rule (what lets a case recover). The evidence is what an officer reads.
+    for this rule (what lets a case recover). The evidence is structured: what an officer
+    reads is written from these fields, per language, by ``alerts/wording.py``; no rule writes
+    a sentence.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
@@ -395,18 +434,37 @@ class Finding(BaseModel):
     severity: Severity
     active: bool
     at: AwareDatetime  # the data time the verdict is about
-    value: float | None = None  # e.g. the hourly mean
-    limit: float | None = None
+    value: float | None = None  # the value judged: a reading's, an hourly or daily mean, an AQI
+    limit: float | None = None  # the bound crossed (or judged against when clear)
     unit: str = ""
     multiple: float | None = None  # value / limit, as officers read it: "1.63×"
     limit_source: str = ""  # "GB 8978-1996 first grade" or "permit <number>"
-    window_start: AwareDatetime | None = None
+    bound: LimitBound | None = None  # how the limit reads; a range's ends in limit_range
+    limit_range: tuple[float, float] | None = None  # pH 6–9
+    window_start: AwareDatetime | None = None  # the mean's window; since when a state holds
     window_end: AwareDatetime | None = None
     flags: dict[str, int] = Field(default_factory=dict)  # data flags counted in the window
-    detail: str = ""  # one line for a phone: "COD hourly mean 81.5 mg/L, 1.63× the limit"
+    count: int | None = None  # readings in a row: zeros, a constant value
+    previous: float | None = None  # the value before a sudden jump
+    ratio: float | None = None  # the jump as value / previous (below 1: a drop)
+    flag: DataFlag | None = None  # the flag held too long (M, C, D …)
+    cause: FindingCause | None = None  # offline: last will or silence; back: data or connected
+    period: str | None = None  # a discharge meter's quota period
+    category: Category | None = None  # an AQI's category (HJ 633)
+    primary: list[str] = Field(default_factory=list)  # an AQI's primary pollutants ("PM2.5")
+    mismatches: list[MeterMismatch] = Field(default_factory=list)
     # Found in data older than its device's newest (a resend after an outage, HJ 212 RF=1):
     # evidence of what was, judged on its own; it does not change the site's current verdicts.
     late: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_sentence(cls, data: Any) -> Any:
+        # Until issue 17 a rule wrote its finding as an English sentence (``detail``); records
+        # of that time stay on the topics and in the case tables, and are read without it.
+        if isinstance(data, dict) and "detail" in data:
+            data = {k: v for k, v in data.items() if k != "detail"}
+        return data
 
     @property
     def case_key(self) -> str:
@@ -480,8 +538,22 @@ class CaseStatus(StrEnum):
     DISMISSED = "dismissed"  # normal again within the pending period: nobody was told
 
 
+class CaseReason(StrEnum):
+    """Why a case moved, where its event's kind alone does not say."""
+
+    NORMAL_WHILE_PENDING = "normal_while_pending"  # dismissed: normal before anyone was told
+    RECURRED = "recurred"  # escalated at once: the same problem within the recurrence window
+    PERSISTED = "persisted"  # escalated: still there at the enterprise's deadline
+    NORMAL_FOR_HOLD = "normal_for_hold"  # closed: normal for the hold period, never escalated
+    FINDINGS_AND_HOLD = "findings_and_hold"  # closed: findings recorded, normal for the hold
+
+
 class CaseEvent(BaseModel):
-    """Every change of a case, with its time and actor (Kafka ``ecowatch.cases``)."""
+    """Every change of a case, with its time and actor (Kafka ``ecowatch.cases``).
+
+    Structured like a finding: ``evidence`` is the finding the event is about (detected,
+    relapsed, normal again, late evidence); ``text`` is what an officer wrote. The wording
+    module writes the rest for people."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -491,7 +563,23 @@ class CaseEvent(BaseModel):
     at: AwareDatetime
     actor: str  # "system", or the officer's id
     status: CaseStatus
-    detail: str = ""
+    evidence: Finding | None = None
+    deadline: AwareDatetime | None = None  # reminded: the enterprise's deadline
+    round: int | None = None  # renotified: which round
+    reason: CaseReason | None = None
+    text: str = ""  # an officer's own words (findings recorded)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _without_sentence(cls, data: Any) -> Any:
+        # Events written before issue 17 carry ``detail``: an English sentence, or for
+        # findings_recorded the officer's words, which are kept.
+        if isinstance(data, dict) and "detail" in data:
+            detail = data["detail"]
+            data = {k: v for k, v in data.items() if k != "detail"}
+            if data.get("kind") == "findings_recorded" and not data.get("text"):
+                data["text"] = detail
+        return data
 
 
 class OfficerAction(BaseModel):

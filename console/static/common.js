@@ -41,6 +41,8 @@ let LANG = localStorage.getItem("ecowatch.lang") || "zh";
 function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : key; }
 // Pollutant names come with /api/city (ecowatch/pollutants.py): code → [Chinese, English].
 let POLLUTANT_NAMES = {};
+// Findings and case events come written in both languages by the server (alerts/wording.py).
+function said(text) { return text && typeof text === "object" ? (text[LANG] ?? "") : (text ?? ""); }
 function pollutantName(code) { const n = POLLUTANT_NAMES[code]; return n ? n[LANG === "zh" ? 0 : 1] : code; }
 function translate(root) {
   (root || document).querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });

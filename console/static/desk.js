@@ -38,7 +38,7 @@ function values() {
       <td>${lim ? esc(lim.text + " " + lim.unit + " (" + lim.basis + ")") : "–"}</td><td class="dim">${lim ? esc(lim.source) : ""}</td></tr>`;
   }
   document.getElementById("values").innerHTML = rows;
-  const f = d.findings.length ? d.findings.map((x) => `<li>${esc(x.rule)} · ${esc(x.detail)}</li>`).join("") : `<li class="dim">${esc(t("none"))}</li>`;
+  const f = d.findings.length ? d.findings.map((x) => `<li>${esc(said(x.rule_name))} · ${esc(said(x.detail))}</li>`).join("") : `<li class="dim">${esc(t("none"))}</li>`;
   document.getElementById("findings").innerHTML = `<h2 style="margin-top:10px">${esc(t("findings"))}</h2><ul>${f}</ul>`;
 }
 
@@ -76,7 +76,7 @@ async function trail(caseId) {
   if (status !== 200) { box.innerHTML = `<li class="error">${esc(body.error)}</li>`; return; }
   box.innerHTML = `<li class="dim">${esc(body.id)}${body.overdue ? ` <span class="overdue">${esc(t("overdue"))}</span>` : ""} · ${esc(t("data_clock_note"))}</li>` +
     body.trail.map((e) => e.type === "event"
-      ? `<li><b>${esc(t(e.kind))}</b> ${esc(when(e.at))} · ${esc(e.actor)} <span class="dim">${esc(e.detail)}</span></li>`
+      ? `<li><b>${esc(t(e.kind))}</b> ${esc(when(e.at))} · ${esc(e.actor)} <span class="dim">${esc(said(e.detail))}</span></li>`
       : `<li>✉ ${esc(e.kind)} → ${esc(e.audience)} ${esc((e.recipients || []).join(", "))} · ${esc(when(e.at))}${e.deadline ? " · " + esc(t("deadline")) + " " + esc(when(e.deadline)) : ""}</li>`).join("");
 }
 

@@ -17,7 +17,7 @@ function card(c) {
   return `<div class="card" data-case="${esc(c.id)}" data-status="${esc(c.status)}">
     <h3>${esc(c.site_name)} <span class="badge s-${{ acknowledged: "maintenance", pending: "unknown" }[c.status] || "over"}">${esc(t(c.status))}</span>
       ${c.overdue ? `<span class="overdue">${esc(t("overdue"))}</span>` : ""}</h3>
-    <p>${esc(c.pollutant ? pollutantName(c.pollutant) : "")} · ${esc(c.detail)}</p>
+    <p>${esc(c.pollutant ? pollutantName(c.pollutant) : "")} · ${esc(said(c.detail))}</p>
     <p class="dim">${esc(t("first_seen"))} ${esc(when(c.first_seen))}${c.acknowledged_by ? " · " + esc(t("by")) + " " + esc(c.acknowledged_by) : ""}${dueText(c)}</p>
     ${c.findings.length ? `<p class="dim">${c.findings.map(esc).join("<br>")}</p>` : ""}
     <p>${ack ? `<button class="act" data-act="ack">${esc(t("ack"))}</button>` : ""}

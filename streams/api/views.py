@@ -48,6 +48,7 @@ import faust
 from aiohttp.web import HTTPRequestEntityTooLarge
 from faust.web import Request, Response, View
 
+from ecowatch.alerts.wording import both, finding_text
 from ecowatch.clock import CHINA, Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import CaseEvent, CaseStatus, OfficerAction
@@ -372,7 +373,7 @@ def case_row(case: Case, site_id: str, site_name: str) -> dict[str, Any]:
         "status": case.status.value,
         "rule": case.evidence.rule.value,
         "pollutant": case.evidence.pollutant,
-        "detail": case.evidence.detail,
+        "detail": both(finding_text, case.evidence),  # {"zh": …, "en": …}
         "first_seen": case.first_seen.isoformat(),
         # What the case waits for, in data time: the enterprise's rectify-by (set when it is
         # reminded) and the officers' acknowledge-by (set when it is escalated; None once taken).

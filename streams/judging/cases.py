@@ -22,6 +22,7 @@ goes to the officers at once. A VIOLATION-severity policy may do the same (deadl
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -30,6 +31,7 @@ from ecowatch.config.policies import Policy
 from ecowatch.schema import (
     Audience,
     CaseEvent,
+    CaseReason,
     CaseStatus,
     CaseStep,
     Finding,
@@ -151,7 +153,7 @@ def open_case(
         history_30d=history_30d,
         found_late=finding.late,
     )
-    events = [_event(case, "detected", now, detail=finding.detail)]
+    events = [_event(case, "detected", now, evidence=finding)]
     case, more, notes = step(case, Tick(), now, policy, context)
     if finding.late and case is not None:
         normal = finding.model_copy(update={"active": False, "at": now, "late": False})
@@ -163,7 +165,7 @@ def open_case(
 def late_evidence(case: Case, finding: Finding, now: datetime) -> CaseEvent:
     """An exceedance found in resent data for a key whose case is open: on its trail, as
     evidence; the case goes on with the present's data."""
-    return _event(case, "late_evidence", now, detail=finding.detail)
+    return _event(case, "late_evidence", now, evidence=finding)
 
 
 def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: CaseContext) -> Step:
@@ -198,7 +200,7 @@ def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: C
             events.append(_event(case, "acknowledged", now, actor=event.officer))
         case.findings.append(f"{event.officer}: {event.text}")
         events.append(
-            _event(case, "findings_recorded", now, actor=event.officer, detail=event.text)
+            _event(case, "findings_recorded", now, actor=event.officer, text=event.text)
         )
         if event.close:
             case.close_requested_by = event.officer
@@ -217,10 +219,10 @@ def _seen(case: Case, finding: Finding, now: datetime, events: list[CaseEvent]) 
         case.occurrences += 1
         if case.normal_since is not None:  # active again: the hold starts over (no flapping)
             case.normal_since = None
-            events.append(_event(case, "relapsed", now, detail=finding.detail))
+            events.append(_event(case, "relapsed", now, evidence=finding))
     elif case.normal_since is None:
         case.normal_since = finding.at
-        events.append(_event(case, "normal_again", now, detail=finding.detail))
+        events.append(_event(case, "normal_again", now, evidence=finding))
 
 
 def _advance(
@@ -239,7 +241,8 @@ def _advance(
     if case.status is CaseStatus.PENDING:
         if case.normal_since is not None:
             case.status = CaseStatus.DISMISSED
-            events.append(_event(case, "dismissed", now, detail="normal within the pending period"))
+            why = CaseReason.NORMAL_WHILE_PENDING
+            events.append(_event(case, "dismissed", now, reason=why))
             return
         if case.pending_until is not None and now < case.pending_until:
             return
@@ -249,7 +252,7 @@ def _advance(
             case.deadline = now
         else:
             case.deadline = now + (timedelta(0) if case.recurrence else policy.deadline)
-            events.append(_event(case, "reminded", now, detail=f"deadline {_local(case.deadline)}"))
+            events.append(_event(case, "reminded", now, deadline=case.deadline))
             notes.append(_note(case, CaseStep.REMIND, Audience.ENTERPRISE, now, context, policy))
 
     if case.status is CaseStatus.REMINDED:
@@ -261,7 +264,7 @@ def _advance(
                 events,
                 notes,
                 actor="system",
-                detail="normal for the hold period before any escalation",
+                reason=CaseReason.NORMAL_FOR_HOLD,
             )
             return
         if (
@@ -272,22 +275,22 @@ def _advance(
         ):
             case.status = CaseStatus.ESCALATED
             case.ack_due = now + policy.ack_timeout
-            why = "recurred" if case.recurrence else "persisted past the deadline"
-            events.append(_event(case, "escalated", now, detail=why))
+            why = CaseReason.RECURRED if case.recurrence else CaseReason.PERSISTED
+            events.append(_event(case, "escalated", now, reason=why))
             notes.append(_note(case, CaseStep.ESCALATE, Audience.OFFICERS, now, context, policy))
 
     if case.status is CaseStatus.ESCALATED:
         while case.ack_due is not None and now >= case.ack_due:
             if case.renotified < policy.renotify:
                 case.renotified += 1
-                events.append(_event(case, "renotified", now, detail=f"round {case.renotified}"))
+                events.append(_event(case, "renotified", now, round=case.renotified))
                 notes.append(
                     _note(case, CaseStep.RENOTIFY, Audience.OFFICERS, now, context, policy)
                 )
                 case.ack_due = now + policy.ack_timeout
             elif not case.raised:
                 case.raised = True
-                events.append(_event(case, "raised", now, detail="to the grid's supervisor"))
+                events.append(_event(case, "raised", now))
                 notes.append(_note(case, CaseStep.RAISE, Audience.SUPERVISOR, now, context, policy))
                 case.ack_due = None
             else:
@@ -306,7 +309,7 @@ def _advance(
             events,
             notes,
             actor=case.close_requested_by,
-            detail="normal for the hold period; findings recorded",
+            reason=CaseReason.FINDINGS_AND_HOLD,
         )
 
 
@@ -317,12 +320,12 @@ def _close(
     events: list[CaseEvent],
     notes: list[Notification],
     actor: str,
-    detail: str,
+    reason: CaseReason,
 ) -> None:
     case.status = CaseStatus.CLOSED
     case.closed_at = now
     case.deadline = case.ack_due = None
-    events.append(_event(case, "closed", now, actor=actor, detail=detail))
+    events.append(_event(case, "closed", now, actor=actor, reason=reason))
     if context.enterprise is not None:
         notes.append(_note(case, CaseStep.CLOSED, Audience.ENTERPRISE, now, context, None))
     if case.acknowledged_by is not None or case.renotified or case.raised:
@@ -344,13 +347,7 @@ def next_due(case: Case) -> datetime | None:
     return min(due) if due else None
 
 
-def _local(ts: datetime | None) -> str:
-    return ts.astimezone(CHINA).strftime("%Y-%m-%d %H:%M") if ts else ""
-
-
-def _event(
-    case: Case, kind: str, at: datetime, actor: str = "system", detail: str = ""
-) -> CaseEvent:
+def _event(case: Case, kind: str, at: datetime, actor: str = "system", **facts: Any) -> CaseEvent:
     return CaseEvent(
         case_id=case.id,
         site=case.evidence.site,
@@ -358,7 +355,7 @@ def _event(
         at=at,
         actor=actor,
         status=case.status,
-        detail=detail,
+        **facts,
     )
 
 

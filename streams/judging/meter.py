@@ -29,7 +29,14 @@ from pydantic import AwareDatetime, BaseModel, Field
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Quota
 from ecowatch.pollutants import FLOW
-from ecowatch.schema import DataFlag, MeterEventKind, MeterStatus, Reading, ValveState
+from ecowatch.schema import (
+    DataFlag,
+    MeterEventKind,
+    MeterMismatch,
+    MeterStatus,
+    Reading,
+    ValveState,
+)
 
 # Flags whose value is a measurement of the discharge: N, and T (above the instrument's range:
 # the discharge was at least that).
@@ -119,7 +126,7 @@ def platform_status(account: MeterAccount, quota: Quota, reading: Reading) -> Me
     )
 
 
-def mismatch(platform: MeterStatus, reported: MeterStatus | None) -> list[str]:
+def mismatch(platform: MeterStatus, reported: MeterStatus | None) -> list[MeterMismatch]:
     """Where the meter's own account flatters it against the platform's: it says it used less
     than the platform counted, or holds more quota than the permit gives. A meter that counts
     more than the platform (it counted before the platform watched, or through a gap) is not
@@ -131,8 +138,10 @@ def mismatch(platform: MeterStatus, reported: MeterStatus | None) -> list[str]:
         slack = _SLACK * quota
         used, said = platform.used.get(code, 0.0), reported.used.get(code)
         if said is not None and said < used * (1 - MISMATCH_SHARE) - slack:
-            out.append(f"{code} used {said:g} reported, {used:g} counted by the platform")
+            out.append(MeterMismatch(pollutant=code, account="used", reported=said, platform=used))
         claimed = reported.quota.get(code)
         if claimed is not None and claimed > quota * (1 + MISMATCH_SHARE) + slack:
-            out.append(f"{code} quota {claimed:g} reported, {quota:g} by the permit")
+            out.append(
+                MeterMismatch(pollutant=code, account="quota", reported=claimed, platform=quota)
+            )
     return out

@@ -1,4 +1,5 @@
-"""Readings as InfluxDB points (line protocol). Pure, so the layout is unit-tested.
+"""Every InfluxDB point the worker writes, as line protocol: readings, AQI, meter accounts,
+windows, findings and case events. Pure, so the layout is unit-tested.
 
 Measurement ``reading``, one point per pollutant of a reading:
 
@@ -13,10 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ecowatch.lineprotocol import epoch_ms, float_field, int_field, string_field, tag_value, tags
-from ecowatch.measurements import AQI, METER, READING
-from ecowatch.schema import DataFlag, MeterStatus, Reading
+from ecowatch.alerts.wording import case_event_text, finding_text
+from ecowatch.lineprotocol import (
+    NONE_TAG,
+    bool_field,
+    epoch_ms,
+    float_field,
+    int_field,
+    line,
+    string_field,
+    tag_value,
+    tags,
+)
+from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, FINDING, METER, READING
+from ecowatch.schema import CaseEvent, DataFlag, Finding, MeterStatus, Reading
 from ecowatch.streams.judging.aqi import POLLUTANTS, AqiResult, realtime_aqi
+from ecowatch.streams.judging.rules import ClosedWindow
 
 _FLAGS = {flag: string_field(flag.value) for flag in DataFlag}
 
@@ -92,3 +105,61 @@ def aqi_line(reading: Reading, result: AqiResult) -> str:
         f"aqi={int_field(result.aqi)},category={string_field(result.category.value)},"
         f"primary={primary},{iaqis} {epoch_ms(reading.ts)}"
     )
+
+
+def finding_line(f: Finding) -> str:
+    fields = [("active", bool_field(f.active))]
+    if f.value is not None:
+        fields.append(("value", float_field(f.value)))
+    if f.late:
+        fields.append(("late", bool_field(True)))
+    # What an officer reads, in Chinese: Grafana's tables show it as it is.
+    fields.append(("detail", string_field(finding_text(f))))
+    tag_pairs = (
+        ("site", f.site),
+        ("rule", f.rule.value),
+        ("pollutant", f.pollutant or NONE_TAG),
+        ("severity", f.severity.value),
+    )
+    return line(FINDING, tag_pairs, fields, epoch_ms(f.at))
+
+
+def window_line(site: str, closed: ClosedWindow) -> str:
+    """``aggregate,site,device,pollutant,period=minute|hour|day valid,coverage_s[,mean,volume_m3,
+    mass_kg]`` at the window's start: the means beside the raw points."""
+    w = closed.window
+    fields = [
+        ("valid", bool_field(w.valid)),
+        ("coverage_s", float_field(w.coverage.total_seconds())),
+    ]
+    fields += [
+        (name, float_field(v))
+        for name, v in (("mean", w.mean), ("volume_m3", w.volume_m3), ("mass_kg", w.mass_kg))
+        if v is not None
+    ]
+    tag_pairs = (
+        ("site", site),
+        ("device", closed.device),
+        ("pollutant", closed.pollutant),
+        ("period", w.period.value),
+    )
+    return line(AGGREGATE, tag_pairs, fields, epoch_ms(w.start))
+
+
+def case_event_line(e: CaseEvent) -> str:
+    """``case_event,site,kind,status,case_id case,actor,detail`` at the event's time, the
+    detail in Chinese. The case id is a tag too: two cases of a site stepped on one tick are
+    two points, not one that InfluxDB overwrites with the other (the ``case`` field stays, for
+    Grafana's queries)."""
+    tag_pairs = (
+        ("site", e.site),
+        ("kind", e.kind),
+        ("status", e.status.value),
+        ("case_id", e.case_id),
+    )
+    fields = (
+        ("case", string_field(e.case_id)),
+        ("actor", string_field(e.actor)),
+        ("detail", string_field(case_event_text(e))),
+    )
+    return line(CASE_EVENT, tag_pairs, fields, epoch_ms(e.at))

@@ -45,15 +45,6 @@ from ecowatch.alerts.delivery import Deliverer, TableDeliveryLog, case_of_key, d
 from ecowatch.clock import Clock, data_time
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.ingest.validation import rejection_of
-from ecowatch.lineprotocol import (
-    NONE_TAG,
-    bool_field,
-    epoch_ms,
-    float_field,
-    line,
-    string_field,
-)
-from ecowatch.measurements import AGGREGATE, CASE_EVENT, FINDING
 from ecowatch.schema import (
     CaseEvent,
     DeviceCommand,
@@ -70,7 +61,7 @@ from ecowatch.streams.judging.cases import CaseError, officer_input
 from ecowatch.streams.judging.engine import Outcome, SiteCases, on_action, on_findings, on_tick
 from ecowatch.streams.judging.ledger import Repeat
 from ecowatch.streams.judging.report import GONE, SiteCaseLog
-from ecowatch.streams.judging.rules import ClosedWindow, RuleParams, SiteJudge, SiteState, SiteTick
+from ecowatch.streams.judging.rules import RuleParams, SiteJudge, SiteState, SiteTick
 from ecowatch.streams.judging.rules.rejudge import (
     StoredReading,
     by_device,
@@ -78,7 +69,12 @@ from ecowatch.streams.judging.rules.rejudge import (
     read_spans,
     take_settled,
 )
-from ecowatch.streams.storage.points import account_line
+from ecowatch.streams.storage.points import (
+    account_line,
+    case_event_line,
+    finding_line,
+    window_line,
+)
 from ecowatch.streams.storage.store import InfluxWriter, PermanentWriteError
 from ecowatch.streams.worker.offsets import (
     Missing,
@@ -109,62 +105,6 @@ REJUDGE_BUDGET_SECONDS = 0.5
 # The deliver agent sweeps the notification log of the partition it is processing at most
 # this often (real seconds: a bound on its work; what expires is told by the injected clock).
 SWEEP_EVERY_SECONDS = 10.0
-
-
-def finding_line(f: Finding) -> str:
-    fields = [("active", bool_field(f.active))]
-    if f.value is not None:
-        fields.append(("value", float_field(f.value)))
-    if f.late:
-        fields.append(("late", bool_field(True)))
-    fields.append(("detail", string_field(f.detail)))
-    tag_pairs = (
-        ("site", f.site),
-        ("rule", f.rule.value),
-        ("pollutant", f.pollutant or NONE_TAG),
-        ("severity", f.severity.value),
-    )
-    return line(FINDING, tag_pairs, fields, epoch_ms(f.at))
-
-
-def window_line(site: str, closed: ClosedWindow) -> str:
-    """``aggregate,site,device,pollutant,period=minute|hour|day valid,coverage_s[,mean,volume_m3,
-    mass_kg]`` at the window's start: the means beside the raw points."""
-    w = closed.window
-    fields = [
-        ("valid", bool_field(w.valid)),
-        ("coverage_s", float_field(w.coverage.total_seconds())),
-    ]
-    fields += [
-        (name, float_field(v))
-        for name, v in (("mean", w.mean), ("volume_m3", w.volume_m3), ("mass_kg", w.mass_kg))
-        if v is not None
-    ]
-    tag_pairs = (
-        ("site", site),
-        ("device", closed.device),
-        ("pollutant", closed.pollutant),
-        ("period", w.period.value),
-    )
-    return line(AGGREGATE, tag_pairs, fields, epoch_ms(w.start))
-
-
-def case_event_line(e: CaseEvent) -> str:
-    """``case_event,site,kind,status,case_id case,actor,detail`` at the event's time. The case
-    id is a tag too: two cases of a site stepped on one tick are two points, not one that
-    InfluxDB overwrites with the other (the ``case`` field stays, for Grafana's queries)."""
-    tag_pairs = (
-        ("site", e.site),
-        ("kind", e.kind),
-        ("status", e.status.value),
-        ("case_id", e.case_id),
-    )
-    fields = (
-        ("case", string_field(e.case_id)),
-        ("actor", string_field(e.actor)),
-        ("detail", string_field(e.detail)),
-    )
-    return line(CASE_EVENT, tag_pairs, fields, epoch_ms(e.at))
 
 
 @dataclass

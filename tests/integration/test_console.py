@@ -233,6 +233,9 @@ def test_an_officer_acknowledges_from_the_phone_and_the_desk_shows_it(stack, bro
     phone = ready(officer.new_page(), "/phone")
     card = phone.locator(f".card[data-case='{case['id']}']")
     card.wait_for(timeout=10_000)
+    # The evidence as the wording module writes it, in the page's language (Chinese first).
+    evidence = card.inner_text()
+    assert "超标" in evidence and "倍" in evidence and "limit" not in evidence, evidence
     # The officer of another grid does not see it; an operator may look but not act.
     assert "G-KC-02" in phone.inner_text("#mine")
     card.locator("[data-act='ack']").click()

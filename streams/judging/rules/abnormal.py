@@ -15,31 +15,10 @@ from ecowatch.streams.judging.rules.base import (
     Context,
     SiteState,
     Step,
-    name_of,
     new_finding,
-    num,
     verdict,
-    with_unit,
 )
 from ecowatch.streams.judging.rules.verdict import Verdict
-
-# Each rule's text, (active, clear): formatted only for a finding emitted.
-_TEXTS = {
-    Rule.OVER_RANGE: (
-        "{name} {shown} above the instrument's range (flag T)",
-        "{name} {shown} within the instrument's range",
-    ),
-    Rule.NEGATIVE_VALUE: ("{name} negative: {shown}", "{name} {shown}: not negative"),
-    Rule.ZERO_VALUES: ("{name} zero {n} times in a row", "{name} {shown}: not zero"),
-    Rule.CONSTANT_VALUE: (
-        "{name} constant at {shown} for {n} readings",
-        "{name} {shown}: changing again",
-    ),
-    Rule.SUDDEN_JUMP: (
-        "{name} jumped {prev} → {shown} ({ratio:.2g}×)",
-        "{name} {shown}: steady again",
-    ),
-}
 
 
 def _abnormal(
@@ -53,11 +32,9 @@ def _abnormal(
     prev: float = 0.0,
     ratio: float = 0.0,
 ) -> Finding:
-    unit = ctx.unit(state.site, code)
-    value = reading.values[code].value
-    text = _TEXTS[rule][0 if active else 1].format(
-        name=name_of(code), shown=with_unit(value, unit), n=n, prev=num(prev), ratio=ratio
-    )
+    # Only what the rule measured: readings in a row, or the jump from the value before.
+    run = {"count": n} if active and n else {}
+    jump = {"previous": prev, "ratio": ratio} if active and rule is Rule.SUDDEN_JUMP else {}
     return new_finding(
         state,
         rule,
@@ -66,9 +43,10 @@ def _abnormal(
         pollutant=code,
         active=active,
         at=reading.ts,
-        value=value,
-        unit=unit,
-        detail=text,
+        value=reading.values[code].value,
+        unit=ctx.unit(state.site, code),
+        **run,
+        **jump,
     )
 
 

@@ -28,8 +28,6 @@ def aqi_over_100(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     result = realtime_aqi(ev, ctx.aqi_standard)
     if result is None:
         return []
-    primary = "/".join(result.primary) or "-"
-    detail = f"AQI {result.aqi} ({result.category.label}), primary {primary}"
 
     def build(active: bool) -> Finding:
         return new_finding(
@@ -42,7 +40,8 @@ def aqi_over_100(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
             value=float(result.aqi),
             limit=100.0,
             limit_source=result.standard,
-            detail=detail,
+            category=result.category,
+            primary=list(result.primary),
         )
 
     return verdict(state, ctx, step.now, result.aqi > 100, ev.device, None, rule, build)

@@ -11,9 +11,6 @@ from ecowatch.schema import (
     Rule,
     Severity,
 )
-from ecowatch.streams.judging.aggregate import (
-    CHINA,
-)
 from ecowatch.streams.judging.rules.base import (
     Context,
     SiteState,
@@ -21,7 +18,6 @@ from ecowatch.streams.judging.rules.base import (
     clears,
     emit,
     key_of,
-    name_of,
     new_finding,
     tracked,
     verdict,
@@ -44,7 +40,6 @@ def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Verdic
             continue  # reported, and nothing to clear: almost every reading
 
         def build(active: bool, code: str = code) -> Finding:
-            name = name_of(code)
             return new_finding(
                 state,
                 rule,
@@ -53,9 +48,6 @@ def missing_pollutant(state: SiteState, step: Step, ctx: Context) -> list[Verdic
                 pollutant=code,
                 active=active,
                 at=ev.ts,
-                detail=f"{name} missing from device {device}'s record"
-                if active
-                else f"{name} reported again",
             )
 
         out += verdict(state, ctx, step.now, code not in values, device, code, rule, build)
@@ -87,7 +79,7 @@ def flagged_too_long(state: SiteState, step: Step, ctx: Context) -> list[Verdict
                             pollutant=code,
                             active=False,
                             at=ev.ts,
-                            detail=f"{name_of(code)} flagged {flag} again",
+                            flag=flag,
                         )
                     )
     for key, t in state.tracks.items():
@@ -95,7 +87,6 @@ def flagged_too_long(state: SiteState, step: Step, ctx: Context) -> list[Verdict
             continue
         device, code = key.split("|", 1)
         hours = (step.now - t.flagged_since) / timedelta(hours=1)
-        since = t.flagged_since.astimezone(CHINA).strftime("%m-%d %H:%M")
         f = new_finding(
             state,
             rule,
@@ -108,7 +99,7 @@ def flagged_too_long(state: SiteState, step: Step, ctx: Context) -> list[Verdict
             unit="h",
             window_start=t.flagged_since,
             window_end=step.now,
-            detail=f"{name_of(code)} flagged {t.flagged_as} since {since} ({hours:.1f} h)",
+            flag=t.flagged_as,
         )
         out += emit(state, f, step.now, ctx)
     return out

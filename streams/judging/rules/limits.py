@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from ecowatch.config.standards import AppliedLimit, Maximum, Minimum, Range
 from ecowatch.pollutants import WATER_TEMP
 from ecowatch.schema import (
     DataFlag,
     Finding,
+    LimitBound,
     Reading,
     Rule,
     Severity,
@@ -27,63 +29,54 @@ from ecowatch.streams.judging.rules.base import (
     SiteState,
     Step,
     key_of,
-    name_of,
     new_finding,
-    num,
     round3,
     unit_of,
     verdict,
-    with_unit,
 )
 from ecowatch.streams.judging.rules.rejudge import first_late_of_hour
 from ecowatch.streams.judging.rules.verdict import Verdict
 
 _LEVEL_RULES = {
-    Level.REALTIME: (Rule.REALTIME_OVER_LIMIT, Severity.WARNING, ""),
-    Level.HOURLY: (Rule.HOURLY_OVER_LIMIT, Severity.WARNING, " hourly mean"),
-    Level.DAILY: (Rule.DAILY_OVER_LIMIT, Severity.VIOLATION, " daily mean"),
+    Level.REALTIME: (Rule.REALTIME_OVER_LIMIT, Severity.WARNING),
+    Level.HOURLY: (Rule.HOURLY_OVER_LIMIT, Severity.WARNING),
+    Level.DAILY: (Rule.DAILY_OVER_LIMIT, Severity.VIOLATION),
 }
+
+
+class Exceedance(NamedTuple):
+    """A value against the bound of its limit, as the evidence records it."""
+
+    complies: bool
+    limit: float | None  # the bound crossed, or judged against: the maximum, the minimum, a
+    # range's end nearest the value (None for a range complied with)
+    multiple: float | None  # value / limit, for a maximum or a minimum above zero
+    bound: LimitBound
+    limit_range: tuple[float, float] | None  # a range's ends
 
 
 def exceedance(
     value: float, limit: AppliedLimit, water_temp_c: float | None = None
-) -> tuple[bool, float | None, float | None, str]:
-    """(complies, the limit value crossed or judged against, the multiple, how it reads)."""
+) -> Exceedance:
+    """A value against its limit (at the water's temperature, for GB 18918's low-temperature
+    maxima)."""
     bound = limit.bound_at(water_temp_c)
-    unit = unit_of(limit.pollutant, limit)
     complies = bound.complies(value)
-    if isinstance(bound, Maximum):
+    if isinstance(bound, Maximum | Minimum):
         multiple = value / bound.value if bound.value > 0 else None
-        lim = with_unit(bound.value, unit)
-        text = (
-            f"within the limit {lim}"
-            if complies
-            else f"{multiple:.2f}× the limit {lim}"
-            if multiple is not None
-            else f"over the limit {lim}"
-        )
-        return complies, bound.value, round3(multiple), text
-    if isinstance(bound, Minimum):
-        multiple = value / bound.value if bound.value > 0 else None
-        lim = with_unit(bound.value, unit)
-        text = f"not below the minimum {lim}" if complies else f"below the minimum {lim}"
-        if not complies and multiple is not None:
-            text += f" ({multiple:.2f}×)"
-        return complies, bound.value, round3(multiple), text
+        kind = LimitBound.MAXIMUM if isinstance(bound, Maximum) else LimitBound.MINIMUM
+        return Exceedance(complies, bound.value, round3(multiple), kind, None)
     assert isinstance(bound, Range)
-    span = f"{num(bound.low)}–{num(bound.high)}"
-    if complies:
-        return True, None, None, f"within the range {span}"
-    if value < bound.low:
-        return False, bound.low, None, f"below the range {span}"
-    return False, bound.high, None, f"above the range {span}"
+    ends = (bound.low, bound.high)
+    crossed = None if complies else bound.low if value < bound.low else bound.high
+    return Exceedance(complies, crossed, None, LimitBound.RANGE, ends)
 
 
 @dataclass(slots=True)
 class _Judged:
     """A value against the limit that applies to it: a reading's, or a closed window's mean."""
 
-    level: tuple[Rule, Severity, str]
+    level: tuple[Rule, Severity]
     device: str
     code: str
     value: float
@@ -149,10 +142,8 @@ def _closed_means(state: SiteState, windows: Sequence[ClosedWindow], ctx: Contex
 
 def _finding(state: SiteState, v: _Judged, active: bool, late: bool = False) -> Finding:
     """A value against its limit, as the evidence an officer reads."""
-    rule, severity, label = v.level
-    _, lim, multiple, text = exceedance(v.value, v.limit, v.water_temp_c)
-    unit, w = unit_of(v.code, v.limit), v.window
-    found = "; found late, in resent data" if late else ""
+    rule, severity = v.level
+    judged, w = exceedance(v.value, v.limit, v.water_temp_c), v.window
     return new_finding(
         state,
         rule,
@@ -162,17 +153,16 @@ def _finding(state: SiteState, v: _Judged, active: bool, late: bool = False) -> 
         active=active,
         at=v.at,
         value=v.value,
-        limit=lim,
-        unit=unit,
-        multiple=multiple,
+        limit=judged.limit,
+        unit=unit_of(v.code, v.limit),
+        multiple=judged.multiple,
         limit_source=v.limit.source,
+        bound=judged.bound,
+        limit_range=judged.limit_range,
         window_start=w.start if w else None,
         window_end=w.end if w else None,
         flags=dict(w.flags) if w else {},
         late=late,
-        detail=(
-            f"{name_of(v.code)}{label} {with_unit(v.value, unit)}, {text} ({v.limit.source}{found})"
-        ),
     )
 
 

@@ -8,6 +8,7 @@ from ecowatch.schema import (
     DeviceState,
     DeviceStatus,
     Finding,
+    FindingCause,
     Reading,
     Rule,
     Severity,
@@ -28,10 +29,9 @@ def offline(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     """No data for ``offline_after`` (on a tick), or the device's MQTT last will (掉线)."""
     ev, rule = step.event, Rule.OFFLINE
 
-    def back(device: str, why: str) -> list[Finding]:
+    def back(device: str, why: FindingCause) -> list[Finding]:
         if not clears(state, device, None, rule):
             return []
-        detail = f"device {device} back online: {why}"
         return [
             new_finding(
                 state,
@@ -40,7 +40,7 @@ def offline(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
                 device=device,
                 active=False,
                 at=step.now,
-                detail=detail,
+                cause=why,
             )
         ]
 
@@ -53,7 +53,7 @@ def offline(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
         if track.last_heard is None or ev.ts > track.last_heard:
             track.last_heard = ev.ts
         track.last_will = False
-        return back(ev.device, "data again")
+        return back(ev.device, FindingCause.DATA_AGAIN)
     if isinstance(ev, DeviceStatus):
         if ctx.device(state.site, ev.device) is None:
             return []
@@ -67,13 +67,13 @@ def offline(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
                 device=ev.device,
                 active=True,
                 at=ev.at,
-                detail=f"device {ev.device} offline (last will)",
+                cause=FindingCause.LAST_WILL,
             )
             return emit(state, f, step.now, ctx)
         if ev.state is DeviceState.ONLINE:
             track.last_will = False
             track.last_heard = max(filter(None, (track.last_heard, ev.at)))
-            return back(ev.device, "connected")
+            return back(ev.device, FindingCause.CONNECTED)
         return []  # stopped on purpose: the timeout still applies, a monitor must run
     out: list[Verdict] = []
     for device in ctx.site(state.site).devices:
@@ -93,7 +93,7 @@ def offline(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
             unit="min",
             window_start=heard,
             window_end=step.now,
-            detail=f"device {device.id}: no data for {minutes:.0f} min",
+            cause=FindingCause.NO_DATA,
         )
         out += emit(state, f, step.now, ctx)
     return out

@@ -19,9 +19,7 @@ from ecowatch.streams.judging.rules.base import (
     RuleParams,
     SiteState,
     Step,
-    name_of,
     new_finding,
-    num,
     round3,
     verdict,
 )
@@ -56,11 +54,6 @@ def quota(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
         used = meter.used.get(code, 0.0)
         unit = QUOTA_UNITS.get(code, "kg")
         share = used / amount if amount > 0 else None
-        pct = f"{share * 100:.1f} %" if share is not None else "no quota"
-        text = (
-            f"{name_of(code)} used {num(used)} of {num(amount)} {unit} ({pct}), "
-            f"period {meter.period}"
-        )
         for rule, level, severity in _quota_levels(ctx.params):
 
             def build(
@@ -72,7 +65,6 @@ def quota(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
                 amount: float = amount,
                 unit: str = unit,
                 share: float | None = share,
-                text: str = text,
             ) -> Finding:
                 return new_finding(
                     state,
@@ -86,7 +78,7 @@ def quota(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
                     limit=amount,
                     unit=unit,
                     multiple=round3(share),
-                    detail=text,
+                    period=meter.period,
                 )
 
             holds = _reached(used, amount, level)
@@ -100,7 +92,6 @@ def meter_mismatch(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
     if not isinstance(ev, Reading) or meter is None:
         return []
     problems = mismatch(meter, ev.meter)
-    detail = "; ".join(problems) or "the meter's account agrees with the platform's"
 
     def build(active: bool) -> Finding:
         return new_finding(
@@ -110,7 +101,8 @@ def meter_mismatch(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:
             device=ev.device,
             active=active,
             at=ev.ts,
-            detail=f"meter account: {detail}"[:500] if active else detail,
+            period=meter.period,
+            mismatches=problems,
         )
 
     rule = Rule.METER_MISMATCH

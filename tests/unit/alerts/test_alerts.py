@@ -29,13 +29,12 @@ from ecowatch.alerts.templates import (
     BODY_MAX,
     TITLE_MAX,
     Message,
-    china_time,
-    evidence_line,
-    excess_multiple,
     is_possible_repeat,
     possible_repeat,
     render,
 )
+from ecowatch.alerts.wording import china_time, excess_multiple
+from ecowatch.alerts.wording import finding_text as evidence_line
 from ecowatch.clock import ManualClock
 from ecowatch.config.catalogue import Catalogue, Contact, Enterprise, Grid, Officer, OfficerRole
 from ecowatch.schema import Audience, CaseStep, Finding, Notification, Rule, Severity
@@ -240,11 +239,13 @@ def test_the_excess_is_the_multiple_minus_one() -> None:
 
 def test_evidence_reads_as_officers_say_it() -> None:
     zh = evidence_line(finding())
-    assert zh == "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50，permit 91330800MA28F0A01X001P）"
+    assert (
+        zh == "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，permit 91330800MA28F0A01X001P）"
+    )
     assert "1.63 倍" not in zh
     en = evidence_line(finding(), "en")
     assert (
-        en == "COD hourly mean 81.5 mg/L, 1.63× the limit (limit 50, permit 91330800MA28F0A01X001P)"
+        en == "COD hourly mean 81.5 mg/L, 1.63× the limit 50 mg/L (permit 91330800MA28F0A01X001P)"
     )
     # Two decimals, rounded: 167.6 against 80 is 2.095× → 超标 1.10 倍 (1.095 rounds up).
     assert "超标 1.10 倍" in evidence_line(finding(value=167.6, limit=80.0, multiple=167.6 / 80))
@@ -252,10 +253,10 @@ def test_evidence_reads_as_officers_say_it() -> None:
 
 def test_evidence_of_other_rules() -> None:
     offline = finding(rule=Rule.OFFLINE, pollutant=None, value=None, limit=None, multiple=None)
-    assert evidence_line(offline) == "设备掉线"
+    assert evidence_line(offline) == "设备 33080200000001 掉线"
     quota = finding(rule=Rule.QUOTA_WARNING, pollutant="w01018", value=82.0, limit=100.0, unit="kg")
-    assert evidence_line(quota) == "COD 排污量已达80%：已用 82/100 kg（82%）"
-    assert evidence_line(quota, "en") == "COD quota 80% used: used 82/100 kg (82%)"
+    assert evidence_line(quota) == "COD 排污量已达80%：已用 82/100 kg（82.0%）"
+    assert evidence_line(quota, "en") == "COD used 82 of 100 kg (82.0%)"
 
 
 def test_deadline_in_china_time() -> None:

@@ -119,7 +119,7 @@ def test_past_the_deadline_the_officers_get_the_case_with_the_proposed_measure()
     assert note.recipients == ["O-KC-01", "O-KC-02"]
     assert note.proposed_measure.startswith("按日连续处罚")
     assert note.deadline == at(160)  # to acknowledge
-    assert note.evidence.detail.startswith("COD hourly mean")
+    assert note.evidence.rule is Rule.HOURLY_OVER_LIMIT and note.evidence.value is not None
 
 
 def test_no_acknowledgement_renotifies_then_raises_to_the_supervisor():

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecowatch.alerts.templates import render
+from ecowatch.alerts.wording import case_event_text
 from ecowatch.schema import Audience, CaseStatus, CaseStep, Finding, Rule, Severity
 from ecowatch.streams.judging.cases import Acknowledge, CaseError, RecordFindings
 from ecowatch.streams.judging.engine import (
@@ -126,7 +127,7 @@ def test_a_sites_cases_stay_under_kafkas_record_limit_however_much_officers_writ
     assert 40 * 20 * 4000 > 3 * 2**20 > SITE_CASES_BYTES >= len(record)
     # The latest finding of each case is whole; the full text of every one is in the trail.
     assert all(c.findings[-1] == f"O-KC-01: 19 {text}" for c in state.cases.values())
-    assert len(trail) == 800 and all(text in e.detail for e in trail)
+    assert len(trail) == 800 and all(text in e.text for e in trail)
 
 
 # -- exceedances found late, in data resent after an outage (HJ 212 RF=1) ------------------------
@@ -151,11 +152,12 @@ def test_an_exceedance_found_late_opens_a_case_that_reminds_and_closes_after_the
 def test_an_exceedance_found_late_for_an_open_case_is_evidence_on_its_trail(catalogue):
     state, _ = on_findings(SiteCases(), [hourly(60)], T0 + timedelta(minutes=60), catalogue)
     [before] = state.cases.values()
-    late = hourly(0, value=95.0).model_copy(update={"late": True, "detail": "COD 95 (late)"})
+    late = hourly(0, value=95.0).model_copy(update={"late": True})
     state, out = on_findings(state, [late], T0 + timedelta(minutes=70), catalogue)
     [after] = state.cases.values()
     assert after == before  # the case follows the present's data
-    assert [(e.kind, e.detail) for e in out.events] == [("late_evidence", "COD 95 (late)")]
+    assert [(e.kind, e.evidence) for e in out.events] == [("late_evidence", late)]
+    assert "95 mg/L" in case_event_text(out.events[0]) and "补传" in case_event_text(out.events[0])
     assert out.notifications == []
 
 

@@ -153,7 +153,7 @@ def test_a_site_case_log_stays_small_however_a_sites_cases_churn():
                 at=at,
                 actor="O-KC-01",
                 status=CaseStatus.ACKNOWLEDGED,
-                detail="x" * 2000,
+                text="x" * 2000,
             )
             for kind in kinds
         ]

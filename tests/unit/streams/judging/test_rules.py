@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from ecowatch.alerts.wording import finding_text
 from ecowatch.config.catalogue import Catalogue, Site
 from ecowatch.schema import (
     DataFlag,
@@ -56,6 +57,11 @@ PLANT, PLANT_MONITOR = "S-OUT-005", "33082500000005"
 AIR, AIR_DEVICE = "S-AIR-001", "33080200A00001"
 
 Value = float | tuple[float, DataFlag]
+
+
+def en(f: Finding) -> str:
+    """A finding as the wording module writes it in English: the rules give the facts."""
+    return finding_text(f, "en")
 
 
 def reading(
@@ -138,7 +144,7 @@ def test_realtime_exactly_at_the_limit_complies_just_above_warns(judge: SiteJudg
     assert (f.site, f.device, f.pollutant) == (CHEM, CHEM_MONITOR, "w01018")
     assert f.value == 80.1 and f.limit == 80.0 and f.multiple == 1.001
     assert f.limit_source == CHEM_PERMIT and f.unit == "mg/L" and f.at == T0 + MIN
-    assert f.detail == f"COD 80.1 mg/L, 1.00× the limit 80 mg/L ({CHEM_PERMIT})"
+    assert en(f) == f"COD real-time value 80.1 mg/L, 1.00× the limit 80 mg/L ({CHEM_PERMIT})"
 
 
 def test_realtime_recovery_clears_once_and_refreshes_while_active(judge: SiteJudge) -> None:
@@ -148,7 +154,7 @@ def test_realtime_recovery_clears_once_and_refreshes_while_active(judge: SiteJud
     rt = of(found, Rule.REALTIME_OVER_LIMIT)
     # active at onset, not again a minute later, again after refresh_every (1 h), one clear
     assert [(f.active, f.value) for f in rt] == [(True, 120.0), (True, 125.0), (False, 60.0)]
-    assert rt[2].detail == f"COD 60 mg/L, within the limit 80 mg/L ({CHEM_PERMIT})"
+    assert en(rt[2]) == "COD real-time value 60 mg/L, within the limit 80 mg/L"
 
 
 # -- late data: resent after an outage (HJ 212-2025 RF=1), or out of order --------------------
@@ -202,7 +208,7 @@ def test_an_exceedance_found_in_resent_data_is_a_late_finding_that_changes_nothi
         120.0,
         T0 - 20 * MIN,
     )
-    assert "found late" in f.detail
+    assert "found late" in en(f)
     after = judged.state.model_dump()
     # The device's present is as it was (runs, verdicts, the open minute). New: the reading's
     # place in the one-reading-per-time ledger (a second copy is a repeat), its hour, to be
@@ -251,7 +257,7 @@ def test_an_hour_of_an_outage_is_judged_again_from_the_resent_data(judge: SiteJu
         w.mean,
         T0 + 60 * MIN,
     )
-    assert "found late" in f.detail
+    assert "found late" in en(f)
 
 
 def taken(judge: SiteJudge, state: SiteState, readings: list[Reading]) -> list[Reading]:
@@ -377,14 +383,14 @@ def test_ph_range_reports_the_crossed_end_and_no_multiple(judge: SiteJudge) -> N
     state, found = run(judge, [chem(T0 + 2 * MIN, 60.0, ph=9.6)], state)
     [high] = of(found, Rule.REALTIME_OVER_LIMIT)
     assert high.pollutant == "w01001" and high.limit == 9.0 and high.multiple is None
-    assert high.unit == "" and "pH 9.6, above the range 6–9" in high.detail
+    assert high.unit == "" and "pH real-time value 9.6, above the range 6–9" in en(high)
     state, found = run(judge, [chem(T0 + 3 * MIN, 60.0, ph=5.5)], state)
     # Still the same key: the case stays active, no new onset.
     assert of(found, Rule.REALTIME_OVER_LIMIT) == []
     judge2 = SiteJudge(judge.ctx.catalogue)
     _, found = run(judge2, [chem(T0, 60.0, ph=5.5)])
     [low] = of(found, Rule.REALTIME_OVER_LIMIT)
-    assert low.limit == 6.0 and "below the range 6–9" in low.detail
+    assert low.limit == 6.0 and "below the range 6–9" in en(low)
 
 
 def test_do_is_judged_against_a_minimum(catalogue: Catalogue) -> None:
@@ -415,7 +421,7 @@ def test_do_is_judged_against_a_minimum(catalogue: Catalogue) -> None:
     _, found = run(judge, [do(T0 + MIN, 1.5)], state)
     [f] = of(found, Rule.REALTIME_OVER_LIMIT)
     assert f.limit == 2.0 and f.multiple == 0.75
-    assert f.detail.startswith("DO 1.5 mg/L, below the minimum 2 mg/L (0.75×)")
+    assert en(f).startswith("DO real-time value 1.5 mg/L, below the minimum 2 mg/L (GB 3838")
 
 
 def test_meter_concentrations_are_judged_on_the_monitor_only(judge: SiteJudge) -> None:
@@ -442,7 +448,7 @@ def test_hourly_mean_over_the_limit_closes_on_the_next_hour(judge: SiteJudge) ->
     assert f.value == 81.5 and f.limit == 50.0 and f.multiple == 1.63
     assert f.window_start == T0 and f.window_end == T0 + 60 * MIN and f.at == f.window_end
     assert f.flags == {"N": 12}
-    assert f.detail == "COD hourly mean 81.5 mg/L, 1.63× the limit 50 mg/L (GB 18918-2002 class 1A)"
+    assert en(f) == "COD hourly mean 81.5 mg/L, 1.63× the limit 50 mg/L (GB 18918-2002 class 1A)"
 
 
 def test_appendix_d_mean_exactly_at_the_permit_limit_complies(catalogue: Catalogue) -> None:
@@ -492,7 +498,7 @@ def test_hourly_recovery_is_cleared_once(judge: SiteJudge) -> None:
         (True, 81.5, T0),
         (False, 40.0, T0 + 60 * MIN),  # 12:00 closes 11:00–12:00; 13:00 closes nothing new
     ]
-    assert hourly[1].detail.startswith("COD hourly mean 40 mg/L, within the limit 50 mg/L")
+    assert en(hourly[1]).startswith("COD hourly mean 40 mg/L, within the limit 50 mg/L")
 
 
 def test_every_hour_over_the_limit_is_its_own_evidence(catalogue: Catalogue) -> None:
@@ -518,7 +524,7 @@ def test_daily_mean_is_the_legal_judgement(catalogue: Catalogue) -> None:
     assert f.value == 62.5 and f.multiple == 1.25
     assert f.window_start == day and f.window_end == day + timedelta(days=1)
     assert f.flags == {"N": 48}
-    assert f.detail.startswith("COD daily mean 62.5 mg/L, 1.25× the limit 50 mg/L")
+    assert en(f).startswith("COD daily mean 62.5 mg/L, 1.25× the limit 50 mg/L")
 
 
 def test_a_day_exactly_at_the_limit_complies(catalogue: Catalogue) -> None:
@@ -540,7 +546,7 @@ def test_constant_value_n_minus_one_then_n(catalogue: Catalogue) -> None:
     assert of(found, Rule.CONSTANT_VALUE) == []
     state, found = run(judge, events[4:], state)
     [f] = of(found, Rule.CONSTANT_VALUE)
-    assert f.pollutant == "w01018" and f.detail == "COD constant at 42 mg/L for 5 readings"
+    assert f.pollutant == "w01018" and en(f) == "COD constant at 42 mg/L for 5 readings"
     _, found = run(judge, [chem(T0 + 5 * MIN, 42.5)], state)
     [c] = of(found, Rule.CONSTANT_VALUE)
     assert not c.active and c.pollutant == "w01018"
@@ -561,7 +567,7 @@ def test_zeros_for_n_and_flow_may_be_zero(catalogue: Catalogue) -> None:
 def test_negative_value_and_recovery(judge: SiteJudge) -> None:
     state, found = run(judge, [chem(T0, 40.0), chem(T0 + MIN, -1.5)])
     [f] = of(found, Rule.NEGATIVE_VALUE)
-    assert f.active and f.value == -1.5 and f.detail == "COD negative: -1.5 mg/L"
+    assert f.active and f.value == -1.5 and en(f) == "COD negative: -1.5 mg/L"
     _, found = run(judge, [chem(T0 + 2 * MIN, 40.0)], state)
     assert [g.active for g in of(found, Rule.NEGATIVE_VALUE)] == [False]
 
@@ -569,7 +575,7 @@ def test_negative_value_and_recovery(judge: SiteJudge) -> None:
 def test_flag_t_is_over_range_and_not_an_exceedance(judge: SiteJudge) -> None:
     state, found = run(judge, [chem(T0, (520.0, DataFlag.OVER_RANGE))])
     [f] = of(found, Rule.OVER_RANGE)
-    assert f.detail == "COD 520 mg/L above the instrument's range (flag T)"
+    assert en(f) == "COD 520 mg/L above the instrument's range (flag T)"
     assert of(found, Rule.REALTIME_OVER_LIMIT) == []
     _, found = run(judge, [chem(T0 + MIN, 40.0)], state)
     assert [g.active for g in of(found, Rule.OVER_RANGE)] == [False]
@@ -580,7 +586,7 @@ def test_sudden_jump_by_ratio(judge: SiteJudge) -> None:
     assert of(found, Rule.SUDDEN_JUMP) == []
     state, found = run(judge, [chem(T0, 20.0), chem(T0 + MIN, 120.0)])  # 6×
     [f] = of(found, Rule.SUDDEN_JUMP)
-    assert f.value == 120.0 and f.detail == "COD jumped 20 → 120 mg/L (6×)"
+    assert f.value == 120.0 and en(f) == "COD jumped 20 → 120 mg/L (×6)"
     # Steady again: the jump holds for jump_hold (15 min), then clears once.
     state, found = run(judge, [chem(T0 + 10 * MIN, 118.0)], state)
     assert of(found, Rule.SUDDEN_JUMP) == []
@@ -642,7 +648,7 @@ def test_offline_by_tick_after_the_timeout_and_back(judge: SiteJudge) -> None:
     assert found == []  # still offline: no repeat before refresh_every
     _, found = run(judge, [plant(T0 + 45 * MIN, 40.0)], state)
     [c] = of(found, Rule.OFFLINE)
-    assert not c.active and c.detail == f"device {PLANT_MONITOR} back online: data again"
+    assert not c.active and en(c) == f"device {PLANT_MONITOR} back online: data again"
 
 
 def test_a_device_never_heard_is_offline_from_the_first_event(judge: SiteJudge) -> None:
@@ -658,7 +664,7 @@ def test_offline_by_last_will_and_online_again(judge: SiteJudge) -> None:
     state, _ = run(judge, [plant(T0, 40.0)])
     state, found = run(judge, [status(DeviceState.OFFLINE, T0 + 2 * MIN)], state)
     [f] = found
-    assert f.rule is Rule.OFFLINE and f.active and "last will" in f.detail
+    assert f.rule is Rule.OFFLINE and f.active and "last will" in en(f)
     state, found = run(judge, [status(DeviceState.ONLINE, T0 + 50 * MIN)], state)
     assert [(g.rule, g.active) for g in found] == [(Rule.OFFLINE, False)]
     # Online counts as heard: no offline on the next tick, no second clear.
@@ -678,7 +684,7 @@ def test_flagged_too_long(catalogue: Catalogue) -> None:
     state, found = run(judge, [SiteTick(site=PLANT, now=T0 + 65 * MIN)], state)
     [f] = of(found, Rule.FLAGGED_TOO_LONG)
     assert f.pollutant == "w01018" and f.window_start == T0
-    assert f.detail == "COD flagged M since 11-23 10:00 (1.1 h)"
+    assert en(f) == "COD flagged M (maintenance) since 11-23 10:00 (1.1 h)"
     # Maintenance turning into calibration is the same stretch; N ends it.
     state, found = run(judge, [plant(T0 + 70 * MIN, (40.0, DataFlag.CALIBRATION))], state)
     assert of(found, Rule.FLAGGED_TOO_LONG) == []
@@ -731,7 +737,7 @@ def test_quota_levels_and_their_clears(judge: SiteJudge) -> None:
     [w] = of(judged.findings, Rule.QUOTA_WARNING)
     assert w.pollutant == "w01018" and w.value == round(0.8 * COD_Q, 6)
     assert w.limit == round(COD_Q, 6) and w.multiple == 0.8 and w.unit == "kg"
-    assert w.detail == "COD used 1,667 of 2,083 kg (80.0 %), period 2026-11"
+    assert en(w) == "COD used 1,667 of 2,083 kg (80.0%), period 2026-11"
     assert judged.valve is None
 
     judged = judge.judge(judged.state, metered(T0 + 2 * MIN, account(0.95 * COD_Q)))  # 95 %
@@ -784,7 +790,7 @@ def test_a_meter_that_lies_about_its_account_is_closed_on_the_platforms(
     assert x.value == pytest.approx(2160.0) and x.limit == round(COD_Q, 6)
     # Its account flatters it: a finding of abnormal data, naming both figures.
     mismatch = [f for f in of(found, Rule.METER_MISMATCH) if f.active]
-    assert mismatch and "quota 1e+12 reported" in mismatch[0].detail
+    assert mismatch and "quota 1,000,000,000,000 reported" in en(mismatch[0])
 
 
 def test_valve_decision_transitions() -> None:
@@ -826,7 +832,7 @@ def test_aqi_100_is_not_a_finding_101_is(judge: SiteJudge) -> None:
     state, found = run(judge, [at_101], state)
     [f] = of(found, Rule.AQI_OVER_100)
     assert f.active and f.value == 101.0 and f.pollutant is None and f.device == AIR_DEVICE
-    assert f.detail == "AQI 101 (lightly polluted), primary PM2.5"
+    assert en(f) == "AQI 101 (lightly polluted), primary PM2.5"
     _, found = run(judge, [station(T0 + 2 * MIN, 30.0)], state)
     [c] = of(found, Rule.AQI_OVER_100)
     assert not c.active and c.value < 100

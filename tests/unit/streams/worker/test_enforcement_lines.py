@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ecowatch.schema import (
     CaseEvent,
+    CaseReason,
     CaseStatus,
     DeviceState,
     DeviceStatus,
@@ -18,14 +19,12 @@ from ecowatch.schema import (
 )
 from ecowatch.streams.judging.aggregate import Period, Window
 from ecowatch.streams.judging.rules import ClosedWindow, SiteTick
+from ecowatch.streams.storage.points import case_event_line, finding_line, window_line
 from ecowatch.streams.worker.enforcement import (
-    case_event_line,
     clock_of,
     clock_value,
-    finding_line,
     judged_at,
     table_size,
-    window_line,
 )
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -74,11 +73,15 @@ def test_findings_and_case_events_escape_their_text():
         active=True,
         at=T,
         value=81.5,
-        detail='COD "hourly" 81.5',
+        limit=50.0,
+        unit="mg/L",
+        limit_source='permit "P-1"',
     )
+    # The detail is the wording module's, in Chinese, escaped for line protocol.
     assert finding_line(f) == (
         "finding,site=S-OUT-001,rule=hourly_over_limit,pollutant=w01018,severity=warning "
-        f'active=true,value=81.5,detail="COD \\"hourly\\" 81.5" {MS}'
+        'active=true,value=81.5,detail="COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，'
+        f'permit \\"P-1\\"）" {MS}'
     )
     # A finding in resent data says so.
     late = finding_line(f.model_copy(update={"late": True}))
@@ -90,11 +93,11 @@ def test_findings_and_case_events_escape_their_text():
         at=T,
         actor="O-KC-01",
         status=CaseStatus.CLOSED,
-        detail="已整改",
+        reason=CaseReason.FINDINGS_AND_HOLD,
     )
     assert case_event_line(e) == (
         "case_event,site=S-OUT-001,kind=closed,status=closed,case_id=c-1 "
-        f'case="c-1",actor="O-KC-01",detail="已整改" {MS}'
+        f'case="c-1",actor="O-KC-01",detail="核查结果已录入，保持期内持续正常" {MS}'
     )
 
 

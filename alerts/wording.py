@@ -1,0 +1,441 @@
+"""What people read about findings and cases, in Chinese (the default) or English. Pure.
+
+The rules and the case steps produce structured facts (``ecowatch/schema.py``: a finding's
+value, limit, multiple, window, count, cause …; a case event's evidence, deadline, round,
+reason). This module is the one place that writes them as sentences, one language at a time,
+for every audience: the notifications (``templates.py``), the console, the case API, the CLI
+and the trail in InfluxDB.
+
+Numbers are written the way officers write them: the excess over a limit as "超标 0.63 倍"
+((value − limit) / limit, in decimal as written, rounded half up), thousands with a comma, no
+exponent, China time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal, TypeVar
+
+from ecowatch.clock import CHINA
+from ecowatch.pollutants import name_of
+from ecowatch.schema import (
+    CaseEvent,
+    CaseReason,
+    DataFlag,
+    Finding,
+    FindingCause,
+    LimitBound,
+    Rule,
+)
+
+Lang = Literal["zh", "en"]
+LANGS: tuple[Lang, ...] = ("zh", "en")
+Pair = tuple[str, str]  # (Chinese, English)
+
+RULES: dict[Rule, Pair] = {
+    Rule.REALTIME_OVER_LIMIT: ("实时值超标预警", "real-time value over limit"),
+    Rule.HOURLY_OVER_LIMIT: ("小时均值超标", "hourly mean over limit"),
+    Rule.DAILY_OVER_LIMIT: ("日均值超标", "daily mean over limit"),
+    Rule.CONSTANT_VALUE: ("数据恒值", "constant value"),
+    Rule.ZERO_VALUES: ("数据连续为零", "zero values"),
+    Rule.NEGATIVE_VALUE: ("数据为负值", "negative value"),
+    Rule.OVER_RANGE: ("超仪器量程", "over instrument range"),
+    Rule.SUDDEN_JUMP: ("数据陡升陡降", "sudden jump"),
+    Rule.MISSING_POLLUTANT: ("监测因子缺失", "pollutant missing"),
+    Rule.OFFLINE: ("设备掉线", "device offline"),
+    Rule.FLAGGED_TOO_LONG: ("维护/校准超时", "maintenance too long"),
+    Rule.QUOTA_WARNING: ("排污量已达80%", "quota 80% used"),
+    Rule.QUOTA_NEAR_EXHAUSTION: ("排污量即将用尽", "quota nearly used up"),
+    Rule.QUOTA_EXHAUSTED: ("排污量用尽，已关阀", "quota used up, valve closed"),
+    Rule.METER_MISMATCH: ("刷卡排污仪账目与平台核算不符", "meter account disagrees with platform"),
+    Rule.AQI_OVER_100: ("AQI超过100", "AQI over 100"),
+}
+
+# The statistic an over-limit rule judges.
+STATISTIC: dict[Rule, Pair] = {
+    Rule.REALTIME_OVER_LIMIT: ("实时值", "real-time value"),
+    Rule.HOURLY_OVER_LIMIT: ("小时均值", "hourly mean"),
+    Rule.DAILY_OVER_LIMIT: ("日均值", "daily mean"),
+}
+QUOTA_RULES = frozenset({Rule.QUOTA_WARNING, Rule.QUOTA_NEAR_EXHAUSTION, Rule.QUOTA_EXHAUSTED})
+
+FLAGS: dict[DataFlag, Pair] = {
+    DataFlag.NORMAL: ("正常", "normal"),
+    DataFlag.STOPPED: ("停运", "stopped"),
+    DataFlag.MAINTENANCE: ("维护", "maintenance"),
+    DataFlag.MANUAL: ("手工输入", "manual"),
+    DataFlag.FAULT: ("故障", "fault"),
+    DataFlag.CALIBRATION: ("校准", "calibration"),
+    DataFlag.OVER_RANGE: ("超量程", "over range"),
+    DataFlag.COMMS: ("通讯异常", "comms abnormal"),
+}
+
+_REASONS: dict[CaseReason, Pair] = {
+    CaseReason.NORMAL_WHILE_PENDING: ("待定期内恢复正常", "normal within the pending period"),
+    CaseReason.RECURRED: ("重复发生，直接移交执法", "recurred"),
+    CaseReason.PERSISTED: ("逾期未整改", "persisted past the deadline"),
+    CaseReason.NORMAL_FOR_HOLD: (
+        "保持期内持续正常，自动办结",
+        "normal for the hold period before any escalation",
+    ),
+    CaseReason.FINDINGS_AND_HOLD: (
+        "核查结果已录入，保持期内持续正常",
+        "normal for the hold period; findings recorded",
+    ),
+}
+
+_FOUND_LATE: Pair = ("；补传数据中发现", "; found late, in resent data")
+
+T = TypeVar("T")
+
+
+def pick(pair: Pair, lang: Lang) -> str:
+    return pair[0] if lang == "zh" else pair[1]
+
+
+def both(write: Callable[[T, Lang], str], thing: T) -> dict[str, str]:
+    """A text in each language, for a screen that switches without asking again."""
+    return {lang: write(thing, lang) for lang in LANGS}
+
+
+def rule_name(rule: Rule, lang: Lang = "zh") -> str:
+    return pick(RULES[rule], lang)
+
+
+def flag_name(flag: DataFlag, lang: Lang = "zh") -> str:
+    return pick(FLAGS[flag], lang)
+
+
+def pollutant_label(code: str | None, lang: Lang = "zh") -> str:
+    return name_of(code, lang) if code is not None else ""
+
+
+# -- numbers and times ------------------------------------------------------------------------
+
+
+def num(x: float) -> str:
+    """A measured number as a person writes it: 81.5, 0.125, 2,097; never 1e+03."""
+    if abs(x) >= 1000:
+        return f"{x:,.0f}"
+    if x != 0 and abs(x) < 0.001:
+        return f"{x:.6f}".rstrip("0")
+    return f"{x:.4g}"
+
+
+def with_unit(x: float, unit: str) -> str:
+    return f"{num(x)} {unit}" if unit and unit != "dimensionless" else num(x)
+
+
+def excess_multiple(finding: Finding) -> Decimal | None:
+    """超标倍数: how far over the limit, as a multiple of it ((value − limit) / limit).
+    A value of 81.5 against 50 is 1.63× the limit and 超标 0.63 倍. None if not over.
+
+    In decimal, from the value and the limit as written, so 167.6 against 80 (2.095×) is shown
+    as 1.10 倍, as a person would round it, not 1.09 (binary 1.0949999…)."""
+    if finding.value is not None and finding.limit:
+        multiple = Decimal(repr(finding.value)) / Decimal(repr(finding.limit))
+    elif finding.multiple is not None:
+        multiple = Decimal(repr(finding.multiple))
+    else:
+        return None
+    return multiple - 1 if multiple > 1 else None
+
+
+def two_places(x: Decimal) -> str:
+    return str(x.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
+
+
+def china_time(ts: datetime, with_date: bool = True) -> str:
+    local = ts.astimezone(CHINA)
+    return local.strftime("%Y-%m-%d %H:%M" if with_date else "%H:%M")
+
+
+def window_text(finding: Finding, lang: Lang = "zh") -> str:
+    start, end = finding.window_start, finding.window_end
+    if start is None or end is None:
+        return ""
+    same_day = start.astimezone(CHINA).date() == end.astimezone(CHINA).date()
+    span = f"{china_time(start)}–{china_time(end, with_date=not same_day)}"
+    return f"时段 {span}" if lang == "zh" else f"window {span}"
+
+
+def flags_text(finding: Finding, lang: Lang = "zh") -> str:
+    odd = [f"{flag}×{n}" for flag, n in sorted(finding.flags.items()) if flag != "N" and n > 0]
+    if not odd:
+        return ""
+    return ("数据标记 " if lang == "zh" else "flags ") + " ".join(odd)
+
+
+# -- findings ---------------------------------------------------------------------------------
+
+
+def finding_text(finding: Finding, lang: Lang = "zh") -> str:
+    """A finding in one line, for a phone, a screen row or a log: what was found, with the
+    numbers it was found on. A cleared finding says what the data shows now."""
+    write = _WRITERS.get(finding.rule, _named)
+    return write(finding, lang)
+
+
+def _shown(f: Finding) -> str:
+    return with_unit(f.value, f.unit) if f.value is not None else ""
+
+
+def _over_limit(f: Finding, lang: Lang) -> str:
+    """ "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，GB 8978-1996 first grade）"."""
+    zh = lang == "zh"
+    head = f"{pollutant_label(f.pollutant, lang)} {pick(STATISTIC[f.rule], lang)} {_shown(f)}"
+    notes = [f.limit_source] if f.limit_source else []  # in brackets after what was found
+    if f.bound is LimitBound.RANGE and f.limit_range is not None:
+        span = f"{num(f.limit_range[0])}–{num(f.limit_range[1])}"
+        if f.active:
+            above = f.value is not None and f.value > f.limit_range[1]
+            if zh:
+                said = f"，{'高于' if above else '低于'}标准范围 {span}"
+            else:
+                said = f", {'above' if above else 'below'} the range {span}"
+        else:
+            said = f"，在范围 {span} 内" if zh else f", within the range {span}"
+    elif f.limit is None:
+        said = ""
+    elif not f.active:
+        limit = with_unit(f.limit, f.unit)
+        said, notes = (
+            (f"，未超标（限值 {limit}）", []) if zh else (f", within the limit {limit}", [])
+        )
+    elif f.bound is LimitBound.MINIMUM:
+        limit = with_unit(f.limit, f.unit)
+        said = f"，低于下限 {limit}" if zh else f", below the minimum {limit}"
+    else:
+        limit = with_unit(f.limit, f.unit)
+        excess = excess_multiple(f)
+        if zh:
+            said = f"，超标 {two_places(excess)} 倍" if excess is not None else "，超过限值"
+            notes.insert(0, f"限值 {limit}")
+        elif excess is not None:
+            said = f", {two_places(excess + 1)}× the limit {limit}"
+        else:
+            said = f", over the limit {limit}"
+    if notes:
+        said += f"（{'，'.join(notes)}）" if zh else f" ({', '.join(notes)})"
+    if f.late:
+        said += pick(_FOUND_LATE, lang)
+    return head + said
+
+
+def _abnormal(f: Finding, lang: Lang) -> str:
+    zh, name, shown = lang == "zh", pollutant_label(f.pollutant, lang), _shown(f)
+    rule, active = f.rule, f.active
+    if rule is Rule.OVER_RANGE:
+        if active:
+            return (
+                f"{name} {shown}，超出仪器量程（T）"
+                if zh
+                else (f"{name} {shown} above the instrument's range (flag T)")
+            )
+        return f"{name} {shown}，回到量程内" if zh else f"{name} {shown}, within the range again"
+    if rule is Rule.NEGATIVE_VALUE:
+        if active:
+            return f"{name} 出现负值 {shown}" if zh else f"{name} negative: {shown}"
+        return f"{name} {shown}，不再为负" if zh else f"{name} {shown}, no longer negative"
+    if rule is Rule.ZERO_VALUES:
+        if active:
+            n = f.count or 0
+            return f"{name} 连续 {n} 次为零" if zh else f"{name} zero {n} times in a row"
+        return f"{name} {shown}，不再为零" if zh else f"{name} {shown}, no longer zero"
+    if rule is Rule.CONSTANT_VALUE:
+        if active:
+            n = f.count or 0
+            return (
+                f"{name} 连续 {n} 个数据恒为 {shown}"
+                if zh
+                else f"{name} constant at {shown} for {n} readings"
+            )
+        return f"{name} {shown}，数据恢复变化" if zh else f"{name} {shown}, changing again"
+    # A sudden jump: up or down, by how much.
+    if not active or f.previous is None or not f.ratio or f.value is None:
+        return f"{name} {shown}，数据恢复平稳" if zh else f"{name} {shown}, steady again"
+    step = f"{num(f.previous)} → {shown}"
+    if f.ratio >= 1:
+        return (
+            f"{name} 陡升 {step}（{num(f.ratio)} 倍）"
+            if zh
+            else (f"{name} jumped {step} (×{num(f.ratio)})")
+        )
+    return (
+        f"{name} 陡降 {step}（降为 1/{num(1 / f.ratio)}）"
+        if zh
+        else (f"{name} dropped {step} (÷{num(1 / f.ratio)})")
+    )
+
+
+def _missing(f: Finding, lang: Lang) -> str:
+    name, device = pollutant_label(f.pollutant, lang), f.device or "-"
+    if lang == "zh":
+        return f"设备 {device} 的数据缺少 {name}" if f.active else f"{name} 恢复上报"
+    return f"{name} missing from device {device}'s record" if f.active else f"{name} reported again"
+
+
+def _offline(f: Finding, lang: Lang) -> str:
+    zh, device = lang == "zh", f.device or "-"
+    if f.active:
+        if f.cause is FindingCause.NO_DATA and f.window_start is not None:
+            minutes = (f.at - f.window_start).total_seconds() / 60
+            return (
+                f"设备 {device} 已 {minutes:.0f} 分钟无数据"
+                if zh
+                else f"device {device}: no data for {minutes:.0f} min"
+            )
+        if f.cause is FindingCause.LAST_WILL:
+            return (
+                f"设备 {device} 掉线（连接异常断开）"
+                if zh
+                else (f"device {device} offline (its last will)")
+            )
+        return f"设备 {device} 掉线" if zh else f"device {device} offline"
+    how = (
+        {
+            FindingCause.CONNECTED: ("重新连接", "connected"),
+            FindingCause.DATA_AGAIN: ("收到数据", "data again"),
+        }.get(f.cause)
+        if f.cause
+        else None
+    )
+    if how is None:
+        return f"设备 {device} 恢复上线" if zh else f"device {device} back online"
+    return f"设备 {device} 恢复上线：{how[0]}" if zh else f"device {device} back online: {how[1]}"
+
+
+def _flagged(f: Finding, lang: Lang) -> str:
+    zh, name = lang == "zh", pollutant_label(f.pollutant, lang)
+    flag = f.flag
+    label = (
+        f"{flag_name(flag, lang)}（{flag.value}）"
+        if zh and flag
+        else (f"{flag.value} ({flag_name(flag, lang)})" if flag else "")
+    )
+    if not f.active:
+        return f"{name} 数据标记恢复为{label}" if zh else f"{name} flagged {label} again"
+    since = f.window_start.astimezone(CHINA).strftime("%m-%d %H:%M") if f.window_start else ""
+    hours = f"{f.value:.1f}" if f.value is not None else "?"
+    if zh:
+        return f"{name} 自 {since} 起标记为{label}，已 {hours} 小时"
+    return f"{name} flagged {label} since {since} ({hours} h)"
+
+
+def _quota(f: Finding, lang: Lang) -> str:
+    zh, name = lang == "zh", pollutant_label(f.pollutant, lang)
+    # The level reached is the rule's name, said in Chinese; English says the numbers only.
+    head = f"{name} {rule_name(f.rule, lang)}" if f.active and zh else name
+    used = num(f.value) if f.value is not None else "?"
+    if f.limit:
+        share = f"{100 * (f.value or 0) / f.limit:.1f}%"
+        if zh:
+            line = f"{head}：已用 {used}/{num(f.limit)} {f.unit}（{share}）"
+        else:
+            line = f"{head} used {used} of {num(f.limit)} {f.unit} ({share})"
+    else:
+        line = (
+            f"{head}：已用 {used} {f.unit}，无配额"
+            if zh
+            else (f"{head}: used {used} {f.unit}, no quota")
+        )
+    if f.period:
+        line += f"，周期 {f.period}" if zh else f", period {f.period}"
+    return line
+
+
+def _meter_mismatch(f: Finding, lang: Lang) -> str:
+    zh = lang == "zh"
+    if not f.active or not f.mismatches:
+        return (
+            "刷卡排污仪账目与平台核算一致"
+            if zh
+            else "the meter's account agrees with the platform's"
+        )
+    parts = []
+    for m in f.mismatches:
+        name = pollutant_label(m.pollutant, lang)
+        if m.account == "used":
+            parts.append(
+                f"{name} 上报已用 {num(m.reported)}，平台核算 {num(m.platform)}"
+                if zh
+                else f"{name} used {num(m.reported)} reported, {num(m.platform)} counted"
+            )
+        else:
+            parts.append(
+                f"{name} 上报配额 {num(m.reported)}，许可 {num(m.platform)}"
+                if zh
+                else f"{name} quota {num(m.reported)} reported, {num(m.platform)} by the permit"
+            )
+    if zh:
+        return "刷卡排污仪账目与平台核算不符：" + "；".join(parts)
+    return "meter account disagrees with the platform's: " + "; ".join(parts)
+
+
+def _aqi(f: Finding, lang: Lang) -> str:
+    zh = lang == "zh"
+    value = f"{f.value:.0f}" if f.value is not None else "?"
+    category = f.category
+    said = (f.category.name_zh if zh else category.label) if category else ""
+    line = (
+        f"AQI {value}（{said}）"
+        if zh and said
+        else f"AQI {value} ({said})"
+        if said
+        else (f"AQI {value}")
+    )
+    if f.primary:
+        primary = "/".join(f.primary)
+        line += f"，首要污染物 {primary}" if zh else f", primary {primary}"
+    return line
+
+
+def _named(f: Finding, lang: Lang) -> str:
+    shown = _shown(f)
+    line = f"{pollutant_label(f.pollutant, lang)} {rule_name(f.rule, lang)}".strip()
+    return f"{line}：{shown}" if lang == "zh" and shown else f"{line}: {shown}" if shown else line
+
+
+_WRITERS: dict[Rule, Callable[[Finding, Lang], str]] = {
+    **dict.fromkeys(STATISTIC, _over_limit),
+    **dict.fromkeys(
+        (
+            Rule.OVER_RANGE,
+            Rule.NEGATIVE_VALUE,
+            Rule.ZERO_VALUES,
+            Rule.CONSTANT_VALUE,
+            Rule.SUDDEN_JUMP,
+        ),
+        _abnormal,
+    ),
+    Rule.MISSING_POLLUTANT: _missing,
+    Rule.OFFLINE: _offline,
+    Rule.FLAGGED_TOO_LONG: _flagged,
+    **dict.fromkeys(QUOTA_RULES, _quota),
+    Rule.METER_MISMATCH: _meter_mismatch,
+    Rule.AQI_OVER_100: _aqi,
+}
+
+
+# -- case events ------------------------------------------------------------------------------
+
+
+def case_event_text(event: CaseEvent, lang: Lang = "zh") -> str:
+    """What a case event adds to its kind: the evidence, the deadline, the round, the reason,
+    or the officer's own words (kept as written)."""
+    if event.text:
+        return event.text
+    if event.evidence is not None:
+        return finding_text(event.evidence, lang)
+    if event.deadline is not None:
+        due = china_time(event.deadline)
+        return f"整改期限 {due}" if lang == "zh" else f"deadline {due}"
+    if event.round is not None:
+        return f"第 {event.round} 轮再通知" if lang == "zh" else f"round {event.round}"
+    if event.reason is not None:
+        return pick(_REASONS[event.reason], lang)
+    if event.kind == "raised":
+        return "上报网格负责人" if lang == "zh" else "to the grid's supervisor"
+    return ""

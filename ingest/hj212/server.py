@@ -26,10 +26,10 @@ Anyone who reaches the port may try to speak for any MN (the MNs are no secret),
   a failure of ours on one packet is that packet's dead letter (``unhandled``), unanswered, so
   that the device resends it. A dead letter is evidence as a reading is: the producer sends
   it again across broker restarts (``ecowatch.kafka.Producer``), and a rejected frame is
-  answered only once Kafka has its dead letter, so the answer to a device is never ahead of
-  the record of what it sent. Letters are tracked: a server that stops (leaving
-  ``async with`` the listener ``serve`` returns, or :meth:`Hj212Server.stop`) closes its
-  connections, then waits for every queued dead letter before the caller stops its
+  answered only once Kafka has its dead letter (``ecowatch.ingest.dead_letters``), so the
+  answer to a device is never ahead of the record of what it sent. A server that stops
+  (leaving ``async with`` the listener ``serve`` returns, or :meth:`Hj212Server.stop`)
+  closes its connections, then flushes its dead letters before the caller stops its
   producer; one Kafka did not take is counted in ``dead_letters_lost``.
 """
 
@@ -56,18 +56,12 @@ from ecowatch.config.catalogue import Catalogue, DeviceEntry
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.errors import ConfigError
 from ecowatch.files import read_json_object
-from ecowatch.ingest.contract import (
-    DeadLetterBudget,
-    ReadingLimiter,
-    ReadingRate,
-    Rejection,
-    admit,
-)
+from ecowatch.ingest.contract import ReadingLimiter, ReadingRate, Rejection, admit
+from ecowatch.ingest.dead_letters import DeadLetterCounts, DeadLetters
 from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.ingest.hj212 import sm4
 from ecowatch.kafka import Producer
 from ecowatch.schema import (
-    DeadLetter,
     DeviceReading,
     DeviceState,
     DeviceStatus,
@@ -368,10 +362,21 @@ class Hj212Stats:
     duplicates: int = 0  # packets already stored, answered again and not stored twice
     refused_connections: int = 0  # over a connection cap, closed at once
     closed: Counter[str] = field(default_factory=Counter)  # closed by us, by why
-    dead_lettered: Counter[str] = field(default_factory=Counter)
-    # Refused past their device's dead-letter budget: counted and answered, not kept.
-    suppressed: Counter[str] = field(default_factory=Counter)
-    dead_letters_lost: int = 0  # Kafka did not take them (logged)
+    # The dead-letter sender's counts: in Kafka by reason, suppressed past a device's budget
+    # (counted and answered, not kept), lost (Kafka did not take them; logged).
+    letters: DeadLetterCounts = field(default_factory=DeadLetterCounts)
+
+    @property
+    def dead_lettered(self) -> Counter[str]:
+        return self.letters.taken
+
+    @property
+    def suppressed(self) -> Counter[str]:
+        return self.letters.suppressed
+
+    @property
+    def dead_letters_lost(self) -> int:
+        return self.letters.lost
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -386,10 +391,7 @@ class Hj212Stats:
             "duplicates": self.duplicates,
             "refused_connections": self.refused_connections,
             "closed_by_reason": dict(sorted(self.closed.items())),
-            "dead_lettered": sum(self.dead_lettered.values()),
-            "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
-            "suppressed_by_reason": dict(sorted(self.suppressed.items())),
-            "dead_letters_lost": self.dead_letters_lost,
+            **self.letters.as_dict(),
         }
 
 
@@ -464,15 +466,13 @@ class Hj212Server:
         if reading_rate is None:
             reading_rate = ReadingRate(factor=load_settings().reading_rate_factor)
         self.limiter = ReadingLimiter(reading_rate)
-        self._budget = DeadLetterBudget()
         # (MN, CN, QN) → whether Kafka took it, for the uploads being sent right now.
         self._in_flight: dict[tuple[str, str, str], asyncio.Future[bool]] = {}
-        self.stats = Hj212Stats()
+        self.dead_letters = DeadLetters(producer, source=ReadingSource.HJ212, clock=clock)
+        self.stats = Hj212Stats(letters=self.dead_letters.counts)
         self._listening: asyncio.Server | None = None
         self._stopping = False
         self._connections: set[asyncio.Task[None]] = set()
-        # Dead letters queued to Kafka and not yet taken: awaited when the server stops.
-        self._letters_in_flight: set[asyncio.Future[object]] = set()
         self._awaiting_kafka = 0  # readings and statuses handed to Kafka, not yet taken
 
     @property
@@ -502,7 +502,7 @@ class Hj212Server:
     def progress(self) -> tuple[int, int]:
         """(packets taken in, packets done with), for the stall watch: a packet is outstanding
         while its reading, status or dead letter waits for Kafka."""
-        outstanding = self._awaiting_kafka + len(self._letters_in_flight)
+        outstanding = self._awaiting_kafka + self.dead_letters.in_flight
         return self.stats.packets, self.stats.packets - outstanding
 
     def why_stalled(self) -> str:
@@ -512,8 +512,9 @@ class Hj212Server:
 
     async def stop(self, flush_seconds: float = DEAD_LETTER_FLUSH_SECONDS) -> None:
         """No new connections; the open ones closed (what they had read is handled, an
-        unanswered upload is resent by its device); then every queued dead letter waited for,
-        so that the caller may stop the producer. Idempotent."""
+        unanswered upload is resent by its device); then every queued dead letter waited for
+        (at most ``flush_seconds``, the rest counted lost), so that the caller may stop the
+        producer. Idempotent."""
         self._stopping = True
         if self._listening is not None:
             self._listening.close()
@@ -527,21 +528,7 @@ class Hj212Server:
     async def flush_dead_letters(self, timeout: float = DEAD_LETTER_FLUSH_SECONDS) -> None:
         """Wait until Kafka has taken (or refused) every dead letter queued so far; those it has
         not answered within ``timeout`` are counted lost."""
-        pending = set(self._letters_in_flight)
-        if not pending:
-            return
-        log.info("HJ 212: waiting for Kafka to take %d dead letter(s)", len(pending))
-        await asyncio.wait(pending, timeout=timeout)
-        unanswered = [f for f in pending if f in self._letters_in_flight and not f.done()]
-        for future in unanswered:
-            self._letters_in_flight.discard(future)  # written off: its callback counts nothing
-        if unanswered:
-            self.stats.dead_letters_lost += len(unanswered)
-            log.error(
-                "HJ 212: Kafka did not take %d dead letter(s) within %g s of the stop",
-                len(unanswered),
-                timeout,
-            )
+        await self.dead_letters.flush(timeout)
 
     # -- a connection --------------------------------------------------------------------------
 
@@ -806,11 +793,10 @@ class Hj212Server:
             # unanswered it would send it again, adding to its rate), and the dead letter
             # says why.
             answer = hj212.request_answer(packet, hj212.QnRtn.REJECTED)
-            if reading.reason is RejectReason.RATE_LIMITED and not self._budget.allow(
-                packet.mn, now
+            if reading.reason is RejectReason.RATE_LIMITED and self.dead_letters.over_budget(
+                packet.mn, reading.reason, now
             ):
                 conn.guard.bad()  # past its dead-letter budget too: counted, not kept
-                self.stats.suppressed[reading.reason.value] += 1
                 self._answer(conn, answer)
                 return
             await self._reject(conn, frame, (reading.reason, reading.detail), answer)
@@ -872,51 +858,22 @@ class Hj212Server:
         else:
             reason, detail = error
         letter = await self._dead_letter(conn.peer, payload, reason, detail)
-        if letter is not None and answer is not None:
+        if answer is not None:
             # The answer waits for the evidence (a flood of bad frames on one connection is
-            # slowed to Kafka's pace by it); a stop that writes the letter off answers nothing.
+            # slowed to Kafka's pace by it); a letter Kafka did not take answers nothing.
             await asyncio.wait({letter})
-            if not letter.done() or letter.cancelled() or letter.exception() is not None:
+            if letter.exception() is not None:
                 return
         self._answer(conn, answer)
 
     async def _dead_letter(
         self, peer: str, payload: bytes, reason: RejectReason, detail: str
-    ) -> asyncio.Future[object] | None:
-        """Queued to Kafka, tracked until it is there; the future says when (None if it could
-        not even be queued). Never raises."""
-        try:
-            letter = DeadLetter.of(
-                source=ReadingSource.HJ212,
-                origin=f"tcp://{peer}",
-                reason=reason,
-                detail=detail,
-                payload=payload,
-                received_at=self._clock.now(),
-            )
-            sent = await self._producer.send(
-                topics.READINGS_DLQ, letter.to_json(), key=peer.encode()
-            )
-        except Exception as exc:
-            self.stats.dead_letters_lost += 1
-            log.error("HJ 212: a dead letter from %s (%s) was lost: %r", peer, reason, exc)
-            return None
-        self.stats.dead_lettered[reason.value] += 1
-        log.info("dead-lettered an HJ 212 packet from %s: %s (%s)", peer, reason, detail)
-        self._letters_in_flight.add(sent)
-        sent.add_done_callback(lambda done: self._dead_letter_sent(done, peer, reason))
-        return sent
-
-    def _dead_letter_sent(self, done: asyncio.Future, peer: str, reason: RejectReason) -> None:
-        if done not in self._letters_in_flight:
-            return  # written off by a stop that could not wait longer: counted there
-        self._letters_in_flight.discard(done)
-        if done.cancelled() or done.exception() is not None:
-            self.stats.dead_letters_lost += 1
-            error = "cancelled" if done.cancelled() else repr(done.exception())
-            log.error(
-                "HJ 212: Kafka did not take a dead letter from %s (%s): %s", peer, reason, error
-            )
+    ) -> asyncio.Future[None]:
+        """The frame's dead letter, keyed by the peer's address; the future says when Kafka has
+        it (ecowatch.ingest.dead_letters). Never raises."""
+        return await self.dead_letters.send(
+            payload, reason, detail, origin=f"tcp://{peer}", key=peer
+        )
 
 
 class Listening:

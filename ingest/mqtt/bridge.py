@@ -37,18 +37,12 @@ from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import load_settings
 from ecowatch.errors import ServiceDown
-from ecowatch.ingest.contract import DeadLetterBudget, ReadingLimiter, ReadingRate
+from ecowatch.ingest.contract import ReadingLimiter, ReadingRate
+from ecowatch.ingest.dead_letters import DeadLetterCounts, DeadLetters
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
 from ecowatch.kafka import Producer
 from ecowatch.outage import Outage
-from ecowatch.schema import (
-    DeadLetter,
-    DeviceStatus,
-    Reading,
-    ReadingBatch,
-    ReadingSource,
-    RejectReason,
-)
+from ecowatch.schema import DeviceStatus, Reading, ReadingBatch, ReadingSource, RejectReason
 from ecowatch.topics import BridgeSlice
 
 ALL_SITES = BridgeSlice()
@@ -68,22 +62,28 @@ class BridgeStats:
     received: int = 0
     bridged: int = 0  # readings into ecowatch.readings
     statuses: int = 0  # status changes into ecowatch.status
-    dead_lettered: Counter[str] = field(default_factory=Counter)
-    # Bad messages past their device's dead-letter budget: counted, acknowledged, not kept.
-    suppressed: Counter[str] = field(default_factory=Counter)
+    # The dead-letter sender's counts: in Kafka by reason, suppressed past a device's budget
+    # (acknowledged, not kept), lost.
+    letters: DeadLetterCounts = field(default_factory=DeadLetterCounts)
+
+    @property
+    def dead_lettered(self) -> Counter[str]:
+        return self.letters.taken
+
+    @property
+    def suppressed(self) -> Counter[str]:
+        return self.letters.suppressed
 
     @property
     def dead_lettered_total(self) -> int:
-        return sum(self.dead_lettered.values())
+        return self.letters.total
 
     def as_dict(self) -> dict[str, object]:
         return {
             "received": self.received,
             "bridged": self.bridged,
             "statuses": self.statuses,
-            "dead_lettered": self.dead_lettered_total,
-            "dead_lettered_by_reason": dict(sorted(self.dead_lettered.items())),
-            "suppressed_by_reason": dict(sorted(self.suppressed.items())),
+            **self.letters.as_dict(),
         }
 
 
@@ -199,7 +199,9 @@ class MqttBridge:
         self._producer = producer
         self._catalogue = catalogue
         self._clock = clock
-        self.stats = BridgeStats()
+        # A message's dead letter: the message is acknowledged once Kafka has the letter.
+        self.dead_letters = DeadLetters(producer, source=ReadingSource.MQTT, clock=clock)
+        self.stats = BridgeStats(letters=self.dead_letters.counts)
         # paho's thread appends; the loop drains. The loop is woken (a write to its self-pipe)
         # only when it sleeps, not once per message: at thousands a second that wake-up, an
         # asyncio.Queue and a task per message were a third of the bridge's CPU.
@@ -210,7 +212,6 @@ class MqttBridge:
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._pending: set[asyncio.Future] = set()  # sent to Kafka, not yet acknowledged
-        self._budget = DeadLetterBudget()
         # One device cannot flood: past its allowance, its readings are dead-lettered
         # (rate_limited, under the budget above) and acknowledged.
         if reading_rate is None:
@@ -370,23 +371,20 @@ class MqttBridge:
         try:
             verdict = self._judge(item, now)
             if isinstance(verdict, Rejection):
-                delivery, counter = await self._dead_letter(item, verdict, now)
-            elif isinstance(verdict, Reading):
+                await self._dead_letter(item, verdict, now)
+                return  # acknowledged when Kafka has its dead letter
+            if isinstance(verdict, Reading):
                 await self._batches.add(verdict.site, verdict.to_json(), item)
                 return  # acknowledged when its batch is in Kafka
-            else:
-                delivery = await self._producer.send(
-                    topics.STATUS, verdict.to_json(), key=verdict.site.encode()
-                )
-                counter = ("statuses", "")
+            delivery = await self._producer.send(
+                topics.STATUS, verdict.to_json(), key=verdict.site.encode()
+            )
         except Exception as exc:  # the bridge's own failure on one message: its dead letter
             log.exception("bridge failed on a message from %s; dead-lettered", item.topic)
             failure = Rejection(RejectReason.UNHANDLED, f"{type(exc).__name__}: {exc}")
-            delivery, counter = await self._dead_letter(item, failure, now)
-        # Kafka's acknowledgement is awaited off the hot path (a callback, not a task per
-        # message); then Mosquitto's.
-        self._pending.add(delivery)
-        delivery.add_done_callback(lambda done: self._ack_when_stored(done, item, counter))
+            await self._dead_letter(item, failure, now)
+            return
+        self._ack_when_sent(delivery, item, "statuses")
 
     def _judge(self, item: _Inbound, now: datetime) -> Reading | DeviceStatus | Rejection:
         if item.retain:
@@ -397,27 +395,16 @@ class MqttBridge:
             item.topic, item.payload, self._catalogue, now, limiter=self.limiter
         )
 
-    async def _dead_letter(
-        self, item: _Inbound, rejection: Rejection, now: datetime
-    ) -> tuple[asyncio.Future, tuple[str, str]]:
-        if not self._budget.allow(item.topic, time.monotonic()):
-            # Over its device's budget: counted and acknowledged, not written.
-            done: asyncio.Future = asyncio.get_running_loop().create_future()
-            done.set_result(None)
-            return done, ("suppressed", rejection.reason.value)
-        letter = DeadLetter.of(
-            source=ReadingSource.MQTT,
-            origin=item.topic,
-            reason=rejection.reason,
-            detail=rejection.detail,
-            payload=item.payload,
-            received_at=now,
+    async def _dead_letter(self, item: _Inbound, rejection: Rejection, now: datetime) -> None:
+        """The message's dead letter (counted by the sender), the message acknowledged once
+        Kafka has it; past its device's budget, counted and acknowledged, not written."""
+        if self.dead_letters.over_budget(item.topic, rejection.reason, time.monotonic()):
+            self._ack(item)
+            return
+        letter = await self.dead_letters.send(
+            item.payload, rejection.reason, rejection.detail, origin=item.topic, received_at=now
         )
-        log.info("dead-lettered %s: %s (%.200s)", item.topic, rejection.reason, rejection.detail)
-        delivery = await self._producer.send(
-            topics.READINGS_DLQ, letter.to_json(), key=item.topic.encode()
-        )
-        return delivery, ("dead", rejection.reason.value)
+        self._ack_when_sent(letter, item, None)
 
     def _batch_sent(self, delivery: asyncio.Future, items: list[_Inbound]) -> None:
         """A batch handed to the producer: its readings are acknowledged once Kafka has it."""
@@ -426,30 +413,38 @@ class MqttBridge:
 
     def _acknowledge_all(self, delivery: asyncio.Future, items: list[_Inbound]) -> None:
         for item in items:
-            self._ack_when_stored(delivery, item, ("bridged", ""))
+            self._ack_when_stored(delivery, item, "bridged")
+
+    def _ack_when_sent(self, delivery: asyncio.Future, item: _Inbound, counter: str | None) -> None:
+        """Kafka's acknowledgement is awaited off the hot path (a callback, not a task per
+        message); then Mosquitto's."""
+        self._pending.add(delivery)
+        delivery.add_done_callback(lambda done: self._ack_when_stored(done, item, counter))
 
     def _ack_when_stored(
-        self, delivery: asyncio.Future, item: _Inbound, counter: tuple[str, str]
+        self, delivery: asyncio.Future, item: _Inbound, counter: str | None
     ) -> None:
+        """``counter``: the stats field to count the message in once Kafka has it; None for a
+        dead letter (its sender counts it, and logs it if Kafka did not take it)."""
         self._pending.discard(delivery)
         exc = None if delivery.cancelled() else delivery.exception()
         if delivery.cancelled() or exc is not None:
             # Not acknowledged: Mosquitto redelivers it on the next session. Tagged, so that a
             # Kafka outage folds these into its one line (ecowatch.outage).
-            log.error(
-                "Kafka did not take the message from %s (%s); left unacknowledged",
-                item.topic,
-                "cancelled" if exc is None else f"{type(exc).__name__}: {exc}",
-                extra={"outage": "kafka"},
-            )
+            if counter is not None:
+                log.error(
+                    "Kafka did not take the message from %s (%s); left unacknowledged",
+                    item.topic,
+                    "cancelled" if exc is None else f"{type(exc).__name__}: {exc}",
+                    extra={"outage": "kafka"},
+                )
             return
-        if counter[0] == "bridged":
+        if counter == "bridged":
             self.stats.bridged += 1
-        elif counter[0] == "statuses":
+        elif counter == "statuses":
             self.stats.statuses += 1
-        elif counter[0] == "suppressed":
-            self.stats.suppressed[counter[1]] += 1
-        else:
-            self.stats.dead_lettered[counter[1]] += 1
+        self._ack(item)
+
+    def _ack(self, item: _Inbound) -> None:
         if item.qos > 0:
             self._client.ack(item.mid, item.qos)

@@ -3,7 +3,8 @@
 Runs beside the bridge, on the bridge's MQTT connection (the bridge user may write command
 topics; devices may only read their own). A record's offset is committed only once Mosquitto
 has acknowledged the command (QoS 1), so a relay that dies re-sends rather than loses; the
-meter ignores a command it has already obeyed (same ``command_id``).
+meter ignores a command it has already obeyed (same ``command_id``). A command that cannot be
+relayed is dead-lettered, and committed only once Kafka has its dead letter.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pydantic import ValidationError
 from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue, DeviceModel
+from ecowatch.ingest.dead_letters import DeadLetters
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.kafka import KafkaAccess, Producer, start_consumer
 from ecowatch.kafka_accounts import COMMAND_RELAY_GROUP
-from ecowatch.schema import DeadLetter, DeviceCommand, ReadingSource, RejectReason
+from ecowatch.schema import DeviceCommand, ReadingSource, RejectReason
 
 log = logging.getLogger(__name__)
 
@@ -39,10 +41,13 @@ class CommandRelay:
     ) -> None:
         self._kafka = kafka
         self._client = client
-        self._producer = producer
         self._catalogue = catalogue
-        self._clock = clock
-        self.counts: Counter[str] = Counter()
+        # A command the platform itself wrote and that cannot be relayed is a fault worth a
+        # warning, not a device's noise.
+        self.dead_letters = DeadLetters(
+            producer, source=ReadingSource.KAFKA, clock=clock, level=logging.WARNING
+        )
+        self.counts: Counter[str] = Counter()  # relayed, by command
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop``; after a failure, start again from the last commit."""
@@ -105,16 +110,6 @@ class CommandRelay:
         )
 
     async def _dead_letter(self, raw: bytes, reason: RejectReason, detail: str) -> None:
-        letter = DeadLetter.of(
-            source=ReadingSource.KAFKA,
-            origin=topics.COMMANDS,
-            reason=reason,
-            detail=detail,
-            payload=raw,
-            received_at=self._clock.now(),
-        )
-        await self._producer.send_and_wait(
-            topics.READINGS_DLQ, letter.to_json(), key=topics.COMMANDS.encode()
-        )
-        self.counts["dead_lettered"] += 1
-        log.warning("dead-lettered a command: %s (%s)", reason, detail)
+        # Awaited: the record is committed only once Kafka has its letter. Lost, this raises
+        # (DeadLetterLost), and the relay reads the command again from its last commit.
+        await self.dead_letters.deliver(raw, reason, detail, origin=topics.COMMANDS)

@@ -9,9 +9,11 @@ repeat, skipped.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections import Counter
+from typing import Any
 
 import faust
 
@@ -20,9 +22,10 @@ from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.files import private_dir
+from ecowatch.ingest.dead_letters import DeadLetters
 from ecowatch.kafka import SCRAM, KafkaAccess, read_range
 from ecowatch.kafka_accounts import Role, access_for
-from ecowatch.schema import DeadLetter, Reading, ReadingSource, RejectReason
+from ecowatch.schema import Reading, ReadingSource, RejectReason
 from ecowatch.stall import STALLED_EXIT_CODE, PartitionWatch, StallWatch
 from ecowatch.streams.api.views import MAX_BODY_BYTES, install_api
 from ecowatch.streams.storage.points import store_lines
@@ -40,6 +43,22 @@ def _credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
     if not kafka.username:
         return None
     return faust.SASLCredentials(username=kafka.username, password=kafka.password, mechanism=SCRAM)
+
+
+class FaustDeadLetterTopic:
+    """The worker's dead letters go out through Faust's producer, on the worker's principal:
+    ``send`` returns the future of Kafka's acknowledgement, as ``ecowatch.kafka.Producer``'s
+    does. Faust flushes its producer before it commits offsets, so a record's letter is in
+    Kafka before the record is committed."""
+
+    def __init__(self, topic: faust.TopicT) -> None:
+        self._topic = topic
+
+    async def send(
+        self, topic: str, value: bytes, *, key: bytes | None = None
+    ) -> asyncio.Future[Any]:
+        assert topic == self._topic.get_topic_name()
+        return await self._topic.send(key=key, value=value)  # type: ignore[return-value]
 
 
 def rss_bytes() -> int:
@@ -101,7 +120,13 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
-    dead_letters = app.topic(topics.READINGS_DLQ, key_serializer="raw", value_serializer="raw")
+    dead_letters = DeadLetters(
+        FaustDeadLetterTopic(
+            app.topic(topics.READINGS_DLQ, key_serializer="raw", value_serializer="raw")
+        ),
+        source=ReadingSource.KAFKA,
+        clock=clock,
+    )
     writer = InfluxWriter(
         settings.influx_url,
         settings.influx_token.get_secret_value(),
@@ -109,20 +134,6 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         settings.influx_bucket,
     )
     counts: Counter[str] = Counter()
-
-    async def dead_letter(
-        raw: bytes, reason: RejectReason, detail: str, origin: str = topics.READINGS
-    ) -> None:
-        letter = DeadLetter.of(
-            source=ReadingSource.KAFKA,
-            origin=origin,
-            reason=reason,
-            detail=detail,
-            payload=raw,
-            received_at=clock.now(),
-        )
-        await dead_letters.send(key=origin.encode(), value=letter.to_json())
-        counts["dead_lettered"] += 1
 
     async def store_readings(readings: list[Reading]) -> None:
         """Write readings' points; a batch InfluxDB refuses is halved until the readings it
@@ -138,7 +149,12 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                 await store_readings(readings[half:])
                 return
             log.error("InfluxDB refused a reading of %s: %s", readings[0].device, exc)
-            await dead_letter(readings[0].to_json(), RejectReason.STORE_REJECTED, str(exc))
+            await dead_letters.send(
+                readings[0].to_json(),
+                RejectReason.STORE_REJECTED,
+                str(exc),
+                origin=topics.READINGS,
+            )
             return
         counts["stored_readings"] += len(readings)
         counts["stored_points"] += points
@@ -151,16 +167,27 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         writer,
         settings.tick_seconds,
         aqi_standard=settings.aqi_standard,
-        dead_letter=dead_letter,
+        dead_letters=dead_letters,
         store=store_readings,
         read_back=lambda m: read_range(worker_kafka, m.topic, m.partition, m.start, m.stop),
     )
     install_api(app, enforcement, catalogue, load_tokens(settings.officer_tokens), clock)
 
+    def letter_counts() -> dict[str, object]:
+        """The worker's dead letters in its /health (``dead_lettered``: in Kafka)."""
+        letters = dead_letters.counts.as_dict()
+        del letters["suppressed_by_reason"]  # the worker holds no device to a budget
+        return letters
+
     @app.timer(interval=30.0)
     async def report() -> None:
-        if counts:
-            log.info("store: %s; enforce: %s", dict(counts), dict(enforcement.counts))
+        if counts or dead_letters.counts.total or dead_letters.counts.lost:
+            log.info(
+                "store: %s; dead letters: %s; enforce: %s",
+                dict(counts),
+                letter_counts(),
+                dict(enforcement.counts),
+            )
 
     # A batch taken and never done for ECOWATCH_STALL_SECONDS is a stall (InfluxDB away, or a
     # worker stuck): said once and in /health; as long again, unless InfluxDB is away, and the
@@ -214,6 +241,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
                 "ready": ready(),
                 "readings_partitions": readings_partitions(),
                 **counts,
+                **letter_counts(),
                 **enforcement.counts,
                 **enforcement.delay_figures(),
                 **stall.as_dict(),

@@ -44,6 +44,7 @@ from ecowatch import topics
 from ecowatch.alerts.delivery import Deliverer, TableDeliveryLog, case_of_key, delivery_lines
 from ecowatch.clock import Clock, data_time
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.ingest.dead_letters import DeadLetters
 from ecowatch.ingest.validation import rejection_of
 from ecowatch.schema import (
     CaseEvent,
@@ -87,8 +88,6 @@ from ecowatch.streams.worker.offsets import (
 
 log = logging.getLogger(__name__)
 
-# Sends a record the worker cannot take to the dead-letter topic: (raw, reason, detail, origin).
-DeadLetterSink = Callable[[bytes, RejectReason, str, str], Awaitable[None]]
 # Stores readings in InfluxDB, dead-lettering only those it refuses (app.py).
 ReadingSink = Callable[[list[Reading]], Awaitable[None]]
 # Reads from Kafka the values of records the stream skipped, in offset order (app.py).
@@ -203,12 +202,14 @@ class Enforcement:
         tick_seconds: float,
         params: RuleParams | None = None,
         aqi_standard: str = "2026",
-        dead_letter: DeadLetterSink | None = None,
+        dead_letters: DeadLetters | None = None,
         store: ReadingSink | None = None,
         read_back: ReadBack | None = None,
     ) -> None:
         self.app, self.catalogue, self.clock, self.writer = app, catalogue, clock, writer
-        self._dead_letter = dead_letter
+        # A record the worker cannot take goes there; its offset is committed with the batch
+        # (Faust's commit flushes the producer first: the letter is in Kafka by then).
+        self._dead_letters = dead_letters
         self._store = store
         self._read_back = read_back
         self.judge = SiteJudge(catalogue, params, aqi_standard)
@@ -478,7 +479,7 @@ class Enforcement:
         self.counts["refused_records"] += 1
         detail = f"{type(exc).__name__}: {exc}"
         log.warning("enforce: a record of %s is dead-lettered: %.300s", topic, detail)
-        if self._dead_letter is None:
+        if self._dead_letters is None:
             return
         if topic == topics.READINGS and isinstance(exc, ValidationError):
             rejection = rejection_of(exc)
@@ -487,10 +488,7 @@ class Enforcement:
             reason = RejectReason.INVALID_VALUE
         else:
             reason = RejectReason.UNHANDLED
-        try:
-            await self._dead_letter(raw, reason, detail, topic)
-        except Exception:  # Kafka away: the record's offset is committed with the batch
-            log.exception("enforce: the dead letter of a record of %s was not sent", topic)
+        await self._dead_letters.send(raw, reason, detail, origin=topic)
 
     async def _flush(self, batch: Batch) -> None:
         # The readings first: the rule state written below says they were taken.
@@ -686,8 +684,8 @@ class Enforcement:
             self.counts["duplicates"] += 1  # a redelivery: harmless
             return
         self.counts["refused_repeats"] += 1
-        if self._dead_letter is not None:
-            await self._dead_letter(raw, repeat.reason, repeat.detail, topics.READINGS)
+        if self._dead_letters is not None:
+            await self._dead_letters.send(raw, repeat.reason, repeat.detail, origin=topics.READINGS)
 
     async def _publish(self, out: Outcome, findings: list[Finding], batch: Batch) -> None:
         batch.lines += [finding_line(f) for f in findings] + [

@@ -142,7 +142,7 @@ def test_a_device_past_its_allowance_is_dead_lettered_under_its_budget_and_ackno
             clock=clock,
             reading_rate=ReadingRate(factor=4, resend_burst=0),
         )
-        b._budget = DeadLetterBudget(per_second=0, burst=5)
+        b.dead_letters.budget = DeadLetterBudget(per_second=0, burst=5)
         b._client.ack = lambda mid, qos: acked.append(mid)  # type: ignore[method-assign]
         for mid in range(60):
             await b._handle(_Inbound(topics.reading_topic(site, device), payload, mid, 1))
@@ -179,3 +179,46 @@ def test_the_bridge_takes_its_allowance_from_the_settings(monkeypatch, catalogue
         clock=ManualClock(T0),
     )
     assert b.limiter.rate == ReadingRate(factor=2.5)
+
+
+class RefusingKafka(Producer):
+    """Takes readings; refuses every dead letter (a topic the principal may not write)."""
+
+    async def send(
+        self, topic: str, value: bytes, partition: int | None = None, key: bytes | None = None
+    ) -> asyncio.Future:
+        done = await super().send(topic, value, partition=partition, key=key)
+        if topic == topics.READINGS_DLQ:
+            done = asyncio.get_running_loop().create_future()
+            done.set_exception(RuntimeError("TopicAuthorizationFailed"))
+        return done
+
+
+def test_a_message_is_acknowledged_only_once_kafka_has_its_dead_letter(catalogue) -> None:
+    """Mosquitto redelivers what was not acknowledged: a dead letter Kafka did not take leaves
+    its message unacknowledged, counted lost, never counted dead-lettered."""
+    site, device = "S-OUT-001", "33080200000001"
+    good = b'{"ts": "2026-11-30T07:59:00+00:00", "values": {"w01018": {"value": 42.5}}}'
+    acked: list[int] = []
+
+    async def go() -> MqttBridge:
+        b = MqttBridge(
+            mqtt_host="127.0.0.1",
+            mqtt_port=1,
+            username="ecowatch-bridge",
+            password="",
+            producer=RefusingKafka(),  # type: ignore[arg-type]
+            catalogue=catalogue,
+            clock=ManualClock(T0),
+        )
+        b._client.ack = lambda mid, qos: acked.append(mid)  # type: ignore[method-assign]
+        await b._handle(_Inbound(topics.reading_topic(site, device), b"{not json", 1, 1))
+        await b._handle(_Inbound(topics.reading_topic(site, device), good, 2, 1))
+        await asyncio.sleep(bridge.BATCH_LINGER_S * 4)
+        return b
+
+    b = asyncio.run(go())
+    assert acked == [2]  # the reading; the bad message waits for its redelivery
+    stats = b.stats.as_dict()
+    assert (stats["dead_lettered"], stats["dead_letters_lost"], stats["bridged"]) == (0, 1, 1)
+    assert b.progress() == (2, 1)  # the bad message is outstanding

@@ -27,7 +27,8 @@ from ecowatch.kafka import SCRAM, KafkaAccess, read_range
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import Reading, ReadingSource, RejectReason
 from ecowatch.stall import STALLED_EXIT_CODE, PartitionWatch, StallWatch
-from ecowatch.streams.api.views import MAX_BODY_BYTES, install_api
+from ecowatch.streams.api.requests import MAX_BODY_BYTES
+from ecowatch.streams.api.views import install_api
 from ecowatch.streams.storage.points import store_lines
 from ecowatch.streams.storage.store import InfluxWriter, PermanentWriteError
 from ecowatch.streams.worker.enforcement import Enforcement

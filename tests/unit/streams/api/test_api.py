@@ -11,19 +11,14 @@ import pytest
 
 from ecowatch.clock import CHINA, data_time
 from ecowatch.schema import CaseEvent, CaseStatus, OfficerAction
-from ecowatch.streams.api.views import (
+from ecowatch.streams.api.actions import InFlight, case_row, check_action, gone
+from ecowatch.streams.api.auth import Caller, caller_of, officer_grids
+from ecowatch.streams.api.requests import (
     MAX_FINDINGS_BYTES,
     MAX_FINDINGS_PER_CASE,
-    Caller,
-    InFlight,
     Refusal,
-    caller_of,
-    case_row,
     cases_query,
-    check_action,
     findings_body,
-    gone,
-    officer_grids,
     params,
     week_query,
 )

@@ -18,9 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pydantic import ValidationError
 
 from ecowatch.config.settings import Settings
-from ecowatch.console.history import rfc3339
-from ecowatch.measurements import READING
 from ecowatch.schema import Reading, ReadingSource
+from ecowatch.streams.storage import flux
 from ecowatch.streams.storage.store import influx_client
 
 log = logging.getLogger(__name__)
@@ -44,15 +43,9 @@ class Point:
 
 
 def latest_flux(bucket: str, now: datetime) -> str:
-    # last() per series (site, device, model, pollutant, field) is pushed down to InfluxDB's
-    # storage: cheap even over days of readings.
-    start, stop = (now - LOOK_BACK, now + LOOK_AHEAD)
-    return (
-        f'from(bucket: "{bucket}")'
-        f" |> range(start: {rfc3339(start)}, stop: {rfc3339(stop)})"
-        f' |> filter(fn: (r) => r._measurement == "{READING}")'
-        f" |> last()"
-    )
+    """The last point of every reading series within the ingest contract's reach of ``now``."""
+    start = (now - LOOK_BACK).replace(microsecond=0)
+    return flux.latest_readings(bucket, start, (now + LOOK_AHEAD).replace(microsecond=0))
 
 
 def latest_readings(points: Iterable[Point], window: timedelta = WINDOW) -> list[Reading]:

@@ -9,7 +9,8 @@ committed files differ from what this writes, so a catalogue change cannot leave
     .venv/bin/python grafana/generate.py            # rewrite the files
     .venv/bin/python grafana/generate.py --check    # exit 1 if they are stale
 
-Every query reads ``from(bucket: v.defaultBucket)``: the bucket the provisioned data source
+The Flux queries are built in streams/storage/flux.py, with every other query of the platform;
+each reads ``from(bucket: v.defaultBucket)``: the bucket the provisioned data source
 names (grafana/provisioning/datasources/influxdb.yaml), never a name written here.
 """
 
@@ -23,15 +24,11 @@ from typing import Any
 from ecowatch.config.catalogue import Catalogue, SiteKind, load_catalogue
 from ecowatch.config.settings import DEMO_CATALOGUE
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
-from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, DELIVERY, FINDING, READING
+from ecowatch.streams.storage import flux
 
 HERE = Path(__file__).resolve().parent
 DASHBOARDS = HERE / "dashboards"
 DATASOURCE = {"type": "influxdb", "uid": "ecowatch-influxdb"}
-RANGE = "range(start: v.timeRangeStart, stop: v.timeRangeStop)"
-# Open cases are those whose latest event says so: look back further than the time picker, so
-# a case opened last week still counts today.
-CASES_LOOKBACK = "range(start: -30d, stop: v.timeRangeStop)"
 # HJ 633 Appendix A: the AQI categories' colours (优, 良, 轻度, 中度, 重度, 严重污染).
 AQI_STEPS = [
     (None, "#00E400"),
@@ -45,11 +42,7 @@ CASE_KINDS = ["detected", "reminded", "escalated", "acknowledged", "closed"]
 OPEN = ["reminded", "escalated", "acknowledged"]
 
 
-# -- the catalogue as Flux literals --------------------------------------------------------
-
-
-def flux_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$") + '"'
+# -- the catalogue's limits and grids ---------------------------------------------------------
 
 
 def realtime_limit(catalogue: Catalogue, site: str, pollutant: str) -> AppliedLimit | None:
@@ -95,23 +88,9 @@ def limit_rows(catalogue: Catalogue) -> list[dict[str, Any]]:
     return rows
 
 
-def flux_limits(catalogue: Catalogue) -> str:
-    rows = []
-    for r in limit_rows(catalogue):
-        rows.append(
-            f"  {{site: {flux_string(r['site'])}, pollutant: {flux_string(r['pollutant'])}, "
-            f"bound: {flux_string(r['bound'])}, limit: {r['limit']!r}, "
-            f"unit: {flux_string(r['unit'])}, source: {flux_string(r['source'])}}},"
-        )
-    return "limits = array.from(rows: [\n" + "\n".join(rows) + "\n])"
-
-
-def flux_grids(catalogue: Catalogue) -> str:
-    pairs = ",\n".join(
-        f"  {{key: {flux_string(s.id)}, value: {flux_string(s.grid)}}}"
-        for s in sorted(catalogue.sites.values(), key=lambda s: s.id)
-    )
-    return f"grids = dict.fromList(pairs: [\n{pairs}\n])"
+def grids(catalogue: Catalogue) -> dict[str, str]:
+    """Site → its grid, by site id."""
+    return {s.id: s.grid for s in sorted(catalogue.sites.values(), key=lambda s: s.id)}
 
 
 # -- panels --------------------------------------------------------------------------------
@@ -130,7 +109,7 @@ def _grid_pos(index: int, width: int = 12, height: int = 9) -> dict[str, int]:
 def panel(
     title: str,
     kind: str,
-    flux: str,
+    query: str,
     *,
     index: int,
     width: int = 12,
@@ -157,7 +136,7 @@ def panel(
         "gridPos": _grid_pos(index, width),
         "fieldConfig": {"defaults": defaults, "overrides": []},
         "options": options or {},
-        "targets": [{"refId": "A", "datasource": DATASOURCE, "query": flux.strip()}],
+        "targets": [{"refId": "A", "datasource": DATASOURCE, "query": query.strip()}],
     }
 
 
@@ -171,14 +150,14 @@ def text_panel(title: str, content: str, *, index: int, width: int = 12) -> dict
     }
 
 
-def query_variable(name: str, label: str, flux: str) -> dict[str, Any]:
+def query_variable(name: str, label: str, query: str) -> dict[str, Any]:
     return {
         "name": name,
         "label": label,
         "type": "query",
         "datasource": DATASOURCE,
-        "query": flux.strip(),
-        "definition": flux.strip(),
+        "query": query.strip(),
+        "definition": query.strip(),
         "refresh": 2,  # on time-range change: a new site shows up without a reload
         "sort": 1,
         "includeAll": False,
@@ -211,77 +190,13 @@ def dashboard(
 
 
 def site_limits(catalogue: Catalogue) -> dict[str, Any]:
-    limits = flux_limits(catalogue)
-    readings = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value")
-  |> filter(fn: (r) => r.site == "${{site}}" and r.pollutant == "${{pollutant}}")"""
-    series = f"""
-import "array"
-{limits}
-data = {readings.strip()}
-  |> aggregateWindow(every: v.windowPeriod, fn: mean, createEmpty: false)
-  |> map(fn: (r) => ({{_time: r._time, _value: r._value, series: "device " + r.device}}))
-  |> group(columns: ["series"])
-bound = limits
-  |> filter(fn: (r) => r.site == "${{site}}" and r.pollutant == "${{pollutant}}")
-  |> map(fn: (r) => ({{_value: r.limit, series: r.bound + " limit (" + r.source + ")"}}))
-// The limit as a flat line across the chosen time range: its value at both ends.
-line = union(tables: [
-  bound |> map(fn: (r) => ({{r with _time: v.timeRangeStart}})),
-  bound |> map(fn: (r) => ({{r with _time: v.timeRangeStop}})),
-]) |> group(columns: ["series"]) |> sort(columns: ["_time"])
-union(tables: [data, line])
-"""
-    latest = f"""
-import "array"
-{limits}
-latest = {readings.strip().replace(' and r.pollutant == "${pollutant}"', "")}
-  |> last()
-  |> pivot(rowKey: ["_time", "device", "pollutant"],
-      columnKey: ["_field"], valueColumn: "_value")
-  |> group()
-applied = limits |> filter(fn: (r) => r.site == "${{site}}")
-join(tables: {{value: latest, limit: applied}}, on: ["pollutant"])
-  |> map(fn: (r) => ({{
-      time: r._time, device: r.device, pollutant: r.pollutant, value: r.value,
-      bound: r.bound, limit: r.limit, unit: r.unit, source: r.source,
-      multiple: if r.bound == "max" and r.limit > 0.0 then r.value / r.limit else 0.0,
-      complies: if r.bound == "max" then r.value <= r.limit else r.value >= r.limit,
-  }}))
-  |> sort(columns: ["pollutant", "bound"])
-"""
-    findings = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{FINDING}" and r.site == "${{site}}")
-  |> pivot(rowKey: ["_time", "rule", "pollutant", "severity"],
-      columnKey: ["_field"], valueColumn: "_value")
-  |> group()
-  |> keep(columns: ["_time", "rule", "pollutant", "severity", "active", "value", "detail"])
-  |> sort(columns: ["_time"], desc: true)
-  |> limit(n: 200)
-"""
-    means = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{AGGREGATE}" and r._field == "mean")
-  |> filter(fn: (r) => r.site == "${{site}}" and r.pollutant == "${{pollutant}}")
-  |> filter(fn: (r) => r.period == "minute" or r.period == "hour")
-  |> map(fn: (r) => ({{_time: r._time, _value: r._value, series: r.period + " mean, " + r.device}}))
-  |> group(columns: ["series"])
-"""
-    site_var = f"""
-import "influxdata/influxdb/schema"
-schema.tagValues(bucket: v.defaultBucket, tag: "site", start: -30d,
-  predicate: (r) => r._measurement == "{READING}")
-"""
-    pollutant_var = f"""
-import "influxdata/influxdb/schema"
-schema.tagValues(bucket: v.defaultBucket, tag: "pollutant", start: -30d,
-  predicate: (r) => r._measurement == "{READING}" and r.site == "${{site}}")
-"""
+    limits = limit_rows(catalogue)
+    series = flux.readings_against_limits(limits)
+    latest = flux.latest_against_limits(limits)
+    findings = flux.site_findings()
+    means = flux.site_means()
+    site_var = flux.sites_variable()
+    pollutant_var = flux.pollutants_variable()
     return dashboard(
         "ecowatch-site-limits",
         "ecowatch · a site's readings against its limits",
@@ -312,41 +227,10 @@ schema.tagValues(bucket: v.defaultBucket, tag: "pollutant", start: -30d,
 
 
 def air_quality(catalogue: Catalogue) -> dict[str, Any]:
-    aqi = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{AQI}" and r._field == "aqi")"""
-    over_time = f"""
-{aqi.strip()}
-  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)
-  |> map(fn: (r) => ({{_time: r._time, _value: r._value, site: r.site}}))
-  |> group(columns: ["site"])
-"""
-    latest = f"""
-{aqi.strip()}
-  |> last()
-  |> map(fn: (r) => ({{_time: r._time, _value: r._value, site: r.site}}))
-  |> group(columns: ["site"])
-"""
-    table = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{AQI}")
-  |> filter(fn: (r) => r._field == "aqi" or r._field == "category" or r._field == "primary")
-  |> last()
-  |> pivot(rowKey: ["_time", "site", "device", "standard"],
-      columnKey: ["_field"], valueColumn: "_value")
-  |> group()
-  |> keep(columns: ["_time", "site", "standard", "aqi", "category", "primary"])
-  |> sort(columns: ["aqi"], desc: true)
-"""
-    iaqi = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{AQI}" and r._field =~ /^iaqi_/)
-  |> group(columns: ["_field"])
-  |> aggregateWindow(every: v.windowPeriod, fn: max, createEmpty: false)
-"""
+    over_time = flux.aqi_over_time()
+    latest = flux.aqi_now()
+    table = flux.aqi_table()
+    iaqi = flux.iaqi_over_time()
     return dashboard(
         "ecowatch-aqi",
         "ecowatch · air quality (HJ 633 AQI)",
@@ -374,69 +258,11 @@ from(bucket: v.defaultBucket)
 
 
 def cases(catalogue: Catalogue) -> dict[str, Any]:
-    grids = flux_grids(catalogue)
-    kinds = " or ".join(f'r.kind == "{k}"' for k in CASE_KINDS)
-    events = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{CASE_EVENT}" and r._field == "case")"""
-    over_time = f"""
-{events.strip()}
-  |> filter(fn: (r) => {kinds})
-  |> group(columns: ["kind"])
-  |> aggregateWindow(every: v.windowPeriod, fn: count, createEmpty: false)
-"""
-    per_grid = f"""
-import "dict"
-{grids}
-{events.strip()}
-  |> filter(fn: (r) => {kinds})
-  |> map(fn: (r) => ({{r with grid: dict.get(dict: grids, key: r.site, default: "(no grid)")}}))
-  |> group(columns: ["grid", "kind"])
-  |> count()
-  |> group()
-  |> pivot(rowKey: ["grid"], columnKey: ["kind"], valueColumn: "_value")
-  |> sort(columns: ["grid"])
-"""
-    is_open = " or ".join(f'r.status == "{s}"' for s in OPEN)
-    open_cases = f"""
-import "dict"
-{grids}
-from(bucket: v.defaultBucket)
-  |> {CASES_LOOKBACK}
-  |> filter(fn: (r) => r._measurement == "{CASE_EVENT}" and r._field == "case")
-  // A case's status is that of its latest event.
-  |> group(columns: ["_value"])
-  |> sort(columns: ["_time"])
-  |> last()
-  |> filter(fn: (r) => {is_open})
-  |> map(fn: (r) => ({{grid: dict.get(dict: grids, key: r.site, default: "(no grid)"),
-      status: r.status, case: r._value}}))
-  |> group(columns: ["grid", "status"])
-  |> count(column: "case")
-  |> group()
-  |> pivot(rowKey: ["grid"], columnKey: ["status"], valueColumn: "case")
-  |> sort(columns: ["grid"])
-"""
-    trail = f"""
-import "dict"
-{grids}
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{CASE_EVENT}")
-  // Each case is its own series (its case_id tag), so the pivot keeps two cases stepped
-  // on one tick apart without case_id in the row key: points written before the tag have
-  // no such column, and a pivot whose row key names a missing column fails.
-  |> pivot(rowKey: ["_time", "site", "kind", "status"],
-      columnKey: ["_field"], valueColumn: "_value")
-  |> group()
-  |> map(fn: (r) => ({{_time: r._time,
-      grid: dict.get(dict: grids, key: r.site, default: "(no grid)"), site: r.site,
-      case: r.case, kind: r.kind, status: r.status, actor: r.actor,
-      detail: r.detail}}))
-  |> sort(columns: ["_time"], desc: true)
-  |> limit(n: 200)
-"""
+    of_site = grids(catalogue)
+    over_time = flux.case_events_over_time(CASE_KINDS)
+    per_grid = flux.case_events_per_grid(of_site, CASE_KINDS)
+    open_cases = flux.open_cases_per_grid(of_site, OPEN)
+    trail = flux.case_trail(of_site)
     return dashboard(
         "ecowatch-cases",
         "ecowatch · cases (detect – remind – penalize)",
@@ -457,51 +283,11 @@ from(bucket: v.defaultBucket)
 
 
 def pipeline(catalogue: Catalogue) -> dict[str, Any]:
-    per_second = "float(v: int(v: v.windowPeriod)) / 1000000000.0"
-    stored = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value")
-  // A reading is one point per pollutant: count one per (device, time).
-  |> group(columns: ["device"])
-  |> unique(column: "_time")
-  |> group(columns: ["model"])
-  |> aggregateWindow(every: v.windowPeriod, fn: count, createEmpty: false)
-  |> map(fn: (r) => ({{r with _value: float(v: r._value) / ({per_second})}}))
-"""
-    flagged = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "flag" and r._value != "N")
-  |> map(fn: (r) => ({{r with flag: r._value, _value: 1}}))
-  |> group(columns: ["flag"])
-  |> aggregateWindow(every: v.windowPeriod, fn: sum, createEmpty: false)
-"""
-    findings = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{FINDING}" and r._field == "active" and r._value == true)
-  |> group(columns: ["rule"])
-  |> aggregateWindow(every: v.windowPeriod, fn: count, createEmpty: false)
-"""
-    deliveries = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{DELIVERY}" and r._field == "attempt")
-  |> group(columns: ["status"])
-  |> aggregateWindow(every: v.windowPeriod, fn: count, createEmpty: false)
-"""
-    freshness = f"""
-from(bucket: v.defaultBucket)
-  |> {RANGE}
-  |> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value")
-  |> group(columns: ["site"])
-  |> last()
-  |> map(fn: (r) => ({{site: r.site, last_reading: r._time,
-      _value: float(v: int(v: now()) - int(v: r._time)) / 1000000000.0}}))
-  |> group()
-  |> sort(columns: ["_value"], desc: true)
-"""
+    stored = flux.readings_per_second()
+    flagged = flux.flagged_values()
+    findings = flux.findings_per_rule()
+    deliveries = flux.deliveries_per_status()
+    freshness = flux.seconds_since_last_reading()
     dead_letters = (
         "Dead letters are not in InfluxDB: they are kept on the Kafka topic "
         "`ecowatch.readings.dlq` with their reason. Read them with "

@@ -199,9 +199,7 @@ def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: C
             case.ack_due = None
             events.append(_event(case, "acknowledged", now, actor=event.officer))
         case.findings.append(f"{event.officer}: {event.text}")
-        events.append(
-            _event(case, "findings_recorded", now, actor=event.officer, text=event.text)
-        )
+        events.append(_event(case, "findings_recorded", now, actor=event.officer, text=event.text))
         if event.close:
             case.close_requested_by = event.officer
             events.append(_event(case, "close_requested", now, actor=event.officer))

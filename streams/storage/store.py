@@ -14,7 +14,7 @@ import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from influxdb_client.client.exceptions import InfluxDBError
@@ -23,10 +23,10 @@ from influxdb_client.domain.dialect import Dialect
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from ecowatch.measurements import CASE_EVENT, READING
 from ecowatch.outage import Outage
 from ecowatch.schema import DataFlag
 from ecowatch.streams.judging.rules.rejudge import StoredReading, StoredValue
+from ecowatch.streams.storage import flux
 
 if TYPE_CHECKING:
     from influxdb_client import InfluxDBClient
@@ -90,25 +90,16 @@ class InfluxWriter:
         self, site: str, devices: Iterable[str], start: datetime, stop: datetime
     ) -> dict[str, list[StoredReading]]:
         """The stored readings in [start, stop) of some of a site's devices, each device's in
-        time order: what the hours of a site's late readings are
-        judged again from, in one query for all of them. Devices are catalogue ids (no quotes
-        can be in them).
+        time order: what the hours of a site's late readings are judged again from, in one
+        query for all of them.
 
         A day of a device's readings is thousands of rows: InfluxDB sends them unpivoted
         with only the columns used, as CSV without annotations, parsed here with ``csv``
         (the client's record objects and Flux's pivot were most of a re-judging's cost)."""
         wanted = set(devices)
-        either = " or ".join(f'r.device == "{d}"' for d in sorted(wanted))
-        flux = (
-            f'from(bucket: "{self.bucket}") '
-            f"|> range(start: {start.isoformat()}, stop: {stop.isoformat()}) "
-            f'|> filter(fn: (r) => r._measurement == "{READING}" and r.site == "{site}") '
-            f"|> filter(fn: (r) => {either}) "
-            '|> filter(fn: (r) => r._field == "value" or r._field == "flag") '
-            '|> keep(columns: ["_time", "_value", "_field", "device", "pollutant"])'
-        )
+        query = flux.site_readings(self.bucket, site, wanted, start, stop)
         client = await self._client_of_loop()
-        text = await client.query_api().query_raw(flux, org=self.org, dialect=_PLAIN_CSV)
+        text = await client.query_api().query_raw(query, org=self.org, dialect=_PLAIN_CSV)
         return readings_of_csv(text, wanted)
 
     async def case_counts(
@@ -117,21 +108,10 @@ class InfluxWriter:
         """(site, kind, how many cases) of the ``case_event`` trail in [start, stop), for the
         weekly settlement: distinct case ids, so an event written twice (a batch judged again
         after a crash) counts once. Raises :class:`QueryError` when InfluxDB does not answer."""
-        either = " or ".join(f'r.kind == "{k}"' for k in sorted(set(kinds)))
-        first, last = start.astimezone(UTC).isoformat(), stop.astimezone(UTC).isoformat()
-        flux = (
-            f'from(bucket: "{self.bucket}") '
-            f"|> range(start: {first}, stop: {last}) "
-            f'|> filter(fn: (r) => r._measurement == "{CASE_EVENT}" and r._field == "case") '
-            f"|> filter(fn: (r) => {either}) "
-            '|> group(columns: ["site", "kind"]) '
-            "|> distinct() "
-            "|> count() "
-            '|> keep(columns: ["site", "kind", "_value"])'
-        )
+        query = flux.case_counts(self.bucket, start, stop, kinds)
         try:
             client = await self._client_of_loop()
-            text = await client.query_api().query_raw(flux, org=self.org, dialect=_PLAIN_CSV)
+            text = await client.query_api().query_raw(query, org=self.org, dialect=_PLAIN_CSV)
         except (ApiException, InfluxDBError, TimeoutError, OSError) as exc:
             raise QueryError(f"InfluxDB at {self.url} did not answer: {exc}") from exc
         except Exception as exc:  # aiohttp's client errors are not OSErrors
@@ -276,14 +256,9 @@ def reading_points_per_device(
     benchmarks and the drills count. ``devices``: only theirs (a bench's own: any other
     device's readings dated in the window, a simulated city replaying the past, are not its
     points); their sum is every point of the window."""
-    window = f"start: {start.isoformat()}" + (f", stop: {stop.isoformat()}" if stop else "")
-    flux = (
-        f'from(bucket: "{settings.influx_bucket}") |> range({window}) '
-        f'|> filter(fn: (r) => r._measurement == "{READING}" and r._field == "value") '
-        '|> group(columns: ["device"]) |> count()'
-    )
+    query = flux.reading_points_per_device(settings.influx_bucket, start, stop)
     with influx_client(settings, timeout_ms) as client:
-        tables = client.query_api().query(flux)
+        tables = client.query_api().query(query)
     counts = {str(r.values["device"]): int(r.get_value()) for t in tables for r in t.records}
     if devices is None:
         return counts

@@ -55,9 +55,7 @@ class Exceedance(NamedTuple):
     limit_range: tuple[float, float] | None  # a range's ends
 
 
-def exceedance(
-    value: float, limit: AppliedLimit, water_temp_c: float | None = None
-) -> Exceedance:
+def exceedance(value: float, limit: AppliedLimit, water_temp_c: float | None = None) -> Exceedance:
     """A value against its limit (at the water's temperature, for GB 18918's low-temperature
     maxima)."""
     bound = limit.bound_at(water_temp_c)

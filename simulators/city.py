@@ -15,13 +15,13 @@ from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.simulators.fleet import (
     Fleet,
     FleetStats,
-    Hj212Dialect,
     Hj212Link,
     Link,
     MqttLink,
     SimulatedDevice,
     model_for,
 )
+from ecowatch.simulators.hj212_link import Hj212Dialect
 from ecowatch.simulators.scenarios import load_scenario
 
 # HJ 212 system codes (ST) by device model: 32 water pollution source, 22 air quality.

@@ -2,9 +2,10 @@
 
 A :class:`SimulatedDevice` is a pure model plus a link. The link is MQTT (the device's own
 client id, user and password; ``online`` on its retained status topic, ``offline`` as its last
-will) or HJ 212 over TCP (CN 2011 uploads in the device's :class:`Hj212Dialect`: HJ/T 212-2005,
-HJ 212-2017 or HJ 212-2025, the last with its CP SM4-encrypted when the device has a key;
-counted when the platform answers 9014). A model that falls silent (offline) drops its link
+will; simulators/mqtt_readings.py) or HJ 212 over TCP (CN 2011 uploads in the device's
+:class:`Hj212Dialect`: HJ/T 212-2005, HJ 212-2017 or HJ 212-2025, the last with its CP
+SM4-encrypted when the device has a key; counted when the platform answers 9014;
+simulators/hj212_link.py). A model that falls silent (offline) drops its link
 without a goodbye, so the platform hears the last will; when it comes back it reconnects (and
 an HJ 212-2025 device resends what it measured meanwhile, marked RF=1). Discharge meters
 listen on their command topic and obey valve commands, then report their new state at once.
@@ -18,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,11 +30,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
 from ecowatch import topics
-from ecowatch.clock import CHINA, Clock
+from ecowatch.clock import Clock
 from ecowatch.config.catalogue import DeviceEntry, DeviceModel
 from ecowatch.errors import ServiceDown
-from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.schema import DeviceReading, ValveCommand
+from ecowatch.simulators.hj212_link import KEEP_AT_MOST, Hj212Dialect, Hj212Uplink
 from ecowatch.simulators.models import (
     AirStation,
     BaseMonitor,
@@ -247,62 +248,11 @@ class MqttLink:
             self._forget()
 
 
-@dataclass(frozen=True)
-class Hj212Dialect:
-    """How one device speaks HJ 212: its protocol version and, for 2025, its SM4 key.
-
-    - 2005 (HJ/T 212-2005): by default no QN and no Flag, as fielded 2005 loggers upload data;
-      such a device asks for no answer. ``answers=True`` makes it send Flag=1 and a QN.
-    - 2017: Flag=5 (version 1, answer wanted), as this simulator always spoke.
-    - 2025: Flag=9 (version 2, answer wanted); with ``key``, the CP of its data uploads is
-      SM4-encrypted (HJ 212-2025 §6.4: a device on the Internet encrypts CNs 2000-2999), and it
-      resends what it could not send, marked RF=1.
-
-    Pollutant codes and DataTime (14 digits) are the 2017 ones in every version: the platform
-    maps a 2005 device's old codes anyway, so the simulator need not speak them.
-    """
-
-    version: hj212.Version = hj212.Version.V2017
-    key: bytes | None = None  # used by a 2025 device only; the others have no encryption
-    answers: bool | None = None  # wants 9014 answers; None: the version's habit (not 2005)
-
-    @property
-    def wants_answers(self) -> bool:
-        return self.version is not hj212.Version.V2005 if self.answers is None else self.answers
-
-    @property
-    def flag(self) -> int | None:
-        answer = hj212.FLAG_ANSWER if self.wants_answers else 0
-        if self.version is hj212.Version.V2005:
-            return answer or None  # no version bits; no Flag at all unless it wants answers
-        return hj212.reply_flag(self.version) | answer  # reply_flag: the version's bits
-
-    @property
-    def has_qn(self) -> bool:
-        # A 2005 upload without an answer needs no QN (nothing to match an answer to); the
-        # platform names it by its DataTime. From 2017 on, QN is required.
-        return self.version is not hj212.Version.V2005 or self.wants_answers
-
-    @property
-    def encrypts(self) -> bool:
-        return self.version is hj212.Version.V2025 and self.key is not None
-
-    @property
-    def resends(self) -> bool:
-        # RF (补传) is a 2025 field; 2005 and 2017 devices lose what they could not send, as
-        # this simulator's devices always did.
-        return self.version is hj212.Version.V2025
-
-
-# What a 2025 device keeps to resend after an outage: its store is finite, so a long outage
-# loses the oldest readings first (counted in FleetStats.overflow). 1,000 is over 16 hours of
-# one-minute readings.
-KEEP_AT_MOST = 1000
-
-
 class Hj212Link:
     """A real monitor's way: HJ 212 over TCP, one connection per device, each packet with the
-    device's own PW (the platform refuses any other), in the device's :class:`Hj212Dialect`."""
+    device's own PW (the platform refuses any other), in the device's :class:`Hj212Dialect`
+    (simulators/hj212_link.py); what the platform answered, what a 2025 device resent and
+    what its full store lost are counted in the fleet's stats."""
 
     def __init__(
         self,
@@ -316,98 +266,43 @@ class Hj212Link:
         dialect: Hj212Dialect | None = None,
         keep_at_most: int = KEEP_AT_MOST,
     ) -> None:
-        self.device, self._st = device, st
-        self._password = password
-        self.dialect = dialect or Hj212Dialect()
-        self._host, self._port = host, port
+        self.device = device
         self._stats = stats
-        self._writer: asyncio.StreamWriter | None = None
-        self._answers: asyncio.Task[None] | None = None
-        self._kept: deque[DeviceReading] = deque()  # oldest first; 2025 only
-        self._keep_at_most = keep_at_most
+        self.uplink: Hj212Uplink[None] = Hj212Uplink(
+            device,
+            st,
+            host,
+            port,
+            lambda _: stats.acked(),
+            password=password,
+            dialect=dialect,
+            keep_at_most=keep_at_most,
+        )
+
+    @property
+    def dialect(self) -> Hj212Dialect:
+        return self.uplink.dialect
 
     @property
     def kept(self) -> int:
         """Readings waiting to be resent."""
-        return len(self._kept)
+        return self.uplink.kept
 
     async def open(self) -> None:
-        try:
-            reader, self._writer = await asyncio.open_connection(self._host, self._port)
-        except OSError as exc:
-            raise ServiceDown(
-                "the HJ 212 server", f"tcp://{self._host}:{self._port}", str(exc)
-            ) from None
-        self._answers = asyncio.create_task(self._count_answers(reader))
-
-    async def _count_answers(self, reader: asyncio.StreamReader) -> None:
-        framer = hj212.Framer()
-        while data := await reader.read(4096):
-            for frame in framer.feed(data):
-                if isinstance(frame, bytes):
-                    with contextlib.suppress(hj212.Hj212Error):
-                        if hj212.parse(frame).cn == hj212.CN_DATA_ANSWER:
-                            self._stats.acked()
-
-    def packet(self, reading: DeviceReading, *, resent: bool = False) -> bytes:
-        """The CN 2011 upload of ``reading``, as this device writes it (encrypted or not)."""
-        local = reading.ts.astimezone(CHINA)
-        cp: dict[str, object] = {"DataTime": local.strftime("%Y%m%d%H%M%S")}
-        for code, m in reading.values.items():
-            cp[code] = {"Rtd": m.value, "Flag": m.flag.value}
-        dialect = self.dialect
-        # QN: the reading's time to the millisecond (17 digits). A kept reading was never
-        # sent, so its resend never reuses a QN the platform has seen.
-        qn = local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}"
-        packet = hj212.Packet(
-            qn=qn if dialect.has_qn else None,
-            st=self._st,
-            cn="2011",
-            pw=self._password,
-            mn=self.device,
-            flag=dialect.flag,
-            rf=1 if resent else None,
-            cp=cp,
-            encrypted=dialect.encrypts,
-        )
-        return hj212.build_bytes(packet, dialect.key)
+        await self.uplink.open()
 
     def send(self, reading: DeviceReading, garble: bool) -> None:
-        """The live reading, then whatever was kept through an outage (HJ 212-2025 §8.1.2: new
-        data first while resending)."""
-        self._write(self.packet(reading), garble)
-        while self._kept:
-            self._write(self.packet(self._kept.popleft(), resent=True), garble=False)
-            self._stats.resent += 1
-
-    def _write(self, data: bytes, garble: bool) -> None:
-        assert self._writer is not None
-        if garble:
-            data = data[:-8] + b"\r\n"  # a byte lost on the line: the CRC no longer fits
-        self._writer.write(data)
-        if not self.dialect.wants_answers and not garble:
-            # No 9014 will come (a 2005 device without Flag asks for none): written is all it
-            # can know, so it counts as acknowledged here, or `published` would never catch up.
-            self._stats.acked()
+        self._stats.resent += self.uplink.send(reading, None, garble=garble)
 
     def keep(self, reading: DeviceReading) -> None:
         """A reading made while off the network, for the next connection to resend."""
-        if len(self._kept) >= self._keep_at_most:
-            self._kept.popleft()
-            self._stats.overflow += 1
-        self._kept.append(reading)
+        self._stats.overflow += self.uplink.keep(reading, None)
 
     def drop(self) -> None:
-        if self._writer is not None:
-            self._writer.transport.abort()
-            self._writer = None
+        self.uplink.drop()
 
     def close(self) -> None:
-        if self._answers is not None:
-            self._answers.cancel()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self.uplink.close()
 
 
 class CommandHandler(Protocol):

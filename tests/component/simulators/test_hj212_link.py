@@ -1,11 +1,14 @@
-"""The simulator's HJ 212 link: each version's packets, SM4 for 2025, and the RF=1 resend of
-what a 2025 monitor measured while off the network. The bytes are read back with the real
-codec, over a real TCP connection to a small local platform that answers as the server does."""
+"""The simulators' HJ 212 link (simulators/hj212_link.py), as the fleet and the drill use it:
+each version's packets, SM4 for 2025, acknowledgements filed by QN, the RF=1 resend of what a
+2025 monitor measured while off the network (paced, for the drill), and the drill's resends
+of what was not answered. The bytes are read back with the real codec, over real TCP
+connections to a small local platform that answers as the server does (or holds back)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,12 +22,8 @@ from ecowatch.config.settings import Settings
 from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.schema import DataFlag, DeviceReading, Measurement
 from ecowatch.simulators.city import FleetPlan, build_fleet, choose_devices
-from ecowatch.simulators.fleet import (
-    FleetStats,
-    Hj212Dialect,
-    Hj212Link,
-    SimulatedDevice,
-)
+from ecowatch.simulators.fleet import FleetStats, Hj212Link, SimulatedDevice
+from ecowatch.simulators.hj212_link import Hj212Dialect, Hj212Uplink, Retry
 from ecowatch.simulators.models import Mode, OutfallMonitor
 
 MN = "33080200000001"
@@ -58,14 +57,21 @@ def cp_text(data: bytes) -> bytes:
 
 class Platform:
     """A local HJ 212 endpoint: keeps every frame in order and answers 9014 to each packet that
-    asks for an answer, in the packet's version, as the platform's server does."""
+    asks for an answer, in the packet's version, as the platform's server does. While not
+    ``answering`` it holds its answers back until :meth:`release`; a garbled frame is counted
+    and not answered."""
 
     def __init__(self, key: bytes | None = None) -> None:
         self.key = key
         self.frames: list[bytes] = []
         self.answers = 0
+        self.refused = 0
         self.connections = 0
+        self.peers: list[str] = []
         self.port = 0
+        self.answering = True
+        self.held: list[tuple[asyncio.StreamWriter, bytes]] = []
+        self._writers: list[asyncio.StreamWriter] = []
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -82,6 +88,8 @@ class Platform:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.peers.append(writer.get_extra_info("peername")[0])
+        self._writers.append(writer)
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
@@ -89,16 +97,38 @@ class Platform:
         try:
             while data := await reader.read(4096):
                 for frame in framer.feed(data):
-                    assert isinstance(frame, bytes), frame
+                    if not isinstance(frame, bytes):  # the framer's verdict: garbled
+                        self.refused += 1
+                        continue
                     self.frames.append(frame)
                     packet = hj212.parse(frame, self.key)
                     if packet.wants_answer:
-                        writer.write(hj212.build(hj212.data_answer(packet)).encode())
-                        self.answers += 1
+                        answer = hj212.build(hj212.data_answer(packet)).encode()
+                        if self.answering:
+                            writer.write(answer)
+                            self.answers += 1
+                        else:
+                            self.held.append((writer, answer))
         except ConnectionError:
             pass  # a device that drops its link
         finally:
             writer.close()
+
+    def release(self, newest_first: bool = False) -> None:
+        """The answers held back, then answer at once again."""
+        held = self.held[::-1] if newest_first else self.held
+        for writer, answer in held:
+            if not writer.is_closing():
+                writer.write(answer)
+                self.answers += 1
+        self.held.clear()
+        self.answering = True
+
+    def hang_up(self) -> None:
+        """The server ends every connection (a restart, say), and keeps listening."""
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
 
     def packets(self) -> list[hj212.Packet]:
         return [hj212.parse(frame, self.key) for frame in self.frames]
@@ -159,8 +189,12 @@ def test_each_version_writes_what_the_codec_reads_as_that_version(
     assert (stats.published, stats.resent) == (1, 0)
 
 
+def uplink(dialect: Hj212Dialect) -> Hj212Uplink[None]:
+    return Hj212Uplink(MN, "32", "127.0.0.1", 9, lambda _: None, password=PW, dialect=dialect)
+
+
 def test_a_2005_device_that_wants_answers_sends_flag_1_and_a_qn() -> None:
-    packet = hj212.parse(link(Hj212Dialect(V2005, answers=True)).packet(reading()))
+    packet = hj212.parse(uplink(Hj212Dialect(V2005, answers=True)).packet(reading()))
     assert (packet.version, packet.flag, packet.wants_answer) == (V2005, 1, True)
     assert packet.qn is not None and len(packet.qn) == 17
 
@@ -169,13 +203,13 @@ def test_a_key_encrypts_only_a_2025_device() -> None:
     assert not Hj212Dialect(V2017, KEY).encrypts
     assert not Hj212Dialect(V2005, KEY).encrypts
     assert Hj212Dialect(V2025, KEY).encrypts
-    data = link(Hj212Dialect(V2017, KEY)).packet(reading())
+    data = uplink(Hj212Dialect(V2017, KEY)).packet(reading())
     assert hj212.parse(data).version is V2017  # plain: no key needed
 
 
 def test_an_encrypted_2025_packet_hides_its_cp_and_is_unreadable_without_the_key() -> None:
-    plain = link(Hj212Dialect(V2025)).packet(reading())
-    secret = link(Hj212Dialect(V2025, KEY)).packet(reading())
+    plain = uplink(Hj212Dialect(V2025)).packet(reading())
+    secret = uplink(Hj212Dialect(V2025, KEY)).packet(reading())
     assert b"w01018-Rtd=42.5" in cp_text(plain)
     assert cp_text(plain) not in secret and b"w01018" not in secret
     assert b"DataTime=" not in secret
@@ -321,3 +355,209 @@ def test_simulate_refuses_an_hj212_version_over_mqtt() -> None:
     result = CliRunner().invoke(simulate, ["--hj212-version", "2025"])
     assert result.exit_code == 2
     assert "--hj212-version needs --transport hj212" in result.output
+
+
+# -- acknowledgements, resends and the drill's monitor ------------------------------------------
+
+
+def times(n: int) -> list[datetime]:
+    return [T0 + timedelta(seconds=i) for i in range(n)]
+
+
+def rf1_times(platform: Platform) -> list[str | None]:
+    return [p.data_time for p in platform.packets() if p.rf == 1]
+
+
+def live_times(platform: Platform) -> list[str | None]:
+    return [p.data_time for p in platform.packets() if p.rf is None]
+
+
+def drill_uplink(port: int, acks: list[int], **kw: object) -> Hj212Uplink[int]:
+    return Hj212Uplink(
+        MN,
+        "32",
+        "127.0.0.1",
+        port,
+        acks.append,
+        password=PW,
+        dialect=Hj212Dialect(V2025),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def test_each_answer_acknowledges_its_own_reading_once_by_its_qn() -> None:
+    acks: list[int] = []
+
+    async def run() -> Hj212Uplink[int]:
+        async with Platform() as platform:
+            platform.answering = False
+            device = drill_uplink(platform.port, acks)
+            await device.open()
+            for i, at in enumerate(times(3)):
+                device.send(reading(at), i)
+            await platform.wait_for(3)
+            assert device.unanswered == 3 and acks == []
+            platform.release(newest_first=True)
+            await until(lambda: len(acks) == 3)
+            # An answer to a reading it never sent, and one answer again: nothing more.
+            never = device.packet(reading(T0 + timedelta(hours=1)))
+            answers = [hj212.parse(never), hj212.parse(platform.frames[0])]
+            platform.held = [
+                (platform._writers[0], hj212.build(hj212.data_answer(a)).encode()) for a in answers
+            ]
+            platform.release()
+            await asyncio.sleep(0.1)
+            device.close()
+        return device
+
+    device = asyncio.run(run())
+    assert acks == [2, 1, 0] and device.unanswered == 0
+
+
+def test_a_garbled_upload_is_never_acknowledged_nor_waited_for() -> None:
+    acks: list[int] = []
+
+    async def run() -> tuple[Platform, Hj212Uplink[int]]:
+        async with Platform() as platform:
+            device = drill_uplink(platform.port, acks, retry=Retry(0.01, 0.01))
+            await device.open()
+            device.send(reading(), 0, garble=True)
+            device.send(reading(T0 + timedelta(seconds=1)), 1)
+            await until(lambda: acks == [1])
+            device.resend_overdue(10**9)
+            await asyncio.sleep(0.1)
+            device.close()
+        return platform, device
+
+    platform, device = asyncio.run(run())
+    assert platform.refused == 1 and len(platform.frames) == 1  # the garbled one never again
+    assert acks == [1] and device.unanswered == 0
+
+
+def test_with_a_retry_an_unanswered_upload_goes_again_each_time_out_doubling_to_a_cap() -> None:
+    acks: list[int] = []
+
+    async def run() -> Platform:
+        async with Platform() as platform:
+            platform.answering = False
+            device = drill_uplink(platform.port, acks, retry=Retry(after=1.0, cap=1.5))
+            await device.open()
+            device.send(reading(), 0)
+            await platform.wait_for(1)
+            sent = time.monotonic()
+            device.resend_overdue(sent + 0.5)  # not yet
+            device.resend_overdue(sent + 1.0)  # its time-out: again, and next after 1.5 s
+            await platform.wait_for(2)
+            again = time.monotonic()
+            device.resend_overdue(again + 1.0)  # not yet: the wait doubled (to its cap)
+            device.resend_overdue(again + 1.5)
+            await platform.wait_for(3)
+            device.resend_overdue(time.monotonic() + 1.5)  # the cap: 1.5 s, not 3
+            await platform.wait_for(4)
+            platform.release()
+            await until(lambda: device.unanswered == 0)
+            device.close()
+        return platform
+
+    platform = asyncio.run(run())
+    assert len(platform.frames) == 4 and len({bytes(f) for f in platform.frames}) == 1
+    assert acks == [0]  # four answers to one QN: acknowledged once
+
+
+def test_with_a_retry_a_new_connection_sends_everything_unanswered_oldest_first() -> None:
+    acks: list[int] = []
+
+    async def run() -> Platform:
+        async with Platform() as platform:
+            platform.answering = False
+            device = drill_uplink(platform.port, acks, retry=Retry())
+            at = times(4)
+            await device.open()
+            for i in range(3):
+                device.send(reading(at[i]), i)
+            await platform.wait_for(3)
+            platform.hang_up()  # the server killed with the device connected
+            await asyncio.wait_for(device.closed(), 5)
+            assert not device.connected
+            device.send(reading(at[3]), 3)  # measured while reconnecting: waits for it
+            platform.answering = True
+            platform.held.clear()
+            await device.open()
+            await until(lambda: len(acks) == 4)
+            device.close()
+        return platform
+
+    platform = asyncio.run(run())
+    assert platform.connections == 2
+    assert live_times(platform) == [local(t) for t in times(3) + times(4)]
+    assert sorted(acks) == [0, 1, 2, 3]
+
+
+def test_without_a_retry_a_lost_connection_loses_what_it_left_unanswered() -> None:
+    acks: list[int] = []
+
+    async def run() -> Platform:
+        async with Platform() as platform:
+            platform.answering = False
+            device = drill_uplink(platform.port, acks)
+            await device.open()
+            device.send(reading(), 0)
+            await platform.wait_for(1)
+            device.drop()
+            assert device.unanswered == 0 and not device.connected
+            device.send(reading(T0 + timedelta(seconds=1)), 1)  # nowhere to go: lost
+            platform.answering = True
+            await device.open()
+            device.send(reading(T0 + timedelta(seconds=2)), 2)
+            await until(lambda: acks == [2])
+            device.close()
+        return platform
+
+    platform = asyncio.run(run())
+    assert live_times(platform) == [local(T0), local(T0 + timedelta(seconds=2))]
+
+
+def test_kept_readings_are_resent_oldest_first_at_most_a_window_unanswered() -> None:
+    """The drill's monitor back from an outage: what it kept goes with RF=1, paced by the
+    answers, while its live readings go as usual."""
+    acks: list[int] = []
+    at = times(7)
+
+    async def run() -> tuple[Platform, Hj212Uplink[int]]:
+        async with Platform() as platform:
+            platform.answering = False
+            device = drill_uplink(platform.port, acks, resend_window=2, keep_at_most=None)
+            for i in range(5):
+                assert device.keep(reading(at[i]), i) == 0
+            await device.open()
+            assert device.send_kept() == 2 and device.kept == 3
+            assert device.send(reading(at[5]), 5) == 0  # the window is full
+            await platform.wait_for(3)
+            platform.release()  # each answer to a resend lets the next one go
+            await until(lambda: len(acks) == 6)
+            assert device.send(reading(at[6]), 6) == 0
+            await until(lambda: len(acks) == 7)
+            device.close()
+        return platform, device
+
+    platform, device = asyncio.run(run())
+    assert rf1_times(platform) == [local(t) for t in at[:5]]
+    assert live_times(platform) == [local(at[5]), local(at[6])]
+    assert sorted(acks) == list(range(7)) and device.kept_resent == 5 and device.kept == 0
+
+
+def test_a_full_store_loses_its_oldest_reading_and_says_so() -> None:
+    device = drill_uplink(9, [], keep_at_most=2)
+    assert [device.keep(reading(t), i) for i, t in enumerate(times(3))] == [0, 0, 1]
+    assert device.kept == 2
+
+
+def test_a_device_connects_from_an_address_of_its_own() -> None:
+    async def run() -> Platform:
+        async with Platform() as platform:
+            device = drill_uplink(platform.port, [], local_address="127.0.0.7")
+            await device.open()
+            device.close()
+        return platform
+
+    assert asyncio.run(run()).peers == ["127.0.0.7"]

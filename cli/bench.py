@@ -7,9 +7,7 @@ import asyncio
 import contextlib
 import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -31,6 +29,7 @@ from ecowatch.config.catalogue import copy_with_policies, load_catalogue
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.devtools.bench import (
     BENCH_POLICIES,
+    LOAD_GO,
     Arrivals,
     CpuMeter,
     NotificationSink,
@@ -40,12 +39,19 @@ from ecowatch.devtools.bench import (
     percentile,
     with_descendants,
 )
-from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Supervisor
+from ecowatch.devtools.watch import (
+    ChildProcess,
+    FlowWatch,
+    StageFailed,
+    Supervisor,
+    ecowatch_argv,
+)
 from ecowatch.errors import EcowatchError
 from ecowatch.kafka import group_lag
 from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
 from ecowatch.measurements import READING
 from ecowatch.schema import readings_in_record
+from ecowatch.streams.storage.flux import delete_predicate
 from ecowatch.streams.storage.store import reading_points_per_device
 
 POLL_SECONDS = 0.25  # InfluxDB's points per device: the latency samples' resolution
@@ -82,7 +88,7 @@ def _empty(settings: Settings, start: datetime, stop: datetime) -> None:
         client.delete_api().delete(
             start,
             stop,
-            f'_measurement="{READING}"',
+            delete_predicate(READING),
             bucket=settings.influx_bucket,
             org=settings.influx_org,
         )
@@ -149,8 +155,8 @@ class _TopicEnd:
 
 
 class _Load:
-    """The load generator (``python -m ecowatch.devtools.bench``), a process of its own: its JSON
-    lines are read on a thread."""
+    """The load generator (``python -m ecowatch.devtools.bench``), a process of its own: what it
+    says, JSON lines on its stdout, is taken in from its output file at each ``check``."""
 
     def __init__(
         self,
@@ -167,58 +173,52 @@ class _Load:
         argv.append(str(over_limit_every))
         if ahead is not None:
             argv.append(ahead.isoformat())
-        self.log_path = log_path
-        # Its errors to a file: a pipe nobody reads while it publishes could fill and stall it.
-        with open(log_path, "w") as log:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", "ecowatch.devtools.bench", *argv],
-                stdout=subprocess.PIPE,
-                stderr=log,
-                stdin=subprocess.PIPE,
-                text=True,
-            )
-        self.connected = threading.Event()
+        output_path = log_path.with_suffix(".out")
+        for path in (log_path, output_path):  # each run's own
+            path.unlink(missing_ok=True)
+        # Its output to a file: a pipe nobody reads while it publishes could fill and stall it.
+        self.child = ChildProcess(
+            "load generator",
+            [sys.executable, "-m", "ecowatch.devtools.bench", *argv],
+            log_path,
+            output_path=output_path,
+        )
+        self.connected = False
         self.last: dict = {"acked": 0}
         self.final: dict | None = None
-        threading.Thread(target=self._read, daemon=True).start()
+        self._heard = 0  # characters of its output taken in
 
-    def _read(self) -> None:
-        assert self.popen.stdout is not None
-        for line in self.popen.stdout:
-            said = json.loads(line)
-            if said.get("connected"):
-                self.connected.set()
+    def check(self) -> None:
+        """Take in what it said since the last look; a load generator that failed says why
+        (its log's last lines)."""
+        said = self.child.output()
+        end = said.rfind("\n") + 1  # whole lines: the last one may be half written
+        for line in said[self._heard : end].splitlines():
+            said_now = json.loads(line)
+            if said_now.get("connected"):
+                self.connected = True
             else:
-                self.last = said
-                if "samples" in said:
-                    self.final = said
+                self.last = said_now
+                if "samples" in said_now:
+                    self.final = said_now
+        self._heard = max(self._heard, end)
+        failure = self.child.failure()
+        if failure is not None and self.child.popen.returncode != 0:
+            raise StageFailed(failure)
 
     def go(self) -> None:
         """Publish the run's readings now."""
-        assert self.popen.stdin is not None
-        self.popen.stdin.write("go\n")
-        self.popen.stdin.flush()
-
-    def check(self) -> None:
-        """A load generator that fails says why (its stderr's last lines)."""
-        code = self.popen.poll()
-        if code not in (None, 0):
-            tail = "\n".join(self.log_path.read_text().strip().splitlines()[-8:])
-            raise EcowatchError(
-                f"the load generator exited with code {code}; the end of {self.log_path}:\n{tail}"
-            )
+        self.child.popen.send_signal(LOAD_GO)
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-        self.popen.wait(timeout=10)
+        self.child.stop(timeout=10)
 
 
 def _bridge_child() -> ChildProcess:
     settings = load_settings()
     return ChildProcess(
         "bridge",
-        [sys.executable, "-m", "ecowatch.cli", "bridge"],
+        ecowatch_argv("bridge"),
         settings.state_dir / "bench-bridge.log",
         # The bench puts a fleet's load on a few devices, each reading a second apart: the
         # bridge's per-device allowance (a few times a monitor's reporting interval) would
@@ -649,9 +649,9 @@ def _run_pipeline(
             over_limit_every,
             ahead,
         )
-        while not load.connected.wait(0.2):
+        while not load.connected:
             load.check()
-            await asyncio.sleep(0)
+            await asyncio.sleep(0.2)
         # Late: the readings ahead judged before the run's clock starts, so that every
         # device's newest reading is the one ahead when the run's readings come.
         before = backlog + (devices if ahead is not None else 0)
@@ -733,10 +733,10 @@ def _run_pipeline(
                     await asyncio.sleep(0.5)
             if sink is not None:  # the last reminders, sent after their readings were judged
                 notified.update(await _notifications_settled(worker_settings))
-            while load.final is None and load.popen.poll() is None:
+            while load.final is None and load.child.running:
+                load.check()
                 await asyncio.sleep(0.1)
-            await asyncio.sleep(0.3)  # its last line, read on a thread
-            load.check()
+            load.check()  # its last line, and how it ended
             figures.setdefault("published", load.final["published_seconds"])  # type: ignore[index]
         finally:
             await topic_end.stop()

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import signal
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -22,7 +21,7 @@ import click
 from ecowatch import topics
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import DEMO_CATALOGUE, Settings, load_settings
-from ecowatch.devtools.watch import ChildProcess, StageFailed, StageFailure
+from ecowatch.devtools.watch import ChildProcess, StageFailed, StageFailure, ecowatch_argv
 from ecowatch.errors import ConfigError, EcowatchError, StageStalled
 from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.stall import StallWatch
@@ -208,7 +207,7 @@ def start_worker(
     """`ecowatch worker` as a child of this command, logging to <state>/<name>.log."""
     return ChildProcess(
         name,
-        [sys.executable, "-m", "ecowatch.cli", "worker"],
+        ecowatch_argv("worker"),
         settings.state_dir / f"{name}.log",
         env={**os.environ, **(env or {})},
     )

@@ -10,7 +10,7 @@ Run as ``python -m ecowatch.devtools.bench DEVICES READINGS START RATE SAMPLE_EV
 [AHEAD]``, this module is the pipeline's load generator: a process of its own, so that its CPU
 is counted apart. It connects every device, publishes each device's one reading dated AHEAD
 first when given (the devices' clocks ahead of the run's readings, which are then all late),
-says so, and publishes the run's readings once the bench writes a line to its stdin.
+says so, and publishes the run's readings once the bench signals it (:data:`LOAD_GO`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import sys
 import threading
 import time
@@ -335,6 +336,10 @@ class Publisher:
         self.client.loop_stop()
 
 
+# The bench's go to its load generator: the workers have judged the readings ahead.
+LOAD_GO = signal.SIGUSR1
+
+
 def _say(line: dict) -> None:
     print(json.dumps(line), flush=True)
 
@@ -349,8 +354,11 @@ def run_load(
     ahead: datetime | None = None,
 ) -> None:
     """The load generator's process: connect every device (and publish each one's reading
-    dated ``ahead``), say so, wait for the bench's go (a line on stdin), publish, and say how
+    dated ``ahead``), say so, wait for the bench's go (:data:`LOAD_GO`), publish, and say how
     many readings Mosquitto acknowledged (every 0.5 s), then its own CPU and the samples."""
+    # Held from the start (paho's threads inherit the mask) until waited for below: a go is
+    # neither lost nor, left to its default action, fatal.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {LOAD_GO})
     settings = load_settings()
     catalogue = load_catalogue(settings.catalogue_folder())
     credentials = load_device_credentials(settings.device_credentials_file)
@@ -369,7 +377,7 @@ def run_load(
         for p in publishers:
             p.publish_one(ahead, readings)
     _say({"connected": True, "ahead": len(publishers) if ahead is not None else 0})
-    sys.stdin.readline()  # the bench's go: the workers have judged the readings ahead
+    signal.sigwait({LOAD_GO})
     cpu0 = process_cpu(os.getpid()) or 0.0
     t0 = time.perf_counter()
     threads = [

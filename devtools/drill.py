@@ -40,7 +40,6 @@ import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
 from collections import Counter
@@ -55,21 +54,28 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
 from ecowatch.alerts.templates import is_possible_repeat
-from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, copy_with_policies
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
 from ecowatch.devtools.bench import Arrivals, percentile
 from ecowatch.devtools.supervise import Backoff, KeptProcess
-from ecowatch.devtools.watch import ChildProcess, FlowWatch, StageFailed, Supervisor, read_health
-from ecowatch.errors import ConfigError, EcowatchError
+from ecowatch.devtools.watch import (
+    ChildProcess,
+    FlowWatch,
+    StageFailed,
+    Supervisor,
+    ecowatch_argv,
+    read_health,
+)
+from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
 from ecowatch.files import private_dir, read_json_object
 from ecowatch.ingest.hj212 import codec as hj212
-from ecowatch.measurements import READING
 from ecowatch.outage import port_open
 from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
+from ecowatch.simulators.hj212_link import Hj212Dialect, Hj212Uplink, Retry
 from ecowatch.simulators.models import BaseMonitor
 from ecowatch.simulators.mqtt_readings import ReadingSender
+from ecowatch.streams.storage import flux
 
 # -- the plan ----------------------------------------------------------------------------------
 
@@ -512,8 +518,6 @@ EXCEED_FACTOR = 2.5
 # 5 s), doubling up to the cap, as a monitor keeps its data until the platform answers.
 HJ212_RESEND_AFTER = 5.0
 HJ212_RESEND_CAP = 40.0
-# Flag: HJ 212-2025 (version bits 2), answer wanted (A=1).
-HJ212_2025_FLAG = 9
 # Kept readings resent (RF=1) and not yet answered, at most, per monitor.
 HJ212_RESEND_WINDOW = 50
 POLL_SECONDS = 1.0
@@ -609,174 +613,94 @@ class MqttDevice(DrillDevice):
         self.client.loop_stop()
 
 
-@dataclass
-class _Unanswered:
-    index: int
-    data: bytes
-    sent_at: float
-    wait: float = HJ212_RESEND_AFTER
-    resend: bool = False  # kept while off the network, sent with RF=1
-
-
 class Hj212Device(DrillDevice):
-    """A monitor on HJ 212 over TCP from an address of its own (the server takes at most 8
-    connections per address), keeping each packet until its 9014 comes: sent again after a
-    time-out, and all at once after a reconnect.
+    """A monitor on HJ 212-2025 over TCP (simulators/hj212_link.py) from an address of its own
+    (the server takes at most 8 connections per address), keeping each packet until its 9014
+    comes: sent again after a time-out, and all at once after a reconnect.
 
-    It speaks HJ 212-2025. Taken off the network (:meth:`go_offline`), it keeps measuring and
-    keeps what it measured; back on it (:meth:`come_back`), it sends its live readings as
-    usual and resends what it kept marked RF=1, oldest first, at most
-    :data:`HJ212_RESEND_WINDOW` unanswered at a time, as a monitor paces its 补传."""
+    Taken off the network (:meth:`go_offline`), it keeps measuring and keeps what it measured;
+    back on it (:meth:`come_back`), it sends its live readings as usual and resends what it
+    kept marked RF=1, oldest first, at most :data:`HJ212_RESEND_WINDOW` unanswered at a time,
+    as a monitor paces its 补传."""
 
     def __init__(
         self, *args: object, settings: Settings, password: str, address: str, **kw: object
     ) -> None:
         super().__init__(*args, **kw)  # type: ignore[arg-type]
-        self._host, self._port = settings.hj212_host, settings.hj212_port
-        self._address = address
-        self._password = password
-        self._writer: asyncio.StreamWriter | None = None
-        self._unanswered: dict[str, _Unanswered] = {}  # QN → packet
-        self._queued: list[str] = []  # QNs made while disconnected
-        self.connects = 0
-        self.resent = 0
+        self.uplink: Hj212Uplink[int] = Hj212Uplink(
+            self.device,
+            "32",  # a water pollution source
+            settings.hj212_host,
+            settings.hj212_port,
+            self._acked,
+            password=password,
+            dialect=Hj212Dialect(hj212.Version.V2025),
+            keep_at_most=None,  # a drill's outage loses nothing it measured
+            resend_window=HJ212_RESEND_WINDOW,
+            retry=Retry(HJ212_RESEND_AFTER, HJ212_RESEND_CAP),
+            local_address=address,
+        )
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._offline = False
-        self._kept: list[tuple[int, DeviceReading]] = []  # measured off the network
-        self._kept_unanswered = 0
         self.kept_total = 0  # readings it kept while off the network
-        self.kept_resent = 0  # of those, resent with RF=1
+
+    def _acked(self, index: int) -> None:
+        self.ledger.ack(self.device, index)
 
     def go_offline(self) -> None:
         """Off the network: the connection drops and stays down; readings are kept."""
         self._offline = True
-        if self._writer is not None:
-            self._writer.transport.abort()
+        self.uplink.drop()
 
     def come_back(self) -> None:
         self._offline = False
 
     @property
     def kept(self) -> int:
-        return len(self._kept)
+        return self.uplink.kept
+
+    @property
+    def kept_resent(self) -> int:
+        """Of the readings it kept, those resent with RF=1."""
+        return self.uplink.kept_resent
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None
-
-    @property
-    def unacknowledged(self) -> int:
-        return len(self._unanswered)
+        return self.uplink.connected
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
+        """Connected whenever it is on the network: a lost connection is opened again."""
         while not self._stop.is_set():
             if self._offline:
                 await asyncio.sleep(0.2)
                 continue
             try:
-                reader, writer = await asyncio.open_connection(
-                    self._host, self._port, local_addr=(self._address, 0)
-                )
-            except OSError:
+                await self.uplink.open()  # what is unanswered goes again at once
+            except ServiceDown:
                 await asyncio.sleep(0.5)
                 continue
-            self.connects += 1
-            self._writer = writer
-            # Whatever is unanswered goes again on the new connection, oldest first.
-            for qn in sorted(self._unanswered, key=lambda q: self._unanswered[q].index):
-                self._resend(qn)
-            self._send_kept()
-            try:
-                await self._read_answers(reader)
-            except (OSError, asyncio.IncompleteReadError):
-                pass
-            finally:
-                self._writer = None
-                writer.transport.abort()
-
-    async def _read_answers(self, reader: asyncio.StreamReader) -> None:
-        framer = hj212.Framer()
-        while data := await reader.read(65536):
-            for frame in framer.feed(data):
-                if not isinstance(frame, bytes):
-                    continue
-                with contextlib.suppress(hj212.Hj212Error):
-                    packet = hj212.parse(frame)
-                    if packet.cn == hj212.CN_DATA_ANSWER:
-                        done = self._unanswered.pop(packet.qn, None)
-                        if done is not None:
-                            self.ledger.ack(self.device, done.index)
-                            if done.resend:
-                                self._kept_unanswered -= 1
-                                self._send_kept()
-
-    def _send_kept(self) -> None:
-        """Resend kept readings (RF=1) while fewer than the window are unanswered."""
-        while (
-            self._kept
-            and self._writer is not None
-            and (self._kept_unanswered < HJ212_RESEND_WINDOW)
-        ):
-            index, reading = self._kept.pop(0)
-            qn, data = self._packet(reading, resent=True)
-            self._unanswered[qn] = _Unanswered(index, data, time.monotonic(), resend=True)
-            self._kept_unanswered += 1
-            self.kept_resent += 1
-            self._writer.write(data)
-
-    def _packet(self, reading: DeviceReading, resent: bool = False) -> tuple[str, bytes]:
-        local = reading.ts.astimezone(CHINA)
-        cp: dict[str, object] = {"DataTime": local.strftime("%Y%m%d%H%M%S")}
-        for code, m in reading.values.items():
-            cp[code] = {"Rtd": m.value, "Flag": m.flag.value}
-        qn = local.strftime("%Y%m%d%H%M%S") + f"{local.microsecond // 1000:03d}"
-        packet = hj212.Packet(
-            qn=qn,
-            st="32",
-            cn="2011",
-            pw=self._password,
-            mn=self.device,
-            flag=HJ212_2025_FLAG,
-            cp=cp,
-            rf=1 if resent else None,
-        )
-        return qn, hj212.build(packet).encode()
+            self.uplink.send_kept()  # then what it kept, as far as the window goes
+            await self.uplink.closed()
 
     def send_next(self) -> int:
         index, reading = self.next_reading()
         if self._offline:  # measured, kept until the network is back
-            self._kept.append((index, reading))
+            self.uplink.keep(reading, index)
             self.kept_total += 1
-            return index
-        qn, data = self._packet(reading)
-        self._unanswered[qn] = _Unanswered(index, data, time.monotonic())
-        if self._writer is not None:
-            self._writer.write(data)
+        else:
+            self.uplink.send(reading, index)
         return index
 
-    def _resend(self, qn: str) -> None:
-        packet = self._unanswered[qn]
-        if self._writer is not None:
-            self._writer.write(packet.data)
-            self.resent += 1
-        packet.sent_at = time.monotonic()
-
     def resend_overdue(self, now: float) -> None:
-        if self._writer is None:
-            return  # the reconnect sends everything
-        for qn, packet in list(self._unanswered.items()):
-            if now - packet.sent_at >= packet.wait:
-                packet.wait = min(HJ212_RESEND_CAP, packet.wait * 2)
-                self._resend(qn)
+        self.uplink.resend_overdue(now)
 
     async def close(self) -> None:
         self._stop.set()
-        if self._writer is not None:
-            self._writer.transport.abort()
+        self.uplink.drop()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -790,30 +714,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@dataclass
-class Stage:
-    """One of the platform's processes the drill runs (``ecowatch <command>``), and replaces."""
-
-    name: str
-    command: list[str]
-    log_path: Path
-    env: dict[str, str]
-    child: ChildProcess | None = None
-
-    def start(self) -> ChildProcess:
-        self.child = ChildProcess(
-            self.name,
-            [sys.executable, "-m", "ecowatch.cli", *self.command],
-            self.log_path,
-            env=self.env,
-        )
-        return self.child
-
-    def log_since_start(self) -> str:
-        assert self.child is not None
-        return self.child.log_tail(10_000)
 
 
 def _group_to_end(settings: Settings, group: str) -> None:
@@ -956,41 +856,24 @@ class Drill:
 
     # -- InfluxDB ----------------------------------------------------------------------------
 
-    def _flux(self, flux: str, timeout_ms: int = 10_000) -> list[list[str]]:
+    def _flux(self, query: str, timeout_ms: int = 10_000) -> list[list[str]]:
         """A Flux query's answer as CSV rows: the header, then the data."""
         from ecowatch.streams.storage.store import influx_client
 
         with influx_client(self.settings, timeout_ms) as client:
-            rows = [r for r in client.query_api().query_csv(flux, dialect=_CSV) if r]
+            rows = [r for r in client.query_api().query_csv(query, dialect=_CSV) if r]
         # Each table of the answer repeats the header: keep the first, drop the repeats.
         return rows[:1] + [r for r in rows[1:] if r != rows[0]]
 
-    def _reading_filter(self, devices: Iterable[str]) -> str:
-        wanted = " or ".join(f'r.device == "{d}"' for d in devices)
-        return (
-            f'filter(fn: (r) => r._measurement == "{READING}" and r._field == "value" '
-            f'and r.pollutant == "{COUNTED_POLLUTANT}" and ({wanted}))'
-        )
-
     def _counts(self, stops: Mapping[str, datetime] | None = None) -> dict[str, int]:
         """Stored readings per device in the drill's window, or up to each device's ``stops``."""
-        bucket, start = self.settings.influx_bucket, self.base.isoformat()
+        bucket, pollutant = self.settings.influx_bucket, COUNTED_POLLUTANT
         if stops is None:
-            stop = self.window_end.isoformat()
-            flux = (
-                f'from(bucket: "{bucket}") |> range(start: {start}, stop: {stop}) '
-                f"|> {self._reading_filter(self.ledger.devices)} |> count() "
-                '|> keep(columns: ["device", "_value"])'
-            )
+            devices, end = self.ledger.devices, self.window_end
+            query = flux.pollutant_counts(bucket, pollutant, devices, self.base, end)
         else:
-            parts = [
-                f'from(bucket: "{bucket}") |> range(start: {start}, stop: {t.isoformat()}) '
-                f"|> {self._reading_filter([d])} |> count() "
-                '|> keep(columns: ["device", "_value"])'
-                for d, t in stops.items()
-            ]
-            flux = f"union(tables: [{', '.join(parts)}])"
-        rows = self._flux(flux)
+            query = flux.pollutant_counts_until(bucket, pollutant, self.base, stops)
+        rows = self._flux(query)
         header, *data = rows or [[]]
         if not data:
             return {}
@@ -1001,12 +884,10 @@ class Drill:
         return dict(out)
 
     def _stored_indexes(self, device: str) -> set[int]:
-        flux = (
-            f'from(bucket: "{self.settings.influx_bucket}") '
-            f"|> range(start: {self.base.isoformat()}, stop: {self.window_end.isoformat()}) "
-            f'|> {self._reading_filter([device])} |> keep(columns: ["_time"])'
+        query = flux.pollutant_times(
+            self.settings.influx_bucket, COUNTED_POLLUTANT, [device], self.base, self.window_end
         )
-        header, *data = self._flux(flux, timeout_ms=60_000) or [[]]
+        header, *data = self._flux(query, timeout_ms=60_000) or [[]]
         if not data:
             return set()
         ti = header.index("_time")
@@ -1020,14 +901,11 @@ class Drill:
         now = datetime.now(UTC).replace(microsecond=0)
         bucket = timedelta(minutes=10)
         earliest = now - timedelta(days=6, hours=12)  # readings older than 7 days are refused
-        flux = (
-            f'from(bucket: "{self.settings.influx_bucket}") '
-            f"|> range(start: {earliest.isoformat()}) "
-            f"|> {self._reading_filter(e.device.id for e in self.entries)} "
-            '|> aggregateWindow(every: 10m, fn: count, createEmpty: false, timeSrc: "_start") '
-            '|> keep(columns: ["_time"])'
+        devices = [e.device.id for e in self.entries]
+        query = flux.pollutant_windows(
+            self.settings.influx_bucket, COUNTED_POLLUTANT, devices, earliest, bucket
         )
-        header, *data = self._flux(flux, timeout_ms=120_000) or [[]]
+        header, *data = self._flux(query, timeout_ms=120_000) or [[]]
         ti = header.index("_time") if data else 0
         occupied = {datetime.fromisoformat(r[ti].replace("Z", "+00:00")) for r in data}
         start = free_window(occupied, bucket, earliest, now - timedelta(hours=1), span)
@@ -1100,27 +978,25 @@ class Drill:
         self.health_ports = {"bridge": _free_port(), "hj212": _free_port()}
         bridge_env = {**base_env, "ECOWATCH_BRIDGE_HEALTH_PORT": str(self.health_ports["bridge"])}
         hj212_env = {**base_env, "ECOWATCH_HJ212_HEALTH_PORT": str(self.health_ports["hj212"])}
+        commands = {"worker": ["worker"], "bridge": ["bridge"], "hj212": ["hj212", "serve"]}
+        envs = {"worker": worker_env, "bridge": bridge_env, "hj212": hj212_env}
+        # The platform's processes the drill runs (``ecowatch <command>``), kills and starts
+        # again. In a storm they are kept: their keeper's rounds start whatever exited again,
+        # planned or not; otherwise the drill starts them again, and any death it did not cause
+        # ends it.
         self.stages = {
-            "worker": Stage("worker", ["worker"], self.folder / "worker.log", worker_env),
-            "bridge": Stage("bridge", ["bridge"], self.folder / "bridge.log", bridge_env),
-            "hj212": Stage("hj212", ["hj212", "serve"], self.folder / "hj212.log", hj212_env),
+            name: KeptProcess(
+                name,
+                ecowatch_argv(*command),
+                self.folder / f"{name}.log",
+                envs[name],
+                lambda line: self.say(f"keeper: {line}"),
+                time.monotonic,
+                Backoff(first=1.0, cap=10.0),
+            )
+            for name, command in commands.items()
         }
-        # In a storm the processes are kept (restarted whenever they exit, planned or not);
-        # otherwise any death the drill did not cause ends it.
-        self.kept: dict[str, KeptProcess] = {}
-        if o.storm:
-            self.kept = {
-                name: KeptProcess(
-                    name,
-                    [sys.executable, "-m", "ecowatch.cli", *stage.command],
-                    stage.log_path,
-                    stage.env,
-                    lambda line: self.say(f"keeper: {line}"),
-                    time.monotonic,
-                    Backoff(first=1.0, cap=10.0),
-                )
-                for name, stage in self.stages.items()
-            }
+        self.kept: dict[str, KeptProcess] = dict(self.stages) if o.storm else {}
         self.supervisor = Supervisor(
             [],
             FlowWatch(
@@ -1135,11 +1011,8 @@ class Drill:
         try:
             return asyncio.run(self._main())
         finally:
-            for kept in self.kept.values():
-                kept.stop()
             for stage in self.stages.values():
-                if stage.child is not None:
-                    stage.child.stop()
+                stage.stop()
             inbox.__exit__(None, None, None)
             self.echo(f"logs of the drill's processes: {self.folder}")
 
@@ -1161,10 +1034,9 @@ class Drill:
             )
 
     def _start_stage(self, name: str) -> ChildProcess:
-        if name in self.kept:  # watched by its keeper, not by the supervisor
-            child = self.stages[name].child = self.kept[name].start()
-            return child
         child = self.stages[name].start()
+        if name in self.kept:  # watched by its keeper, not by the supervisor
+            return child
         self.supervisor.children = [c for c in self.supervisor.children if c.name != name] + [child]
         self.supervisor.owners["stored"] = self.stages["worker"].child or "worker"
         return child
@@ -1179,7 +1051,6 @@ class Drill:
         return time.monotonic() - started
 
     async def _stage_ready(self, name: str) -> None:
-        stage = self.stages[name]
         if name == "worker":
             await self._wait_for(
                 lambda: bool((read_health(self.web_port) or {}).get("ready")),
@@ -1187,8 +1058,10 @@ class Drill:
                 "the worker ready",
             )
         elif name == "bridge":
+            child = self.stages[name].child
+            assert child is not None
             await self._wait_for(
-                lambda: "bridge subscribed" in stage.log_since_start(), 60, "the bridge subscribed"
+                lambda: "bridge subscribed" in child.log_since_start(), 60, "the bridge subscribed"
             )
         else:
             s = self.settings
@@ -1488,9 +1361,8 @@ class Drill:
     async def _tend(self) -> None:
         """The keepers' rounds (storm only): whatever exited is started again."""
         while self.kept:
-            for name, kept in self.kept.items():
+            for kept in self.kept.values():
                 kept.tend()
-                self.stages[name].child = kept.child
             await asyncio.sleep(0.25)
 
     async def _storm(self, hot: list[DrillDevice]) -> None:
@@ -1567,9 +1439,7 @@ class Drill:
         kept = self.kept[name]
         old = kept.child
         assert old is not None
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(old.pid, signal.SIGKILL)
-        code = await asyncio.to_thread(old.popen.wait)
+        code = await asyncio.to_thread(old.kill)
         # Its keeper starts it again; nobody else does.
         with contextlib.suppress(EcowatchError):
             await self._wait_for(lambda: kept.child is not old and kept.running, 60, name)
@@ -1642,8 +1512,7 @@ class Drill:
         # Killed and replaced with no await in between: the supervisor never sees the planned
         # death as a failure, and any other death still ends the drill.
         outcome.started_at = time.monotonic()
-        os.kill(old.pid, signal.SIGKILL)
-        code = old.popen.wait()
+        code = old.kill()
         new = self._start_stage(name)
         outcome.ended_at = time.monotonic()
         outcome.evidence = {"old_pid": old.pid, "new_pid": new.pid, "exit_code": code}

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -83,6 +84,41 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def ecowatch_argv(*args: str) -> list[str]:
+    """``ecowatch <args>`` as this interpreter runs it (the venv's, whatever PATH says)."""
+    return [sys.executable, "-m", "ecowatch.cli", *args]
+
+
+def read_log(path: Path, offset: int = 0) -> str | None:
+    """What a log holds from ``offset`` on; None if it cannot be read (not written yet)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return None
+
+
+def last_lines(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def stop_pid(pid: int, timeout: float, running: Callable[[], bool]) -> None:
+    """SIGTERM, then SIGKILL if it still runs after ``timeout`` seconds; returns once it has
+    gone. ``running`` says whether it still runs (a child's poll, which also reaps it, or a
+    look at /proc for a service an earlier command started)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while running() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if running():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while running():
+            time.sleep(0.05)
+
+
 class ChildProcess:
     """A process the command started, with its log; the log is read from where this run began
     (an earlier run may have written to the same file).
@@ -90,38 +126,66 @@ class ChildProcess:
     It runs in a session (and process group) of its own, so the terminal's Ctrl-C reaches the
     command alone, which stops its children in its own order and time (the demo asks its
     worker for the week's settlement before stopping it): every command that starts one
-    calls ``stop`` on its way out, and a command that dies takes it along (PDEATHSIG)."""
+    calls ``stop`` on its way out, and a command that dies takes it along (PDEATHSIG), unless
+    ``die_with_parent`` is False (the stack's services outlive the command that starts them).
+
+    Its stdout and stderr go to the log, unless ``output_path`` names a file of its own for
+    stdout: what the process says back (a service's counts on its way out, the bench's load
+    generator's progress) then stays apart from what it logs."""
 
     def __init__(
-        self, name: str, argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None
+        self,
+        name: str,
+        argv: Sequence[str],
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+        *,
+        cwd: Path | None = None,
+        die_with_parent: bool = True,
+        output_path: Path | None = None,
     ) -> None:
         self.name = name
         self.log_path = log_path
+        self.output_path = output_path
+        self._output_offset = 0
         private_dir(log_path.parent)
-        with open(log_path, "ab") as log:
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(open(log_path, "ab"))
             self._log_offset = log.tell()
+            stdout = log
+            if output_path is not None:
+                stdout = files.enter_context(open(output_path, "ab"))
+                self._output_offset = stdout.tell()
             self.popen = subprocess.Popen(
                 list(argv),
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                stdout=stdout,
+                stderr=subprocess.STDOUT if stdout is log else log,
                 stdin=subprocess.DEVNULL,
                 env=dict(env) if env is not None else None,
+                cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
+                preexec_fn=_die_with_parent if die_with_parent else None,
             )
 
     @property
     def pid(self) -> int:
         return self.popen.pid
 
+    @property
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_since_start(self) -> str:
+        return read_log(self.log_path, self._log_offset) or ""
+
     def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            with open(self.log_path, "rb") as f:
-                f.seek(self._log_offset)
-                text = f.read().decode(errors="replace")
-        except OSError:
+        return last_lines(self.log_since_start(), lines)
+
+    def output(self) -> str:
+        """What it wrote to its stdout (``output_path``) since it started."""
+        if self.output_path is None:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return read_log(self.output_path, self._output_offset) or ""
 
     def failure(self) -> StageFailure | None:
         """Its failure if it has exited (at all: a worker of a running command never should)."""
@@ -133,15 +197,16 @@ class ChildProcess:
     def stall(self, what: str) -> StageFailure:
         return StageFailure(self.name, what, self.log_path, self.log_tail())
 
+    def kill(self) -> int:
+        """SIGKILL, no goodbye (a fault drill's); its exit code."""
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+        return self.popen.wait()
+
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL: a worker left behind would hold its partitions."""
-        if self.popen.poll() is None:
-            self.popen.terminate()
-        try:
-            self.popen.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait()
+        if self.running:
+            stop_pid(self.pid, timeout, lambda: self.popen.poll() is None)
 
 
 @dataclass

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ecowatch.devtools.watch import ChildProcess, last_lines, read_log, stop_pid
 from ecowatch.files import private_dir
 
 
@@ -52,7 +51,9 @@ def _cmdline(pid: int) -> str:
 
 
 class ManagedProcess:
-    """One long-running server process, known by a pid file and a marker in its command line.
+    """One long-running server process, known by a pid file and a marker in its command line:
+    ``ecowatch stack down`` stops what an earlier command started. The process this command
+    spawns is a :class:`ChildProcess` that outlives it (no PDEATHSIG).
 
     The marker (a path inside the state folder) makes ``stop`` refuse to signal a recycled pid
     that belongs to somebody else.
@@ -63,6 +64,7 @@ class ManagedProcess:
         self.pid_file = pid_file
         self.log_file = log_file
         self.marker = marker
+        self._child: ChildProcess | None = None  # spawned by this command
 
     def pid(self) -> int | None:
         try:
@@ -75,65 +77,41 @@ class ManagedProcess:
 
     def spawn(
         self, argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path | None = None
-    ) -> subprocess.Popen:
+    ) -> ChildProcess:
         private_dir(self.log_file.parent)
         with open(self.log_file, "ab") as log:
-            self._spawn_offset = log.tell()
             log.write(
                 f"\n--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(argv)}\n".encode()
             )
-            log.flush()
-            proc = subprocess.Popen(
-                list(argv),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # not killed by the terminal's Ctrl-C; `down` stops it
-                env=env,
-                cwd=cwd,
-            )
-        self.pid_file.write_text(str(proc.pid))
-        self._child = proc
-        return proc
+        # Not killed by the terminal's Ctrl-C (a session of its own) nor with this command:
+        # `down` stops it.
+        self._child = ChildProcess(
+            self.name, argv, self.log_file, env, cwd=cwd, die_with_parent=False
+        )
+        self.pid_file.write_text(str(self._child.pid))
+        return self._child
 
     def starting(self) -> bool:
         """Is the process we just spawned still running? (Its command line may not show the
         marker yet, right after the fork, so ask the child itself.)"""
-        child = getattr(self, "_child", None)
-        return child is not None and child.poll() is None
+        return self._child is not None and self._child.running
 
     def stop(self, timeout: float = 20.0) -> bool:
         """SIGTERM, then SIGKILL after ``timeout``. True if a process of ours was running."""
         pid = self.pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and pid_alive(pid):
-            time.sleep(0.1)
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
+        if pid is not None:
+            # By pid: an earlier command may have started it, so it need not be our child.
+            stop_pid(pid, timeout, lambda: pid_alive(pid))
         self.pid_file.unlink(missing_ok=True)
-        return True
+        return pid is not None
 
     def log_since_spawn(self) -> str:
         """What the process wrote since we started it (earlier runs share the log file)."""
-        try:
-            with open(self.log_file, "rb") as f:
-                f.seek(getattr(self, "_spawn_offset", 0))
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return self._child.log_since_start() if self._child is not None else ""
 
     def log_tail(self, lines: int = 25) -> str:
-        try:
-            text = self.log_file.read_text(errors="replace")
-        except OSError:
-            return "(no log yet)"
-        return "\n".join(text.splitlines()[-lines:])
+        text = read_log(self.log_file)
+        return "(no log yet)" if text is None else last_lines(text, lines)
 
 
 def wait_until(check: Callable[[], bool], timeout: float, alive: Callable[[], bool]) -> bool:

@@ -26,6 +26,7 @@ from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.devtools.stack.process import Progress
 from ecowatch.devtools.stack.services import Stack
+from ecowatch.devtools.watch import ChildProcess, ecowatch_argv
 from ecowatch.errors import EcowatchError
 from ecowatch.outage import port_open
 from ecowatch.streams.storage.store import influx_client
@@ -132,36 +133,34 @@ def wait_for(check: Callable[[], object], timeout: float, what: str, every: floa
 
 
 class Service:
-    """An ecowatch command run as its own process, as an operator would run it."""
+    """An ecowatch command run as its own process, as an operator would run it (with this
+    process's environment as it is now): its log is its stderr, and what it prints on stdout
+    (the counts a bridge or HJ 212 server says on its way out) is what ``stop`` returns."""
 
     def __init__(self, name: str, argv: list[str], log_dir: Path) -> None:
         self.name = name
-        self.log_path = log_dir / f"{name}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ecowatch.cli", *argv],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            env=os.environ.copy(),
+        self.child = ChildProcess(
+            name,
+            ecowatch_argv(*argv),
+            log_dir / f"{name}.log",
+            output_path=log_dir / f"{name}.out",
         )
+        self.log_path = self.child.log_path
+
+    @property
+    def proc(self) -> subprocess.Popen:
+        return self.child.popen
 
     def alive(self) -> bool:
-        return self.proc.poll() is None
+        return self.child.running
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.child.log_since_start()
 
     def stop(self, timeout: float = 30) -> str:
-        """SIGTERM, wait, and return what it printed on stdout."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            out, _ = self.proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            out, _ = self.proc.communicate()
-        self._log.close()
-        return out.decode(errors="replace")
+        """SIGTERM, then SIGKILL after ``timeout``; what it printed on stdout."""
+        self.child.stop(timeout)
+        return self.child.output()
 
 
 @pytest.fixture(scope="session")

@@ -117,3 +117,54 @@ def test_the_hours_a_runs_readings_fall_in_are_china_hours() -> None:
     start = datetime(2026, 12, 1, 8, 59, 3, tzinfo=UTC)  # 16:59:03 in China
     hours = hours_between(start, start + timedelta(seconds=2001))
     assert [h.hour for h in hours] == [16, 17]
+
+
+def _load(tmp_path, monkeypatch, credentials: bool = True):  # type: ignore[no-untyped-def]
+    """The real load generator with no devices: it needs no broker, and says all it says."""
+    from datetime import UTC, datetime
+
+    from ecowatch.cli.bench import _Load
+
+    monkeypatch.setenv("ECOWATCH_STATE_DIR", str(tmp_path))
+    if credentials:
+        (tmp_path / "mosquitto").mkdir()
+        (tmp_path / "mosquitto" / "credentials.json").write_text("{}")
+    return _Load(0, 10, datetime(2026, 12, 1, tzinfo=UTC), 0.0, tmp_path / "bench-load.log")
+
+
+def _until(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_the_load_generator_connects_waits_for_the_go_then_says_what_it_did(
+    tmp_path, monkeypatch
+) -> None:
+    load = _load(tmp_path, monkeypatch)
+    try:
+        _until(lambda: load.check() or load.connected)
+        time.sleep(0.5)  # without the go it publishes nothing
+        load.check()
+        assert load.final is None and load.child.running
+        load.go()
+        _until(lambda: load.check() or not load.child.running)
+        load.check()  # exited 0: no failure
+        assert load.final is not None and load.final["samples"] == []
+        assert load.final["acked"] == 0 and "cpu_seconds" in load.final
+    finally:
+        load.stop()
+
+
+def test_a_load_generator_that_fails_ends_the_bench_with_its_log(tmp_path, monkeypatch) -> None:
+    from ecowatch.devtools.watch import StageFailed
+
+    load = _load(tmp_path, monkeypatch, credentials=False)
+    try:
+        load.child.popen.wait(30)
+        with pytest.raises(StageFailed, match="load generator exited with code 1") as failed:
+            load.check()
+        assert "no device credentials file" in str(failed.value)
+    finally:
+        load.stop()

@@ -199,3 +199,69 @@ def test_a_child_still_dies_with_the_command_that_started_it(tmp_path: Path) -> 
     finally:
         command.kill()
         command.wait()
+
+
+# -- the one child-process wrapper: what the commands, the stack, the bench and the tests share --
+
+
+def test_a_command_s_stdout_can_be_kept_apart_from_its_log(tmp_path: Path) -> None:
+    (tmp_path / "bridge.out").write_text('{"an earlier run": 1}\n')
+    says = "import sys; print('{\"bridged\": 3}'); print('log', file=sys.stderr)"
+    proc = ChildProcess(
+        "bridge",
+        [sys.executable, "-c", says],
+        tmp_path / "bridge.log",
+        output_path=tmp_path / "bridge.out",
+    )
+    proc.popen.wait(10)
+    assert proc.output() == '{"bridged": 3}\n'  # this run's only
+    assert proc.log_since_start() == "log\n"
+    assert not proc.running
+
+
+def test_stop_asks_then_kills_a_child_that_will_not_go(tmp_path: Path) -> None:
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ignoring SIGTERM', flush=True); time.sleep(60)"
+    )
+    proc = child(tmp_path, stubborn)
+    deadline = time.monotonic() + 10
+    while "ignoring" not in proc.log_since_start() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    proc.stop(timeout=0.5)
+    assert proc.popen.returncode == -signal.SIGKILL
+    assert 0.5 <= time.monotonic() - started < 5
+
+
+def test_kill_is_a_sigkill_with_no_goodbye_and_says_the_exit_code(tmp_path: Path) -> None:
+    proc = child(tmp_path, "import time; time.sleep(60)")
+    assert proc.kill() == -signal.SIGKILL
+    assert proc.failure() is not None and not proc.running
+    assert proc.kill() == -signal.SIGKILL  # again: nothing to kill, the same answer
+
+
+def test_a_service_child_runs_in_its_folder_and_outlives_its_command(tmp_path: Path) -> None:
+    """The stack's services (die_with_parent=False) keep running after `ecowatch stack up`."""
+    command = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from ecowatch.devtools.watch import ChildProcess; "
+            "c = ChildProcess('mosquitto', [sys.executable, '-c', "
+            "'import os, time; print(os.getcwd(), flush=True); time.sleep(60)'], "
+            f"Path({str(tmp_path / 'mosquitto.log')!r}), cwd=Path({str(tmp_path)!r}), "
+            "die_with_parent=False); print(c.pid, flush=True)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    out, _ = command.communicate(timeout=10)
+    pid = int(out)
+    try:
+        time.sleep(0.3)
+        assert not _gone(pid)
+        assert (tmp_path / "mosquitto.log").read_text().strip() == str(tmp_path)
+    finally:
+        os.kill(pid, signal.SIGKILL)

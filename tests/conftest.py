@@ -11,6 +11,7 @@ import pytest
 
 from ecowatch.config.catalogue import Catalogue, load_catalogue
 from ecowatch.config.settings import DEMO_CATALOGUE
+from tests.catalogue import synthetic_catalogue
 
 NOW = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
 
@@ -20,7 +21,15 @@ os.environ.setdefault("ECOWATCH_CATALOGUE", str(DEMO_CATALOGUE))
 
 
 @pytest.fixture(scope="session")
-def catalogue() -> Catalogue:
+def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Catalogue:
+    """The small synthetic city of tests/catalogue.py, read by the loader."""
+    return synthetic_catalogue(tmp_path_factory.mktemp("catalogue"))
+
+
+@pytest.fixture(scope="session")
+def demo_city() -> Catalogue:
+    """The demo city (config/catalogue/): for the demo's own tests, and the processes of the
+    integration tests, which run it."""
     return load_catalogue(DEMO_CATALOGUE)
 
 

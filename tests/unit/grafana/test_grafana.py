@@ -119,6 +119,7 @@ def test_every_query_reads_the_data_sources_bucket(path):
 
 
 def test_the_dashboards_are_what_the_generator_makes_of_the_catalogue():
+    # The shipped dashboards are the demo city's (Grafana's provisioning for `ecowatch demo`).
     rendered = generator().render(load_catalogue(DEMO_CATALOGUE))
     assert sorted(rendered) == [p.name for p in DASHBOARDS]
     for path in DASHBOARDS:
@@ -127,8 +128,8 @@ def test_the_dashboards_are_what_the_generator_makes_of_the_catalogue():
         )
 
 
-def test_the_limit_lines_are_the_limits_a_reading_is_judged_against():
-    rows = generator().limit_rows(load_catalogue(DEMO_CATALOGUE))
+def test_the_limit_lines_are_the_limits_a_reading_is_judged_against(catalogue):
+    rows = generator().limit_rows(catalogue)
     by = {(r["site"], r["pollutant"], r["bound"]): r for r in rows}
     # The permit's COD limit, stricter than GB 8978's first grade.
     assert by["S-OUT-001", "w01018", "max"]["limit"] == 80.0

@@ -82,9 +82,9 @@ def test_the_shipped_scenarios_load():
     assert load_scenario("soak-city").every == timedelta(days=1)
 
 
-def test_the_shipped_scenarios_name_catalogue_devices(catalogue):
+def test_the_shipped_scenarios_name_catalogue_devices(demo_city):
     used = {d for name in scenario_names() for d in load_scenario(name).devices}
-    assert used <= set(catalogue.devices)
+    assert used <= set(demo_city.devices)
     assert {d for d in used if "M" in d} == set(METERS)
     assert set(ACTIONS) - {e.action for n in scenario_names() for e in load_scenario(n).events} == {
         "stopped",
@@ -402,10 +402,10 @@ def test_demo_city_recharges_and_swaps_a_card(catalogue):
 # -- repeating scenarios -----------------------------------------------------------------------
 
 
-def test_soak_city_plays_the_same_day_every_day(catalogue):
+def test_soak_city_plays_the_same_day_every_day(demo_city):
     """Every window starts and ends and every one-off happens once each day, the same each
     day; at midnight every device the scenario names is back to normal."""
-    models = fleet(catalogue)
+    models = fleet(demo_city)
     clock = ManualClock(START.replace(hour=0))
     run = load_scenario("soak-city").run(models, clock)
     days: list[list[str]] = []

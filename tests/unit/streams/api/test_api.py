@@ -91,7 +91,7 @@ def test_the_cases_query_in_range(catalogue):
 def test_the_cases_query_refuses_what_it_cannot_use(catalogue):
     with refused(400, "status: expected one of pending, reminded, escalated"):
         cases_query([("status", "open")], KC, catalogue)
-    with refused(400, r"grid: expected one of the catalogue's grids, G-CS-01.* \(got 'G-XX-99'\)"):
+    with refused(400, r"grid: expected one of the catalogue's grids, G-KC-01.* \(got 'G-XX-99'\)"):
         cases_query([("grid", "G-XX-99")], KC, catalogue)
     with refused(403, "grid G-QJ-01 is not yours"):
         cases_query([("grid", "G-QJ-01")], KC, catalogue)

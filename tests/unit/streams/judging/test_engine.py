@@ -48,7 +48,7 @@ def test_the_context_comes_from_the_catalogue(catalogue):
 
 def test_an_hourly_exceedance_reminds_then_escalates_on_the_catalogue_policy(catalogue):
     state, out = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
-    # hourly_over_limit: pending 0, deadline 2h (config/catalogue/policies.yaml)
+    # hourly_over_limit: pending 0, deadline 2h (tests/catalogue.py)
     assert [(n.step, n.audience) for n in out.notifications] == [
         (CaseStep.REMIND, Audience.ENTERPRISE)
     ]

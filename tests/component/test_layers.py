@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-# What judging is made of (pyproject.toml, "Judging is pure").
+# What judging is made of (pyproject.toml, "Judging is pure"), and the pure edges beside it:
+# the InfluxDB points and the Flux queries (the Grafana generator imports them without a client),
+# and the wording.
 PURE = [
     "ecowatch.streams.judging.rules",
     "ecowatch.streams.judging.aggregate",
@@ -17,6 +19,8 @@ PURE = [
     "ecowatch.streams.judging.report",
     "ecowatch.streams.judging.replay",
     "ecowatch.streams.storage.points",
+    "ecowatch.streams.storage.flux",
+    "ecowatch.alerts.wording",
     "ecowatch.streams.judging.ledger",
     "ecowatch.ingest.contract",
     "ecowatch.ingest.validation",

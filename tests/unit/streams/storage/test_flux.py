@@ -3,9 +3,6 @@ or pollutant code can add Flux of its own), and each query as it is written."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -332,14 +329,3 @@ def test_the_dashboards_read_grafanas_bucket_and_range() -> None:
         'schema.tagValues(bucket: v.defaultBucket, tag: "site", start: -30d,\n'
         '  predicate: (r) => r._measurement == "reading")'
     )
-
-
-def test_the_module_loads_no_io_library() -> None:
-    # Pure: the Grafana generator and the unit tests import it without a client.
-    code = (
-        "import json, sys, ecowatch.streams.storage.flux\n"
-        "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    loaded = set(json.loads(done.stdout))
-    assert loaded.isdisjoint({"influxdb_client", "aiohttp", "faust", "aiokafka", "paho"})

@@ -12,6 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 # skipped as long as pyproject.toml is there.
 COPY pyproject.toml README* /src/
 COPY ecowatch/ /src/ecowatch/
+COPY edges/ /src/edges/
 COPY config/ /src/config/
 COPY ingest/ /src/ingest/
 COPY streams/ /src/streams/

@@ -45,7 +45,7 @@ from ecowatch.alerts.routing import Route, Unroutable, route, scheme_of
 from ecowatch.alerts.templates import Lang, Message, possible_repeat, render
 from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.files import private_dir
+from ecowatch.edges.files import private_dir
 from ecowatch.lineprotocol import epoch_ms, int_field, line, string_field
 from ecowatch.measurements import DELIVERY
 from ecowatch.schema import Audience, CaseStep, Notification, Severity

@@ -26,6 +26,7 @@ from ecowatch.cli.runtime import (
     worker_counts,
 )
 from ecowatch.config.catalogue import copy_with_policies, load_catalogue
+from ecowatch.config.kafka_accounts import KafkaAccess, Role, access_for
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.devtools.bench import (
     BENCH_POLICIES,
@@ -46,9 +47,8 @@ from ecowatch.devtools.watch import (
     Supervisor,
     ecowatch_argv,
 )
+from ecowatch.edges.kafka import group_lag
 from ecowatch.errors import EcowatchError
-from ecowatch.kafka import group_lag
-from ecowatch.kafka_accounts import KafkaAccess, Role, access_for
 from ecowatch.measurements import READING
 from ecowatch.schema import readings_in_record
 from ecowatch.streams.storage.flux import delete_predicate

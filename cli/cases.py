@@ -107,7 +107,7 @@ def tokens_add(who: str, path: str | None) -> None:
     printed once; the file keeps only its hash. The worker reads the file when it starts."""
     from pathlib import Path
 
-    from ecowatch.tokens import OPERATOR, add_token
+    from ecowatch.edges.tokens import OPERATOR, add_token
 
     settings, catalogue = settings_and_catalogue()
     file = Path(path) if path else settings.officer_tokens
@@ -133,7 +133,7 @@ def tokens_convert(path: str) -> None:
     """Replace the plain tokens of an old tokens file by their hashes, in place (0600)."""
     from pathlib import Path
 
-    from ecowatch.tokens import convert_file
+    from ecowatch.edges.tokens import convert_file
 
     converted = convert_file(Path(path))
     click.echo(

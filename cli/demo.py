@@ -31,13 +31,13 @@ from ecowatch.cli.runtime import (
 )
 from ecowatch.clock import CHINA, SystemClock
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.devtools.desk import OfficerDesk, people_tokens
 from ecowatch.devtools.inbox import Inbox, inbox_env
 from ecowatch.devtools.watch import FlowWatch, StageFailed, Supervisor
 from ecowatch.errors import EcowatchError
 from ecowatch.ingest.mqtt.bridge import BridgeStats
-from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import CaseEvent
 
 SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowledged", "closed"}
@@ -45,7 +45,7 @@ SHOWN_CASE_EVENTS = {"reminded", "escalated", "renotified", "raised", "acknowled
 
 async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
     """Print the cases' turns as the worker takes them (ecowatch.cases, from now on)."""
-    from ecowatch.kafka import start_consumer
+    from ecowatch.edges.kafka import start_consumer
 
     kafka = access_for(settings, Role.OPS)
     consumer = await start_consumer(kafka, topics.CASES, auto_offset_reset="latest")
@@ -202,8 +202,8 @@ def demo(**options: object) -> None:
     playing a scenario; show live counts from every stage."""
     from ecowatch.devtools.stack.process import Progress
     from ecowatch.devtools.stack.services import Stack
+    from ecowatch.edges.kafka import start_producer
     from ecowatch.ingest.hj212.server import Hj212Server
-    from ecowatch.kafka import start_producer
     from ecowatch.simulators.city import build_fleet
 
     demo_city_unless_set()

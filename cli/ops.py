@@ -10,8 +10,8 @@ import click
 
 from ecowatch import topics
 from ecowatch.cli.runtime import fold_kafka_outages, settings_and_catalogue, stop_on_signals
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import load_settings
-from ecowatch.kafka_accounts import Role, access_for
 
 
 @click.command()
@@ -53,7 +53,7 @@ def replay(readings, tick: str, only: str) -> None:
 @click.option("--limit", default=20, show_default=True)
 def dead_letters(limit: int) -> None:
     """Print dead letters (reason, origin, detail, payload), oldest first, as JSON lines."""
-    from ecowatch.kafka import read_topic
+    from ecowatch.edges.kafka import read_topic
 
     settings = load_settings()
 

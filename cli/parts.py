@@ -17,10 +17,10 @@ from ecowatch.cli.runtime import (
     stop_on_signals,
     tune_gc,
 )
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import load_settings
 from ecowatch.errors import ConfigError, StageStalled
 from ecowatch.ingest.mqtt.bridge import BridgeStats
-from ecowatch.kafka_accounts import Role, access_for
 
 log = logging.getLogger("ecowatch")
 
@@ -63,7 +63,7 @@ def kafka_setup() -> None:
     """Create the platform's Kafka topics and grant its principals their ACLs, signed in as
     Kafka's admin (ECOWATCH_KAFKA_USERNAME/PASSWORD): what `ecowatch stack up` does for the
     local stack, for a Kafka of your own (docker-compose runs it once)."""
-    from ecowatch.kafka_accounts import set_up
+    from ecowatch.config.kafka_accounts import set_up
 
     settings = load_settings()
     kafka = access_for(settings, Role.ADMIN)
@@ -76,7 +76,7 @@ def worker() -> None:
     """Run the Faust stream worker (store readings in InfluxDB) until stopped."""
     import faust
 
-    from ecowatch.kafka import ensure_topics
+    from ecowatch.edges.kafka import ensure_topics
     from ecowatch.streams.worker.app import create_app
 
     settings = load_settings()
@@ -104,8 +104,8 @@ def hj212_serve() -> None:
     Listens on ECOWATCH_HJ212_HOST:ECOWATCH_HJ212_PORT; prints its counts as JSON when stopped.
     """
     from ecowatch.cli.health import serve_health, watch_stall
+    from ecowatch.edges.kafka import ensure_topics, start_producer
     from ecowatch.ingest.hj212.server import Hj212Server
-    from ecowatch.kafka import ensure_topics, start_producer
     from ecowatch.stall import StallWatch
 
     settings, catalogue = settings_and_catalogue()

@@ -20,10 +20,10 @@ import click
 
 from ecowatch import topics
 from ecowatch.config.catalogue import Catalogue, load_catalogue
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import DEMO_CATALOGUE, Settings, load_settings
 from ecowatch.devtools.watch import ChildProcess, StageFailed, StageFailure, ecowatch_argv
 from ecowatch.errors import ConfigError, EcowatchError, StageStalled
-from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.stall import StallWatch
 from ecowatch.streams.api.client import api_as
 from ecowatch.topics import BridgeSlice
@@ -88,9 +88,9 @@ async def run_bridge(
     """The bridge and its command relay until ``stop``; raises :class:`StageStalled` if it
     stood still for too long to recover by itself (its supervisor starts it again)."""
     from ecowatch.cli.health import serve_health, watch_stall
+    from ecowatch.edges.kafka import ensure_topics, start_producer
     from ecowatch.ingest.mqtt.bridge import MqttBridge
     from ecowatch.ingest.mqtt.commands import CommandRelay
-    from ecowatch.kafka import ensure_topics, start_producer
 
     kafka = access_for(settings, Role.INGEST)
     await ensure_topics(kafka, settings.kafka_partitions, topics.INGEST_TOPICS)
@@ -163,7 +163,7 @@ def fold_kafka_outages(settings: Settings) -> None:
     """A Kafka outage is one line when it starts and one when it ends, not the hundreds of
     errors a second aiokafka and Faust log while it lasts. Call once logging is set up: in
     a process's first seconds, before it has reached Kafka, an outage is Kafka starting."""
-    from ecowatch.outage import KAFKA_STARTING_SECONDS, Outage, fold_outages, port_open
+    from ecowatch.edges.outage import KAFKA_STARTING_SECONDS, Outage, fold_outages, port_open
 
     fold_outages(
         Outage("Kafka", settings.kafka_bootstrap, starting_within=KAFKA_STARTING_SECONDS),

@@ -19,8 +19,8 @@ from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ecowatch.clock import Clock, configured_clock
+from ecowatch.edges.files import read_json_object
 from ecowatch.errors import ConfigError
-from ecowatch.files import read_json_object
 from ecowatch.topics import BridgeSlice
 
 # The demo city: what `ecowatch demo`, the dev tools and the tests name. Never a default: a
@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     # Kafka signs every client in (SASL/SCRAM-SHA-256): as this principal when set (one
     # service per container), otherwise as the process's role's principal from the accounts
     # file ({"<principal>": "<password>"}; the local stack's is <state>/kafka/accounts.json).
-    # See ecowatch/kafka_accounts.py for what each principal may do.
+    # See config/kafka_accounts.py for what each principal may do.
     kafka_username: str = ""
     kafka_password: SecretStr = SecretStr("")
     kafka_accounts: Path | None = None

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.console.core import City
-from ecowatch.kafka import KafkaAccess, _start
+from ecowatch.edges.kafka import KafkaAccess, _start
 from ecowatch.schema import (
     CaseEvent,
     DeadLetter,

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from aiohttp import web
 
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings
 from ecowatch.console.core import City
 from ecowatch.console.feed import HISTORY, LIVE, follow
 from ecowatch.console.server import Console
 from ecowatch.errors import ConfigError
-from ecowatch.kafka_accounts import Role, access_for
 
 log = logging.getLogger(__name__)
 

@@ -31,9 +31,9 @@ from ecowatch.config.settings import Settings
 from ecowatch.console.core import City, limit_view
 from ecowatch.console.history import site_history
 from ecowatch.console.seed import stored_latest
+from ecowatch.edges.tokens import OPERATOR, identify, load_tokens
 from ecowatch.errors import ConfigError
 from ecowatch.pollutants import NAMES
-from ecowatch.tokens import OPERATOR, identify, load_tokens
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import click
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.devtools.inbox import Received, officer_tokens
+from ecowatch.edges.files import write_private
 from ecowatch.errors import EcowatchError
-from ecowatch.files import write_private
 from ecowatch.schema import Rule
 from ecowatch.streams.api.client import api_as
 
@@ -72,7 +72,7 @@ def people_tokens(
     hashes go to the state folder (0600, outside git). With the operator's own file
     (ECOWATCH_OFFICER_TOKENS), which holds hashes only, the demo knows only
     ECOWATCH_API_TOKEN, if the file names it."""
-    from ecowatch.tokens import hashed, identify, load_tokens, new_token
+    from ecowatch.edges.tokens import hashed, identify, load_tokens, new_token
 
     if settings.officer_tokens is not None:
         token = settings.api_token.get_secret_value()

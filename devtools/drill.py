@@ -66,10 +66,10 @@ from ecowatch.devtools.watch import (
     ecowatch_argv,
     read_health,
 )
+from ecowatch.edges.files import private_dir, read_json_object
+from ecowatch.edges.outage import port_open
 from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
-from ecowatch.files import private_dir, read_json_object
 from ecowatch.ingest.hj212 import codec as hj212
-from ecowatch.outage import port_open
 from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.hj212_link import Hj212Dialect, Hj212Uplink, Retry
@@ -722,8 +722,8 @@ def _group_to_end(settings: Settings, group: str) -> None:
     the earliest offset). The drill's one direct Kafka client."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from ecowatch.kafka import ensure_topics
-    from ecowatch.kafka_accounts import WORKER_SOURCES, Role, access_for
+    from ecowatch.config.kafka_accounts import WORKER_SOURCES, Role, access_for
+    from ecowatch.edges.kafka import ensure_topics
 
     async def commit() -> None:
         # As the worker whose group it is: only its principal may commit for it.

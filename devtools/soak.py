@@ -37,8 +37,8 @@ from ecowatch.clock import CHINA, ScaledClock
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.config.settings import Settings, load_settings
 from ecowatch.devtools.watch import FlowWatch, StageFailed, Supervisor, read_health
+from ecowatch.edges.files import private_dir
 from ecowatch.errors import EcowatchError
-from ecowatch.files import private_dir
 
 SOAK_DAYS = 30
 # 30 simulated days in 15 real minutes; with every device reporting every 5 simulated minutes

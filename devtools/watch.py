@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from ecowatch.edges.files import private_dir
 from ecowatch.errors import EcowatchError
-from ecowatch.files import private_dir
 
 # How long a stage may stand still while the one before it has moved.
 STALL_SECONDS = 20.0

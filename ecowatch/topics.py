@@ -125,7 +125,8 @@ def retained_for() -> timedelta:
 
 
 def topic_config() -> dict[str, str]:
-    """The platform topics' settings (``ecowatch.kafka.ensure_topics``), as Kafka takes them."""
+    """The platform topics' settings (``edges/kafka.py``, ``ensure_topics``), as Kafka takes
+    them."""
     return {
         "cleanup.policy": "delete",
         "retention.ms": str(int(RETENTION.total_seconds() * 1000)),

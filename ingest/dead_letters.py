@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 
 class LetterProducer(Protocol):
-    """What sends the letters: ``ecowatch.kafka.Producer``, or the worker's Faust adapter.
+    """What sends the letters: ``ecowatch.edges.kafka.Producer``, or the worker's Faust adapter.
     ``send`` hands a record over and returns the future of Kafka's acknowledgement."""
 
     async def send(
@@ -215,7 +215,7 @@ class DeadLetters:
     def _lose(
         self, letter: asyncio.Future[None], reason: RejectReason, origin: str, error: BaseException
     ) -> None:
-        # Tagged: during a Kafka outage this folds into its one line (ecowatch.outage).
+        # Tagged: during a Kafka outage this folds into its one line (ecowatch.edges.outage).
         log.error(
             "the dead letter of a %s message from %s (%s) was lost: %r",
             self._source.value,

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ecowatch.devtools.watch import ChildProcess, last_lines, read_log, stop_pid
-from ecowatch.files import private_dir
+from ecowatch.edges.files import private_dir
 
 
 class Progress:

@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.config.kafka_accounts import Role, new_accounts, read_accounts, set_up
 from ecowatch.config.settings import Settings
 from ecowatch.devtools.stack.process import ManagedProcess, Progress, wait_until
+from ecowatch.edges.files import private_dir, write_private
+from ecowatch.edges.kafka import SCRAM, KafkaAccess
+from ecowatch.edges.outage import port_open
 from ecowatch.errors import EcowatchError
-from ecowatch.files import private_dir, write_private
-from ecowatch.kafka import SCRAM, KafkaAccess
-from ecowatch.kafka_accounts import Role, new_accounts, read_accounts, set_up
-from ecowatch.outage import port_open
 from ecowatch.topics import MQTT_PREFIX
 
 HERE = Path(__file__).parent
@@ -405,7 +405,7 @@ class Kafka:
             "listener.name.controller.plain.sasl.jaas.config": (
                 f'{plain} required username="{admin}" password="{secret}" user_{admin}="{secret}";'
             ),
-            # What no ACL allows is refused (ecowatch/kafka_accounts.py holds the ACLs).
+            # What no ACL allows is refused (config/kafka_accounts.py holds the ACLs).
             "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
             "super.users": f"User:{admin}",
             "allow.everyone.if.no.acl.found": "false",

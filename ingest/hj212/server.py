@@ -25,7 +25,7 @@ Anyone who reaches the port may try to speak for any MN (the MNs are no secret),
 - Nothing a peer sends can stop the server: every packet is answered or dead-lettered, and
   a failure of ours on one packet is that packet's dead letter (``unhandled``), unanswered, so
   that the device resends it. A dead letter is evidence as a reading is: the producer sends
-  it again across broker restarts (``ecowatch.kafka.Producer``), and a rejected frame is
+  it again across broker restarts (``ecowatch.edges.kafka.Producer``), and a rejected frame is
   answered only once Kafka has its dead letter (``ecowatch.ingest.dead_letters``), so the
   answer to a device is never ahead of the record of what it sent. A server that stops
   (leaving ``async with`` the listener ``serve`` returns, or :meth:`Hj212Server.stop`)
@@ -54,13 +54,13 @@ from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue, DeviceEntry
 from ecowatch.config.settings import Settings, load_settings
+from ecowatch.edges.files import read_json_object
+from ecowatch.edges.kafka import Producer
 from ecowatch.errors import ConfigError
-from ecowatch.files import read_json_object
 from ecowatch.ingest.contract import ReadingLimiter, ReadingRate, Rejection, admit
 from ecowatch.ingest.dead_letters import DeadLetterCounts, DeadLetters
 from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.ingest.hj212 import sm4
-from ecowatch.kafka import Producer
 from ecowatch.schema import (
     DeviceReading,
     DeviceState,
@@ -107,7 +107,7 @@ WRITE_TIMEOUT_SECONDS = 30.0
 # How long a polite close may take before the connection is dropped.
 CLOSE_TIMEOUT_SECONDS = 5.0
 # How long a stopping server waits for Kafka to take its queued dead letters: the producer's
-# request time-out (15 s, ecowatch.kafka) and a retry. Past it, the rest are counted lost.
+# request time-out (15 s, ecowatch.edges.kafka) and a retry. Past it, the rest are counted lost.
 DEAD_LETTER_FLUSH_SECONDS = 35.0
 # The replay window, per device. A device resends after 10 s, 3 times (HJ 212 defaults), and
 # resends what it kept through an outage later still: a day covers that. 512 QNs are a day of

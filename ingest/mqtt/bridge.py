@@ -36,12 +36,12 @@ from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import load_settings
+from ecowatch.edges.kafka import Producer
+from ecowatch.edges.outage import Outage
 from ecowatch.errors import ServiceDown
 from ecowatch.ingest.contract import ReadingLimiter, ReadingRate
 from ecowatch.ingest.dead_letters import DeadLetterCounts, DeadLetters
 from ecowatch.ingest.validation import Rejection, accept_mqtt_reading, accept_mqtt_status
-from ecowatch.kafka import Producer
-from ecowatch.outage import Outage
 from ecowatch.schema import DeviceStatus, Reading, ReadingBatch, ReadingSource, RejectReason
 from ecowatch.topics import BridgeSlice
 
@@ -430,7 +430,7 @@ class MqttBridge:
         exc = None if delivery.cancelled() else delivery.exception()
         if delivery.cancelled() or exc is not None:
             # Not acknowledged: Mosquitto redelivers it on the next session. Tagged, so that a
-            # Kafka outage folds these into its one line (ecowatch.outage).
+            # Kafka outage folds these into its one line (ecowatch.edges.outage).
             if counter is not None:
                 log.error(
                     "Kafka did not take the message from %s (%s); left unacknowledged",

@@ -20,10 +20,10 @@ from pydantic import ValidationError
 from ecowatch import topics
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue, DeviceModel
+from ecowatch.config.kafka_accounts import COMMAND_RELAY_GROUP
+from ecowatch.edges.kafka import KafkaAccess, Producer, start_consumer
 from ecowatch.ingest.dead_letters import DeadLetters
 from ecowatch.ingest.validation import rejection_of
-from ecowatch.kafka import KafkaAccess, Producer, start_consumer
-from ecowatch.kafka_accounts import COMMAND_RELAY_GROUP
 from ecowatch.schema import DeviceCommand, ReadingSource, RejectReason
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,13 @@
 """Who calls the case API: an officer (their grids, from the catalogue) or an operator (every
-grid, acting on none), named by a hashed bearer token (``ecowatch.tokens``)."""
+grid, acting on none), named by a hashed bearer token (``ecowatch.edges.tokens``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.edges.tokens import OPERATOR, identify
 from ecowatch.streams.api.requests import Refusal
-from ecowatch.tokens import OPERATOR, identify
 
 
 @dataclass(frozen=True)

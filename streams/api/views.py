@@ -6,9 +6,9 @@
     GET  /api/reports/weekly?week=YYYY-MM-DD          the weekly settlement of the caller's grids
 
 Every request carries ``Authorization: Bearer <token>``. The tokens file (outside git,
-ECOWATCH_OFFICER_TOKENS) holds only the tokens' hashes (``ecowatch.tokens``); a token names one
-officer, who sees and acts on the cases of every grid the catalogue lists them in (a supervisor
-may oversee several), or an operator, who sees every grid and acts on none.
+ECOWATCH_OFFICER_TOKENS) holds only the tokens' hashes (``edges/tokens.py``); a token names
+one officer, who sees and acts on the cases of every grid the catalogue lists them in (a
+supervisor may oversee several), or an operator, who sees every grid and acts on none.
 
 The API refuses politely, always in JSON (``{"error": "..."}``): 401 without a known token,
 403 outside the caller's grids, 400 for a parameter or body it cannot use (naming it and what
@@ -42,6 +42,7 @@ from faust.web import Request, Response, View
 
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.edges.tokens import OPERATOR
 from ecowatch.schema import CaseStatus, OfficerAction
 from ecowatch.streams.api.actions import InFlight, case_row, check_action, gone
 from ecowatch.streams.api.auth import Caller, caller_of, officer_grids
@@ -59,7 +60,6 @@ from ecowatch.streams.api.requests import (
 from ecowatch.streams.judging.report import COUNTED, WEEK, weekly_report
 from ecowatch.streams.storage.store import QueryError
 from ecowatch.streams.worker.enforcement import Enforcement
-from ecowatch.tokens import OPERATOR
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ async def guarded(view: View, answer: Awaitable[Response]) -> Response:
 
 class CaseApi:
     """What each endpoint answers; :func:`install_api` puts it on the worker's web server.
-    ``tokens``: hash → who (``ecowatch.tokens.load_tokens``)."""
+    ``tokens``: hash → who (``ecowatch.edges.tokens.load_tokens``)."""
 
     def __init__(
         self,

@@ -23,7 +23,7 @@ from influxdb_client.domain.dialect import Dialect
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
-from ecowatch.outage import Outage
+from ecowatch.edges.outage import Outage
 from ecowatch.schema import DataFlag
 from ecowatch.streams.judging.rules.rejudge import StoredReading, StoredValue
 from ecowatch.streams.storage import flux

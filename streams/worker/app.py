@@ -20,11 +20,12 @@ import faust
 from ecowatch import topics
 from ecowatch.clock import Clock, SystemClock
 from ecowatch.config.catalogue import load_catalogue
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings
-from ecowatch.files import private_dir
+from ecowatch.edges.files import private_dir
+from ecowatch.edges.kafka import SCRAM, KafkaAccess, read_range
+from ecowatch.edges.tokens import load_tokens
 from ecowatch.ingest.dead_letters import DeadLetters
-from ecowatch.kafka import SCRAM, KafkaAccess, read_range
-from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import Reading, ReadingSource, RejectReason
 from ecowatch.stall import STALLED_EXIT_CODE, PartitionWatch, StallWatch
 from ecowatch.streams.api.requests import MAX_BODY_BYTES
@@ -32,7 +33,6 @@ from ecowatch.streams.api.views import install_api
 from ecowatch.streams.storage.points import store_lines
 from ecowatch.streams.storage.store import InfluxWriter, PermanentWriteError
 from ecowatch.streams.worker.enforcement import Enforcement
-from ecowatch.tokens import load_tokens
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def _credentials(kafka: KafkaAccess) -> faust.SASLCredentials | None:
 
 class FaustDeadLetterTopic:
     """The worker's dead letters go out through Faust's producer, on the worker's principal:
-    ``send`` returns the future of Kafka's acknowledgement, as ``ecowatch.kafka.Producer``'s
+    ``send`` returns the future of Kafka's acknowledgement, as ``ecowatch.edges.kafka.Producer``'s
     does. Faust flushes its producer before it commits offsets, so a record's letter is in
     Kafka before the record is committed."""
 
@@ -81,7 +81,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         # Signed in as the worker's principal: the only one Kafka lets write commands, case
-        # events and officers' actions (ecowatch/kafka_accounts.py).
+        # events and officers' actions (config/kafka_accounts.py).
         broker_credentials=_credentials(worker_kafka),
         # Faust makes only the last folder of its datadir: the rest must exist (a new machine).
         datadir=str(private_dir(settings.state_dir / "faust" / settings.app_id)),

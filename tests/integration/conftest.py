@@ -27,8 +27,8 @@ from ecowatch.config.settings import Settings, load_settings
 from ecowatch.devtools.stack.process import Progress
 from ecowatch.devtools.stack.services import Stack
 from ecowatch.devtools.watch import ChildProcess, ecowatch_argv
+from ecowatch.edges.outage import port_open
 from ecowatch.errors import EcowatchError
-from ecowatch.outage import port_open
 from ecowatch.streams.storage.store import influx_client
 from tests.integration.test_alerts_delivery import mailbox, receiver  # noqa: F401 - fixtures
 

@@ -29,8 +29,8 @@ import pytest
 from ecowatch import topics
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import DEMO_CATALOGUE, Settings
-from ecowatch.files import write_private
-from ecowatch.tokens import hash_token, hashed
+from ecowatch.edges.files import write_private
+from ecowatch.edges.tokens import hash_token, hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
 from tests.integration.test_enforcement import reading
 from tests.integration.test_pipeline import Device

@@ -28,8 +28,8 @@ from ecowatch import topics
 from ecowatch.config.catalogue import load_catalogue
 from ecowatch.config.settings import DEMO_CATALOGUE, Settings
 from ecowatch.console.seed import stored_latest
-from ecowatch.files import write_private
-from ecowatch.tokens import hashed
+from ecowatch.edges.files import write_private
+from ecowatch.edges.tokens import hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
 from tests.integration.test_api_refusals import POLICY
 from tests.integration.test_pipeline import Device

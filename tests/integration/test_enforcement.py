@@ -30,8 +30,8 @@ from ecowatch.alerts.templates import is_possible_repeat
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import DEMO_CATALOGUE, Settings
 from ecowatch.devtools.desk import CASE_ID
-from ecowatch.files import write_private
-from ecowatch.tokens import hashed
+from ecowatch.edges.files import write_private
+from ecowatch.edges.tokens import hashed
 from tests.integration.conftest import (
     PORT_BASE,
     Service,

@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ecowatch import topics
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings
-from ecowatch.kafka import start_producer
-from ecowatch.kafka_accounts import Role, access_for
+from ecowatch.edges.kafka import start_producer
 from ecowatch.schema import DeviceCommand, ValveCommand
 from ecowatch.simulators.city import FleetPlan, choose_devices
 from tests.integration.conftest import query, wait_for

@@ -12,10 +12,10 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
 from ecowatch import topics
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings
+from ecowatch.edges.kafka import KafkaAccess, ensure_topics, read_topic, start_producer
 from ecowatch.errors import ConfigError, EcowatchError
-from ecowatch.kafka import KafkaAccess, ensure_topics, read_topic, start_producer
-from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import DeadLetter, ReadingSource, RejectReason
 
 

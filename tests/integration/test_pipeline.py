@@ -21,9 +21,9 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ecowatch import topics
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings
-from ecowatch.kafka import read_topic, start_producer
-from ecowatch.kafka_accounts import Role, access_for
+from ecowatch.edges.kafka import read_topic, start_producer
 from ecowatch.schema import Measurement, Reading, ReadingBatch, ReadingSource
 from tests.integration.conftest import query, start_bridge, wait_for
 

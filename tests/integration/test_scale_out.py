@@ -25,8 +25,8 @@ import pytest
 from ecowatch import topics
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import DEMO_CATALOGUE, Settings
-from ecowatch.files import write_private
-from ecowatch.tokens import hashed
+from ecowatch.edges.files import write_private
+from ecowatch.edges.tokens import hashed
 from tests.integration.conftest import PORT_BASE, Service, start_bridge, wait_for, worker_with
 from tests.integration.test_alerts_delivery import HttpReceiver, Mailbox
 from tests.integration.test_enforcement import case_of, delivered, mails_to, messages, reading

@@ -15,10 +15,10 @@ import pytest
 
 from ecowatch import topics
 from ecowatch.clock import CHINA
+from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings
+from ecowatch.edges.kafka import read_topic, start_producer
 from ecowatch.ingest.hj212 import codec as hj212
-from ecowatch.kafka import read_topic, start_producer
-from ecowatch.kafka_accounts import Role, access_for
 from ecowatch.schema import Measurement, Reading, ReadingSource
 from ecowatch.streams.storage.points import epoch_ms
 from tests.integration.conftest import query, wait_for

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from ecowatch.cli import cli
+from ecowatch.config.kafka_accounts import Role
 from ecowatch.config.settings import Settings
 from ecowatch.devtools.stack.services import BRIDGE_USERS
-from ecowatch.kafka_accounts import Role
 from ecowatch.topics import BridgeSlice
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -32,7 +32,7 @@ ECOWATCH_SERVICES = {
     "kafka-setup": "kafka-setup",
     "hj212": "hj212",
 }
-# Each service that talks to Kafka signs in as its own principal (ecowatch/kafka_accounts.py).
+# Each service that talks to Kafka signs in as its own principal (config/kafka_accounts.py).
 KAFKA_PRINCIPALS = {
     "bridge": Role.INGEST,
     "bridge-2": Role.INGEST,

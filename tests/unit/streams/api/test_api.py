@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecowatch.clock import CHINA, data_time
+from ecowatch.edges.tokens import hashed
 from ecowatch.schema import CaseEvent, CaseStatus, OfficerAction
 from ecowatch.streams.api.actions import InFlight, case_row, check_action, gone
 from ecowatch.streams.api.auth import Caller, caller_of, officer_grids
@@ -25,7 +26,6 @@ from ecowatch.streams.api.requests import (
 from ecowatch.streams.judging.cases import officer_input
 from ecowatch.streams.judging.engine import SiteCases, on_action, on_findings, on_tick
 from ecowatch.streams.judging.report import SiteCaseLog
-from ecowatch.tokens import hashed
 from tests.factories import T0
 from tests.factories import hourly_cod as hourly
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ecowatch.errors import ConfigError
-from ecowatch.tokens import (
+from ecowatch.edges.tokens import (
     add_token,
     convert_file,
     hash_token,
@@ -19,6 +18,7 @@ from ecowatch.tokens import (
     load_tokens,
     who_problem,
 )
+from ecowatch.errors import ConfigError
 
 
 def test_a_token_is_kept_as_its_sha256():

@@ -19,7 +19,7 @@ from datetime import datetime
 
 from ecowatch.clock import Clock, SystemClock
 
-log = logging.getLogger("ecowatch.outage")
+log = logging.getLogger("ecowatch.edges.outage")
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:

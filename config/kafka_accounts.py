@@ -32,9 +32,9 @@ from aiokafka.protocol.admin import CreateAclsRequest, DescribeAclsRequest
 
 from ecowatch import topics
 from ecowatch.config.settings import Settings
+from ecowatch.edges.files import read_json_object, write_private
+from ecowatch.edges.kafka import KafkaAccess, _start, ensure_topics
 from ecowatch.errors import ConfigError
-from ecowatch.files import read_json_object, write_private
-from ecowatch.kafka import KafkaAccess, _start, ensure_topics
 
 
 class Role(enum.Enum):

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from ecowatch import topics
+from ecowatch.config.kafka_accounts import Acl, Op, Role, access_for, acl_plan, new_accounts
 from ecowatch.config.settings import Settings
 from ecowatch.errors import ConfigError
-from ecowatch.kafka_accounts import Acl, Op, Role, access_for, acl_plan, new_accounts
 
 PLAN = acl_plan("ecowatch")
 

@@ -19,8 +19,8 @@ import secrets
 from collections.abc import Mapping
 from pathlib import Path
 
+from ecowatch.edges.files import read_json_object, write_private
 from ecowatch.errors import ConfigError
-from ecowatch.files import read_json_object, write_private
 
 PREFIX = "sha256:"
 HASHED = re.compile(r"sha256:[0-9a-f]{64}")

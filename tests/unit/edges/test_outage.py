@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ecowatch.clock import ManualClock
-from ecowatch.outage import FoldedOutageErrors, Outage
+from ecowatch.edges.outage import FoldedOutageErrors, Outage
 
 T0 = datetime(2026, 11, 30, 9, 0, 0, tzinfo=UTC)
 

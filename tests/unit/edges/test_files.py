@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from ecowatch.files import private_dir, write_private
+from ecowatch.edges.files import private_dir, write_private
 
 
 def mode(path: Path) -> int:

@@ -1,7 +1,7 @@
 """Kafka edges shared by the bridge, the worker and the tools: topics, a producer, a reader.
 
 Every client connects with a ``KafkaAccess``: the address and the principal it signs in as
-(SASL/SCRAM). Which principal may do what is in ``ecowatch.kafka_accounts``.
+(SASL/SCRAM). Which principal may do what is in ``ecowatch.config.kafka_accounts``.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from aiokafka.errors import (
 )
 
 from ecowatch import topics
+from ecowatch.edges.outage import port_open
 from ecowatch.errors import ConfigError, ServiceDown
-from ecowatch.outage import port_open
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ async def _start(
         if isinstance(exc, _REFUSALS):
             raise ConfigError(
                 f"Kafka at {access.bootstrap} does not allow {access.username or 'anyone'} to do"
-                f" this ({type(exc).__name__}): see the ACLs in ecowatch/kafka_accounts.py"
+                f" this ({type(exc).__name__}): see the ACLs in config/kafka_accounts.py"
             ) from None
         if access.username and _answers(access.bootstrap):
             # A failed SCRAM exchange ends in a closed connection: the port answering says why.

@@ -1,4 +1,4 @@
-"""The producer that outlives its broker (ecowatch.kafka.Producer), against scripted aiokafka
+"""The producer that outlives its broker (ecowatch.edges.kafka.Producer), against scripted aiokafka
 producers: which failures replace the producer, that each record lands once it is in Kafka,
 and that nothing is acknowledged before. The real broker restart is drilled in
 tests/integration/test_drill.py."""
@@ -17,7 +17,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from ecowatch.kafka import KafkaAccess, Producer
+from ecowatch.edges.kafka import KafkaAccess, Producer
 
 ACCESS = KafkaAccess("127.0.0.1:1")
 

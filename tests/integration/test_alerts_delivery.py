@@ -12,7 +12,6 @@ import threading
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,11 +34,8 @@ from ecowatch.alerts.delivery import (
 )
 from ecowatch.alerts.templates import render
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.schema import Audience, CaseStep, Finding, Notification, Rule, Severity
-
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
-CASE = "20261123090000-S-OUT-001-w01018-hourly_over_limit"
-
+from ecowatch.schema import Audience, CaseStep, Notification
+from tests.factories import CASE, notification
 
 # -- a local HTTP receiver ---------------------------------------------------------------------
 
@@ -152,41 +148,7 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 def note(step: CaseStep, audience: Audience, round_: int = 0) -> Notification:
-    evidence = Finding(
-        site="S-OUT-001",
-        device="33080200000001",
-        pollutant="w01018",
-        rule=Rule.HOURLY_OVER_LIMIT,
-        severity=Severity.VIOLATION,
-        active=True,
-        at=T0,
-        value=81.5,
-        limit=50.0,
-        unit="mg/L",
-        multiple=81.5 / 50,
-        limit_source="permit 91330800MA28F0A01X001P",
-        window_start=T0 - timedelta(hours=1),
-        window_end=T0,
-        flags={"N": 58, "M": 2},
-    )
-    return Notification(
-        key=f"{CASE}:{step.value}:{audience.value}:{round_}",
-        case_id=CASE,
-        step=step,
-        audience=audience,
-        site="S-OUT-001",
-        site_name="巨化精细化工总排口",
-        enterprise="E-001",
-        grid="G-KC-01",
-        recipients=[],
-        severity=Severity.VIOLATION,
-        rule=Rule.HOURLY_OVER_LIMIT,
-        pollutant="w01018",
-        evidence=evidence,
-        deadline=T0 + timedelta(hours=2),
-        history_30d=2,
-        created_at=T0,
-    )
+    return notification(step, audience, round_, history_30d=2)
 
 
 REMIND = note(CaseStep.REMIND, Audience.ENTERPRISE)

@@ -26,6 +26,7 @@ from ecowatch.config.settings import Settings
 from ecowatch.console.core import City
 from ecowatch.console.server import COOKIE, Console
 from ecowatch.schema import DeadLetter, Reading
+from tests.factories import reading
 
 STATIC = Path(__file__).parents[3] / "console" / "static"
 T = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday in China: the week of 2026-11-23
@@ -91,18 +92,8 @@ async def sign_in(client: TestClient, token: str) -> None:
     assert morsel["httponly"] and morsel["samesite"] == "Strict"
 
 
-def reading(cod: float, site: str = "S-OUT-001", device: str = "33080200000001") -> Reading:
-    return Reading.model_validate(
-        {
-            "site": site,
-            "device": device,
-            "model": "outfall_monitor",
-            "ts": T,
-            "values": {"w01018": {"value": cod}},
-            "source": "mqtt",
-            "received_at": T,
-        }
-    )
+def cod(value: float, site: str = "S-OUT-001", device: str = "33080200000001") -> Reading:
+    return reading({"w01018": value}, T, site, device)
 
 
 # -- sign-in ------------------------------------------------------------------------------------
@@ -165,7 +156,7 @@ def test_every_case_call_carries_the_callers_own_token_and_the_apis_answer(catal
             ("GET", "/api/reports/weekly?week=2026-11-16", "Bearer tok-ops"),
         ]
         # Without a week: the week of data time (a simulated city lives in the past).
-        console.city.on_reading(reading(20.0), 0.0)
+        console.city.on_reading(cod(20.0), 0.0)
         body = await (await client.get("/api/weekly")).json()
         assert body["week"] == "2026-11-23"
         # Another person's session keeps their own token.
@@ -195,7 +186,7 @@ def test_the_case_apis_rows_seed_the_city_with_their_own_deadlines(catalogue):
         ]
         await sign_in(client, "tok-ops")  # the sign-in's listing is the seed
         assert console.city.case_counts(None)["by_grid"]["G-KC-01"]["escalated"] == 1
-        console.city.on_reading(reading(20.0), 0.0)  # data time passes its acknowledge-by
+        console.city.on_reading(cod(20.0), 0.0)  # data time passes its acknowledge-by
         assert console.city.case_counts(None)["overdue"] == ["c-9"]
         (row,) = (await (await client.get("/api/cases")).json())["cases"]
         assert row["overdue"] is True
@@ -239,8 +230,8 @@ def test_the_live_stream_is_well_framed_and_keeps_to_the_callers_grids(catalogue
         assert (await frames(response, 1))[0] == ("hello", "{}")
         other = next(s for s in catalogue.sites.values() if s.grid != "G-KC-01")
         device = other.devices[0].id
-        console.city.on_reading(reading(20.0, other.id, device), 0.0)  # not this officer's
-        console.city.on_reading(reading(500.0), 0.0)  # S-OUT-001, grid G-KC-01: over its permit
+        console.city.on_reading(cod(20.0, other.id, device), 0.0)  # not this officer's
+        console.city.on_reading(cod(500.0), 0.0)  # S-OUT-001, grid G-KC-01: over its permit
         console.city.on_dead_letter(
             DeadLetter.of(
                 source="mqtt",

@@ -38,9 +38,7 @@ from ecowatch.alerts.wording import finding_text as evidence_line
 from ecowatch.clock import ManualClock
 from ecowatch.config.catalogue import Catalogue, Contact, Enterprise, Grid, Officer, OfficerRole
 from ecowatch.schema import Audience, CaseStep, Finding, Notification, Rule, Severity
-
-T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in China
-CASE = "20261123090000-S-OUT-001-w01018-hourly_over_limit"
+from tests.factories import CASE, T0, evidence, notification
 
 ENV = {
     "ECOWATCH_NOTIFY_E_001": "json://hook.example/e001",
@@ -51,55 +49,10 @@ ENV = {
 
 
 def finding(**changes: object) -> Finding:
-    base: dict[str, object] = dict(
-        site="S-OUT-001",
-        device="33080200000001",
-        pollutant="w01018",
-        rule=Rule.HOURLY_OVER_LIMIT,
-        severity=Severity.VIOLATION,
-        active=True,
-        at=T0,
-        value=81.5,
-        limit=50.0,
-        unit="mg/L",
-        multiple=81.5 / 50,
-        limit_source="permit 91330800MA28F0A01X001P",
-        window_start=T0 - timedelta(hours=1),
-        window_end=T0,
-        flags={"N": 56, "M": 3, "C": 1},
-        detail="COD hourly mean 81.5 mg/L, 1.63× the limit",
-    )
-    base.update(changes)
-    return Finding.model_validate(base)
+    return evidence(**changes)
 
 
-def note(
-    step: CaseStep = CaseStep.ESCALATE,
-    audience: Audience = Audience.OFFICERS,
-    key: str | None = None,
-    **changes: object,
-) -> Notification:
-    base: dict[str, object] = dict(
-        key=key or f"{CASE}:{step.value}:{audience.value}:0",
-        case_id=CASE,
-        step=step,
-        audience=audience,
-        site="S-OUT-001",
-        site_name="巨化精细化工总排口",
-        enterprise="E-001",
-        grid="G-KC-01",
-        recipients=[],
-        severity=Severity.VIOLATION,
-        rule=Rule.HOURLY_OVER_LIMIT,
-        pollutant="w01018",
-        evidence=finding(),
-        deadline=T0 + timedelta(hours=2),
-        history_30d=3,
-        proposed_measure="",
-        created_at=T0,
-    )
-    base.update(changes)
-    return Notification.model_validate(base)
+note = notification
 
 
 # -- routing -----------------------------------------------------------------------------------

@@ -15,29 +15,13 @@ from ecowatch.schema import (
     Reading,
 )
 from ecowatch.streams.judging.aqi import Category
-from tests.factories import hourly_cod
+from tests.factories import hourly_cod, reading
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
-def reading(site: str, device: str, values: dict, minutes: float = 0, model: str = "") -> Reading:
-    return Reading.model_validate(
-        {
-            "site": site,
-            "device": device,
-            "model": model or "outfall_monitor",
-            "ts": T + timedelta(minutes=minutes),
-            "values": values,
-            "source": "mqtt",
-            "received_at": T + timedelta(minutes=minutes),
-        }
-    )
-
-
 def cod(value: float, flag: str = "N", minutes: float = 0) -> Reading:
-    return reading(
-        "S-OUT-001", "33080200000001", {"w01018": {"value": value, "flag": flag}}, minutes
-    )
+    return reading({"w01018": (value, flag)}, T + timedelta(minutes=minutes))
 
 
 def test_an_outfall_goes_from_unknown_to_normal_to_over_its_permit(catalogue):
@@ -72,8 +56,9 @@ def test_flags_offline_and_findings_decide_the_status(catalogue):
 
 def test_an_air_station_carries_its_aqi_colour(catalogue):
     city = City(catalogue)
-    values = {"a34004": {"value": 160.0}, "a34002": {"value": 80.0}}
-    city.on_reading(reading("S-AIR-001", "33080200A00001", values, model="air_station"), 0.0)
+    values = {"a34004": 160.0, "a34002": 80.0}
+    air = reading(values, T, "S-AIR-001", "33080200A00001", model="air_station")
+    city.on_reading(air, 0.0)
     aqi = city.site_view("S-AIR-001")["aqi"]
     assert aqi["category"] == Category.HEAVILY_POLLUTED
     assert aqi["colour"] == AQI_COLOURS[Category.HEAVILY_POLLUTED] == "#99004C"

@@ -16,27 +16,19 @@ from ecowatch.ingest.mqtt import bridge
 from ecowatch.ingest.mqtt.bridge import MqttBridge, ReadingBatches, _Inbound
 from ecowatch.schema import (
     DeadLetter,
-    Measurement,
     Reading,
     ReadingBatch,
-    ReadingSource,
     readings_in_record,
 )
+from tests import factories
 
 T0 = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
 PARTITIONS = list(range(8))
 
 
 def reading(site: str, n: int) -> Reading:
-    return Reading(
-        site=site,
-        device=f"D-{site}",
-        model="outfall_monitor",
-        ts=T0 + timedelta(seconds=n),
-        values={"w01018": Measurement(value=40.0 + n)},
-        source=ReadingSource.MQTT,
-        received_at=T0 + timedelta(seconds=n),
-    )
+    """Reading ``n`` of a site's monitor, a second after the one before."""
+    return factories.reading({"w01018": 40.0 + n}, T0 + timedelta(seconds=n), site, f"D-{site}")
 
 
 class Producer:

@@ -20,7 +20,6 @@ from ecowatch.schema import (
     MeterEventKind,
     MeterStatus,
     Reading,
-    ReadingSource,
     Rule,
     Severity,
     ValveState,
@@ -44,6 +43,7 @@ from ecowatch.streams.judging.rules.rejudge import (
     read_spans,
     take_settled,
 )
+from tests.factories import Value, reading
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=CST)
@@ -56,36 +56,10 @@ CHEM_PERMIT = "permit 91330800MA28F0A01X001P"
 PLANT, PLANT_MONITOR = "S-OUT-005", "33082500000005"
 AIR, AIR_DEVICE = "S-AIR-001", "33080200A00001"
 
-Value = float | tuple[float, DataFlag]
-
 
 def en(f: Finding) -> str:
     """A finding as the wording module writes it in English: the rules give the facts."""
     return finding_text(f, "en")
-
-
-def reading(
-    site: str,
-    device: str,
-    ts: datetime,
-    values: dict[str, Value],
-    model: str = "outfall_monitor",
-    meter: MeterStatus | None = None,
-) -> Reading:
-    measured = {
-        code: Measurement(value=v[0], flag=v[1]) if isinstance(v, tuple) else Measurement(value=v)
-        for code, v in values.items()
-    }
-    return Reading(
-        site=site,
-        device=device,
-        model=model,
-        ts=ts,
-        values=measured,
-        meter=meter,
-        source=ReadingSource.MQTT,
-        received_at=ts,
-    )
 
 
 def water(cod: Value, *, flow: Value = 10.0, nh3: Value = 2.0, ph: Value = 7.2) -> dict[str, Value]:
@@ -93,11 +67,11 @@ def water(cod: Value, *, flow: Value = 10.0, nh3: Value = 2.0, ph: Value = 7.2) 
 
 
 def plant(ts: datetime, cod: Value, **kw: Value) -> Reading:
-    return reading(PLANT, PLANT_MONITOR, ts, water(cod, **kw))
+    return reading(water(cod, **kw), ts, PLANT, PLANT_MONITOR)
 
 
 def chem(ts: datetime, cod: Value, **kw: Value) -> Reading:
-    return reading(CHEM, CHEM_MONITOR, ts, water(cod, **kw))
+    return reading(water(cod, **kw), ts, CHEM, CHEM_MONITOR)
 
 
 def run(
@@ -414,7 +388,7 @@ def test_do_is_judged_against_a_minimum(catalogue: Catalogue) -> None:
     judge = SiteJudge(cat)
 
     def do(ts: datetime, v: float) -> Reading:
-        return reading("S-SW-001", "SW0000000001", ts, {"w01009": v, "w01001": 7.0})
+        return reading({"w01009": v, "w01001": 7.0}, ts, "S-SW-001", "SW0000000001")
 
     state, found = run(judge, [do(T0, 2.0)])
     assert of(found, Rule.REALTIME_OVER_LIMIT) == []
@@ -426,10 +400,10 @@ def test_do_is_judged_against_a_minimum(catalogue: Catalogue) -> None:
 
 def test_meter_concentrations_are_judged_on_the_monitor_only(judge: SiteJudge) -> None:
     r = reading(
+        {"w00000": 10.0, "w01018": 200.0, "w21003": 2.0},
+        T0,
         CHEM,
         CHEM_METER,
-        T0,
-        {"w00000": 10.0, "w01018": 200.0, "w21003": 2.0},
         model="discharge_meter",
     )
     _, found = run(judge, [r])
@@ -602,7 +576,7 @@ def test_a_fall_is_a_jump_too_and_stale_references_are_not(judge: SiteJudge) -> 
 
 
 def test_missing_pollutant(judge: SiteJudge) -> None:
-    r = reading(CHEM, CHEM_MONITOR, T0, {"w00000": 10.0, "w01018": 40.0, "w01001": 7.1})
+    r = reading({"w00000": 10.0, "w01018": 40.0, "w01001": 7.1}, T0, CHEM, CHEM_MONITOR)
     state, found = run(judge, [r])
     [f] = of(found, Rule.MISSING_POLLUTANT)
     assert f.pollutant == "w21003" and f.device == CHEM_MONITOR
@@ -613,19 +587,19 @@ def test_missing_pollutant(judge: SiteJudge) -> None:
 
 def test_a_case_shared_by_two_devices_clears_when_both_are_normal(judge: SiteJudge) -> None:
     # The monitor and the meter of S-OUT-001 both report NH3-N: one case, site|w21003|rule.
-    monitor_without = reading(CHEM, CHEM_MONITOR, T0, {"w00000": 1.0, "w01018": 4.0, "w01001": 7.0})
+    monitor_without = reading({"w00000": 1.0, "w01018": 4.0, "w01001": 7.0}, T0, CHEM, CHEM_MONITOR)
     meter_without = reading(
-        CHEM, CHEM_METER, T0, {"w00000": 1.0, "w01018": 4.0}, model="discharge_meter"
+        {"w00000": 1.0, "w01018": 4.0}, T0, CHEM, CHEM_METER, model="discharge_meter"
     )
     state, found = run(judge, [monitor_without, meter_without])
     assert [f.device for f in of(found, Rule.MISSING_POLLUTANT)] == [CHEM_MONITOR, CHEM_METER]
     state, found = run(judge, [chem(T0 + MIN, 40.0)], state)
     assert of(found, Rule.MISSING_POLLUTANT) == []  # the meter still misses it
     meter_with = reading(
+        {"w00000": 1.0, "w01018": 4.0, "w21003": 2.0},
+        T0 + MIN,
         CHEM,
         CHEM_METER,
-        T0 + MIN,
-        {"w00000": 1.0, "w01018": 4.0, "w21003": 2.0},
         model="discharge_meter",
     )
     _, found = run(judge, [meter_with], state)
@@ -725,7 +699,7 @@ def account(
 
 def metered(ts: datetime, status: MeterStatus, flow: float = 10.0, cod: float = 40.0) -> Reading:
     values: dict[str, Value] = {"w00000": flow, "w01018": cod, "w21003": 2.0}
-    return reading(CHEM, CHEM_METER, ts, values, model="discharge_meter", meter=status)
+    return reading(values, ts, CHEM, CHEM_METER, model="discharge_meter", meter=status)
 
 
 def test_quota_levels_and_their_clears(judge: SiteJudge) -> None:
@@ -819,7 +793,7 @@ def station(ts: datetime, pm25: float) -> Reading:
         "a05024": 60.0,
         "a21005": 0.5,
     }
-    return reading(AIR, AIR_DEVICE, ts, values, model="air_station")
+    return reading(values, ts, AIR, AIR_DEVICE, model="air_station")
 
 
 def test_aqi_100_is_not_a_finding_101_is(judge: SiteJudge) -> None:

@@ -289,7 +289,7 @@ def demo(**options: object) -> None:
                 tcp = hj212_server.stats if hj212_server else None
                 return (
                     b.bridged + (tcp.bridged if tcp else 0),
-                    b.dead_lettered_total + (sum(tcp.dead_lettered.values()) if tcp else 0),
+                    b.letters.total + (tcp.letters.total if tcp else 0),
                 )
 
             click.echo(

@@ -366,18 +366,6 @@ class Hj212Stats:
     # (counted and answered, not kept), lost (Kafka did not take them; logged).
     letters: DeadLetterCounts = field(default_factory=DeadLetterCounts)
 
-    @property
-    def dead_lettered(self) -> Counter[str]:
-        return self.letters.taken
-
-    @property
-    def suppressed(self) -> Counter[str]:
-        return self.letters.suppressed
-
-    @property
-    def dead_letters_lost(self) -> int:
-        return self.letters.lost
-
     def as_dict(self) -> dict[str, object]:
         return {
             "connections": self.connections,

@@ -20,7 +20,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections import Counter, defaultdict, deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,18 +65,6 @@ class BridgeStats:
     # The dead-letter sender's counts: in Kafka by reason, suppressed past a device's budget
     # (acknowledged, not kept), lost.
     letters: DeadLetterCounts = field(default_factory=DeadLetterCounts)
-
-    @property
-    def dead_lettered(self) -> Counter[str]:
-        return self.letters.taken
-
-    @property
-    def suppressed(self) -> Counter[str]:
-        return self.letters.suppressed
-
-    @property
-    def dead_lettered_total(self) -> int:
-        return self.letters.total
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -297,7 +285,7 @@ class MqttBridge:
         """(messages taken from Mosquitto, messages done with: in Kafka and acknowledged, or
         suppressed), for the stall watch: work outstanding is the difference."""
         s = self.stats
-        done = s.bridged + s.statuses + s.dead_lettered_total + sum(s.suppressed.values())
+        done = s.bridged + s.statuses + s.letters.total + sum(s.letters.suppressed.values())
         return s.received + len(self._arrived), done
 
     def why_stalled(self) -> str:

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -79,9 +80,14 @@ def _die_with_parent() -> None:
     """In the child, before it runs: SIGTERM when the command that started it dies, however
     it dies. A demo, bench or drill killed with SIGKILL (a test's time-out) left its worker
     behind, still in the topics' consumer groups, judging what the next tests published.
-    (The signal comes when the starting thread ends: children are started from the main one.)"""
+    The kernel sends it when the starting *thread* ends, so :class:`ChildProcess` asks for it
+    only from the main thread."""
     if sys.platform == "linux":
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _on_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def ecowatch_argv(*args: str) -> list[str]:
@@ -164,7 +170,9 @@ class ChildProcess:
                 env=dict(env) if env is not None else None,
                 cwd=cwd,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if die_with_parent else None,
+                # From another thread the child would die with that thread: a bridge started
+                # from a test's helper thread was stopped as soon as the thread ended.
+                preexec_fn=_die_with_parent if die_with_parent and _on_main_thread() else None,
             )
 
     @property

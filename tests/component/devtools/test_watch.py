@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -199,6 +200,24 @@ def test_a_child_still_dies_with_the_command_that_started_it(tmp_path: Path) -> 
     finally:
         command.kill()
         command.wait()
+
+
+def test_a_child_started_from_a_helper_thread_outlives_the_thread(tmp_path: Path) -> None:
+    """The kernel sends the parent-death signal when the starting *thread* ends: a bridge a
+    test restarted from a helper thread was stopped the moment that thread finished, and the
+    readings its session held waited for nobody."""
+    started: list[ChildProcess] = []
+    helper = threading.Thread(
+        target=lambda: started.append(child(tmp_path, "import time; time.sleep(30)"))
+    )
+    helper.start()
+    helper.join()
+    [proc] = started
+    try:
+        time.sleep(0.5)  # the signal, if any, comes at once
+        assert proc.running, proc.log_tail()
+    finally:
+        proc.stop(5)
 
 
 # -- the one child-process wrapper: what the commands, the stack, the bench and the tests share --

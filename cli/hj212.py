@@ -12,7 +12,7 @@ round-trips.
 
 What cannot be handled prints ``{"error": "<kind>", "detail": "..."}`` in its place; the rest
 is still processed, and the command exits 1 at the end. The kinds are those of
-:class:`~ecowatch.ingest.hj212.codec.Hj212Error`, plus ``bad_json`` for a line ``encode`` cannot
+:class:`~ecowatch.ingest.hj212.protocol.Hj212Error`, plus ``bad_json`` for a line ``encode`` cannot
 read as JSON. An encrypted packet without the right key is that packet's ``crc_mismatch``.
 """
 
@@ -25,14 +25,14 @@ from typing import Any, BinaryIO
 
 import click
 
-from ecowatch.ingest.hj212 import sm4
-from ecowatch.ingest.hj212.codec import (
+from ecowatch.ingest.hj212 import (
     Framer,
     Hj212Error,
     build_bytes,
     json_to_packet,
     packet_to_json,
     parse,
+    sm4,
 )
 
 

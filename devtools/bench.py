@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ecowatch import topics
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, load_catalogue
 from ecowatch.config.settings import Settings, load_device_credentials, load_settings
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from ecowatch.ingest.validation import accept_mqtt_reading
 from ecowatch.schema import DeviceReading, Measurement, Reading
 from ecowatch.simulators.mqtt_readings import ReadingSender

@@ -69,7 +69,7 @@ from ecowatch.devtools.watch import (
 from ecowatch.edges.files import private_dir, read_json_object
 from ecowatch.edges.outage import port_open
 from ecowatch.errors import ConfigError, EcowatchError, ServiceDown
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from ecowatch.schema import DeviceReading
 from ecowatch.simulators.fleet import model_for
 from ecowatch.simulators.hj212_link import Hj212Dialect, Hj212Uplink, Retry

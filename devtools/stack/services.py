@@ -658,7 +658,7 @@ class InfluxDB:
 def hj212_passwords(settings: Settings, catalogue: Catalogue) -> dict[str, str]:
     """MN → HJ 212 PW for every device of the catalogue, made once, kept (0600) beside the
     devices' MQTT passwords: what `ecowatch hj212 serve` checks and the simulators send."""
-    from ecowatch.ingest.hj212.codec import new_password
+    from ecowatch.ingest.hj212 import new_password
 
     path = settings.state_dir / "mosquitto" / "hj212_passwords.json"
     known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}

@@ -57,9 +57,9 @@ from ecowatch.config.settings import Settings, load_settings
 from ecowatch.edges.files import read_json_object
 from ecowatch.edges.kafka import Producer
 from ecowatch.errors import ConfigError
+from ecowatch.ingest import hj212
 from ecowatch.ingest.contract import ReadingLimiter, ReadingRate, Rejection, admit
 from ecowatch.ingest.dead_letters import DeadLetterCounts, DeadLetters
-from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.ingest.hj212 import sm4
 from ecowatch.schema import (
     DeviceReading,

@@ -20,7 +20,7 @@ import pytest
 
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import Settings
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from tests.integration.conftest import Service, query, wait_for
 from tests.integration.test_pipeline import dead_letters, slot, stored, stored_count
 

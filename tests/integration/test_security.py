@@ -18,7 +18,7 @@ from ecowatch.clock import CHINA
 from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import Settings
 from ecowatch.edges.kafka import read_topic, start_producer
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from ecowatch.schema import Measurement, Reading, ReadingSource
 from ecowatch.streams.storage.points import epoch_ms
 from tests.integration.conftest import query, wait_for

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.devtools.drill import COUNTED_POLLUTANT, Hj212Device, Ledger
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from tests.component.simulators.test_hj212_link import Platform, until
 
 BASE = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -20,8 +20,8 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.devtools.stack.services import hj212_passwords, hj212_sm4_keys
 from ecowatch.errors import ConfigError
+from ecowatch.ingest import hj212
 from ecowatch.ingest.contract import DeadLetterBudget, ReadingRate
-from ecowatch.ingest.hj212 import codec as hj212
 from ecowatch.ingest.hj212.server import (
     Close,
     ConnectionGate,

@@ -19,7 +19,7 @@ from ecowatch.cli.fleet import simulate
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from ecowatch.schema import DataFlag, DeviceReading, Measurement
 from ecowatch.simulators.city import FleetPlan, build_fleet, choose_devices
 from ecowatch.simulators.fleet import FleetStats, Hj212Link, SimulatedDevice

@@ -13,10 +13,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from click.testing import CliRunner
 
-import ecowatch.ingest.hj212.codec as codec
 from ecowatch.cli.hj212 import hj212
-from ecowatch.ingest.hj212 import sm4
-from ecowatch.ingest.hj212.codec import (
+from ecowatch.ingest import hj212 as codec
+from ecowatch.ingest.hj212 import (
     LEGACY_CODES,
     BadField,
     BadHeader,
@@ -42,6 +41,7 @@ from ecowatch.ingest.hj212.codec import (
     qn_rtn_for,
     reject_answer,
     request_answer,
+    sm4,
     to_device_reading,
     wants_answer,
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
+from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import (
     Audience,
     CaseStep,
@@ -20,6 +21,7 @@ from ecowatch.schema import (
     Rule,
     Severity,
 )
+from ecowatch.streams.judging.engine import SiteCases, on_findings, on_tick
 
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in China, a Monday
 SITE, MONITOR = "S-OUT-001", "33080200000001"  # the chemical plant's outfall and COD monitor
@@ -133,3 +135,15 @@ def notification(
         "created_at": T0,
     }
     return Notification.model_validate(base | changes)
+
+
+def site_cases(
+    catalogue: Catalogue, after: timedelta = timedelta(0), *findings: Finding
+) -> SiteCases:
+    """S-OUT-001's cases as the engine has them ``after`` T0, opened by ``findings`` (T0's
+    hourly COD over its limit unless told): pending at once, reminded within the hour,
+    escalated to the officers two hours on (the synthetic city's policy)."""
+    state, _ = on_findings(SiteCases(), list(findings) or [hourly_cod(0)], T0, catalogue)
+    if after:
+        state, _ = on_tick(state, T0 + after, catalogue)
+    return state

@@ -24,9 +24,9 @@ from ecowatch.streams.api.requests import (
     week_query,
 )
 from ecowatch.streams.judging.cases import officer_input
-from ecowatch.streams.judging.engine import SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.judging.engine import SiteCases, on_action, on_findings
 from ecowatch.streams.judging.report import SiteCaseLog
-from tests.factories import T0
+from tests.factories import T0, site_cases
 from tests.factories import hourly_cod as hourly
 
 KC = Caller("O-KC-01", frozenset({"G-KC-01"}))
@@ -173,9 +173,7 @@ def test_findings_that_cannot_be_used_are_refused(body, status, match):
 
 
 def escalated(catalogue) -> SiteCases:
-    state, _ = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
-    state, _ = on_tick(state, T0 + timedelta(hours=2), catalogue)
-    return state
+    return site_cases(catalogue, timedelta(hours=2))
 
 
 def action(case_id: str, officer: str, what: str = "acknowledge", **kw) -> OfficerAction:
@@ -207,9 +205,7 @@ def test_a_second_acknowledgement_is_refused_with_who_took_it(catalogue):
 def test_a_case_row_carries_its_deadlines(catalogue):
     """The rectify-by once reminded and the acknowledge-by once escalated, in data time, so a
     screen says "overdue" from the case itself; an acknowledgement ends the wait."""
-    state, _ = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
-    state, _ = on_tick(state, T0 + timedelta(minutes=30), catalogue)
-    (reminded,) = state.cases.values()
+    (reminded,) = site_cases(catalogue, timedelta(minutes=30)).cases.values()
     row = case_row(reminded, "S-OUT-001", "name")
     assert row["status"] == "reminded" and row["ack_due"] is None
     assert row["deadline"] == reminded.deadline.isoformat()
@@ -231,8 +227,7 @@ def test_a_case_row_carries_its_deadlines(catalogue):
 
 
 def test_acting_before_the_officers_have_the_case_is_refused(catalogue):
-    state, _ = on_findings(SiteCases(), [hourly(0)], T0, catalogue)
-    (case,) = state.cases.values()
+    (case,) = site_cases(catalogue).cases.values()
     with refused(409, "not reached the officers"):
         check_action(case, [], action(case.id, "O-KC-01"), catalogue)
     with refused(409, "no officer holds it"):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import click
+from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.alerts.wording import case_event_text
@@ -54,7 +55,10 @@ async def _follow_cases(settings: Settings, stop: asyncio.Event) -> None:
             batches = await consumer.getmany(timeout_ms=500)
             for records in batches.values():
                 for record in records:
-                    event = CaseEvent.model_validate_json(record.value)
+                    try:
+                        event = CaseEvent.model_validate_json(record.value)
+                    except ValidationError:  # the worker's topic; nothing to show the operator
+                        continue
                     if event.kind in SHOWN_CASE_EVENTS:
                         said = case_event_text(event)[:60]
                         click.echo(f"  case {event.kind:<12} {event.case_id}  {said}")

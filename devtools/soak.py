@@ -36,7 +36,14 @@ from typing import Any
 from ecowatch.clock import CHINA, ScaledClock
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.config.settings import Settings, load_settings
-from ecowatch.devtools.watch import FlowWatch, StageFailed, Supervisor, read_health
+from ecowatch.devtools.watch import (
+    ChildProcess,
+    FlowWatch,
+    StageFailed,
+    Supervisor,
+    ecowatch_argv,
+    read_health,
+)
 from ecowatch.edges.files import private_dir
 from ecowatch.errors import EcowatchError
 
@@ -460,7 +467,7 @@ class Soak:
 
     def run(self) -> SoakReport:
         from ecowatch.devtools.desk import people_tokens
-        from ecowatch.devtools.drill import Stage, _free_port, _group_to_end
+        from ecowatch.devtools.drill import _free_port, _group_to_end
         from ecowatch.devtools.inbox import Inbox, people_env
         from ecowatch.devtools.stack.process import Progress
         from ecowatch.devtools.stack.services import Stack
@@ -517,10 +524,8 @@ class Soak:
             **clock_env,
             "ECOWATCH_BRIDGE_HEALTH_PORT": str(_free_port()),
         }
-        self.stages = {
-            "worker": Stage("worker", ["worker"], self.folder / "worker.log", worker_env),
-            "bridge": Stage("bridge", ["bridge"], self.folder / "bridge.log", bridge_env),
-        }
+        self.envs = {"worker": worker_env, "bridge": bridge_env}
+        self.children: dict[str, ChildProcess] = {}
         plan = FleetPlan(
             outfalls=counts[DeviceModel.OUTFALL_MONITOR],
             air_stations=counts[DeviceModel.AIR_STATION],
@@ -542,9 +547,8 @@ class Soak:
             report = asyncio.run(self._main(fleet, clock, desk, devices))
             return report
         finally:
-            for stage in self.stages.values():
-                if stage.child is not None:
-                    stage.child.stop()
+            for child in self.children.values():
+                child.stop()
             inbox.__exit__(None, None, None)
             if o.keep_bucket:
                 self.echo(f"InfluxDB bucket kept: {self.bucket}")
@@ -552,12 +556,18 @@ class Soak:
                 self._delete_bucket()
             self.echo(f"logs of the soak's processes: {self.folder}")
 
+    def _start(self, command: str) -> ChildProcess:
+        """``ecowatch <command>`` with its environment, logging to the soak's folder."""
+        log = self.folder / f"{command}.log"
+        child = ChildProcess(command, ecowatch_argv(command), log, env=self.envs[command])
+        self.children[command] = child
+        return child
+
     async def _main(
         self, fleet: Any, clock: ScaledClock, desk: SoakDesk, devices: int
     ) -> SoakReport:
         o = self.options
-        worker = self.stages["worker"].start()
-        bridge = self.stages["bridge"].start()
+        worker, bridge = self._start("worker"), self._start("bridge")
         supervisor = Supervisor(
             [worker, bridge],
             FlowWatch([("published", "stored")], stall_after=60.0),

@@ -11,7 +11,7 @@ from ecowatch.clock import AcceleratedClock, Clock, SystemClock
 from ecowatch.config.catalogue import Catalogue, DeviceEntry, DeviceModel, SiteKind
 from ecowatch.config.settings import Settings, load_device_credentials
 from ecowatch.errors import ConfigError
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from ecowatch.simulators.fleet import (
     Fleet,
     FleetStats,

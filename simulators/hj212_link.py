@@ -31,7 +31,7 @@ from typing import Generic, TypeVar
 
 from ecowatch.clock import CHINA
 from ecowatch.errors import ServiceDown
-from ecowatch.ingest.hj212 import codec as hj212
+from ecowatch.ingest import hj212
 from ecowatch.schema import DeviceReading
 
 T = TypeVar("T")

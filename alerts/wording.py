@@ -51,6 +51,8 @@ RULES: dict[Rule, Pair] = {
     Rule.QUOTA_EXHAUSTED: ("排污量用尽，已关阀", "quota used up, valve closed"),
     Rule.METER_MISMATCH: ("刷卡排污仪账目与平台核算不符", "meter account disagrees with platform"),
     Rule.AQI_OVER_100: ("AQI超过100", "AQI over 100"),
+    Rule.CORRECTED_VALUE_MISMATCH: ("折算浓度与平台核算不符", "corrected value disagrees"),
+    Rule.HIGH_OXYGEN: ("烟气含氧量异常偏高", "oxygen near air's"),
 }
 
 # The statistic an over-limit rule judges.
@@ -58,6 +60,12 @@ STATISTIC: dict[Rule, Pair] = {
     Rule.REALTIME_OVER_LIMIT: ("实时值", "real-time value"),
     Rule.HOURLY_OVER_LIMIT: ("小时均值", "hourly mean"),
     Rule.DAILY_OVER_LIMIT: ("日均值", "daily mean"),
+}
+# The same, of a stack's concentration corrected to its reference oxygen (折算浓度).
+CORRECTED: dict[Rule, Pair] = {
+    Rule.REALTIME_OVER_LIMIT: ("实时折算浓度", "real-time value corrected"),
+    Rule.HOURLY_OVER_LIMIT: ("小时折算浓度", "hourly mean corrected"),
+    Rule.DAILY_OVER_LIMIT: ("日均折算浓度", "daily mean corrected"),
 }
 QUOTA_RULES = frozenset({Rule.QUOTA_WARNING, Rule.QUOTA_NEAR_EXHAUSTION, Rule.QUOTA_EXHAUSTED})
 
@@ -185,8 +193,12 @@ def _shown(f: Finding) -> str:
 def _over_limit(f: Finding, lang: Lang) -> str:
     """ "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，GB 8978-1996 first grade）"."""
     zh = lang == "zh"
-    head = f"{pollutant_label(f.pollutant, lang)} {pick(STATISTIC[f.rule], lang)} {_shown(f)}"
+    corrected = f.o2_reference is not None
+    statistic = pick((CORRECTED if corrected else STATISTIC)[f.rule], lang)
+    head = f"{pollutant_label(f.pollutant, lang)} {statistic} {_shown(f)}"
     notes = [f.limit_source] if f.limit_source else []  # in brackets after what was found
+    if corrected:
+        notes.append(_oxygen(f, lang))
     if f.bound is LimitBound.RANGE and f.limit_range is not None:
         span = f"{num(f.limit_range[0])}–{num(f.limit_range[1])}"
         if f.active:
@@ -222,6 +234,42 @@ def _over_limit(f: Finding, lang: Lang) -> str:
     if f.late:
         said += pick(_FOUND_LATE, lang)
     return head + said
+
+
+def _oxygen(f: Finding, lang: Lang) -> str:
+    """ "基准氧含量 6%，实测 9%": what a corrected value was corrected with."""
+    ref = f"{num(f.o2_reference)}%" if f.o2_reference is not None else "?"
+    measured = f"{num(f.o2_measured)}%" if f.o2_measured is not None else "?"
+    if lang == "zh":
+        return f"基准氧含量 {ref}，实测 {measured}"
+    return f"reference O2 {ref}, measured {measured}"
+
+
+def _corrected_mismatch(f: Finding, lang: Lang) -> str:
+    zh, name = lang == "zh", pollutant_label(f.pollutant, lang)
+    if not f.active or f.reported is None or f.value is None:
+        agrees = (
+            f"{name} 上报折算浓度与平台核算一致",
+            f"{name}: the reported corrected value agrees",
+        )
+        return pick(agrees, lang)
+    reported, ours = with_unit(f.reported, f.unit), with_unit(f.value, f.unit)
+    if zh:
+        return f"{name} 企业上报折算浓度 {reported}，平台核算 {ours}（{_oxygen(f, lang)}）"
+    return (
+        f"{name} corrected value reported {reported}, {ours} by the platform ({_oxygen(f, lang)})"
+    )
+
+
+def _high_oxygen(f: Finding, lang: Lang) -> str:
+    o2 = f"{num(f.value)}%" if f.value is not None else "?"
+    if lang == "zh":
+        if f.active:
+            return f"氧含量 {o2}，烟道仍有流量：机组未燃烧或漏入空气"
+        return f"氧含量 {o2}，恢复正常"
+    if f.active:
+        return f"O2 {o2} with flue-gas flow: not burning, or air let in"
+    return f"O2 {o2}: normal again"
 
 
 def _abnormal(f: Finding, lang: Lang) -> str:
@@ -416,6 +464,8 @@ _WRITERS: dict[Rule, Callable[[Finding, Lang], str]] = {
     **dict.fromkeys(QUOTA_RULES, _quota),
     Rule.METER_MISMATCH: _meter_mismatch,
     Rule.AQI_OVER_100: _aqi,
+    Rule.CORRECTED_VALUE_MISMATCH: _corrected_mismatch,
+    Rule.HIGH_OXYGEN: _high_oxygen,
 }
 
 

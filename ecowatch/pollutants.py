@@ -11,8 +11,24 @@ FLOW = "w00000"
 PH = "w01001"
 DO = "w01009"
 WATER_TEMP = "w01010"  # GB 18918's cold-water NH3-N limit needs it when a monitor sends it
+
+# A stack's flue gas (HJ 212-2017 Table B.2; a CEMS reports them, HJ 75-2017).
+GAS_FLOW = "a00000"  # flue-gas flow, m³/s (wet, as measured)
+VELOCITY = "a01011"
+GAS_TEMP = "a01012"
+GAS_PRESSURE = "a01013"  # static pressure
+MOISTURE = "a01014"  # % of the wet gas
+O2 = "a19001"
+PM = "a34013"  # particulate matter (烟尘)
+SO2 = "a21026"
+NOX = "a21002"  # as NO2
+NO = "a21003"
+NO2 = "a21004"
+# The state of the flue gas, not an emission: what a concentration is corrected with.
+FLUE_GAS_STATE = frozenset({GAS_FLOW, VELOCITY, GAS_TEMP, GAS_PRESSURE, MOISTURE, O2})
+
 # Not concentrations of a discharge: averaged over time, never weighted by flow.
-TIME_WEIGHTED = frozenset({FLOW, PH, DO, WATER_TEMP})
+TIME_WEIGHTED = frozenset({FLOW, PH, DO, WATER_TEMP}) | FLUE_GAS_STATE
 
 # What people call each pollutant: (Chinese, English), as officers write them. Anything else
 # is shown by its code. The rules, the notifications and the console's pages (through
@@ -32,6 +48,15 @@ NAMES: dict[str, tuple[str, str]] = {
     "w22001": ("石油类", "oils"),
     "a21026": ("SO2", "SO2"),
     "a21004": ("NO2", "NO2"),
+    NOX: ("氮氧化物", "NOx"),
+    NO: ("NO", "NO"),
+    PM: ("颗粒物", "PM"),
+    GAS_FLOW: ("烟气流量", "flue-gas flow"),
+    VELOCITY: ("烟气流速", "velocity"),
+    GAS_TEMP: ("烟气温度", "flue-gas temperature"),
+    GAS_PRESSURE: ("烟气静压", "static pressure"),
+    MOISTURE: ("烟气湿度", "moisture"),
+    O2: ("氧含量", "O2"),
     "a21005": ("CO", "CO"),
     "a05024": ("O3", "O3"),
     "a34002": ("PM10", "PM10"),
@@ -47,7 +72,17 @@ def name_of(code: str, lang: str = "zh") -> str:
     return code if names is None else names[0 if lang == "zh" else 1]
 
 
-UNITS = {FLOW: "L/s", WATER_TEMP: "°C"}  # water: mg/L; air: µg/m³, CO mg/m³
+# Water: mg/L; ambient air: µg/m³, CO mg/m³; flue gas: mg/m³ (the standards say each).
+UNITS = {
+    FLOW: "L/s",
+    WATER_TEMP: "°C",
+    GAS_FLOW: "m³/s",
+    VELOCITY: "m/s",
+    GAS_TEMP: "°C",
+    GAS_PRESSURE: "kPa",
+    MOISTURE: "%",
+    O2: "%",
+}
 QUOTA_UNITS = {FLOW: "m³"}  # pollutant masses in kg
 
 
@@ -74,6 +109,12 @@ PLAUSIBLE: dict[str, Plausible] = {
     DO: Plausible(-10.0, 100.0),
     WATER_TEMP: Plausible(-10.0, 100.0),
     "a21005": Plausible(-100.0, 1e3),  # CO, mg/m³
+    GAS_FLOW: Plausible(-1e3, 1e5),  # m³/s: the largest power-plant stacks carry ~1e3
+    VELOCITY: Plausible(-50.0, 200.0),
+    GAS_TEMP: Plausible(-50.0, 1500.0),
+    GAS_PRESSURE: Plausible(-200.0, 200.0),  # kPa, relative to the atmosphere
+    MOISTURE: Plausible(-10.0, 100.0),
+    O2: Plausible(-5.0, 30.0),  # air is 20.9 %
 }
 
 

@@ -53,6 +53,9 @@ class Measurement(BaseModel):
     # allow_inf_nan=False: Python's json accepts NaN/Infinity, a monitor must not send them.
     value: Annotated[float, Field(allow_inf_nan=False)]
     flag: DataFlag = DataFlag.NORMAL
+    # A CEMS's own value corrected to its reference oxygen (HJ 212 ZsRtd/ZsAvg, 折算值): the
+    # enterprise's number, checked against the platform's, never judged in its place.
+    zs: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 class ValveState(StrEnum):
@@ -380,6 +383,11 @@ class Rule(StrEnum):
     # A meter's own account flatters it against the platform's (less used, more quota)
     METER_MISMATCH = "meter_mismatch"
     AQI_OVER_100 = "aqi_over_100"  # an air station's AQI above 100: a finding for the district
+    # A stack's CEMS corrects to its reference oxygen otherwise than the platform does: a forged
+    # reference or O2 is a known way to hide an exceedance.
+    CORRECTED_VALUE_MISMATCH = "corrected_value_mismatch"
+    # O2 near air's while the stack reports flow: the unit is not burning, or air is let in.
+    HIGH_OXYGEN = "high_oxygen"
 
 
 class Severity(StrEnum):
@@ -453,6 +461,12 @@ class Finding(BaseModel):
     category: Category | None = None  # an AQI's category (HJ 633)
     primary: list[str] = Field(default_factory=list)  # an AQI's primary pollutants ("PM2.5")
     mismatches: list[MeterMismatch] = Field(default_factory=list)
+    # A stack's concentration is judged corrected to its reference oxygen (折算浓度): ``value``
+    # is the corrected one, beside the reference and the O2 measured; ``reported`` is the
+    # CEMS's own corrected value where it disagrees.
+    o2_reference: float | None = None
+    o2_measured: float | None = None
+    reported: float | None = None
     # Found in data older than its device's newest (a resend after an outage, HJ 212 RF=1):
     # evidence of what was, judged on its own; it does not change the site's current verdicts.
     late: bool = False

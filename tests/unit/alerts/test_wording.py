@@ -80,6 +80,15 @@ EVERY_RULE: dict[Rule, dict[str, object]] = {
         "category": Category.LIGHTLY_POLLUTED,
         "primary": ["PM2.5"],
     },
+    Rule.CORRECTED_VALUE_MISMATCH: {
+        "pollutant": "a21026",
+        "unit": "mg/m³",
+        "value": 37.5,
+        "reported": 30.0,
+        "o2_reference": 6.0,
+        "o2_measured": 9.0,
+    },
+    Rule.HIGH_OXYGEN: {"pollutant": "a19001", "unit": "%", "value": 20.1},
 }
 
 
@@ -109,6 +118,29 @@ def test_an_exceedance_reads_as_officers_write_it() -> None:
     )
     late = f.model_copy(update={"late": True})
     assert finding_text(late).endswith("；补传数据中发现")
+
+
+def test_a_stack_s_exceedance_is_its_corrected_concentration_with_its_oxygen() -> None:
+    # SO2 measured 30 mg/m³ at 9 % O2 in a coal unit (reference 6 %): 37.5, over the ultra-low 35.
+    f = finding(
+        Rule.HOURLY_OVER_LIMIT,
+        pollutant="a21026",
+        unit="mg/m³",
+        value=37.5,
+        limit=35.0,
+        bound=LimitBound.MAXIMUM,
+        limit_source="permit P-1",
+        o2_reference=6.0,
+        o2_measured=9.0,
+    )
+    assert finding_text(f) == (
+        "SO2 小时折算浓度 37.5 mg/m³，超标 0.07 倍"
+        "（限值 35 mg/m³，permit P-1，基准氧含量 6%，实测 9%）"
+    )
+    assert finding_text(f, "en") == (
+        "SO2 hourly mean corrected 37.5 mg/m³, 1.07× the limit 35 mg/m³ "
+        "(permit P-1, reference O2 6%, measured 9%)"
+    )
 
 
 def test_a_range_and_a_minimum_say_which_side() -> None:

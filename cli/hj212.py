@@ -91,8 +91,9 @@ def decode(sm4_key: str | None) -> None:
             except Hj212Error as exc:
                 _error(exc.kind, exc.detail)
                 failed = True
-    if framer.partial:
-        _error("truncated", f"the stream ended inside a packet: {framer.pending()[:40]!r}")
+    # What the stream left: a packet begun and not finished, or bytes that never began one.
+    if (left := framer.finish()) is not None:
+        _error(left.kind, left.detail)
         failed = True
     if failed:
         sys.exit(1)

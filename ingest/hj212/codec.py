@@ -4,8 +4,8 @@
 Choices this module makes where the standard leaves room:
 
 - Length and the 1024 limit count bytes of the UTF-8 data segment; CP content is at most 950.
-- CP values: pollutant suffixes Rtd, Min, Avg, Max, Cou, ZsRtd, ZsAvg, ZsMin, ZsMax are
-  numbers; integral text (``30``) becomes ``int``, other decimal text (``42.50``) ``float``, so
+- CP values: pollutant suffixes Rtd, Min, Avg, Max, Cou, ZsRtd, ZsAvg, ZsMin, ZsMax, ZsCou
+  are numbers; integral text (``30``) becomes ``int``, other decimal text (``42.50``) ``float``, so
   ``build`` writes ``30`` and ``42.5`` back. Flag, SampleTime and any other suffix stay text.
   Non-pollutant CP fields (RtdInterval, QnRtn, ExeRtn, ...) are numbers when they look like one,
   except DataTime and every ``...Time`` field, which stay text exactly as sent.
@@ -13,8 +13,14 @@ Choices this module makes where the standard leaves room:
 - ``parse`` merges items by pollutant code whatever the ``;``/``,`` grouping; ``build`` writes
   one ``;``-group per plain field and per pollutant, in the CP dict's order. So
   ``build(parse(x)) == x`` for every packet ``build`` made, and ``parse(build(p)) == p``.
+- Instrument groups (CN 3020): a ``PolId=`` item starts one, and every item after it, up to
+  the next ``PolId=``, is that group's, whether ``;`` or ``,`` separates them. ``build`` writes
+  each group last, as one ``;``-group of ``,``-joined items.
 - Readings: CN 2011 carries real-time values (``-Rtd``); 2051/2061/2031 carry period values,
-  of which the reading takes ``-Avg`` (``-Min``/``-Max``/``-Cou`` stay in the packet).
+  of which the reading takes ``-Avg`` (``-Min``/``-Max``/``-Cou`` stay in the packet). A
+  CEMS's corrected value beside it (``-ZsRtd``, ``-ZsAvg``) is the measurement's ``zs``;
+  ``-ZsMin``/``-ZsMax``/``-ZsCou`` stay in the packet, and a corrected value without its
+  measured one is no reading value.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from pydantic import ValidationError
 from ecowatch.ingest.hj212 import sm4
 from ecowatch.ingest.hj212.protocol import (
     CODE_2017,
+    CORRECTED_PREFIX,
     DATA_TIME,
     DEFAULT_TZ,
     FLAG_VERSION_SHIFT,
@@ -41,11 +48,13 @@ from ecowatch.ingest.hj212.protocol import (
     HEX4,
     INT,
     LEGACY_CODES,
+    LEGACY_FLUE_GAS_CODES,
     MAX_CP_CHARS,
     MAX_DATA_BYTES,
     NUMBER,
     NUMERIC_SUFFIXES,
     REQUIRED_KEYS,
+    ST_FLUE_GAS,
     VALUE_SUFFIX_BY_CN,
     VERSIONS,
     BadField,
@@ -233,17 +242,21 @@ def parse_cp(body: str) -> Cp:
 
 
 def parse_cp_groups(body: str) -> tuple[Cp, list[Cp]]:
-    """CP content as its plain part and its instrument groups: each ``;``-group that starts
-    with ``PolId=`` is one instrument's (CN 3020), whose names repeat from one to the next."""
+    """CP content as its plain part and its instrument groups (CN 3020): a ``PolId=`` item
+    starts a group, and the items after it, up to the next ``PolId=``, are that group's
+    (``PolId=w01018;i12001-Info=1;PolId=w01019;i12001-Info=2`` is two groups, as is the same
+    with ``,`` inside each). The names repeat from one group to the next."""
     if len(body) > MAX_CP_CHARS:
         raise TooLong(f"the CP field has {len(body)} characters, at most {MAX_CP_CHARS}")
     cp: Cp = {}
     groups: list[Cp] = []
+    into = cp
     for group in body.split(";"):
-        if group.startswith(GROUP_LEAD):
-            groups.append(_parse_items(group.split(","), {}))
-        else:
-            _parse_items(group.split(","), cp)
+        for item in group.split(","):
+            if item.startswith(GROUP_LEAD):
+                into = {}
+                groups.append(into)
+            _parse_items((item,), into)
     return cp, groups
 
 
@@ -394,10 +407,20 @@ def parse_data_time(text: str, tz: tzinfo | str = DEFAULT_TZ) -> datetime:
     return naive.replace(tzinfo=_zone(tz))
 
 
+def _code_2017(code: str, st: str) -> str:
+    """A pollutant code as HJ 212-2017 names it: 2005's by tables B.1 and B.2, and 001/002/003
+    as flue gas (not water) when the packet's ST says it is from a flue-gas source."""
+    if st == ST_FLUE_GAS and code in LEGACY_FLUE_GAS_CODES:
+        return LEGACY_FLUE_GAS_CODES[code]
+    return LEGACY_CODES.get(code, code)
+
+
 def to_device_reading(packet: Packet, tz: tzinfo | str = DEFAULT_TZ) -> tuple[str, DeviceReading]:
     """(MN, reading) from a data upload. CN 2011 gives each pollutant's ``-Rtd``; 2051, 2061 and
-    2031 give ``-Avg``. Flags come from ``-Flag`` (default N); 2005-era codes are mapped to 2017
-    ones. A pollutant without the chosen suffix (say only ``-Cou``) is left out."""
+    2031 give ``-Avg``; a CEMS's corrected value beside it (``-ZsRtd``, ``-ZsAvg``) becomes the
+    measurement's ``zs``. Flags come from ``-Flag`` (default N); 2005-era codes are mapped to
+    2017 ones (001/002/003 as flue gas from an ST=31 packet, else as water). A pollutant
+    without the chosen suffix (say only ``-Cou``, or only ``-ZsRtd``) is left out."""
     suffix = VALUE_SUFFIX_BY_CN.get(packet.cn)
     if suffix is None:
         raise BadField(
@@ -408,10 +431,11 @@ def to_device_reading(packet: Packet, tz: tzinfo | str = DEFAULT_TZ) -> tuple[st
         raise BadField("missing CP DataTime: expected YYYYMMDDhhmmss", key="CP")
     ts = parse_data_time(packet.data_time, tz)
     values: dict[str, Measurement] = {}
+    corrected = CORRECTED_PREFIX + suffix
     for code, items in packet.pollutants.items():
         if suffix not in items:
             continue
-        target = LEGACY_CODES.get(code, code)
+        target = _code_2017(code, packet.st)
         if not CODE_2017.fullmatch(target):
             raise BadField(
                 f"pollutant code {code!r}: expected a 2017 code such as w01018 or a 2005 code "
@@ -428,8 +452,11 @@ def to_device_reading(packet: Packet, tz: tzinfo | str = DEFAULT_TZ) -> tuple[st
             raise BadField(
                 f"CP {code}-Flag={flag_text!r}: expected one of {expected}", key="CP"
             ) from exc
+        zs = items.get(corrected)
         try:
-            values[target] = Measurement(value=float(items[suffix]), flag=flag)
+            values[target] = Measurement(
+                value=float(items[suffix]), flag=flag, zs=None if zs is None else float(zs)
+            )
         except (OverflowError, ValidationError) as exc:
             raise BadField(f"CP {code}-{suffix}: expected a finite number ({exc})") from exc
     if not values:

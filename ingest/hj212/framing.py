@@ -27,13 +27,19 @@ def _next_frame(buf: bytearray, at: int) -> int:
     return found.start() if found else -1
 
 
+def _no_start(detail: str, raw: bytes) -> BadHeader:
+    return BadHeader(f"expected ## at the start of a packet: {detail}", raw=raw)
+
+
 class Framer:
     """Cuts a TCP byte stream into packets. ``feed`` returns, in order, each complete frame
     (bytes from ``##`` to ``\\r\\n``, length-checked but not CRC-checked: pass it to
     :func:`parse`) and an :class:`Hj212Error` for each thing it had to skip.
 
-    Garbage before a ``##`` is skipped (reported unless it is only whitespace); more than
-    ``max_buffer`` bytes without a ``##`` are dropped and reported, so memory stays bounded.
+    Garbage before a ``##`` is skipped (reported unless it is only whitespace), as a
+    :class:`BadHeader`: no packet began. Bytes without a ``##`` are reported as soon as a line
+    break ends them, and more than ``max_buffer`` of them at once, so memory stays bounded.
+    When the stream ends, :meth:`finish` says what was left.
     """
 
     def __init__(self, max_buffer: int = 2048) -> None:
@@ -69,14 +75,15 @@ class Framer:
             return self._skip()
         start = buf.find(b"##")
         if start < 0:
+            # No packet has begun: the bytes up to a line break can begin none.
+            cut = buf.rfind(b"\n") + 1
             if len(buf) > self.max_buffer:
-                keep = 1 if buf.endswith(b"#") else 0  # may be the first half of ##
-                if buf.strip():
-                    dropped = bytes(buf[: len(buf) - keep])
-                    out.append(
-                        BadHeader(f"no ## in {len(dropped)} bytes: dropped them", raw=dropped)
-                    )
-                del buf[: len(buf) - keep]
+                cut = len(buf) - (1 if buf.endswith(b"#") else 0)  # "#": maybe half of ##
+            if cut:
+                dropped = bytes(buf[:cut])
+                del buf[:cut]
+                if dropped.strip():
+                    out.append(_no_start(f"no ## in {len(dropped)} bytes: dropped them", dropped))
             return False
         while buf[start + 2 : start + 3] == b"#":
             start += 1  # "###0101...": the packet starts at the last pair
@@ -147,6 +154,20 @@ class Framer:
             )
             return self._start_skipping()
         return False
+
+    def finish(self, why: str = "the stream ended") -> Hj212Error | None:
+        """The stream has ended (or will be waited for no longer): the error for the bytes
+        held, which are dropped. :class:`Truncated` when a packet had begun (``##``) and is not
+        whole; :class:`BadHeader` when they never began one; None for nothing but whitespace,
+        or for the rest of a bad frame already reported."""
+        raw, skipping = bytes(self._buf), self._skipping
+        self._buf.clear()
+        self._skipping = False
+        if skipping or not raw.strip():
+            return None
+        if raw.startswith(b"##"):
+            return Truncated(f"a frame {why} ({len(raw)} bytes arrived)", raw=raw)
+        return _no_start(f"no ## in {len(raw)} bytes, then {why}", raw)
 
     def _up_to_delimiter(self) -> bytes:
         """The bad frame's bytes as far as they are here: to the next \\r\\n or ##."""

@@ -36,11 +36,14 @@ FLAG_SPLIT = 0b10  # bit D: one part of a split message; PNUM/PNO present
 # Bits 7..2 of Flag: the protocol version (none in HJ/T 212-2005).
 FLAG_VERSION_SHIFT = 2
 
+# Zs...: a CEMS's values corrected to its reference oxygen (折算值), beside the measured ones.
 NUMERIC_SUFFIXES = frozenset(
-    {"Rtd", "Min", "Avg", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax"}
+    {"Rtd", "Min", "Avg", "Max", "Cou", "ZsRtd", "ZsAvg", "ZsMin", "ZsMax", "ZsCou"}
 )
-# Which suffix a data upload's reading is taken from, by CN.
+# Which suffix a data upload's reading is taken from, by CN; its corrected value (the reading's
+# ``zs``) is the same suffix after "Zs" (ZsRtd, ZsAvg).
 VALUE_SUFFIX_BY_CN = {"2011": "Rtd", "2051": "Avg", "2061": "Avg", "2031": "Avg"}
+CORRECTED_PREFIX = "Zs"
 # HJ/T 212-2005 pollutant codes that fielded devices still send → their 2017 codes (HJ 212-2017
 # tables B.1 water and B.2 air, column 原编码).
 LEGACY_CODES = {
@@ -71,13 +74,23 @@ LEGACY_CODES = {
     "S03": "a01012",  # temperature
     "S04": "a01017",  # dynamic pressure
     "S05": "a01014",  # moisture
-    "S06": "a01015",  # atmospheric pressure
+    "S06": "a01015",  # cooler (制冷) temperature
     "S07": "a01016",  # flue cross-section
     "S08": "a01013",  # static pressure
     "01": "a34013",  # smoke dust
     "02": "a21026",  # SO2
     "03": "a21002",  # NOx
     "04": "a21005",  # CO
+}
+# ST=31 (大气环境污染源, the same in HJ/T 212-2005 and HJ 212-2017): a flue-gas packet. Some
+# flue-gas devices write the 2005 codes 01, 02 and 03 with three digits; in no table of the
+# standard, and in table B.1 the same codes are water's (001 pH, 002 colour, 003 suspended
+# solids), so they are read as flue gas only from a packet whose ST says it is one.
+ST_FLUE_GAS = "31"
+LEGACY_FLUE_GAS_CODES = {
+    "001": "a34013",  # smoke dust, as 01
+    "002": "a21026",  # SO2, as 02
+    "003": "a21002",  # NOx, as 03
 }
 DEFAULT_TZ = "Asia/Shanghai"
 
@@ -96,8 +109,10 @@ KNOWN_CNS = frozenset(
         *("9011", "9012", "9013", "9014", "9015"),
     }
 )
-# A CP ;-group that starts with PolId= is one instrument's (CN 3020 and the like): the same
-# names repeat in each, so these groups are kept apart, in order, as Packet.groups.
+# A CP item PolId= starts one instrument's group (CN 3020 and the like): the items after it, up
+# to the next PolId=, are that instrument's, whether ; or , separates them. The same names
+# repeat from one instrument to the next, so the groups are kept apart, in order, as
+# Packet.groups.
 GROUP_LEAD = "PolId="
 
 CpScalar: TypeAlias = str | int | float

@@ -623,12 +623,12 @@ class Hj212Server:
                 return Close.WRITE_TIMEOUT
 
     async def _unfinished(self, conn: _Connection, why: str) -> None:
-        """The frame left unfinished, if any: dead-lettered, and answered if it names itself."""
-        raw = conn.framer.pending()
-        if not raw.strip():
+        """The frame left unfinished, if any: dead-lettered (``truncated``, or ``bad_header``
+        for bytes that never began one), and answered if it names itself."""
+        error = conn.framer.finish(why)
+        if error is None:
             return  # nothing, or the rest of a bad frame already dead-lettered
-        error = hj212.Truncated(f"a frame {why} ({len(raw)} bytes arrived)", raw=raw)
-        await self._reject(conn, raw, error, hj212.reject_answer(raw, error))
+        await self._reject(conn, error.raw, error, hj212.reject_answer(error.raw, error))
 
     # -- a packet ------------------------------------------------------------------------------
 

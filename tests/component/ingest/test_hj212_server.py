@@ -516,6 +516,32 @@ def test_an_unknown_command_is_answered_cn_error_and_dead_lettered_and_the_line_
     assert letter["reason"] == "bad_field" and "CN=4711" in letter["detail"]
 
 
+def test_instrument_states_are_taken_and_bytes_without_a_packet_are_a_bad_header(
+    catalogue: Catalogue,
+) -> None:
+    producer = MemoryProducer()
+    # CN 3020 from two instruments, ; between every item (refused as "appears twice" before).
+    data = (
+        f"QN=20261123173000011;ST=32;CN=3020;PW={PW};MN={MN};Flag=5;CP=&&DataTime="
+        "20261123173000;PolId=w01018;i12001-Info=1;PolId=w01019;i12001-Info=2&&"
+    ).encode()
+    states = b"##%04d" % len(data) + data + hj212.crc_hex(data).encode() + b"\r\n"
+
+    async def scenario(server: Hj212Server, connect: Callable[[], Awaitable[Client]]) -> None:
+        reader, writer = await connect()
+        writer.write(states + b"AT+CSQ\r\n")  # a modem's line: no packet began
+        (answer,) = await answers(reader, 1)
+        assert (answer.cn, answer.cp) == ("9011", {"QnRtn": 1})
+        writer.write(b"+CSQ: 21")  # and the line closes before its end
+        writer.close()
+        await settled(server)
+
+    server = run(catalogue, scenario, producer)
+    assert server.stats.ignored == 1 and producer.readings == []
+    assert [d["reason"] for d in producer.letters] == ["bad_header", "bad_header"]
+    assert "closed the connection" in producer.letters[1]["detail"]
+
+
 def test_a_failure_of_ours_is_the_packets_dead_letter_and_its_resend_is_stored(
     catalogue: Catalogue,
 ) -> None:

@@ -1070,3 +1070,179 @@ def test_a_packet_too_long_for_the_wire_is_split_into_parts_that_merge_back() ->
 def test_a_packet_that_fits_is_one_part() -> None:
     packet = data_packet("2011", WATER_2011, flag=9)
     assert codec.build_parts(packet) == [build(packet).encode()]
+
+
+# -- flue gas (CEMS): corrected values, 2005 codes, instruments ---------------------------------
+
+# A CEMS's real-time upload (HJ 212-2017 Table B.2 codes): dust, SO2 and NOx each with the value
+# corrected to the reference oxygen (ZsRtd) beside the measured one; O2 has none.
+CEMS_2011 = (
+    f"{header('2011', st='31', flag='5')};CP=&&DataTime=20261123173000;"
+    "a34013-Rtd=8.1,a34013-ZsRtd=11.2,a34013-Flag=N;a21026-Rtd=30.0,a21026-ZsRtd=37.5,"
+    "a21026-Flag=N;a21002-Rtd=42.0,a21002-ZsRtd=52.5,a21002-Flag=N;a19001-Rtd=9.0,a19001-Flag=N&&"
+)
+# Its minute values: the reading takes Avg and ZsAvg; the rest stays in the packet.
+CEMS_2051 = (
+    f"{header('2051', st='31', flag='5')};CP=&&DataTime=20261123172000;"
+    "a21026-Min=28.0,a21026-Avg=30.0,a21026-Max=33.0,a21026-ZsMin=35.0,a21026-ZsAvg=37.5,"
+    "a21026-ZsMax=41.25,a21026-Cou=0.12,a21026-ZsCou=0.15,a21026-Flag=N;"
+    "a19001-Min=8.5,a19001-Avg=9.0,a19001-Max=9.5,a19001-Flag=N&&"
+)
+
+
+def test_a_cems_realtime_upload_gives_each_pollutants_corrected_value_beside_it() -> None:
+    packet = parse(frame(CEMS_2011))
+    assert build(packet).encode() == frame(CEMS_2011)
+    _, reading = to_device_reading(packet)
+    assert reading.values == {
+        "a34013": Measurement(value=8.1, zs=11.2),
+        "a21026": Measurement(value=30.0, zs=37.5),
+        "a21002": Measurement(value=42.0, zs=52.5),
+        "a19001": Measurement(value=9.0),
+    }
+
+
+def test_a_cems_period_upload_takes_avg_and_zsavg_and_keeps_the_rest_in_the_packet() -> None:
+    packet = parse(frame(CEMS_2051))
+    assert build(packet).encode() == frame(CEMS_2051)
+    assert packet.cp["a21026"] == {
+        "Min": 28.0,
+        "Avg": 30.0,
+        "Max": 33.0,
+        "ZsMin": 35.0,
+        "ZsAvg": 37.5,
+        "ZsMax": 41.25,
+        "Cou": 0.12,
+        "ZsCou": 0.15,  # a number, as every Zs suffix
+        "Flag": "N",
+    }
+    for cn in ("2051", "2061", "2031"):
+        _, reading = to_device_reading(replace(packet, cn=cn))
+        assert reading.values == {
+            "a21026": Measurement(value=30.0, zs=37.5),
+            "a19001": Measurement(value=9.0),
+        }
+
+
+def test_a_corrected_value_without_its_measured_one_is_no_reading_value() -> None:
+    cp = {
+        "DataTime": "20261123173000",
+        "a21026": {"ZsRtd": 37.5, "Flag": "N"},  # no Rtd
+        "a34013": {"Rtd": 8.1, "ZsAvg": 11.2},  # ZsAvg is a period value's, not 2011's
+    }
+    _, reading = to_device_reading(data_packet("2011", cp, st="31"))
+    assert reading.values == {"a34013": Measurement(value=8.1)}
+    with pytest.raises(BadField, match="no -Rtd values"):
+        to_device_reading(data_packet("2011", {**cp, "a34013": {"ZsRtd": 1.0}}, st="31"))
+    with pytest.raises(BadField, match="ZsRtd"):
+        parse(frame(CEMS_2011.replace("a34013-ZsRtd=11.2", "a34013-ZsRtd=high")))
+
+
+def test_a_2005_flue_gas_upload_maps_its_codes_by_table_b2() -> None:
+    # HJ/T 212-2005: no QN, no Flag; 01 smoke dust, 02 SO2, 03 NOx, S01 O2, and the flue gas's
+    # own state: B02 flow, S02 velocity, S03 temperature, S05 moisture, S08 pressure.
+    data = (
+        f"ST=31;CN=2011;PW=123456;MN={MN};CP=&&DataTime=20261123173000;"
+        "01-Rtd=8.1,01-ZsRtd=11.2,01-Flag=N;02-Rtd=30.0,02-ZsRtd=37.5;03-Rtd=42.0,03-Flag=D;"
+        "S01-Rtd=9.0;B02-Rtd=85.2;S02-Rtd=12.4;S03-Rtd=48.5;S05-Rtd=7.8;S08-Rtd=-0.35&&"
+    )
+    packet = parse(frame(data))
+    assert packet.version is Version.V2005 and build(packet).encode() == frame(data)
+    _, reading = to_device_reading(packet)
+    assert reading.values == {
+        "a34013": Measurement(value=8.1, zs=11.2),
+        "a21026": Measurement(value=30.0, zs=37.5),
+        "a21002": Measurement(value=42.0, flag=DataFlag.FAULT),
+        "a19001": Measurement(value=9.0),
+        "a00000": Measurement(value=85.2),
+        "a01011": Measurement(value=12.4),
+        "a01012": Measurement(value=48.5),
+        "a01014": Measurement(value=7.8),
+        "a01013": Measurement(value=-0.35),
+    }
+
+
+def test_three_digit_flue_gas_codes_are_gas_only_from_a_flue_gas_packet() -> None:
+    # 001/002/003 are water's pH, colour and suspended solids in table B.1; some flue-gas
+    # devices write 01/02/03 so. The packet's ST decides: 31 is a flue-gas source.
+    assert codec.LEGACY_FLUE_GAS_CODES == {"001": "a34013", "002": "a21026", "003": "a21002"}
+    assert all(LEGACY_CODES[k].startswith("w") for k in codec.LEGACY_FLUE_GAS_CODES)
+    cp = {"DataTime": "20261123173000", "001": {"Rtd": 7.2}, "002": {"Rtd": 30}, "003": {"Rtd": 9}}
+    _, gas = to_device_reading(data_packet("2011", cp, st="31"))
+    assert gas.values == {
+        "a34013": Measurement(value=7.2),
+        "a21026": Measurement(value=30.0),
+        "a21002": Measurement(value=9.0),
+    }
+    _, water = to_device_reading(data_packet("2011", cp, st="32"))
+    assert set(water.values) == {"w01001", "w01002", "w01012"}
+    with pytest.raises(BadField, match="a34013 is sent twice"):
+        to_device_reading(data_packet("2011", {**cp, "01": {"Rtd": 7.0}}, st="31"))
+
+
+def test_each_instrument_group_holds_the_items_after_its_polid() -> None:
+    # CN 3020, the standard's layout: ; between every item, the same names for each instrument.
+    sent = (
+        f"{header(cn='3020', flag='5')};CP=&&DataTime=20261123173000;"
+        "PolId=w01018;i12001-Info=1;PolId=w01019;i12001-Info=2&&"
+    )
+    packet = parse(frame(sent))
+    assert packet.cp == {"DataTime": "20261123173000"}
+    assert packet.groups == (
+        {"PolId": "w01018", "i12001": {"Info": "1"}},
+        {"PolId": "w01019", "i12001": {"Info": "2"}},
+    )
+    # Written back with , inside each group: read back the same, and then byte for byte.
+    built = build(packet)
+    assert "PolId=w01018,i12001-Info=1;PolId=w01019,i12001-Info=2&&" in built
+    assert parse(built) == packet and build(parse(built)) == built
+    doc = packet_to_json(packet)
+    assert doc["CPGroups"] == [
+        {"PolId": "w01018", "i12001": {"Info": "1"}},
+        {"PolId": "w01019", "i12001": {"Info": "2"}},
+    ]
+    assert json_to_packet(json.loads(json.dumps(doc))) == packet
+    # Within one instrument a name still appears once.
+    with pytest.raises(BadField, match="CP i12001-Info appears twice"):
+        parse(frame(sent.replace("PolId=w01019;", "")))
+
+
+def test_a_split_3020_keeps_each_instrument_whole() -> None:
+    groups = tuple({"PolId": f"w{n:05d}", "i12001": {"Info": str(n % 11)}} for n in range(60))
+    packet = Packet(
+        qn="20261123173000123",
+        st="32",
+        cn="3020",
+        mn=MN,
+        pw="123456",
+        flag=9,
+        cp={"DataTime": "20261123173000"},
+        groups=groups,
+    )
+    wire = codec.build_parts(packet)
+    assert len(wire) > 1
+    parts = [parse(raw) for raw in wire]
+    assert all(g in groups for p in parts for g in p.groups)
+    assert codec.merge_parts(parts) == packet
+
+
+def test_a_stream_without_any_double_hash_is_a_bad_header_not_a_truncated_frame() -> None:
+    framer = Framer()
+    (error,) = framer.feed(b"AT+CSQ\r\nOK\r\n")  # a modem's chatter: reported at its line end
+    assert isinstance(error, BadHeader) and error.kind == "bad_header"
+    assert error.raw == b"AT+CSQ\r\nOK\r\n" and not framer.partial
+    assert framer.feed(b"no line break yet") == [] and framer.partial
+    ended = framer.finish()
+    assert isinstance(ended, BadHeader) and ended.raw == b"no line break yet"
+    assert framer.pending() == b"" and framer.finish() is None
+    # A packet begun and not finished is still truncated; whitespace or a bad frame's rest,
+    # nothing.
+    assert framer.feed(P1[:30]) == []
+    cut = framer.finish("the peer closed the connection before its end")
+    assert isinstance(cut, Truncated) and cut.raw == P1[:30]
+    assert str(cut) == "a frame the peer closed the connection before its end (30 bytes arrived)"
+    assert framer.feed(b" \r\n ") == [] and framer.finish() is None
+    assert framer.feed(b"##00x9garbage") and framer.finish() is None
+    # Garbage then a packet: one bad header, then the packet, as before.
+    out = framer.feed(b"junk\n" + P1)
+    assert [x.kind if isinstance(x, Hj212Error) else x for x in out] == ["bad_header", P1]

@@ -8,12 +8,21 @@ Which limit applies where: an outfall names its standard and class (``standard: 
 8978-1996, class: first_grade}``, see :mod:`ecowatch.config.standards`) and may hold a
 discharge permit (排污许可证) whose per-pollutant limits are stricter; an air station may name
 its ambient standard. A card-swipe discharge meter (刷卡排污) is a device of model
-``discharge_meter`` at an outfall, carrying its quota. Contacts carry no secrets: only the
-name of the environment variable that holds the apprise URL (``notify_env``).
+``discharge_meter`` at an outfall, carrying its quota.
+
+A stack (废气排放口) names its flue-gas standard and class (``{id: GB 13223-2011, class:
+coal_existing}``), whose limits hold at the class's reference oxygen; the site may state its
+own ``o2_reference`` (% O2), which wins. Its permit may set stricter limits, such as ultra-low
+emission (``limits: {a34013: 10, a21026: 35, a21002: 50}``), in mg/m³ at that reference. Its
+device is a ``flue_gas_monitor`` (CEMS), which measures O2 among the flue-gas codes.
+
+Contacts carry no secrets: only the name of the environment variable that holds the apprise URL
+(``notify_env``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -45,6 +54,19 @@ from ecowatch.config.standards import (
 )
 from ecowatch.config.yamlfile import field_problem, read_yaml
 from ecowatch.errors import ConfigError
+from ecowatch.pollutants import (
+    GAS_FLOW,
+    GAS_PRESSURE,
+    GAS_TEMP,
+    MOISTURE,
+    NO,
+    NO2,
+    NOX,
+    O2,
+    PM,
+    SO2,
+    VELOCITY,
+)
 from ecowatch.schema import Identifier, PollutantCode, Rule, Severity
 
 SECTIONS = ("grids", "enterprises", "sites", "policies")
@@ -55,12 +77,14 @@ Fail = Callable[[str, str], NoReturn]  # reports (field, problem) for the site b
 class SiteKind(StrEnum):
     OUTFALL = "outfall"  # a wastewater outfall (排污口)
     AIR_STATION = "air_station"  # an ambient air quality station (空气质量监测站)
+    STACK = "stack"  # a flue-gas emission point (废气排放口)
 
 
 class DeviceModel(StrEnum):
     OUTFALL_MONITOR = "outfall_monitor"  # wastewater online monitoring (在线监测)
     AIR_STATION = "air_station"  # air quality analysers of a station
     DISCHARGE_METER = "discharge_meter"  # card-swipe discharge meter (刷卡排污)
+    FLUE_GAS_MONITOR = "flue_gas_monitor"  # flue-gas CEMS (烟气在线监测)
 
 
 # How often a device of each model reports in normal operation: its nominal rate, of which the
@@ -73,6 +97,7 @@ REPORTING_INTERVAL: dict[DeviceModel, timedelta] = {
     DeviceModel.OUTFALL_MONITOR: timedelta(seconds=30),
     DeviceModel.AIR_STATION: timedelta(seconds=30),
     DeviceModel.DISCHARGE_METER: timedelta(seconds=30),
+    DeviceModel.FLUE_GAS_MONITOR: timedelta(seconds=30),
 }
 
 
@@ -93,11 +118,20 @@ class StationControl(StrEnum):
 _MODELS_AT: dict[SiteKind, frozenset[DeviceModel]] = {
     SiteKind.OUTFALL: frozenset({DeviceModel.OUTFALL_MONITOR, DeviceModel.DISCHARGE_METER}),
     SiteKind.AIR_STATION: frozenset({DeviceModel.AIR_STATION}),
+    SiteKind.STACK: frozenset({DeviceModel.FLUE_GAS_MONITOR}),
 }
 _MEDIUM_OF: dict[SiteKind, Medium] = {
     SiteKind.OUTFALL: Medium.WATER,
     SiteKind.AIR_STATION: Medium.AIR,
+    SiteKind.STACK: Medium.FLUE_GAS,
 }
+
+# What a flue-gas CEMS measures (HJ 212-2017 Table B.2); a stack's device lists the ones it has.
+# CO (a21005) is measured where the standard limits it (GB 18485, waste incineration).
+FLUE_GAS_CODES = frozenset(
+    {PM, SO2, NOX, NO, NO2, O2, GAS_FLOW, VELOCITY, GAS_TEMP, GAS_PRESSURE, MOISTURE, "a21005"}
+)
+O2_AIR = 21.0  # % O2 of air: a reference oxygen lies below it (the correction divides by 21 − O2)
 
 # The name of an environment variable, never its value: a URL here would be a leaked secret.
 EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,127}$")]
@@ -246,9 +280,11 @@ class Site(_Entry):
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     devices: Annotated[list[Device], Field(min_length=1)]
-    standard: StandardRef | None = None  # required for outfalls
-    permit: Permit | None = None  # outfalls only
+    standard: StandardRef | None = None  # required for outfalls and stacks
+    permit: Permit | None = None  # outfalls and stacks
     control: StationControl | None = None  # air stations only
+    # Stacks only: the reference oxygen in % its limits hold at, if not its standard class's.
+    o2_reference: Annotated[float, Field(allow_inf_nan=False)] | None = None
 
 
 @dataclass(frozen=True)
@@ -287,13 +323,27 @@ class Catalogue:
     def districts(self) -> list[str]:
         return sorted({g.district for g in self.grids.values()})
 
+    def o2_reference(self, site_id: str) -> float | None:
+        """The reference oxygen (% O2) a stack's concentrations are corrected to before they
+        are judged: the site's own if it states one, else its standard class's; None for a
+        site judged uncorrected (an outfall, an air station). Unknown site: KeyError."""
+        site = self.sites[site_id]
+        if site.o2_reference is not None:
+            return site.o2_reference
+        if site.standard is None:
+            return None
+        return self.standards[site.standard.id].classes[site.standard.class_].o2_reference
+
     def limits_for(self, site_id: str, pollutant: str) -> list[AppliedLimit]:
-        """Every limit that applies to a site's pollutant: one per averaging basis."""
+        """Every limit that applies to a site's pollutant: one per averaging basis. A stack's
+        limits carry the reference oxygen that applies to it (:meth:`o2_reference`)."""
         site = self.sites[site_id]
         if site.standard is None:
             return []
         ref = site.standard
         found = self.standards[ref.id].limits(ref.class_, pollutant)
+        if site.o2_reference is not None:
+            found = [dataclasses.replace(lim, o2_reference=site.o2_reference) for lim in found]
         if site.permit is not None and pollutant in site.permit.limits:
             # Checked on load: the standard has exactly one limit here, looser than the permit's.
             return [
@@ -388,6 +438,11 @@ def _check_standard(site: Site, standards: Mapping[str, Standard], fail: Fail) -
     if site.standard is None:
         if site.kind is SiteKind.OUTFALL:
             fail("standard", "an outfall needs one, e.g. {id: GB 8978-1996, class: first_grade}")
+        if site.kind is SiteKind.STACK:
+            fail(
+                "standard",
+                "a stack needs a flue-gas one, e.g. {id: GB 13223-2011, class: coal_new}",
+            )
         return None
     ref = site.standard
     std = standards.get(ref.id)
@@ -401,19 +456,39 @@ def _check_standard(site: Site, standards: Mapping[str, Standard], fail: Fail) -
     if std.medium is not _MEDIUM_OF[site.kind]:
         fail(
             "standard.id",
-            f"{ref.id} is a standard for {std.medium}; an {site.kind} needs one for "
+            f"{ref.id} is a standard for {std.medium}; {_a(site.kind)} needs one for "
             f"{_MEDIUM_OF[site.kind]}",
         )
     return std
 
 
+def _a(kind: str) -> str:
+    """A kind of site or device with its article: "an outfall", "a stack", "a flue_gas_monitor"."""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
+
+
+def _check_o2_reference(site: Site, fail: Fail) -> None:
+    if site.o2_reference is None:
+        return
+    if site.kind is not SiteKind.STACK:
+        fail("o2_reference", f"only a stack has a reference oxygen, not {_a(site.kind)}")
+    if not 0 <= site.o2_reference < O2_AIR:
+        fail(
+            "o2_reference",
+            f"{site.o2_reference:g} % is not a reference oxygen: expected 0 ≤ O2 < {O2_AIR:g} % "
+            f"(e.g. 6 for a coal-fired boiler)",
+        )
+
+
 def _check_permit(site: Site, std: Standard | None, fail: Fail) -> None:
     if site.permit is None:
         return
-    if site.kind is not SiteKind.OUTFALL:
-        fail("permit", f"a discharge permit belongs to an outfall, not to an {site.kind}")
+    if site.kind not in (SiteKind.OUTFALL, SiteKind.STACK):
+        fail(
+            "permit", f"a discharge permit belongs to an outfall or a stack, not to {_a(site.kind)}"
+        )
     if std is None or site.standard is None:
-        return  # an outfall without a standard has already failed
+        return  # an outfall or a stack without a standard has already failed
     for code, spec in site.permit.limits.items():
         at = f"permit.limits.{code}"
         found = std.limits(site.standard.class_, code)
@@ -443,7 +518,9 @@ def _shown(bound: Bound, low_temp_max: float | None) -> str:
 def _check_devices(site: Site, cards: dict[str, str], fail: Fail) -> None:
     for i, device in enumerate(site.devices):
         if device.model not in _MODELS_AT[site.kind]:
-            fail(f"devices.{i}.model", f"a {device.model} is not installed at an {site.kind}")
+            fail(f"devices.{i}.model", f"{_a(device.model)} is not installed at {_a(site.kind)}")
+        if device.model is DeviceModel.FLUE_GAS_MONITOR:
+            _check_flue_gas_codes(device, f"devices.{i}.pollutants", fail)
         metered = device.model is DeviceModel.DISCHARGE_METER
         if metered and device.quota is None:
             fail(f"devices.{i}.quota", "a discharge_meter needs its quota (permitted quantities)")
@@ -462,6 +539,15 @@ def _check_devices(site: Site, cards: dict[str, str], fail: Fail) -> None:
         if card in cards:
             fail(f"devices.{i}.quota.card", f"card '{card}' is already in meter '{cards[card]}'")
         cards[card] = device.id
+
+
+def _check_flue_gas_codes(device: Device, at: str, fail: Fail) -> None:
+    other = [code for code in device.pollutants if code not in FLUE_GAS_CODES]
+    if other:
+        known = ", ".join(sorted(FLUE_GAS_CODES))
+        fail(at, f"{', '.join(other)}: not measured by a flue_gas_monitor (known: {known})")
+    if O2 not in device.pollutants:
+        fail(at, f"a flue_gas_monitor measures O2 ({O2}): its concentrations are corrected with it")
 
 
 def copy_with_policies(source: Path, folder: Path, policies: str) -> Path:
@@ -510,8 +596,8 @@ def load_catalogue(folder: Path, standards: Mapping[str, Standard] | None = None
                 f"'{site.district}', but its grid '{site.grid}' is in "
                 f"'{grids[site.grid].district}'",
             )
-        if site.kind is SiteKind.OUTFALL and site.enterprise is None:
-            fail("enterprise", "an outfall needs one")
+        if site.kind in (SiteKind.OUTFALL, SiteKind.STACK) and site.enterprise is None:
+            fail("enterprise", f"{_a(site.kind)} needs one")
         if site.enterprise is not None and site.enterprise not in enterprises:
             fail("enterprise", f"no enterprise '{site.enterprise}'")
         if site.control is not None and site.kind is not SiteKind.AIR_STATION:
@@ -525,6 +611,7 @@ def load_catalogue(folder: Path, standards: Mapping[str, Standard] | None = None
                 )
             device_sites[device.id] = site.id
         _check_devices(site, cards, fail)
+        _check_o2_reference(site, fail)
         _check_permit(site, _check_standard(site, standards, fail), fail)
     policies = tuple(entry for _, entry in gathered["policies"])  # type: ignore[misc]
     return Catalogue(

@@ -1,12 +1,18 @@
 """Limit standards as data: the one place where a standard's number lives.
 
 Each ``config/standards/gb*.yaml`` file holds one national standard: its ``id``
-("GB 8978-1996"), ``title``, ``medium`` (water or air), ``source`` (number, year, dates, which
-table), the default averaging ``basis``, its ``pollutants`` (HJ 212 code → name and unit) and
-its ``classes`` (classes, grades or columns: "III", "1A", "first_grade", "grade_II"), each
-with its limits per pollutant. A limit is exactly one of ``{max: 100}``, ``{min: 5}`` (DO) or
-``{range: [6, 9]}`` (pH); a pollutant with several limits (GB 3095 per averaging period,
-GB 3838 TP for rivers and for lakes) lists them.
+("GB 8978-1996"), ``title``, ``medium`` (water, ambient air or flue gas), ``source`` (number,
+year, dates, which table), the default averaging ``basis``, its ``pollutants`` (HJ 212 code →
+name and unit) and its ``classes`` (classes, grades or columns: "III", "1A", "first_grade",
+"grade_II"), each with its limits per pollutant. A limit is exactly one of ``{max: 100}``,
+``{min: 5}`` (DO) or ``{range: [6, 9]}`` (pH); a pollutant with several limits (GB 3095 per
+averaging period, GB 3838 TP for rivers and for lakes) lists them. A limit may name the
+``row`` of the standard's table it is read from.
+
+A flue-gas standard's limits are in mg/m³ at standard state (273 K, 101.325 kPa), dry, at a
+reference oxygen (基准氧含量): each of its classes states its ``o2_reference`` in %, which a
+stack's measured concentration is corrected to before it is judged (HJ 75-2017). Only
+flue-gas classes have one.
 
 Only ``gb*.yaml`` files are limit standards. Other files in the folder (the HJ 633 AQI
 breakpoints, ``hj633-*.yaml``) have their own format and loader and are not read here.
@@ -40,11 +46,14 @@ from ecowatch.schema import PollutantCode
 
 STANDARDS_DIR = Path(__file__).parent / "standards"
 STANDARD_FILES = "gb*.yaml"  # hj633-*.yaml (AQI breakpoints) share the folder: not ours
+# A limit's note where its value is the commonly cited one, not yet read in the standard's text.
+UNCHECKED = "to be checked against the standard's table"
 
 
 class Medium(StrEnum):
     WATER = "water"
-    AIR = "air"
+    AIR = "air"  # ambient air
+    FLUE_GAS = "flue_gas"  # a stack's emissions: mg/m³ at standard state, dry, reference O2
 
 
 class Basis(StrEnum):
@@ -121,7 +130,9 @@ class AppliedLimit:
 
     ``source`` reads "GB 8978-1996 first grade" or "permit <number>". ``low_temp_max`` is the
     GB 18918 cold-water value (NH3-N 8 instead of 5 when the water is at or below
-    ``low_temp_at_or_below_c`` °C).
+    ``low_temp_at_or_below_c`` °C). ``o2_reference`` (flue gas only) is the oxygen in % the
+    limit holds at: a stack's measured concentration is corrected to it before comparing,
+    ``C × (21 − o2_reference) / (21 − O2 measured)`` (HJ 75-2017).
     """
 
     pollutant: str
@@ -133,6 +144,8 @@ class AppliedLimit:
     low_temp_at_or_below_c: float | None = None
     water_body: WaterBody | None = None
     note: str = ""
+    row: str = ""  # the table and row of the standard the value is read from
+    o2_reference: float | None = None  # flue gas: the % O2 the limit holds at (基准氧含量)
 
     def bound_at(self, water_temp_c: float | None = None) -> Bound:
         """The bound for this water temperature (unknown temperature: the normal bound)."""
@@ -150,9 +163,16 @@ class AppliedLimit:
 
     def replaced_by(self, spec: BoundSpec, source: str) -> AppliedLimit:
         """This limit as a stricter one (a permit's) replaces it; the permit's cold value, if
-        it gives none, is its own number all year round."""
+        it gives none, is its own number all year round. It keeps the unit, the basis and the
+        reference oxygen (a permit's flue-gas limit holds at the same reference), and the note
+        unless it only says the standard's value is :data:`UNCHECKED`: the permit's is not."""
         return dataclasses.replace(
-            self, bound=spec.bound, low_temp_max=spec.low_temp_max, source=source
+            self,
+            bound=spec.bound,
+            low_temp_max=spec.low_temp_max,
+            source=source,
+            row="",
+            note="" if self.note == UNCHECKED else self.note,
         )
 
 
@@ -204,6 +224,7 @@ class Limit(BoundSpec):
     basis: Basis | None = None  # None: the standard's default basis
     water_body: WaterBody | None = None  # None: every water body
     note: str = ""
+    row: str = ""  # where in the standard: "Table 1, 燃煤锅炉, 二氧化硫, 新建锅炉"
 
 
 class Source(_Frozen):
@@ -228,6 +249,8 @@ class StandardClass(_Frozen):
     label: str  # how a person names it after the standard's id: "first grade", "class 1A"
     valid_from: date | None = None  # a column in force only for a while (GB 3095-2026)
     valid_until: date | None = None
+    # Flue gas only: the reference oxygen in % its limits hold at (GB 13223: coal 6, gas 3).
+    o2_reference: Annotated[float, Field(ge=0, lt=21, allow_inf_nan=False)] | None = None
     limits: Annotated[dict[PollutantCode, list[Limit]], Field(min_length=1)]
 
     @field_validator("limits", mode="before")
@@ -268,7 +291,8 @@ class Standard(_Frozen):
     ) -> list[AppliedLimit]:
         """The class's limits for one pollutant ([] if it sets none), optionally narrowed."""
         out = []
-        for limit in self.classes[class_id].limits.get(pollutant, []):
+        cls = self.classes[class_id]
+        for limit in cls.limits.get(pollutant, []):
             lb = limit.basis or self.basis
             if basis is not None and lb != basis:
                 continue
@@ -285,6 +309,8 @@ class Standard(_Frozen):
                     low_temp_at_or_below_c=self.low_temperature_c,
                     water_body=limit.water_body,
                     note=limit.note,
+                    row=limit.row,
+                    o2_reference=cls.o2_reference,
                 )
             )
         return out
@@ -316,6 +342,17 @@ def _check(path: Path, std: Standard) -> None:
         where = f"{path}: classes entry '{cid}'"
         if cls.valid_from and cls.valid_until and cls.valid_from > cls.valid_until:
             raise ConfigError(f"{where}: field 'valid_until': before valid_from")
+        flue_gas = std.medium is Medium.FLUE_GAS
+        if flue_gas and cls.o2_reference is None:
+            raise ConfigError(
+                f"{where}: field 'o2_reference': a flue-gas class needs its reference oxygen "
+                f"in % (基准氧含量), e.g. 6 for a coal-fired boiler under GB 13223-2011"
+            )
+        if not flue_gas and cls.o2_reference is not None:
+            raise ConfigError(
+                f"{where}: field 'o2_reference': only a flue-gas standard has a reference "
+                f"oxygen; {std.id} is a standard for {std.medium}"
+            )
         for code, limits in cls.limits.items():
             if code not in std.pollutants:
                 raise ConfigError(

@@ -6,7 +6,7 @@ It goes through the loader like any deployment's catalogue: written as YAML to a
 read by :func:`~ecowatch.config.catalogue.load_catalogue`, so its cross-checks apply.
 
 The city: two districts, four grids, six outfalls (two with a card-swipe discharge meter),
-three air stations.
+three air stations, one stack.
 
 - ``S-OUT-001`` (E-001, chemicals; G-KC-01): GB 8978-1996 first grade, a permit at COD 80 and
   NH3-N 10 mg/L; its COD monitor ``33080200000001`` and meter ``33080200M00001`` (a year from
@@ -19,6 +19,12 @@ three air stations.
   COD 80, a small meter.
 - ``S-AIR-001`` (G-KC-01) and ``S-AIR-002`` (G-KC-02): GB 3095-2026, transitional grade II;
   ``S-AIR-003`` (G-LY-01), a background station in a class 1 zone: grade I.
+- ``S-STK-001`` (E-007, a coal-fired heat and power plant; G-KC-02): a stack under GB 13223-2011
+  ``coal_existing`` (reference oxygen 6 %; standard SO2 200, NOx 100, PM 30 mg/m³, hourly) and a
+  permit at ultra-low emission (超低排放): PM 10, SO2 35, NOx 50 mg/m³ at 6 % O2. Its
+  ``flue_gas_monitor`` ``33080200G00001`` reports every flue-gas code (:data:`FLUE_GAS`). Worked
+  example (../shared/notes/flue-gas-marks-validity.md): SO2 30 mg/m³ measured at 9 % O2 is
+  30 × 15/12 = 37.5 at 6 %, over the permit's 35.
 """
 
 from __future__ import annotations
@@ -33,6 +39,22 @@ from ecowatch.config.catalogue import Catalogue, load_catalogue
 WATER = ["w00000", "w01018", "w21003", "w01001"]  # flow, COD, NH3-N, pH
 METERED = ["w00000", "w01018", "w21003"]
 AIR = ["a34004", "a34002", "a21026", "a21004", "a05024", "a21005"]
+# PM, SO2, NOx, NO, NO2, then the flue gas's state: O2, flow, velocity, temperature, pressure,
+# moisture.
+FLUE_GAS = [
+    "a34013",
+    "a21026",
+    "a21002",
+    "a21003",
+    "a21004",
+    "a19001",
+    "a00000",
+    "a01011",
+    "a01012",
+    "a01013",
+    "a01014",
+]
+ULTRA_LOW = {"a34013": 10, "a21026": 35, "a21002": 50}  # mg/m³ at 6 % O2
 
 
 def _officer(id_: str, name: str, role: str | None = None) -> dict[str, Any]:
@@ -90,6 +112,7 @@ ENTERPRISES = [
         (4, "衢江区恒達印染有限公司", "textile_dyeing", "朱丽"),
         (5, "城东污水处理厂", "wastewater_treatment", "陈刚"),
         (6, "衢州元立电镀有限公司", "electroplating", "马超"),
+        (7, "衢州柯城热电有限公司", "thermal_power", "沈涛"),
     )
 ]
 
@@ -226,6 +249,23 @@ SITES = [
         (3, "湖南镇背景站", "龙游县", "G-LY-01", "municipal", "I"),
     )
 ]
+
+# A stack under ultra-low emission (超低排放) limits: the judging's unit tests use it.
+SITES.append(
+    {
+        "id": "S-STK-001",
+        "name": "柯城热电1号机组烟囱",
+        "kind": "stack",
+        "enterprise": "E-007",
+        "district": "柯城区",
+        "grid": "G-KC-02",
+        "lat": 28.935,
+        "lon": 118.82,
+        "standard": {"id": "GB 13223-2011", "class": "coal_existing"},
+        "permit": {"number": "91330800MA2G0H0071001P", "limits": ULTRA_LOW},
+        "devices": [{"id": "33080200G00001", "model": "flue_gas_monitor", "pollutants": FLUE_GAS}],
+    }
+)
 
 # The escalation the tests reason about: the legal judgement goes to the officers at once,
 # an hourly exceedance after a 2 h deadline, an early warning only to the enterprise.

@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 from ecowatch.config.catalogue import (
+    FLUE_GAS_CODES,
+    DeviceModel,
+    SiteKind,
     load_catalogue,
 )
 from ecowatch.config.settings import DEMO_CATALOGUE, load_settings
@@ -103,6 +106,52 @@ def test_air_stations_are_judged_per_averaging_period(catalogue):
     assert background is not None and background.bound == Maximum(35)
 
 
+def test_a_stack_is_judged_at_its_reference_oxygen_under_its_permit(catalogue):
+    stack = catalogue.sites["S-STK-001"]
+    assert stack.kind is SiteKind.STACK and stack.o2_reference is None
+    assert catalogue.o2_reference("S-STK-001") == 6  # GB 13223-2011 coal: Table 3
+    entry = catalogue.device("33080200G00001")
+    assert entry is not None and entry.site.id == "S-STK-001"
+    assert entry.device.model is DeviceModel.FLUE_GAS_MONITOR
+    assert set(entry.device.pollutants) <= FLUE_GAS_CODES and "a19001" in entry.device.pollutants
+    # Ultra-low emission (超低排放): the permit's limits, hourly, in mg/m³ at 6 % O2.
+    for code, value in {"a34013": 10, "a21026": 35, "a21002": 50}.items():
+        limit = catalogue.limit_for("S-STK-001", code)
+        assert limit is not None, code
+        assert (limit.bound, limit.unit, limit.basis) == (Maximum(value), "mg/m³", Basis.HOURLY)
+        assert limit.o2_reference == 6 and limit.source == "permit 91330800MA2G0H0071001P"
+        assert limit.note == ""  # the standard's "to be checked" is not the permit's
+    # NO, NO2 and the flue gas's state are measured, not limited.
+    assert catalogue.limit_for("S-STK-001", "a21003") is None
+    assert catalogue.limit_for("S-STK-001", "a19001") is None
+
+
+def test_only_a_stack_has_a_reference_oxygen(catalogue):
+    assert catalogue.o2_reference("S-OUT-001") is None
+    assert catalogue.o2_reference("S-AIR-001") is None
+    cod = catalogue.limit_for("S-OUT-001", "w01018")
+    assert cod is not None and cod.o2_reference is None
+    with pytest.raises(KeyError):
+        catalogue.o2_reference("S-STK-999")
+
+
+def test_a_stacks_own_reference_oxygen_wins(folder):
+    stacks = folder / "stacks.yaml"
+    text = stacks.read_text(encoding="utf-8")
+    find = "    standard: {id: GB 13271-2014, class: gas_new}\n"
+    assert find in text
+    stacks.write_text(text.replace(find, find + "    o2_reference: 3\n"), encoding="utf-8")
+    city = load_catalogue(folder)
+    assert city.sites["S-STK-002"].o2_reference == 3
+    assert city.o2_reference("S-STK-002") == 3
+    assert city.o2_reference("S-STK-003") == 11  # the others keep their class's
+    nox = city.limit_for("S-STK-002", "a21002")
+    assert nox is not None and (nox.o2_reference, nox.bound) == (3, Maximum(200))
+    # Under a permit too: the permit's limit holds at the reference that applies.
+    heat = city.limit_for("S-STK-001", "a21026")
+    assert heat is not None and heat.o2_reference == 6
+
+
 def test_no_limit_and_unknown_site(catalogue):
     assert catalogue.limit_for("S-OUT-001", "w00000") is None  # flow is not limited
     assert catalogue.limits_for("S-OUT-001", "w01019") == []
@@ -188,6 +237,14 @@ def mistake(
 
 
 S2_COLD = "w21003: {max: 2, low_temp_max: 4}"
+STACKS = "stacks.yaml"
+STK1_STANDARD = "standard: {id: GB 13223-2011, class: coal_existing}"
+STK1_PERMIT = "limits: {a34013: 10, a21026: 35, a21002: 50}}"
+STK1_CODES = (
+    "pollutants: [a34013, a21026, a21002, a21003, a21004, a19001, a00000, a01011, a01012, "
+    "a01013, a01014]"
+)
+STK3_STANDARD = "standard: {id: GB 18485-2014, class: incinerator}"
 S1_SUPERVISOR = "role: supervisor, phone: 0570-0000100, notify_env: ECOWATCH_NOTIFY_S_KC}"
 A_METER = (
     '      - {id: "33080200M00009", model: discharge_meter, pollutants: [w00000],'
@@ -209,7 +266,7 @@ MISTAKES = [
     mistake("permit-limit-two-kinds", S1_PERMIT, "limits: {w01018: {max: 80, min: 1}}}",
             "S-OUT-001", "permit.limits.w01018", "exactly one of max, min or range"),
     mistake("unknown-standard", S1_STANDARD, "standard: {id: GB 8979-1996, class: first_grade}",
-            "S-OUT-001", "standard.id", "no standard 'GB 8979-1996' (known: GB 18918-2002"),
+            "S-OUT-001", "standard.id", "no standard 'GB 8979-1996' (known: GB 13223-2011"),
     mistake("unknown-class", S1_STANDARD, "standard: {id: GB 8978-1996, class: second_grade}",
             "S-OUT-001", "standard.class", "no class 'second_grade' (known: first_grade)"),
     mistake("air-standard", S1_STANDARD, "standard: {id: GB 3095-2012, class: grade_II}",
@@ -255,6 +312,64 @@ MISTAKES = [
             S1_SUPERVISOR.replace("0000100", "0000999") + "\n  - id: G-QJ-01",
             "G-KC-02", "officers.3", "also in grid 'G-KC-01' with other details",
             file="grids.yaml"),
+    # -- stacks (stacks.yaml) --
+    mistake("stack-without-standard", f"    {STK1_STANDARD}\n", "",
+            "S-STK-001", "standard", "a stack needs a flue-gas one", file=STACKS),
+    mistake("stack-water-standard", STK1_STANDARD, S1_STANDARD,
+            "S-STK-001", "standard.id", "a standard for water; a stack needs one for flue_gas",
+            file=STACKS),
+    mistake("stack-ambient-standard", STK1_STANDARD,
+            "standard: {id: GB 3095-2012, class: grade_II}",
+            "S-STK-001", "standard.id", "a standard for air; a stack needs one for flue_gas",
+            file=STACKS),
+    mistake("outfall-flue-gas-standard", S1_STANDARD, STK1_STANDARD,
+            "S-OUT-001", "standard.id", "a standard for flue_gas; an outfall needs one for water"),
+    mistake("stack-unknown-class", STK1_STANDARD, "standard: {id: GB 13223-2011, class: coal}",
+            "S-STK-001", "standard.class", "no class 'coal' (known: coal_new, coal_existing",
+            file=STACKS),
+    mistake("stack-without-enterprise", "    enterprise: E-031\n", "",
+            "S-STK-001", "enterprise", "a stack needs one", file=STACKS),
+    mistake("stack-reference-oxygen-of-air", f"    {STK1_STANDARD}\n",
+            f"    {STK1_STANDARD}\n    o2_reference: 21\n",
+            "S-STK-001", "o2_reference", "21 % is not a reference oxygen: expected 0 ≤ O2 < 21 %",
+            file=STACKS),
+    mistake("stack-reference-oxygen-negative", f"    {STK1_STANDARD}\n",
+            f"    {STK1_STANDARD}\n    o2_reference: -3\n",
+            "S-STK-001", "o2_reference", "-3 % is not a reference oxygen", file=STACKS),
+    mistake("stack-reference-oxygen-not-a-number", f"    {STK1_STANDARD}\n",
+            f"    {STK1_STANDARD}\n    o2_reference: six\n",
+            "S-STK-001", "o2_reference", "valid number", file=STACKS),
+    mistake("reference-oxygen-at-an-outfall", f"    {S1_STANDARD}\n",
+            f"    {S1_STANDARD}\n    o2_reference: 6\n",
+            "S-OUT-001", "o2_reference", "only a stack has a reference oxygen, not an outfall"),
+    mistake("reference-oxygen-at-an-air-station", "    control: national\n",
+            "    control: national\n    o2_reference: 6\n",
+            "S-AIR-001", "o2_reference", "not an air_station", file="air-stations.yaml"),
+    mistake("flue-gas-monitor-at-an-outfall", '{id: "33080200000002", model: outfall_monitor,',
+            '{id: "33080200000002", model: flue_gas_monitor,',
+            "S-OUT-002", "devices.0.model", "a flue_gas_monitor is not installed at an outfall"),
+    mistake("flue-gas-monitor-at-an-air-station", "model: air_station, pollutants",
+            "model: flue_gas_monitor, pollutants",
+            "S-AIR-001", "devices.0.model",
+            "a flue_gas_monitor is not installed at an air_station", file="air-stations.yaml"),
+    mistake("outfall-monitor-at-a-stack", "model: flue_gas_monitor", "model: outfall_monitor",
+            "S-STK-001", "devices.0.model", "an outfall_monitor is not installed at a stack",
+            file=STACKS),
+    mistake("flue-gas-monitor-water-code", STK1_CODES, "pollutants: [w01018, a19001, a34013]",
+            "S-STK-001", "devices.0.pollutants", "w01018: not measured by a flue_gas_monitor",
+            file=STACKS),
+    mistake("flue-gas-monitor-without-oxygen", STK1_CODES, "pollutants: [a34013, a21026]",
+            "S-STK-001", "devices.0.pollutants", "a flue_gas_monitor measures O2 (a19001)",
+            file=STACKS),
+    mistake("stack-permit-looser", STK1_PERMIT, "limits: {a34013: 10, a21026: 250}}",
+            "S-STK-001", "permit.limits.a21026",
+            "max 250 mg/m³ is looser than GB 13223-2011 coal-fired boiler, existing's max 200",
+            file=STACKS),
+    mistake("stack-permit-unlimited-pollutant", STK1_PERMIT, "limits: {a21003: 20}}",
+            "S-STK-001", "permit.limits.a21003", "sets no limit for a21003", file=STACKS),
+    mistake("stack-permit-on-two-bases", STK3_STANDARD,
+            STK3_STANDARD + "\n    permit: {number: X3, limits: {a21026: 50}}",
+            "S-STK-003", "permit.limits.a21026", "limits a21026 on several bases", file=STACKS),
     mistake("enterprise-secret-url", "notify_env: ECOWATCH_NOTIFY_E_001", "notify_env: 'tgram://b/1'",
             "E-001", "contact.notify_env", "should match pattern", file="enterprises.yaml"),
 ]

@@ -5,6 +5,8 @@ tests/catalogue.py."""
 
 from __future__ import annotations
 
+import re
+
 from ecowatch.config.catalogue import (
     Catalogue,
     DeviceModel,
@@ -12,7 +14,7 @@ from ecowatch.config.catalogue import (
     SiteKind,
     StationControl,
 )
-from ecowatch.config.standards import Maximum
+from ecowatch.config.standards import Basis, Maximum
 
 QUZHOU = {"柯城区", "衢江区", "龙游县", "江山市", "常山县", "开化县"}
 
@@ -40,11 +42,13 @@ def meters(catalogue: Catalogue) -> dict[str, str]:
 def test_the_sample_has_the_promised_sizes(demo_city):
     assert set(demo_city.districts) == QUZHOU
     assert len(demo_city.grids) == 8
-    assert len(demo_city.enterprises) == 30
+    assert len(demo_city.enterprises) == 33
     assert len(of_kind(demo_city, SiteKind.OUTFALL)) == 33
     assert len(of_kind(demo_city, SiteKind.AIR_STATION)) == 12
+    assert len(of_kind(demo_city, SiteKind.STACK)) == 3
+    assert len(demo_city.sites) == 48
     assert len(meters(demo_city)) == 5
-    assert len(demo_city.devices) == 33 + 12 + 5
+    assert len(demo_city.devices) == 33 + 12 + 5 + 3
     # Every district has an air station; the air stations have a control level.
     air = [demo_city.sites[s] for s in of_kind(demo_city, SiteKind.AIR_STATION)]
     assert {s.district for s in air} == QUZHOU
@@ -68,13 +72,55 @@ def test_every_enterprise_has_an_outfall_some_two(demo_city):
     for site in demo_city.sites.values():
         if site.kind is SiteKind.OUTFALL:
             outfalls.setdefault(site.enterprise or "", []).append(site.id)
-    assert set(outfalls) == set(demo_city.enterprises)
+    stacks = {demo_city.sites[s].enterprise for s in of_kind(demo_city, SiteKind.STACK)}
+    # The three plants with a stack have no outfall catalogued.
+    assert stacks == {"E-031", "E-032", "E-033"}
+    assert set(outfalls) == set(demo_city.enterprises) - stacks
     assert {e for e, s in outfalls.items() if len(s) == 2} == {"E-007", "E-012", "E-030"}
     for enterprise in demo_city.enterprises.values():
         assert enterprise.contact is not None and enterprise.contact.notify_env
     industries = {e.industry for e in demo_city.enterprises.values()}
     assert {"chemical", "paper", "textile_dyeing", "electroplating", "food"} <= industries
     assert {"pharmaceuticals", "wastewater_treatment"} <= industries
+    assert {"thermal_power", "heat_supply", "waste_incineration"} <= industries
+
+
+# (site, enterprise, grid, standard, class, reference O2, device)
+STACKS = {
+    "S-STK-001": ("E-031", "G-KC-02", "GB 13223-2011", "coal_existing", 6, "33080200G00001"),
+    "S-STK-002": ("E-032", "G-QJ-02", "GB 13271-2014", "gas_new", 3.5, "33080300G00002"),
+    "S-STK-003": ("E-033", "G-LY-01", "GB 18485-2014", "incinerator", 11, "33082500G00003"),
+}
+
+
+def test_the_stacks_their_standards_and_reference_oxygen(demo_city):
+    assert set(of_kind(demo_city, SiteKind.STACK)) == set(STACKS)
+    for site_id, (enterprise, grid, std, cls, o2, device) in STACKS.items():
+        site = demo_city.sites[site_id]
+        assert (site.enterprise, site.grid) == (enterprise, grid), site_id
+        assert site.standard is not None and (site.standard.id, site.standard.class_) == (std, cls)
+        assert demo_city.o2_reference(site_id) == o2, site_id
+        (only,) = site.devices
+        assert only.id == device and only.model is DeviceModel.FLUE_GAS_MONITOR
+        assert "a19001" in only.pollutants and "a34013" in only.pollutants
+    # The heat plant is under ultra-low emission (超低排放): PM 10, SO2 35, NOx 50 at 6 % O2.
+    for code, value in {"a34013": 10, "a21026": 35, "a21002": 50}.items():
+        limit = demo_city.limit_for("S-STK-001", code)
+        assert limit is not None and limit.bound == Maximum(value) and limit.o2_reference == 6
+        assert limit.source.startswith("permit ")
+    # The incinerator is judged on the hourly and the daily mean, and measures CO for it.
+    co = {lim.basis for lim in demo_city.limits_for("S-STK-003", "a21005")}
+    assert co == {Basis.HOURLY, Basis.DAILY}
+    assert "a21005" in demo_city.sites["S-STK-003"].devices[0].pollutants
+
+
+def test_device_ids_follow_the_demos_mn_pattern(demo_city):
+    # 14 characters: the county's area code (3308xx), 00, a letter for what it is (A air
+    # station, M meter, G flue gas) or 0 for an outfall monitor, and a number.
+    for device_id, entry in demo_city.devices.items():
+        assert re.fullmatch(r"3308[0-9]{2}00[0AMG][0-9]{5}", device_id), device_id
+        if entry.device.model is DeviceModel.FLUE_GAS_MONITOR:
+            assert device_id[8] == "G", device_id
 
 
 def test_the_sample_stays_around_quzhou(demo_city):

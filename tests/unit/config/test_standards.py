@@ -1,5 +1,6 @@
-"""The standards files hold the standards' numbers (as in shared/notes/standards.md), and a
-broken standards file names the file, the entry and the field."""
+"""The standards files hold the standards' numbers (as in shared/notes/standards.md and, for
+flue gas, shared/notes/flue-gas-marks-validity.md), and a broken standards file names the file,
+the entry and the field."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from ecowatch.config.standards import (
     STANDARD_FILES,
     STANDARDS_DIR,
+    UNCHECKED,
     Basis,
     Maximum,
     Medium,
@@ -25,6 +27,8 @@ from ecowatch.config.standards import (
 from ecowatch.errors import ConfigError
 
 IDS = {"GB 3838-2002", "GB 18918-2002", "GB 8978-1996", "GB 3095-2012", "GB 3095-2026"}
+FLUE_GAS_IDS = {"GB 13223-2011", "GB 13271-2014", "GB 18485-2014", "GB 4915-2013"}
+IDS |= FLUE_GAS_IDS
 
 
 @pytest.fixture(scope="module")
@@ -38,10 +42,11 @@ def only(s: Standard, cls: str, code: str, **narrow: object) -> Maximum | Minimu
     return limits[0].bound
 
 
-def test_the_package_holds_the_five_standards_and_nothing_else(std):
+def test_the_package_holds_the_nine_standards_and_nothing_else(std):
     # hj633-*.yaml (AQI breakpoints, another format) may share the folder: they are not read.
     assert set(std) == IDS
     assert std["GB 8978-1996"].medium is Medium.WATER and std["GB 3095-2012"].medium is Medium.AIR
+    assert {i for i, s in std.items() if s.medium is Medium.FLUE_GAS} == FLUE_GAS_IDS
 
 
 def test_sources(std):
@@ -177,6 +182,110 @@ def test_bounds_compare_by_strictness():
     assert not Maximum(9).at_least_as_strict_as(Range(6, 9))  # different kinds never compare
 
 
+# -- flue gas: mg/m³ at standard state, dry, at each class's reference oxygen ------------------
+
+# GB 13223-2011 Table 1 (hourly): (class, reference O2 from Table 3, PM, SO2, NOx). SO2 and NOx
+# as in the notes; PM as commonly cited, marked to be checked.
+GB13223 = [
+    ("coal_new", 6, 30, 100, 100),
+    ("coal_existing", 6, 30, 200, 100),
+    ("gas_boiler", 3, 5, 35, 100),
+    ("other_gas_boiler", 3, 10, 100, 200),
+    ("gas_turbine", 15, 5, 35, 50),
+    ("other_gas_turbine", 15, 10, 100, 120),
+]
+PM, SO2, NOX, CO = "a34013", "a21026", "a21002", "a21005"
+
+
+@pytest.mark.parametrize(("cls", "o2", "pm", "so2", "nox"), GB13223, ids=[c[0] for c in GB13223])
+def test_gb13223_thermal_power(std, cls, o2, pm, so2, nox):
+    s = std["GB 13223-2011"]
+    assert s.classes[cls].o2_reference == o2
+    for code, value in ((PM, pm), (SO2, so2), (NOX, nox)):
+        (limit,) = s.limits(cls, code)
+        assert (limit.bound, limit.unit, limit.basis) == (Maximum(value), "mg/m³", Basis.HOURLY)
+        assert limit.o2_reference == o2 and limit.row.startswith("Table 1, "), limit
+        # What the notes confirm carries no note; the particulate limits are to be checked.
+        assert limit.note == (UNCHECKED if code == PM else ""), (code, limit.note)
+
+
+def test_gb13271_boilers(std):
+    s = std["GB 13271-2014"]
+    assert {c: k.o2_reference for c, k in s.classes.items()} == {
+        "coal_new": 9,
+        "coal_existing": 9,
+        "oil_new": 3.5,
+        "gas_new": 3.5,
+        "gas_existing": 3.5,
+    }
+    assert only(s, "gas_new", PM) == Maximum(20)
+    assert only(s, "gas_new", SO2) == Maximum(50)
+    assert only(s, "gas_new", NOX) == Maximum(200)
+    assert only(s, "coal_existing", SO2) == Maximum(400)
+    (nox,) = s.limits("gas_new", NOX)
+    assert (nox.basis, nox.o2_reference, nox.row) == (
+        Basis.HOURLY,
+        3.5,
+        "Table 2, 燃气锅炉, 氮氧化物",
+    )
+
+
+def test_gb18485_incineration_has_hourly_and_daily_limits(std):
+    s = std["GB 18485-2014"]
+    assert s.classes["incinerator"].o2_reference == 11
+    expected = {PM: (30, 20), SO2: (100, 80), NOX: (300, 250), CO: (100, 80)}
+    for code, (hourly, daily) in expected.items():
+        assert only(s, "incinerator", code, basis=Basis.HOURLY) == Maximum(hourly), code
+        assert only(s, "incinerator", code, basis=Basis.DAILY) == Maximum(daily), code
+    assert {lim.o2_reference for lim in s.limits("incinerator", CO)} == {11}
+    assert s.limits("incinerator", CO, basis=Basis.EIGHT_HOUR) == []
+
+
+def test_gb4915_cement_kilns(std):
+    s = std["GB 4915-2013"]
+    assert {k.o2_reference for k in s.classes.values()} == {10}
+    assert [only(s, "kiln", code) for code in (PM, SO2, NOX)] == [
+        Maximum(30),
+        Maximum(200),
+        Maximum(400),
+    ]
+    assert only(s, "kiln_special", NOX) == Maximum(320)
+
+
+def test_every_flue_gas_limit_names_its_row_and_whether_it_is_checked(std):
+    for sid in FLUE_GAS_IDS:
+        s = std[sid]
+        assert {p.unit for p in s.pollutants.values()} == {"mg/m³"}, sid
+        for cid, cls in s.classes.items():
+            assert cls.o2_reference is not None and 0 < cls.o2_reference < 21, (sid, cid)
+            for code in cls.limits:
+                for limit in s.limits(cid, code):
+                    assert limit.row.startswith("Table "), (sid, cid, code)
+                    assert limit.note in ("", UNCHECKED), (sid, cid, code)
+                    # Only GB 13223's SO2 and NOx are confirmed by the notes.
+                    confirmed = sid == "GB 13223-2011" and code in (SO2, NOX)
+                    assert (limit.note == "") == confirmed, (sid, cid, code)
+
+
+def test_no_reference_oxygen_outside_flue_gas(std):
+    for s in std.values():
+        if s.medium is not Medium.FLUE_GAS:
+            assert all(c.o2_reference is None for c in s.classes.values()), s.id
+    (cod,) = std["GB 8978-1996"].limits("first_grade", "w01018")
+    assert cod.o2_reference is None and cod.row == ""
+
+
+def test_a_permit_limit_drops_only_the_unchecked_note(std):
+    from ecowatch.config.standards import BoundSpec
+
+    (pm,) = std["GB 13223-2011"].limits("coal_existing", PM)
+    permit = pm.replaced_by(BoundSpec(max=10), "permit X")
+    assert (permit.bound, permit.o2_reference, permit.basis) == (Maximum(10), 6, Basis.HOURLY)
+    assert (permit.note, permit.row, permit.source) == ("", "", "permit X")
+    (tp,) = std["GB 8978-1996"].limits("first_grade", "w21011")
+    assert tp.replaced_by(BoundSpec(max=0.3), "permit Y").note == tp.note != ""
+
+
 # -- mistakes ----------------------------------------------------------------------------------
 
 
@@ -206,6 +315,7 @@ def broken(folder: Path, file: str, find: str, replace: str) -> str:
 
 
 F8978, F18918, F3095 = "gb8978-1996.yaml", "gb18918-2002.yaml", "gb3095-2012.yaml"
+F18485 = "gb18485-2014.yaml"
 
 # fmt: off
 MISTAKES = [
@@ -241,7 +351,26 @@ MISTAKES = [
                  "classes entry 'grade_I'", "limits.a21026.1", "a second limit for basis 24h",
                  id="two-limits-one-basis"),
     pytest.param(F3095, "medium: air", "medium: soil",
-                 "standard 'GB 3095-2012'", "medium", "'water' or 'air'", id="unknown-medium"),
+                 "standard 'GB 3095-2012'", "medium", "'water', 'air' or 'flue_gas'",
+                 id="unknown-medium"),
+    pytest.param(F18485, "    o2_reference: 11\n", "",
+                 "classes entry 'incinerator'", "o2_reference", "needs its reference oxygen",
+                 id="flue-gas-class-without-reference-oxygen"),
+    pytest.param(F18485, "o2_reference: 11", "o2_reference: 21",
+                 "classes entry 'incinerator'", "o2_reference", "less than 21",
+                 id="reference-oxygen-of-air"),
+    pytest.param(F18485, "o2_reference: 11", "o2_reference: -1",
+                 "classes entry 'incinerator'", "o2_reference", "greater than or equal to 0",
+                 id="reference-oxygen-negative"),
+    pytest.param(F8978, "    label: first grade\n", "    label: first grade\n    o2_reference: 6\n",
+                 "classes entry 'first_grade'", "o2_reference", "only a flue-gas standard",
+                 id="reference-oxygen-for-water"),
+    pytest.param(F3095, "medium: air", "medium: flue_gas",
+                 "classes entry 'grade_I'", "o2_reference", "needs its reference oxygen",
+                 id="ambient-standard-as-flue-gas"),
+    pytest.param(F18485, "{max: 30, basis: 1h, row:", "{max: 30, basis: 1h, table: 4, row:",
+                 "classes entry 'incinerator'", "limits.a34013.0.table", "no such field",
+                 id="unknown-limit-field"),
 ]
 # fmt: on
 

@@ -76,6 +76,7 @@ from ecowatch.streams.judging.rules.quota import (
     valve,
     valve_decision,
 )
+from ecowatch.streams.judging.rules.stacks import corrected_value_mismatch, high_oxygen
 from ecowatch.streams.judging.rules.verdict import Valve, ValveOrder, Verdict
 
 __all__ = [
@@ -99,8 +100,10 @@ __all__ = [
     "Verdict",
     "abnormal_values",
     "aqi_over_100",
+    "corrected_value_mismatch",
     "exceedance",
     "flagged_too_long",
+    "high_oxygen",
     "meter_mismatch",
     "missing_pollutant",
     "offline",

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis
-from ecowatch.pollutants import FLOW, SHORT_NAMES, UNITS, WATER_TEMP
+from ecowatch.pollutants import FLOW, GAS_FLOW, UNITS, WATER_TEMP
 from ecowatch.schema import (
     DataFlag,
     DeviceStatus,
@@ -30,6 +30,7 @@ from ecowatch.streams.judging.aggregate import (
     Window,
     WindowParams,
 )
+from ecowatch.streams.judging.flue_gas import HIGH_O2
 from ecowatch.streams.judging.ledger import ReadingLedger
 from ecowatch.streams.judging.meter import MeterAccount
 from ecowatch.streams.judging.rules.verdict import Valve, Verdict
@@ -54,11 +55,15 @@ class RuleParams(WindowParams):
     )
     # Legitimately zero or switching abruptly (the outlet opens and shuts): no zero, constant
     # or jump checks.
-    intermittent: frozenset[str] = frozenset({FLOW})
+    intermittent: frozenset[str] = frozenset({FLOW, GAS_FLOW})
     quota_warning_pct: float = 80.0
     quota_near_pct: float = 95.0
     quota_exhausted_pct: float = 100.0
     refresh_every: timedelta = timedelta(hours=1)
+    # A stack: how far a CEMS's own corrected value may stray from the platform's, and the
+    # O2 from which the gas is mostly air (not burning, or air let in; not judged as such).
+    corrected_tolerance: float = Field(default=0.05, gt=0)
+    high_o2_pct: float = Field(default=HIGH_O2, gt=0, le=21)
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -197,6 +202,14 @@ class Context:
     _devices: dict[tuple[str, str], DeviceInfo | None] = field(default_factory=dict, repr=False)
     _units: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
     _keys: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _o2: dict[str, float | None] = field(default_factory=dict, repr=False)
+
+    def o2_reference(self, site_id: str) -> float | None:
+        """The reference oxygen a stack's concentrations are corrected to (its own, else its
+        standard class's); None for a site that is not a stack."""
+        if site_id not in self._o2:
+            self._o2[site_id] = self.catalogue.o2_reference(site_id)
+        return self._o2[site_id]
 
     def site(self, site_id: str) -> Site:
         return self.catalogue.sites[site_id]
@@ -358,24 +371,10 @@ def new_finding(state: SiteState, rule: Rule, severity: Severity, **fields: obje
     return Finding(site=state.site, rule=rule, severity=severity, **fields)  # type: ignore[arg-type]
 
 
-def name_of(code: str) -> str:
-    return SHORT_NAMES.get(code, code)
-
-
-def num(x: float) -> str:
-    if abs(x) >= 1000:
-        return f"{x:,.0f}"
-    return f"{x:.4g}"
-
-
 def unit_of(code: str, limit: AppliedLimit | None = None) -> str:
     if limit is not None:
         return "" if limit.unit == "dimensionless" else limit.unit
     return UNITS.get(code, "")
-
-
-def with_unit(x: float, unit: str) -> str:
-    return f"{num(x)} {unit}" if unit else num(x)
 
 
 def round3(x: float | None) -> float | None:

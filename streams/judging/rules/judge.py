@@ -41,6 +41,7 @@ from ecowatch.streams.judging.rules.limits import late_over_limit, late_window_f
 from ecowatch.streams.judging.rules.offline import offline
 from ecowatch.streams.judging.rules.quota import meter_mismatch, quota, valve
 from ecowatch.streams.judging.rules.rejudge import StoredReading, late_hours, note_hours
+from ecowatch.streams.judging.rules.stacks import corrected_value_mismatch, high_oxygen
 from ecowatch.streams.judging.rules.verdict import Valve, ValveOrder
 
 
@@ -67,6 +68,8 @@ RULES: tuple[DetectionRule, ...] = (
     quota,
     meter_mismatch,
     aqi_over_100,
+    corrected_value_mismatch,
+    high_oxygen,
     valve,
 )
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import NamedTuple
 
 from ecowatch.config.standards import AppliedLimit, Maximum, Minimum, Range
-from ecowatch.pollutants import WATER_TEMP
+from ecowatch.pollutants import NO, NO2, NOX, O2, WATER_TEMP
 from ecowatch.schema import (
     DataFlag,
     Finding,
@@ -22,6 +22,7 @@ from ecowatch.streams.judging.aggregate import (
     Window,
     hour_of,
 )
+from ecowatch.streams.judging.flue_gas import corrected, nox_as_no2, with_nox
 from ecowatch.streams.judging.rules.base import (
     ClosedWindow,
     Context,
@@ -82,6 +83,9 @@ class _Judged:
     at: datetime
     water_temp_c: float | None
     window: Window | None = None
+    # A stack's: ``value`` is corrected to ``o2_reference`` from the O2 measured with it.
+    o2: float | None = None
+    o2_reference: float | None = None
 
     def complies(self) -> bool:
         return self.limit.bound_at(self.water_temp_c).complies(self.value)
@@ -100,6 +104,8 @@ def _realtime_values(
     nothing is made for them (this is on every reading's path)."""
     if not ctx.judges_limits_of(state.site, reading.device):
         return []
+    if (reference := ctx.o2_reference(state.site)) is not None:
+        return _realtime_corrected(state, reading, ctx, only_over, reference)
     temp = _valid_value(reading, WATER_TEMP)
     limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
     device, at = reading.device, reading.ts
@@ -112,9 +118,76 @@ def _realtime_values(
     ]
 
 
+def _valid_values(reading: Reading) -> dict[str, float]:
+    return {c: m.value for c, m in reading.values.items() if m.flag is DataFlag.NORMAL}
+
+
+def _realtime_corrected(
+    state: SiteState, reading: Reading, ctx: Context, only_over: bool, reference: float
+) -> list[_Judged]:
+    """A stack's real-time values corrected to its reference oxygen with the O2 measured in
+    the same reading (NOx as NO2 where NO and NO2 come apart). Near air's O2 nothing is
+    judged: the unit is not burning (a finding of its own, ``high_oxygen``)."""
+    values = with_nox(_valid_values(reading))
+    o2 = values.get(O2)
+    if o2 is None or o2 >= ctx.params.high_o2_pct:
+        return []
+    limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
+    out = []
+    for code, measured in values.items():
+        limit = limits[code]
+        if limit is None or (value := corrected(measured, o2, reference)) is None:
+            continue
+        if only_over and limit.bound_at(None).complies(value):
+            continue
+        out.append(
+            _Judged(
+                level, reading.device, code, value, limit, reading.ts, None, None, o2, reference
+            )
+        )
+    return out
+
+
+def _corrected_means(
+    state: SiteState, windows: Sequence[ClosedWindow], ctx: Context, reference: float
+) -> list[_Judged]:
+    """A stack's valid hourly and daily means corrected to its reference oxygen with the mean
+    O2 of the same window (HJ 75-2017: judged on the corrected hourly mean); a window without a
+    valid O2 mean, or with one near air's, is not judged."""
+    means = {
+        (cw.device, cw.pollutant, cw.window.period, cw.window.start): cw.window
+        for cw in windows
+        if cw.window.period is not Period.MINUTE and cw.window.valid and cw.window.mean is not None
+    }
+    judged = [(device, code, w) for (device, code, _, _), w in means.items() if code != O2]
+    # NOx as NO2 from NO and NO2 where the monitor reports them apart.
+    for (device, code, period, start), w in list(means.items()):
+        no2 = means.get((device, NO2, period, start))
+        if code == NO and no2 is not None and (device, NOX, period, start) not in means:
+            assert w.mean is not None and no2.mean is not None
+            nox = replace(w, mean=nox_as_no2(w.mean, no2.mean))
+            judged.append((device, NOX, nox))
+    out: list[_Judged] = []
+    for device, code, w in judged:
+        o2 = means.get((device, O2, w.period, w.start))
+        if o2 is None or o2.mean is None or not ctx.judges_limits_of(state.site, device):
+            continue
+        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
+        limit = ctx.limit(state.site, code, by)
+        assert w.mean is not None
+        value = corrected(w.mean, o2.mean, reference) if o2.mean < ctx.params.high_o2_pct else None
+        if limit is None or value is None:
+            continue
+        level = _LEVEL_RULES[by]
+        out.append(_Judged(level, device, code, value, limit, w.end, None, w, o2.mean, reference))
+    return out
+
+
 def _closed_means(state: SiteState, windows: Sequence[ClosedWindow], ctx: Context) -> list[_Judged]:
     """The valid hourly and daily means among closed windows that have a limit (minutes are
     for charts; an invalid window gives no verdict)."""
+    if (reference := ctx.o2_reference(state.site)) is not None:
+        return _corrected_means(state, windows, ctx, reference)
     temps = {
         (cw.window.period, cw.window.start): cw.window.mean
         for cw in windows
@@ -161,6 +234,8 @@ def _finding(state: SiteState, v: _Judged, active: bool, late: bool = False) -> 
         window_end=w.end if w else None,
         flags=dict(w.flags) if w else {},
         late=late,
+        o2_reference=v.o2_reference,
+        o2_measured=round(v.o2, 2) if v.o2 is not None else None,
     )
 
 

@@ -116,3 +116,49 @@ def test_the_case_commands_need_a_token_and_say_so(monkeypatch):
     with pytest.raises(SystemExit) as exit_:
         main()
     assert exit_.value.code == 2
+
+
+def test_a_replayed_day_of_a_coal_unit_is_judged_on_its_corrected_hourly_means(catalogue):
+    """S-STK-001 (ultra-low SO2 35 mg/m³ at 6 % O2), a reading a minute for a day: SO2 30 at
+    9 % O2 (37.5 corrected) for the first six hours, of which the fourth has 40 valid minutes
+    (20 in maintenance); then 20 at 6 %. Hourly findings on the corrected means, none for the
+    hour with fewer than 45 valid minutes."""
+    lines = []
+    for i in range(24 * 60):
+        at = START + timedelta(minutes=i)
+        hour, minute = divmod(i, 60)
+        over = hour < 6
+        flag = "M" if hour == 3 and minute >= 40 else "N"
+        values = {
+            "a21026": {"value": 30.0 if over else 20.0, "flag": flag},
+            "a19001": {"value": 9.0 if over else 6.0, "flag": flag},
+            "a34013": {"value": 3.0},
+            "a21002": {"value": 20.0 + minute % 7},
+            "a00000": {"value": 120.0},
+        }
+        lines.append(
+            Reading.model_validate(
+                {
+                    "site": "S-STK-001",
+                    "device": "33080200G00001",
+                    "model": "flue_gas_monitor",
+                    "ts": at,
+                    "values": values,
+                    "source": "mqtt",
+                    "received_at": at,
+                }
+            )
+            .to_json()
+            .decode()
+        )
+    out = list(Replay(catalogue).feed(lines))
+    hourly = [
+        x
+        for x in out
+        if x["type"] == "finding" and x["rule"] == "hourly_over_limit" and x["active"]
+    ]
+    # China time: the day starts at 08:00; the fourth hour (11:00–12:00) is not judged.
+    assert [hm(x) for x in hourly] == ["09:00", "10:00", "11:00", "13:00", "14:00"]
+    assert {x["pollutant"] for x in hourly} == {"a21026"}
+    for x in hourly:
+        assert x["value"] == 37.5 and x["o2_reference"] == 6.0 and x["o2_measured"] == 9.0

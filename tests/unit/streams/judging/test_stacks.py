@@ -1,0 +1,117 @@
+"""A stack judged on its corrected values (折算浓度), and its CEMS checked, on the synthetic
+city's coal unit S-STK-001 (GB 13223-2011, 6 % O2, ultra-low permit SO2 35 mg/m³)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+import pytest
+
+from ecowatch.clock import CHINA
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.schema import Finding, Measurement, Rule
+from ecowatch.streams.judging.rules import SiteJudge, SiteState
+from tests.factories import reading
+
+STACK, CEMS = "S-STK-001", "33080200G00001"
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
+MIN = timedelta(minutes=1)
+
+
+def flue_gas(at: datetime, so2: float, o2: float, zs: float | None = None, flag: str = "N"):
+    """One minute of the coal unit's CEMS: SO2 (with the CEMS's own corrected value), O2,
+    the gas's state, and PM and NOx well within their limits."""
+    values: dict = {
+        "a21026": (so2, flag),
+        "a19001": (o2, flag),
+        "a34013": 3.0,
+        "a21002": 20.0,
+        "a00000": 120.0,
+        "a01011": 15.0,
+        "a01012": 120.0,
+        "a01013": -0.4,
+        "a01014": 8.0,
+    }
+    r = reading(values, at, STACK, CEMS, model="flue_gas_monitor")
+    if zs is None:
+        return r
+    so2_m = r.values["a21026"].model_copy(update={"zs": zs})
+    return r.model_copy(update={"values": {**r.values, "a21026": so2_m}})
+
+
+def run(judge: SiteJudge, events: Iterable, state: SiteState | None = None):
+    found: list[Finding] = []
+    for event in events:
+        judged = judge.judge(state, event)
+        state = judged.state
+        found += judged.findings
+    return state, found
+
+
+def of(findings: list[Finding], rule: Rule) -> list[Finding]:
+    return [f for f in findings if f.rule is rule]
+
+
+@pytest.fixture
+def judge(catalogue: Catalogue) -> SiteJudge:
+    return SiteJudge(catalogue)
+
+
+def test_the_stack_is_what_the_tests_assume(catalogue: Catalogue) -> None:
+    assert catalogue.o2_reference(STACK) == 6.0
+    so2 = catalogue.limit_for(STACK, "a21026")
+    assert so2 is not None and str(so2.bound) == "max 35"
+
+
+def test_a_real_time_value_is_judged_corrected_to_the_reference_oxygen(judge: SiteJudge) -> None:
+    # 30 mg/m³ at 9 % O2: 37.5 at 6 %, over the ultra-low 35 though the raw value is under.
+    _, found = run(judge, [flue_gas(T0, 30.0, 9.0)])
+    [f] = of(found, Rule.REALTIME_OVER_LIMIT)
+    assert (f.pollutant, f.value, f.limit) == ("a21026", pytest.approx(37.5), 35.0)
+    assert (f.o2_reference, f.o2_measured) == (6.0, 9.0)
+    # At 6 % O2 the same 30 is 30: within.
+    _, found = run(judge, [flue_gas(T0, 30.0, 6.0)])
+    assert of(found, Rule.REALTIME_OVER_LIMIT) == []
+
+
+def test_an_hour_is_judged_on_its_corrected_mean_and_only_with_45_valid_minutes(
+    judge: SiteJudge,
+) -> None:
+    """A replayed hour of the coal unit: every minute at 30 mg/m³ and 9 % O2 gives an hourly
+    finding on the corrected mean (37.5); an hour with 40 valid minutes gives none."""
+    full = [flue_gas(T0 + i * MIN, 30.0, 9.0) for i in range(60)]
+    state, found = run(judge, [*full, flue_gas(T0 + 60 * MIN, 20.0, 6.0)])
+    [hourly] = of(found, Rule.HOURLY_OVER_LIMIT)
+    assert hourly.value == pytest.approx(37.5) and hourly.o2_measured == pytest.approx(9.0)
+    assert hourly.window_start == T0 and hourly.o2_reference == 6.0
+    # The next hour: 40 valid minutes, 20 in maintenance (M): not a valid hour, no verdict.
+    nxt = T0 + timedelta(hours=1)
+    part = [flue_gas(nxt + i * MIN, 30.0, 9.0, flag="N" if i < 40 else "M") for i in range(60)]
+    _, found = run(judge, [*part, flue_gas(nxt + 60 * MIN, 20.0, 6.0)], state)
+    assert of(found, Rule.HOURLY_OVER_LIMIT) == []
+
+
+def test_a_cems_correcting_with_the_wrong_reference_is_caught(judge: SiteJudge) -> None:
+    # The CEMS says 30 (it "corrected" to 9 %, its measured O2): the platform's is 37.5.
+    state, found = run(judge, [flue_gas(T0, 30.0, 9.0, zs=30.0)])
+    [f] = of(found, Rule.CORRECTED_VALUE_MISMATCH)
+    assert (f.value, f.reported, f.o2_reference, f.o2_measured) == (37.5, 30.0, 6.0, 9.0)
+    # Within 5 %: no finding; and the open one clears.
+    _, found = run(judge, [flue_gas(T0 + MIN, 30.0, 9.0, zs=37.0)], state)
+    [cleared] = of(found, Rule.CORRECTED_VALUE_MISMATCH)
+    assert not cleared.active
+
+
+def test_oxygen_near_air_s_with_flow_is_a_finding_and_nothing_is_judged_corrected(
+    judge: SiteJudge,
+) -> None:
+    # A start-up: O2 20 % while the fan moves gas. Corrected, 10 mg/m³ would read 150.
+    _, found = run(judge, [flue_gas(T0, 10.0, 20.0)])
+    [f] = of(found, Rule.HIGH_OXYGEN)
+    assert f.active and f.value == 20.0 and f.pollutant == "a19001"
+    assert of(found, Rule.REALTIME_OVER_LIMIT) == []
+
+
+def test_a_measurement_carries_the_cems_corrected_value() -> None:
+    assert Measurement(value=30.0, zs=37.5).zs == 37.5

@@ -294,11 +294,15 @@ class City:
         for code, m in reading.values.items():
             limit = self.limit(reading.site, code)
             # One air value against a daily mean's limit says nothing yet: only hourly ones
-            # judge it (AQI carries the rest); an outfall's values get the worker's early warning.
+            # judge it (AQI carries the rest); an outfall's or a stack's values get the worker's
+            # early warning.
             judged = (
                 m.flag is DataFlag.NORMAL
                 and limit is not None
-                and (state.site.kind is SiteKind.OUTFALL or limit.basis is Basis.HOURLY)
+                and (
+                    state.site.kind in (SiteKind.OUTFALL, SiteKind.STACK)
+                    or limit.basis is Basis.HOURLY
+                )
             )
             state.values[code] = {
                 "value": m.value,

@@ -49,7 +49,7 @@ from ecowatch.errors import EcowatchError
 
 SOAK_DAYS = 30
 # 30 simulated days in 15 real minutes; with every device reporting every 5 simulated minutes
-# that is 50 x 2880 / 300 = 480 readings a second, well within what a 2-core machine running
+# that is 53 x 2880 / 300 = 509 readings a second, well within what a 2-core machine running
 # the whole stack takes (the drill's 400/s with faults; warned above SOAK_MAX_RATE).
 SOAK_SPEED = 2880.0
 SOAK_INTERVAL = 300.0
@@ -516,7 +516,8 @@ class Soak:
             "ECOWATCH_APP_ID": self.app_id,
             "ECOWATCH_WEB_PORT": str(self.web_port),
             # Time passes for every site every 15 simulated minutes, at most twice a real
-            # second (a tick of the city's 45 sites took 0.2 s: more often, they overlap).
+            # second (a tick of the city's sites, 45 of them then, took 0.2 s; 48 now: more
+            # often, they overlap).
             "ECOWATCH_TICK_SECONDS": f"{min(15.0, max(0.5, 900 / o.speed)):.3f}",
         }
         bridge_env = {
@@ -530,6 +531,7 @@ class Soak:
             outfalls=counts[DeviceModel.OUTFALL_MONITOR],
             air_stations=counts[DeviceModel.AIR_STATION],
             meters=counts[DeviceModel.DISCHARGE_METER],
+            stacks=counts[DeviceModel.FLUE_GAS_MONITOR],
             interval=o.interval,
             speed=o.speed,
             seed=o.seed,

@@ -24,8 +24,13 @@ from ecowatch.simulators.fleet import (
 from ecowatch.simulators.hj212_link import Hj212Dialect
 from ecowatch.simulators.scenarios import load_scenario
 
-# HJ 212 system codes (ST) by device model: 32 water pollution source, 22 air quality.
-_ST = {DeviceModel.OUTFALL_MONITOR: "32", DeviceModel.AIR_STATION: "22"}
+# HJ 212 system codes (ST) by device model: 32 water pollution source, 22 air quality,
+# 31 air pollution source (a stack).
+_ST = {
+    DeviceModel.OUTFALL_MONITOR: "32",
+    DeviceModel.AIR_STATION: "22",
+    DeviceModel.FLUE_GAS_MONITOR: "31",
+}
 
 Hj212Versions = Literal["2005", "2017", "2025", "mixed"]
 # "mixed": the fleet's devices take these in turn, by their index, as a real city's mix of
@@ -38,6 +43,7 @@ class FleetPlan:
     outfalls: int = 4
     air_stations: int = 1
     meters: int = 1
+    stacks: int | None = None  # flue-gas monitors; None: every stack of the catalogue
     interval: float = 60.0  # simulated seconds between a device's readings
     speed: float = 1.0  # simulated seconds per real second
     start: datetime | None = None  # simulated start; default: see simulated_start()
@@ -72,16 +78,18 @@ def simulated_start(plan: FleetPlan, now: datetime) -> datetime:
 def choose_devices(
     catalogue: Catalogue, plan: FleetPlan, extra: tuple[str, ...] = ()
 ) -> list[DeviceEntry]:
-    """The first N outfall monitors, M air stations and K meters of the catalogue, plus any
-    device a scenario names."""
+    """The first N outfall monitors, M air stations, K meters and S stack monitors (every one,
+    unless the plan says how many) of the catalogue, plus any device a scenario names."""
+    by_model: dict[DeviceModel, list[DeviceEntry]] = {m: [] for m in DeviceModel}
+    for entry in catalogue.devices.values():
+        by_model[entry.device.model].append(entry)
+    stacks = by_model[DeviceModel.FLUE_GAS_MONITOR]
     wanted = {
         DeviceModel.OUTFALL_MONITOR: plan.outfalls,
         DeviceModel.AIR_STATION: plan.air_stations,
         DeviceModel.DISCHARGE_METER: plan.meters,
+        DeviceModel.FLUE_GAS_MONITOR: len(stacks) if plan.stacks is None else plan.stacks,
     }
-    by_model: dict[DeviceModel, list[DeviceEntry]] = {m: [] for m in wanted}
-    for entry in catalogue.devices.values():
-        by_model[entry.device.model].append(entry)
     chosen: list[DeviceEntry] = []
     for model, count in wanted.items():
         if count > len(by_model[model]):
@@ -133,7 +141,7 @@ def build_fleet(
     stats = FleetStats()
     fleet = Fleet([], clock, plan.interval, stats, speed=plan.speed)
     for i, entry in enumerate(entries):
-        model = model_for(entry, plan.seed + i)
+        model = model_for(entry, plan.seed + i, catalogue)
         device = entry.device.id
         link: Link
         # A meter's account and valve have no place in HJ 212: meters always speak MQTT.

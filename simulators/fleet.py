@@ -31,7 +31,8 @@ from pydantic import ValidationError
 
 from ecowatch import topics
 from ecowatch.clock import Clock
-from ecowatch.config.catalogue import DeviceEntry, DeviceModel
+from ecowatch.config.catalogue import Catalogue, DeviceEntry, DeviceModel
+from ecowatch.config.standards import Basis, Maximum
 from ecowatch.errors import ServiceDown
 from ecowatch.schema import DeviceReading, ValveCommand
 from ecowatch.simulators.hj212_link import KEEP_AT_MOST, Hj212Dialect, Hj212Uplink
@@ -40,6 +41,7 @@ from ecowatch.simulators.models import (
     BaseMonitor,
     DischargeMeter,
     Effluent,
+    FlueGasMonitor,
     Mode,
     OutfallMonitor,
 )
@@ -49,11 +51,15 @@ from ecowatch.simulators.scenarios import ScenarioRun
 log = logging.getLogger(__name__)
 
 
-def model_for(entry: DeviceEntry, seed: int) -> BaseMonitor:
-    """A catalogue device as a model, with its site's parameters."""
+def model_for(entry: DeviceEntry, seed: int, catalogue: Catalogue | None = None) -> BaseMonitor:
+    """A catalogue device as a model, with its site's parameters. A stack's CEMS takes its
+    reference oxygen and its limits from ``catalogue``; without one, the site's own
+    ``o2_reference`` if it states one, and the model's ultra-low limits at 6 % O2."""
     device, reported = entry.device.id, entry.device.pollutants
     if entry.device.model is DeviceModel.AIR_STATION:
         return AirStation(device, seed, reported=reported)
+    if entry.device.model is DeviceModel.FLUE_GAS_MONITOR:
+        return flue_gas_model(entry, seed, catalogue)
     if entry.device.model is DeviceModel.DISCHARGE_METER:
         quota = entry.device.quota
         assert quota is not None  # the catalogue requires one for a meter
@@ -70,6 +76,34 @@ def model_for(entry: DeviceEntry, seed: int) -> BaseMonitor:
     plant = standard.startswith("GB 18918")
     effluent = Effluent.TREATMENT_PLANT if plant else Effluent.INDUSTRIAL
     return OutfallMonitor(device, seed, effluent=effluent, reported=reported)
+
+
+def flue_gas_model(entry: DeviceEntry, seed: int, catalogue: Catalogue | None) -> FlueGasMonitor:
+    """A stack's CEMS: its O2 moves ±2 % around the site's reference oxygen (4..8 % for a
+    coal unit at 6 %), its concentrations run a little under the site's hourly limits."""
+    site = entry.site
+    reference = catalogue.o2_reference(site.id) if catalogue is not None else site.o2_reference
+    limits: dict[str, float] = {}
+    if catalogue is not None:
+        for code in entry.device.pollutants:
+            hourly = [
+                lim.bound.value
+                for lim in catalogue.limits_for(site.id, code)
+                if lim.basis is Basis.HOURLY and isinstance(lim.bound, Maximum)
+            ]
+            if hourly:
+                limits[code] = min(hourly)
+    if reference is None:
+        return FlueGasMonitor(entry.device.id, seed, reported=entry.device.pollutants)
+    band = (max(1.0, reference - 2.0), reference + 2.0)
+    return FlueGasMonitor(
+        entry.device.id,
+        seed,
+        reported=entry.device.pollutants,
+        o2_reference=reference,
+        o2_band=band,
+        limits=limits,
+    )
 
 
 @dataclass

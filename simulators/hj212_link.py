@@ -167,6 +167,8 @@ class Hj212Uplink(Generic[T]):
         cp: dict[str, object] = {"DataTime": local.strftime("%Y%m%d%H%M%S")}
         for code, m in reading.values.items():
             cp[code] = {"Rtd": m.value, "Flag": m.flag.value}
+            if m.zs is not None:  # a CEMS's own value corrected to the reference oxygen
+                cp[code] = {"Rtd": m.value, "ZsRtd": m.zs, "Flag": m.flag.value}
         dialect = self.dialect
         packet = hj212.Packet(
             qn=reading_qn(reading) if dialect.has_qn else None,

@@ -328,8 +328,27 @@ def city(
 
 
 def test_the_city_speaks_2017_by_default(tmp_path: Path, catalogue: Catalogue) -> None:
+    # Four outfalls, an air station, and every stack of the catalogue (one).
     _, dialects = city(tmp_path, catalogue, keyed=set())
-    assert dialects == [Hj212Dialect(V2017)] * 5
+    assert dialects == [Hj212Dialect(V2017)] * 6
+
+
+def test_a_stack_speaks_as_an_air_pollution_source_with_its_corrected_values(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    plan = FleetPlan(outfalls=0, air_stations=0, meters=0, transport="hj212")
+    (entry,) = choose_devices(catalogue, plan)
+    passwords = tmp_path / "pw.json"
+    passwords.write_text(json.dumps({entry.device.id: PW}))
+    settings = Settings(state_dir=tmp_path, hj212_passwords=passwords)
+    (device,) = build_fleet(settings, catalogue, plan).devices
+    link = device.link
+    assert isinstance(link, Hj212Link)
+    reading = device.model.reading(T0)
+    assert reading is not None
+    packet = hj212.parse(link.uplink.packet(reading))
+    assert packet.st == "31"
+    assert packet.cp["a21026"]["ZsRtd"] == reading.values["a21026"].zs
 
 
 def test_a_mixed_city_takes_the_versions_in_turn_and_keys_only_for_2025(
@@ -344,11 +363,12 @@ def test_a_mixed_city_takes_the_versions_in_turn_and_keys_only_for_2025(
         Hj212Dialect(V2025, KEY),
         Hj212Dialect(V2005),
         Hj212Dialect(V2017),
+        Hj212Dialect(V2025),  # the stack
     ]
     _, plain = city(tmp_path, catalogue, keyed, hj212_version="2025", sm4=False)
-    assert plain == [Hj212Dialect(V2025)] * 5
+    assert plain == [Hj212Dialect(V2025)] * 6
     _, some = city(tmp_path, catalogue, keyed, hj212_version="2025")
-    assert [d.key for d in some] == [None, KEY, KEY, None, None]  # no key: plain text
+    assert [d.key for d in some] == [None, KEY, KEY, None, None, None]  # no key: plain text
 
 
 def test_simulate_refuses_an_hj212_version_over_mqtt() -> None:

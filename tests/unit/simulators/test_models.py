@@ -22,10 +22,12 @@ from ecowatch.simulators.models import (
     Conditions,
     DischargeMeter,
     Effluent,
+    FlueGasMonitor,
     Mode,
     OutfallMonitor,
     appendix_d,
 )
+from ecowatch.streams.judging.flue_gas import corrected
 
 WATER = {"w00000", "w01018", "w21003", "w21011", "w21001", "w01001"}
 
@@ -625,3 +627,84 @@ def test_a_redelivered_command_is_not_obeyed_twice():
     # The relay sent it again (or a second worker app decided the same): said so, not obeyed.
     assert not meter.apply_command(close, t + timedelta(minutes=2))
     assert meter.status().valve is ValveState.OPEN
+
+
+# -- flue gas ----------------------------------------------------------------------------------
+
+STACK_CONCENTRATIONS = ("a34013", "a21026", "a21002", "a21003", "a21004", "a21005")
+ULTRA_LOW = {"a34013": 10.0, "a21026": 35.0, "a21002": 50.0}
+
+
+def stack_day(model: FlueGasMonitor) -> list[DeviceReading]:
+    """Two December days, a reading every 10 minutes."""
+    return readings(model, local(2026, 12, 1, 0, 0), 48, step=timedelta(minutes=10))
+
+
+def test_a_coal_stack_runs_o2_between_4_and_8_percent_higher_at_low_load():
+    model = FlueGasMonitor("33080200G00001", 3)
+    rs = stack_day(model)
+    o2 = [r.values["a19001"].value for r in rs]
+    assert all(4.0 <= v <= 8.0 for v in o2), (min(o2), max(o2))
+    assert max(o2) - min(o2) > 2.0  # the load cycle moves it across the band
+    # Before dawn the load is lowest and the excess air highest; mid-morning the reverse.
+    assert at_hours(rs, "a19001", {3, 4, 5}) > at_hours(rs, "a19001", {9, 10, 11}) + 1.0
+    assert at_hours(rs, "a00000", {3, 4, 5}) < at_hours(rs, "a00000", {9, 10, 11})
+    for r in rs:
+        v = {code: m.value for code, m in r.values.items()}
+        assert 40 <= v["a00000"] <= 85 and 4 <= v["a01011"] <= 9.5  # m³/s, m/s
+        assert 45 <= v["a01012"] <= 55 and 10 <= v["a01014"] <= 14  # °C after a wet FGD, %
+        assert 0 < v["a01013"] < 1  # kPa
+        assert all(m.flag is DataFlag.NORMAL for m in r.values.values())
+
+
+def test_a_stacks_corrected_values_are_the_platforms_and_stay_under_ultra_low():
+    model = FlueGasMonitor("33080200G00001", 5)
+    for r in stack_day(model):
+        o2 = r.values["a19001"].value
+        for code in STACK_CONCENTRATIONS:
+            m = r.values[code]
+            ours = corrected(m.value, o2, 6.0)
+            assert ours is not None and m.zs == pytest.approx(ours, abs=0.051)
+        for code, limit in ULTRA_LOW.items():
+            assert 0.4 * limit < r.values[code].zs < limit  # type: ignore[operator]
+        # NOx as NO2 is its NO and NO2, as the analysers count it.
+        no, no2 = r.values["a21003"].value, r.values["a21004"].value
+        assert r.values["a21002"].value == pytest.approx(no * 46 / 30 + no2, abs=0.2)
+    assert all(m.zs is None for code, m in r.values.items() if code not in STACK_CONCENTRATIONS)
+
+
+def test_a_stack_corrects_to_its_own_reference_oxygen():
+    model = FlueGasMonitor(
+        "33082500G00003", 1, o2_reference=11.0, o2_band=(9.0, 13.0), limits={"a21002": 300.0}
+    )
+    for r in stack_day(model):
+        o2 = r.values["a19001"].value
+        assert 9.0 <= o2 <= 13.0
+        nox = r.values["a21002"]
+        assert nox.zs == pytest.approx(corrected(nox.value, o2, 11.0), abs=0.051)
+        assert 150 < nox.zs < 300  # type: ignore[operator]
+
+
+def test_a_stacks_exceedance_is_over_the_limit_once_corrected():
+    model = FlueGasMonitor("33080200G00001", 2)
+    model.exceed("a21002", 1.6)
+    rs = stack_day(model)
+    for r in rs:
+        nox = r.values["a21002"]
+        assert nox.flag is DataFlag.NORMAL
+        assert 1.3 * 50 < corrected(nox.value, r.values["a19001"].value, 6.0) < 1.9 * 50  # type: ignore[operator]
+        no, no2 = r.values["a21003"].value, r.values["a21004"].value
+        assert no * 46 / 30 + no2 > 50  # NO and NO2 went up with it
+    assert max(r.values["a21026"].zs for r in rs) < 35  # type: ignore[type-var]
+    model.exceed("a21002", None)
+    (after,) = readings(model, local(2026, 12, 3, 10), 1)
+    assert after.values["a21002"].zs < 50  # type: ignore[operator]
+
+
+def test_a_stopped_stack_has_no_flow_air_for_gas_and_no_corrected_values():
+    model = FlueGasMonitor("33080200G00001", 1)
+    model.set_mode(Mode.STOPPED)
+    (r,) = readings(model, local(2026, 12, 1, 10), 1)
+    assert r.values["a00000"].value == 0.0 and r.values["a19001"].value > 19
+    assert all(m.flag is DataFlag.STOPPED for m in r.values.values())
+    assert all(m.zs is None for m in r.values.values())

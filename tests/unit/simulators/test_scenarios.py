@@ -38,7 +38,7 @@ METERS = ("33080200M00001", "33080200M00003")  # the meters the scenarios use
 def fleet(catalogue: Catalogue, seed: int = 1) -> dict[str, BaseMonitor]:
     """Every catalogue device as a model, with its site's parameters (as a fleet builds it)."""
     return {
-        device: model_for(entry, seed + i)
+        device: model_for(entry, seed + i, catalogue)
         for i, (device, entry) in enumerate(sorted(catalogue.devices.items()))
     }
 

@@ -195,6 +195,7 @@ def _echo_weekly(settings: Settings, tokens: dict[str, str], sim_now: datetime) 
         "outfalls": 6,
         "air_stations": 2,
         "meters": 2,
+        "stacks": 3,
         "interval": 60.0,
         "speed": 30.0,
         "scenario": "demo-city",

@@ -47,6 +47,12 @@ def fleet_options(defaults: dict[str, object]) -> Callable[[Callable], Callable]
             help="Card-swipe discharge meters (always on MQTT: they take commands).",
         ),
         click.option(
+            "--stacks",
+            default=defaults["stacks"],
+            show_default=True,
+            help="Stacks' flue-gas CEMS, the catalogue's first N.",
+        ),
+        click.option(
             "--interval",
             default=defaults["interval"],
             show_default=True,
@@ -127,6 +133,7 @@ async def _run_fleet(fleet: Fleet, stop: asyncio.Event, report_every: float = 5.
         "outfalls": 6,
         "air_stations": 2,
         "meters": 2,
+        "stacks": 3,
         "interval": 60.0,
         "speed": 1.0,
         "scenario": None,

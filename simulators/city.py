@@ -43,7 +43,7 @@ class FleetPlan:
     outfalls: int = 4
     air_stations: int = 1
     meters: int = 1
-    stacks: int | None = None  # flue-gas monitors; None: every stack of the catalogue
+    stacks: int = 0  # flue-gas monitors (CEMS), the catalogue's first N
     interval: float = 60.0  # simulated seconds between a device's readings
     speed: float = 1.0  # simulated seconds per real second
     start: datetime | None = None  # simulated start; default: see simulated_start()
@@ -78,17 +78,16 @@ def simulated_start(plan: FleetPlan, now: datetime) -> datetime:
 def choose_devices(
     catalogue: Catalogue, plan: FleetPlan, extra: tuple[str, ...] = ()
 ) -> list[DeviceEntry]:
-    """The first N outfall monitors, M air stations, K meters and S stack monitors (every one,
-    unless the plan says how many) of the catalogue, plus any device a scenario names."""
+    """The first N outfall monitors, M air stations, K meters and S stacks' CEMS of the
+    catalogue, plus any device a scenario names."""
     by_model: dict[DeviceModel, list[DeviceEntry]] = {m: [] for m in DeviceModel}
     for entry in catalogue.devices.values():
         by_model[entry.device.model].append(entry)
-    stacks = by_model[DeviceModel.FLUE_GAS_MONITOR]
     wanted = {
         DeviceModel.OUTFALL_MONITOR: plan.outfalls,
         DeviceModel.AIR_STATION: plan.air_stations,
         DeviceModel.DISCHARGE_METER: plan.meters,
-        DeviceModel.FLUE_GAS_MONITOR: len(stacks) if plan.stacks is None else plan.stacks,
+        DeviceModel.FLUE_GAS_MONITOR: plan.stacks,
     }
     chosen: list[DeviceEntry] = []
     for model, count in wanted.items():

@@ -3,16 +3,16 @@ city's coal unit S-STK-001 (GB 13223-2011, 6 % O2, ultra-low permit SO2 35 mg/mÂ
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import pytest
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.schema import Finding, Measurement, Rule
-from ecowatch.streams.judging.rules import SiteJudge, SiteState
+from ecowatch.schema import Measurement, Rule
+from ecowatch.streams.judging.rules import SiteJudge
 from tests.factories import reading
+from tests.unit.streams.judging.test_rules import of, run
 
 STACK, CEMS = "S-STK-001", "33080200G00001"
 T0 = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
@@ -38,19 +38,6 @@ def flue_gas(at: datetime, so2: float, o2: float, zs: float | None = None, flag:
         return r
     so2_m = r.values["a21026"].model_copy(update={"zs": zs})
     return r.model_copy(update={"values": {**r.values, "a21026": so2_m}})
-
-
-def run(judge: SiteJudge, events: Iterable, state: SiteState | None = None):
-    found: list[Finding] = []
-    for event in events:
-        judged = judge.judge(state, event)
-        state = judged.state
-        found += judged.findings
-    return state, found
-
-
-def of(findings: list[Finding], rule: Rule) -> list[Finding]:
-    return [f for f in findings if f.rule is rule]
 
 
 @pytest.fixture

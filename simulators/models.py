@@ -54,6 +54,15 @@ from ecowatch.schema import (
     ValveState,
 )
 
+# The CEMS corrects as the platform does: one formula (HJ 75-2017), the platform's.
+from ecowatch.streams.judging.flue_gas import (
+    AIR_O2,
+    HIGH_O2,
+    NO_TO_NO2,
+    corrected,
+    nox_as_no2,
+)
+
 FLOW = "w00000"  # L/s; its accumulated volume is in m³
 PH = "w01001"
 
@@ -941,11 +950,6 @@ class AirStation(BaseMonitor):
 # -- flue gas ----------------------------------------------------------------------------------
 
 CO = "a21005"
-AIR_O2 = 21.0  # % O2 of dry air: the correction's 21
-# At or above this O2 the gas is mostly air (nothing burning): no corrected value is given, as
-# the platform gives none (streams/judging/flue_gas.py, HIGH_O2).
-HIGH_O2 = 19.0
-NO_TO_NO2 = 46.0 / 30.0  # NOx is counted as NO2: NOx = NO × 46/30 + NO2
 NO2_SHARE = 0.05  # of NOx (as NO2) leaving a coal boiler, most is NO
 # Ultra-low emission (超低排放) for coal-fired power and heat, mg/m³ dry at standard state and
 # 6 % O2 (环发〔2015〕164号): what the heat plant's permit sets.
@@ -973,13 +977,6 @@ TYPICAL_STACK = {
 CONCENTRATIONS = (PM, SO2, NOX, NO, NO2, CO)
 
 
-def corrected_to(concentration: float, o2: float, o2_reference: float) -> float | None:
-    """折算浓度: ``C × (21 − O2_ref) / (21 − O2)``; None at or above :data:`HIGH_O2`."""
-    if o2 >= HIGH_O2:
-        return None
-    return concentration * (AIR_O2 - o2_reference) / (AIR_O2 - o2)
-
-
 @dataclass(kw_only=True)
 class FlueGasMonitor(BaseMonitor):
     """A stack's flue-gas CEMS (烟气在线监测, HJ 75/76-2017): PM a34013, SO2 a21026, NOx a21002
@@ -996,9 +993,9 @@ class FlueGasMonitor(BaseMonitor):
     measured (uncorrected) value is that × (21 − O2)/(21 − ref): higher when O2 is low.
 
     Each concentration carries ``zs``, the CEMS's own value corrected to ``o2_reference``
-    from the values it reports, as the platform corrects (:func:`corrected_to`), none at
-    O2 ≥ 19 %. An exceedance holds the corrected value at factor × limit (NOx takes NO and NO2
-    with it). Stopped: no flow, the stack full of air (O2 near 21 %), cooling.
+    from the values it reports, with the platform's formula (``streams/judging/flue_gas.py``),
+    none at O2 ≥ 19 %. An exceedance holds the corrected value at factor × limit (NOx takes NO
+    and NO2 with it). Stopped: no flow, the stack full of air (O2 near 21 %), cooling.
     """
 
     model: ClassVar[str] = "flue_gas_monitor"
@@ -1091,7 +1088,7 @@ class FlueGasMonitor(BaseMonitor):
     def _sense(self, true: Mapping[str, float]) -> dict[str, float]:
         # The CEMS does not measure NOx: it counts the NO and NO2 it measured as NO2.
         out = super()._sense(true)
-        out[NOX] = out[NO] * NO_TO_NO2 + out[NO2]
+        out[NOX] = nox_as_no2(out[NO], out[NO2])
         return out
 
     def _exceeded(self, true: dict[str, float]) -> None:
@@ -1115,7 +1112,7 @@ class FlueGasMonitor(BaseMonitor):
     def _corrected(self, values: Mapping[str, float]) -> dict[str, float]:
         out = {}
         for code in CONCENTRATIONS:
-            zs = corrected_to(values[code], values[O2], self.o2_reference)
+            zs = corrected(values[code], values[O2], self.o2_reference)
             if zs is not None:
                 out[code] = round(zs, self._channel(code).decimals) + 0.0
         return out

@@ -33,10 +33,12 @@ STANDARD_KPA = 101.325
 NO_TO_NO2 = 46.0 / 30.0  # molar masses: NO counted as NO2
 
 
-def corrected(concentration: float, o2: float, o2_reference: float) -> float | None:
-    """折算浓度 at ``o2_reference`` %; None at or above :data:`HIGH_O2` (no combustion to
-    correct to)."""
-    if o2 >= HIGH_O2:
+def corrected(
+    concentration: float, o2: float, o2_reference: float, high_o2: float = HIGH_O2
+) -> float | None:
+    """折算浓度 at ``o2_reference`` %; None at or above ``high_o2`` (no combustion to correct
+    to)."""
+    if o2 >= high_o2:
         return None
     return concentration * (AIR_O2 - o2_reference) / (AIR_O2 - o2)
 

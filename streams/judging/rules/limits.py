@@ -130,13 +130,14 @@ def _realtime_corrected(
     judged: the unit is not burning (a finding of its own, ``high_oxygen``)."""
     values = with_nox(_valid_values(reading))
     o2 = values.get(O2)
-    if o2 is None or o2 >= ctx.params.high_o2_pct:
+    if o2 is None:
         return []
+    high = ctx.params.high_o2_pct
     limits, level = ctx.limits(state.site, Level.REALTIME), _LEVEL_RULES[Level.REALTIME]
     out = []
     for code, measured in values.items():
         limit = limits[code]
-        if limit is None or (value := corrected(measured, o2, reference)) is None:
+        if limit is None or (value := corrected(measured, o2, reference, high)) is None:
             continue
         if only_over and limit.bound_at(None).complies(value):
             continue
@@ -148,66 +149,54 @@ def _realtime_corrected(
     return out
 
 
-def _corrected_means(
-    state: SiteState, windows: Sequence[ClosedWindow], ctx: Context, reference: float
-) -> list[_Judged]:
-    """A stack's valid hourly and daily means corrected to its reference oxygen with the mean
-    O2 of the same window (HJ 75-2017: judged on the corrected hourly mean); a window without a
-    valid O2 mean, or with one near air's, is not judged."""
-    means = {
-        (cw.device, cw.pollutant, cw.window.period, cw.window.start): cw.window
-        for cw in windows
-        if cw.window.period is not Period.MINUTE and cw.window.valid and cw.window.mean is not None
-    }
-    judged = [(device, code, w) for (device, code, _, _), w in means.items() if code != O2]
-    # NOx as NO2 from NO and NO2 where the monitor reports them apart.
-    for (device, code, period, start), w in list(means.items()):
+Means = dict[tuple[str, str, Period, datetime], Window]  # (device, pollutant, period, start)
+
+
+def _nox_windows(means: Means) -> Means:
+    """NOx as NO2 for the windows where a monitor reports NO and NO2 apart (HJ 75-2017)."""
+    out: Means = {}
+    for (device, code, period, start), w in means.items():
         no2 = means.get((device, NO2, period, start))
         if code == NO and no2 is not None and (device, NOX, period, start) not in means:
             assert w.mean is not None and no2.mean is not None
-            nox = replace(w, mean=nox_as_no2(w.mean, no2.mean))
-            judged.append((device, NOX, nox))
-    out: list[_Judged] = []
-    for device, code, w in judged:
-        o2 = means.get((device, O2, w.period, w.start))
-        if o2 is None or o2.mean is None or not ctx.judges_limits_of(state.site, device):
-            continue
-        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
-        limit = ctx.limit(state.site, code, by)
-        assert w.mean is not None
-        value = corrected(w.mean, o2.mean, reference) if o2.mean < ctx.params.high_o2_pct else None
-        if limit is None or value is None:
-            continue
-        level = _LEVEL_RULES[by]
-        out.append(_Judged(level, device, code, value, limit, w.end, None, w, o2.mean, reference))
+            out[(device, NOX, period, start)] = replace(w, mean=nox_as_no2(w.mean, no2.mean))
     return out
 
 
 def _closed_means(state: SiteState, windows: Sequence[ClosedWindow], ctx: Context) -> list[_Judged]:
     """The valid hourly and daily means among closed windows that have a limit (minutes are
-    for charts; an invalid window gives no verdict)."""
-    if (reference := ctx.o2_reference(state.site)) is not None:
-        return _corrected_means(state, windows, ctx, reference)
-    temps = {
-        (cw.window.period, cw.window.start): cw.window.mean
+    for charts; an invalid window gives no verdict). Each is judged with what closed beside
+    it: the water's temperature (GB 18918's cold limits), or at a stack the window's mean O2
+    its concentration is corrected with (HJ 75-2017 judges the corrected hourly mean); a
+    stack's window without a valid O2 mean, or with one near air's, is not judged."""
+    means: Means = {
+        (cw.device, cw.pollutant, cw.window.period, cw.window.start): cw.window
         for cw in windows
-        if cw.pollutant == WATER_TEMP
+        if cw.window.period is not Period.MINUTE and cw.window.valid and cw.window.mean is not None
     }
+    reference = ctx.o2_reference(state.site)
+    if reference is not None:
+        means |= _nox_windows(means)
+    temps = {(p, s): w.mean for (_, code, p, s), w in means.items() if code == WATER_TEMP}
     out: list[_Judged] = []
-    for cw in windows:
-        w = cw.window
-        if w.period is Period.MINUTE or not w.valid or w.mean is None:
+    for (device, code, period, start), w in means.items():
+        if not ctx.judges_limits_of(state.site, device):
             continue
-        if not ctx.judges_limits_of(state.site, cw.device):
+        by = Level.HOURLY if period is Period.HOUR else Level.DAILY
+        limit = ctx.limit(state.site, code, by)
+        if limit is None or w.mean is None:
             continue
-        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
-        limit = ctx.limit(state.site, cw.pollutant, by)
-        if limit is None:
-            continue
-        temp = temps.get((w.period, w.start))
-        out.append(
-            _Judged(_LEVEL_RULES[by], cw.device, cw.pollutant, w.mean, limit, w.end, temp, w)
-        )
+        value, o2 = w.mean, None
+        if reference is not None:
+            o2_window = means.get((device, O2, period, start))
+            o2 = o2_window.mean if o2_window is not None else None
+            if o2 is None:
+                continue
+            value = corrected(w.mean, o2, reference, ctx.params.high_o2_pct)
+            if value is None:
+                continue
+        level, temp = _LEVEL_RULES[by], temps.get((period, start))
+        out.append(_Judged(level, device, code, value, limit, w.end, temp, w, o2, reference))
     return out
 
 

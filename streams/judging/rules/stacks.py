@@ -30,7 +30,7 @@ def corrected_value_mismatch(state: SiteState, step: Step, ctx: Context) -> list
     for code, m in ev.values.items():
         if m.zs is None or m.flag is not DataFlag.NORMAL:
             continue
-        ours = corrected(m.value, o2, reference)
+        ours = corrected(m.value, o2, reference, ctx.params.high_o2_pct)
         if ours is None:
             continue  # near air's O2 there is nothing to correct to: high_oxygen says so
 

@@ -7,27 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 from ecowatch import topics
 from ecowatch.clock import CHINA
-from ecowatch.schema import CaseEvent, CaseStatus, Finding, Rule, Severity
+from ecowatch.schema import CaseEvent, CaseStatus, Finding, Rule
 from ecowatch.streams.judging.cases import Acknowledge, RecordFindings
 from ecowatch.streams.judging.engine import SiteCases, context_for, on_action, on_findings, on_tick
 from ecowatch.streams.judging.report import LOG_EVENTS, LOG_KEEP, WEEK, SiteCaseLog, weekly_report
+from tests.factories import finding
 
 MONDAY = datetime(2026, 11, 22, 16, 0, tzinfo=UTC)  # Monday 00:00 in China
 
 
 def hourly(site: str, device: str, at: datetime, active: bool = True) -> Finding:
-    return Finding(
-        site=site,
-        device=device,
-        pollutant="w01018",
-        rule=Rule.HOURLY_OVER_LIMIT,
-        severity=Severity.WARNING,
-        active=active,
-        at=at,
-        value=80.0,
-        limit=50.0,
-        multiple=1.6,
-    )
+    facts = {"site": site, "device": device, "at": at, "value": 80.0, "limit": 50.0}
+    return finding(Rule.HOURLY_OVER_LIMIT, active, multiple=1.6, **facts)
 
 
 def test_a_week_of_two_grids(catalogue):

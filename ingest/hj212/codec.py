@@ -437,9 +437,10 @@ def to_device_reading(packet: Packet, tz: tzinfo | str = DEFAULT_TZ) -> tuple[st
             continue
         target = _code_2017(code, packet.st)
         if not CODE_2017.fullmatch(target):
+            # Examples only: every 2005 code of tables B.1/B.2 would swamp a dead letter's detail.
             raise BadField(
                 f"pollutant code {code!r}: expected a 2017 code such as w01018 or a 2005 code "
-                f"({', '.join(LEGACY_CODES)})",
+                "of HJ 212-2017 tables B.1/B.2 (011, 02, S01, B02, ...)",
                 key="CP",
             )
         if target in values:

@@ -45,7 +45,9 @@ NUMERIC_SUFFIXES = frozenset(
 VALUE_SUFFIX_BY_CN = {"2011": "Rtd", "2051": "Avg", "2061": "Avg", "2031": "Avg"}
 CORRECTED_PREFIX = "Zs"
 # HJ/T 212-2005 pollutant codes that fielded devices still send → their 2017 codes (HJ 212-2017
-# tables B.1 water and B.2 air, column 原编码).
+# tables B.1 water and B.2 air, column 原编码). Water's 2005 codes have three digits and air's
+# two (or a letter), so one map holds both without a collision; the three-digit flue-gas forms
+# some devices write are LEGACY_FLUE_GAS_CODES'.
 LEGACY_CODES = {
     # water
     "B01": "w00000",  # wastewater flow
@@ -67,7 +69,9 @@ LEGACY_CODES = {
     "080": "w22001",  # petroleum
     "101": "w21011",  # total phosphorus
     "110": "w23002",  # volatile phenol
-    # air (flue gas)
+    # air (flue gas), table B.2: every 原编码 of the table, as two public transcriptions of it
+    # agree (srdgame/lua-HJ212 hj212.csv, chenqi92/alltobs-hj212 PollutionGas.java). No air
+    # code of the table has 16 as its 2005 code, so 16 is not mapped.
     "B02": "a00000",  # flue-gas flow
     "S01": "a19001",  # O2
     "S02": "a01011",  # velocity
@@ -81,6 +85,38 @@ LEGACY_CODES = {
     "02": "a21026",  # SO2
     "03": "a21002",  # NOx
     "04": "a21005",  # CO
+    "05": "a21028",  # hydrogen sulphide
+    "06": "a21018",  # fluoride
+    "07": "a21017",  # cyanide
+    "08": "a21024",  # hydrogen chloride
+    "09": "a34038",  # asphalt (bitumen) fume
+    "10": "a21001",  # ammonia
+    "11": "a21022",  # chlorine
+    "12": "a99051",  # carbon disulphide
+    "13": "a30022",  # mercaptans
+    "14": "a34039",  # sulphuric acid mist
+    "15": "a34040",  # chromic acid mist
+    "17": "a25003",  # toluene
+    "18": "a25005",  # xylene
+    "19": "a31001",  # formaldehyde
+    "20": "a25044",  # benzo[a]pyrene
+    "21": "a26001",  # anilines
+    "22": "a25023",  # nitrobenzene
+    "23": "a25010",  # chlorobenzene
+    "24": "a99049",  # phosgene
+    "25": "a24087",  # hydrocarbons
+    "26": "a31002",  # acetaldehyde
+    "27": "a23001",  # phenols
+    "28": "a30001",  # methanol
+    "29": "a24046",  # vinyl chloride
+    "30": "a05001",  # carbon dioxide
+    "31": "a20057",  # mercury and its compounds
+    "32": "a20043",  # lead and its compounds
+    "33": "a20025",  # cadmium and its compounds
+    "34": "a20091",  # tin and its compounds
+    "35": "a20063",  # nickel and its compounds
+    "36": "a20016",  # beryllium and its compounds
+    "37": "a01010",  # Ringelmann blackness
 }
 # ST=31 (大气环境污染源, the same in HJ/T 212-2005 and HJ 212-2017): a flue-gas packet. Some
 # flue-gas devices write the 2005 codes 01, 02 and 03 with three digits; in no table of the

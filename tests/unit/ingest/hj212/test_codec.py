@@ -568,10 +568,11 @@ def test_2005_codes_are_mapped_to_2017_codes_in_readings() -> None:
 
 
 def test_the_2005_code_map_is_the_standards_tables() -> None:
-    # HJ 212-2017 tables B.1 (water, 19 codes) and B.2 (air, 13) list each 2005 code once.
+    # HJ 212-2017 tables B.1 (water, 19 codes mapped) and B.2 (air, every 原编码: 01-15, 17-37,
+    # S01-S08, B02) list each 2005 code once.
     water = {k: v for k, v in LEGACY_CODES.items() if v.startswith("w")}
     air = {k: v for k, v in LEGACY_CODES.items() if v.startswith("a")}
-    assert (len(water), len(air)) == (19, 13) and len(LEGACY_CODES) == 32
+    assert (len(water), len(air)) == (19, 45) and len(LEGACY_CODES) == 64
     assert len(set(LEGACY_CODES.values())) == len(LEGACY_CODES)  # no two codes merge
     assert (water["001"], water["110"], air["02"], air["S01"]) == (
         "w01001",
@@ -579,6 +580,11 @@ def test_the_2005_code_map_is_the_standards_tables() -> None:
         "a21026",
         "a19001",
     )
+    assert (air["05"], air["10"], air["30"], air["37"]) == ("a21028", "a21001", "a05001", "a01010")
+    # Air's two-digit codes cannot be read as water's three-digit ones, nor the reverse.
+    numeric_air = {k for k in air if k.isdigit()}
+    assert numeric_air == {f"{n:02d}" for n in range(1, 38)} - {"16"}
+    assert all(len(k) == 3 for k in water)
 
 
 @pytest.mark.parametrize(

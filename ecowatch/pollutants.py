@@ -26,6 +26,10 @@ NO = "a21003"
 NO2 = "a21004"
 # The state of the flue gas, not an emission: what a concentration is corrected with.
 FLUE_GAS_STATE = frozenset({GAS_FLOW, VELOCITY, GAS_TEMP, GAS_PRESSURE, MOISTURE, O2})
+# The platform's own: a stack's standard dry flow (标干流量, m³/h), worked out from flow,
+# temperature, pressure and moisture to count emissions. Not an HJ 212 code (no reading can
+# carry it), a series beside the device's pollutants in the means and InfluxDB.
+STANDARD_DRY_FLOW = "qsn"
 
 # Not concentrations of a discharge: averaged over time, never weighted by flow.
 TIME_WEIGHTED = frozenset({FLOW, PH, DO, WATER_TEMP}) | FLUE_GAS_STATE
@@ -57,6 +61,7 @@ NAMES: dict[str, tuple[str, str]] = {
     GAS_PRESSURE: ("烟气静压", "static pressure"),
     MOISTURE: ("烟气湿度", "moisture"),
     O2: ("氧含量", "O2"),
+    STANDARD_DRY_FLOW: ("标干流量", "standard dry flow"),
     "a21005": ("CO", "CO"),
     "a05024": ("O3", "O3"),
     "a34002": ("PM10", "PM10"),
@@ -82,6 +87,7 @@ UNITS = {
     GAS_PRESSURE: "kPa",
     MOISTURE: "%",
     O2: "%",
+    STANDARD_DRY_FLOW: "m³/h",
 }
 QUOTA_UNITS = {FLOW: "m³"}  # pollutant masses in kg
 

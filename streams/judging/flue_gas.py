@@ -20,9 +20,23 @@ Worked example (the shared notes): SO2 30 mg/m³ at 9 % O2 in a coal unit (refer
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
-from ecowatch.pollutants import GAS_FLOW, GAS_PRESSURE, GAS_TEMP, MOISTURE, NO, NO2, NOX, O2
+from ecowatch.pollutants import (
+    FLUE_GAS_STATE,
+    GAS_FLOW,
+    GAS_PRESSURE,
+    GAS_TEMP,
+    MOISTURE,
+    NO,
+    NO2,
+    NOX,
+    O2,
+    STANDARD_DRY_FLOW,
+)
+from ecowatch.schema import DataFlag, Measurement
+from ecowatch.streams.judging.aggregate import Period, Window
 
 AIR_O2 = 21.0  # % of dry air, the correction's 21
 # At or above this O2, flue gas is mostly air: the unit is not burning (start-up, shutdown) or
@@ -77,6 +91,11 @@ def emission_rate(concentration_mg_m3: float, standard_dry_m3_h: float) -> float
     return concentration_mg_m3 * standard_dry_m3_h * 1e-6
 
 
+def is_concentration(code: str) -> bool:
+    """A pollutant of the flue gas (corrected, judged, counted), not the state of the gas."""
+    return code not in FLUE_GAS_STATE and code != STANDARD_DRY_FLOW
+
+
 @dataclass(frozen=True, slots=True)
 class StackState:
     """What a flue-gas reading says of the gas it measured: the O2 its concentrations are
@@ -88,6 +107,18 @@ class StackState:
     @property
     def burning(self) -> bool:
         return self.o2 is not None and self.o2 < HIGH_O2
+
+
+def standard_dry_flow_of(values: Mapping[str, Measurement]) -> Measurement | None:
+    """A reading's standard dry flow as a measurement of its own, flagged as the first of
+    the flow, temperature, pressure and moisture it is worked out from that is not N."""
+    parts = [values.get(code) for code in (GAS_FLOW, GAS_TEMP, GAS_PRESSURE, MOISTURE)]
+    measured = [m for m in parts if m is not None]
+    if len(measured) < len(parts):
+        return None
+    flow, temp, pressure, moisture = (m.value for m in measured)
+    flag = next((m.flag for m in measured if m.flag is not DataFlag.NORMAL), DataFlag.NORMAL)
+    return Measurement(value=standard_dry_flow(flow, temp, pressure, moisture), flag=flag)
 
 
 def stack_state(values: Mapping[str, float]) -> StackState:
@@ -113,7 +144,74 @@ def with_nox(values: Mapping[str, float]) -> dict[str, float]:
 ABSOLUTE_SLACK = 1.0  # mg/m³: near zero, two values differ by their analyser's noise
 
 
-def disagrees(reported: float, ours: float, tolerance: float) -> bool:
+def disagrees(
+    reported: float, ours: float, tolerance: float, slack: float = ABSOLUTE_SLACK
+) -> bool:
     """The device's corrected value against the platform's: apart by more than ``tolerance``
-    of the platform's, and by more than :data:`ABSOLUTE_SLACK`."""
-    return abs(reported - ours) > max(tolerance * abs(ours), ABSOLUTE_SLACK)
+    of the platform's, and by more than ``slack``."""
+    return abs(reported - ours) > max(tolerance * abs(ours), slack)
+
+
+def still_disagrees(reported: float, ours: float, tolerance: float) -> bool:
+    """Whether an open mismatch holds: only agreement within half the tolerance and half the
+    slack clears it, so that a gap near the threshold (a small value, the analyser's noise
+    on top) is one finding, not one every few minutes."""
+    return disagrees(reported, ours, tolerance / 2, ABSOLUTE_SLACK / 2)
+
+
+# -- a stack's closed windows -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StackMean:
+    """A stack's closed window of one concentration as the platform judges and counts it."""
+
+    o2_reference: float
+    o2: float | None  # the window's mean O2, %
+    corrected: float | None  # 折算浓度 of the mean: None without a valid O2 mean, or near air's
+    # What left the stack in the window: the measured (never the corrected) mean × the mean
+    # standard dry flow × its length; a day's is the sum of its hours'. None without flow.
+    emission_kg: float | None
+
+
+WindowKey = tuple[str, Period, object]  # (pollutant, period, start)
+
+
+def nox_window(no: Window, no2: Window) -> Window:
+    """NOx as NO2 for a window where a monitor reports NO and NO2 apart (HJ 75-2017)."""
+    both = no.mean is not None and no2.mean is not None
+    mean = nox_as_no2(no.mean, no2.mean) if both else None  # type: ignore[arg-type]
+    return replace(no, valid=no.valid and no2.valid, mean=mean)
+
+
+def window_emission(mean_mg_m3: float, qsn: Window) -> float | None:
+    """kg over a minute or an hour, from its measured mean and its mean standard dry flow."""
+    if qsn.mean is None or not qsn.valid:
+        return None
+    hours = (qsn.end - qsn.start) / timedelta(hours=1)
+    return emission_rate(mean_mg_m3, qsn.mean) * hours
+
+
+def stack_mean(
+    code: str,
+    window: Window,
+    beside: Mapping[WindowKey, Window],
+    o2_reference: float,
+    high_o2: float,
+) -> StackMean | None:
+    """A concentration's window with the O2 and standard dry flow that closed beside it
+    (``beside``: the device's windows closed by the same reading); None for the gas's state.
+    A day's emission is left to the caller, who sums the hours'."""
+    if not is_concentration(code):
+        return None
+    key = (window.period, window.start)
+    o2_window = beside.get((O2, *key))
+    o2 = o2_window.mean if o2_window is not None and o2_window.valid else None
+    value = None
+    if window.mean is not None and o2 is not None:
+        value = corrected(window.mean, o2, o2_reference, high_o2)
+    emission = None
+    qsn = beside.get((STANDARD_DRY_FLOW, *key))
+    if window.period is not Period.DAY and window.mean is not None and qsn is not None:
+        emission = window_emission(window.mean, qsn)
+    return StackMean(o2_reference, o2, value, emission)

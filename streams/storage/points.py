@@ -6,6 +6,9 @@ Measurement ``reading``, one point per pollutant of a reading:
     reading,site=S-OUT-001,device=33080200000001,model=outfall_monitor,pollutant=w01018 \\
         value=42.1,flag="N" <ts in ms>
 
+A CEMS's own corrected value (HJ 212 ZsRtd) is the field ``zs`` beside the value, on record
+for the mismatch the platform checks it for.
+
 Escaping and formatting are ``ecowatch.lineprotocol``'s; the tags here are identifiers that the
 reading schema restricts to ``[A-Za-z0-9_.-]``, so their escaping is a cached no-op.
 """
@@ -44,7 +47,8 @@ def reading_lines(reading: Reading) -> list[str]:
     # A resent reading (HJ 212-2025 RF=1) says so in a field of its own: late data, on record.
     late = ",resent=true" if reading.resent else ""
     return [
-        f"{head}{tag_value(code)} value={float_field(m.value)},flag={_FLAGS[m.flag]}{late} {ms}"
+        f"{head}{tag_value(code)} value={float_field(m.value)},flag={_FLAGS[m.flag]}"
+        f"{'' if m.zs is None else f',zs={float_field(m.zs)}'}{late} {ms}"
         for code, m in reading.values.items()
     ]
 
@@ -126,17 +130,24 @@ def finding_line(f: Finding) -> str:
 
 def window_line(site: str, closed: ClosedWindow) -> str:
     """``aggregate,site,device,pollutant,period=minute|hour|day valid,coverage_s[,mean,volume_m3,
-    mass_kg]`` at the window's start: the means beside the raw points."""
+    mass_kg]`` at the window's start: the means beside the raw points. A stack's
+    concentrations add ``corrected`` (折算, the value judged), ``o2`` (the window's mean),
+    ``o2_reference`` and ``emission_kg`` (from the measured mean and the standard dry flow; a
+    day's is its hours' sum); its standard dry flow is the series ``pollutant=qsn`` (m³/h)."""
     w = closed.window
     fields = [
         ("valid", bool_field(w.valid)),
         ("coverage_s", float_field(w.coverage.total_seconds())),
     ]
-    fields += [
-        (name, float_field(v))
-        for name, v in (("mean", w.mean), ("volume_m3", w.volume_m3), ("mass_kg", w.mass_kg))
-        if v is not None
-    ]
+    quantities = [("mean", w.mean), ("volume_m3", w.volume_m3), ("mass_kg", w.mass_kg)]
+    if (stack := closed.stack) is not None:
+        quantities += [
+            ("corrected", stack.corrected),
+            ("o2", stack.o2),
+            ("o2_reference", stack.o2_reference),
+            ("emission_kg", stack.emission_kg),
+        ]
+    fields += [(name, float_field(v)) for name, v in quantities if v is not None]
     tag_pairs = (
         ("site", site),
         ("device", closed.device),

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis
-from ecowatch.pollutants import FLOW, GAS_FLOW, UNITS, WATER_TEMP
+from ecowatch.pollutants import FLOW, GAS_FLOW, STANDARD_DRY_FLOW, UNITS, WATER_TEMP
 from ecowatch.schema import (
     DataFlag,
     DeviceStatus,
@@ -30,7 +30,7 @@ from ecowatch.streams.judging.aggregate import (
     Window,
     WindowParams,
 )
-from ecowatch.streams.judging.flue_gas import HIGH_O2
+from ecowatch.streams.judging.flue_gas import HIGH_O2, StackMean
 from ecowatch.streams.judging.ledger import ReadingLedger
 from ecowatch.streams.judging.meter import MeterAccount
 from ecowatch.streams.judging.rules.verdict import Valve, Verdict
@@ -95,6 +95,8 @@ class DeviceTrack:
     last_will: bool = False  # the broker published its last will: offline
     valve_decision: Valve | None = None  # the last valve command decided for it
     account: MeterAccount | None = None  # a discharge meter's, kept by the platform
+    # A stack's: each concentration's emission of the open day so far (kg), its hours' sum.
+    emitted_kg: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -144,11 +146,13 @@ Event = Reading | DeviceStatus | SiteTick
 
 @dataclass(frozen=True)
 class ClosedWindow:
-    """An hour or day of one device's pollutant, closed by a reading (for the store too)."""
+    """A minute, hour or day of one device's pollutant, closed by a reading (for the store
+    too); a stack's concentration with its O2, corrected mean and emission."""
 
     device: str
     pollutant: str
     window: Window
+    stack: StackMean | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +234,8 @@ class Context:
             d = entry.device
             codes = tuple((code, f"{device_id}|{code}") for code in d.pollutants)
             averaged = (*codes, (WATER_TEMP, f"{device_id}|{WATER_TEMP}"))
+            if self.o2_reference(site_id) is not None:  # a stack's emissions need its Qsn
+                averaged += ((STANDARD_DRY_FLOW, f"{device_id}|{STANDARD_DRY_FLOW}"),)
             judges = self._judges_limits_of(site_id, device_id)
             info = DeviceInfo(d, judges, codes, averaged, FLOW in d.pollutants)
         self._devices[key] = info

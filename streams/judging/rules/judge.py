@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from ecowatch.config.catalogue import Catalogue, DeviceModel
-from ecowatch.pollutants import FLOW, TIME_WEIGHTED
+from ecowatch.pollutants import FLOW, NO, NO2, NOX, STANDARD_DRY_FLOW, TIME_WEIGHTED
 from ecowatch.schema import (
     DeviceStatus,
     Finding,
@@ -21,6 +21,7 @@ from ecowatch.streams.judging.aggregate import (
     add_in_place,
     day_of,
 )
+from ecowatch.streams.judging.flue_gas import nox_window, stack_mean, standard_dry_flow_of
 from ecowatch.streams.judging.ledger import Repeat, take_once
 from ecowatch.streams.judging.meter import account, platform_status
 from ecowatch.streams.judging.rules.abnormal import abnormal_values
@@ -29,6 +30,7 @@ from ecowatch.streams.judging.rules.base import (
     ClosedWindow,
     Context,
     DetectionRule,
+    DeviceInfo,
     DeviceTrack,
     Event,
     RuleParams,
@@ -217,9 +219,12 @@ class SiteJudge:
             return []  # not this site's device: the bridge dead-letters those
         values, tracks, params, ts = reading.values, state.tracks, self.ctx.params, reading.ts
         flow = values.get(FLOW) if info.has_flow else None
+        reference = self.ctx.o2_reference(state.site)
         out: list[ClosedWindow] = []
         for code, key in info.averaged:
             m = values.get(code)
+            if code == STANDARD_DRY_FLOW and reference is not None:
+                m = standard_dry_flow_of(values)
             if m is None:
                 continue
             track = tracks.get(key)
@@ -232,4 +237,35 @@ class SiteJudge:
             closed = add_in_place(series, ts, m, params, flow if by_flow else None)
             if closed:
                 out += [ClosedWindow(reading.device, code, w) for w in closed]
+        if out and reference is not None:
+            out = self._stack_windows(state, info, out, reference)
+        return out
+
+    def _stack_windows(
+        self, state: SiteState, info: DeviceInfo, closed: list[ClosedWindow], reference: float
+    ) -> list[ClosedWindow]:
+        """A stack's windows with their O2, corrected mean and emission (NOx as NO2 added
+        where the monitor reports NO and NO2 apart); the days' emissions summed from their
+        hours'. Windows close in order, an hour before its day."""
+        beside = {(cw.pollutant, cw.window.period, cw.window.start): cw.window for cw in closed}
+        device = closed[0].device
+        if NOX not in info.device.pollutants:
+            closed = closed + [
+                ClosedWindow(device, NOX, nox_window(w, no2))
+                for (code, period, start), w in beside.items()
+                if code == NO and (no2 := beside.get((NO2, period, start))) is not None
+            ]
+        track = state.devices.setdefault(device, DeviceTrack())
+        high_o2 = self.ctx.params.high_o2_pct
+        out = []
+        for cw in closed:
+            w = cw.window
+            figures = stack_mean(cw.pollutant, w, beside, reference, high_o2)
+            if figures is not None and w.period is Period.HOUR and figures.emission_kg:
+                emitted = track.emitted_kg
+                emitted[cw.pollutant] = emitted.get(cw.pollutant, 0.0) + figures.emission_kg
+            elif figures is not None and w.period is Period.DAY:
+                day = track.emitted_kg.pop(cw.pollutant, None)
+                figures = replace(figures, emission_kg=day)
+            out.append(replace(cw, stack=figures))
         return out

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import NamedTuple
 
 from ecowatch.config.standards import AppliedLimit, Maximum, Minimum, Range
-from ecowatch.pollutants import NO, NO2, NOX, O2, WATER_TEMP
+from ecowatch.pollutants import O2, WATER_TEMP
 from ecowatch.schema import (
     DataFlag,
     Finding,
@@ -22,7 +22,7 @@ from ecowatch.streams.judging.aggregate import (
     Window,
     hour_of,
 )
-from ecowatch.streams.judging.flue_gas import corrected, nox_as_no2, with_nox
+from ecowatch.streams.judging.flue_gas import corrected, with_nox
 from ecowatch.streams.judging.rules.base import (
     ClosedWindow,
     Context,
@@ -149,53 +149,37 @@ def _realtime_corrected(
     return out
 
 
-Means = dict[tuple[str, str, Period, datetime], Window]  # (device, pollutant, period, start)
-
-
-def _nox_windows(means: Means) -> Means:
-    """NOx as NO2 for the windows where a monitor reports NO and NO2 apart (HJ 75-2017)."""
-    out: Means = {}
-    for (device, code, period, start), w in means.items():
-        no2 = means.get((device, NO2, period, start))
-        if code == NO and no2 is not None and (device, NOX, period, start) not in means:
-            assert w.mean is not None and no2.mean is not None
-            out[(device, NOX, period, start)] = replace(w, mean=nox_as_no2(w.mean, no2.mean))
-    return out
-
-
 def _closed_means(state: SiteState, windows: Sequence[ClosedWindow], ctx: Context) -> list[_Judged]:
     """The valid hourly and daily means among closed windows that have a limit (minutes are
     for charts; an invalid window gives no verdict). Each is judged with what closed beside
-    it: the water's temperature (GB 18918's cold limits), or at a stack the window's mean O2
-    its concentration is corrected with (HJ 75-2017 judges the corrected hourly mean); a
-    stack's window without a valid O2 mean, or with one near air's, is not judged."""
-    means: Means = {
-        (cw.device, cw.pollutant, cw.window.period, cw.window.start): cw.window
+    it: the water's temperature (GB 18918's cold limits), or at a stack its corrected mean,
+    from the window's mean O2 (HJ 75-2017 judges the corrected hourly mean); a stack's window
+    without a valid O2 mean, or with one near air's, is not judged."""
+    means = [
+        cw
         for cw in windows
         if cw.window.period is not Period.MINUTE and cw.window.valid and cw.window.mean is not None
+    ]
+    temps = {
+        (cw.window.period, cw.window.start): cw.window.mean
+        for cw in means
+        if cw.pollutant == WATER_TEMP
     }
-    reference = ctx.o2_reference(state.site)
-    if reference is not None:
-        means |= _nox_windows(means)
-    temps = {(p, s): w.mean for (_, code, p, s), w in means.items() if code == WATER_TEMP}
     out: list[_Judged] = []
-    for (device, code, period, start), w in means.items():
+    for cw in means:
+        device, code, w = cw.device, cw.pollutant, cw.window
         if not ctx.judges_limits_of(state.site, device):
             continue
-        by = Level.HOURLY if period is Period.HOUR else Level.DAILY
+        by = Level.HOURLY if w.period is Period.HOUR else Level.DAILY
         limit = ctx.limit(state.site, code, by)
         if limit is None or w.mean is None:
             continue
-        value, o2 = w.mean, None
-        if reference is not None:
-            o2_window = means.get((device, O2, period, start))
-            o2 = o2_window.mean if o2_window is not None else None
-            if o2 is None:
+        value, o2, reference = w.mean, None, None
+        if (stack := cw.stack) is not None:
+            if stack.corrected is None:
                 continue
-            value = corrected(w.mean, o2, reference, ctx.params.high_o2_pct)
-            if value is None:
-                continue
-        level, temp = _LEVEL_RULES[by], temps.get((period, start))
+            value, o2, reference = stack.corrected, stack.o2, stack.o2_reference
+        level, temp = _LEVEL_RULES[by], temps.get((w.period, w.start))
         out.append(_Judged(level, device, code, value, limit, w.end, temp, w, o2, reference))
     return out
 

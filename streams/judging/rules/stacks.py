@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from ecowatch.pollutants import GAS_FLOW, O2
 from ecowatch.schema import DataFlag, Finding, Reading, Rule, Severity
-from ecowatch.streams.judging.flue_gas import corrected, disagrees
-from ecowatch.streams.judging.rules.base import Context, SiteState, Step, new_finding, verdict
+from ecowatch.streams.judging.flue_gas import corrected, disagrees, still_disagrees
+from ecowatch.streams.judging.rules.base import (
+    Context,
+    SiteState,
+    Step,
+    key_of,
+    new_finding,
+    verdict,
+)
 from ecowatch.streams.judging.rules.verdict import Verdict
 
 
@@ -52,8 +59,10 @@ def corrected_value_mismatch(state: SiteState, step: Step, ctx: Context) -> list
                 o2_measured=o2,
             )
 
-        holds = disagrees(m.zs, ours, tolerance)
-        out += verdict(state, ctx, step.now, holds, ev.device, code, rule, build)
+        key = key_of(ev.device, code, rule)
+        check = still_disagrees if key in state.active else disagrees
+        holds = check(m.zs, ours, tolerance)
+        out += verdict(state, ctx, step.now, holds, ev.device, code, rule, build, key=key)
     return out
 
 

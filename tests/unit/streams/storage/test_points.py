@@ -58,6 +58,15 @@ def test_a_resent_reading_says_so_in_each_point():
     ]
 
 
+def test_a_cems_corrected_value_is_kept_beside_the_measured_one():
+    ts = datetime(2026, 11, 23, 17, 30, tzinfo=CST)
+    r = make(ts).model_copy(
+        update={"values": {"a21026": Measurement(value=30.0, zs=37.5)}, "site": "S-STK-001"}
+    )
+    [line] = reading_lines(r)
+    assert line.split(" ")[1] == 'value=30.0,flag="N",zs=37.5'
+
+
 def test_epoch_ms_is_exact_and_offset_independent():
     local = datetime(2026, 11, 23, 17, 30, tzinfo=CST)
     assert epoch_ms(local) == epoch_ms(local.astimezone(UTC)) == 1795426200000

@@ -18,6 +18,7 @@ from ecowatch.schema import (
     Severity,
 )
 from ecowatch.streams.judging.aggregate import Period, Window
+from ecowatch.streams.judging.flue_gas import StackMean
 from ecowatch.streams.judging.rules import ClosedWindow, SiteTick
 from ecowatch.streams.storage.points import case_event_line, finding_line, window_line
 from ecowatch.streams.worker.enforcement import (
@@ -47,6 +48,25 @@ def test_an_hourly_window_with_its_appendix_d_totals():
     assert line == (
         "aggregate,site=S-OUT-001,device=33080200000001,pollutant=w01018,period=hour "
         f"valid=true,coverage_s=3000.0,mean=80.0,volume_m3=144.0,mass_kg=11.52 {MS}"
+    )
+
+
+def test_a_stack_s_hour_with_its_corrected_mean_o2_and_emission():
+    window = Window(
+        period=Period.HOUR,
+        start=T,
+        end=T + timedelta(hours=1),
+        valid=True,
+        mean=30.0,
+        coverage=timedelta(minutes=60),
+        flags={"N": 60},
+    )
+    stack = StackMean(o2_reference=6.0, o2=9.0, corrected=37.5, emission_kg=12.0)
+    line = window_line("S-STK-001", ClosedWindow("33080200G00001", "a21026", window, stack))
+    assert line == (
+        "aggregate,site=S-STK-001,device=33080200G00001,pollutant=a21026,period=hour "
+        "valid=true,coverage_s=3600.0,mean=30.0,corrected=37.5,o2=9.0,o2_reference=6.0,"
+        f"emission_kg=12.0 {MS}"
     )
 
 

@@ -7,10 +7,12 @@ seed and asked at the same times give the same readings: randomness comes only f
 ``random.Random`` seeded with device and seed, time only from ``now``. No I/O, no threads.
 
 What a scenario can do to a device is its :class:`Conditions`: fault modes (:class:`Mode`),
-sustained exceedance, values pushed above the instrument range, production pushed hard.
+sustained exceedance, values pushed above the instrument range, production pushed hard, and a
+stack's start-up, air let into its flue or a wrong reference oxygen in its CEMS.
 Values carry the HJ 212 data flags: F while the source is not discharging, M in maintenance,
 C on the analysers while calibrating, T above the instrument's range, otherwise N — stuck
-values, zeros and negative spikes stay N on purpose: the platform has to find them.
+values, zeros, negative spikes and a stack's start-up stay N on purpose: the platform has to
+find them.
 
 Adding a kind: subclass :class:`BaseMonitor` as a ``@dataclass(kw_only=True)``, give it
 ``model`` (the catalogue's DeviceModel value), ``channels`` (pollutant code, rounding,
@@ -79,6 +81,7 @@ class Mode(StrEnum):
     NEGATIVE_SPIKES = "negative_spikes"  # now and then one value goes negative, flagged N
     RAINING = "raining"  # stormwater dilutes outfalls, washes particles out of the air
     NIGHT_DISCHARGE = "night_discharge"  # illicit discharge (偷排) at night and in the rain
+    STARTUP = "startup"  # a stack's cold start-up (启炉): mostly air, little flow, flags N
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,12 @@ class Conditions:
     over_range: frozenset[str] = frozenset()  # pollutants pushed above the instrument range
     flow_factor: float = 1.0  # production pushed hard: burns through a discharge quota
     spike_rate: float = 0.2  # chance per reading of a negative spike, with NEGATIVE_SPIKES
+    # A stack's: air let into the flue holds O2 near this % (稀释), the same emission spread
+    # over more gas.
+    dilute_o2: float | None = None
+    # A stack's CEMS computes its own corrected values (zs) with this reference O2 instead of
+    # the site's: a known way to hide an exceedance.
+    o2_reference: float | None = None
 
     def with_mode(self, mode: Mode, on: bool = True) -> Conditions:
         modes = self.modes | {mode} if on else self.modes - {mode}
@@ -975,6 +984,10 @@ TYPICAL_STACK = {
     CO: 20.0,
 }
 CONCENTRATIONS = (PM, SO2, NOX, NO, NO2, CO)
+# A cold start-up: O2 whose sensor noise (3σ 3 %, drift 1 %) keeps it over HIGH_O2, and the
+# share of the full-load flow the burners move.
+STARTUP_O2 = 20.0
+STARTUP_FLOW = 0.3
 
 
 @dataclass(kw_only=True)
@@ -996,6 +1009,12 @@ class FlueGasMonitor(BaseMonitor):
     from the values it reports, with the platform's formula (``streams/judging/flue_gas.py``),
     none at O2 ≥ 19 %. An exceedance holds the corrected value at factor × limit (NOx takes NO
     and NO2 with it). Stopped: no flow, the stack full of air (O2 near 21 %), cooling.
+
+    What a scenario does to a stack besides: a cold start-up (``Mode.STARTUP``, 启炉: O2
+    about 20 %, 30 % of the flow, cool, low concentrations, no zs, flags N); air let into the
+    flue (``Conditions.dilute_o2``, 稀释: lower measured values, more flow, the same corrected
+    values and amounts); a wrong reference (``Conditions.o2_reference``: the zs computed with
+    it, the measured values unchanged).
     """
 
     model: ClassVar[str] = "flue_gas_monitor"
@@ -1062,6 +1081,20 @@ class FlueGasMonitor(BaseMonitor):
                 GAS_PRESSURE: 0.01,
                 MOISTURE: 2.0,
             }
+        if Mode.STARTUP in self.conditions.modes:
+            # Oil burners warming a boiler full of air: O2 near air's (>= 19 % with the
+            # sensor's noise, so that the platform finds high_oxygen), a reported flow,
+            # concentrations low but not so low that the load's return is a 陡升 jump.
+            flow = STARTUP_FLOW * self.typical(GAS_FLOW) * self.conditions.flow_factor
+            return {
+                **{code: 0.3 * self.typical(code) for code in CONCENTRATIONS},
+                O2: STARTUP_O2,
+                GAS_FLOW: flow,
+                VELOCITY: flow / self.duct_area,
+                GAS_TEMP: 35.0,
+                GAS_PRESSURE: self.typical(GAS_PRESSURE) * STARTUP_FLOW**2,
+                MOISTURE: 5.0,
+            }
         load = self.load(now)
         low, high = self.o2_band
         margin = 0.1 * (high - low)  # so that the sensor's noise keeps O2 inside the band
@@ -1093,7 +1126,8 @@ class FlueGasMonitor(BaseMonitor):
 
     def _exceeded(self, true: dict[str, float]) -> None:
         """A concentration is held at factor × its limit corrected to the reference oxygen,
-        so the platform's correction finds it so; NOx takes NO and NO2 with it."""
+        so the platform's correction finds it so; NOx takes NO and NO2 with it. Then air let
+        in dilutes what the unit emits, the exceedance included (:meth:`_diluted`)."""
         exceed = self.conditions.exceed
         for code, factor in exceed.items():
             if code not in true:
@@ -1108,11 +1142,32 @@ class FlueGasMonitor(BaseMonitor):
                             true[part] *= true[NOX] / before
             else:
                 true[code] = factor * self._reference(code)
+        self._diluted(true)
+
+    def _diluted(self, true: dict[str, float]) -> None:
+        """Air let into the flue: O2 held at ``dilute_o2``, the concentrations × (21 − o2) /
+        (21 − the O2 before) as the same emission is spread over more gas, the flow and
+        velocity ÷ that. So the corrected values are unchanged, and the platform's amounts
+        (C × standard dry flow) too, moisture being kept. Air only raises O2: a target at or
+        under the O2 there is changes nothing."""
+        o2 = self.conditions.dilute_o2
+        if o2 is None or o2 <= true[O2]:
+            return
+        share = (AIR_O2 - o2) / (AIR_O2 - true[O2])  # of the diluted gas, the flue gas's
+        for code in CONCENTRATIONS:
+            true[code] *= share
+        true[GAS_FLOW] /= share
+        true[VELOCITY] /= share
+        true[O2] = o2
 
     def _corrected(self, values: Mapping[str, float]) -> dict[str, float]:
+        # A scenario's wrong reference replaces the site's in the CEMS's own arithmetic only.
+        reference = self.conditions.o2_reference
+        if reference is None:
+            reference = self.o2_reference
         out = {}
         for code in CONCENTRATIONS:
-            zs = corrected(values[code], values[O2], self.o2_reference)
+            zs = corrected(values[code], values[O2], reference)
             if zs is not None:
                 out[code] = round(zs, self._channel(code).decimals) + 0.0
         return out

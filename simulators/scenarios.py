@@ -20,9 +20,14 @@ simulated month sees the same incidents open and close each day.
 Windowed actions hold from ``at`` for ``for``: exceed (pollutant, factor × its limit),
 night_discharge, burn_quota (factor on the flow), offline, maintenance, calibration, stopped,
 stuck, zeros, negative_spikes (rate), out_of_range (pollutant, default the model's primary),
-raining. One-off actions happen once at ``at`` and take no ``for``; they need a discharge
-meter: quota (used: fraction of the period's quota), recharge (amounts: w00000 m³, pollutants
-kg), year_reset, insert_card (card_id), remove_card.
+raining. On a flue_gas_monitor only: dilute (o2: air let into the flue holds O2 there, 0..19;
+measured concentrations fall, flow rises, corrected values stay), startup (a cold start-up,
+启炉: O2 near air's, 30 % of the flow, low values, flagged N) and wrong_reference
+(o2_reference: the CEMS computes its own corrected values, zs, with it instead of the
+site's); an SCR upset is ``exceed`` on NOx (a21002). One-off actions happen once at ``at``
+and take no ``for``; they need a discharge meter: quota (used: fraction of the period's
+quota), recharge (amounts: w00000 m³, pollutants kg), year_reset, insert_card (card_id),
+remove_card.
 
 A :class:`ScenarioRun` drives models with an injected clock: each ``tick()`` recomputes the
 conditions of every device the scenario names from the windows active at ``now - start`` (so
@@ -50,9 +55,11 @@ from ecowatch.simulators.models import (
     BaseMonitor,
     Conditions,
     DischargeMeter,
+    FlueGasMonitor,
     Mode,
     MonitorModel,
 )
+from ecowatch.streams.judging.flue_gas import AIR_O2, HIGH_O2
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 
@@ -200,6 +207,43 @@ class BurnQuota(_Window):
         return None
 
 
+class _StackWindow(_Window):
+    """A window that only a stack's flue-gas CEMS can undergo."""
+
+    def check(self, model: MonitorModel) -> tuple[str, str] | None:
+        if not isinstance(model, FlueGasMonitor):
+            return "action", f"'{self.action}' needs a flue_gas_monitor, not a {model.model}"
+        return None
+
+
+class Dilute(_StackWindow):
+    action: Literal["dilute"]
+    # The O2 % air let in holds the flue at; from HIGH_O2 the gas would count as air itself.
+    o2: Annotated[float, Field(gt=0, lt=HIGH_O2)]
+
+    def describe(self) -> str:
+        return f"dilute to {self.o2:g} % O2 on {self.device}"
+
+    def impose(self, conditions: Conditions) -> Conditions:
+        return replace(conditions, dilute_o2=self.o2)
+
+
+class Startup(_StackWindow, _ModeWindow):
+    action: Literal["startup"]
+    mode: ClassVar[Mode] = Mode.STARTUP
+
+
+class WrongReference(_StackWindow):
+    action: Literal["wrong_reference"]
+    o2_reference: Annotated[float, Field(ge=0, lt=AIR_O2)]  # % O2 the CEMS's zs use
+
+    def describe(self) -> str:
+        return f"wrong_reference {self.o2_reference:g} % O2 on {self.device}"
+
+    def impose(self, conditions: Conditions) -> Conditions:
+        return replace(conditions, o2_reference=self.o2_reference)
+
+
 class _Once(_Event):
     """An event that happens once, to a discharge meter's account or card."""
 
@@ -284,6 +328,9 @@ Window = (
     | NegativeSpikes
     | OutOfRange
     | Raining
+    | Dilute
+    | Startup
+    | WrongReference
 )
 Once = Quota | Recharge | YearReset | InsertCard | RemoveCard
 Event = Annotated[Window | Once, Field(discriminator="action")]

@@ -708,3 +708,77 @@ def test_a_stopped_stack_has_no_flow_air_for_gas_and_no_corrected_values():
     assert r.values["a00000"].value == 0.0 and r.values["a19001"].value > 19
     assert all(m.flag is DataFlag.STOPPED for m in r.values.values())
     assert all(m.zs is None for m in r.values.values())
+
+
+def stack_pair(
+    noise: float = 1.0, **conditions: object
+) -> tuple[list[DeviceReading], list[DeviceReading]]:
+    """The same CEMS (one seed, one time) as it is and under ``conditions``: their noise and
+    drift draw alike, so the readings differ by what the conditions do only."""
+    plain, changed = (FlueGasMonitor("33080200G00001", 4, noise=noise) for _ in range(2))
+    changed.conditions = replace(changed.conditions, **conditions)  # type: ignore[arg-type]
+    return stack_day(plain), stack_day(changed)
+
+
+def test_air_let_into_the_flue_lowers_the_measured_values_not_the_corrected_ones():
+    # An ideal instrument, so that the O2 read is the O2 there is.
+    plain, diluted = stack_pair(noise=0, dilute_o2=14.0)
+    for before, after in zip(plain, diluted, strict=True):
+        assert after.values["a19001"].value == 14.0
+        share = 7 / (21 - before.values["a19001"].value)  # of the gas, the flue gas's
+        for code in STACK_CONCENTRATIONS:
+            b, a = before.values[code], after.values[code]
+            assert a.value == pytest.approx(b.value * share, abs=0.08)  # 1 decimal each
+            # Each corrected from a value rounded to 0.1, that one × 15/7 at 14 % O2.
+            assert a.zs == pytest.approx(b.zs, abs=0.3)
+            assert a.flag is DataFlag.NORMAL
+        for code in ("a00000", "a01011"):  # flow and velocity: the same emission, more gas
+            assert after.values[code].value == pytest.approx(
+                before.values[code].value / share, rel=0.01
+            )
+        assert after.values["a01014"].value == before.values["a01014"].value  # moisture kept
+
+
+def test_dilution_hides_an_exceedance_from_the_raw_values_only():
+    model = FlueGasMonitor("33080200G00001", 6)
+    model.conditions = Conditions(exceed={"a21026": 1.4}, dilute_o2=14.0)
+    for r in stack_day(model):
+        so2 = r.values["a21026"]
+        assert so2.value < 35 < so2.zs  # type: ignore[operator]
+        assert so2.zs == pytest.approx(
+            corrected(so2.value, r.values["a19001"].value, 6.0), abs=0.051
+        )
+
+
+def test_dilution_to_less_oxygen_than_there_is_changes_nothing():
+    plain, diluted = stack_pair(dilute_o2=3.0)  # the band is 4–8 %: air cannot lower O2
+    assert [r.values for r in diluted] == [r.values for r in plain]
+
+
+def test_a_cold_start_up_is_mostly_air_at_a_third_of_the_flow_all_flagged_n():
+    model = FlueGasMonitor("33080200G00001", 7)
+    model.set_mode(Mode.STARTUP)
+    rs = readings(model, local(2026, 12, 1, 6, 0), 6, step=timedelta(minutes=1))
+    for r in rs:
+        v = {code: m.value for code, m in r.values.items()}
+        assert 19.0 <= v["a19001"] <= 21.0  # the platform's high_oxygen, not judged
+        assert 0.2 * 80 < v["a00000"] < 0.4 * 80 and v["a01011"] > 0  # reported, not zero
+        assert v["a01012"] < 40  # a cold boiler
+        for code, limit in ULTRA_LOW.items():
+            assert v[code] < 0.5 * limit
+        assert all(m.flag is DataFlag.NORMAL for m in r.values.values())
+        assert all(m.zs is None for m in r.values.values())  # nothing to correct to
+    model.set_mode(Mode.STARTUP, on=False)
+    (after,) = readings(model, local(2026, 12, 1, 12, 0), 1)
+    assert 4.0 <= after.values["a19001"].value <= 8.0 and after.values["a21002"].zs is not None
+
+
+def test_a_wrong_reference_scales_the_devices_zs_only():
+    right, wrong = stack_pair(o2_reference=9.0)
+    for good, bad in zip(right, wrong, strict=True):
+        o2 = bad.values["a19001"].value
+        for code in STACK_CONCENTRATIONS:
+            g, b = good.values[code], bad.values[code]
+            assert b.value == g.value and b.flag is DataFlag.NORMAL
+            assert b.zs == pytest.approx(corrected(b.value, o2, 9.0), abs=0.051)
+            assert b.zs == pytest.approx(g.zs * 12 / 15, abs=0.1)  # type: ignore[operator]

@@ -20,6 +20,7 @@ from ecowatch.simulators.models import (
     BaseMonitor,
     Conditions,
     DischargeMeter,
+    FlueGasMonitor,
     Mode,
     OutfallMonitor,
 )
@@ -70,6 +71,10 @@ def test_the_shipped_scenarios_load():
         "night-discharge",
         "quota-exhaustion",
         "soak-city",
+        "stack-dilution",
+        "stack-scr-upset",
+        "stack-startup",
+        "stack-wrong-reference",
         "station-offline",
         "sustained-cod-exceedance",
     ]
@@ -86,13 +91,24 @@ def test_the_shipped_scenarios_name_catalogue_devices(demo_city):
     used = {d for name in scenario_names() for d in load_scenario(name).devices}
     assert used <= set(demo_city.devices)
     assert {d for d in used if "M" in d} == set(METERS)
+    # stack-startup banks the unit (stopped) before lighting it.
     assert set(ACTIONS) - {e.action for n in scenario_names() for e in load_scenario(n).events} == {
-        "stopped",
         "year_reset",
     }
 
 
-@pytest.mark.parametrize("name", ["calibration-window", "demo-city", "station-offline"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "calibration-window",
+        "demo-city",
+        "station-offline",
+        "stack-dilution",
+        "stack-scr-upset",
+        "stack-startup",
+        "stack-wrong-reference",
+    ],
+)
 def test_the_shipped_scenarios_play_on_the_sample_fleet(catalogue, name):
     models = fleet(catalogue)
     clock = ManualClock(START)
@@ -247,6 +263,48 @@ def test_pollutants_are_checked_against_the_model(tmp_path):
         tmp_path, "  - {at: 0s, device: M1, action: recharge, amounts: {w21011: 1}}\n", models
     )
     assert "field 'amounts': no quota for w21011" in message
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "{at: 0s, device: O1, action: dilute, o2: 14, for: 1h}",
+        "{at: 0s, device: O1, action: startup, for: 1h}",
+        "{at: 0s, device: O1, action: wrong_reference, o2_reference: 9}",
+    ],
+)
+def test_stack_actions_need_a_flue_gas_monitor(tmp_path, event):
+    message = check(tmp_path, f"  - {event}\n", {"O1": OutfallMonitor("O1", 1)})
+    action = event.split("action: ")[1].split(",")[0]
+    assert (
+        f"event #1 ({action}): field 'action': '{action}' needs a flue_gas_monitor, "
+        "not a outfall_monitor" in message
+    )
+
+
+@pytest.mark.parametrize(
+    ("event", "expected"),
+    [
+        (
+            "{at: 1h, device: S1, action: dilute, o2: 19}",
+            "field 'o2': Input should be less than 19",
+        ),
+        (
+            "{at: 1h, device: S1, action: dilute, o2: 0}",
+            "field 'o2': Input should be greater than 0",
+        ),
+        ("{at: 1h, device: S1, action: dilute}", "field 'o2': Field required"),
+        ("{at: 1h, device: S1, action: wrong_reference}", "field 'o2_reference': Field required"),
+        (
+            "{at: 1h, device: S1, action: wrong_reference, o2_reference: 21}",
+            "field 'o2_reference': Input should be less than 21",
+        ),
+        ("{at: 1h, device: S1, action: startup, o2: 20}", "field 'o2': no such field"),
+    ],
+)
+def test_stack_actions_check_their_values(tmp_path, event, expected):
+    message = broken(tmp_path, f"  - {event}\n")
+    assert "event #2 (" in message and expected in message
 
 
 # -- playing with a manual clock ---------------------------------------------------------------
@@ -467,3 +525,34 @@ def test_a_late_tick_finishes_the_last_period_before_the_next(tmp_path):
 def test_a_repeating_scenario_keeps_its_events_within_the_period(tmp_path, events, every, expected):
     with pytest.raises(ConfigError, match=expected):
         load_scenario(repeating(tmp_path, events, every))
+
+
+def stack_conditions(name: str, at: timedelta) -> Conditions:
+    """The demo heat plant's CEMS's conditions ``at`` into a stack scenario."""
+    model = FlueGasMonitor("33080200G00001", 1)
+    clock = ManualClock(START)
+    run = load_scenario(name).run({"33080200G00001": model}, clock)
+    clock.advance(at)
+    run.tick()
+    return model.conditions
+
+
+def test_the_stack_scenarios_set_what_they_say():
+    in_ = timedelta(minutes=30)
+    assert stack_conditions("stack-scr-upset", in_) == Conditions(exceed={"a21002": 1.6})
+    assert stack_conditions("stack-dilution", in_) == Conditions(
+        exceed={"a21026": 1.4}, dilute_o2=14.0
+    )
+    assert stack_conditions("stack-startup", timedelta(minutes=5)).modes == {Mode.STOPPED}
+    assert stack_conditions("stack-startup", in_) == Conditions(modes=frozenset({Mode.STARTUP}))
+    assert stack_conditions("stack-wrong-reference", in_) == Conditions(
+        exceed={"a21002": 1.15}, o2_reference=9.0
+    )
+    for name in ("stack-scr-upset", "stack-dilution", "stack-startup", "stack-wrong-reference"):
+        assert stack_conditions(name, timedelta(hours=4)) == Conditions()
+
+
+def test_the_demo_city_upsets_the_heat_plants_scr(demo_city):
+    (upset,) = [e for e in load_scenario("demo-city").events if e.device == "33080200G00001"]
+    assert (upset.action, upset.pollutant, upset.factor) == ("exceed", "a21002", 1.8)  # type: ignore[union-attr]
+    assert demo_city.device("33080200G00001").device.model.value == "flue_gas_monitor"

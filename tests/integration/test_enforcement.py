@@ -46,7 +46,12 @@ from tests.integration.test_pipeline import Device
 
 SITE, DEVICE = "S-OUT-001", "33080200000001"
 WEB_PORT = PORT_BASE + 6067  # its own enforcing worker, beside the session's
-TOKENS = {"tok-kc-01": "O-KC-01", "tok-qj-01": "O-QJ-01", "tok-ops": "operator:night-shift"}
+TOKENS = {
+    "tok-kc-01": "O-KC-01",
+    "tok-kc-03": "O-KC-03",  # G-KC-02's: the heat plant's stack
+    "tok-qj-01": "O-QJ-01",
+    "tok-ops": "operator:night-shift",
+}
 
 # The policy of a real-time exceedance, in seconds instead of hours, and paging the officers.
 FAST_POLICY = """
@@ -97,6 +102,8 @@ def enforcing_worker(
         "ECOWATCH_NOTIFY_O_KC_01": mail.format(port=mailbox.port, to="o-kc-01@example.org"),
         "ECOWATCH_NOTIFY_O_KC_02": mail.format(port=mailbox.port, to="o-kc-02@example.org"),
         "ECOWATCH_NOTIFY_S_KC": receiver.url("json", "/supervisor"),
+        "ECOWATCH_NOTIFY_E_031": receiver.url("json", "/heat-plant"),  # S-STK-001's
+        "ECOWATCH_NOTIFY_O_KC_03": mail.format(port=mailbox.port, to="o-kc-03@example.org"),
     }
     api_up = lambda: api("GET", "/api/cases", "tok-kc-01")[0] == 200  # noqa: E731
     with worker_with("e2e-worker", env, tmp_path, api_up) as service:
@@ -460,3 +467,60 @@ def test_a_worker_killed_mid_case_resumes_it_and_sends_nothing_twice(
         bridge.stop()
         if restarted is not None:
             restarted.stop()
+
+
+SCR_UPSET = """
+name: scr-upset-now
+description: the heat plant's denitrifier (SCR) fails; NOx at 1.8 × the ultra-low 50 mg/m³
+events:
+  - {at: 0s, device: "33080200G00001", action: exceed, pollutant: a21002, factor: 1.8, for: 2h}
+"""
+
+
+def test_a_stack_over_its_ultra_low_limit_reaches_the_officer_in_corrected_terms(
+    settings, enforcing_worker, hj212_server, receiver, mailbox, tmp_path
+):
+    """The heat plant's CEMS speaks HJ 212-2025 to the platform while its SCR fails: NOx
+    corrected to 6 % O2 is over the permit's ultra-low 50 mg/m³ (its measured value at 7–8 %
+    O2 is lower). The enterprise is reminded and the grid's officer paged, in 折算浓度 with
+    the reference and the measured O2, and the officer acknowledges the case."""
+    scenario = tmp_path / "scr-upset.yaml"
+    scenario.write_text(SCR_UPSET, encoding="utf-8")
+    fleet = simulate(
+        *("--transport", "hj212", "--hj212-version", "2025", "--scenario", str(scenario)),
+        *("--outfalls", "0", "--air-stations", "0", "--meters", "0", "--stacks", "1"),
+        *("--interval", "60", "--speed", "60", "--duration", "60", "--seed", "31"),
+    )
+    try:
+
+        def paged() -> list[EmailMessage]:
+            return [
+                m
+                for _, m in mailbox.messages
+                if m["To"] == "o-kc-03@example.org" and "S-STK-001" in text_of(m)
+            ]
+
+        [page, *_] = wait_for(paged, 90, "the officer's page of the heat plant's stack")
+        reminders = [json.loads(r.body)["message"] for r in receiver.at("/heat-plant")]
+        assert reminders, "the enterprise was not reminded before its officer was paged"
+        for text in (reminders[0], text_of(page)):
+            assert "氮氧化物" in text and "折算浓度" in text, text
+            assert "基准氧含量 6%" in text and "实测" in text, text
+        match = CASE_ID.search(text_of(page))
+        assert match and "S-STK-001" in match.group(0), text_of(page)
+        case_id = match.group(0)
+        path = f"/api/sites/S-STK-001/cases/{case_id}/ack"
+        assert api("POST", path, "tok-kc-01")[0] == 403  # another grid's officer
+        assert api("POST", path, "tok-kc-03")[0] == 202
+
+        def acknowledged() -> bool:
+            cases = api("GET", "/api/cases", "tok-kc-03")[1]["cases"]
+            return any(c["id"] == case_id and c["status"] == "acknowledged" for c in cases)
+
+        wait_for(acknowledged, 20, "the officer's acknowledgement on the stack's case")
+        # What was stored beside the readings: the CEMS's own corrected NOx, and the
+        # platform's hourly corrected means with their O2 and the emission.
+        zs = since(settings, "reading", "33080200G00001", "-1d")
+        assert any(r["_field"] == "zs" and r["pollutant"] == "a21002" for r in zs)
+    finally:
+        finish(fleet, timeout=120)

@@ -39,7 +39,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest tests/unit
 
-component: $(STAMP)
+component: $(STAMP) browser
 	$(BIN)/pytest tests/component
 
 integration: setup browser

@@ -10,11 +10,19 @@ A site's status, the most urgent first:
 - ``over``: a value flagged N in its latest reading breaks the limit that applies (permit or
   standard), or an over-limit finding is active;
 - ``abnormal``: a fault, over-range or comms flag (D, T, B), or a data-quality finding
-  (constant, zeros, negative, jump, missing, flagged too long, meter mismatch);
+  (constant, zeros, negative, jump, missing, flagged too long, meter mismatch; a stack's
+  corrected-value mismatch and high oxygen);
 - ``maintenance``: maintenance, calibration or stopped (M, C, F), or the device stopped;
 - ``normal``; ``unknown`` before anything was heard from it.
 
 Air stations carry their real-time AQI (HJ 633) and its category, coloured as Appendix A says.
+
+A stack's limits hold at its reference oxygen (基准氧含量), so its raw values are never held
+against them: each concentration carries the measured value, the platform's corrected one
+(折算浓度, with the O2 of the same reading; NOx as NO2 where NO and NO2 come apart), the CEMS's
+own (``zs``, shown, never judged), the measured O2 and the reference; ``over`` is the corrected
+value's. At O2 ≥ 19 % there is nothing to correct to: not judged, and it says why
+(``unjudged``), as the worker's real-time judging does.
 
 Two clocks: **data time** is the newest measurement time seen (a simulated city's clock, or a
 replay's), and "overdue" is judged on it, as the worker judges its cases; the wall clock is
@@ -32,7 +40,7 @@ from typing import Any
 from ecowatch.alerts.wording import both, case_event_text, finding_text, rule_name
 from ecowatch.config.catalogue import Catalogue, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
-from ecowatch.pollutants import SHORT_NAMES, UNITS
+from ecowatch.pollutants import NOX, O2, SHORT_NAMES, UNITS
 from ecowatch.schema import (
     CaseEvent,
     CaseStatus,
@@ -46,6 +54,7 @@ from ecowatch.schema import (
     Rule,
 )
 from ecowatch.streams.judging.aqi import Category, realtime_aqi
+from ecowatch.streams.judging.flue_gas import HIGH_O2, corrected, is_concentration, with_nox
 
 STATUSES = ("offline", "over", "abnormal", "maintenance", "normal", "unknown")
 
@@ -78,6 +87,9 @@ DATA_RULES = frozenset(
         Rule.MISSING_POLLUTANT,
         Rule.FLAGGED_TOO_LONG,
         Rule.METER_MISMATCH,
+        # A stack's: its CEMS's corrected values not the platform's, or mostly air in the flue.
+        Rule.CORRECTED_VALUE_MISMATCH,
+        Rule.HIGH_OXYGEN,
     }
 )
 ABNORMAL_FLAGS = frozenset({DataFlag.FAULT, DataFlag.OVER_RANGE, DataFlag.COMMS})
@@ -115,7 +127,37 @@ def limit_view(limit: AppliedLimit | None) -> dict[str, Any] | None:
         "unit": limit.unit,
         "basis": limit.basis.value,
         "source": limit.source,
+        "o2_reference": limit.o2_reference,  # a stack's: the limit holds at this % O2
     }
+
+
+def stack_values(
+    reading: Reading, o2_reference: float, high_o2: float = HIGH_O2
+) -> dict[str, dict[str, Any]]:
+    """A stack's reading as its rows: each value with its corrected one (None for the gas's
+    state, a flagged value, or without a valid O2 or near air's), ``zs``, the measured O2 and
+    the reference. NOx as NO2 is added where the monitor reports NO and NO2 apart (the
+    worker judges that sum). ``over`` is left to the caller, who knows the limits."""
+    # Only N values correct and judge, as in the worker's real-time judging.
+    valid = with_nox({c: m.value for c, m in reading.values.items() if m.flag is DataFlag.NORMAL})
+    o2 = valid.get(O2)
+    rows: dict[str, dict[str, Any]] = {}
+    for code, m in reading.values.items():
+        rows[code] = {"value": m.value, "flag": m.flag.value, "zs": m.zs}
+    if NOX in valid and NOX not in reading.values:
+        rows[NOX] = {"value": valid[NOX], "flag": DataFlag.NORMAL.value, "zs": None}
+        rows[NOX]["derived"] = "no_no2"  # NO × 46/30 + NO2, not a value the CEMS sent
+    for code, row in rows.items():
+        value, unjudged = None, None
+        if is_concentration(code) and code in valid:
+            if o2 is None:
+                unjudged = "no_o2"
+            elif o2 >= high_o2:
+                unjudged = "high_o2"
+            else:
+                value = corrected(valid[code], o2, o2_reference, high_o2)
+        row |= {"corrected": value, "o2": o2, "o2_reference": o2_reference, "unjudged": unjudged}
+    return rows
 
 
 @dataclass
@@ -127,6 +169,7 @@ class SiteView:
     devices_stopped: set[str] = field(default_factory=set)
     findings: dict[str, Finding] = field(default_factory=dict)  # active ones, by rule+what
     aqi: dict[str, Any] | None = None
+    o2_reference: float | None = None  # a stack's: its values are judged corrected to it
 
     def status(self) -> str:
         rules = {f.rule for f in self.findings.values()}
@@ -245,10 +288,16 @@ class City:
     """Every site's state and every case's, as the platform's events say; and what changed
     since the web edge last asked (:meth:`take_changes`)."""
 
-    def __init__(self, catalogue: Catalogue, aqi_standard: str = "2026") -> None:
+    def __init__(
+        self, catalogue: Catalogue, aqi_standard: str = "2026", high_o2: float = HIGH_O2
+    ) -> None:
         self.catalogue = catalogue
         self.aqi_standard = aqi_standard
-        self.sites = {sid: SiteView(site) for sid, site in catalogue.sites.items()}
+        self.high_o2 = high_o2  # the worker's high_o2_pct: its default unless told
+        self.sites = {
+            sid: SiteView(site, o2_reference=catalogue.o2_reference(sid))
+            for sid, site in catalogue.sites.items()
+        }
         self.cases: OrderedDict[str, CaseState] = OrderedDict()
         self.pulse = Pulse()
         self.dead_letters = DeadLetters()
@@ -291,25 +340,10 @@ class City:
         if live:
             state.devices_offline.discard(reading.device)
             state.devices_stopped.discard(reading.device)
-        for code, m in reading.values.items():
-            limit = self.limit(reading.site, code)
-            # One air value against a daily mean's limit says nothing yet: only hourly ones
-            # judge it (AQI carries the rest); an outfall's or a stack's values get the worker's
-            # early warning.
-            judged = (
-                m.flag is DataFlag.NORMAL
-                and limit is not None
-                and (
-                    state.site.kind in (SiteKind.OUTFALL, SiteKind.STACK)
-                    or limit.basis is Basis.HOURLY
-                )
-            )
-            state.values[code] = {
-                "value": m.value,
-                "flag": m.flag.value,
-                "over": judged and not limit.complies(m.value),  # type: ignore[union-attr]
-                "device": reading.device,
-            }
+        if state.o2_reference is not None:
+            self._take_stack(state, reading, state.o2_reference)
+        else:
+            self._take_values(state, reading)
         if state.site.kind is SiteKind.AIR_STATION:
             result = realtime_aqi(reading, self.aqi_standard)
             if result is not None:
@@ -321,6 +355,32 @@ class City:
                     "primary": result.primary,
                 }
         self._changed_sites.add(reading.site)
+
+    def _take_values(self, state: SiteView, reading: Reading) -> None:
+        for code, m in reading.values.items():
+            limit = self.limit(reading.site, code)
+            # One air value against a daily mean's limit says nothing yet: only hourly ones
+            # judge it (AQI carries the rest); an outfall's values get the worker's early
+            # warning.
+            judged = (
+                m.flag is DataFlag.NORMAL
+                and limit is not None
+                and (state.site.kind is SiteKind.OUTFALL or limit.basis is Basis.HOURLY)
+            )
+            state.values[code] = {
+                "value": m.value,
+                "flag": m.flag.value,
+                "over": judged and not limit.complies(m.value),  # type: ignore[union-attr]
+                "device": reading.device,
+            }
+
+    def _take_stack(self, state: SiteView, reading: Reading, o2_reference: float) -> None:
+        """A stack's values judged corrected, never raw: its limits hold at the reference."""
+        for code, row in stack_values(reading, o2_reference, self.high_o2).items():
+            limit = self.limit(reading.site, code)
+            value = row["corrected"]
+            over = limit is not None and value is not None and not limit.complies(value)
+            state.values[code] = row | {"over": over, "device": reading.device}
 
     def on_status(self, status: DeviceStatus) -> None:
         state = self.sites.get(status.site)
@@ -466,6 +526,10 @@ class City:
             }
         return {
             "id": site_id,
+            "kind": state.site.kind.value,
+            "o2_reference": state.o2_reference,
+            # From this O2 a stack's values are not judged (the gas is mostly air).
+            "high_o2": self.high_o2 if state.o2_reference is not None else None,
             "status": state.status(),
             "ts": state.ts.isoformat() if state.ts else None,
             "aqi": state.aqi,

@@ -1,7 +1,10 @@
-"""A site's last hours from InfluxDB, for the desk's chart (the ``reading`` measurement)."""
+"""A site's last hours from InfluxDB, for the desk's chart: the ``reading`` measurement's raw
+values, and for a stack its minute windows corrected to the reference oxygen (``aggregate``,
+field ``corrected``): the series its limits are read against."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from ecowatch.config.settings import Settings
@@ -10,9 +13,15 @@ from ecowatch.streams.storage.store import influx_client
 
 POINTS_PER_SERIES = 1500  # a chart a few hundred pixels wide needs no more
 
+Series = dict[str, list[tuple[int, float]]]  # pollutant → [(epoch ms, value)]
+
 
 def history_flux(bucket: str, site: str, start: datetime, stop: datetime) -> str:
     return flux.site_history(bucket, site, _whole(start), _whole(stop), POINTS_PER_SERIES)
+
+
+def corrected_flux(bucket: str, site: str, start: datetime, stop: datetime) -> str:
+    return flux.site_corrected_history(bucket, site, _whole(start), _whole(stop), POINTS_PER_SERIES)
 
 
 def _whole(at: datetime) -> datetime:
@@ -22,11 +31,28 @@ def _whole(at: datetime) -> datetime:
 
 def site_history(
     settings: Settings, site: str, start: datetime, stop: datetime
-) -> tuple[dict[str, list[tuple[int, float]]], str | None]:
+) -> tuple[Series, str | None]:
     """pollutant → [(epoch ms, value)] between ``start`` and ``stop``; and why not, if
     InfluxDB did not answer (the desk says so rather than showing an empty chart as data)."""
-    series: dict[str, list[tuple[int, float]]] = {}
-    query = history_flux(settings.influx_bucket, site, start, stop + timedelta(seconds=1))
+    return _series(settings, history_flux, site, start, stop)
+
+
+def site_corrected_history(
+    settings: Settings, site: str, start: datetime, stop: datetime
+) -> tuple[Series, str | None]:
+    """A stack's corrected minute means (折算浓度), as :func:`site_history` gives raw values."""
+    return _series(settings, corrected_flux, site, start, stop)
+
+
+def _series(
+    settings: Settings,
+    query_of: Callable[[str, str, datetime, datetime], str],
+    site: str,
+    start: datetime,
+    stop: datetime,
+) -> tuple[Series, str | None]:
+    series: Series = {}
+    query = query_of(settings.influx_bucket, site, start, stop + timedelta(seconds=1))
     try:
         with influx_client(settings, 5000) as client:
             for table in client.query_api().query(query):

@@ -37,7 +37,7 @@ class Point:
     device: str
     model: str
     pollutant: str
-    field: str  # "value" or "flag"
+    field: str  # "value", "flag", or a CEMS's "zs"
     at: datetime
     value: object
 
@@ -66,8 +66,11 @@ def latest_readings(points: Iterable[Point], window: timedelta = WINDOW) -> list
             continue
         at = max(times)
         flags = {p.pollutant: str(p.value) for p in found if p.field == "flag" and p.at == at}
+        # A stack's desk shows the CEMS's own corrected value beside the platform's.
+        zs = {p.pollutant: {"zs": p.value} for p in found if p.field == "zs" and p.at == at}
         values = {
             p.pollutant: {"value": p.value, "flag": flags.get(p.pollutant, "N")}
+            | zs.get(p.pollutant, {})
             for p in found
             if p.field == "value" and p.at == at
         }

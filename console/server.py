@@ -29,11 +29,12 @@ from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, SiteKind
 from ecowatch.config.settings import Settings
 from ecowatch.console.core import City, limit_view
-from ecowatch.console.history import site_history
+from ecowatch.console.history import Series, site_corrected_history, site_history
 from ecowatch.console.seed import stored_latest
 from ecowatch.edges.tokens import OPERATOR, identify, load_tokens
 from ecowatch.errors import ConfigError
-from ecowatch.pollutants import NAMES
+from ecowatch.pollutants import NAMES, NO, NO2, NOX
+from ecowatch.streams.judging.flue_gas import is_concentration
 
 log = logging.getLogger(__name__)
 
@@ -239,6 +240,8 @@ class Console:
                         "id": s.id,
                         "name": s.name,
                         "kind": s.kind.value,
+                        # A stack's limits hold at this % O2 (基准氧含量); None elsewhere.
+                        "o2_reference": self.catalogue.o2_reference(s.id),
                         "district": s.district,
                         "grid": s.grid,
                         "lat": s.lat,
@@ -282,13 +285,23 @@ class Console:
         self._visible_site(me, site_id)
         site = self.catalogue.sites[site_id]
         view = self.city.site_view(site_id)
-        pollutants = sorted({p for d in site.devices for p in d.pollutants})
+        measured = {p for d in site.devices for p in d.pollutants}
+        stack = self.city.sites[site_id].o2_reference is not None
+        if stack and {NO, NO2} <= measured:
+            measured.add(NOX)  # judged as NO2 from NO and NO2 where the CEMS sends no NOx
+        pollutants = sorted(measured)
         limits = {p: lim for p in pollutants if (lim := limit_view(self.city.limit(site_id, p)))}
         ts = self.city.sites[site_id].ts
         end = ts or datetime.now(UTC)
         hours = min(max(float(request.query.get("hours", "6") or 6), 0.25), 48.0)
-        history, error = await asyncio.to_thread(
-            site_history, self.settings, site_id, end - timedelta(hours=hours), end
+        start = end - timedelta(hours=hours)
+        (history, error), (corrected, corrected_error) = await asyncio.gather(
+            asyncio.to_thread(site_history, self.settings, site_id, start, end),
+            (
+                asyncio.to_thread(site_corrected_history, self.settings, site_id, start, end)
+                if stack
+                else _nothing()
+            ),
         )
         status, cases = await self.call_worker("GET", f"/api/cases?grid={site.grid}", me.token)
         if status == 200:
@@ -307,9 +320,14 @@ class Console:
                 "permit": site.permit.number if site.permit else "",
                 "air": site.kind is SiteKind.AIR_STATION,
                 "pollutants": pollutants,
+                # A stack's flue-gas state (O2, flow, temperature, ...): never corrected.
+                "gas_state": [p for p in pollutants if stack and not is_concentration(p)],
                 "limits": limits,
                 "history": history,
                 "history_error": error,
+                # A stack's minute means corrected to its reference: its chart's judged line.
+                "history_corrected": corrected,
+                "history_corrected_error": corrected_error,
                 "cases": rows,
                 "cases_error": None if status == 200 else cases.get("error"),
             }
@@ -468,6 +486,10 @@ class Console:
         app.cleanup_ctx.append(client)
         app.on_shutdown.append(hang_up)
         return app
+
+
+async def _nothing() -> tuple[Series, str | None]:
+    return {}, None
 
 
 async def _to_wall(request: web.Request) -> web.StreamResponse:

@@ -36,6 +36,15 @@ const WORDS = {
   raised: ["上报主管", "raised"], findings_recorded: ["录入核查", "findings recorded"],
   normal_again: ["恢复正常", "normal again"], relapsed: ["再次超标", "relapsed"],
   close_requested: ["申请结案", "close requested"],
+  // A stack (废气排放口): its limits hold at its reference oxygen, so it is judged corrected.
+  stacks: ["废气排放口", "Stacks"], gas_state: ["烟气参数", "Flue-gas state"],
+  measured: ["实测浓度", "Measured"], corrected: ["折算浓度", "Corrected"], zs: ["CEMS 折算值", "CEMS corrected"],
+  o2_measured: ["实测氧含量", "Measured O2"], o2_reference: ["基准氧含量", "Reference O2"],
+  not_judged: ["不判定", "not judged"], high_o2: ["氧含量过高，不判定", "O2 too high: not judged"],
+  no_o2: ["无有效氧含量，不判定", "no valid O2: not judged"], no_no2: ["由NO、NO2计", "from NO and NO2"],
+  measured_line: ["实测浓度（不对照限值）", "measured (not held against the limit)"],
+  corrected_line: ["折算浓度（对照限值）", "corrected (held against the limit)"],
+  corrected_note: ["折算浓度为分钟均值，其后接实时值；限值只对照折算浓度", "corrected: minute means, then live values; only they are held against the limit"],
 };
 let LANG = localStorage.getItem("ecowatch.lang") || "zh";
 function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : key; }

@@ -25,11 +25,56 @@ function head() {
   document.getElementById("head").innerHTML = `<h2>${esc(d.name)} <span class="dim">${esc(d.id)}</span>
     <span class="badge s-${d.status}" id="site-status" data-status="${d.status}">${esc(t(d.status))}</span></h2>
     <div class="dim">${esc(d.enterprise)} · ${esc(d.district)} · ${esc(d.grid)} · ${esc(d.standard)}${d.permit ? " · 排污许可证 " + esc(d.permit) : ""}${aqi}</div>
-    <div class="dim">${esc(t("data_time"))}: ${esc(when(d.ts))}</div>`;
+    <div class="dim">${esc(t("data_time"))}: ${esc(when(d.ts))}${stackHead(d)}</div>`;
+}
+
+const O2_CODE = "a19001";
+const isStack = (d) => d.o2_reference != null;
+const pct = (v, digits) => v == null ? "–" : `${digits == null ? v : v.toFixed(digits)}%`;
+
+// A stack is judged at its reference oxygen: the head says it, with the O2 measured now.
+function stackHead(d) {
+  if (!isStack(d)) return "";
+  const o2 = d.values[O2_CODE];
+  return ` · ${esc(t("o2_reference"))} <b id="o2-reference">${esc(pct(d.o2_reference))}</b>` +
+    ` · ${esc(t("o2_measured"))} <b>${esc(pct(o2 ? o2.value : null, 1))}</b>`;
+}
+
+// Why a stack's value has no corrected one, when it has a value to correct.
+function unjudged(d, v) {
+  if (v.unjudged === "high_o2") return `${t("high_o2")}（≥${d.high_o2}%）`;
+  return v.unjudged ? t(v.unjudged) : "–";
+}
+
+// A stack's table: each concentration measured, corrected (the value judged), the CEMS's own
+// corrected value, the O2 measured and the reference; then the gas's state, never corrected.
+function stackValues(d) {
+  const num = (v) => v == null ? "–" : v.toFixed(2);
+  let rows = `<tr><th>${esc(t("pollutant"))}</th><th class="num">${esc(t("measured"))}</th><th class="num">${esc(t("corrected"))}</th>
+    <th class="num">${esc(t("zs"))}</th><th class="num">${esc(t("o2_measured"))}</th><th class="num">${esc(t("o2_reference"))}</th>
+    <th>${esc(t("flag"))}</th><th>${esc(t("limit"))}</th><th>${esc(t("source"))}</th></tr>`;
+  for (const code of d.pollutants.filter((c) => !d.gas_state.includes(c))) {
+    const v = d.values[code], lim = d.limits[code];
+    const corrected = !v ? "–" : v.corrected != null ? num(v.corrected) : `<span class="dim">${esc(unjudged(d, v))}</span>`;
+    rows += `<tr data-pollutant="${code}"><td>${esc(pollutantName(code))} <span class="dim">${code}${v && v.derived ? " · " + esc(t(v.derived)) : ""}</span></td>
+      <td class="num measured">${v ? num(v.value) : "–"}</td>
+      <td class="num corrected ${v && v.over ? "over-value" : ""}">${corrected}</td>
+      <td class="num zs">${v ? num(v.zs) : "–"}</td><td class="num">${esc(pct(v ? v.o2 : null, 1))}</td>
+      <td class="num">${esc(pct(d.o2_reference))}</td><td>${v ? esc(v.flag) : ""}</td>
+      <td>${lim ? esc(lim.text + " " + lim.unit + " (" + lim.basis + ")") : "–"}</td><td class="dim">${lim ? esc(lim.source) : ""}</td></tr>`;
+  }
+  // The gas's state on one line: the table stays short enough for the chart below it.
+  const state = d.gas_state.map((code) => {
+    const v = d.values[code];
+    const flag = v && v.flag !== "N" ? ` <b class="flag">${esc(v.flag)}</b>` : "";
+    return `<span class="gas" data-pollutant="${code}">${esc(pollutantName(code))} <b>${v ? num(v.value) : "–"}</b> ${v ? esc(v.unit) : ""}${flag}</span>`;
+  }).join(" · ");
+  return rows + `<tr class="group"><td colspan="9"><span class="dim">${esc(t("gas_state"))}</span> ${state}</td></tr>`;
 }
 
 function values() {
   const d = DETAIL;
+  if (isStack(d)) { document.getElementById("values").innerHTML = stackValues(d); findings(d); return; }
   let rows = `<tr><th>${esc(t("pollutant"))}</th><th class="num">${esc(t("value"))}</th><th>${esc(t("flag"))}</th><th>${esc(t("limit"))}</th><th>${esc(t("source"))}</th></tr>`;
   for (const code of d.pollutants) {
     const v = d.values[code], lim = d.limits[code];
@@ -38,6 +83,10 @@ function values() {
       <td>${lim ? esc(lim.text + " " + lim.unit + " (" + lim.basis + ")") : "–"}</td><td class="dim">${lim ? esc(lim.source) : ""}</td></tr>`;
   }
   document.getElementById("values").innerHTML = rows;
+  findings(d);
+}
+
+function findings(d) {
   const f = d.findings.length ? d.findings.map((x) => `<li>${esc(said(x.rule_name))} · ${esc(said(x.detail))}</li>`).join("") : `<li class="dim">${esc(t("none"))}</li>`;
   document.getElementById("findings").innerHTML = `<h2 style="margin-top:10px">${esc(t("findings"))}</h2><ul>${f}</ul>`;
 }
@@ -46,9 +95,16 @@ function chart() {
   const d = DETAIL;
   document.getElementById("tabs").innerHTML = d.pollutants.map((p) => `<button class="${p === POLLUTANT ? "chosen" : ""}" data-p="${p}">${esc(pollutantName(p))}</button>`).join("");
   document.querySelectorAll("#tabs button").forEach((b) => { b.onclick = () => { POLLUTANT = b.dataset.p; chart(); }; });
-  const lim = d.limits[POLLUTANT];
-  drawChart(document.getElementById("chart"), d.history[POLLUTANT] || [], lim, lim ? lim.unit : "");
-  document.getElementById("chart-note").textContent = d.history_error || "";
+  const lim = d.limits[POLLUTANT], svg = document.getElementById("chart"), note = document.getElementById("chart-note");
+  if (isStack(d) && !d.gas_state.includes(POLLUTANT)) {
+    // Only the corrected series is held against the limit; the measured one is shown beside.
+    const labels = { main: t("corrected_line"), measured: t("measured_line") };
+    drawChart(svg, d.history_corrected[POLLUTANT] || [], lim, lim ? lim.unit : "", { measured: d.history[POLLUTANT] || [], labels });
+    note.textContent = d.history_corrected_error || d.history_error || t("corrected_note");
+    return;
+  }
+  drawChart(svg, d.history[POLLUTANT] || [], lim, lim ? lim.unit : "");
+  note.textContent = d.history_error || "";
 }
 
 // What a case waits for, from the case itself: the rectify-by while reminded, the
@@ -86,7 +142,9 @@ async function pick(siteId) {
   const { status, body } = await api("/api/sites/" + encodeURIComponent(siteId));
   if (status !== 200) { document.getElementById("head").innerHTML = `<p class="error">${esc(body.error)}</p>`; return; }
   DETAIL = body;
-  if (!POLLUTANT || !body.pollutants.includes(POLLUTANT)) POLLUTANT = body.pollutants.includes("w01018") ? "w01018" : (body.pollutants.includes("a34004") ? "a34004" : body.pollutants[0]);
+  // First what the site is most watched for: COD, PM2.5, or a stack's first limited value.
+  const limited = body.pollutants.find((p) => body.limits[p]);
+  if (!POLLUTANT || !body.pollutants.includes(POLLUTANT)) POLLUTANT = body.pollutants.includes("w01018") ? "w01018" : (body.pollutants.includes("a34004") ? "a34004" : (isStack(body) && limited) || body.pollutants[0]);
   siteList(); head(); values(); chart(); cases();
   if (!body.cases.length) document.getElementById("trail").innerHTML = "";
   document.body.dataset.ready = "1";
@@ -98,9 +156,14 @@ function onSite(v) {
   if (v.id !== SITE || !DETAIL) return;
   Object.assign(DETAIL, { status: v.status, ts: v.ts, aqi: v.aqi, values: v.values, findings: v.findings });
   const ms = v.ts ? Date.parse(v.ts) : null;
+  const add = (history, code, value) => {
+    const series = history[code] = history[code] || [];
+    if (ms && (!series.length || series[series.length - 1][0] < ms)) series.push([ms, value]);
+  };
   for (const [code, val] of Object.entries(v.values)) {
-    const series = DETAIL.history[code] = DETAIL.history[code] || [];
-    if (ms && (!series.length || series[series.length - 1][0] < ms)) series.push([ms, val.value]);
+    if (!val.derived) add(DETAIL.history, code, val.value);  // measured: what the CEMS sent
+    // A stack's corrected line goes on from its minute means with the live corrected values.
+    if (val.corrected != null) add(DETAIL.history_corrected, code, val.corrected);
   }
   head(); values(); chart();
 }

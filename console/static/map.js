@@ -47,9 +47,13 @@ function drawMap(svg, sites, width, height, onClick) {
   for (const s of sites) {
     const [x, y] = at(s);
     const g = el("g", { transform: `translate(${x.toFixed(1)},${y.toFixed(1)})` });
+    // Each kind its own shape, so colour (status or AQI) never has to say what a site is:
+    // an air station ●, a stack ▲ (a chimney's plume rising), an outfall ◆.
     const mark = s.kind === "air_station"
       ? el("circle", { r: 11 }, g)
-      : el("rect", { x: -9, y: -9, width: 18, height: 18, transform: "rotate(45)" }, g);
+      : s.kind === "stack"
+        ? el("polygon", { points: "0,-13 11,8 -11,8" }, g)
+        : el("rect", { x: -9, y: -9, width: 18, height: 18, transform: "rotate(45)" }, g);
     mark.setAttribute("class", "site-mark");
     mark.dataset.site = s.id; mark.dataset.kind = s.kind; mark.dataset.status = "unknown";
     const title = document.createElementNS(NS, "title");
@@ -69,7 +73,8 @@ function drawMap(svg, sites, width, height, onClick) {
   return { marks, at };
 }
 
-// A site's colour: an air station's AQI category (HJ 633 Appendix A), an outfall's status.
+// A site's colour: an air station's AQI category (HJ 633 Appendix A), an outfall's or a
+// stack's status (a stack's "over" is its corrected value's).
 function paint(mark, view) {
   mark.dataset.status = view.status;
   let fill = COLOURS[view.status] || COLOURS.unknown;

@@ -8,8 +8,10 @@ function legend() {
   const status = ["normal", "over", "abnormal", "offline", "maintenance", "unknown"]
     .map((s) => `<span><i style="background:${COLOURS[s]};transform:rotate(45deg)"></i>${esc(t(s))}</span>`).join("");
   const aqi = AQI_LEGEND.map(([n, c]) => `<span><i style="background:${c};border-radius:50%"></i>${n}</span>`).join("");
-  document.getElementById("legend").innerHTML = `<div style="width:100%" class="dim">◆ ${esc(t("outfalls"))}</div>${status}
-    <div style="width:100%" class="dim">● ${esc(t("air"))}</div>${aqi}`;
+  // Outfalls and stacks share the status colours; each kind has its own shape on the map.
+  document.getElementById("legend").innerHTML = `<div style="width:100%" class="dim"><span data-legend="outfall">◆ ${esc(t("outfalls"))}</span>
+    · <span data-legend="stack">▲ ${esc(t("stacks"))}</span></div>${status}
+    <div style="width:100%" class="dim" data-legend="air_station">● ${esc(t("air"))}</div>${aqi}`;
 }
 
 function caseTable(counts) {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from ecowatch.console.core import AQI_COLOURS, DEAD_LETTERS_KEPT, City, applied_limit
+from ecowatch.console.history import corrected_flux
 from ecowatch.console.seed import Point, latest_flux, latest_readings
 from ecowatch.schema import (
     CaseEvent,
@@ -13,9 +14,10 @@ from ecowatch.schema import (
     DeviceStatus,
     Notification,
     Reading,
+    Rule,
 )
 from ecowatch.streams.judging.aqi import Category
-from tests.factories import hourly_cod, reading
+from tests.factories import finding, hourly_cod, reading
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
@@ -65,6 +67,86 @@ def test_an_air_station_carries_its_aqi_colour(catalogue):
     # PM2.5 has a daily limit only: shown, but one hourly value is not judged against it.
     assert applied_limit(catalogue, "S-AIR-001", "a34004").basis.value == "24h"
     assert not city.site_view("S-AIR-001")["values"]["a34004"]["over"]
+
+
+# -- a stack: judged on its corrected values, never its raw ones ------------------------------
+
+STACK, CEMS = "S-STK-001", "33080200G00001"  # coal_existing (6 % O2), permit SO2 35, NOx 50
+
+
+def flue_gas(
+    so2: float, o2: float, zs: float | None = None, minutes: float = 0, **more: float
+) -> Reading:
+    """One reading of the coal unit's CEMS: SO2 (with the CEMS's own corrected value), O2, the
+    gas's flow, and what else is given (a21003 NO, a21004 NO2 ...)."""
+    values = {"a21026": so2, "a19001": o2, "a00000": 120.0} | more
+    r = reading(values, T + timedelta(minutes=minutes), STACK, CEMS, model="flue_gas_monitor")
+    so2_m = r.values["a21026"].model_copy(update={"zs": zs})
+    return r.model_copy(update={"values": {**r.values, "a21026": so2_m}})
+
+
+def test_a_stack_is_over_on_its_corrected_value_though_its_raw_one_is_under(catalogue):
+    city = City(catalogue)
+    city.on_reading(flue_gas(30.0, 9.0, zs=37.4), 0.0)  # the notes' worked example
+    view = city.site_view(STACK)
+    assert view["kind"] == "stack" and view["o2_reference"] == 6.0
+    so2 = view["values"]["a21026"]
+    assert so2["value"] == 30.0 < 35  # raw: under the permit's 35 mg/m³ ...
+    assert so2["corrected"] == 37.5 and so2["over"]  # ... corrected to 6 % O2: over it
+    assert so2["zs"] == 37.4 and so2["o2"] == 9.0 and so2["o2_reference"] == 6.0
+    assert so2["unjudged"] is None and so2["limit"]["o2_reference"] == 6.0
+    assert view["status"] == "over"
+    # The gas's state is never corrected nor judged.
+    assert view["values"]["a19001"]["corrected"] is None and not view["values"]["a19001"]["over"]
+
+
+def test_a_stacks_raw_value_over_its_limit_but_corrected_under_is_not_over(catalogue):
+    city = City(catalogue)
+    city.on_reading(flue_gas(40.0, 3.0), 0.0)  # 40 × 15/18 = 33.3 at 6 % O2
+    view = city.site_view(STACK)
+    so2 = view["values"]["a21026"]
+    assert so2["value"] == 40.0 > 35 and round(so2["corrected"], 1) == 33.3
+    assert not so2["over"] and so2["zs"] is None and view["status"] == "normal"
+
+
+def test_a_stack_near_airs_oxygen_is_not_judged_and_says_so(catalogue):
+    city = City(catalogue)
+    city.on_reading(flue_gas(400.0, 19.5), 0.0)  # a start-up: mostly air, ×10 would be noise
+    view = city.site_view(STACK)
+    so2 = view["values"]["a21026"]
+    assert so2["corrected"] is None and so2["unjudged"] == "high_o2" and not so2["over"]
+    assert view["status"] == "normal" and view["high_o2"] == 19.0
+    # A flagged O2 corrects nothing either: the value is not judged, and says why.
+    flagged_o2 = {"a21026": 400.0, "a19001": (9.0, "D")}
+    city.on_reading(reading(flagged_o2, T + timedelta(minutes=1), STACK, CEMS), 1.0)
+    so2 = city.site_view(STACK)["values"]["a21026"]
+    assert so2["unjudged"] == "no_o2" and not so2["over"]
+
+
+def test_a_stack_whose_cems_is_not_believed_or_burns_no_fuel_is_abnormal(catalogue):
+    for rule in (Rule.CORRECTED_VALUE_MISMATCH, Rule.HIGH_OXYGEN):
+        city = City(catalogue)
+        city.on_reading(flue_gas(30.0, 6.0), 0.0)
+        assert city.site_view(STACK)["status"] == "normal"
+        city.on_finding(finding(rule, site=STACK, device=CEMS, pollutant="a21026", at=T))
+        assert city.site_view(STACK)["status"] == "abnormal", rule
+
+
+def test_a_stacks_nox_is_judged_as_no2_from_no_and_no2_reported_apart(catalogue):
+    city = City(catalogue)
+    # NO 30 × 46/30 + NO2 5 = 51 mg/m³ as NO2; at 9 % O2: 63.75, over the permit's 50.
+    city.on_reading(flue_gas(10.0, 9.0, a21003=30.0, a21004=5.0), 0.0)
+    nox = city.site_view(STACK)["values"]["a21002"]
+    assert nox["derived"] == "no_no2" and round(nox["value"], 2) == 51.0
+    assert round(nox["corrected"], 2) == 63.75 and nox["over"]
+    assert not city.site_view(STACK)["values"]["a21003"]["over"]  # NO itself has no limit
+    assert city.site_view("S-OUT-001")["o2_reference"] is None  # an outfall: uncorrected
+
+
+def test_the_desk_charts_a_stacks_corrected_minute_means():
+    text = corrected_flux("ecowatch", STACK, T, T + timedelta(hours=1))
+    assert 'r._measurement == "aggregate"' in text and 'r._field == "corrected"' in text
+    assert 'r.period == "minute"' in text and 'r.site == "S-STK-001"' in text
 
 
 def event(kind: str, status: CaseStatus, minutes: float, actor: str = "system") -> CaseEvent:
@@ -215,6 +297,7 @@ def test_the_latest_stored_reading_of_each_device_within_two_hours_of_data_time(
         [
             point("33080200000001", "w01018", "value", 0, 41.0),
             point("33080200000001", "w01018", "flag", 0, "D"),
+            point("33080200000001", "w01018", "zs", 0, 43.0),  # a CEMS's own, kept
             point("33080200000001", "w00000", "value", -30, 100.0),  # not at its last time
             point("33080200000002", "w01018", "value", -121, 30.0),  # 2 h before the newest
             point("33080200000003", "w01018", "flag", -5, "N"),  # a flag without a value
@@ -223,6 +306,7 @@ def test_the_latest_stored_reading_of_each_device_within_two_hours_of_data_time(
     (only,) = readings
     assert only.site == "S-OUT-001" and only.ts == T
     assert {c: (m.value, m.flag.value) for c, m in only.values.items()} == {"w01018": (41.0, "D")}
+    assert only.values["w01018"].zs == 43.0
     assert latest_readings([]) == []
     assert "last()" in latest_flux("ecowatch", T) and 'r._measurement == "reading"' in latest_flux(
         "ecowatch", T

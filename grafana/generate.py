@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from ecowatch.config.catalogue import Catalogue, SiteKind, load_catalogue
 from ecowatch.config.settings import DEMO_CATALOGUE
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
+from ecowatch.pollutants import NOX, PM, SO2, name_of
 from ecowatch.streams.storage import flux
 
 HERE = Path(__file__).resolve().parent
@@ -38,6 +40,7 @@ AQI_STEPS = [
     (201, "#99004C"),
     (301, "#7E0023"),
 ]
+STACKS_UID = "ecowatch-stacks"
 CASE_KINDS = ["detected", "reminded", "escalated", "acknowledged", "closed"]
 OPEN = ["reminded", "escalated", "acknowledged"]
 
@@ -57,10 +60,25 @@ def realtime_limit(catalogue: Catalogue, site: str, pollutant: str) -> AppliedLi
 
 
 def limit_rows(catalogue: Catalogue) -> list[dict[str, Any]]:
-    """One row per bound of every (site, pollutant) the catalogue limits: a range (pH 6–9)
-    is two rows, its min and its max."""
+    """One row per bound of every (site, pollutant) the catalogue limits, stacks left out (a
+    stack's limits hold for its corrected concentrations, not its readings: see
+    :func:`stack_limit_rows`): a range (pH 6–9) is two rows, its min and its max."""
+    return _limit_rows(catalogue, [s for s in catalogue.sites if not _is_stack(catalogue, s)])
+
+
+def stack_limit_rows(catalogue: Catalogue) -> list[dict[str, Any]]:
+    """The stacks' rows: each concentration's hourly limit (the permit's where it sets one),
+    which the corrected hourly mean is judged against."""
+    return _limit_rows(catalogue, [s for s in catalogue.sites if _is_stack(catalogue, s)])
+
+
+def _is_stack(catalogue: Catalogue, site: str) -> bool:
+    return catalogue.sites[site].kind is SiteKind.STACK
+
+
+def _limit_rows(catalogue: Catalogue, sites: list[str]) -> list[dict[str, Any]]:
     rows = []
-    for site in sorted(catalogue.sites):
+    for site in sorted(sites):
         pollutants = sorted({p for d in catalogue.sites[site].devices for p in d.pollutants})
         for pollutant in pollutants:
             applied = realtime_limit(catalogue, site, pollutant)
@@ -168,9 +186,15 @@ def query_variable(name: str, label: str, query: str) -> dict[str, Any]:
 
 
 def dashboard(
-    uid: str, title: str, panels: list[dict[str, Any]], variables: list[dict[str, Any]] = ()
+    uid: str,
+    title: str,
+    panels: list[dict[str, Any]],
+    variables: list[dict[str, Any]] = (),
+    *,
+    since: str = "now-6h",
+    links: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
-    return {
+    board: dict[str, Any] = {
         "uid": uid,
         "title": title,
         "tags": ["ecowatch"],
@@ -179,14 +203,45 @@ def dashboard(
         "version": 1,
         "editable": True,
         "refresh": "10s",
-        "time": {"from": "now-6h", "to": "now"},
+        "time": {"from": since, "to": "now"},
         "templating": {"list": list(variables)},
         "annotations": {"list": []},
         "panels": panels,
     }
+    if links:  # only where there are: the other dashboards' files stay as they were
+        board["links"] = list(links)
+    return board
 
 
-# -- the four dashboards -------------------------------------------------------------------
+def dashboard_link(title: str, uid: str) -> dict[str, Any]:
+    """A link in a dashboard's header to another one, keeping the time range."""
+    return {
+        "title": title,
+        "type": "link",
+        "url": f"/d/{uid}",
+        "icon": "dashboard",
+        "keepTime": True,
+        "includeVars": False,
+        "targetBlank": False,
+        "asDropdown": False,
+        "tags": [],
+        "tooltip": "",
+    }
+
+
+def laid_out(rows: list[list[dict[str, Any]]], height: int = 9) -> list[dict[str, Any]]:
+    """Panels row by row, each row's panels sharing its width: ids and positions in order
+    (``panel``'s own index places panels of one width only)."""
+    out: list[dict[str, Any]] = []
+    for y, row in enumerate(rows):
+        width = 24 // len(row)
+        for x, p in enumerate(row):
+            grid = {"x": x * width, "y": y * height, "w": width, "h": height}
+            out.append({**p, "id": len(out) + 1, "gridPos": grid})
+    return out
+
+
+# -- the five dashboards -------------------------------------------------------------------
 
 
 def site_limits(catalogue: Catalogue) -> dict[str, Any]:
@@ -195,7 +250,9 @@ def site_limits(catalogue: Catalogue) -> dict[str, Any]:
     latest = flux.latest_against_limits(limits)
     findings = flux.site_findings()
     means = flux.site_means()
-    site_var = flux.sites_variable()
+    # A stack's limits hold for its corrected concentrations: its raw readings are not drawn
+    # against them here (not listed, no limit rows), but on the stacks dashboard.
+    site_var = flux.sites_but_stacks_variable()
     pollutant_var = flux.pollutants_variable()
     return dashboard(
         "ecowatch-site-limits",
@@ -210,7 +267,8 @@ def site_limits(catalogue: Catalogue) -> dict[str, Any]:
                 description=(
                     "Each device's values (mean per interval) and the limit a single reading is "
                     "judged against: the permit's where it sets one, else the standard's (GB 3095 "
-                    "1-hour limit; wastewater: the daily limit). From the catalogue."
+                    "1-hour limit; wastewater: the daily limit). From the catalogue. Stacks "
+                    "(烟气排放口) are judged on corrected concentrations: see the stacks dashboard."
                 ),
             ),
             panel("Latest values of ${site} against the limits", "table", latest, index=2),
@@ -223,6 +281,158 @@ def site_limits(catalogue: Catalogue) -> dict[str, Any]:
             query_variable("site", "Site", site_var),
             query_variable("pollutant", "Pollutant", pollutant_var),
         ],
+        links=[dashboard_link("烟气排放口：折算浓度与限值 (stacks)", STACKS_UID)],
+    )
+
+
+# A stack's concentrations in the order operators read them; others limited at a stack after.
+STACK_ORDER = (PM, SO2, NOX)
+MG_M3 = "conmgm3"  # Grafana's mg/m³
+LIMIT_LINE = {  # a limit is drawn red and dashed, apart from the values
+    "matcher": {"id": "byRegexp", "options": ".*限值.*"},
+    "properties": [
+        {"id": "color", "value": {"mode": "fixed", "fixedColor": "red"}},
+        {"id": "custom.lineStyle", "value": {"fill": "dash", "dash": [10, 10]}},
+    ],
+}
+
+
+def stack_pollutants(catalogue: Catalogue) -> list[str]:
+    """The concentrations that have a limit at some stack, in :data:`STACK_ORDER` first."""
+    limited = {r["pollutant"] for r in stack_limit_rows(catalogue)}
+    return [p for p in STACK_ORDER if p in limited] + sorted(limited - set(STACK_ORDER))
+
+
+def stack_names(catalogue: Catalogue) -> dict[str, str]:
+    """Code → Chinese name of every code a stack's windows carry (NOx too: the platform adds
+    it up where a CEMS reports NO and NO2 apart)."""
+    codes = {
+        p
+        for s in catalogue.sites.values()
+        if s.kind is SiteKind.STACK
+        for d in s.devices
+        for p in d.pollutants
+    }
+    return {code: name_of(code) for code in sorted(codes | {NOX})}
+
+
+def stacks(catalogue: Catalogue) -> dict[str, Any]:
+    """A stack's CEMS as the platform judges it: corrected (折算) hourly means against the
+    hourly limit, the measured means beside them, the O2 they were corrected with, the
+    device's own corrected values against the platform's, emissions, flow and findings."""
+    limits = stack_limit_rows(catalogue)
+    names = stack_names(catalogue)
+    rows = []
+    for code in stack_pollutants(catalogue):
+        name = name_of(code)
+        corrected = panel(
+            f"{name} 小时折算浓度与限值",
+            "timeseries",
+            flux.stack_corrected_against_limits(
+                code, [r for r in limits if r["pollutant"] == code]
+            ),
+            index=0,
+            unit=MG_M3,
+            description=(
+                "折算到基准氧含量的小时均值（判定所用的值），每点标在该小时的开始；红色虚线为"
+                "小时限值（排污许可证优先，否则排放标准），来自目录。Corrected hourly means, "
+                "the values judged, against the hourly limit."
+            ),
+        )
+        corrected["fieldConfig"]["overrides"] = [LIMIT_LINE]
+        rows.append(
+            [
+                corrected,
+                panel(
+                    f"{name} 小时实测浓度",
+                    "timeseries",
+                    flux.stack_measured_hours(code),
+                    index=0,
+                    unit=MG_M3,
+                    description=(
+                        "未折算的实测小时均值：对照用，不与限值比较。Measured hourly means, "
+                        "not corrected: never compared with the limit."
+                    ),
+                ),
+                panel(
+                    f"{name} 设备折算值与平台折算值（分钟）",
+                    "timeseries",
+                    flux.stack_reported_against_corrected(code),
+                    index=0,
+                    unit=MG_M3,
+                    description=(
+                        "CEMS 上报的折算值 ZsRtd（分钟均值）与平台由分钟均值和含氧量算出的折算"
+                        "浓度。两者分开：设备的基准氧或计算有误。The CEMS's own corrected "
+                        "values against the platform's."
+                    ),
+                ),
+            ]
+        )
+    hourly = panel(
+        "小时排放量",
+        "timeseries",
+        flux.stack_hourly_emissions(names),
+        index=0,
+        unit="masskg",
+        description=(
+            "实测（未折算）小时均值 × 标干流量 × 1 小时。Hourly emission from the measured "
+            "mean and the standard dry flow."
+        ),
+    )
+    hourly["fieldConfig"]["defaults"]["custom"] = {"drawStyle": "bars", "fillOpacity": 60}
+    rows += [
+        [
+            panel(
+                "烟气含氧量与基准氧含量",
+                "timeseries",
+                flux.stack_oxygen(),
+                index=0,
+                unit="percent",
+                description=(
+                    "每小时折算所用的含氧量均值，与折算到的基准氧含量。The hour's mean O2 "
+                    "and the reference O2 its concentrations are corrected to."
+                ),
+            ),
+            panel(
+                "标干流量",
+                "timeseries",
+                flux.stack_standard_dry_flow(),
+                index=0,
+                unit="suffix:m³/h",
+                description="标准状态干烟气流量（分钟、小时均值）。Standard dry flow.",
+            ),
+        ],
+        [
+            hourly,
+            panel(
+                "日排放量（近 30 日）",
+                "table",
+                flux.stack_daily_emissions(names),
+                index=0,
+                unit="masskg",
+                description=(
+                    "已结束各日的排放量，为其各小时之和；当日在次日零点后出现。Closed days' "
+                    "emissions, the sum of their hours."
+                ),
+            ),
+        ],
+        [
+            panel(
+                "报警记录（按折算浓度判定）",
+                "table",
+                flux.site_findings(),
+                index=0,
+                description="该排放口的报警，值为折算浓度。The stack's findings, newest first.",
+            )
+        ],
+    ]
+    return dashboard(
+        STACKS_UID,
+        "ecowatch · 烟气排放口：折算浓度与限值 (stacks)",
+        laid_out(rows),
+        [query_variable("site", "排放口 Stack", flux.stacks_variable())],
+        since="now-24h",
+        links=[dashboard_link("a site's readings against its limits", "ecowatch-site-limits")],
     )
 
 
@@ -321,6 +531,7 @@ def pipeline(catalogue: Catalogue) -> dict[str, Any]:
 
 BUILDERS = {
     "site-limits.json": site_limits,
+    "stacks.json": stacks,
     "aqi.json": air_quality,
     "cases.json": cases,
     "pipeline.json": pipeline,

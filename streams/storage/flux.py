@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, DELIVERY, FINDING, READING
+from ecowatch.pollutants import STANDARD_DRY_FLOW
 
 
 @dataclass(frozen=True)
@@ -362,6 +363,25 @@ def site_history(bucket: str, site: str, start: datetime, stop: datetime, points
     )
 
 
+def site_corrected_history(
+    bucket: str, site: str, start: datetime, stop: datetime, points: int
+) -> str:
+    """A stack's minute windows per pollutant in [start, stop), corrected to its reference
+    oxygen (折算浓度), the last ``points`` of each series: what its limits are read against,
+    never the raw values of :func:`site_history`."""
+    corrected = all_of(
+        eq("_measurement", AGGREGATE),
+        eq("site", site),
+        eq("period", "minute"),  # the finest windows: a chart of hours needs no raw points
+        eq("_field", "corrected"),
+    )
+    return str(
+        from_(bucket, start, stop).then(
+            filter_(corrected), keep(["_time", "_value", "pollutant"]), tail(points)
+        )
+    )
+
+
 def latest_readings(bucket: str, start: datetime, stop: datetime) -> str:
     """The last point of every reading series (site, device, model, pollutant, field) in
     [start, stop)."""
@@ -559,6 +579,157 @@ def site_means() -> str:
             filter_(all_of(eq("site", SITE), eq("pollutant", POLLUTANT))),
             filter_(one_of("period", ["minute", "hour"])),
             map_('_time: r._time, _value: r._value, series: r.period + " mean, " + r.device'),
+            group(["series"]),
+        )
+    )
+
+
+# -- a stack's dashboard ----------------------------------------------------------------------
+# A stack is judged on its corrected (折算) hourly means, never on its raw readings: its
+# panels read the worker's windows (``aggregate``), which carry the corrected mean, the O2 it
+# was corrected with, the reference and the emission (streams/storage/points.py window_line).
+
+FLUE_GAS_MONITOR = "flue_gas_monitor"  # a stack's CEMS: the model tag of its readings
+# The stacks' daily totals are points at the start of each closed day: look back further than
+# the time picker's hours, or a day's total would only show on the morning of that day.
+DAILY_LOOKBACK = timedelta(days=-30)
+_NAME = "dict.get(dict: names, key: r.pollutant, default: r.pollutant)"  # its name, else its code
+
+
+def sites_but_stacks_variable() -> str:
+    """The sites with readings other than stacks' (their limits are not their raw readings'):
+    the site-limits dashboard's ``site`` variable."""
+    return _tag_values("site", all_of(eq("_measurement", READING), ne("model", FLUE_GAS_MONITOR)))
+
+
+def stacks_variable() -> str:
+    """The stacks with readings (a flue-gas CEMS's): the stacks dashboard's ``site``."""
+    return _tag_values("site", all_of(eq("_measurement", READING), eq("model", FLUE_GAS_MONITOR)))
+
+
+def _stack_windows(field: str, periods: Sequence[str], pollutant: str | None = None) -> Pipeline:
+    """One field of the chosen stack's windows of ``periods`` (of one pollutant, or all)."""
+    chosen = [eq("site", SITE)] + ([] if pollutant is None else [eq("pollutant", pollutant)])
+    return _dashboard().then(
+        filter_(all_of(eq("_measurement", AGGREGATE), eq("_field", field))),
+        filter_(all_of(*chosen, one_of("period", periods))),
+    )
+
+
+def stack_corrected_against_limits(pollutant: str, limits: Sequence[Mapping[str, Value]]) -> str:
+    """The chosen stack's corrected hourly means of ``pollutant`` (the values judged) and its
+    hourly limit as a flat line. ``limits``: rows of site, pollutant, bound, limit, unit and
+    source, as for :func:`readings_against_limits`."""
+    data = _stack_windows("corrected", ["hour"], pollutant).then(
+        map_('_time: r._time, _value: r._value, series: "折算浓度 " + r.device'),
+        group(["series"]),
+    )
+    bound = Pipeline("limits").then(
+        filter_(all_of(eq("site", SITE), eq("pollutant", pollutant))),
+        map_('_value: r.limit, series: "限值 (" + r.source + ")"'),
+    )
+    ends = ",\n".join(
+        f"  bound |> {map_(f'r with _time: {at}')}" for at in (RANGE_START, RANGE_STOP)
+    )
+    return script(
+        'import "array"',
+        array_from("limits", limits),
+        f"data = {data}",
+        f"bound = {bound}",
+        "// The limit as a flat line across the chosen time range: its value at both ends.",
+        f"line = union(tables: [\n{ends},\n]) |> {group(['series'])} |> {sort(['_time'])}",
+        union(["data", "line"]),
+    )
+
+
+def stack_measured_hours(pollutant: str) -> str:
+    """The chosen stack's measured (uncorrected) hourly means of ``pollutant``."""
+    return str(
+        _stack_windows("mean", ["hour"], pollutant).then(
+            map_('_time: r._time, _value: r._value, series: "实测浓度 " + r.device'),
+            group(["series"]),
+        )
+    )
+
+
+def stack_reported_against_corrected(pollutant: str) -> str:
+    """The CEMS's own corrected values of ``pollutant`` (``zs``, per minute) beside the
+    platform's corrected minute means: where the two part, one of them is wrong."""
+    platform = _stack_windows("corrected", ["minute"], pollutant).then(
+        map_('_time: r._time, _value: r._value, series: "平台折算 " + r.device')
+    )
+    # The minute's start, as the platform's minute points are stamped.
+    reported = (
+        _dashboard()
+        .then(
+            filter_(all_of(eq("_measurement", READING), eq("_field", "zs"))),
+            filter_(all_of(eq("site", SITE), eq("pollutant", pollutant))),
+            aggregate_window(timedelta(minutes=1), "mean", time_src="_start"),
+        )
+        .then(map_('_time: r._time, _value: r._value, series: "设备折算 ZsRtd " + r.device'))
+    )
+    return script(
+        f"platform = {platform}",
+        f"reported = {reported}",
+        f"{union(['platform', 'reported'])} |> {group(['series'])} |> {sort(['_time'])}",
+    )
+
+
+def stack_oxygen() -> str:
+    """The chosen stack's hourly mean O2 (what its concentrations were corrected with) and
+    the reference O2 they were corrected to, as the worker recorded them."""
+    label = '(if r._field == "o2" then "烟气含氧量 (小时均值)" else "基准氧含量")'
+    return str(
+        _dashboard()
+        .then(
+            filter_(
+                all_of(eq("_measurement", AGGREGATE), one_of("_field", ["o2", "o2_reference"]))
+            ),
+            filter_(all_of(eq("site", SITE), eq("period", "hour"))),
+        )
+        .note("Every concentration of an hour carries the same two: one row per hour each.")
+        .then(
+            group(["_field"]),
+            unique("_time"),
+            map_(f"_time: r._time, _value: r._value,\n      series: {label}"),
+            group(["series"]),
+            sort(["_time"]),
+        )
+    )
+
+
+def stack_hourly_emissions(names: Mapping[str, str]) -> str:
+    """The chosen stack's emission per hour (kg), per pollutant (``names``: code → name)."""
+    return script(
+        'import "dict"',
+        dict_from_list("names", names),
+        _stack_windows("emission_kg", ["hour"]).then(
+            map_(f"_time: r._time, _value: r._value,\n      series: {_NAME}"),
+            group(["series"]),
+        ),
+    )
+
+
+def stack_daily_emissions(names: Mapping[str, str]) -> str:
+    """The chosen stack's closed days of the last 30: a row per day, a column per pollutant
+    (kg, its hours' sum)."""
+    days = from_(DASHBOARD_BUCKET, DAILY_LOOKBACK, RANGE_STOP).then(
+        filter_(all_of(eq("_measurement", AGGREGATE), eq("_field", "emission_kg"))),
+        filter_(all_of(eq("site", SITE), eq("period", "day"))),
+        map_(f"_time: r._time, _value: r._value,\n      pollutant: {_NAME}"),
+        group(),
+        pivot(["_time"], ["pollutant"], "_value"),
+        sort(["_time"], desc=True),
+    )
+    return script('import "dict"', dict_from_list("names", names), days)
+
+
+def stack_standard_dry_flow() -> str:
+    """The chosen stack's standard dry flow (m³/h), minute and hourly means."""
+    label = 'if r.period == "hour" then "小时均值 " else "分钟均值 "'
+    return str(
+        _stack_windows("mean", ["minute", "hour"], STANDARD_DRY_FLOW).then(
+            map_(f"_time: r._time, _value: r._value,\n      series: ({label}) + r.device"),
             group(["series"]),
         )
     )

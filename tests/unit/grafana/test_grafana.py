@@ -80,9 +80,15 @@ def test_the_dashboards_provider_reads_files_only():
     assert provider["options"]["path"].startswith("/var/lib/grafana/dashboards")
 
 
-def test_there_are_the_four_dashboards():
+def test_there_are_the_five_dashboards():
     titles = {path.name: load(path)["title"] for path in DASHBOARDS}
-    assert set(titles) == {"site-limits.json", "aqi.json", "cases.json", "pipeline.json"}
+    assert set(titles) == {
+        "site-limits.json",
+        "stacks.json",
+        "aqi.json",
+        "cases.json",
+        "pipeline.json",
+    }
     uids = [load(path)["uid"] for path in DASHBOARDS]
     assert len(set(uids)) == len(uids)
 
@@ -147,3 +153,57 @@ def test_the_limit_lines_are_the_limits_a_reading_is_judged_against(catalogue):
     assert ("S-AIR-001", "a34004", "max") not in by
     # Flow is not limited.
     assert ("S-OUT-001", "w00000", "max") not in by
+
+
+def test_a_stacks_limit_lines_are_its_hourly_limits_for_corrected_means(demo_city):
+    # The demo city's stacks (config/catalogue/stacks.yaml), whose dashboard is shipped.
+    rows = generator().stack_limit_rows(demo_city)
+    by = {(r["site"], r["pollutant"], r["bound"]): r for r in rows}
+    # Ultra-low emission: the permit's SO2 35, not GB 13223's 200 for an existing coal unit.
+    assert by["S-STK-001", "a21026", "max"]["limit"] == 35.0
+    assert by["S-STK-001", "a21026", "max"]["source"].startswith("permit ")
+    assert by["S-STK-001", "a34013", "max"]["limit"] == 10.0
+    # GB 18485: the 1-hour limit (100), which the corrected hourly mean is judged against,
+    # not the 24-hour one (80).
+    assert by["S-STK-003", "a21026", "max"]["limit"] == 100.0
+    # The state of the gas is not limited.
+    assert not {k for k in by if k[1] in {"a19001", "a00000"}}
+    # A stack's raw readings are not drawn against its limits on the site-limits dashboard.
+    assert not [r for r in generator().limit_rows(demo_city) if r["site"].startswith("S-STK")]
+
+
+def test_the_stacks_dashboard_draws_corrected_means_against_the_limits():
+    dashboard = load(GRAFANA / "dashboards" / "stacks.json")
+    (site,) = dashboard["templating"]["list"]
+    assert 'r.model == "flue_gas_monitor"' in site["query"]
+    by_title = {p["title"]: p for p in panels(dashboard)}
+    for p in by_title.values():
+        assert p["targets"] and p["targets"][0]["query"], p["title"]
+        assert p["type"] == "table" or p["fieldConfig"]["defaults"].get("unit"), p["title"]
+    ids = [p["id"] for p in panels(dashboard)]
+    assert len(set(ids)) == len(ids)
+    so2 = by_title["SO2 小时折算浓度与限值"]["targets"][0]["query"]
+    assert '_field == "corrected"' in so2 and 'r.period == "hour"' in so2
+    assert '{site: "S-STK-001", pollutant: "a21026", bound: "max", limit: 35.0' in so2
+    assert "a34013" not in so2  # each panel carries its own pollutant's limits only
+    # The measured means are beside the corrected ones, never against a limit.
+    measured = by_title["SO2 小时实测浓度"]["targets"][0]["query"]
+    assert '_field == "mean"' in measured and "limit" not in measured
+    reported = by_title["SO2 设备折算值与平台折算值（分钟）"]["targets"][0]["query"]
+    assert '_field == "zs"' in reported and 'r.period == "minute"' in reported
+    for title, field in [
+        ("烟气含氧量与基准氧含量", "o2_reference"),
+        ("小时排放量", "emission_kg"),
+        ("日排放量（近 30 日）", "emission_kg"),
+    ]:
+        assert f'"{field}"' in by_title[title]["targets"][0]["query"], title
+    assert 'r.pollutant == "qsn"' in by_title["标干流量"]["targets"][0]["query"]
+    assert "finding" in by_title["报警记录（按折算浓度判定）"]["targets"][0]["query"]
+
+
+def test_the_site_limits_dashboard_lists_no_stack():
+    dashboard = load(GRAFANA / "dashboards" / "site-limits.json")
+    site = next(v for v in dashboard["templating"]["list"] if v["name"] == "site")
+    assert 'r.model != "flue_gas_monitor"' in site["query"]
+    assert "S-STK" not in json.dumps(dashboard)
+    assert [link["url"] for link in dashboard["links"]] == ["/d/ecowatch-stacks"]

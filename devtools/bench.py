@@ -90,6 +90,28 @@ def outfall_payload(ts: datetime, seq: int, over_limit: bool = False) -> bytes:
     )
 
 
+def stack_payload(ts: datetime, seq: int) -> bytes:
+    """A coal unit's CEMS minute, under its ultra-low limits once corrected, with its own zs
+    (so the mismatch check runs) and the gas's state (so the standard dry flow does)."""
+    o2 = 6.5 + seq % 5 / 10
+    values = {
+        "a34013": 4.0 + seq % 3 / 10,
+        "a21026": 20.0 + seq % 7 / 10,
+        "a21002": 35.0 + seq % 4 / 10,
+        "a19001": o2,
+        "a00000": 120.0 + seq % 6,
+        "a01011": 12.5,
+        "a01012": 118.0 + seq % 3,
+        "a01013": -0.35,
+        "a01014": 8.2,
+    }
+    measured = {
+        code: Measurement(value=v, zs=round(v * 15 / (21 - o2), 2) if code < "a19" else None)
+        for code, v in values.items()
+    }
+    return DeviceReading(ts=ts, seq=seq, values=measured).model_dump_json().encode()
+
+
 def core_figures(catalogue: Catalogue, n: int) -> list[Figure]:
     now = datetime.now(UTC)
     entry = next(e for e in catalogue.devices.values() if e.device.model.value == "outfall_monitor")
@@ -139,6 +161,22 @@ def core_figures(catalogue: Catalogue, n: int) -> list[Figure]:
         for r in in_order:
             state = judge.judge_in_place(state, r).state  # type: ignore[arg-type]
 
+    # A stack's: corrected values, the CEMS checked, O2 and standard dry flow beside its means.
+    stack = next(
+        e for e in catalogue.devices.values() if e.device.model.value == "flue_gas_monitor"
+    )
+    stack_topic = topics.reading_topic(stack.site.id, stack.device.id)
+    stack_readings = [
+        accept_mqtt_reading(stack_topic, stack_payload(t, i), catalogue, t)
+        for i, t in enumerate(times)
+    ]
+    assert all(isinstance(r, Reading) for r in stack_readings), stack_readings[0]
+
+    def judge_stack() -> None:
+        state = None
+        for r in stack_readings:
+            state = judge.judge_in_place(state, r).state  # type: ignore[arg-type]
+
     return [
         timed(
             "bridge: validate an MQTT reading",
@@ -177,6 +215,7 @@ def core_figures(catalogue: Catalogue, n: int) -> list[Figure]:
             ],
         ),
         timed("enforce: judge a reading in place (rules, means)", n, judge_all),
+        timed("enforce: judge a stack's reading in place", n, judge_stack),
     ]
 
 

@@ -112,13 +112,17 @@ class StackState:
 def standard_dry_flow_of(values: Mapping[str, Measurement]) -> Measurement | None:
     """A reading's standard dry flow as a measurement of its own, flagged as the first of
     the flow, temperature, pressure and moisture it is worked out from that is not N."""
-    parts = [values.get(code) for code in (GAS_FLOW, GAS_TEMP, GAS_PRESSURE, MOISTURE)]
-    measured = [m for m in parts if m is not None]
-    if len(measured) < len(parts):
+    flow, temp = values.get(GAS_FLOW), values.get(GAS_TEMP)
+    pressure, moisture = values.get(GAS_PRESSURE), values.get(MOISTURE)
+    if flow is None or temp is None or pressure is None or moisture is None:
         return None
-    flow, temp, pressure, moisture = (m.value for m in measured)
-    flag = next((m.flag for m in measured if m.flag is not DataFlag.NORMAL), DataFlag.NORMAL)
-    return Measurement(value=standard_dry_flow(flow, temp, pressure, moisture), flag=flag)
+    flag = DataFlag.NORMAL
+    for m in (flow, temp, pressure, moisture):
+        if m.flag is not DataFlag.NORMAL:
+            flag = m.flag
+            break
+    qsn = standard_dry_flow(flow.value, temp.value, pressure.value, moisture.value)
+    return Measurement(value=qsn, flag=flag)
 
 
 def stack_state(values: Mapping[str, float]) -> StackState:

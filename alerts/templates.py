@@ -43,6 +43,7 @@ _SHORT_EN: dict[Rule, str] = {
     Rule.FLAGGED_TOO_LONG: "in maintenance",
     Rule.QUOTA_NEAR_EXHAUSTION: "quota nearly out",
     Rule.QUOTA_EXHAUSTED: "quota out, valve shut",
+    Rule.LOW_TRANSMISSION_VALIDITY: "low valid-data rate",
 }
 
 _TAG: dict[CaseStep, tuple[str, str]] = {

@@ -53,6 +53,7 @@ RULES: dict[Rule, Pair] = {
     Rule.AQI_OVER_100: ("AQI超过100", "AQI over 100"),
     Rule.CORRECTED_VALUE_MISMATCH: ("折算浓度与平台核算不符", "corrected value disagrees"),
     Rule.HIGH_OXYGEN: ("烟气含氧量异常偏高", "oxygen near air's"),
+    Rule.LOW_TRANSMISSION_VALIDITY: ("传输有效率不达标", "transmission-validity rate too low"),
 }
 
 # The statistic an over-limit rule judges.
@@ -272,6 +273,24 @@ def _high_oxygen(f: Finding, lang: Lang) -> str:
     return f"O2 {o2}: normal again"
 
 
+def _low_validity(f: Finding, lang: Lang) -> str:
+    """传输有效率: valid / expected of the month, with the counts behind it."""
+    rate = f"{f.value:.2f}%" if f.value is not None else "?"
+    threshold = f"{num(f.limit)}%" if f.limit is not None else "?"
+    owed = f"{num(f.expected)}" if f.expected is not None else "?"
+    came = f"{num(f.received)}" if f.received is not None else "?"
+    valid = f"{num(f.valid)}" if f.valid is not None else "?"
+    if lang == "zh":
+        counts = f"应传 {owed} 个，实传 {came} 个，有效 {valid} 个"
+        if f.active:
+            return f"{f.period} 传输有效率 {rate}，低于 {threshold}（{counts}）"
+        return f"{f.period} 传输有效率 {rate}，达到 {threshold}（{counts}）"
+    counts = f"{owed} owed, {came} received, {valid} valid"
+    if f.active:
+        return f"{f.period} transmission-validity rate {rate}, under {threshold} ({counts})"
+    return f"{f.period} transmission-validity rate {rate}, {threshold} met ({counts})"
+
+
 def _abnormal(f: Finding, lang: Lang) -> str:
     zh, name, shown = lang == "zh", pollutant_label(f.pollutant, lang), _shown(f)
     rule, active = f.rule, f.active
@@ -466,6 +485,7 @@ _WRITERS: dict[Rule, Callable[[Finding, Lang], str]] = {
     Rule.AQI_OVER_100: _aqi,
     Rule.CORRECTED_VALUE_MISMATCH: _corrected_mismatch,
     Rule.HIGH_OXYGEN: _high_oxygen,
+    Rule.LOW_TRANSMISSION_VALIDITY: _low_validity,
 }
 
 

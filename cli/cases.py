@@ -1,4 +1,5 @@
-"""The case API from the command line: `cases`, `report weekly`, `tokens`."""
+"""The case API from the command line: `cases`, `report weekly`, `tokens`; and `report
+validity`, from InfluxDB."""
 
 from __future__ import annotations
 
@@ -6,14 +7,15 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import click
 
 from ecowatch.cli.runtime import api, settings_and_catalogue
 from ecowatch.clock import CHINA
 from ecowatch.config.settings import load_settings
-from ecowatch.errors import ConfigError
+from ecowatch.errors import ConfigError, ServiceDown
+from ecowatch.streams.judging.validity import SiteRates, Validity, day_period, site_rates
 
 
 @click.group(invoke_without_command=True)
@@ -86,6 +88,106 @@ def report_weekly(week: str | None, as_json: bool) -> None:
             f"{g['grid']:<9} {g['opened']:>6}  {g['escalated']:>9}  {g['acknowledged']:>12}  "
             f"{g['closed']:>6}  {len(g['overdue']):>7}  {'yes' if g['settled'] else 'NO'}"
         )
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{option} {text!r}: expected a day, YYYY-MM-DD") from None
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.2f}%"
+
+
+@report.command("validity")
+@click.option("--from", "first", required=True, help="The first day, YYYY-MM-DD (China time).")
+@click.option("--to", "last", required=True, help="The last day, included.")
+@click.option("--site", default=None, help="Only this site.")
+@click.option(
+    "--threshold",
+    default=0.90,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="A site's transmission-validity rate below this is flagged.",
+)
+@click.option("--json", "as_json", is_flag=True)
+def report_validity(
+    first: str, last: str, site: str | None, threshold: float, as_json: bool
+) -> None:
+    """Transmission and validity rates (传输有效率) per site, device and pollutant: expected
+    (from each device's reporting interval), received and valid (flagged N) values, and the
+    rates received/expected, valid/received and valid/expected, from the readings InfluxDB
+    holds. A site below the threshold is flagged."""
+    from ecowatch.streams.storage.store import daily_flag_counts
+
+    settings, catalogue = settings_and_catalogue()
+    start, end = _day(first, "--from"), _day(last, "--to")
+    if end < start:
+        raise ConfigError(f"--to {last} is before --from {first}")
+    if site is not None and site not in catalogue.sites:
+        raise ConfigError(f"--site {site!r}: no site of that id in the catalogue")
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    try:
+        counts = daily_flag_counts(settings, day_period(start)[0], day_period(end)[1], site)
+    except Exception as exc:  # the client's errors are many kinds: each means "no answer"
+        raise ServiceDown("InfluxDB", settings.influx_url, str(exc)[:160]) from None
+    sites = site_rates(catalogue, counts, days, site)
+    if as_json:
+        click.echo(json.dumps(_validity_json(sites, first, last, threshold), ensure_ascii=False))
+        return
+    click.echo(f"{first} – {last}: transmission (received/expected), validity (valid/received)")
+    head = ("site", "device", "pollutant", "expected", "received", "valid", "trans.", "valid.")
+    click.echo(_row(*head, "trans-valid."))
+    for s in sites:
+        for d in s.devices:
+            click.echo(_row(s.site, d.device, d.pollutant, *_figures(d.total)))
+        below = f"  BELOW {threshold * 100:g}%" if s.below(threshold) else ""
+        click.echo(_row(s.site, "(site)", "", *_figures(s.total)) + below)
+
+
+def _row(*cells: str) -> str:
+    widths = (11, 15, 9, 9, 9, 8, 8, 7, 12)
+    left = 3  # site, device and pollutant read left to right; the figures line up right
+    return " ".join(
+        f"{c:<{w}}" if i < left else f"{c:>{w}}"
+        for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+    )
+
+
+def _figures(v: Validity) -> tuple[str, ...]:
+    rates = (v.transmission_rate, v.validity_rate, v.transmission_validity_rate)
+    return (str(v.expected), str(v.received), str(v.valid), *(_percent(r) for r in rates))
+
+
+def _counts(v: Validity) -> dict[str, int | float | None]:
+    return {"expected": v.expected, "received": v.received, "valid": v.valid, **v.rates()}
+
+
+def _validity_json(sites: list[SiteRates], first: str, last: str, threshold: float) -> dict:
+    return {
+        "from": first,
+        "to": last,
+        "threshold": threshold,
+        "sites": [
+            {
+                "site": s.site,
+                **_counts(s.total),
+                "below": s.below(threshold),
+                "devices": [
+                    {
+                        "device": d.device,
+                        "pollutant": d.pollutant,
+                        **_counts(d.total),
+                        "days": [{"day": day.isoformat(), **_counts(v)} for day, v in d.days],
+                    }
+                    for d in s.devices
+                ],
+            }
+            for s in sites
+        ],
+    }
 
 
 @click.group()

@@ -53,6 +53,7 @@ from ecowatch.config.standards import (
     package_standards,
 )
 from ecowatch.config.yamlfile import field_problem, read_yaml
+from ecowatch.durations import PositiveDuration
 from ecowatch.errors import ConfigError
 from ecowatch.pollutants import (
     GAS_FLOW,
@@ -241,6 +242,9 @@ class Device(_Entry):
     model: DeviceModel
     pollutants: Annotated[list[PollutantCode], Field(min_length=1)]
     quota: Quota | None = None  # discharge meters only, and required there
+    # How often it owes a real-time value (its RtdInterval, as its permit or the local
+    # platform sets it): what its transmission rate counts as expected. A minute: 1,440 a day.
+    reports_every: PositiveDuration = timedelta(minutes=1)
 
     @property
     def reporting_interval(self) -> timedelta:

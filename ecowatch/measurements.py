@@ -13,5 +13,6 @@ AGGREGATE = "aggregate"  # minute, hour and day means of a device's pollutant
 FINDING = "finding"  # what a rule found, active or ended
 CASE_EVENT = "case_event"  # every change of a case (the weekly settlement counts these)
 DELIVERY = "delivery"  # each attempt to reach a person, and how it went
+VALIDITY = "validity"  # a device's day of one pollutant: expected, received, valid, rates
 
-ALL = (READING, METER, AQI, AGGREGATE, FINDING, CASE_EVENT, DELIVERY)
+ALL = (READING, METER, AQI, AGGREGATE, FINDING, CASE_EVENT, DELIVERY, VALIDITY)

@@ -388,6 +388,9 @@ class Rule(StrEnum):
     CORRECTED_VALUE_MISMATCH = "corrected_value_mismatch"
     # O2 near air's while the stack reports flow: the unit is not burning, or air is let in.
     HIGH_OXYGEN = "high_oxygen"
+    # A site's month: of the values its devices owed, too few arrived valid (传输有效率 under
+    # the threshold, 90 %): a low rate is itself a violation of the monitoring duty.
+    LOW_TRANSMISSION_VALIDITY = "low_transmission_validity"
 
 
 class Severity(StrEnum):
@@ -457,7 +460,7 @@ class Finding(BaseModel):
     ratio: float | None = None  # the jump as value / previous (below 1: a drop)
     flag: DataFlag | None = None  # the flag held too long (M, C, D …)
     cause: FindingCause | None = None  # offline: last will or silence; back: data or connected
-    period: str | None = None  # a discharge meter's quota period
+    period: str | None = None  # a discharge meter's quota period; a month ("2026-11")
     category: Category | None = None  # an AQI's category (HJ 633)
     primary: list[str] = Field(default_factory=list)  # an AQI's primary pollutants ("PM2.5")
     mismatches: list[MeterMismatch] = Field(default_factory=list)
@@ -467,6 +470,11 @@ class Finding(BaseModel):
     o2_reference: float | None = None
     o2_measured: float | None = None
     reported: float | None = None
+    # A month's transmission and validity: the values owed, arrived and valid (``value`` is
+    # the rate valid / expected in %, ``limit`` the threshold, ``period`` the month).
+    expected: int | None = None
+    received: int | None = None
+    valid: int | None = None
     # Found in data older than its device's newest (a resend after an outage, HJ 212 RF=1):
     # evidence of what was, judged on its own; it does not change the site's current verdicts.
     late: bool = False

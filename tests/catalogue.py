@@ -300,6 +300,7 @@ POLICIES = [
         "hold": "30m",
         "measure": "现场核查在线监测设备运行情况",
     },
+    {"rule": "low_transmission_validity", "pending": 0, "deadline": "7d", "hold": "1d"},
     {
         "rule": "quota_exhausted",
         "pending": 0,

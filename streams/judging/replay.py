@@ -2,7 +2,9 @@
 on a clock driven by the readings' own timestamps. No services needed.
 
 It lets an operator try a new policy against last month's data, and it makes the whole chain
-(rules → findings → cases → notifications, and valve commands) testable from a file.
+(rules → findings → cases → notifications, and valve commands) testable from a file. Each
+device's closed China-time day prints its transmission and validity rates per pollutant
+(``validity`` lines).
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import Reading
 from ecowatch.streams.judging.engine import Outcome, SiteCases, due, on_findings, on_tick
-from ecowatch.streams.judging.rules import RuleParams, SiteJudge, SiteState, SiteTick
+from ecowatch.streams.judging.rules import (
+    ClosedWindow,
+    RuleParams,
+    SiteJudge,
+    SiteState,
+    SiteTick,
+)
 
 Line = dict[str, Any]
 
@@ -83,6 +92,9 @@ class Replay:
         self.rules[site] = judged.state
         for finding in judged.findings:
             yield {"type": "finding", **finding.model_dump(mode="json")}
+        for closed in judged.windows:
+            if closed.validity is not None:
+                yield validity_line(site, closed)
         cases = self.cases.get(site, SiteCases())
         cases, outcome = on_findings(cases, judged.findings, now, self.catalogue)
         cases, ticked = on_tick(cases, now, self.catalogue)
@@ -97,6 +109,23 @@ class Replay:
                 "command": judged.valve.command,
                 "at": now.isoformat(),
             }
+
+
+def validity_line(site: str, closed: ClosedWindow) -> Line:
+    """A device's closed China-time day of one pollutant: what it owed and what came of it."""
+    v = closed.validity
+    assert v is not None
+    return {
+        "type": "validity",
+        "site": site,
+        "device": closed.device,
+        "pollutant": closed.pollutant,
+        "day": closed.window.start.astimezone(CHINA).date().isoformat(),
+        "expected": v.expected,
+        "received": v.received,
+        "valid": v.valid,
+        **v.rates(),
+    }
 
 
 def _lines(outcome: Outcome) -> Iterator[Line]:

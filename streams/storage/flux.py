@@ -231,11 +231,16 @@ def limit(n: int) -> str:
 
 
 def aggregate_window(
-    every: timedelta | Expr, fn: str, create_empty: bool = False, time_src: str | None = None
+    every: timedelta | Expr,
+    fn: str,
+    create_empty: bool = False,
+    time_src: str | None = None,
+    offset: timedelta | None = None,
 ) -> str:
     source = "" if time_src is None else f", timeSrc: {string(time_src)}"
+    shift = "" if offset is None else f", offset: {literal(offset)}"
     return (
-        f"aggregateWindow(every: {literal(every)}, fn: {identifier(fn)}, "
+        f"aggregateWindow(every: {literal(every)}{shift}, fn: {identifier(fn)}, "
         f"createEmpty: {literal(create_empty)}{source})"
     )
 
@@ -318,6 +323,29 @@ def site_readings(
             keep(["_time", "_value", "_field", "device", "pollutant"]),
         )
     )
+
+
+# Windows of a day start at midnight UTC; China's midnight is 16:00 UTC the day before.
+CHINA_DAY_OFFSET = timedelta(hours=16)
+
+
+def daily_flag_counts(bucket: str, start: datetime, stop: datetime, site: str | None) -> str:
+    """Per China-time day, site, device and pollutant in [start, stop): the readings that
+    arrived (``kind`` received, any flag) and those flagged N (``kind`` valid), stamped at the
+    day's start. One point per reading and time, so a resend is not counted twice."""
+    wanted = [eq("_measurement", READING), eq("_field", "flag")]
+    if site is not None:
+        wanted.append(eq("site", site))
+    base = from_(bucket, start, stop).then(filter_(all_of(*wanted)))
+    by_day = aggregate_window(
+        timedelta(days=1), "count", time_src="_start", offset=CHINA_DAY_OFFSET
+    )
+    columns = keep(["_time", "_value", "site", "device", "pollutant", "kind"])
+    received = base.then(by_day, 'set(key: "kind", value: "received")', columns)
+    valid = base.then(
+        filter_(eq("_value", "N")), by_day, 'set(key: "kind", value: "valid")', columns
+    )
+    return script(f"received = {received}", f"valid = {valid}", union(["received", "valid"]))
 
 
 def case_counts(bucket: str, start: datetime, stop: datetime, kinds: Iterable[str]) -> str:

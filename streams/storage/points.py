@@ -29,7 +29,15 @@ from ecowatch.lineprotocol import (
     tag_value,
     tags,
 )
-from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, FINDING, METER, READING
+from ecowatch.measurements import (
+    AGGREGATE,
+    AQI,
+    CASE_EVENT,
+    FINDING,
+    METER,
+    READING,
+    VALIDITY,
+)
 from ecowatch.schema import CaseEvent, DataFlag, Finding, MeterStatus, Reading
 from ecowatch.streams.judging.aqi import POLLUTANTS, AqiResult, realtime_aqi
 from ecowatch.streams.judging.rules import ClosedWindow
@@ -155,6 +163,39 @@ def window_line(site: str, closed: ClosedWindow) -> str:
         ("period", w.period.value),
     )
     return line(AGGREGATE, tag_pairs, fields, epoch_ms(w.start))
+
+
+def validity_line(site: str, closed: ClosedWindow) -> str:
+    """``validity,site,device,pollutant,period=day expected,received,valid[,transmission_rate,
+    validity_rate,transmission_validity_rate]`` at the day's start: what a device owed of a
+    pollutant that China-time day and what came of it (a rate is absent when nothing was
+    owed, or nothing received)."""
+    v = closed.validity
+    assert v is not None
+    fields = [
+        ("expected", int_field(v.expected)),
+        ("received", int_field(v.received)),
+        ("valid", int_field(v.valid)),
+    ]
+    fields += [(name, float_field(rate)) for name, rate in v.rates().items() if rate is not None]
+    tag_pairs = (
+        ("site", site),
+        ("device", closed.device),
+        ("pollutant", closed.pollutant),
+        ("period", closed.window.period.value),
+    )
+    return line(VALIDITY, tag_pairs, fields, epoch_ms(closed.window.start))
+
+
+def closed_lines(site: str, windows: Iterable[ClosedWindow]) -> list[str]:
+    """Every point the windows a reading closed put in InfluxDB: their means, and a day's
+    validity."""
+    out = []
+    for closed in windows:
+        out.append(window_line(site, closed))
+        if closed.validity is not None:
+            out.append(validity_line(site, closed))
+    return out
 
 
 def case_event_line(e: CaseEvent) -> str:

@@ -14,7 +14,7 @@ import io
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 
 from influxdb_client.client.exceptions import InfluxDBError
@@ -23,6 +23,7 @@ from influxdb_client.domain.dialect import Dialect
 from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
+from ecowatch.clock import CHINA
 from ecowatch.edges.outage import Outage
 from ecowatch.schema import DataFlag
 from ecowatch.streams.judging.rules.rejudge import StoredReading, StoredValue
@@ -263,3 +264,25 @@ def reading_points_per_device(
     if devices is None:
         return counts
     return {d: counts.get(d, 0) for d in devices}
+
+
+def daily_flag_counts(
+    settings: Settings, start: datetime, stop: datetime, site: str | None = None
+) -> dict[tuple[str, str, str, date], tuple[int, int]]:
+    """(site, device, pollutant, China-time day) → (received, valid) readings in [start,
+    stop), as InfluxDB holds them (after any resend)."""
+    query = flux.daily_flag_counts(settings.influx_bucket, start, stop, site)
+    out: dict[tuple[str, str, str, date], list[int]] = {}
+    with influx_client(settings, 60_000) as client:
+        for table in client.query_api().query(query):
+            for r in table.records:
+                day = r.get_time().astimezone(CHINA).date()
+                key = (
+                    str(r.values["site"]),
+                    str(r.values["device"]),
+                    str(r.values["pollutant"]),
+                    day,
+                )
+                counts = out.setdefault(key, [0, 0])
+                counts[0 if r.values["kind"] == "received" else 1] = int(r.get_value())
+    return {key: (received, valid) for key, (received, valid) in out.items()}

@@ -73,8 +73,8 @@ from ecowatch.streams.judging.rules.rejudge import (
 from ecowatch.streams.storage.points import (
     account_line,
     case_event_line,
+    closed_lines,
     finding_line,
-    window_line,
 )
 from ecowatch.streams.storage.store import InfluxWriter, PermanentWriteError
 from ecowatch.streams.worker.offsets import (
@@ -582,7 +582,7 @@ class Enforcement:
             if out.events or judged.findings:
                 batch.cases[site] = cases
             await self._publish(out, judged.findings, batch)
-        batch.lines += [window_line(site, w) for w in judged.windows]
+        batch.lines += closed_lines(site, judged.windows)
         if judged.meter is not None and isinstance(event, Reading):
             batch.lines.append(account_line(event, judged.meter))
         if judged.valve is not None and isinstance(event, Reading):
@@ -655,7 +655,7 @@ class Enforcement:
                 continue
             windows, findings = self.judge.rejudge_hours(site, by_device(hours), stored)
             self.counts["rejudged_hours"] += len(hours)
-            batch.lines += [window_line(site, w) for w in windows]
+            batch.lines += closed_lines(site, windows)
             if findings:
                 cases, out = on_findings(self._cases_of(site, batch), findings, now, self.catalogue)
                 batch.cases[site] = cases

@@ -249,6 +249,19 @@ def test_every_dashboard_query_returns_rows(
     before = [r["_value"] for r in hourly if r["series"] == "SO2" and r["_time"] < midnight]
     assert len(before) == STACK_HOURS - 1 and day, (hourly, daily)
     assert day[0]["SO2"] == pytest.approx(sum(before)), (day, before)
+    # The closed day's transmission and validity, as the worker wrote it: a minute owed all
+    # day, the stack's last hours of it sent (every value N).
+    owed = query(
+        settings,
+        f'from(bucket: "{settings.influx_bucket}") |> range(start: -30d)'
+        f' |> filter(fn: (r) => r._measurement == "validity" and r.site == "{STACK}"'
+        ' and r.pollutant == "a21026")'
+        ' |> pivot(rowKey: ["_time"], columnKey: ["_field"], valueColumn: "_value")',
+    )
+    [so2_day] = [r for r in owed if r["_time"] == midnight - timedelta(days=1)]
+    assert so2_day["expected"] == 1440 and 0 < so2_day["received"] <= 3 * 60, so2_day
+    assert so2_day["valid"] == so2_day["received"], so2_day
+    assert so2_day["transmission_rate"] == round(so2_day["received"] / 1440, 4), so2_day
 
 
 def flux_time(at: datetime) -> str:

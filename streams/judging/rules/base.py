@@ -34,6 +34,7 @@ from ecowatch.streams.judging.flue_gas import HIGH_O2, StackMean
 from ecowatch.streams.judging.ledger import ReadingLedger
 from ecowatch.streams.judging.meter import MeterAccount
 from ecowatch.streams.judging.rules.verdict import Valve, Verdict
+from ecowatch.streams.judging.validity import Validity
 
 
 class RuleParams(WindowParams):
@@ -64,6 +65,8 @@ class RuleParams(WindowParams):
     # O2 from which the gas is mostly air (not burning, or air let in; not judged as such).
     corrected_tolerance: float = Field(default=0.05, gt=0)
     high_o2_pct: float = Field(default=HIGH_O2, gt=0, le=21)
+    # A site's month under this transmission-validity rate (valid / expected) is a finding.
+    validity_threshold: float = Field(default=0.90, ge=0, le=1)
 
 
 # -- state -------------------------------------------------------------------------------------
@@ -87,6 +90,10 @@ class Track:
     zeros: int = 0
     flagged_since: AwareDatetime | None = None  # first of an unbroken run of M / C / D
     flagged_as: DataFlag | None = None
+    # The month's closed days (``month``, "2026-11"): the values that arrived, and valid.
+    month: str | None = None
+    month_received: int = 0
+    month_valid: int = 0
 
 
 @dataclass(slots=True)
@@ -127,6 +134,10 @@ class SiteState(BaseModel):
     # Late real-time exceedances found: "device|pollutant|rule|hour start" → the hour. One
     # finding per hour of a resend, not one per reading (streams/judging/rules/rejudge.py).
     late_found: dict[str, AwareDatetime] = Field(default_factory=dict)
+    # The month whose transmission and validity is being counted: from when (the month's
+    # start, or the site's first event) until its end, when it is judged.
+    counting_since: AwareDatetime | None = None
+    counting_until: AwareDatetime | None = None
 
 
 # -- events, context, results ------------------------------------------------------------------
@@ -147,12 +158,14 @@ Event = Reading | DeviceStatus | SiteTick
 @dataclass(frozen=True)
 class ClosedWindow:
     """A minute, hour or day of one device's pollutant, closed by a reading (for the store
-    too); a stack's concentration with its O2, corrected mean and emission."""
+    too); a stack's concentration with its O2, corrected mean and emission; a day with what
+    its device owed of the pollutant and what came of it."""
 
     device: str
     pollutant: str
     window: Window
     stack: StackMean | None = None
+    validity: Validity | None = None  # a day of a pollutant its device owes
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,6 +205,7 @@ class DeviceInfo:
     pollutants: tuple[tuple[str, str], ...]  # (code, "device|code") as the catalogue lists them
     averaged: tuple[tuple[str, str], ...]  # the same and the water temperature: what has means
     has_flow: bool  # its concentrations are flow-weighted (Appendix D)
+    owed: frozenset[str]  # the pollutants it must report: what its validity rates count
 
 
 @dataclass
@@ -237,7 +251,8 @@ class Context:
             if self.o2_reference(site_id) is not None:  # a stack's emissions need its Qsn
                 averaged += ((STANDARD_DRY_FLOW, f"{device_id}|{STANDARD_DRY_FLOW}"),)
             judges = self._judges_limits_of(site_id, device_id)
-            info = DeviceInfo(d, judges, codes, averaged, FLOW in d.pollutants)
+            owed = frozenset(d.pollutants)
+            info = DeviceInfo(d, judges, codes, averaged, FLOW in d.pollutants, owed)
         self._devices[key] = info
         return info
 

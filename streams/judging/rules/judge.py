@@ -18,6 +18,7 @@ from ecowatch.streams.judging.aggregate import (
     Period,
     Series,
     Weighting,
+    Window,
     add_in_place,
     day_of,
 )
@@ -44,7 +45,9 @@ from ecowatch.streams.judging.rules.offline import offline
 from ecowatch.streams.judging.rules.quota import meter_mismatch, quota, valve
 from ecowatch.streams.judging.rules.rejudge import StoredReading, late_hours, note_hours
 from ecowatch.streams.judging.rules.stacks import corrected_value_mismatch, high_oxygen
+from ecowatch.streams.judging.rules.validity import count_day, low_transmission_validity
 from ecowatch.streams.judging.rules.verdict import Valve, ValveOrder
+from ecowatch.streams.judging.validity import Validity, counted, expected_values
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ RULES: tuple[DetectionRule, ...] = (
     aqi_over_100,
     corrected_value_mismatch,
     high_oxygen,
+    low_transmission_validity,
     valve,
 )
 
@@ -235,11 +239,24 @@ class SiteJudge:
             series = track.series
             by_flow = series.weighting is Weighting.FLOW
             closed = add_in_place(series, ts, m, params, flow if by_flow else None)
-            if closed:
-                out += [ClosedWindow(reading.device, code, w) for w in closed]
+            for w in closed:
+                owed = self._owed(info, code, w)
+                if owed is not None:
+                    count_day(track, w.start, owed)
+                out.append(ClosedWindow(reading.device, code, w, validity=owed))
         if out and reference is not None:
             out = self._stack_windows(state, info, out, reference)
         return out
+
+    @staticmethod
+    def _owed(info: DeviceInfo, code: str, w: Window) -> Validity | None:
+        """A closed day's transmission and validity of a pollutant its device owes (the
+        catalogue's: not the water's temperature it may send besides, nor a derived series)."""
+        if w.period is not Period.DAY or code not in info.owed:
+            return None
+        received, valid = counted(w.flags)
+        expected = expected_values((w.start, w.end), info.device.reports_every)
+        return Validity(expected, received, valid)
 
     def _stack_windows(
         self, state: SiteState, info: DeviceInfo, closed: list[ClosedWindow], reference: float

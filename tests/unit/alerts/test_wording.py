@@ -89,6 +89,15 @@ EVERY_RULE: dict[Rule, dict[str, object]] = {
         "o2_measured": 9.0,
     },
     Rule.HIGH_OXYGEN: {"pollutant": "a19001", "unit": "%", "value": 20.1},
+    Rule.LOW_TRANSMISSION_VALIDITY: {
+        "value": 86.67,
+        "limit": 90.0,
+        "unit": "%",
+        "period": "2026-11",
+        "expected": 43200,
+        "received": 37440,
+        "valid": 37440,
+    },
 }
 
 
@@ -102,6 +111,13 @@ def test_every_rule_has_its_facts_here() -> None:
 def test_every_finding_is_said_in_one_language(rule: Rule, active: bool, lang: Lang) -> None:
     f = finding(rule, active, limit_source="GB 8978-1996", **EVERY_RULE[rule])
     _in_one_language(finding_text(f, lang), lang)
+
+
+def test_a_month_s_low_transmission_validity_gives_its_counts() -> None:
+    f = finding(Rule.LOW_TRANSMISSION_VALIDITY, **EVERY_RULE[Rule.LOW_TRANSMISSION_VALIDITY])
+    assert finding_text(f) == (
+        "2026-11 传输有效率 86.67%，低于 90%（应传 43,200 个，实传 37,440 个，有效 37,440 个）"
+    )
 
 
 def test_an_exceedance_reads_as_officers_write_it() -> None:

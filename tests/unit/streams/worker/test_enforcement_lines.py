@@ -20,7 +20,13 @@ from ecowatch.schema import (
 from ecowatch.streams.judging.aggregate import Period, Window
 from ecowatch.streams.judging.flue_gas import StackMean
 from ecowatch.streams.judging.rules import ClosedWindow, SiteTick
-from ecowatch.streams.storage.points import case_event_line, finding_line, window_line
+from ecowatch.streams.judging.validity import Validity
+from ecowatch.streams.storage.points import (
+    case_event_line,
+    closed_lines,
+    finding_line,
+    window_line,
+)
 from ecowatch.streams.worker.enforcement import (
     clock_of,
     clock_value,
@@ -68,6 +74,30 @@ def test_a_stack_s_hour_with_its_corrected_mean_o2_and_emission():
         "valid=true,coverage_s=3600.0,mean=30.0,corrected=37.5,o2=9.0,o2_reference=6.0,"
         f"emission_kg=12.0 {MS}"
     )
+
+
+def test_a_closed_day_brings_its_transmission_and_validity():
+    window = Window(
+        period=Period.DAY,
+        start=T,
+        end=T + timedelta(days=1),
+        valid=True,
+        mean=42.0,
+        coverage=timedelta(hours=23),
+        flags={"N": 1350, "M": 30},
+    )
+    closed = ClosedWindow("33080200000001", "w01018", window, validity=Validity(1440, 1380, 1350))
+    mean, validity = closed_lines("S-OUT-001", [closed])
+    assert mean.startswith("aggregate,") and "period=day" in mean
+    assert validity == (
+        "validity,site=S-OUT-001,device=33080200000001,pollutant=w01018,period=day "
+        "expected=1440i,received=1380i,valid=1350i,transmission_rate=0.9583,"
+        f"validity_rate=0.9783,transmission_validity_rate=0.9375 {MS}"
+    )
+    # Nothing owed (a day marked stopped): the counts, and no rate.
+    stopped = ClosedWindow("33080200000001", "w01018", window, validity=Validity(0, 0, 0))
+    _, line = closed_lines("S-OUT-001", [stopped])
+    assert "rate" not in line and "expected=0i" in line
 
 
 def test_an_invalid_window_has_no_mean():

@@ -1,13 +1,17 @@
 """A site's last hours from InfluxDB, for the desk's chart: the ``reading`` measurement's raw
 values, and for a stack its minute windows corrected to the reference oxygen (``aggregate``,
-field ``corrected``): the series its limits are read against."""
+field ``corrected``): the series its limits are read against. And the worker's ``validity``
+days, for the wall's and the desk's transmission-validity rates."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
+from ecowatch.clock import CHINA
 from ecowatch.config.settings import Settings
+from ecowatch.console.validity import DayPoint
+from ecowatch.streams.judging.validity import Validity, day_period
 from ecowatch.streams.storage import flux
 from ecowatch.streams.storage.store import influx_client
 
@@ -65,3 +69,34 @@ def _series(
     for points in series.values():
         points.sort()
     return series, None
+
+
+def validity_flux(bucket: str, days: tuple[date, ...], site: str | None = None) -> str:
+    """The ``validity`` points of ``days`` (consecutive, oldest first): each stamped at its
+    day's start, China midnight."""
+    return flux.validity_days(bucket, day_period(days[0])[0], day_period(days[-1])[1], site)
+
+
+def stored_validity(
+    settings: Settings, days: tuple[date, ...], site: str | None = None
+) -> tuple[list[DayPoint], str | None]:
+    """The worker's ``validity`` points of ``days`` (every site's, or one's); and why not, if
+    InfluxDB did not answer (the screens say so rather than show no rate as data)."""
+    points: list[DayPoint] = []
+    try:
+        with influx_client(settings, 15_000) as client:
+            for table in client.query_api().query(
+                validity_flux(settings.influx_bucket, days, site)
+            ):
+                for r in table.records:
+                    v = r.values
+                    counts = Validity(
+                        int(v.get("expected") or 0),
+                        int(v.get("received") or 0),
+                        int(v.get("valid") or 0),
+                    )
+                    day = r.get_time().astimezone(CHINA).date()
+                    points.append(DayPoint(v["site"], v["device"], v["pollutant"], day, counts))
+    except Exception as exc:  # the panel says why it has no rate; the console goes on
+        return [], f"InfluxDB at {settings.influx_url}: {type(exc).__name__}: {str(exc)[:160]}"
+    return points, None

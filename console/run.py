@@ -53,6 +53,7 @@ async def serve(
         asyncio.create_task(follow(city, kafka, HISTORY, "earliest", stop)),
         asyncio.create_task(follow(city, kafka, LIVE, "latest", stop)),
         asyncio.create_task(console.push(stop)),
+        asyncio.create_task(console.keep_validity(stop)),
     ]
     try:
         await stop.wait()

@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,14 @@ from aiohttp import web
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, SiteKind
 from ecowatch.config.settings import Settings
+from ecowatch.console import validity
 from ecowatch.console.core import City, limit_view
-from ecowatch.console.history import Series, site_corrected_history, site_history
+from ecowatch.console.history import (
+    Series,
+    site_corrected_history,
+    site_history,
+    stored_validity,
+)
 from ecowatch.console.seed import stored_latest
 from ecowatch.edges.tokens import OPERATOR, identify, load_tokens
 from ecowatch.errors import ConfigError
@@ -44,6 +50,10 @@ PUSH_EVERY_S = 0.2  # how often changes go out: well within the second the issue
 PULSE_EVERY_S = 1.0
 QUEUE_MAX = 2000  # a page this far behind is dropped; it reconnects and reloads the snapshot
 PAGES = ("wall", "desk", "phone")
+# The worker writes a day's validity once it closes: reading it again every few minutes is
+# plenty, and at once when the window of days moves on with data time.
+VALIDITY_EVERY_S = 300.0
+VALIDITY_CHECK_S = 5.0
 STATIC = resources.files("ecowatch.console") / "static"
 
 
@@ -73,6 +83,11 @@ class Console:
         self.listeners: set[asyncio.Queue[str]] = set()
         self.http: aiohttp.ClientSession | None = None
         self.started = datetime.now(UTC)  # the dead letters are counted from here
+        # The city's validity days as last read (keep_validity), and why not if it failed.
+        self.validity_days = validity.NO_DAYS
+        self.validity_points: list[validity.DayPoint] = []
+        self.validity_error: str | None = None
+        self.validity_read_at: datetime | None = None
 
     # -- who is calling ------------------------------------------------------------------------
 
@@ -295,13 +310,19 @@ class Console:
         end = ts or datetime.now(UTC)
         hours = min(max(float(request.query.get("hours", "6") or 6), 0.25), 48.0)
         start = end - timedelta(hours=hours)
-        (history, error), (corrected, corrected_error) = await asyncio.gather(
+        days = self.closed_days()
+        (
+            (history, error),
+            (corrected, corrected_error),
+            (points, validity_error),
+        ) = await asyncio.gather(
             asyncio.to_thread(site_history, self.settings, site_id, start, end),
             (
                 asyncio.to_thread(site_corrected_history, self.settings, site_id, start, end)
                 if stack
                 else _nothing()
             ),
+            asyncio.to_thread(stored_validity, self.settings, days, site_id),
         )
         status, cases = await self.call_worker("GET", f"/api/cases?grid={site.grid}", me.token)
         if status == 200:
@@ -330,6 +351,11 @@ class Console:
                 "history_corrected_error": corrected_error,
                 "cases": rows,
                 "cases_error": None if status == 200 else cases.get("error"),
+                # Its last closed days' 应传/实传/有效 and rates (传输有效率), from InfluxDB.
+                "validity": {
+                    **validity.site_days(self.catalogue, points, site_id, days),
+                    "error": validity_error,
+                },
             }
         )
 
@@ -375,6 +401,50 @@ class Console:
         """The Monday (China time) of the week of data time, or of today without data."""
         day = (self.city.data_now or datetime.now(UTC)).astimezone(CHINA).date()
         return (day - timedelta(days=day.weekday())).isoformat()
+
+    def closed_days(self) -> tuple[date, ...]:
+        """The closed days before the day of data time (a simulated city lives in the past,
+        and the worker closes its days on data time), or of today without data."""
+        return validity.closed_days(self.city.data_now or datetime.now(UTC))
+
+    async def reload_validity(self) -> None:
+        days = self.closed_days()
+        points, error = await asyncio.to_thread(stored_validity, self.settings, days)
+        if error is None:
+            self.validity_days, self.validity_points = days, points
+        else:  # the last figures stay, with the days they are of, and the error beside
+            log.warning("console: the validity days were not read: %s", error)
+        self.validity_error = error
+        self.validity_read_at = datetime.now(UTC)
+
+    async def keep_validity(self, stop: asyncio.Event) -> None:
+        """The city's validity days from InfluxDB: at start, every VALIDITY_EVERY_S, and as
+        soon as data time moves into another day."""
+        last, tried = 0.0, validity.NO_DAYS
+        while not stop.is_set():
+            days = self.closed_days()
+            if days != tried or time.monotonic() - last >= VALIDITY_EVERY_S:
+                tried, last = days, time.monotonic()
+                await self.reload_validity()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), VALIDITY_CHECK_S)
+
+    async def validity_view(self, request: web.Request) -> web.StreamResponse:
+        """The wall's panel: the city's transmission-validity rate over the closed days (every
+        site's counts) and the lowest of the caller's sites."""
+        me = self.need(request)
+        shown = {s.id for s in self.catalogue.sites.values() if me.sees(s.grid)}
+        view = validity.wall_view(self.catalogue, self.validity_points, self.validity_days, shown)
+        for row in view["lowest"]:
+            row["name"] = self.catalogue.sites[row["site"]].name
+        read_at = self.validity_read_at
+        return web.json_response(
+            view
+            | {
+                "error": self.validity_error,
+                "read_at": read_at.isoformat() if read_at else None,
+            }
+        )
 
     async def dead_letters(self, request: web.Request) -> web.StreamResponse:
         self.need(request)
@@ -467,6 +537,7 @@ class Console:
                 web.post(r"/api/sites/{site}/cases/{case_id}/{action:ack|findings}", self.act),
                 web.get("/api/weekly", self.weekly),
                 web.get("/api/dead-letters", self.dead_letters),
+                web.get("/api/validity", self.validity_view),
                 web.get("/live", self.live),
                 web.get("/{page}", self.page),
             ]

@@ -45,6 +45,12 @@ const WORDS = {
   measured_line: ["实测浓度（不对照限值）", "measured (not held against the limit)"],
   corrected_line: ["折算浓度（对照限值）", "corrected (held against the limit)"],
   corrected_note: ["折算浓度为分钟均值，其后接实时值；限值只对照折算浓度", "corrected: minute means, then live values; only they are held against the limit"],
+  // Transmission and validity (传输有效率 = 有效/应传), over closed China-time days.
+  tv_rate: ["传输有效率", "Transmission-validity rate"], t_rate: ["传输率", "Transmission rate"],
+  v_rate: ["有效率", "Validity rate"], expected: ["应传", "Expected"], sent: ["实传", "Received"],
+  valid: ["有效", "Valid"], day: ["日期", "Day"], city: ["全市", "City"],
+  lowest: ["传输有效率最低站点", "Lowest sites"], closed_days: ["近7日", "Last 7 days"],
+  under_90: ["低于90%标红", "under 90 % in red"], no_rate: ["暂无数据", "no data"],
 };
 let LANG = localStorage.getItem("ecowatch.lang") || "zh";
 function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : key; }
@@ -66,6 +72,8 @@ const COLOURS = {
 function esc(s) {
   return String(s ?? "").replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
 }
+// A rate (a fraction, 0..1) as the platform publishes it: a percentage to two decimals.
+function ratePct(r) { return r == null ? "–" : `${(r * 100).toFixed(2)}%`; }
 function when(iso) {
   if (!iso) return "–";
   const d = new Date(iso);

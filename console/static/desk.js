@@ -107,6 +107,22 @@ function chart() {
   note.textContent = d.history_error || "";
 }
 
+// The site's last closed days: 应传/实传/有效 summed over its devices and pollutants, and the
+// rates of those sums; under 90 % in red (the server says which: ``low``).
+function validityTable() {
+  const v = DETAIL.validity;
+  const cells = (r) => r.expected == null
+    ? `<td class="num dim" colspan="6">${esc(t("no_rate"))}</td>`
+    : `<td class="num">${r.expected}</td><td class="num">${r.received}</td><td class="num">${r.valid}</td>
+      <td class="num">${ratePct(r.transmission_rate)}</td><td class="num">${ratePct(r.validity_rate)}</td>
+      <td class="num tv ${r.low ? "over-value" : ""}">${ratePct(r.transmission_validity_rate)}</td>`;
+  const head = ["expected", "sent", "valid", "t_rate", "v_rate", "tv_rate"].map((k) => `<th class="num">${esc(t(k))}</th>`).join("");
+  document.getElementById("validity").innerHTML = `<tr><th>${esc(t("day"))}</th>${head}</tr>` +
+    v.days.map((r) => `<tr data-day="${esc(r.day)}"><td title="${esc(r.day)}">${esc(r.day.slice(5))}</td>${cells(r)}</tr>`).join("") +
+    `<tr class="total"><th>Σ</th>${cells(v.total)}</tr>`;
+  document.getElementById("validity-error").textContent = v.error || "";
+}
+
 // What a case waits for, from the case itself: the rectify-by while reminded, the
 // acknowledge-by while escalated (data time), and whether it has passed.
 function due(c) {
@@ -145,7 +161,7 @@ async function pick(siteId) {
   // First what the site is most watched for: COD, PM2.5, or a stack's first limited value.
   const limited = body.pollutants.find((p) => body.limits[p]);
   if (!POLLUTANT || !body.pollutants.includes(POLLUTANT)) POLLUTANT = body.pollutants.includes("w01018") ? "w01018" : (body.pollutants.includes("a34004") ? "a34004" : (isStack(body) && limited) || body.pollutants[0]);
-  siteList(); head(); values(); chart(); cases();
+  siteList(); head(); values(); chart(); cases(); validityTable();
   if (!body.cases.length) document.getElementById("trail").innerHTML = "";
   document.body.dataset.ready = "1";
 }

@@ -39,6 +39,30 @@ function pulse(p) {
   document.getElementById("p-lag").textContent = behind ? `${t("data_lag")} ${behind}` : "";
 }
 
+// The city's transmission-validity rate over the last closed days (Σ有效/Σ应传 of every site)
+// and the lowest sites; the server reads InfluxDB every few minutes, the wall asks every minute.
+async function validity() {
+  const { status, body } = await api("/api/validity");
+  const err = document.getElementById("v-error");
+  if (status !== 200) { err.textContent = `${status}: ${body.error || ""}`; return; }
+  const days = body.days;
+  document.getElementById("v-days").textContent = days.length ? `${t("closed_days")} ${days[0]} – ${days[days.length - 1].slice(5)}` : "";
+  const c = body.city, city = document.getElementById("v-city");
+  city.textContent = ratePct(c.transmission_validity_rate);
+  city.className = c.low ? "over-value" : "";
+  city.dataset.rate = c.transmission_validity_rate ?? "";
+  document.getElementById("v-city-sub").textContent = c.expected
+    ? `${t("t_rate")} ${ratePct(c.transmission_rate)} · ${t("v_rate")} ${ratePct(c.validity_rate)} · ${t("valid")} ${c.valid} / ${t("expected")} ${c.expected}` : "";
+  const rows = body.lowest.map((s) => `<tr data-site="${esc(s.site)}"><td>${esc(s.name)}</td>
+    <td class="num tv ${s.low ? "over-value" : ""}">${ratePct(s.transmission_validity_rate)}</td>
+    <td class="num">${ratePct(s.transmission_rate)}</td><td class="num">${ratePct(s.validity_rate)}</td></tr>`).join("");
+  document.getElementById("v-lowest").innerHTML = rows
+    ? `<tr><th>${esc(t("lowest"))}</th><th class="num">${esc(t("tv_rate"))}</th><th class="num">${esc(t("t_rate"))}</th><th class="num">${esc(t("v_rate"))}</th></tr>${rows}`
+    : "";
+  // InfluxDB away: said, the last figures (and their days) kept.
+  err.textContent = body.error || (days.length && !c.expected ? t("no_rate") : "");
+}
+
 async function load() {
   const { body } = await api("/api/city");
   CITY = body;
@@ -48,12 +72,14 @@ async function load() {
   for (const [id, view] of Object.entries(body.state)) if (MARKS[id]) paint(MARKS[id], view);
   caseTable(body.cases);
   pulse(body.pulse);
+  await validity();
   document.body.dataset.ready = "1";
 }
 
 headerBar("wall");
 translate();
 legend();
+setInterval(validity, 60000);
 load().then(() => live({
   site: (v) => { if (MARKS[v.id]) paint(MARKS[v.id], v); },
   cases: caseTable,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, DELIVERY, FINDING, READING
+from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, DELIVERY, FINDING, READING, VALIDITY
 from ecowatch.pollutants import STANDARD_DRY_FLOW
 
 
@@ -406,6 +406,24 @@ def site_corrected_history(
     return str(
         from_(bucket, start, stop).then(
             filter_(corrected), keep(["_time", "_value", "pollutant"]), tail(points)
+        )
+    )
+
+
+def validity_days(bucket: str, start: datetime, stop: datetime, site: str | None = None) -> str:
+    """Every device's closed China-time days of each pollutant in [start, stop) (``validity``,
+    period day), or one site's: expected, received and valid as columns of one row, stamped at
+    the day's start. Only the counts: a site's or the city's rate is summed from them, never
+    averaged from the devices' rates."""
+    wanted = [eq("_measurement", VALIDITY), eq("period", "day")]
+    if site is not None:
+        wanted.append(eq("site", site))
+    return str(
+        from_(bucket, start, stop).then(
+            filter_(all_of(*wanted)),
+            filter_(one_of("_field", ["expected", "received", "valid"])),
+            pivot(["_time"], ["_field"], "_value"),
+            keep(["_time", "site", "device", "pollutant", "expected", "received", "valid"]),
         )
     )
 

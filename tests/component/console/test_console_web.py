@@ -3,7 +3,9 @@ caller's own token, Server-Sent Events' framing, the static files and their type
 that fetches anything from another host.
 
 The worker's case API is a small aiohttp app of the test's own on 127.0.0.1 that answers as the
-real one does for two tokens and records every Authorization header it is sent.
+real one does for two tokens and records every Authorization header it is sent; where a test
+needs InfluxDB's answers, another one answers its query API with the test's points, as
+annotated CSV (the real client parses them).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from ecowatch.config.settings import Settings
 from ecowatch.console.core import City
 from ecowatch.console.server import COOKIE, Console
 from ecowatch.schema import DeadLetter, Reading
+from ecowatch.streams.judging.validity import NOTHING, site_rates
 from tests.factories import reading
 
 STATIC = Path(__file__).parents[3] / "console" / "static"
@@ -65,14 +68,16 @@ class Worker:
 
 
 @asynccontextmanager
-async def console_for(catalogue: Catalogue) -> AsyncIterator[tuple[TestClient, Console, Worker]]:
+async def console_for(
+    catalogue: Catalogue, influx_url: str = "http://127.0.0.1:9"
+) -> AsyncIterator[tuple[TestClient, Console, Worker]]:
     worker = Worker()
     async with TestServer(worker.app(catalogue), host="127.0.0.1") as api:
         settings = Settings(
             web_host="127.0.0.1",
             web_port=api.port,
             officer_tokens=None,
-            influx_url="http://127.0.0.1:9",  # nothing there: the chart says why it is empty
+            influx_url=influx_url,  # by default nothing there: the chart says why it is empty
         )
         console = Console(settings, catalogue, City(catalogue))
         async with TestClient(TestServer(console.app(), host="127.0.0.1")) as client:
@@ -346,8 +351,10 @@ def test_the_wall_draws_a_stack_as_a_stack_and_the_desk_shows_it_corrected(catal
                 signed = await context.request.post(f"{base}/login", data={"token": "tok-ops"})
                 assert signed.status == 200
                 page = await context.new_page()
+                await console.reload_validity()  # InfluxDB is away: the panel says so
                 await page.goto(f"{base}/wall")
                 await page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+                assert (await page.inner_text("#v-error")).startswith("InfluxDB at ")
                 mark = page.locator(f"[data-site='{STACK}']")
                 assert await mark.evaluate("e => e.tagName") == "polygon"  # ▲, not ◆ nor ●
                 assert await mark.get_attribute("data-status") == "over"
@@ -386,3 +393,172 @@ def test_the_wall_draws_a_stack_as_a_stack_and_the_desk_shows_it_corrected(catal
                 await pusher
 
     run(test, catalogue)
+
+
+# -- transmission and validity (传输有效率) in a real browser ----------------------------------
+
+
+@dataclass
+class Influx:
+    """InfluxDB's query API as far as the console's validity reads go: each query answered
+    with the test's ``validity`` points (one site's when the query names one) as annotated
+    CSV; any other query (the desk's chart) with no tables."""
+
+    points: list[tuple[str, str, str, date, int, int, int]]  # site, device, code, day, counts
+    queries: list[str] = field(default_factory=list)
+
+    def app(self) -> web.Application:
+        async def query(request: web.Request) -> web.Response:
+            text = (await request.json())["query"]
+            self.queries.append(text)
+            if 'r._measurement == "validity"' not in text:
+                return web.Response(text="", content_type="text/csv")
+            named = re.search(r'r\.site == "([^"]+)"', text)
+            lines = [
+                "#datatype,string,long,dateTime:RFC3339,string,string,string,long,long,long",
+                "#group,false,false,false,true,true,true,false,false,false",
+                "#default,_result,,,,,,,,",
+                ",result,table,_time,site,device,pollutant,expected,received,valid",
+            ]
+            for n, (site, device, code, day, *counts) in enumerate(self.points):
+                if named and named.group(1) != site:
+                    continue
+                # Stamped at the day's start: China midnight, 16:00 UTC the day before.
+                at = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(hours=8)
+                stamp = at.isoformat().replace("+00:00", "Z")
+                lines.append(f",,{n},{stamp},{site},{device},{code},{','.join(map(str, counts))}")
+            return web.Response(text="\r\n".join(lines) + "\r\n\r\n", content_type="text/csv")
+
+        app = web.Application()
+        app.router.add_post("/api/v2/query", query)
+        return app
+
+
+DAYS = [date(2026, 11, 18) + timedelta(days=n) for n in range(7)]
+SILENT_METER = "33080200M00001"  # S-OUT-001's discharge meter: no day closed all week
+
+
+def week_of_points(catalogue: Catalogue) -> list[tuple[str, str, str, date, int, int, int]]:
+    """Every pollutant every device owes, every day whole, but: S-OUT-001's COD monitor 1,380
+    of 1,440 a day, 1,200 valid, and nothing stored of its 20th; its meter silent all week (no
+    point: owed all the same); S-OUT-002's COD 1,430 valid a day."""
+    points = []
+    for site in catalogue.sites.values():
+        for device in site.devices:
+            for code in device.pollutants:
+                for day in DAYS:
+                    counts = (1440, 1440, 1440)
+                    if device.id == SILENT_METER:
+                        continue
+                    if (device.id, code) == ("33080200000001", "w01018"):
+                        if day == date(2026, 11, 20):
+                            continue
+                        counts = (1440, 1380, 1200)
+                    if (device.id, code) == ("33080200000002", "w01018"):
+                        counts = (1440, 1440, 1430)
+                    points.append((site.id, device.id, code, day, *counts))
+    return points
+
+
+def percent(rate: float | None) -> str:
+    assert rate is not None
+    return f"{rate * 100:.2f}%"
+
+
+def test_the_wall_and_the_desk_show_the_transmission_validity_rates(catalogue):
+    """Over the 7 China-time days closed before data time's (18 to 24 November), each site's
+    and the city's figures are the counts summed over what the catalogue says is owed:
+    S-OUT-001, its meter silent and its COD short, is the lowest and red."""
+    points = week_of_points(catalogue)
+    points.append(("S-OUT-002", "33080200000002", "w01018", date(2026, 11, 17), 1440, 0, 0))
+    days = DAYS
+    influx = Influx(points)
+    assert CHROMIUM is not None, "no chromium on PATH: `make browser` installs Debian's"
+
+    async def main() -> None:
+        async with (
+            TestServer(influx.app(), host="127.0.0.1") as db,
+            console_for(catalogue, f"http://127.0.0.1:{db.port}") as (client, console, _),
+        ):
+            console.city.on_reading(cod(20.0), 0.0)  # data time: 10:00 on the 25th in China
+            stop = asyncio.Event()
+            keeper = asyncio.create_task(console.keep_validity(stop))
+            for _ in range(100):
+                if console.validity_read_at is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert console.validity_error is None and console.validity_days == tuple(days)
+            (asked,) = influx.queries
+            assert "range(start: 2026-11-17T16:00:00Z, stop: 2026-11-24T16:00:00Z)" in asked
+            base = str(client.make_url("/")).rstrip("/")
+            try:
+                async with async_playwright() as p:
+                    browser = await p.chromium.launch(
+                        executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+                    )
+                    try:
+                        await check_pages(browser, base, catalogue)
+                    finally:
+                        await browser.close()
+            finally:
+                stop.set()
+                await keeper
+            # The desk asked for its site's days alone.
+            assert any('r.site == "S-OUT-001"' in q and "validity" in q for q in influx.queries)
+
+    asyncio.run(main())
+
+
+async def check_pages(browser: Any, base: str, catalogue: Catalogue) -> None:
+    counts = {(p[0], p[1], p[2], p[3]): (p[5], p[6]) for p in week_of_points(catalogue)}
+    sites = {r.site: r for r in site_rates(catalogue, counts, DAYS, None)}
+    city = sum((r.total for r in sites.values()), NOTHING)
+    one = sites["S-OUT-001"]
+    context = await browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    assert (await context.request.post(f"{base}/login", data={"token": "tok-ops"})).status == 200
+    page = await context.new_page()
+    await page.goto(f"{base}/wall")
+    await page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+    panel = await page.inner_text("#validity-panel")
+    assert "传输有效率" in panel and "11-24" in panel, panel
+    assert await page.inner_text("#v-city") == percent(city.transmission_validity_rate)
+    sub = await page.inner_text("#v-city-sub")
+    assert f"传输率 {percent(city.transmission_rate)}" in sub, sub
+    assert f"有效率 {percent(city.validity_rate)}" in sub, sub
+    assert await page.inner_text("#v-error") == ""
+    first = page.locator("#v-lowest tr[data-site]").first
+    assert await first.get_attribute("data-site") == "S-OUT-001"
+    cells = await first.locator("td").all_inner_texts()
+    t = one.total
+    rates = [percent(t.transmission_validity_rate), percent(t.transmission_rate)]
+    assert cells == [catalogue.sites["S-OUT-001"].name, *rates, percent(t.validity_rate)], cells
+    assert await first.locator("td.tv.over-value").count() == 1  # under 90 %: red
+    second = page.locator("#v-lowest tr[data-site='S-OUT-002']")
+    assert await second.locator("td.over-value").count() == 0
+    assert await page.locator("#v-lowest tr[data-site]").count() == 5
+
+    await page.goto(f"{base}/desk?site=S-OUT-001")
+    await page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+    header = await page.inner_text("#validity tr:first-child")
+    for words in ("日期", "应传", "实传", "有效", "传输率", "有效率", "传输有效率"):
+        assert words in header, header
+    assert await page.locator("#validity tr[data-day]").count() == 7
+    row = page.locator("#validity tr[data-day='2026-11-24']")
+    cells = await row.locator("td").all_inner_texts()
+    day = sum((d.days[-1][1] for d in one.devices), NOTHING)
+    assert cells == [
+        "11-24",
+        str(day.expected),
+        str(day.received),
+        str(day.valid),
+        percent(day.transmission_rate),
+        percent(day.validity_rate),
+        percent(day.transmission_validity_rate),
+    ], cells
+    assert await row.locator("td.tv.over-value").count() == 1
+    silent = await page.locator("#validity tr[data-day='2026-11-20'] td").all_inner_texts()
+    # The 20th: no COD point and no meter point, owed all the same (3 of 7 streams came).
+    assert silent[1:3] == [str(7 * 1440), str(3 * 1440)], silent
+    total = await page.locator("#validity tr.total td").all_inner_texts()
+    assert total[:3] == [str(t.expected), str(t.received), str(t.valid)], total
+    assert await page.inner_text("#validity-error") == ""

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from ecowatch.console.core import AQI_COLOURS, DEAD_LETTERS_KEPT, City, applied_limit
-from ecowatch.console.history import corrected_flux
+from ecowatch.console.history import corrected_flux, validity_flux
 from ecowatch.console.seed import Point, latest_flux, latest_readings
+from ecowatch.console.validity import (
+    DayPoint,
+    by_site,
+    closed_days,
+    lowest,
+    site_days,
+    wall_view,
+)
 from ecowatch.schema import (
     CaseEvent,
     CaseStatus,
@@ -17,6 +25,7 @@ from ecowatch.schema import (
     Rule,
 )
 from ecowatch.streams.judging.aqi import Category
+from ecowatch.streams.judging.validity import Validity
 from tests.factories import finding, hourly_cod, reading
 
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -311,3 +320,99 @@ def test_the_latest_stored_reading_of_each_device_within_two_hours_of_data_time(
     assert "last()" in latest_flux("ecowatch", T) and 'r._measurement == "reading"' in latest_flux(
         "ecowatch", T
     )
+
+
+# -- transmission and validity (传输有效率) --------------------------------------------------------
+
+DAY = date(2026, 11, 22)
+
+
+def day_point(site: str, device: str, code: str, day: date, *counts: int) -> DayPoint:
+    expected, received, valid = counts
+    return DayPoint(site, device, code, day, Validity(expected, received, valid))
+
+
+def whole_day(site: str, device: str, codes: list[str], day: date, valid: int = 1440) -> list:
+    return [day_point(site, device, code, day, 1440, 1440, valid) for code in codes]
+
+
+WATER = ["w00000", "w01018", "w21003", "w01001"]
+MONITOR_2 = ("S-OUT-002", "33080200000002")  # one monitor, four pollutants
+
+
+def test_a_sites_rate_is_its_counts_summed_never_its_devices_rates_averaged(catalogue):
+    # S-OUT-002: all day, all valid (100 %); S-OUT-005: all day, COD valid for 1,000 minutes
+    # only. Every other site sent nothing that day: owed all the same, 0 %.
+    points = whole_day(*MONITOR_2, WATER, DAY)
+    points += whole_day("S-OUT-005", "33082500000005", ["w00000", "w21003", "w01001"], DAY)
+    points += [day_point("S-OUT-005", "33082500000005", "w01018", DAY, 1440, 1440, 1000)]
+    points += whole_day(*MONITOR_2, WATER, DAY + timedelta(days=1))  # not asked
+    view = wall_view(catalogue, points, (DAY,))
+    assert view["days"] == ["2026-11-22"]
+    owed = sum(len(d.pollutants) for s in catalogue.sites.values() for d in s.devices) * 1440
+    city = view["city"]
+    assert (city["expected"], city["received"], city["valid"]) == (owed, 8 * 1440, 7 * 1440 + 1000)
+    assert city["transmission_validity_rate"] == round((7 * 1440 + 1000) / owed, 4) and city["low"]
+    lowest_named = [(r["site"], r["transmission_validity_rate"], r["low"]) for r in view["lowest"]]
+    # The silent sites first (0 %), by id; S-OUT-005 (4,320 + 1,000 of 5,760: 92.36 %) and
+    # S-OUT-002 (100 %) are not among the five lowest of ten.
+    assert lowest_named[0] == ("S-AIR-001", 0.0, True) and len(lowest_named) == 5
+    five = {sid: v for sid, v in by_site(catalogue, points, {DAY}).items()}
+    assert five["S-OUT-005"] == Validity(5760, 5760, 5320) and five["S-OUT-002"].valid == 5760
+    # An officer is named only their own grids' sites; the city's figure stays the city's.
+    mine = wall_view(catalogue, points, (DAY,), shown={"S-OUT-002", "S-OUT-005"})
+    assert [(r["site"], r["transmission_validity_rate"]) for r in mine["lowest"]] == [
+        ("S-OUT-005", 0.9236),
+        ("S-OUT-002", 1.0),
+    ]
+    assert mine["city"] == city
+
+
+def test_the_lowest_five_sites_lowest_first_without_those_that_owed_nothing():
+    sites = {f"S-{n}": Validity(100, 100, 100 - n) for n in range(8)}
+    sites["S-tie"] = Validity(100, 100, 93)  # as low as S-7: the id decides, steadily
+    sites["S-stopped"] = Validity(0, 0, 0)  # wholly stopped: no rate, neither 0 % nor 100 %
+    assert [s for s, _ in lowest(sites)] == ["S-7", "S-tie", "S-6", "S-5", "S-4"]
+    assert lowest({"S-stopped": Validity(0, 0, 0)}) == []
+
+
+def test_the_desk_sums_a_sites_days_over_its_devices_and_pollutants(catalogue):
+    days = (DAY - timedelta(days=1), DAY)
+    points = whole_day(*MONITOR_2, ["w00000", "w21003"], DAY)
+    points += [day_point(*MONITOR_2, "w01018", DAY, 1440, 1440, 1300)]
+    points += [day_point(*MONITOR_2, "w01001", DAY, 1440, 1440, 1200)]
+    points += whole_day("S-OUT-005", "33082500000005", WATER, DAY)  # another site's
+    view = site_days(catalogue, points, "S-OUT-002", days)
+    before, day = view["days"]
+    # The day before: the monitor was silent, so no point: owed, nothing came (0 %, red).
+    assert (before["day"], before["expected"], before["received"]) == ("2026-11-21", 5760, 0)
+    assert before["transmission_validity_rate"] == 0.0 and before["low"]
+    assert (day["expected"], day["received"], day["valid"]) == (5760, 5760, 5380)
+    assert day["transmission_rate"] == 1.0 and day["validity_rate"] == 0.934
+    assert day["transmission_validity_rate"] == 0.934 and not day["low"]
+    assert (view["total"]["expected"], view["total"]["valid"]) == (11520, 5380)
+
+
+def test_the_closed_days_are_those_before_the_china_day_of_data_time():
+    # 10:00 in China on the 25th, and 01:00 (17:00 UTC the day before): the 18th to the 24th.
+    for now in (
+        datetime(2026, 11, 25, 2, 0, tzinfo=UTC),
+        datetime(2026, 11, 24, 17, 0, tzinfo=UTC),
+    ):
+        days = closed_days(now)
+        assert days[0] == date(2026, 11, 18) and days[-1] == date(2026, 11, 24) and len(days) == 7
+    # 23:59 in China on the 24th: the 24th is still open.
+    assert closed_days(datetime(2026, 11, 24, 15, 59, tzinfo=UTC))[-1] == date(2026, 11, 23)
+
+
+def test_the_validity_flux_asks_for_the_days_counts_of_one_site_or_all():
+    days = closed_days(datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+    text = validity_flux("ecowatch", days, 'S"x')
+    # From the first day's China midnight to the last one's end (16:00 UTC the day before).
+    assert "range(start: 2026-11-17T16:00:00Z, stop: 2026-11-24T16:00:00Z)" in text
+    assert 'r._measurement == "validity"' in text and 'r.period == "day"' in text
+    assert 'r.site == "S\\"x"' in text  # escaped: a site id cannot end the literal
+    for name in ("expected", "received", "valid"):
+        assert f'r._field == "{name}"' in text
+    assert 'columnKey: ["_field"]' in text
+    assert "r.site" not in validity_flux("ecowatch", days)  # the city's: every site

@@ -54,6 +54,8 @@ RULES: dict[Rule, Pair] = {
     Rule.CORRECTED_VALUE_MISMATCH: ("折算浓度与平台核算不符", "corrected value disagrees"),
     Rule.HIGH_OXYGEN: ("烟气含氧量异常偏高", "oxygen near air's"),
     Rule.LOW_TRANSMISSION_VALIDITY: ("传输有效率不达标", "transmission-validity rate too low"),
+    Rule.MARK_PROOF_MISSING: ("标记逾期未上传证明材料", "mark without proof"),
+    Rule.MARKED_TOO_LONG: ("当月标记时长超限", "too many marked hours"),
 }
 
 # The statistic an over-limit rule judges.
@@ -291,6 +293,26 @@ def _low_validity(f: Finding, lang: Lang) -> str:
     return f"{f.period} transmission-validity rate {rate}, {threshold} met ({counts})"
 
 
+def _marks(f: Finding, lang: Lang) -> str:
+    """A mark held to account: its proof overdue (its period is the finding's window), or
+    the month's marked hours."""
+    zh = lang == "zh"
+    if f.rule is Rule.MARK_PROOF_MISSING:
+        if f.active:
+            return (
+                f"标记 {f.mark} 逾期未上传证明材料"
+                if zh
+                else f"mark {f.mark} has no proof past its deadline"
+            )
+        return "标记证明材料已补齐" if zh else "every mark has its proof"
+    hours, limit = num(f.value or 0), num(f.limit or 0)
+    if zh:
+        state = "超过" if f.active else "未超过"
+        return f"{f.period} 已标记 {hours} 小时，{state}每月 {limit} 小时"
+    word = "over" if f.active else "within"
+    return f"{f.period}: {hours} h marked, {word} the {limit} h a month"
+
+
 def _abnormal(f: Finding, lang: Lang) -> str:
     zh, name, shown = lang == "zh", pollutant_label(f.pollutant, lang), _shown(f)
     rule, active = f.rule, f.active
@@ -486,6 +508,8 @@ _WRITERS: dict[Rule, Callable[[Finding, Lang], str]] = {
     Rule.CORRECTED_VALUE_MISMATCH: _corrected_mismatch,
     Rule.HIGH_OXYGEN: _high_oxygen,
     Rule.LOW_TRANSMISSION_VALIDITY: _low_validity,
+    Rule.MARK_PROOF_MISSING: _marks,
+    Rule.MARKED_TOO_LONG: _marks,
 }
 
 

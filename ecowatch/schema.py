@@ -391,6 +391,10 @@ class Rule(StrEnum):
     # A site's month: of the values its devices owed, too few arrived valid (传输有效率 under
     # the threshold, 90 %): a low rate is itself a violation of the monitoring duty.
     LOW_TRANSMISSION_VALIDITY = "low_transmission_validity"
+    # Marks (标记) held to account: a mark still without proof past its deadline, and more
+    # marked hours in a month than the policy allows (a mark is not a way out of judging).
+    MARK_PROOF_MISSING = "mark_proof_missing"
+    MARKED_TOO_LONG = "marked_too_long"
 
 
 class Severity(StrEnum):
@@ -475,6 +479,7 @@ class Finding(BaseModel):
     expected: int | None = None
     received: int | None = None
     valid: int | None = None
+    mark: str | None = None  # the mark (标记) a finding is about, by id
     # Found in data older than its device's newest (a resend after an outage, HJ 212 RF=1):
     # evidence of what was, judged on its own; it does not change the site's current verdicts.
     late: bool = False
@@ -614,3 +619,111 @@ class OfficerAction(BaseModel):
     text: str = ""
     close: bool = False
     at: datetime
+
+
+# -- marks (标记) --------------------------------------------------------------------------------
+
+
+class MarkType(StrEnum):
+    """Why a period's data does not show normal discharge, as the Ministry's marking rules
+    (MEE announcement 2022 No. 21) name the reasons."""
+
+    PRODUCTION_STOPPED = "production_stopped"  # 停产
+    OUT_OF_OPERATION = "out_of_operation"  # 停运: the source or its treatment not running
+    STARTUP = "startup"  # 启炉: a boiler or kiln starting
+    SHUTDOWN = "shutdown"  # 停炉
+    FAULT = "fault"  # 故障: the monitor's
+    CALIBRATION = "calibration"  # 校准
+    MAINTENANCE = "maintenance"  # 维护
+    COMMS_LOSS = "comms_loss"  # 通讯中断
+    NOT_LIABLE = "not_liable"  # 非排污单位责任: force majeure, the grid, a third party
+
+
+class MarkStatus(StrEnum):
+    PENDING = "pending"  # declared, not yet reviewed: its data is not judged meanwhile
+    ACCEPTED = "accepted"  # an officer of the grid accepted it
+    REJECTED = "rejected"  # an officer rejected it: its data is judged again
+
+
+class MarkSource(StrEnum):
+    ENTERPRISE = "enterprise"  # declared by the enterprise, with proof
+    DEVICE = "device"  # the device's own flags or instrument states (automatic)
+
+
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+
+
+class Proof(BaseModel):
+    """A document or photo that proves a mark, kept by its hash (the bytes are kept apart:
+    the marks say which proof, the store holds it once)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: Sha256
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    content_type: Annotated[str, StringConstraints(max_length=100)]
+    size: Annotated[int, Field(ge=1)]
+    at: AwareDatetime
+    by: str
+
+
+class Mark(BaseModel):
+    """A period of one device's (or a whole site's) data that the enterprise or the device says
+    is not normal discharge, and what became of it. ``end`` is exclusive."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    site: Identifier
+    device: Identifier | None = None  # None: every device of the site
+    type: MarkType
+    start: AwareDatetime
+    end: AwareDatetime
+    reason: Annotated[str, StringConstraints(max_length=2000)] = ""
+    source: MarkSource = MarkSource.ENTERPRISE
+    made_by: str
+    made_at: AwareDatetime
+    status: MarkStatus = MarkStatus.PENDING
+    proofs: tuple[Proof, ...] = ()
+    reviewed_by: str | None = None
+    reviewed_at: AwareDatetime | None = None
+    review_reason: Annotated[str, StringConstraints(max_length=2000)] = ""
+
+    @property
+    def excuses(self) -> bool:
+        """Its data is not judged as normal discharge: pending or accepted."""
+        return self.status is not MarkStatus.REJECTED
+
+    def covers(self, device: str | None, start: datetime, end: datetime | None = None) -> bool:
+        """Whether it marks ``device``'s data at ``start`` (or overlapping [start, end))."""
+        if self.device is not None and device is not None and device != self.device:
+            return False
+        if end is None:
+            return self.start <= start < self.end
+        return self.start < end and start < self.end
+
+
+class MarkEventKind(StrEnum):
+    DECLARED = "declared"
+    PROOF_ADDED = "proof_added"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class MarkEvent(BaseModel):
+    """Every change of a mark (Kafka ``ecowatch.marks``, key: site id): the mark as it stands
+    after it, who and when. The mark's trail is these events in order."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    schema_: Literal["ecowatch.mark_event/1"] = Field(
+        default="ecowatch.mark_event/1", alias="schema"
+    )
+    kind: MarkEventKind
+    mark: Mark
+    actor: str
+    at: AwareDatetime
+
+    @property
+    def site(self) -> str:
+        return self.mark.site

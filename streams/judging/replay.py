@@ -4,7 +4,8 @@ on a clock driven by the readings' own timestamps. No services needed.
 It lets an operator try a new policy against last month's data, and it makes the whole chain
 (rules → findings → cases → notifications, and valve commands) testable from a file. Each
 device's closed China-time day prints its transmission and validity rates per pollutant
-(``validity`` lines).
+(``validity`` lines). A line that is a mark's change (``ecowatch.mark_event/1``, as the API
+puts it on ``ecowatch.marks``) is taken in its time order with the readings.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import ValidationError
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.schema import Reading
+from ecowatch.schema import MarkEvent, Reading
 from ecowatch.streams.judging.engine import Outcome, SiteCases, due, on_findings, on_tick
 from ecowatch.streams.judging.rules import (
     ClosedWindow,
@@ -28,6 +29,7 @@ from ecowatch.streams.judging.rules import (
 )
 
 Line = dict[str, Any]
+MARK_EVENT = '"ecowatch.mark_event/1"'  # a line carrying it is a mark's change, not a reading
 
 
 class Replay:
@@ -53,13 +55,21 @@ class Replay:
         for number, text in enumerate(lines, 1):
             if not text.strip():
                 continue
+            if MARK_EVENT in text:  # a mark's change, as the API puts it on ecowatch.marks
+                try:
+                    change = MarkEvent.model_validate_json(text)
+                except ValidationError as exc:
+                    self.errors += 1
+                    yield {"type": "error", "line": number, "detail": _first_error(exc)}
+                    continue
+                yield from self.advance(change.at)
+                yield from self._judge(change.site, change, change.at)
+                continue
             try:
                 reading = Reading.model_validate_json(text)
             except ValidationError as exc:
                 self.errors += 1
-                first = exc.errors(include_url=False)[0]
-                where = ".".join(str(p) for p in first["loc"]) or "(line)"
-                yield {"type": "error", "line": number, "detail": f"{where}: {first['msg']}"}
+                yield {"type": "error", "line": number, "detail": _first_error(exc)}
                 continue
             if reading.site not in self.catalogue.sites:
                 self.errors += 1
@@ -87,7 +97,9 @@ class Replay:
             for site in sorted(self.rules):
                 yield from self._judge(site, SiteTick(site=site, now=nxt), nxt)
 
-    def _judge(self, site: str, event: Reading | SiteTick, now: datetime) -> Iterator[Line]:
+    def _judge(
+        self, site: str, event: Reading | SiteTick | MarkEvent, now: datetime
+    ) -> Iterator[Line]:
         judged = self.judge.judge(self.rules.get(site), event)
         self.rules[site] = judged.state
         for finding in judged.findings:
@@ -109,6 +121,12 @@ class Replay:
                 "command": judged.valve.command,
                 "at": now.isoformat(),
             }
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(p) for p in first["loc"]) or "(line)"
+    return f"{where}: {first['msg']}"
 
 
 def validity_line(site: str, closed: ClosedWindow) -> Line:

@@ -52,13 +52,13 @@ logarithmic — and ``limit`` is the end that was crossed. A value exactly at th
 from ecowatch.streams.judging.rules.abnormal import abnormal_values
 from ecowatch.streams.judging.rules.air_quality import aqi_over_100
 from ecowatch.streams.judging.rules.base import (
+    ActiveVerdict,
     ClosedWindow,
     Context,
     DetectionRule,
     DeviceTrack,
     Event,
     Level,
-    Mark,
     RuleParams,
     SiteState,
     SiteTick,
@@ -81,6 +81,7 @@ from ecowatch.streams.judging.rules.verdict import Valve, ValveOrder, Verdict
 
 __all__ = [
     "RULES",
+    "ActiveVerdict",
     "ClosedWindow",
     "Context",
     "DetectionRule",
@@ -88,7 +89,6 @@ __all__ = [
     "Event",
     "Judged",
     "Level",
-    "Mark",
     "RuleParams",
     "SiteJudge",
     "SiteState",

@@ -20,6 +20,8 @@ from ecowatch.schema import (
     DeviceStatus,
     Finding,
     Identifier,
+    Mark,
+    MarkEvent,
     MeterStatus,
     Reading,
     Rule,
@@ -32,6 +34,7 @@ from ecowatch.streams.judging.aggregate import (
 )
 from ecowatch.streams.judging.flue_gas import HIGH_O2, StackMean
 from ecowatch.streams.judging.ledger import ReadingLedger
+from ecowatch.streams.judging.marks import MarkPolicy, excusing
 from ecowatch.streams.judging.meter import MeterAccount
 from ecowatch.streams.judging.rules.verdict import Valve, Verdict
 from ecowatch.streams.judging.validity import Validity
@@ -107,7 +110,7 @@ class DeviceTrack:
 
 
 @dataclass(slots=True)
-class Mark:
+class ActiveVerdict:
     """An active verdict: since when, and when it was last emitted."""
 
     since: AwareDatetime
@@ -124,7 +127,7 @@ class SiteState(BaseModel):
     started: AwareDatetime | None = None  # the first event seen: offline counts from here
     tracks: dict[str, Track] = Field(default_factory=dict)  # "device|pollutant"
     devices: dict[str, DeviceTrack] = Field(default_factory=dict)
-    active: dict[str, Mark] = Field(default_factory=dict)  # "device|pollutant|rule"
+    active: dict[str, ActiveVerdict] = Field(default_factory=dict)  # "device|pollutant|rule"
     # The times of each device's readings taken (the ingest contract's one reading per device
     # and time), beside the state they fed, so that both are written in one changelog record.
     readings: dict[str, ReadingLedger] = Field(default_factory=dict)
@@ -138,6 +141,8 @@ class SiteState(BaseModel):
     # start, or the site's first event) until its end, when it is judged.
     counting_since: AwareDatetime | None = None
     counting_until: AwareDatetime | None = None
+    # The site's marks (标记), pending, accepted or rejected, by id: until they are old.
+    marks: dict[str, Mark] = Field(default_factory=dict)
 
 
 # -- events, context, results ------------------------------------------------------------------
@@ -152,7 +157,7 @@ class SiteTick(BaseModel):
     now: AwareDatetime
 
 
-Event = Reading | DeviceStatus | SiteTick
+Event = Reading | DeviceStatus | SiteTick | MarkEvent
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,7 @@ class Context:
     catalogue: Catalogue
     params: RuleParams = field(default_factory=RuleParams)
     aqi_standard: str = "2026"
+    marks: MarkPolicy = field(default_factory=MarkPolicy)
     _limits: dict[tuple[str, Level], Limits] = field(default_factory=dict, repr=False)
     _devices: dict[tuple[str, str], DeviceInfo | None] = field(default_factory=dict, repr=False)
     _units: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
@@ -332,7 +338,7 @@ def emit(
     key = key_of(finding.device, finding.pollutant, finding.rule)
     mark = state.active.get(key)
     if mark is None:
-        state.active[key] = Mark(since=finding.at, emitted=now)
+        state.active[key] = ActiveVerdict(since=finding.at, emitted=now)
         return [finding]
     if every or now - mark.emitted >= ctx.params.refresh_every:
         mark.emitted = now
@@ -367,17 +373,26 @@ def verdict(
     *args: object,
     every: bool = False,
     key: str | None = None,
+    during: tuple[datetime, datetime | None] | None = None,
 ) -> list[Finding]:
     """A condition's verdict: ``build(True, *args)`` when it holds (once, then every
     ``refresh_every``, or ``every`` time), else ``build(False, *args)`` if the key was
-    active. ``key``: ``key_of(device, pollutant, rule)``, when the caller has it made."""
+    active. ``key``: ``key_of(device, pollutant, rule)``, when the caller has it made.
+
+    Data under a pending or accepted mark that explains the rule (at ``now``, or over the
+    window ``during``) says nothing: no new finding, and an open one neither repeated nor
+    cleared (a mark made after the evidence goes to the officers; it does not end it)."""
     if key is None:
         key = key_of(device, pollutant, rule)
+    if holds and state.marks:
+        start, end = during if during is not None else (now, None)
+        if excusing(state.marks.values(), device, rule, start, end, ctx.marks) is not None:
+            return []
     if holds:
         mark = state.active.get(key)
         if mark is None:
             finding = build(True, *args)
-            state.active[key] = Mark(since=finding.at, emitted=now)
+            state.active[key] = ActiveVerdict(since=finding.at, emitted=now)
             return [finding]
         if every or now - mark.emitted >= ctx.params.refresh_every:
             mark.emitted = now

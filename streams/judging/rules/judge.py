@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.pollutants import FLOW, NO, NO2, NOX, STANDARD_DRY_FLOW, TIME_WEIGHTED
 from ecowatch.schema import (
     DeviceStatus,
     Finding,
+    MarkEvent,
+    MarkStatus,
     MeterStatus,
     Reading,
 )
@@ -21,9 +23,11 @@ from ecowatch.streams.judging.aggregate import (
     Window,
     add_in_place,
     day_of,
+    hour_of,
 )
 from ecowatch.streams.judging.flue_gas import nox_window, stack_mean, standard_dry_flow_of
 from ecowatch.streams.judging.ledger import Repeat, take_once
+from ecowatch.streams.judging.marks import stopped_periods
 from ecowatch.streams.judging.meter import account, platform_status
 from ecowatch.streams.judging.rules.abnormal import abnormal_values
 from ecowatch.streams.judging.rules.air_quality import aqi_over_100
@@ -41,6 +45,7 @@ from ecowatch.streams.judging.rules.base import (
 )
 from ecowatch.streams.judging.rules.flags import flagged_too_long, missing_pollutant
 from ecowatch.streams.judging.rules.limits import late_over_limit, late_window_findings, over_limit
+from ecowatch.streams.judging.rules.marks import marks_held_to_account
 from ecowatch.streams.judging.rules.offline import offline
 from ecowatch.streams.judging.rules.quota import meter_mismatch, quota, valve
 from ecowatch.streams.judging.rules.rejudge import StoredReading, late_hours, note_hours
@@ -64,6 +69,8 @@ class Judged:
     late: bool = False
 
 
+MARKS_KEPT = timedelta(days=40)  # after a mark's period: a month's judging and its review
+
 RULES: tuple[DetectionRule, ...] = (
     over_limit,
     abnormal_values,
@@ -76,6 +83,7 @@ RULES: tuple[DetectionRule, ...] = (
     corrected_value_mismatch,
     high_oxygen,
     low_transmission_validity,
+    marks_held_to_account,
     valve,
 )
 
@@ -139,6 +147,9 @@ class SiteJudge:
                 state.started = now
             windows = self._aggregate(state, event)
             meter = self._account(state, event)
+        elif isinstance(event, MarkEvent):
+            now = event.at
+            self._take_mark(state, event)
         else:
             now = event.at if isinstance(event, DeviceStatus) else event.now
             if state.started is None:
@@ -240,7 +251,7 @@ class SiteJudge:
             by_flow = series.weighting is Weighting.FLOW
             closed = add_in_place(series, ts, m, params, flow if by_flow else None)
             for w in closed:
-                owed = self._owed(info, code, w)
+                owed = self._owed(state, info, code, w)
                 if owed is not None:
                     count_day(track, w.start, owed)
                 out.append(ClosedWindow(reading.device, code, w, validity=owed))
@@ -249,14 +260,36 @@ class SiteJudge:
         return out
 
     @staticmethod
-    def _owed(info: DeviceInfo, code: str, w: Window) -> Validity | None:
+    def _owed(state: SiteState, info: DeviceInfo, code: str, w: Window) -> Validity | None:
         """A closed day's transmission and validity of a pollutant its device owes (the
-        catalogue's: not the water's temperature it may send besides, nor a derived series)."""
+        catalogue's: not the water's temperature it may send besides, nor a derived series);
+        time marked stopped (停产, 停运) is not owed."""
         if w.period is not Period.DAY or code not in info.owed:
             return None
         received, valid = counted(w.flags)
-        expected = expected_values((w.start, w.end), info.device.reports_every)
+        stopped = stopped_periods(state.marks.values(), info.device.id) if state.marks else ()
+        expected = expected_values((w.start, w.end), info.device.reports_every, stopped)
         return Validity(expected, received, valid)
+
+    def _take_mark(self, state: SiteState, event: MarkEvent) -> None:
+        """A mark as it now stands; a rejected one's hours are judged again from the stored
+        readings (streams/judging/rules/rejudge.py), so its findings come back. Marks whose
+        period ended long ago are forgotten."""
+        mark = event.mark
+        state.marks[mark.id] = mark
+        if mark.status is MarkStatus.REJECTED:
+            devices = (
+                [mark.device] if mark.device else [d.id for d in self.ctx.site(state.site).devices]
+            )
+            hour, hours = hour_of(mark.start), {}
+            while hour < mark.end:
+                for device in devices:
+                    hours[(device, hour)] = event.at
+                hour += timedelta(hours=1)
+            note_hours(state, hours)
+        forget = event.at - MARKS_KEPT
+        for mark_id in [i for i, m in state.marks.items() if m.end < forget]:
+            del state.marks[mark_id]
 
     def _stack_windows(
         self, state: SiteState, info: DeviceInfo, closed: list[ClosedWindow], reference: float

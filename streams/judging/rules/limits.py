@@ -221,8 +221,13 @@ def _judge_value(state: SiteState, ctx: Context, now: datetime, v: _Judged) -> l
     def build(active: bool) -> Finding:
         return _finding(state, v, active)
 
-    every = v.window is not None  # every window over the limit is its own evidence
-    return verdict(state, ctx, now, not complies, v.device, v.code, v.level[0], build, every=every)
+    w = v.window
+    every = w is not None  # every window over the limit is its own evidence
+    during = (w.start, w.end) if w is not None else (v.at, None)
+    rule = v.level[0]
+    return verdict(
+        state, ctx, now, not complies, v.device, v.code, rule, build, every=every, during=during
+    )
 
 
 def over_limit(state: SiteState, step: Step, ctx: Context) -> list[Verdict]:

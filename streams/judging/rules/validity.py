@@ -4,9 +4,9 @@ arrived valid. Authorities rank enterprises by it, and a low rate is itself a vi
 Each device's closed days are counted into its tracks as they close (``count_day``); when
 the month is over (the first event after its end), the site's month is the sum over every
 pollutant its devices owe: expected from each device's reporting interval since counting
-began (the month's start, or the site's first event), received and valid from its closed days
-and the day still open. Under ``validity_threshold`` (90 %) is a finding for the month, one a
-month while it lasts; a month at or over it clears it.
+began (the month's start, or the site's first event), less the time marked stopped; received
+and valid from its closed days and the day still open. Under ``validity_threshold`` (90 %)
+is a finding for the month, one a month while it lasts; a month at or over it clears it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from datetime import datetime
 from ecowatch.clock import CHINA
 from ecowatch.schema import Finding, Rule, Severity
 from ecowatch.streams.judging.aggregate import Series, day_of
+from ecowatch.streams.judging.marks import stopped_periods
 from ecowatch.streams.judging.rules.base import (
     Context,
     SiteState,
@@ -64,8 +65,9 @@ def month_validity(state: SiteState, ctx: Context, since: datetime, until: datet
     month = month_of(since)
     total = NOTHING
     for device in ctx.site(state.site).devices:
+        stopped = stopped_periods(state.marks.values(), device.id) if state.marks else ()
         for code in device.pollutants:
-            expected = expected_values((since, until), device.reports_every)
+            expected = expected_values((since, until), device.reports_every, stopped)
             received = valid = 0
             track = state.tracks.get(f"{device.id}|{code}")
             if track is not None:

@@ -98,6 +98,8 @@ EVERY_RULE: dict[Rule, dict[str, object]] = {
         "received": 37440,
         "valid": 37440,
     },
+    Rule.MARK_PROOF_MISSING: {"mark": "M-S-STK-002-202611230800-1"},
+    Rule.MARKED_TOO_LONG: {"value": 96.5, "limit": 72.0, "unit": "h", "period": "2026-11"},
 }
 
 

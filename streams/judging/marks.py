@@ -1,0 +1,243 @@
+"""Marks (标记): periods an enterprise says its data does not show normal discharge, as the
+Ministry's marking rules have it (MEE announcement 2022 No. 21). Pure.
+
+An enterprise declares a mark for one device or its whole site: a type, a start and an end, a
+reason, and proof (documents or photos, kept by hash). It may do so ahead of time, or
+afterwards within its type's deadline, never later. Officers of the site's grid accept or
+reject it, with a reason. Data under a pending or accepted mark is not judged as normal
+discharge for what the mark explains (:data:`EXPLAINS`): a shutdown explains high oxygen and
+an exceedance, not a CEMS whose corrected values are forged. Start-up and shutdown explain
+only the first hours the policy allows of them. A rejected mark explains nothing.
+
+The policy's figures (deadlines, allowances, the monthly hours) are configuration: the
+marking rules and the industry rules that go with them set them per industry and region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ecowatch.config.catalogue import Site
+from ecowatch.schema import Mark, MarkSource, MarkStatus, MarkType, Proof, Rule
+
+_OVER_LIMIT = frozenset({Rule.REALTIME_OVER_LIMIT, Rule.HOURLY_OVER_LIMIT, Rule.DAILY_OVER_LIMIT})
+_DATA = frozenset(
+    {
+        Rule.CONSTANT_VALUE,
+        Rule.ZERO_VALUES,
+        Rule.NEGATIVE_VALUE,
+        Rule.OVER_RANGE,
+        Rule.SUDDEN_JUMP,
+        Rule.MISSING_POLLUTANT,
+        Rule.FLAGGED_TOO_LONG,
+    }
+)
+_STOPPED = _OVER_LIMIT | _DATA | {Rule.OFFLINE, Rule.HIGH_OXYGEN}
+
+# What each mark explains. Never explained: a meter's or a CEMS's account that flatters it
+# (a forgery is not a reason), quotas, the air, and the month's transmission (stopped time
+# leaves its expected values instead).
+EXPLAINS: dict[MarkType, frozenset[Rule]] = {
+    MarkType.PRODUCTION_STOPPED: _STOPPED,
+    MarkType.OUT_OF_OPERATION: _STOPPED,
+    MarkType.STARTUP: _OVER_LIMIT | {Rule.HIGH_OXYGEN, Rule.SUDDEN_JUMP},
+    MarkType.SHUTDOWN: _OVER_LIMIT | {Rule.HIGH_OXYGEN, Rule.SUDDEN_JUMP},
+    MarkType.FAULT: _OVER_LIMIT | _DATA | {Rule.OFFLINE},
+    MarkType.CALIBRATION: _OVER_LIMIT | _DATA,
+    MarkType.MAINTENANCE: _OVER_LIMIT | _DATA | {Rule.OFFLINE},
+    MarkType.COMMS_LOSS: frozenset({Rule.OFFLINE, Rule.MISSING_POLLUTANT}),
+    MarkType.NOT_LIABLE: _STOPPED,
+}
+# Time that leaves a device's expected values (传输有效率): it was not meant to report.
+STOPPED_TYPES = frozenset({MarkType.PRODUCTION_STOPPED, MarkType.OUT_OF_OPERATION})
+
+_HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
+
+
+def _default_afterwards() -> dict[MarkType, timedelta]:
+    # Planned work (calibration, maintenance) is marked ahead; what happens to a plant is
+    # marked once it is known. Defaults to set from the region's rules.
+    return {
+        MarkType.PRODUCTION_STOPPED: _DAY,
+        MarkType.OUT_OF_OPERATION: _DAY,
+        MarkType.STARTUP: _DAY,
+        MarkType.SHUTDOWN: _DAY,
+        MarkType.FAULT: 12 * _HOUR,
+        MarkType.CALIBRATION: _HOUR,
+        MarkType.MAINTENANCE: _HOUR,
+        MarkType.COMMS_LOSS: _DAY,
+        MarkType.NOT_LIABLE: 3 * _DAY,
+    }
+
+
+@dataclass(frozen=True)
+class MarkPolicy:
+    """How marks are held to account."""
+
+    # How long after a period has begun it may still be marked; never later.
+    afterwards: Mapping[MarkType, timedelta] = field(default_factory=_default_afterwards)
+    ahead: timedelta = 30 * _DAY  # how far ahead a period may be marked
+    longest: timedelta = 31 * _DAY  # a longer period is marked as several
+    proof_within: timedelta = 3 * _DAY  # after the mark is made
+    # How much of a start-up or a shutdown its mark explains, from its start.
+    allowance: Mapping[MarkType, timedelta] = field(
+        default_factory=lambda: {MarkType.STARTUP: 4 * _HOUR, MarkType.SHUTDOWN: 2 * _HOUR}
+    )
+    monthly_hours: float = 72.0  # more marked hours a month at a site is itself a finding
+
+
+class MarkRefused(ValueError):
+    """A mark that cannot be made or changed: which field, and why, for the one who asked."""
+
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
+        self.message = message
+
+
+def declare(
+    existing: Iterable[Mark],
+    site: Site,
+    *,
+    device: str | None,
+    type_: MarkType,
+    start: datetime,
+    end: datetime,
+    reason: str,
+    by: str,
+    now: datetime,
+    policy: MarkPolicy,
+) -> Mark:
+    """A new mark of the site's (or one device's) period, pending review; refused when the
+    period is not one the enterprise may mark now."""
+    existing = list(existing)
+    if device is not None and device not in {d.id for d in site.devices}:
+        raise MarkRefused("device", f"'{device}' is not a device of {site.id}")
+    if not start < end:
+        raise MarkRefused("end", f"{end.isoformat()} is not after the start {start.isoformat()}")
+    if end - start > policy.longest:
+        raise MarkRefused(
+            "end", f"a mark covers at most {policy.longest.days} days: mark the rest apart"
+        )
+    if start > now + policy.ahead:
+        raise MarkRefused("start", f"more than {policy.ahead.days} days ahead")
+    latest = start + policy.afterwards[type_]
+    if now > latest:
+        raise MarkRefused(
+            "start",
+            f"a {type_.value} mark is made within {_span(policy.afterwards[type_])} of its "
+            f"start, by {latest.isoformat()}: too late",
+        )
+    if not reason.strip():
+        raise MarkRefused("reason", "say why the data does not show normal discharge")
+    for m in existing:
+        if m.excuses and m.type is type_ and m.device == device and m.covers(device, start, end):
+            raise MarkRefused("start", f"overlaps the {type_.value} mark {m.id}")
+    return Mark(
+        id=f"M-{site.id}-{start.strftime('%Y%m%d%H%M')}-{len(existing) + 1}",
+        site=site.id,
+        device=device,
+        type=type_,
+        start=start,
+        end=end,
+        reason=reason.strip(),
+        source=MarkSource.ENTERPRISE,
+        made_by=by,
+        made_at=now,
+    )
+
+
+def add_proof(mark: Mark, proof: Proof) -> Mark:
+    """The mark with one more proof (a proof already there is not added twice)."""
+    if mark.status is not MarkStatus.PENDING:
+        raise MarkRefused("status", f"mark {mark.id} was {mark.status.value}: no more proof")
+    if any(p.sha256 == proof.sha256 for p in mark.proofs):
+        return mark
+    return mark.model_copy(update={"proofs": (*mark.proofs, proof)})
+
+
+def review(mark: Mark, *, accept: bool, reason: str, officer: str, now: datetime) -> Mark:
+    """An officer's decision on a pending mark; a rejection says why."""
+    if mark.status is not MarkStatus.PENDING:
+        raise MarkRefused("status", f"mark {mark.id} was already {mark.status.value}")
+    if not accept and not reason.strip():
+        raise MarkRefused("reason", "a rejection says why")
+    status = MarkStatus.ACCEPTED if accept else MarkStatus.REJECTED
+    return mark.model_copy(
+        update={
+            "status": status,
+            "reviewed_by": officer,
+            "reviewed_at": now,
+            "review_reason": reason.strip(),
+        }
+    )
+
+
+def explained_span(mark: Mark, policy: MarkPolicy) -> tuple[datetime, datetime]:
+    """The part of its period a mark explains: a start-up's or a shutdown's first hours."""
+    allowance = policy.allowance.get(mark.type)
+    if allowance is None:
+        return mark.start, mark.end
+    return mark.start, min(mark.end, mark.start + allowance)
+
+
+def excusing(
+    marks: Iterable[Mark],
+    device: str | None,
+    rule: Rule,
+    start: datetime,
+    end: datetime | None,
+    policy: MarkPolicy,
+) -> Mark | None:
+    """The pending or accepted mark that explains ``rule`` for ``device`` at ``start`` (or
+    over [start, end)), if any."""
+    for m in marks:
+        if not m.excuses or rule not in EXPLAINS[m.type]:
+            continue
+        span_start, span_end = explained_span(m, policy)
+        explained = m.model_copy(update={"start": span_start, "end": span_end})
+        if explained.covers(device, start, end):
+            return m
+    return None
+
+
+def stopped_periods(marks: Iterable[Mark], device: str) -> list[tuple[datetime, datetime]]:
+    """The periods the device was marked stopped (停产, 停运): not owed (传输有效率)."""
+    return [
+        (m.start, m.end)
+        for m in marks
+        if m.excuses and m.type in STOPPED_TYPES and (m.device is None or m.device == device)
+    ]
+
+
+def proof_overdue(mark: Mark, now: datetime, policy: MarkPolicy) -> bool:
+    return (
+        mark.source is MarkSource.ENTERPRISE
+        and mark.status is MarkStatus.PENDING
+        and not mark.proofs
+        and now > mark.made_at + policy.proof_within
+    )
+
+
+def marked_hours(marks: Iterable[Mark], start: datetime, end: datetime) -> float:
+    """Hours of [start, end) under the enterprise's excusing marks (overlaps counted once)."""
+    spans = sorted(
+        (max(m.start, start), min(m.end, end))
+        for m in marks
+        if m.excuses and m.source is MarkSource.ENTERPRISE and m.start < end and start < m.end
+    )
+    total, reach = timedelta(0), start
+    for s, e in spans:
+        s = max(s, reach)
+        if e > s:
+            total += e - s
+            reach = e
+    return total / _HOUR
+
+
+def _span(length: timedelta) -> str:
+    hours = length / _HOUR
+    return f"{hours / 24:g} d" if hours >= 24 else f"{hours:g} h"

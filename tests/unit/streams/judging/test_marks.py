@@ -1,0 +1,317 @@
+"""Marks (streams/judging/marks.py): what an enterprise may mark and when, the officers'
+review, and what a mark does to judging, on the synthetic city's coal unit S-STK-001."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from ecowatch.clock import CHINA
+from ecowatch.config.catalogue import Catalogue
+from ecowatch.schema import (
+    Mark,
+    MarkEvent,
+    MarkEventKind,
+    MarkSource,
+    MarkStatus,
+    MarkType,
+    Proof,
+    Rule,
+)
+from ecowatch.streams.judging.marks import (
+    MarkPolicy,
+    MarkRefused,
+    add_proof,
+    declare,
+    excusing,
+    marked_hours,
+    proof_overdue,
+    review,
+    stopped_periods,
+)
+from ecowatch.streams.judging.replay import Replay
+from ecowatch.streams.judging.rules import SiteJudge, SiteTick
+from tests.unit.streams.judging.test_rules import of, run
+from tests.unit.streams.judging.test_stacks import CEMS, STACK, flue_gas
+
+T0 = datetime(2026, 11, 23, 10, 0, tzinfo=CHINA)
+MIN = timedelta(minutes=1)
+HOUR = timedelta(hours=1)
+POLICY = MarkPolicy()
+PROOF = Proof(
+    sha256="ab" * 32,
+    name="停炉检修通知.pdf",
+    content_type="application/pdf",
+    size=120_000,
+    at=T0,
+    by="enterprise:E-031",
+)
+
+
+def shutdown(catalogue: Catalogue, start: datetime, end: datetime, now: datetime) -> Mark:
+    return declare(
+        [],
+        catalogue.sites[STACK],
+        device=CEMS,
+        type_=MarkType.SHUTDOWN,
+        start=start,
+        end=end,
+        reason="1号锅炉计划停炉检修",
+        by="enterprise:E-031",
+        now=now,
+        policy=POLICY,
+    )
+
+
+def event(kind: MarkEventKind, mark: Mark, at: datetime, actor: str = "enterprise:E-031"):
+    return MarkEvent(kind=kind, mark=mark, actor=actor, at=at)
+
+
+# -- declaring, proving, reviewing -----------------------------------------------------------
+
+
+def test_a_shutdown_is_marked_ahead_of_time_pending_review(catalogue: Catalogue) -> None:
+    mark = shutdown(catalogue, T0, T0 + 2 * HOUR, now=T0 - timedelta(days=2))
+    assert mark.status is MarkStatus.PENDING and mark.excuses
+    assert (mark.site, mark.device, mark.source) == (STACK, CEMS, MarkSource.ENTERPRISE)
+    assert mark.id.startswith(f"M-{STACK}-202611231000")
+    assert mark.covers(CEMS, T0) and not mark.covers(CEMS, T0 + 2 * HOUR)
+    assert not mark.covers("another", T0)
+
+
+def test_afterwards_only_within_the_type_s_deadline_never_later(catalogue: Catalogue) -> None:
+    site = catalogue.sites[STACK]
+
+    def fault(now: datetime) -> Mark:
+        return declare(
+            [],
+            site,
+            device=CEMS,
+            type_=MarkType.FAULT,
+            start=T0,
+            end=T0 + HOUR,
+            reason="SO2 分析仪故障",
+            by="enterprise:E-031",
+            now=now,
+            policy=POLICY,
+        )
+
+    assert fault(T0 + 12 * HOUR).type is MarkType.FAULT  # the fault's 12 hours, just
+    with pytest.raises(MarkRefused) as refused:
+        fault(T0 + 12 * HOUR + MIN)
+    assert refused.value.field == "start" and "too late" in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_name"),
+    [
+        ({"device": "33080200000001"}, "device"),  # an outfall's monitor, not this stack's
+        ({"end": T0}, "end"),
+        ({"end": T0 + timedelta(days=32)}, "end"),
+        ({"start": T0 + timedelta(days=31), "end": T0 + timedelta(days=32)}, "start"),
+        ({"reason": "  "}, "reason"),
+    ],
+)
+def test_a_mark_that_cannot_be_made_names_its_field(
+    catalogue: Catalogue, changes: dict, field_name: str
+) -> None:
+    asked = {
+        "device": CEMS,
+        "type_": MarkType.MAINTENANCE,
+        "start": T0,
+        "end": T0 + HOUR,
+        "reason": "例行维护",
+        "by": "enterprise:E-031",
+        "now": T0 - HOUR,
+        "policy": POLICY,
+    } | changes
+    with pytest.raises(MarkRefused) as refused:
+        declare([], catalogue.sites[STACK], **asked)
+    assert refused.value.field == field_name
+
+
+def test_the_same_period_cannot_be_marked_twice(catalogue: Catalogue) -> None:
+    first = shutdown(catalogue, T0, T0 + 2 * HOUR, now=T0 - HOUR)
+    with pytest.raises(MarkRefused, match="overlaps"):
+        declare(
+            [first],
+            catalogue.sites[STACK],
+            device=CEMS,
+            type_=MarkType.SHUTDOWN,
+            start=T0 + HOUR,
+            end=T0 + 3 * HOUR,
+            reason="again",
+            by="enterprise:E-031",
+            now=T0 - HOUR,
+            policy=POLICY,
+        )
+
+
+def test_proof_review_and_what_is_owed(catalogue: Catalogue) -> None:
+    mark = shutdown(catalogue, T0, T0 + 2 * HOUR, now=T0 - HOUR)
+    assert proof_overdue(mark, T0 - HOUR + timedelta(days=3, minutes=1), POLICY)
+    proven = add_proof(add_proof(mark, PROOF), PROOF)  # the same document once
+    assert proven.proofs == (PROOF,) and not proof_overdue(proven, T0 + timedelta(days=9), POLICY)
+    with pytest.raises(MarkRefused, match="says why"):
+        review(proven, accept=False, reason="", officer="O-KC-03", now=T0)
+    rejected = review(proven, accept=False, reason="无停炉记录", officer="O-KC-03", now=T0)
+    assert rejected.status is MarkStatus.REJECTED and not rejected.excuses
+    assert (rejected.reviewed_by, rejected.review_reason) == ("O-KC-03", "无停炉记录")
+    with pytest.raises(MarkRefused, match="already rejected"):
+        review(rejected, accept=True, reason="", officer="O-KC-04", now=T0)
+    with pytest.raises(MarkRefused, match="no more proof"):
+        add_proof(rejected, PROOF.model_copy(update={"sha256": "cd" * 32}))
+
+
+def test_what_a_mark_explains(catalogue: Catalogue) -> None:
+    mark = shutdown(catalogue, T0, T0 + 5 * HOUR, now=T0 - HOUR)
+    marks = [mark]
+    # A shutdown explains high oxygen and an exceedance for its first two hours only.
+    assert excusing(marks, CEMS, Rule.HIGH_OXYGEN, T0 + HOUR, None, POLICY) == mark
+    assert excusing(marks, CEMS, Rule.HIGH_OXYGEN, T0 + 3 * HOUR, None, POLICY) is None
+    assert excusing(marks, CEMS, Rule.HOURLY_OVER_LIMIT, T0, T0 + HOUR, POLICY) == mark
+    # Never a CEMS's forged correction, nor another device.
+    assert excusing(marks, CEMS, Rule.CORRECTED_VALUE_MISMATCH, T0, None, POLICY) is None
+    assert excusing(marks, "another", Rule.HIGH_OXYGEN, T0, None, POLICY) is None
+    stopped = declare(
+        [],
+        catalogue.sites[STACK],
+        device=None,
+        type_=MarkType.PRODUCTION_STOPPED,
+        start=T0,
+        end=T0 + 10 * HOUR,
+        reason="停产",
+        by="enterprise:E-031",
+        now=T0,
+        policy=POLICY,
+    )
+    assert stopped_periods([mark, stopped], CEMS) == [(T0, T0 + 10 * HOUR)]
+    assert marked_hours([mark, stopped], T0 - HOUR, T0 + 24 * HOUR) == 10.0  # overlap once
+
+
+# -- judging under marks ----------------------------------------------------------------------
+
+
+def high_o2_minutes(start: datetime, n: int) -> list:
+    return [flue_gas(start + i * MIN, 10.0, 20.0) for i in range(n)]
+
+
+def test_a_shutdown_declared_ahead_leaves_its_high_oxygen_unjudged(catalogue: Catalogue) -> None:
+    """The heat plant declares its boiler's shutdown two days ahead; O2 at air's with the fan
+    running is not a finding within the two hours the policy allows, and is after them."""
+    mark = shutdown(catalogue, T0, T0 + 3 * HOUR, now=T0 - timedelta(days=2))
+    lines = [event(MarkEventKind.DECLARED, mark, T0 - timedelta(days=2)).model_dump_json()]
+    lines += [r.to_json().decode() for r in high_o2_minutes(T0, 150)]
+    out = list(Replay(catalogue).feed(lines))
+    found = [x for x in out if x["type"] == "finding" and x["rule"] == "high_oxygen"]
+    assert [(x["active"], x["at"]) for x in found] == [(True, (T0 + 2 * HOUR).isoformat())]
+    assert not [x for x in out if x["type"] == "error"]
+    # Without the mark, the first minute is a finding.
+    bare = list(Replay(catalogue).feed(lines[1:]))
+    first = next(x for x in bare if x["type"] == "finding" and x["rule"] == "high_oxygen")
+    assert first["at"] == T0.isoformat()
+
+
+def test_a_mark_made_after_the_evidence_neither_ends_it_nor_repeats_it(
+    catalogue: Catalogue,
+) -> None:
+    judge = SiteJudge(catalogue)
+    state, found = run(judge, high_o2_minutes(T0, 1))
+    [evidence] = of(found, Rule.HIGH_OXYGEN)
+    assert evidence.active
+    mark = shutdown(catalogue, T0, T0 + 2 * HOUR, now=T0 + 5 * MIN)
+    state, found = run(judge, [event(MarkEventKind.DECLARED, mark, T0 + 5 * MIN)], state)
+    state, found = run(judge, high_o2_minutes(T0 + 6 * MIN, 60), state)
+    assert of(found, Rule.HIGH_OXYGEN) == []  # not cleared, and not repeated
+    assert state is not None and "33080200G00001|a19001|high_oxygen" in state.active
+
+
+def test_a_rejected_mark_brings_its_hours_back_to_be_judged(catalogue: Catalogue) -> None:
+    judge = SiteJudge(catalogue)
+    mark = shutdown(catalogue, T0, T0 + 2 * HOUR, now=T0 - HOUR)
+    state, _ = run(judge, [event(MarkEventKind.DECLARED, mark, T0 - HOUR)])
+    rejected = review(mark, accept=False, reason="无停炉记录", officer="O-KC-03", now=T0 + 3 * HOUR)
+    state, _ = run(
+        judge, [event(MarkEventKind.REJECTED, rejected, T0 + 3 * HOUR, "O-KC-03")], state
+    )
+    assert state is not None and state.marks[mark.id].status is MarkStatus.REJECTED
+    # Its two hours of the CEMS are noted to be judged again from the stored readings.
+    assert sorted(state.rejudge) == [
+        f"{CEMS}|{(T0).isoformat()}",
+        f"{CEMS}|{(T0 + HOUR).isoformat()}",
+    ]
+    # And from now on it excuses nothing.
+    state, found = run(judge, high_o2_minutes(T0 + 4 * HOUR, 1), state)
+    assert [f.active for f in of(found, Rule.HIGH_OXYGEN)] == [True]
+
+
+def test_time_marked_stopped_is_not_owed(catalogue: Catalogue) -> None:
+    """Production stopped from noon to midnight: the day owes 720 minutes, not 1,440."""
+    day = T0.replace(hour=0)
+    stopped = declare(
+        [],
+        catalogue.sites[STACK],
+        device=None,
+        type_=MarkType.PRODUCTION_STOPPED,
+        start=day + 12 * HOUR,
+        end=day + 24 * HOUR,
+        reason="停产检修",
+        by="enterprise:E-031",
+        now=day,
+        policy=POLICY,
+    )
+    lines = [event(MarkEventKind.DECLARED, stopped, day).model_dump_json()]
+    lines += [flue_gas(day + i * MIN, 20.0, 6.0).to_json().decode() for i in range(721)]
+    lines.append(flue_gas(day + 24 * HOUR, 20.0, 6.0).to_json().decode())
+    out = list(Replay(catalogue).feed(lines))
+    [so2] = [x for x in out if x["type"] == "validity" and x["pollutant"] == "a21026"]
+    assert (so2["expected"], so2["received"]) == (720, 721)
+    assert so2["transmission_rate"] == 1.0
+
+
+def test_a_mark_without_proof_past_its_deadline_is_a_finding_until_proven(
+    catalogue: Catalogue,
+) -> None:
+    judge = SiteJudge(catalogue)
+    made = T0 - HOUR
+    mark = shutdown(catalogue, T0, T0 + 2 * HOUR, now=made)
+    state, found = run(judge, [event(MarkEventKind.DECLARED, mark, made)])
+    state, found = run(judge, [SiteTick(site=STACK, now=made + timedelta(days=3))], state)
+    assert of(found, Rule.MARK_PROOF_MISSING) == []  # within the three days
+    state, found = run(
+        judge, [SiteTick(site=STACK, now=made + timedelta(days=3, minutes=5))], state
+    )
+    [missing] = of(found, Rule.MARK_PROOF_MISSING)
+    assert missing.active and missing.mark == mark.id and missing.window_start == T0
+    proven = add_proof(mark, PROOF)
+    at = made + timedelta(days=3, hours=1)
+    _, found = run(judge, [event(MarkEventKind.PROOF_ADDED, proven, at)], state)
+    [cleared] = of(found, Rule.MARK_PROOF_MISSING)
+    assert not cleared.active
+
+
+def test_more_marked_hours_in_a_month_than_allowed_is_a_finding(catalogue: Catalogue) -> None:
+    judge = SiteJudge(catalogue)
+    site, state, found = catalogue.sites[STACK], None, []
+    marks: list[Mark] = []
+    for day in range(4):  # four faults of 20 hours: 80 hours, over the 72 a month
+        start = T0 + timedelta(days=day)
+        mark = declare(
+            marks,
+            site,
+            device=CEMS,
+            type_=MarkType.FAULT,
+            start=start,
+            end=start + 20 * HOUR,
+            reason="分析仪故障",
+            by="enterprise:E-031",
+            now=start,
+            policy=POLICY,
+        )
+        marks.append(mark)
+        state, said = run(judge, [event(MarkEventKind.DECLARED, mark, start)], state)
+        found += of(said, Rule.MARKED_TOO_LONG)
+    [over] = found
+    assert over.active and (over.value, over.limit, over.unit) == (80.0, 72.0, "h")
+    assert over.period == "2026-11"

@@ -19,6 +19,7 @@ from ecowatch.alerts.wording import (
     china_time,
     finding_text,
     flags_text,
+    mark_text,
     pick,
     pollutant_label,
     window_text,
@@ -52,6 +53,7 @@ _TAG: dict[CaseStep, tuple[str, str]] = {
     CaseStep.RENOTIFY: ("【再次通知】", "[Again] "),
     CaseStep.RAISE: ("【上报】", "[Raised] "),
     CaseStep.CLOSED: ("【结案】", "[Closed] "),
+    CaseStep.MARK_REVIEW: ("【标记待核】", "[Review mark] "),
 }
 
 # When the catalogue's policy names no measure: what the law provides for this kind of rule.
@@ -106,6 +108,11 @@ def _action(n: Notification, lang: Lang) -> str:
     due = f"{china_time(n.deadline)}" if n.deadline else ""
     if n.step is CaseStep.CLOSED:
         return "案件已结案，数据已恢复正常。" if zh else "The case is closed; the data is normal."
+    if n.step is CaseStep.MARK_REVIEW and n.mark is not None:
+        marked = mark_text(n.mark, lang)
+        if zh:
+            return f"企业对上述数据作出{marked}。请核查证明材料后接受或驳回；驳回前案件照常办理。"
+        return f"The enterprise made a {marked}. Check its proof, then accept or reject it."
     if n.step is CaseStep.REMIND:
         if zh:
             return f"请于 {due}（北京时间）前整改或书面说明。" if due else "请尽快整改或书面说明。"

@@ -27,6 +27,9 @@ from ecowatch.schema import (
     Finding,
     FindingCause,
     LimitBound,
+    Mark,
+    MarkStatus,
+    MarkType,
     Rule,
 )
 
@@ -95,6 +98,25 @@ _REASONS: dict[CaseReason, Pair] = {
         "核查结果已录入，保持期内持续正常",
         "normal for the hold period; findings recorded",
     ),
+    CaseReason.MARK_ACCEPTED: ("标记经审核接受，结案", "the mark on its evidence was accepted"),
+}
+
+# The Ministry's mark types, as the marking rules name them (标记).
+MARK_TYPES: dict[MarkType, Pair] = {
+    MarkType.PRODUCTION_STOPPED: ("停产", "production stopped"),
+    MarkType.OUT_OF_OPERATION: ("停运", "out of operation"),
+    MarkType.STARTUP: ("启炉", "start-up"),
+    MarkType.SHUTDOWN: ("停炉", "shutdown"),
+    MarkType.FAULT: ("故障", "fault"),
+    MarkType.CALIBRATION: ("校准", "calibration"),
+    MarkType.MAINTENANCE: ("维护", "maintenance"),
+    MarkType.COMMS_LOSS: ("通讯中断", "communication lost"),
+    MarkType.NOT_LIABLE: ("非排污单位责任", "not the enterprise's doing"),
+}
+_MARK_STATUS: dict[MarkStatus, Pair] = {
+    MarkStatus.PENDING: ("待审核", "to be reviewed"),
+    MarkStatus.ACCEPTED: ("已接受", "accepted"),
+    MarkStatus.REJECTED: ("已驳回", "rejected"),
 }
 
 _FOUND_LATE: Pair = ("；补传数据中发现", "; found late, in resent data")
@@ -516,11 +538,32 @@ _WRITERS: dict[Rule, Callable[[Finding, Lang], str]] = {
 # -- case events ------------------------------------------------------------------------------
 
 
+def mark_text(mark: Mark, lang: Lang = "zh") -> str:
+    """A mark as officers read it: type, id, period, status, the enterprise's reason and the
+    reviewer's."""
+    zh = lang == "zh"
+    same_day = mark.start.astimezone(CHINA).date() == mark.end.astimezone(CHINA).date()
+    span = f"{china_time(mark.start)}–{china_time(mark.end, with_date=not same_day)}"
+    kind, status = pick(MARK_TYPES[mark.type], lang), pick(_MARK_STATUS[mark.status], lang)
+    if zh:
+        text = f"{kind}标记 {mark.id}（{span}，{status}）"
+        text += f"：{mark.reason}" if mark.reason else ""
+        return text + (f"；审核意见：{mark.review_reason}" if mark.review_reason else "")
+    text = f"{kind} mark {mark.id} ({span}, {status})"
+    text += f": {mark.reason}" if mark.reason else ""
+    return text + (f"; review: {mark.review_reason}" if mark.review_reason else "")
+
+
 def case_event_text(event: CaseEvent, lang: Lang = "zh") -> str:
     """What a case event adds to its kind: the evidence, the deadline, the round, the reason,
-    or the officer's own words (kept as written)."""
+    the mark, or the officer's own words (kept as written)."""
     if event.text:
         return event.text
+    if event.mark is not None:
+        said = mark_text(event.mark, lang)
+        if event.reason is not None:
+            said = f"{pick(_REASONS[event.reason], lang)}：{said}" if lang == "zh" else said
+        return said
     if event.evidence is not None:
         return finding_text(event.evidence, lang)
     if event.deadline is not None:

@@ -54,6 +54,7 @@ WORKER_SOURCES = (
     topics.STATUS,
     topics.TICKS,
     topics.ACTIONS,
+    topics.MARKS,
     topics.NOTIFICATIONS,
 )
 # The relay of valve commands to devices reads as a group of its own (ingest/mqtt/commands.py).
@@ -114,6 +115,7 @@ def acl_plan(app_id: str) -> list[Acl]:
         topics.NOTIFICATIONS,
         topics.TICKS,
         topics.ACTIONS,
+        topics.MARKS,
         topics.READINGS_DLQ,
     )
     plan = [

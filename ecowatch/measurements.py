@@ -14,5 +14,6 @@ FINDING = "finding"  # what a rule found, active or ended
 CASE_EVENT = "case_event"  # every change of a case (the weekly settlement counts these)
 DELIVERY = "delivery"  # each attempt to reach a person, and how it went
 VALIDITY = "validity"  # a device's day of one pollutant: expected, received, valid, rates
+MARK = "mark"  # every change of an enterprise's mark (标记): its trail
 
-ALL = (READING, METER, AQI, AGGREGATE, FINDING, CASE_EVENT, DELIVERY, VALIDITY)
+ALL = (READING, METER, AQI, AGGREGATE, FINDING, CASE_EVENT, DELIVERY, VALIDITY, MARK)

@@ -517,6 +517,8 @@ class CaseStep(StrEnum):
     RENOTIFY = "renotify"  # no officer acknowledged in time: sent again
     RAISE = "raise"  # still nobody: the grid's supervisor
     CLOSED = "closed"  # the enterprise and the officers hear that the case is closed
+    # The enterprise marked the period of the case's evidence (标记): the officers review it.
+    MARK_REVIEW = "mark_review"
 
 
 class Notification(BaseModel):
@@ -549,6 +551,7 @@ class Notification(BaseModel):
     evidence: Finding  # the finding that drives this step
     deadline: AwareDatetime | None = None  # to rectify or explain (remind), to acknowledge
     history_30d: int = 0  # cases at this site in the last 30 days, this one included
+    mark: Mark | None = None  # MARK_REVIEW: the mark the officers are asked to review
     proposed_measure: str = ""  # e.g. daily continuous penalty, EPL Art. 59
     created_at: AwareDatetime
 
@@ -573,6 +576,7 @@ class CaseReason(StrEnum):
     PERSISTED = "persisted"  # escalated: still there at the enterprise's deadline
     NORMAL_FOR_HOLD = "normal_for_hold"  # closed: normal for the hold period, never escalated
     FINDINGS_AND_HOLD = "findings_and_hold"  # closed: findings recorded, normal for the hold
+    MARK_ACCEPTED = "mark_accepted"  # closed: an officer accepted the mark on its evidence
 
 
 class CaseEvent(BaseModel):
@@ -595,6 +599,7 @@ class CaseEvent(BaseModel):
     round: int | None = None  # renotified: which round
     reason: CaseReason | None = None
     text: str = ""  # an officer's own words (findings recorded)
+    mark: Mark | None = None  # a mark on the case's evidence: declared, accepted, rejected
 
     @model_validator(mode="before")
     @classmethod

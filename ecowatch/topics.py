@@ -94,6 +94,7 @@ CASES = "ecowatch.cases"
 NOTIFICATIONS = "ecowatch.notifications"
 TICKS = "ecowatch.ticks"  # time passing, per site: deadlines and offline devices fall due
 ACTIONS = "ecowatch.actions"  # officers' acknowledgements and findings, from the API
+MARKS = "ecowatch.marks"  # every change of a mark (标记): declared, proven, reviewed (API)
 
 # What the ingest side (bridge, HJ 212 server) makes sure of before it starts.
 INGEST_TOPICS = (READINGS, STATUS, READINGS_DLQ, COMMANDS)
@@ -108,6 +109,7 @@ KAFKA_TOPICS = (
     NOTIFICATIONS,
     TICKS,
     ACTIONS,
+    MARKS,
 )
 
 # How long the platform's topics keep a record: explicit, the same on every broker (Kafka's

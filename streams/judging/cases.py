@@ -35,6 +35,8 @@ from ecowatch.schema import (
     CaseStatus,
     CaseStep,
     Finding,
+    Mark,
+    MarkEventKind,
     Notification,
     OfficerAction,
     Severity,
@@ -108,7 +110,16 @@ class RecordFindings(BaseModel):
     close: bool = False  # the officer asks to close once the data has held normal
 
 
-CaseInput = Seen | Tick | Acknowledge | RecordFindings
+class Marked(BaseModel):
+    """The enterprise marked the period of the case's evidence, or an officer reviewed the
+    mark (``event``: declared, proof added, accepted, rejected)."""
+
+    mark: Mark
+    event: MarkEventKind
+    actor: str
+
+
+CaseInput = Seen | Tick | Acknowledge | RecordFindings | Marked
 
 
 class CaseError(ValueError):
@@ -203,6 +214,11 @@ def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: C
         if event.close:
             case.close_requested_by = event.officer
             events.append(_event(case, "close_requested", now, actor=event.officer))
+
+    elif isinstance(event, Marked):
+        _marked(case, event, now, context, events, notes)
+        if case.status is CaseStatus.CLOSED:
+            return case, events, notes
 
     _advance(case, now, policy, context, events, notes)
     if case.status is CaseStatus.DISMISSED:
@@ -309,6 +325,32 @@ def _advance(
             actor=case.close_requested_by,
             reason=CaseReason.FINDINGS_AND_HOLD,
         )
+
+
+def _marked(
+    case: Case,
+    event: Marked,
+    now: datetime,
+    context: CaseContext,
+    events: list[CaseEvent],
+    notes: list[Notification],
+) -> None:
+    """A mark on the case's evidence: on its trail; when declared, the officers review it
+    (a mark never ends evidence behind their back); accepted, the case closes; rejected, it
+    goes on as before."""
+    mark, actor = event.mark, event.actor
+    if event.event is MarkEventKind.DECLARED:
+        events.append(_event(case, "mark_declared", now, actor=actor, mark=mark))
+        note = _note(case, CaseStep.MARK_REVIEW, Audience.OFFICERS, now, context, None)
+        # One review request per mark: its id is in the idempotency key.
+        notes.append(note.model_copy(update={"key": f"{note.key}:{mark.id}", "mark": mark}))
+    elif event.event is MarkEventKind.PROOF_ADDED:
+        events.append(_event(case, "mark_proof_added", now, actor=actor, mark=mark))
+    elif event.event is MarkEventKind.REJECTED:
+        events.append(_event(case, "mark_rejected", now, actor=actor, mark=mark))
+    elif event.event is MarkEventKind.ACCEPTED:
+        events.append(_event(case, "mark_accepted", now, actor=actor, mark=mark))
+        _close(case, now, context, events, notes, actor=actor, reason=CaseReason.MARK_ACCEPTED)
 
 
 def _close(

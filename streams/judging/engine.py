@@ -13,12 +13,13 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, OfficerRole
-from ecowatch.schema import CaseEvent, CaseStatus, Finding, Notification
+from ecowatch.schema import CaseEvent, CaseStatus, Finding, MarkEvent, Notification
 from ecowatch.streams.judging.cases import (
     OPEN,
     Acknowledge,
     Case,
     CaseContext,
+    Marked,
     RecordFindings,
     Seen,
     Tick,
@@ -27,6 +28,7 @@ from ecowatch.streams.judging.cases import (
     open_case,
     step,
 )
+from ecowatch.streams.judging.marks import MarkPolicy, explains
 
 HISTORY = timedelta(days=30)
 
@@ -129,6 +131,29 @@ def on_tick(state: SiteCases, now: datetime, catalogue: Catalogue) -> tuple[Site
         policy = catalogue.policy_for(case.evidence.rule, case.evidence.pollutant, case.severity)
         context = context_for(catalogue, case.evidence.site)
         new, events, notes = step(case, Tick(), now, policy, context)
+        out.add(events, notes)
+        _retire(state, key, new)
+    return state, out
+
+
+def on_mark(
+    state: SiteCases, event: MarkEvent, now: datetime, catalogue: Catalogue, policy: MarkPolicy
+) -> tuple[SiteCases, Outcome]:
+    """A mark's change at the site: each open case whose evidence it is about hears of it
+    (streams/judging/cases.py, ``Marked``)."""
+    state = state.model_copy(deep=True)
+    out = Outcome()
+    marked = Marked(mark=event.mark, event=event.kind, actor=event.actor)
+    for key, case in list(state.cases.items()):
+        if case.status not in OPEN | {CaseStatus.PENDING}:
+            continue
+        if not explains(event.mark, case.evidence, policy):
+            continue
+        rule_policy = catalogue.policy_for(
+            case.evidence.rule, case.evidence.pollutant, case.severity
+        )
+        context = context_for(catalogue, case.evidence.site)
+        new, events, notes = step(case, marked, now, rule_policy, context)
         out.add(events, notes)
         _retire(state, key, new)
     return state, out

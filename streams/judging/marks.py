@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ecowatch.config.catalogue import Site
-from ecowatch.schema import Mark, MarkSource, MarkStatus, MarkType, Proof, Rule
+from ecowatch.schema import Finding, Mark, MarkSource, MarkStatus, MarkType, Proof, Rule
 
 _OVER_LIMIT = frozenset({Rule.REALTIME_OVER_LIMIT, Rule.HOURLY_OVER_LIMIT, Rule.DAILY_OVER_LIMIT})
 _DATA = frozenset(
@@ -202,6 +202,20 @@ def excusing(
         if explained.covers(device, start, end):
             return m
     return None
+
+
+def explains(mark: Mark, finding: Finding, policy: MarkPolicy) -> bool:
+    """Whether ``mark`` (whatever its status) is about ``finding``'s evidence: its rule, its
+    device, and its time or window within what the mark explains."""
+    if finding.rule not in EXPLAINS[mark.type]:
+        return False
+    if mark.device is not None and finding.device is not None and mark.device != finding.device:
+        return False
+    start, end = explained_span(mark, policy)
+    explained = mark.model_copy(update={"start": start, "end": end})
+    if finding.window_start is not None and finding.window_end is not None:
+        return explained.covers(finding.device, finding.window_start, finding.window_end)
+    return explained.covers(finding.device, finding.at)
 
 
 def stopped_periods(marks: Iterable[Mark], device: str) -> list[tuple[datetime, datetime]]:

@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import MarkEvent, Reading
-from ecowatch.streams.judging.engine import Outcome, SiteCases, due, on_findings, on_tick
+from ecowatch.streams.judging.engine import (
+    Outcome,
+    SiteCases,
+    due,
+    on_findings,
+    on_mark,
+    on_tick,
+)
 from ecowatch.streams.judging.rules import (
     ClosedWindow,
     RuleParams,
@@ -109,6 +116,9 @@ class Replay:
                 yield validity_line(site, closed)
         cases = self.cases.get(site, SiteCases())
         cases, outcome = on_findings(cases, judged.findings, now, self.catalogue)
+        if isinstance(event, MarkEvent):
+            cases, marked = on_mark(cases, event, now, self.catalogue, self.judge.ctx.marks)
+            outcome.add(marked.events, marked.notifications)
         cases, ticked = on_tick(cases, now, self.catalogue)
         self.cases[site] = cases
         yield from _lines(outcome)

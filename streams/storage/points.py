@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ecowatch.alerts.wording import case_event_text, finding_text
+from ecowatch.alerts.wording import case_event_text, finding_text, mark_text
 from ecowatch.lineprotocol import (
     NONE_TAG,
     bool_field,
@@ -34,11 +34,12 @@ from ecowatch.measurements import (
     AQI,
     CASE_EVENT,
     FINDING,
+    MARK,
     METER,
     READING,
     VALIDITY,
 )
-from ecowatch.schema import CaseEvent, DataFlag, Finding, MeterStatus, Reading
+from ecowatch.schema import CaseEvent, DataFlag, Finding, MarkEvent, MeterStatus, Reading
 from ecowatch.streams.judging.aqi import POLLUTANTS, AqiResult, realtime_aqi
 from ecowatch.streams.judging.rules import ClosedWindow
 
@@ -196,6 +197,31 @@ def closed_lines(site: str, windows: Iterable[ClosedWindow]) -> list[str]:
         if closed.validity is not None:
             out.append(validity_line(site, closed))
     return out
+
+
+def mark_line(e: MarkEvent) -> str:
+    """``mark,site,mark_id,kind,type,status device,start,end,actor,proofs,proof_hashes,detail``
+    at the change's time: a mark's trail (declared, proof added, accepted, rejected), each
+    proof by its SHA-256, the detail in Chinese. The mark's id is a tag, so two marks changed
+    at one time are two points."""
+    m = e.mark
+    tag_pairs = (
+        ("site", m.site),
+        ("mark_id", m.id),
+        ("kind", e.kind.value),
+        ("type", m.type.value),
+        ("status", m.status.value),
+    )
+    fields = (
+        ("device", string_field(m.device or "")),
+        ("start", string_field(m.start.isoformat())),
+        ("end", string_field(m.end.isoformat())),
+        ("actor", string_field(e.actor)),
+        ("proofs", int_field(len(m.proofs))),
+        ("proof_hashes", string_field(",".join(p.sha256 for p in m.proofs))),
+        ("detail", string_field(mark_text(m))),
+    )
+    return line(MARK, tag_pairs, fields, epoch_ms(e.at))
 
 
 def case_event_line(e: CaseEvent) -> str:

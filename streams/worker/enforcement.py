@@ -4,8 +4,8 @@ One agent, ``enforce``, owns three tables keyed by site: the rules' state, the s
 its log of the cases gone (closed or dismissed, within its topic's retention), all backed by
 changelogs, so a worker that restarts resumes every open case and deadline. The whole trail
 of every case is in InfluxDB (``case_event``), which the weekly settlement counts from.
-It reads readings, device status, ticks (time passing) and officers' actions, all keyed by
-site and so co-partitioned with the tables.
+It reads readings, device status, ticks (time passing), officers' actions and the changes of
+enterprises' marks (标记), all keyed by site and so co-partitioned with the tables.
 
 It is also the one reader of the readings: a site's rule state remembers which (device, time)
 it has taken (the ingest contract's one reading per device and time), so a repeat is known
@@ -51,6 +51,7 @@ from ecowatch.schema import (
     DeviceCommand,
     DeviceStatus,
     Finding,
+    MarkEvent,
     Notification,
     OfficerAction,
     Reading,
@@ -59,7 +60,14 @@ from ecowatch.schema import (
     ValveCommand,
 )
 from ecowatch.streams.judging.cases import CaseError, officer_input
-from ecowatch.streams.judging.engine import Outcome, SiteCases, on_action, on_findings, on_tick
+from ecowatch.streams.judging.engine import (
+    Outcome,
+    SiteCases,
+    on_action,
+    on_findings,
+    on_mark,
+    on_tick,
+)
 from ecowatch.streams.judging.ledger import Repeat
 from ecowatch.streams.judging.report import GONE, SiteCaseLog
 from ecowatch.streams.judging.rules import RuleParams, SiteJudge, SiteState, SiteTick
@@ -75,6 +83,7 @@ from ecowatch.streams.storage.points import (
     case_event_line,
     closed_lines,
     finding_line,
+    mark_line,
 )
 from ecowatch.streams.storage.store import InfluxWriter, PermanentWriteError
 from ecowatch.streams.worker.offsets import (
@@ -93,7 +102,7 @@ ReadingSink = Callable[[list[Reading]], Awaitable[None]]
 # Reads from Kafka the values of records the stream skipped, in offset order (app.py).
 ReadBack = Callable[[Missing], Awaitable[list[bytes]]]
 
-TICKS, ACTIONS = topics.TICKS, topics.ACTIONS
+TICKS, ACTIONS, MARKS = topics.TICKS, topics.ACTIONS, topics.MARKS
 # The agent takes its input in batches: each site's rule state is read and written once per
 # batch (one changelog record, not one per reading), and its InfluxDB lines go in one request.
 ENFORCE_BATCH = 500
@@ -174,7 +183,7 @@ def clock_of(raw: bytes | None) -> tuple[datetime, datetime] | None:
 
 
 def judged_at(
-    event: Reading | DeviceStatus | SiteTick,
+    event: Reading | DeviceStatus | SiteTick | MarkEvent,
     seen: tuple[datetime, datetime] | None,
     wall: datetime,
 ) -> tuple[datetime, tuple[datetime, datetime] | None]:
@@ -238,7 +247,7 @@ class Enforcement:
         self.sent_table = app.Table(
             "notification-log", default=None, key_type=bytes, value_type=bytes
         )
-        self.inputs = app.topic(topics.READINGS, topics.STATUS, TICKS, ACTIONS, **raw)
+        self.inputs = app.topic(topics.READINGS, topics.STATUS, TICKS, ACTIONS, MARKS, **raw)
         self.findings = app.topic(topics.FINDINGS, **raw)
         self.case_events = app.topic(topics.CASES, **raw)
         self.notifications = app.topic(topics.NOTIFICATIONS, **raw)
@@ -246,6 +255,7 @@ class Enforcement:
         self.commands = app.topic(topics.COMMANDS, **raw)
         self.ticks = app.topic(TICKS, **raw)
         self.actions = app.topic(ACTIONS, **raw)
+        self.marks = app.topic(MARKS, **raw)  # the case API's marks (标记), as MarkEvents
         # What this process has done (the worker's /health): judged readings, findings, ...
         self.counts: Counter[str] = Counter()
         # Seconds from a notification's decision (its record's time) to its hand-over to
@@ -331,7 +341,7 @@ class Enforcement:
         return data_time(self.site_clock(site), self.clock.now())
 
     def _site_time(
-        self, site: str, event: Reading | DeviceStatus | SiteTick, batch: Batch
+        self, site: str, event: Reading | DeviceStatus | SiteTick | MarkEvent, batch: Batch
     ) -> datetime:
         if site not in batch.clocks:
             known = self.site_clock(site)
@@ -526,20 +536,26 @@ class Enforcement:
             batch.cases[action.site] = state
             await self._publish(out, [], batch)
             return
-        event: Reading | DeviceStatus | SiteTick
+        event: Reading | DeviceStatus | SiteTick | MarkEvent
         if topic == topics.READINGS:
             event = Reading.from_json(raw)
         elif topic == topics.STATUS:
             event = DeviceStatus.model_validate_json(raw)
+        elif topic == MARKS:
+            event = MarkEvent.model_validate_json(raw)
         else:
             event = SiteTick.model_validate_json(raw)
         await self._event(event, batch, raw)
 
     async def _event(
-        self, event: Reading | DeviceStatus | SiteTick, batch: Batch, raw: bytes | None = None
+        self,
+        event: Reading | DeviceStatus | SiteTick | MarkEvent,
+        batch: Batch,
+        raw: bytes | None = None,
     ) -> None:
-        """A reading, a device's status or a tick, parsed: judged on its site's state.
-        ``raw``: the record it came in, for its dead letter (else it is serialised again)."""
+        """A reading, a device's status, a tick or a mark's change, parsed: judged on its
+        site's state. ``raw``: the record it came in, for its dead letter (else it is
+        serialised again)."""
         site = event.site
         if site not in self.catalogue.sites:
             raise KeyError(f"site '{site}' is not in the catalogue")
@@ -572,13 +588,19 @@ class Enforcement:
                 batch.rejudge[site] = (hours + settled, now, event.now)
         # Most readings change no case: then the cases table is neither read nor written.
         # Timers fall due on ticks (every ECOWATCH_TICK_SECONDS), not on every reading.
-        if judged.findings or isinstance(event, SiteTick):
+        if judged.findings or isinstance(event, SiteTick | MarkEvent):
             cases, out = on_findings(
                 self._cases_of(site, batch), judged.findings, now, self.catalogue
             )
             if isinstance(event, SiteTick):
                 cases, ticked = on_tick(cases, now, self.catalogue)
                 out.add(ticked.events, ticked.notifications)
+            if isinstance(event, MarkEvent):
+                # The mark's trail, and the open cases whose evidence it is about.
+                batch.lines.append(mark_line(event))
+                policy = self.judge.ctx.marks
+                cases, marked = on_mark(cases, event, now, self.catalogue, policy)
+                out.add(marked.events, marked.notifications)
             if out.events or judged.findings:
                 batch.cases[site] = cases
             await self._publish(out, judged.findings, batch)

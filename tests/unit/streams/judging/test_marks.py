@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from ecowatch.alerts.templates import render
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import (
@@ -16,7 +17,9 @@ from ecowatch.schema import (
     MarkSource,
     MarkStatus,
     MarkType,
+    Notification,
     Proof,
+    Reading,
     Rule,
 )
 from ecowatch.streams.judging.marks import (
@@ -315,3 +318,73 @@ def test_more_marked_hours_in_a_month_than_allowed_is_a_finding(catalogue: Catal
     [over] = found
     assert over.active and (over.value, over.limit, over.unit) == (80.0, 72.0, "h")
     assert over.period == "2026-11"
+
+
+# -- marks and the cases ----------------------------------------------------------------------
+
+
+def fault_mark_story(catalogue: Catalogue, accept: bool) -> list[dict]:
+    """S-OUT-001's COD at twice its permit limit from 08:00 China time (the replay test's
+    recording): its hourly exceedance is a case at 09:00. At 09:30 the enterprise marks its
+    analyser faulty from 08:00 to 10:00; at 10:00 an officer of the grid reviews the mark."""
+    from tests.unit.streams.judging.test_replay import START, recording
+
+    site, device = "S-OUT-001", "33080200000001"
+    declared_at, reviewed_at = START + 90 * MIN, START + 120 * MIN
+    mark = declare(
+        [],
+        catalogue.sites[site],
+        device=device,
+        type_=MarkType.FAULT,
+        start=START,
+        end=START + 2 * HOUR,
+        reason="COD 分析仪消解单元故障",
+        by="enterprise:E-001",
+        now=declared_at,
+        policy=POLICY,
+    )
+    reason = "" if accept else "故障期间数据未标识，且无维修记录"
+    reviewed = review(mark, accept=accept, reason=reason, officer="O-KC-01", now=reviewed_at)
+    kind = MarkEventKind.ACCEPTED if accept else MarkEventKind.REJECTED
+    marks = [
+        (declared_at, event(MarkEventKind.DECLARED, mark, declared_at).model_dump_json()),
+        (reviewed_at, event(kind, reviewed, reviewed_at, "O-KC-01").model_dump_json()),
+    ]
+    lines = [(Reading.model_validate_json(r).ts, r) for r in recording()]
+    ordered = sorted(lines + marks, key=lambda pair: pair[0])
+    return list(Replay(catalogue).feed(text for _, text in ordered))
+
+
+def test_a_fault_marked_after_the_exceedance_reaches_the_officers_and_rejected_goes_on(
+    catalogue: Catalogue,
+) -> None:
+    out = fault_mark_story(catalogue, accept=False)
+    case = "S-OUT-001-w01018-hourly_over_limit"
+    trail = [x for x in out if x["type"] == "case_event" and case in x["case_id"]]
+    kinds = [x["kind"] for x in trail]
+    assert kinds[:2] == ["detected", "reminded"], kinds
+    assert "mark_declared" in kinds and "mark_rejected" in kinds
+    assert "closed" not in kinds[: kinds.index("mark_rejected") + 1]  # the case goes on
+    rejected = next(x for x in trail if x["kind"] == "mark_rejected")
+    assert rejected["actor"] == "O-KC-01" and rejected["mark"]["status"] == "rejected"
+    # Each open case on the marked evidence asks its officers once (the hourly one here; the
+    # real-time early warning's case too).
+    requests = [x for x in out if x["type"] == "notification" and x["step"] == "mark_review"]
+    [review_request] = [x for x in requests if case in x["case_id"]]
+    assert len({x["key"] for x in requests}) == len(requests)
+    assert review_request["audience"] == "officers"
+    assert review_request["mark"]["type"] == "fault"
+    note = Notification.model_validate({k: v for k, v in review_request.items() if k != "type"})
+    body = render(note).body
+    assert "故障标记" in body and "COD 分析仪消解单元故障" in body and "接受或驳回" in body, body
+    # The case escalated later as it would have: the mark did not stop it.
+    assert "escalated" in kinds[kinds.index("mark_rejected") :]
+
+
+def test_an_accepted_mark_closes_the_case_on_its_evidence(catalogue: Catalogue) -> None:
+    out = fault_mark_story(catalogue, accept=True)
+    case = "S-OUT-001-w01018-hourly_over_limit"
+    trail = [x for x in out if x["type"] == "case_event" and case in x["case_id"]]
+    kinds = [x["kind"] for x in trail]
+    at = kinds.index("mark_accepted")
+    assert kinds[at + 1] == "closed" and trail[at + 1]["reason"] == "mark_accepted", kinds

@@ -11,7 +11,12 @@ from ecowatch.schema import (
     DeviceState,
     DeviceStatus,
     Finding,
+    Mark,
+    MarkEvent,
+    MarkEventKind,
+    MarkType,
     Measurement,
+    Proof,
     Reading,
     ReadingSource,
     Rule,
@@ -25,6 +30,7 @@ from ecowatch.streams.storage.points import (
     case_event_line,
     closed_lines,
     finding_line,
+    mark_line,
     window_line,
 )
 from ecowatch.streams.worker.enforcement import (
@@ -237,3 +243,41 @@ def test_the_notification_delays_give_their_median_and_99th_percentile():
     assert got["notification_delay_samples"] == 200
     assert got["notification_delay_p50_s"] == 1.01
     assert got["notification_delay_p99_s"] == 1.99
+
+
+def test_a_mark_s_change_is_a_line_of_its_trail():
+    mark = Mark(
+        id="M-S-STK-001-202611230900-1",
+        site="S-STK-001",
+        device="33080200G00001",
+        type=MarkType.SHUTDOWN,
+        start=T,
+        end=T + timedelta(hours=2),
+        reason='停炉 "检修"',
+        made_by="enterprise:E-031",
+        made_at=T - timedelta(days=1),
+        proofs=(
+            Proof(
+                sha256="ab" * 32,
+                name="通知.pdf",
+                content_type="application/pdf",
+                size=100,
+                at=T,
+                by="enterprise:E-031",
+            ),
+        ),
+    )
+    line = mark_line(
+        MarkEvent(kind=MarkEventKind.PROOF_ADDED, mark=mark, actor="enterprise:E-031", at=T)
+    )
+    head, rest = line.split(" ", 1)
+    fields, ms = rest.rsplit(" ", 1)
+    assert head == (
+        "mark,site=S-STK-001,mark_id=M-S-STK-001-202611230900-1,kind=proof_added,"
+        "type=shutdown,status=pending"
+    )
+    assert ms == str(MS)
+    assert 'device="33080200G00001"' in fields and "proofs=1i" in fields
+    assert f'proof_hashes="{"ab" * 32}"' in fields
+    assert '：停炉 \\"检修\\"' in fields  # the reason's quotes escaped for line protocol
+    assert "停炉标记 M-S-STK-001-202611230900-1" in fields

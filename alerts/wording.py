@@ -21,6 +21,7 @@ from typing import Literal, TypeVar
 from ecowatch.clock import CHINA
 from ecowatch.pollutants import name_of
 from ecowatch.schema import (
+    ABNORMAL_VALUE_RULES,
     CaseEvent,
     CaseReason,
     DataFlag,
@@ -511,16 +512,7 @@ def _named(f: Finding, lang: Lang) -> str:
 
 _WRITERS: dict[Rule, Callable[[Finding, Lang], str]] = {
     **dict.fromkeys(STATISTIC, _over_limit),
-    **dict.fromkeys(
-        (
-            Rule.OVER_RANGE,
-            Rule.NEGATIVE_VALUE,
-            Rule.ZERO_VALUES,
-            Rule.CONSTANT_VALUE,
-            Rule.SUDDEN_JUMP,
-        ),
-        _abnormal,
-    ),
+    **dict.fromkeys(ABNORMAL_VALUE_RULES, _abnormal),
     Rule.MISSING_POLLUTANT: _missing,
     Rule.OFFLINE: _offline,
     Rule.FLAGGED_TOO_LONG: _flagged,

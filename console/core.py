@@ -42,6 +42,8 @@ from ecowatch.config.catalogue import Catalogue, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
 from ecowatch.pollutants import NOX, O2, SHORT_NAMES, UNITS
 from ecowatch.schema import (
+    DEVICE_DATA_RULES,
+    OVER_LIMIT_RULES,
     CaseEvent,
     CaseStatus,
     DataFlag,
@@ -68,30 +70,14 @@ AQI_COLOURS: dict[Category, str] = {
     Category.SEVERELY_POLLUTED: "#7E0023",
 }
 
-OVER_RULES = frozenset(
-    {
-        Rule.REALTIME_OVER_LIMIT,
-        Rule.HOURLY_OVER_LIMIT,
-        Rule.DAILY_OVER_LIMIT,
-        Rule.AQI_OVER_100,
-        Rule.QUOTA_EXHAUSTED,
-    }
-)
-DATA_RULES = frozenset(
-    {
-        Rule.CONSTANT_VALUE,
-        Rule.ZERO_VALUES,
-        Rule.NEGATIVE_VALUE,
-        Rule.OVER_RANGE,
-        Rule.SUDDEN_JUMP,
-        Rule.MISSING_POLLUTANT,
-        Rule.FLAGGED_TOO_LONG,
-        Rule.METER_MISMATCH,
-        # A stack's: its CEMS's corrected values not the platform's, or mostly air in the flue.
-        Rule.CORRECTED_VALUE_MISMATCH,
-        Rule.HIGH_OXYGEN,
-    }
-)
+OVER_RULES = OVER_LIMIT_RULES | {Rule.AQI_OVER_100, Rule.QUOTA_EXHAUSTED}
+# The data's truth: a device's own, a meter's account, and at a stack its CEMS's corrected
+# values not the platform's, or mostly air in the flue.
+DATA_RULES = DEVICE_DATA_RULES | {
+    Rule.METER_MISMATCH,
+    Rule.CORRECTED_VALUE_MISMATCH,
+    Rule.HIGH_OXYGEN,
+}
 ABNORMAL_FLAGS = frozenset({DataFlag.FAULT, DataFlag.OVER_RANGE, DataFlag.COMMS})
 MAINTENANCE_FLAGS = frozenset({DataFlag.MAINTENANCE, DataFlag.CALIBRATION, DataFlag.STOPPED})
 # Cases the people have (the pending ones are still waiting to be told anyone).

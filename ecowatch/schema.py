@@ -397,6 +397,24 @@ class Rule(StrEnum):
     MARKED_TOO_LONG = "marked_too_long"
 
 
+# Families of rules, each written once: the marks say what they explain by them, the console
+# colours a site by them, the wording writes them alike.
+OVER_LIMIT_RULES = frozenset(
+    {Rule.REALTIME_OVER_LIMIT, Rule.HOURLY_OVER_LIMIT, Rule.DAILY_OVER_LIMIT}
+)
+ABNORMAL_VALUE_RULES = frozenset(  # one series' values: T, negative, zeros, 恒值, 陡升陡降
+    {
+        Rule.OVER_RANGE,
+        Rule.NEGATIVE_VALUE,
+        Rule.ZERO_VALUES,
+        Rule.CONSTANT_VALUE,
+        Rule.SUDDEN_JUMP,
+    }
+)
+# What a device's data says of the device itself (a fault or maintenance explains it).
+DEVICE_DATA_RULES = ABNORMAL_VALUE_RULES | {Rule.MISSING_POLLUTANT, Rule.FLAGGED_TOO_LONG}
+
+
 class Severity(StrEnum):
     WARNING = "warning"  # early warning or abnormal data: remind the enterprise
     VIOLATION = "violation"  # over a legal limit: the case goes to enforcement if it persists

@@ -73,7 +73,8 @@ def report() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def report_weekly(week: str | None, as_json: bool) -> None:
     """The weekly settlement (周周能结清): per grid, cases opened, escalated, acknowledged,
-    closed, and overdue at the week's end."""
+    closed, and overdue at the week's end; marks made, accepted and rejected; the sites of
+    the lowest transmission-validity rates."""
     if week is None:
         today = datetime.now(CHINA).date()
         week = (today - timedelta(days=today.weekday())).isoformat()
@@ -82,11 +83,19 @@ def report_weekly(week: str | None, as_json: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False))
         return
     click.echo(f"week of {data['week']}")
-    click.echo("grid      opened  escalated  acknowledged  closed  overdue  settled")
+    click.echo(
+        "grid      opened  escalated  acknowledged  closed  overdue  settled  "
+        "marks made/accepted/rejected  lowest transmission-validity"
+    )
     for g in data["grids"]:
+        marks = f"{g['marks_made']}/{g['marks_accepted']}/{g['marks_rejected']}"
+        lowest = ", ".join(
+            f"{r['site']} {_percent(r['transmission_validity_rate'])}" for r in g["lowest_rates"]
+        )
         click.echo(
             f"{g['grid']:<9} {g['opened']:>6}  {g['escalated']:>9}  {g['acknowledged']:>12}  "
-            f"{g['closed']:>6}  {len(g['overdue']):>7}  {'yes' if g['settled'] else 'NO'}"
+            f"{g['closed']:>6}  {len(g['overdue']):>7}  {'yes' if g['settled'] else 'NO':>7}  "
+            f"{marks:>28}  {lowest}"
         )
 
 
@@ -205,20 +214,28 @@ def tokens() -> None:
     help="The tokens file (default: ECOWATCH_OFFICER_TOKENS); created 0600 if missing.",
 )
 def tokens_add(who: str, path: str | None) -> None:
-    """A new token for WHO, an officer's catalogue id (O-KC-01) or operator:NAME. The token is
-    printed once; the file keeps only its hash. The worker reads the file when it starts."""
+    """A new token for WHO, an officer's catalogue id (O-KC-01), operator:NAME, or
+    enterprise:ID (an enterprise of the catalogue, E-031, which marks its own sites' data). The
+    token is printed once; the file keeps only its hash. The worker reads the file when it
+    starts."""
     from pathlib import Path
 
-    from ecowatch.edges.tokens import OPERATOR, add_token
+    from ecowatch.edges.tokens import ENTERPRISE, OPERATOR, add_token
 
     settings, catalogue = settings_and_catalogue()
     file = Path(path) if path else settings.officer_tokens
     if file is None:
         raise ConfigError("no tokens file: pass --file FILE or set ECOWATCH_OFFICER_TOKENS")
-    if not who.startswith(OPERATOR) and who not in catalogue.officers:
+    if who.startswith(ENTERPRISE):
+        if who.removeprefix(ENTERPRISE) not in catalogue.enterprises:
+            raise ConfigError(
+                f"{who!r}: no enterprise of that id in the catalogue (expected "
+                f"enterprise:ID, e.g. enterprise:E-031)"
+            )
+    elif not who.startswith(OPERATOR) and who not in catalogue.officers:
         raise ConfigError(
             f"{who!r}: no officer of that id in the catalogue (expected an officer's id, "
-            f"e.g. O-KC-01, or operator:NAME)"
+            f"e.g. O-KC-01, operator:NAME or enterprise:ID)"
         )
     token = add_token(file, who)
     click.echo(token)

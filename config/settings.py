@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     officer_tokens: Path | None = None
     # The token `ecowatch cases` and `ecowatch report` present to the worker's API.
     api_token: SecretStr = SecretStr("")
+    # The enterprises' proofs of their marks (标记), kept by SHA-256 (streams/storage/proofs.py).
+    # Empty: <state>/proofs. Every worker must see the same folder (a shared, replicated
+    # volume): any worker may be asked for a proof.
+    proof_dir: Path | None = None
 
     # The Faust app's id: its consumer group, and the prefix of its tables' changelogs.
     app_id: str = "ecowatch"
@@ -209,6 +213,10 @@ class Settings(BaseSettings):
     @property
     def device_credentials_file(self) -> Path:
         return self.device_credentials or self.state_dir / "mosquitto" / "credentials.json"
+
+    @property
+    def proof_folder(self) -> Path:
+        return self.proof_dir or self.state_dir / "proofs"
 
     @property
     def kafka_accounts_file(self) -> Path:

@@ -1,7 +1,9 @@
 """The case API's tokens, kept as hashes: a leaked tokens file lets nobody in.
 
 The file (ECOWATCH_OFFICER_TOKENS) is a JSON object of ``"sha256:<hex>"`` → who: an officer's
-id from the catalogue, or ``"operator:<name>"`` (an operator sees every grid and acts on none).
+id from the catalogue, ``"operator:<name>"`` (an operator sees every grid and acts on none), or
+``"enterprise:<id>"`` (an enterprise of the catalogue: it marks its own sites' data, 标记, and
+never acts on cases).
 A token is random (``secrets.token_urlsafe(32)``, 256 bits), so one unsalted SHA-256 is enough
 to make the stored value useless to a reader; a presented token is hashed and the hash looked
 up, so no comparison ever runs over the secret itself.
@@ -25,6 +27,7 @@ from ecowatch.errors import ConfigError
 PREFIX = "sha256:"
 HASHED = re.compile(r"sha256:[0-9a-f]{64}")
 OPERATOR = "operator:"
+ENTERPRISE = "enterprise:"
 
 
 def hash_token(token: str) -> str:
@@ -37,12 +40,15 @@ def new_token() -> str:
 
 
 def who_problem(who: object) -> str | None:
-    """Why ``who`` cannot be a token's holder, or None if it can (a non-empty officer id, or
-    ``operator:<name>``)."""
+    """Why ``who`` cannot be a token's holder, or None if it can (a non-empty officer id,
+    ``operator:<name>`` or ``enterprise:<id>``)."""
     if not isinstance(who, str) or not who.strip() or who != who.strip():
-        return "expected an officer id or 'operator:<name>'"
+        return "expected an officer id, 'operator:<name>' or 'enterprise:<id>'"
     if who.startswith(OPERATOR) and not who.removeprefix(OPERATOR).strip():
         return "an operator needs a name: 'operator:<name>'"
+    enterprise = who.removeprefix(ENTERPRISE)
+    if who.startswith(ENTERPRISE) and (not enterprise or enterprise != enterprise.strip()):
+        return "an enterprise is named by its catalogue id: 'enterprise:<id>'"
     return None
 
 
@@ -52,7 +58,8 @@ def hashed(plain: Mapping[str, str]) -> dict[str, str]:
 
 
 def identify(tokens: Mapping[str, str], token: str) -> str | None:
-    """Who holds ``token`` (officer id or ``operator:<name>``), from the hashed ``tokens``."""
+    """Who holds ``token`` (officer id, ``operator:<name>`` or ``enterprise:<id>``), from the
+    hashed ``tokens``."""
     if not token:
         return None
     return tokens.get(hash_token(token))
@@ -71,7 +78,7 @@ def load_tokens(path: Path | None) -> dict[str, str]:
     """hash → who, from the file. No file configured: nobody can use the API.
 
     Refused (ConfigError, naming the file and the entry by position, never its key): a plain
-    token, a holder that is not an officer id or ``operator:<name>``."""
+    token, a holder that is not an officer id, ``operator:<name>`` or ``enterprise:<id>``."""
     if path is None:
         return {}
     data = _read(path)

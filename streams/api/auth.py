@@ -1,22 +1,32 @@
-"""Who calls the case API: an officer (their grids, from the catalogue) or an operator (every
-grid, acting on none), named by a hashed bearer token (``ecowatch.edges.tokens``)."""
+"""Who calls the case API: an officer (their grids, from the catalogue), an operator (every
+grid, acting on none) or an enterprise (its own sites' marks, 标记, never a case), named by a
+hashed bearer token (``ecowatch.edges.tokens``)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
-from ecowatch.config.catalogue import Catalogue
-from ecowatch.edges.tokens import OPERATOR, identify
+from ecowatch.config.catalogue import Catalogue, Site
+from ecowatch.edges.tokens import ENTERPRISE, OPERATOR, identify
 from ecowatch.streams.api.requests import Refusal
 
 
 @dataclass(frozen=True)
 class Caller:
-    who: str  # the officer's id, or "operator:<name>"
+    who: str  # the officer's id, "operator:<name>" or "enterprise:<id>"
     grids: frozenset[str] | None  # the officer's grids; None: an operator (every grid)
+    enterprise: str | None = None  # an enterprise's catalogue id (its grids: none)
 
     def sees(self, grid: str) -> bool:
         return self.grids is None or grid in self.grids
+
+    def may_see(self, site: Site) -> bool:
+        """Whether the site's marks are the caller's to see: an enterprise's own sites, an
+        officer's grids', every site for an operator."""
+        if self.enterprise is not None:
+            return site.enterprise == self.enterprise
+        return self.sees(site.grid)
 
 
 def officer_grids(catalogue: Catalogue) -> dict[str, frozenset[str]]:
@@ -32,13 +42,22 @@ UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="ecowatch"'}
 
 
 def caller_of(
-    authorization: str, tokens: dict[str, str], grids: dict[str, frozenset[str]]
+    authorization: str,
+    tokens: dict[str, str],
+    grids: dict[str, frozenset[str]],
+    enterprises: Collection[str] = (),
 ) -> Caller:
-    """The caller named by an ``Authorization: Bearer <token>`` header (hashed tokens)."""
+    """The caller named by an ``Authorization: Bearer <token>`` header (hashed tokens); an
+    enterprise's token counts only if ``enterprises`` (the catalogue's) knows it."""
     scheme, _, token = authorization.strip().partition(" ")
     who = identify(tokens, token.strip()) if scheme.lower() == "bearer" else None
     if who is not None and who.startswith(OPERATOR):
         return Caller(who, None)
+    if who is not None and who.startswith(ENTERPRISE):
+        enterprise = who.removeprefix(ENTERPRISE)
+        if enterprise in enterprises:
+            return Caller(who, frozenset(), enterprise)
+        who = None
     if who is None or who not in grids:
         raise Refusal(
             401, "a valid officer token is required (Authorization: Bearer …)", UNAUTHORIZED

@@ -11,6 +11,7 @@ marked (:data:`ROUTED`) and never forwarded again: if its site moved meanwhile, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,15 +79,22 @@ class SiteRouter:
         ]
 
     async def forward(
-        self, request: Request, url: Any, path_qs: str, body: bytes | None = None
+        self,
+        request: Request,
+        url: Any,
+        path_qs: str,
+        body: bytes | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> tuple[int, Any]:
-        """A request sent on to the worker at ``url``, with the caller's token."""
+        """A request sent on to the worker at ``url``, with the caller's token (and ``extra``
+        headers: a proof's Content-Type and file name)."""
         if request.headers.get(ROUTED):
             # Forwarded here, but the site is not here: the partitions moved in between.
             raise Refusal(503, REBALANCING)
         headers = {ROUTED: "1", "Authorization": request.headers.get("Authorization", "")}
         if body is not None:
             headers["Content-Type"] = "application/json"
+        headers.update(extra or {})
         try:
             async with self.app.http_client.request(
                 request.method if body is not None else "GET",

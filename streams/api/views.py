@@ -5,10 +5,14 @@
     POST /api/sites/{site}/cases/{case_id}/findings  {"text": "...", "close": true|false}
     GET  /api/reports/weekly?week=YYYY-MM-DD          the weekly settlement of the caller's grids
 
+and the marks (标记) an enterprise declares and the officers review (``mark_views.py``,
+``docs/marks.md``).
+
 Every request carries ``Authorization: Bearer <token>``. The tokens file (outside git,
 ECOWATCH_OFFICER_TOKENS) holds only the tokens' hashes (``edges/tokens.py``); a token names
 one officer, who sees and acts on the cases of every grid the catalogue lists them in (a
-supervisor may oversee several), or an operator, who sees every grid and acts on none.
+supervisor may oversee several), an operator, who sees every grid and acts on none, or an
+enterprise, which marks its own sites' data and is refused every case endpoint (403).
 
 The API refuses politely, always in JSON (``{"error": "..."}``): 401 without a known token,
 403 outside the caller's grids, 400 for a parameter or body it cannot use (naming it and what
@@ -26,8 +30,9 @@ InfluxDB's case trail, the same whichever worker asks). A list stays one answer 
 grids, since a grid's sites are spread over every partition.
 
 The parts: ``auth.py`` (who calls), ``requests.py`` (what they may ask), ``actions.py`` (an
-action against the case as it stands), ``forwarding.py`` (which worker holds a site), and
-here, each endpoint's answer (:class:`CaseApi`) and the pages that serve it.
+action against the case as it stands), ``forwarding.py`` (which worker holds a site),
+``marks.py`` and ``mark_views.py`` (the marks), and here, each endpoint's answer
+(:class:`CaseApi`) and the pages that serve it.
 """
 
 from __future__ import annotations
@@ -42,11 +47,13 @@ from faust.web import Request, Response, View
 
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.edges.tokens import OPERATOR
+from ecowatch.edges.tokens import ENTERPRISE, OPERATOR
 from ecowatch.schema import CaseStatus, OfficerAction
 from ecowatch.streams.api.actions import InFlight, case_row, check_action, gone
 from ecowatch.streams.api.auth import Caller, caller_of, officer_grids
 from ecowatch.streams.api.forwarding import SiteRouter
+from ecowatch.streams.api.mark_views import MarkApi, proof_headers
+from ecowatch.streams.api.marks import mark_row
 from ecowatch.streams.api.requests import (
     MAX_BODY_BYTES,
     MAX_FINDINGS_BYTES,
@@ -58,6 +65,7 @@ from ecowatch.streams.api.requests import (
     week_query,
 )
 from ecowatch.streams.judging.report import COUNTED, WEEK, weekly_report
+from ecowatch.streams.storage.proofs import ProofStore
 from ecowatch.streams.storage.store import QueryError
 from ecowatch.streams.worker.enforcement import Enforcement
 
@@ -73,7 +81,8 @@ async def guarded(view: View, answer: Awaitable[Response]) -> Response:
 
 class CaseApi:
     """What each endpoint answers; :func:`install_api` puts it on the worker's web server.
-    ``tokens``: hash → who (``ecowatch.edges.tokens.load_tokens``)."""
+    ``tokens``: hash → who (``ecowatch.edges.tokens.load_tokens``); ``proofs``: the store of
+    the marks' proofs (the marks' endpoints are :attr:`marks`)."""
 
     def __init__(
         self,
@@ -82,6 +91,7 @@ class CaseApi:
         catalogue: Catalogue,
         tokens: dict[str, str],
         clock: Clock,
+        proofs: ProofStore,
     ) -> None:
         self.enforcement, self.catalogue, self.tokens, self.clock = (
             enforcement,
@@ -92,24 +102,42 @@ class CaseApi:
         self.grids = officer_grids(catalogue)
         self.sites = SiteRouter(app, enforcement, catalogue)
         self.in_flight = InFlight()
+        self.marks = MarkApi(enforcement, catalogue, self.sites, self.caller, proofs)
         strangers = sorted(
-            {w for w in tokens.values() if not w.startswith(OPERATOR) and w not in self.grids}
+            w
+            for w in set(tokens.values())
+            if not w.startswith(OPERATOR)
+            and w not in self.grids
+            and w.removeprefix(ENTERPRISE) not in catalogue.enterprises
         )
         if strangers:
             log.warning(
-                "the tokens file names officers the catalogue does not know (refused): %s",
+                "the tokens file names officers or enterprises the catalogue does not know "
+                "(refused): %s",
                 ", ".join(strangers),
             )
 
     def caller(self, request: Request) -> Caller:
-        return caller_of(request.headers.get("Authorization", ""), self.tokens, self.grids)
+        return caller_of(
+            request.headers.get("Authorization", ""),
+            self.tokens,
+            self.grids,
+            self.catalogue.enterprises,
+        )
+
+    def case_caller(self, request: Request) -> Caller:
+        """The caller of a case endpoint: an officer or an operator, never an enterprise."""
+        who = self.caller(request)
+        if who.enterprise is not None:
+            raise Refusal(403, "cases are for officers and operators; an enterprise marks its data")
+        return who
 
     async def site_state(self, request: Request) -> dict[str, Any]:
         """``GET /api/sites/state?[site=…]*[grid=…]*``: the state of the sites held here, of
         the sites named (each must be here, or 503), else of the grids named (else of every
         grid the caller sees). (``log=1``, which an older worker asks with, is ignored: the
         weekly settlement reads InfluxDB.)"""
-        who, catalogue, router = self.caller(request), self.catalogue, self.sites
+        who, catalogue, router = self.case_caller(request), self.catalogue, self.sites
         sites: list[str] = []
         grids: set[str] = set()
         for name, value in request.query.items():
@@ -145,7 +173,7 @@ class CaseApi:
         return {"sites": answer}
 
     async def list_cases(self, request: Request) -> dict[str, Any]:
-        who, catalogue = self.caller(request), self.catalogue
+        who, catalogue = self.case_caller(request), self.catalogue
         query = cases_query(request.query.items(), who, catalogue)
         now = self.clock.now()
         rows: list[dict[str, Any]] = []
@@ -161,7 +189,7 @@ class CaseApi:
         return {"grid": query.label, "grids": listed, "cases": rows}
 
     async def act(self, request: Request, site: str, case_id: str, action: str) -> OfficerAction:
-        who, catalogue = self.caller(request), self.catalogue
+        who, catalogue = self.case_caller(request), self.catalogue
         params(request.query.items(), ())
         if site not in catalogue.sites:
             raise Refusal(404, f"no site {shown(site)}")
@@ -214,7 +242,7 @@ class CaseApi:
         self, view: View, request: Request, site: str, case_id: str, action: str
     ) -> Response:
         """An action taken here, or forwarded whole to the worker that holds the site."""
-        self.caller(request)  # an unknown token goes no further than this worker
+        self.case_caller(request)  # an unknown token goes no further than this worker
         url = self.sites.owner(site) if site in self.catalogue.sites else None
         if url is not None:
             try:
@@ -228,9 +256,10 @@ class CaseApi:
 
     async def weekly(self, request: Request) -> dict[str, Any]:
         """The week's cases counted from InfluxDB's ``case_event`` trail (any week, however
-        old, as long as the bucket keeps it); what is open and overdue at its end from the
-        tables of the workers that hold the sites."""
-        who = self.caller(request)
+        old, as long as the bucket keeps it), its marks from the ``mark`` trail and its sites'
+        transmission-validity rates from the ``validity`` days; what is open and overdue at
+        its end from the tables of the workers that hold the sites."""
+        who = self.case_caller(request)
         day = week_query(request.query.items())
         sites = self.sites.sites_of(who, None)
         data = await self.sites.site_data(request, who, None)
@@ -240,13 +269,17 @@ class CaseApi:
             for c in data[s].cases.cases.values()
             if c.status is not CaseStatus.CLOSED
         ]
+        writer = self.enforcement.writer
         try:
-            counted = await self.enforcement.writer.case_counts(day, day + WEEK, COUNTED)
+            counted = await writer.case_counts(day, day + WEEK, COUNTED)
+            marks = await writer.mark_counts(day, day + WEEK)
+            validity = await writer.validity_counts(day, day + WEEK)
         except QueryError as exc:
             log.warning("weekly settlement: %s", exc)
             raise Refusal(503, "the case history (InfluxDB) did not answer; try again") from None
         counts = [(site, day.date(), kind, n) for site, kind, n in counted if site in sites]
-        rows = weekly_report([], open_cases, day, self.catalogue, counts)
+        marks = [(site, kind, n) for site, kind, n in marks if site in sites]
+        rows = weekly_report([], open_cases, day, self.catalogue, counts, marks, validity)
         return {
             "week": day.date().isoformat(),
             "grids": [{**r.model_dump(), "settled": r.settled} for r in rows if who.sees(r.grid)],
@@ -259,9 +292,14 @@ def install_api(
     catalogue: Catalogue,
     tokens: dict[str, str],
     clock: Clock,
+    proofs: ProofStore,
 ) -> CaseApi:
-    """The case API's pages on the app's web server, each a thin view over :class:`CaseApi`."""
-    api = CaseApi(app, enforcement, catalogue, tokens, clock)
+    """The case API's pages on the app's web server, each a thin view over :class:`CaseApi`
+    (and the marks' over :class:`MarkApi`). ``proofs``: the store of the marks' proofs
+    (ECOWATCH_PROOF_DIR)."""
+    store = proofs
+    api = CaseApi(app, enforcement, catalogue, tokens, clock, store)
+    marks = api.marks
 
     @app.page("/api/cases")
     class Cases(View):
@@ -294,6 +332,48 @@ def install_api(
         async def get(self, request: Request) -> Response:
             async def answer() -> Response:
                 return self.json(await api.weekly(request))
+
+            return await guarded(self, answer())
+
+    @app.page("/api/sites/{site}/marks")
+    class Marks(View):
+        async def get(self, request: Request, site: str) -> Response:
+            async def answer(_: bytes) -> dict[str, Any]:
+                return await marks.list_marks(request, site)
+
+            return await guarded(self, marks.routed(self, request, site, answer, 200))
+
+        async def post(self, request: Request, site: str) -> Response:
+            async def answer(raw: bytes) -> dict[str, Any]:
+                return {"mark": mark_row(await marks.declare(request, site, raw))}
+
+            return await guarded(self, marks.routed(self, request, site, answer, 202))
+
+    @app.page("/api/sites/{site}/marks/{mark_id}/proofs")
+    class MarkProofs(View):
+        async def post(self, request: Request, site: str, mark_id: str) -> Response:
+            async def answer(raw: bytes) -> dict[str, Any]:
+                return {"mark": mark_row(await marks.add_proof(request, site, mark_id, raw))}
+
+            routed = marks.routed(self, request, site, answer, 202, raw_body=True)
+            return await guarded(self, routed)
+
+    @app.page("/api/sites/{site}/marks/{mark_id}/review")
+    class MarkReview(View):
+        async def post(self, request: Request, site: str, mark_id: str) -> Response:
+            async def answer(raw: bytes) -> dict[str, Any]:
+                return {"mark": mark_row(await marks.review(request, site, mark_id, raw))}
+
+            return await guarded(self, marks.routed(self, request, site, answer, 202))
+
+    @app.page("/api/proofs/{sha256}")
+    class ProofDocument(View):
+        async def get(self, request: Request, sha256: str) -> Response:
+            async def answer() -> Response:
+                data, proof = await marks.proof(request, sha256)
+                return self.bytes(
+                    data, content_type=proof.content_type, headers=proof_headers(proof)
+                )
 
             return await guarded(self, answer())
 

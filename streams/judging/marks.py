@@ -15,25 +15,26 @@ marking rules and the industry rules that go with them set them per industry and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Site
-from ecowatch.schema import Finding, Mark, MarkSource, MarkStatus, MarkType, Proof, Rule
-
-_OVER_LIMIT = frozenset({Rule.REALTIME_OVER_LIMIT, Rule.HOURLY_OVER_LIMIT, Rule.DAILY_OVER_LIMIT})
-_DATA = frozenset(
-    {
-        Rule.CONSTANT_VALUE,
-        Rule.ZERO_VALUES,
-        Rule.NEGATIVE_VALUE,
-        Rule.OVER_RANGE,
-        Rule.SUDDEN_JUMP,
-        Rule.MISSING_POLLUTANT,
-        Rule.FLAGGED_TOO_LONG,
-    }
+from ecowatch.schema import (
+    DEVICE_DATA_RULES,
+    OVER_LIMIT_RULES,
+    Finding,
+    Mark,
+    MarkSource,
+    MarkStatus,
+    MarkType,
+    Proof,
+    Rule,
 )
+
+_OVER_LIMIT, _DATA = OVER_LIMIT_RULES, DEVICE_DATA_RULES
 _STOPPED = _OVER_LIMIT | _DATA | {Rule.OFFLINE, Rule.HIGH_OXYGEN}
 
 # What each mark explains. Never explained: a meter's or a CEMS's account that flatters it
@@ -136,8 +137,12 @@ def declare(
     for m in existing:
         if m.excuses and m.type is type_ and m.device == device and m.covers(device, start, end):
             raise MarkRefused("start", f"overlaps the {type_.value} mark {m.id}")
+    # Its start, and a digest of what, who and when it was made: unique without a counter
+    # (marks long past are forgotten, so a count repeats) and short whatever the site's id.
+    made = f"{site.id}|{device}|{type_.value}|{start.isoformat()}|{by}|{now.isoformat()}"
+    digest = hashlib.sha256(made.encode()).hexdigest()[:10]
     return Mark(
-        id=f"M-{site.id}-{start.strftime('%Y%m%d%H%M')}-{len(existing) + 1}",
+        id=f"M-{start.astimezone(CHINA):%Y%m%d%H%M}-{digest}",
         site=site.id,
         device=device,
         type=type_,

@@ -1,5 +1,6 @@
 """The weekly settlement (周周能结清): per grid, the week's cases opened, acknowledged, closed,
-and what is overdue at the week's end. Pure: computed from case events (or their counts, as
+and what is overdue at the week's end; the marks made, accepted and rejected, and the sites of
+the lowest transmission-validity rates. Pure: computed from case events (or their counts, as
 InfluxDB's trail gives them) and open cases. And a site's log of the cases gone (closed or
 dismissed), for the case API."""
 
@@ -15,6 +16,7 @@ from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import CaseEvent, CaseStatus
 from ecowatch.streams.judging.cases import Case, next_due
+from ecowatch.streams.judging.validity import Counts, site_rates
 
 WEEK = timedelta(days=7)
 MICROSECOND = timedelta(microseconds=1)
@@ -66,6 +68,21 @@ class SiteCaseLog(BaseModel):
         return SiteCaseLog(events=kept)
 
 
+# What the settlement counts of the marks' trail (InfluxDB ``mark``: distinct mark ids per site
+# and kind in the week), under the name of its column.
+MARKS_COUNTED = {
+    "declared": "marks_made",
+    "accepted": "marks_accepted",
+    "rejected": "marks_rejected",
+}
+LOWEST_SITES = 3  # a grid's sites named for the lowest transmission-validity rates
+
+
+class SiteRate(BaseModel):
+    site: str
+    transmission_validity_rate: float | None
+
+
 class GridWeek(BaseModel):
     grid: str
     name: str
@@ -76,6 +93,12 @@ class GridWeek(BaseModel):
     closed: int = 0
     overdue: list[str] = []  # open cases past their deadline or acknowledgement time at the end
     open_at_end: int = 0
+    # The enterprises' marks (标记) of the grid's sites this week: made, accepted, rejected.
+    marks_made: int = 0
+    marks_accepted: int = 0
+    marks_rejected: int = 0
+    # The grid's sites with the lowest transmission-validity rate over the week (lowest first).
+    lowest_rates: list[SiteRate] = []
 
     @property
     def settled(self) -> bool:
@@ -89,10 +112,16 @@ def weekly_report(
     week_start: datetime,
     catalogue: Catalogue,
     counts: Iterable[tuple[str, date, str, int]] = (),
+    marks: Iterable[tuple[str, str, int]] = (),
+    validity: Counts | None = None,
 ) -> list[GridWeek]:
     """One row per grid (every grid, even a quiet one) for ``[week_start, week_start + 7 d)``;
     ``counts``: events counted already, (site, China date, kind, how many): the worker
-    passes the week's counts from InfluxDB (``InfluxWriter.case_counts``) this way."""
+    passes the week's counts from InfluxDB (``InfluxWriter.case_counts``) this way.
+    ``marks``: the week's marks per (site, kind: declared, accepted, rejected, how many);
+    ``validity``: the week's days that arrived per (site, device, pollutant, day): each grid
+    names its sites of the lowest transmission-validity rate, what is owed from the
+    catalogue (a silent device owes all the same)."""
     end = week_start + WEEK
     rows = {
         g.id: GridWeek(grid=g.id, name=g.name, district=g.district)
@@ -113,6 +142,23 @@ def weekly_report(
             continue
         if (r := row(event.site)) is not None:
             setattr(r, counted[event.kind], getattr(r, counted[event.kind]) + 1)
+    for site, kind, n in marks:
+        if kind in MARKS_COUNTED and (r := row(site)) is not None:
+            column = MARKS_COUNTED[kind]
+            setattr(r, column, getattr(r, column) + n)
+    if validity is not None:
+        days = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        by_grid: dict[str, list[SiteRate]] = {}
+        for rates in site_rates(catalogue, validity, days, None):
+            rate = rates.total.transmission_validity_rate
+            if rate is not None:
+                grid = catalogue.sites[rates.site].grid
+                by_grid.setdefault(grid, []).append(
+                    SiteRate(site=rates.site, transmission_validity_rate=rate)
+                )
+        for grid, sites in by_grid.items():
+            ranked = sorted(sites, key=lambda s: (s.transmission_validity_rate, s.site))
+            rows[grid].lowest_rates = ranked[:LOWEST_SITES]
     for case in open_cases:
         if case.status in (CaseStatus.CLOSED, CaseStatus.DISMISSED, CaseStatus.PENDING):
             continue

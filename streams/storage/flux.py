@@ -22,7 +22,16 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from ecowatch.measurements import AGGREGATE, AQI, CASE_EVENT, DELIVERY, FINDING, READING, VALIDITY
+from ecowatch.measurements import (
+    AGGREGATE,
+    AQI,
+    CASE_EVENT,
+    DELIVERY,
+    FINDING,
+    MARK,
+    READING,
+    VALIDITY,
+)
 from ecowatch.pollutants import STANDARD_DRY_FLOW
 
 
@@ -363,6 +372,21 @@ def case_counts(bucket: str, start: datetime, stop: datetime, kinds: Iterable[st
     )
 
 
+def mark_counts(bucket: str, start: datetime, stop: datetime) -> str:
+    """Distinct marks per site and kind (declared, proof_added, accepted, rejected) of the
+    ``mark`` trail in [start, stop): a change written twice counts once."""
+    return str(
+        from_(bucket, start, stop).then(
+            filter_(all_of(eq("_measurement", MARK), eq("_field", "actor"))),
+            keep(["site", "kind", "mark_id", "_value"]),
+            group(["site", "kind"]),
+            unique("mark_id"),
+            count(),
+            keep(["site", "kind", "_value"]),
+        )
+    )
+
+
 def reading_points_per_device(bucket: str, start: datetime, stop: datetime | None = None) -> str:
     """Reading points (value fields) per device since ``start``, or in [start, stop)."""
     return str(
@@ -558,9 +582,19 @@ def readings_against_limits(limits: Sequence[Mapping[str, Value]]) -> str:
         map_('_time: r._time, _value: r._value, series: "device " + r.device'),
         group(["series"]),
     )
+    series = 'r.bound + " limit (" + r.source + ")"'
+    return _with_limit_line(data, limits, POLLUTANT, series)
+
+
+def _with_limit_line(
+    data: Pipeline, limits: Sequence[Mapping[str, Value]], pollutant: Expr | str, series: str
+) -> str:
+    """``data`` and, from the ``limits`` rows of the chosen site and ``pollutant``, each limit
+    as a flat line across the chosen time range (its value at both ends) named by ``series``
+    (a Flux expression of the row)."""
     bound = Pipeline("limits").then(
-        filter_(all_of(eq("site", SITE), eq("pollutant", POLLUTANT))),
-        map_('_value: r.limit, series: r.bound + " limit (" + r.source + ")"'),
+        filter_(all_of(eq("site", SITE), eq("pollutant", pollutant))),
+        map_(f"_value: r.limit, series: {series}"),
     )
     ends = ",\n".join(
         f"  bound |> {map_(f'r with _time: {at}')}" for at in (RANGE_START, RANGE_STOP)
@@ -670,22 +704,7 @@ def stack_corrected_against_limits(pollutant: str, limits: Sequence[Mapping[str,
         map_('_time: r._time, _value: r._value, series: "折算浓度 " + r.device'),
         group(["series"]),
     )
-    bound = Pipeline("limits").then(
-        filter_(all_of(eq("site", SITE), eq("pollutant", pollutant))),
-        map_('_value: r.limit, series: "限值 (" + r.source + ")"'),
-    )
-    ends = ",\n".join(
-        f"  bound |> {map_(f'r with _time: {at}')}" for at in (RANGE_START, RANGE_STOP)
-    )
-    return script(
-        'import "array"',
-        array_from("limits", limits),
-        f"data = {data}",
-        f"bound = {bound}",
-        "// The limit as a flat line across the chosen time range: its value at both ends.",
-        f"line = union(tables: [\n{ends},\n]) |> {group(['series'])} |> {sort(['_time'])}",
-        union(["data", "line"]),
-    )
+    return _with_limit_line(data, limits, pollutant, '"限值 (" + r.source + ")"')
 
 
 def stack_measured_hours(pollutant: str) -> str:

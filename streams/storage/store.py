@@ -109,7 +109,34 @@ class InfluxWriter:
         """(site, kind, how many cases) of the ``case_event`` trail in [start, stop), for the
         weekly settlement: distinct case ids, so an event written twice (a batch judged again
         after a crash) counts once. Raises :class:`QueryError` when InfluxDB does not answer."""
-        query = flux.case_counts(self.bucket, start, stop, kinds)
+        return counts_of_csv(
+            await self._query_csv(flux.case_counts(self.bucket, start, stop, kinds))
+        )
+
+    async def mark_counts(self, start: datetime, stop: datetime) -> list[tuple[str, str, int]]:
+        """(site, kind, how many marks) of the ``mark`` trail in [start, stop), for the weekly
+        settlement. Raises :class:`QueryError` when InfluxDB does not answer."""
+        return counts_of_csv(await self._query_csv(flux.mark_counts(self.bucket, start, stop)))
+
+    async def validity_counts(
+        self, start: datetime, stop: datetime
+    ) -> dict[tuple[str, str, str, date], tuple[int, int]]:
+        """(site, device, pollutant, China day) → (received, valid) of the worker's closed
+        days in [start, stop), for the weekly settlement's rates."""
+        text = await self._query_csv(flux.validity_days(self.bucket, start, stop))
+        out: dict[tuple[str, str, str, date], tuple[int, int]] = {}
+        col: dict[str, int] = {}
+        for row in csv.reader(io.StringIO(text)):
+            if "_time" in row and "site" in row:
+                col = {name: i for i, name in enumerate(row)}
+                continue
+            if col and len(row) == len(col):
+                day = datetime.fromisoformat(row[col["_time"]]).astimezone(CHINA).date()
+                key = (row[col["site"]], row[col["device"]], row[col["pollutant"]], day)
+                out[key] = (int(row[col["received"]] or 0), int(row[col["valid"]] or 0))
+        return out
+
+    async def _query_csv(self, query: str) -> str:
         try:
             client = await self._client_of_loop()
             text = await client.query_api().query_raw(query, org=self.org, dialect=_PLAIN_CSV)
@@ -119,7 +146,7 @@ class InfluxWriter:
             if type(exc).__module__.startswith("aiohttp"):
                 raise QueryError(f"InfluxDB at {self.url} did not answer: {exc}") from exc
             raise
-        return counts_of_csv(text)
+        return text
 
     async def _write_api(self):
         return (await self._client_of_loop()).write_api()

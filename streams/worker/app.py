@@ -31,6 +31,7 @@ from ecowatch.stall import STALLED_EXIT_CODE, PartitionWatch, StallWatch
 from ecowatch.streams.api.requests import MAX_BODY_BYTES
 from ecowatch.streams.api.views import install_api
 from ecowatch.streams.storage.points import store_lines
+from ecowatch.streams.storage.proofs import ProofStore
 from ecowatch.streams.storage.store import InfluxWriter, PermanentWriteError
 from ecowatch.streams.worker.enforcement import Enforcement
 
@@ -172,7 +173,8 @@ def create_app(settings: Settings, clock: Clock | None = None) -> faust.App:
         store=store_readings,
         read_back=lambda m: read_range(worker_kafka, m.topic, m.partition, m.start, m.stop),
     )
-    install_api(app, enforcement, catalogue, load_tokens(settings.officer_tokens), clock)
+    tokens, proofs = load_tokens(settings.officer_tokens), ProofStore(settings.proof_folder)
+    install_api(app, enforcement, catalogue, tokens, clock, proofs)
 
     def letter_counts() -> dict[str, object]:
         """The worker's dead letters in its /health (``dead_lettered``: in Kafka)."""

@@ -50,7 +50,10 @@ TOKENS = {
     "tok-kc-01": "O-KC-01",
     "tok-kc-03": "O-KC-03",  # G-KC-02's: the heat plant's stack
     "tok-qj-01": "O-QJ-01",
+    "tok-qj-03": "O-QJ-03",  # G-QJ-02's: the gas boiler's stack
     "tok-ops": "operator:night-shift",
+    "tok-e-001": "enterprise:E-001",  # S-OUT-001's
+    "tok-e-031": "enterprise:E-031",  # the heat plant's (S-STK-001)
 }
 
 # The policy of a real-time exceedance, in seconds instead of hours, and paging the officers.
@@ -529,3 +532,203 @@ def test_a_stack_over_its_ultra_low_limit_reaches_the_officer_in_corrected_terms
         assert any(r["_field"] == "zs" and r["pollutant"] == "a21002" for r in zs)
     finally:
         finish(fleet, timeout=120)
+
+
+def stack_minute(o2: float, at: datetime | None = None) -> bytes:
+    """A flue-gas CEMS's reading: O2 near air's while the fan moves gas (a boiler stopping)."""
+    values = {"a34013": 2.0, "a21026": 8.0, "a21002": 20.0, "a19001": o2, "a00000": 40.0}
+    values |= {"a01011": 4.2, "a01012": 60.0, "a01013": -0.1, "a01014": 5.0}
+    stamp = (at or datetime.now(UTC)).isoformat()
+    return json.dumps(
+        {"ts": stamp, "values": {k: {"value": v} for k, v in values.items()}}
+    ).encode()
+
+
+def test_a_shutdown_declared_ahead_is_not_judged_and_the_officer_accepts_it(
+    settings, device_passwords, enforcing_worker, tmp_path
+):
+    """The heat plant marks its boiler's shutdown a few seconds ahead, with its notice as
+    proof; its O2 at air's then is no finding, while the gas boiler's, unmarked, is. The
+    grid's officer sees the mark pending, fetches the proof, and accepts it; every change is
+    a line of the mark's trail in InfluxDB."""
+    (tmp_path / "bridge").mkdir()
+    bridge = start_bridge(tmp_path / "bridge")
+    plant = Device(settings, "33080200G00001", device_passwords["33080200G00001"])
+    boiler = Device(settings, "33080300G00002", device_passwords["33080300G00002"])
+    try:
+        start = datetime.now(UTC) + timedelta(seconds=5)
+        status, body = api(
+            "POST",
+            "/api/sites/S-STK-001/marks",
+            "tok-e-031",
+            {
+                "device": "33080200G00001",
+                "type": "shutdown",
+                "start": start.isoformat(),
+                "end": (start + timedelta(hours=1)).isoformat(),
+                "reason": "1号锅炉计划停炉检修",
+            },
+        )
+        assert status == 202, body
+        mark = body["mark"]
+        assert mark["status"] == "pending" and mark["made_by"] == "enterprise:E-031"
+        # Another enterprise may not mark the plant's stack; an officer may not declare.
+        assert api("POST", "/api/sites/S-STK-001/marks", "tok-e-001", {})[0] == 403
+        notice = b"%PDF-1.4 shutdown notice"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{WEB_PORT}/api/sites/S-STK-001/marks/{mark['id']}/proofs",
+            method="POST",
+            data=notice,
+            headers={
+                "Authorization": "Bearer tok-e-031",
+                "Content-Type": "application/pdf",
+                "X-Filename": urllib.parse.quote("停炉通知.pdf"),
+            },
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:
+            assert r.status == 202
+        time.sleep(max(0.0, (start - datetime.now(UTC)).total_seconds()) + 1)
+        for _ in range(8):
+            assert not plant.publish(
+                topics.reading_topic("S-STK-001", "33080200G00001"), stack_minute(20.3)
+            ).is_failure
+            assert not boiler.publish(
+                topics.reading_topic("S-STK-002", "33080300G00002"), stack_minute(20.3)
+            ).is_failure
+            time.sleep(0.5)
+
+        def boiler_found() -> list:
+            return query(
+                settings,
+                f'from(bucket: "{settings.influx_bucket}") |> range(start: -10m)'
+                ' |> filter(fn: (r) => r._measurement == "finding" and r.rule == "high_oxygen"'
+                ' and r._field == "active")',
+            )
+
+        found = wait_for(
+            lambda: [r for r in boiler_found() if r["site"] == "S-STK-002"] or None,
+            30,
+            "the unmarked gas boiler's high-oxygen finding",
+        )
+        assert found
+        assert not [r for r in boiler_found() if r["site"] == "S-STK-001"]  # the marked stack's
+
+        # The grid's officer: the mark pending with its proof; the proof itself; accepted.
+        status, listing = api("GET", "/api/sites/S-STK-001/marks", "tok-kc-03")
+        assert status == 200, listing
+        [pending] = [m for m in listing["marks"] if m["id"] == mark["id"]]
+        [proof] = pending["proofs"]
+        assert pending["status"] == "pending" and proof["name"] == "停炉通知.pdf"
+        assert (
+            api(
+                "POST",
+                f"/api/sites/S-STK-001/marks/{mark['id']}/review",
+                "tok-qj-03",
+                {"accept": True},
+            )[0]
+            == 403
+        )
+        got = urllib.request.Request(
+            f"http://127.0.0.1:{WEB_PORT}/api/proofs/{proof['sha256']}?site=S-STK-001",
+            headers={"Authorization": "Bearer tok-kc-03"},
+        )
+        with urllib.request.urlopen(got, timeout=10) as r:
+            assert r.read() == notice
+        path = f"/api/sites/S-STK-001/marks/{mark['id']}/review"
+        assert (
+            api("POST", path, "tok-kc-03", {"accept": True, "reason": "停炉计划已备案"})[0] == 202
+        )
+
+        def accepted() -> bool:
+            marks = api("GET", "/api/sites/S-STK-001/marks", "tok-kc-03")[1]["marks"]
+            return any(m["id"] == mark["id"] and m["status"] == "accepted" for m in marks)
+
+        wait_for(accepted, 20, "the accepted mark in the worker's table")
+
+        def trail() -> set[str] | None:
+            rows = query(
+                settings,
+                f'from(bucket: "{settings.influx_bucket}") |> range(start: -1d)'
+                ' |> filter(fn: (r) => r._measurement == "mark" and r._field == "actor")',
+            )
+            kinds = {r["kind"] for r in rows if r["mark_id"] == mark["id"]}
+            return kinds if kinds >= {"declared", "proof_added", "accepted"} else None
+
+        wait_for(trail, 20, "the mark's trail: declared, proof added, accepted")
+    finally:
+        plant.close()
+        boiler.close()
+        bridge.stop()
+
+
+def test_a_fault_marked_after_the_exceedance_reaches_the_officers_who_reject_it(
+    settings, device_passwords, enforcing_worker, receiver, mailbox, tmp_path
+):
+    """S-OUT-001's COD is over its limit and the enterprise is reminded; it then marks its
+    analyser faulty over that time. The grid's officers get the mark to review (【标记待核】),
+    reject it, and the case goes on to them (【执法】)."""
+    (tmp_path / "bridge").mkdir()
+    bridge = start_bridge(tmp_path / "bridge")
+    device = Device(settings, DEVICE, device_passwords[DEVICE])
+    topic = topics.reading_topic(SITE, DEVICE)
+    try:
+        began = datetime.now(UTC)
+
+        def reminded() -> str | None:
+            assert not device.publish(topic, reading(240.0)).is_failure
+            for r in receiver.at("/enterprise"):
+                doc = json.loads(r.body)
+                if doc["title"].startswith("【提醒】") and (m := CASE_ID.search(doc["message"])):
+                    case = m.group(0)
+                    if f"-{SITE}-" in case and case.endswith("realtime_over_limit"):
+                        return case
+            return None
+
+        case_id = wait_for(reminded, 40, "the enterprise's reminder of S-OUT-001's COD")
+        status, body = api(
+            "POST",
+            f"/api/sites/{SITE}/marks",
+            "tok-e-001",
+            {
+                "device": DEVICE,
+                "type": "fault",
+                "start": (began - timedelta(minutes=1)).isoformat(),
+                "end": (datetime.now(UTC) + timedelta(minutes=30)).isoformat(),
+                "reason": "COD 分析仪消解单元故障",
+            },
+        )
+        assert status == 202, body
+        mark_id = body["mark"]["id"]
+
+        def review_requested() -> list:
+            return [
+                m
+                for _, m in mailbox.messages
+                if m["To"] == "o-kc-01@example.org"
+                and str(m["Subject"]).startswith("【标记待核】")
+                and mark_id in text_of(m)
+            ]
+
+        [request, *_] = wait_for(review_requested, 30, "the officers' request to review the mark")
+        assert "故障标记" in text_of(request) and "COD 分析仪消解单元故障" in text_of(request)
+        path = f"/api/sites/{SITE}/marks/{mark_id}/review"
+        assert api("POST", path, "tok-kc-01", {"accept": False, "reason": ""})[0] == 400
+        status, _ = api("POST", path, "tok-kc-01", {"accept": False, "reason": "无维修记录"})
+        assert status == 202
+
+        def escalated() -> list:
+            assert not device.publish(topic, reading(240.0)).is_failure
+            return [
+                m
+                for _, m in mailbox.messages
+                if m["To"] == "o-kc-01@example.org"
+                and str(m["Subject"]).startswith("【执法】")
+                and case_id in text_of(m)
+            ]
+
+        wait_for(escalated, 40, "the case going on to the officers after the rejection")
+        cases = api("GET", "/api/cases", "tok-kc-01")[1]["cases"]
+        assert any(c["id"] == case_id for c in cases), "the rejected mark closed the case"
+    finally:
+        device.close()
+        bridge.stop()

@@ -99,3 +99,14 @@ def test_add_prints_a_new_token_once_and_keeps_its_hash(tmp_path: Path):
 def test_who_may_hold_a_token():
     assert who_problem("O-KC-01") is None and who_problem("operator:night") is None
     assert who_problem("") and who_problem("operator: ") and who_problem(3)
+
+
+def test_an_enterprise_may_hold_a_token(tmp_path: Path):
+    assert who_problem("enterprise:E-031") is None
+    assert "enterprise:<id>" in (who_problem("enterprise:") or "")
+    assert "enterprise:<id>" in (who_problem("enterprise: E-031") or "")
+    path = tmp_path / "tokens.json"
+    token = add_token(path, "enterprise:E-031")
+    assert identify(load_tokens(path), token) == "enterprise:E-031"
+    with pytest.raises(ConfigError, match="enterprise:<id>"):
+        add_token(path, "enterprise:")

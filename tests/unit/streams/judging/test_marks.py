@@ -78,7 +78,9 @@ def test_a_shutdown_is_marked_ahead_of_time_pending_review(catalogue: Catalogue)
     mark = shutdown(catalogue, T0, T0 + 2 * HOUR, now=T0 - timedelta(days=2))
     assert mark.status is MarkStatus.PENDING and mark.excuses
     assert (mark.site, mark.device, mark.source) == (STACK, CEMS, MarkSource.ENTERPRISE)
-    assert mark.id.startswith(f"M-{STACK}-202611231000")
+    assert mark.id.startswith("M-202611231000-") and len(mark.id) == len("M-202611231000-") + 10
+    again = shutdown(catalogue, T0, T0 + 2 * HOUR, now=T0 - timedelta(days=2, seconds=1))
+    assert again.id != mark.id  # made at another time: another mark
     assert mark.covers(CEMS, T0) and not mark.covers(CEMS, T0 + 2 * HOUR)
     assert not mark.covers("another", T0)
 

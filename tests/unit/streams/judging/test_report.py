@@ -97,6 +97,41 @@ def test_the_week_adds_up_from_counts_as_influxdb_gives_them(catalogue):
     assert all(r.opened == r.closed == 0 for r in later)
 
 
+def test_the_week_counts_the_grids_marks_and_names_their_lowest_rates(catalogue):
+    marks = [
+        ("S-OUT-001", "declared", 3),
+        ("S-OUT-002", "declared", 1),
+        ("S-OUT-001", "accepted", 1),
+        ("S-OUT-002", "rejected", 2),
+        ("S-OUT-001", "proof_added", 4),  # not a column of the settlement
+        ("S-STK-001", "declared", 1),
+    ]
+    monday = MONDAY.astimezone(CHINA).date()
+    week = [monday + timedelta(days=i) for i in range(7)]
+    # G-KC-01's sites over the week: S-OUT-002 every value, S-OUT-001's monitor half its
+    # days, its meter nothing; S-AIR-001 sent nothing (owed all the same: 0 %).
+    counts = {}
+    for site, device, pollutants, days in (
+        ("S-OUT-002", "33080200000002", ["w00000", "w01018", "w21003", "w01001"], week),
+        ("S-OUT-001", "33080200000001", ["w00000", "w01018", "w21003", "w01001"], week[:3]),
+    ):
+        for code in pollutants:
+            for day in days:
+                counts[(site, device, code, day)] = (1440, 1440)
+    rows = {
+        r.grid: r for r in weekly_report([], [], MONDAY, catalogue, marks=marks, validity=counts)
+    }
+    kc = rows["G-KC-01"]
+    assert (kc.marks_made, kc.marks_accepted, kc.marks_rejected) == (4, 1, 2)
+    assert rows["G-KC-02"].marks_made == 1 and rows["G-QJ-01"].marks_made == 0
+    # S-OUT-001: 4 × 3 of (4 + 3) × 7 owed days; S-OUT-002 all; S-AIR-001 none.
+    assert [(r.site, r.transmission_validity_rate) for r in kc.lowest_rates] == [
+        ("S-AIR-001", 0.0),
+        ("S-OUT-001", round(12 / 49, 4)),
+        ("S-OUT-002", 1.0),
+    ]
+
+
 def test_a_site_case_log_keeps_the_cases_gone_within_the_topics_retention():
     old, edge = MONDAY, MONDAY + timedelta(days=1)
     new = edge + LOG_KEEP

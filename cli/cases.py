@@ -99,6 +99,9 @@ def report_weekly(week: str | None, as_json: bool) -> None:
         )
 
 
+MARK_LOOKBACK = timedelta(days=62)  # a mark covers at most 31 days, reviewed within a month
+
+
 def _day(text: str, option: str) -> date:
     try:
         return date.fromisoformat(text)
@@ -126,10 +129,12 @@ def report_validity(
     first: str, last: str, site: str | None, threshold: float, as_json: bool
 ) -> None:
     """Transmission and validity rates (传输有效率) per site, device and pollutant: expected
-    (from each device's reporting interval), received and valid (flagged N) values, and the
+    (from each device's reporting interval, less the time its enterprise marked stopped,
+    停产/停运, pending or accepted), received and valid (flagged N) values, and the
     rates received/expected, valid/received and valid/expected, from the readings InfluxDB
     holds. A site below the threshold is flagged."""
-    from ecowatch.streams.storage.store import daily_flag_counts
+    from ecowatch.streams.judging.marks import stopped_by_device
+    from ecowatch.streams.storage.store import daily_flag_counts, marks_as_they_stand
 
     settings, catalogue = settings_and_catalogue()
     start, end = _day(first, "--from"), _day(last, "--to")
@@ -138,11 +143,16 @@ def report_validity(
     if site is not None and site not in catalogue.sites:
         raise ConfigError(f"--site {site!r}: no site of that id in the catalogue")
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    since, until = day_period(start)[0], day_period(end)[1]
     try:
-        counts = daily_flag_counts(settings, day_period(start)[0], day_period(end)[1], site)
+        counts = daily_flag_counts(settings, since, until, site)
+        # A mark's trail may have begun before the report's days (a month's stop).
+        # As they stand now: a mark reviewed after the report's days counts as reviewed.
+        latest = max(until, datetime.now(CHINA) + timedelta(minutes=1))
+        marks = marks_as_they_stand(settings, since - MARK_LOOKBACK, latest, site)
     except Exception as exc:  # the client's errors are many kinds: each means "no answer"
         raise ServiceDown("InfluxDB", settings.influx_url, str(exc)[:160]) from None
-    sites = site_rates(catalogue, counts, days, site)
+    sites = site_rates(catalogue, counts, days, site, stopped_by_device(marks, catalogue))
     if as_json:
         click.echo(json.dumps(_validity_json(sites, first, last, threshold), ensure_ascii=False))
         return

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ecowatch.clock import CHINA
-from ecowatch.config.catalogue import Site
+from ecowatch.config.catalogue import Catalogue, Site
 from ecowatch.schema import (
     DEVICE_DATA_RULES,
     OVER_LIMIT_RULES,
@@ -230,6 +230,25 @@ def stopped_periods(marks: Iterable[Mark], device: str) -> list[tuple[datetime, 
         for m in marks
         if m.excuses and m.type in STOPPED_TYPES and (m.device is None or m.device == device)
     ]
+
+
+MarkRow = tuple[str, str | None, MarkType, MarkStatus, datetime, datetime]  # site, device, ...
+
+
+def stopped_by_device(
+    rows: Iterable[MarkRow], catalogue: Catalogue
+) -> dict[tuple[str, str], list[tuple[datetime, datetime]]]:
+    """(site, device) → the periods it was marked stopped (停产, 停运; pending or accepted),
+    from marks as their trail last stands (a whole site's mark: each of its devices)."""
+    out: dict[tuple[str, str], list[tuple[datetime, datetime]]] = {}
+    for site, device, type_, status, start, end in rows:
+        if type_ not in STOPPED_TYPES or status is MarkStatus.REJECTED:
+            continue
+        s = catalogue.sites.get(site)
+        devices = [device] if device else [d.id for d in s.devices] if s else []
+        for d in devices:
+            out.setdefault((site, d), []).append((start, end))
+    return out
 
 
 def proof_overdue(mark: Mark, now: datetime, policy: MarkPolicy) -> bool:

@@ -154,20 +154,26 @@ class SiteRates:
 
 
 def site_rates(
-    catalogue: Catalogue, counts: Counts, days: list[date], site: str | None
+    catalogue: Catalogue,
+    counts: Counts,
+    days: list[date],
+    site: str | None,
+    stopped: Mapping[tuple[str, str], list[Period]] | None = None,
 ) -> list[SiteRates]:
     """Every device's owed pollutants over ``days`` (the catalogue's sites, or one), from what
-    arrived (``counts``; a day with nothing is 0 received, not left out)."""
+    arrived (``counts``; a day with nothing is 0 received, not left out); ``stopped``: the
+    periods each (site, device) was marked stopped, which it did not owe."""
     out = []
     for site_id, s in sorted(catalogue.sites.items()):
         if site is not None and site_id != site:
             continue
         devices = []
         for device in s.devices:
+            cuts = (stopped or {}).get((site_id, device.id), [])
             for code in device.pollutants:
                 per_day = []
                 for day in days:
-                    expected = expected_values(day_period(day), device.reports_every)
+                    expected = expected_values(day_period(day), device.reports_every, cuts)
                     received, valid = counts.get((site_id, device.id, code, day), (0, 0))
                     per_day.append((day, Validity(expected, received, valid)))
                 devices.append(DeviceRates(device.id, code, tuple(per_day)))

@@ -387,6 +387,26 @@ def mark_counts(bucket: str, start: datetime, stop: datetime) -> str:
     )
 
 
+def marks_as_they_stand(bucket: str, start: datetime, stop: datetime, site: str | None) -> str:
+    """Each mark's last change in [start, stop) (the ``mark`` trail), or one site's: its
+    type and status, device, start and end, one row per mark."""
+    wanted = [eq("_measurement", MARK)]
+    if site is not None:
+        wanted.append(eq("site", site))
+    return str(
+        from_(bucket, start, stop).then(
+            filter_(all_of(*wanted)),
+            filter_(one_of("_field", ["device", "start", "end"])),
+            group(["mark_id", "_field"]),
+            last(),
+            group(),
+            # One point holds the three: their last rows share its type and status.
+            pivot(["mark_id", "site", "type", "status"], ["_field"], "_value"),
+            keep(["site", "mark_id", "type", "status", "device", "start", "end"]),
+        )
+    )
+
+
 def reading_points_per_device(bucket: str, start: datetime, stop: datetime | None = None) -> str:
     """Reading points (value fields) per device since ``start``, or in [start, stop)."""
     return str(

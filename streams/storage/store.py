@@ -25,7 +25,7 @@ from influxdb_client.rest import ApiException
 
 from ecowatch.clock import CHINA
 from ecowatch.edges.outage import Outage
-from ecowatch.schema import DataFlag
+from ecowatch.schema import DataFlag, MarkStatus, MarkType
 from ecowatch.streams.judging.rules.rejudge import StoredReading, StoredValue
 from ecowatch.streams.storage import flux
 
@@ -313,3 +313,27 @@ def daily_flag_counts(
                 counts = out.setdefault(key, [0, 0])
                 counts[0 if r.values["kind"] == "received" else 1] = int(r.get_value())
     return {key: (received, valid) for key, (received, valid) in out.items()}
+
+
+def marks_as_they_stand(
+    settings: Settings, start: datetime, stop: datetime, site: str | None = None
+) -> list[tuple[str, str | None, MarkType, MarkStatus, datetime, datetime]]:
+    """Each mark whose trail has a change in [start, stop), as its last change left it:
+    (site, device or None for the whole site, type, status, start, end)."""
+    query = flux.marks_as_they_stand(settings.influx_bucket, start, stop, site)
+    out = []
+    with influx_client(settings, 60_000) as client:
+        for table in client.query_api().query(query):
+            for r in table.records:
+                v = r.values
+                out.append(
+                    (
+                        str(v["site"]),
+                        str(v["device"]) if v.get("device") else None,  # "": the site's
+                        MarkType(v["type"]),
+                        MarkStatus(v["status"]),
+                        datetime.fromisoformat(str(v["start"])),
+                        datetime.fromisoformat(str(v["end"])),
+                    )
+                )
+    return out

@@ -4,7 +4,8 @@ September 2025 of two outfalls, a reading a minute (what the demo city's devices
 as the worker writes readings (the contract refuses readings over a week old, so a month of
 the past is not sent through MQTT): S-OUT-032 all month but an hour off the network and half
 an hour in maintenance; S-OUT-008 silent from the 27th. The report counts what InfluxDB holds
-per China-time day, owes every day of the month, and flags the site under 90 %.
+per China-time day, owes every day of the month, and flags the site under 90 %; once the
+silent site's stop is marked (and accepted), its silent days are not owed.
 """
 
 from __future__ import annotations
@@ -20,8 +21,18 @@ from influxdb_client.client.write_api import SYNCHRONOUS
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
-from ecowatch.schema import DataFlag, Measurement, Reading, ReadingSource
-from ecowatch.streams.storage.points import reading_lines
+from ecowatch.schema import (
+    DataFlag,
+    Mark,
+    MarkEvent,
+    MarkEventKind,
+    MarkStatus,
+    MarkType,
+    Measurement,
+    Reading,
+    ReadingSource,
+)
+from ecowatch.streams.storage.points import mark_line, reading_lines
 from ecowatch.streams.storage.store import influx_client
 
 MONTH = datetime(2025, 9, 1, tzinfo=CHINA)
@@ -108,6 +119,42 @@ def test_a_month_with_gaps_gives_each_site_its_rates_and_flags_the_one_under_90(
     # The other sites sent nothing that month: they owed it all the same.
     others = [s for s in sites.values() if s["site"] not in (HEALTHY, GAPPY)]
     assert all(s["received"] == 0 and s["below"] for s in others)
+
+    # The gappy site's enterprise marked its production stopped from the 27th (accepted): the
+    # four silent days are not owed, and the site is whole.
+    stop = Mark(
+        id="M-202509270000-stopped",
+        site=GAPPY,
+        type=MarkType.PRODUCTION_STOPPED,
+        start=MONTH + timedelta(days=26),
+        end=MONTH + timedelta(days=30),
+        reason="停产检修",
+        made_by="enterprise:E-008",
+        made_at=MONTH + timedelta(days=26, hours=2),
+        status=MarkStatus.ACCEPTED,
+        reviewed_by="O-KC-01",
+        reviewed_at=MONTH + timedelta(days=27),
+    )
+    accepted = MarkEvent(
+        kind=MarkEventKind.ACCEPTED, mark=stop, actor="O-KC-01", at=stop.reviewed_at
+    )
+    with influx_client(settings) as client:
+        client.write_api(write_options=SYNCHRONOUS).write(
+            bucket=settings.influx_bucket, record=mark_line(accepted), write_precision="ms"
+        )
+    marked = report_validity("--json", "--site", GAPPY)
+    assert marked.returncode == 0, marked.stderr
+    [site] = json.loads(marked.stdout)["sites"]
+    assert site["expected"] == site["received"] == len(site["devices"]) * SILENT_FROM
+    assert site["transmission_validity_rate"] == 1.0 and not site["below"]
+    with influx_client(settings) as client:  # the trail back as it was, for the table below
+        client.delete_api().delete(
+            MONTH - timedelta(days=1),
+            MONTH + timedelta(days=40),
+            f'_measurement="mark" AND site="{GAPPY}"',
+            bucket=settings.influx_bucket,
+            org=settings.influx_org,
+        )
 
     # The table says the same, the gappy site flagged.
     text = report_validity("--site", GAPPY)

@@ -9,7 +9,8 @@ import pytest
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.schema import Reading, ReadingSource
+from ecowatch.schema import MarkStatus, MarkType, Reading, ReadingSource
+from ecowatch.streams.judging.marks import stopped_by_device
 from ecowatch.streams.judging.replay import Replay
 from ecowatch.streams.judging.validity import (
     Validity,
@@ -118,3 +119,28 @@ def test_a_site_s_rates_over_days_count_a_silent_day_as_owed(catalogue: Catalogu
     every_site = site_rates(catalogue, counts, days, None)
     assert len(every_site) == len(catalogue.sites)
     assert all(not s.below(0.9) or s.total.valid == 0 for s in every_site if s.site != site)
+
+
+def test_time_marked_stopped_is_not_owed_in_the_report(catalogue: Catalogue) -> None:
+    """Marks as their trail stands: a site-wide stop accepted, a device's stop rejected, a
+    fault (not a stop): only the first leaves the days it covers unowed."""
+    site, monitor = "S-OUT-001", "33080200000001"
+    day = date(2026, 11, 23)
+    start, end = day_period(day)
+    rows = [
+        (
+            site,
+            None,
+            MarkType.PRODUCTION_STOPPED,
+            MarkStatus.ACCEPTED,
+            start + timedelta(hours=12),
+            end,
+        ),
+        ("S-OUT-002", "33080200000002", MarkType.OUT_OF_OPERATION, MarkStatus.REJECTED, start, end),
+        ("S-OUT-002", "33080200000002", MarkType.FAULT, MarkStatus.ACCEPTED, start, end),
+    ]
+    stopped = stopped_by_device(rows, catalogue)
+    assert set(stopped) == {(site, monitor), (site, "33080200M00001")}  # both of its devices
+    [one, two] = site_rates(catalogue, {}, [day], None, stopped)[3:5]
+    assert (one.site, one.total.expected) == (site, 7 * 720)  # half a day owed
+    assert (two.site, two.total.expected) == ("S-OUT-002", 4 * 1440)  # owed whole

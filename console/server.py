@@ -5,6 +5,10 @@ Who may see what is the case API's business: signing in hands the token to the w
 is passed on with the caller's own token, so the API's rules (401, 403, 409, ...) are the
 console's. The token then lives only in this process's memory, behind a random session
 cookie (HttpOnly, SameSite=Strict: another site can neither read it nor post with it).
+
+An enterprise's token (``enterprise:E-xxx``) is refused every case (403), so who holds it is
+read from the tokens file, as the API reads it; it signs in to the phone alone, to declare and
+prove the marks (标记) of its own sites, which the officers of their grids review there.
 """
 
 from __future__ import annotations
@@ -24,9 +28,11 @@ from urllib.parse import quote
 
 import aiohttp
 from aiohttp import web
+from pydantic import ValidationError
 
+from ecowatch.alerts.wording import MARK_TYPES, both, mark_text
 from ecowatch.clock import CHINA
-from ecowatch.config.catalogue import Catalogue, SiteKind
+from ecowatch.config.catalogue import Catalogue, Site, SiteKind
 from ecowatch.config.settings import Settings
 from ecowatch.console import validity
 from ecowatch.console.core import City, limit_view
@@ -40,7 +46,12 @@ from ecowatch.console.seed import stored_latest
 from ecowatch.edges.tokens import OPERATOR, identify, load_tokens
 from ecowatch.errors import ConfigError
 from ecowatch.pollutants import NAMES, NO, NO2, NOX
+from ecowatch.schema import Mark
+from ecowatch.streams.api.auth import Caller, caller_of
+from ecowatch.streams.api.marks import FILENAME_HEADER
+from ecowatch.streams.api.requests import Refusal
 from ecowatch.streams.judging.flue_gas import is_concentration
+from ecowatch.streams.storage.proofs import MAX_PROOF_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +66,18 @@ PAGES = ("wall", "desk", "phone")
 VALIDITY_EVERY_S = 300.0
 VALIDITY_CHECK_S = 5.0
 STATIC = resources.files("ecowatch.console") / "static"
+# The API lists one site's marks at a time: a grid's sites are asked together, this many at once.
+MARKS_AT_ONCE = 8
+PROOF_TIMEOUT_S = 60.0  # a 10 MiB document each way, not a JSON answer
+# What a proof's answer keeps on its way through: above all, served as a download that the
+# browser neither sniffs nor runs (an enterprise's HTML is no page of the console's origin).
+PROOF_HEADERS = (
+    "Content-Type",
+    "Content-Disposition",
+    "X-Content-Type-Options",
+    "Content-Security-Policy",
+    "Cache-Control",
+)
 
 
 @dataclass(frozen=True)
@@ -63,12 +86,19 @@ class Session:
     who: str  # officer id, "operator:<name>", or "" when the tokens file is not readable here
     grids: frozenset[str] | None  # None: every grid (an operator)
     expires: float
+    enterprise: str | None = None  # an enterprise's catalogue id (its grids: none)
 
     def sees(self, grid: str) -> bool:
         return self.grids is None or grid in self.grids
 
+    def may_see(self, site: Site) -> bool:
+        """The API's own rule: an enterprise's sites, an officer's grids', every site."""
+        return Caller(self.who, self.grids, self.enterprise).may_see(site)
+
     @property
     def role(self) -> str:
+        if self.enterprise is not None:
+            return "enterprise"
         return "operator" if self.grids is None else "officer"
 
 
@@ -102,8 +132,27 @@ class Console:
         except ConfigError:
             return ""
 
+    def _enterprise(self, token: str) -> Session | None:
+        """An enterprise's session: the case API refused its token every case (403), so who
+        holds it comes from the tokens file, judged as the API judges it."""
+        path = self.settings.officer_tokens
+        if path is None or not Path(path).exists():
+            log.warning("console: a token the case API refuses cases (403), and no tokens file")
+            return None
+        try:
+            tokens = load_tokens(Path(path))
+            caller = caller_of(f"Bearer {token}", tokens, {}, self.catalogue.enterprises)
+        except (ConfigError, Refusal):
+            return None
+        if caller.enterprise is None:
+            return None
+        expires = time.time() + SESSION_HOURS * 3600
+        return Session(token, caller.who, frozenset(), expires, caller.enterprise)
+
     async def sign_in(self, token: str) -> Session | None:
         status, body = await self.call_worker("GET", "/api/cases", token)
+        if status == 403:
+            return self._enterprise(token)
         if status != 200 or not isinstance(body, dict):
             return None
         self._take_rows(body)
@@ -120,27 +169,47 @@ class Console:
             return None
         return found
 
-    def need(self, request: web.Request) -> Session:
+    def need(self, request: web.Request, *, enterprise: bool = False) -> Session:
+        """The caller's session; an enterprise's only where ``enterprise`` (its marks): the
+        city's map, cases and dead letters are the officers' and operators'."""
         found = self.session(request)
         if found is None:
             raise web.HTTPUnauthorized(
                 text=json.dumps({"error": "sign in with your token"}),
                 content_type="application/json",
             )
+        if found.enterprise is not None and not enterprise:
+            raise web.HTTPForbidden(
+                text=json.dumps(
+                    {"error": "企业只可申报本企业站点的标记 · an enterprise marks its own sites"},
+                    ensure_ascii=False,
+                ),
+                content_type="application/json",
+            )
         return found
 
     async def call_worker(
-        self, method: str, path: str, token: str, body: Any = None
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
     ) -> tuple[int, Any]:
-        """The case API with the caller's token: its status and JSON, or 503 if it is away."""
+        """The case API with the caller's token: its status and JSON, or 503 if it is away.
+        ``raw``: a document sent as the body itself, with its ``headers``, not JSON."""
         assert self.http is not None
         try:
             async with self.http.request(
                 method,
                 self.worker + path,
-                headers={"Authorization": f"Bearer {token}"},
-                json=body,
-                timeout=aiohttp.ClientTimeout(total=10),
+                headers={"Authorization": f"Bearer {token}", **(headers or {})},
+                json=body if raw is None else None,
+                data=raw,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as r:
                 try:
                     return r.status, await r.json(content_type=None)
@@ -187,8 +256,11 @@ class Console:
         name = request.match_info.get("page", "wall")
         if name not in PAGES:
             raise web.HTTPNotFound()
-        if self.session(request) is None:
+        me = self.session(request)
+        if me is None:
             raise web.HTTPFound(f"/login?next=/{name}")
+        if me.enterprise is not None and name != "phone":
+            raise web.HTTPFound("/phone")  # its marks are there; the city is not its to watch
         return self._html(f"{name}.html")
 
     async def login_page(self, request: web.Request) -> web.StreamResponse:
@@ -238,13 +310,21 @@ class Console:
     # -- data ----------------------------------------------------------------------------------
 
     async def city_view(self, request: web.Request) -> web.StreamResponse:
-        me = self.need(request)
-        sites = [s for s in self.catalogue.sites.values() if me.sees(s.grid)]
+        me = self.need(request, enterprise=True)
+        sites = [s for s in self.catalogue.sites.values() if me.may_see(s)]
+        company = self.catalogue.enterprises.get(me.enterprise or "")
         return web.json_response(
             {
-                "me": {"who": me.who, "role": me.role, "grids": sorted(me.grids or [])},
+                "me": {
+                    "who": me.who,
+                    "role": me.role,
+                    "grids": sorted(me.grids or []),
+                    "enterprise": company.name if company else "",
+                },
                 # The pages' pollutant names: code → [Chinese, English].
                 "pollutants": {code: list(names) for code, names in NAMES.items()},
+                # The marks' types (标记), in the rules' order: type → [Chinese, English].
+                "mark_types": {kind.value: list(names) for kind, names in MARK_TYPES.items()},
                 "grids": [
                     {"id": g.id, "name": g.name, "district": g.district}
                     for g in self.catalogue.grids.values()
@@ -264,6 +344,7 @@ class Console:
                         "enterprise": (
                             self.catalogue.enterprises[s.enterprise].name if s.enterprise else ""
                         ),
+                        "devices": [d.id for d in s.devices],  # what a mark may name
                     }
                     for s in sites
                 ],
@@ -386,6 +467,99 @@ class Console:
         path = f"/api/sites/{site}/cases/{case_id}/{action}"
         status, answer = await self.call_worker("POST", path, me.token, body)
         return web.json_response(answer, status=status)
+
+    # -- marks (标记) ---------------------------------------------------------------------------
+
+    async def marks(self, request: web.Request) -> web.StreamResponse:
+        """The marks of the enterprises' sites the caller may see (an enterprise: its own; an
+        officer: their grids'), each with its words (alerts/wording.py) and its site's data
+        clock. The API lists one site at a time; a site it did not answer for is named."""
+        me = self.need(request, enterprise=True)
+        sites = [s.id for s in self.catalogue.sites.values() if s.enterprise and me.may_see(s)]
+        gate = asyncio.Semaphore(MARKS_AT_ONCE)
+
+        async def one(site: str) -> tuple[str, int, Any]:
+            async with gate:
+                path = f"/api/sites/{quote(site, safe='')}/marks"
+                return site, *await self.call_worker("GET", path, me.token)
+
+        rows: list[dict[str, Any]] = []
+        now: dict[str, str] = {}
+        errors: list[dict[str, Any]] = []
+        for site, status, body in await asyncio.gather(*(one(s) for s in sites)):
+            if status != 200 or not isinstance(body, dict):
+                error = body.get("error") if isinstance(body, dict) else None
+                errors.append({"site": site, "status": status, "error": error or str(status)})
+                continue
+            now[site] = body.get("now", "")
+            rows += [_said(row) for row in body.get("marks", []) if isinstance(row, dict)]
+        return web.json_response({"now": now, "marks": rows, "errors": errors})
+
+    async def mark_act(self, request: web.Request) -> web.StreamResponse:
+        """Declare a mark (the enterprise) or review one (an officer): passed on as JSON."""
+        me = self.need(request, enterprise=True)
+        try:
+            body = await request.json()
+        except ValueError:
+            return web.json_response({"error": "expected a JSON body"}, status=400)
+        path = f"/api/sites/{quote(request.match_info['site'], safe='')}/marks"
+        if "mark_id" in request.match_info:
+            path += f"/{quote(request.match_info['mark_id'], safe='')}/review"
+        status, answer = await self.call_worker("POST", path, me.token, body)
+        return web.json_response(_with_said(answer), status=status)
+
+    async def add_proof(self, request: web.Request) -> web.StreamResponse:
+        """A proof's document, its body passed on as it came with its type and file name.
+        Read from the stream up to the API's cap: the app's body limit is for JSON."""
+        me = self.need(request, enterprise=True)
+        too_large = web.json_response(
+            {"error": f"a proof is at most {MAX_PROOF_BYTES // (1024 * 1024)} MiB"}, status=413
+        )
+        if (request.content_length or 0) > MAX_PROOF_BYTES:
+            return too_large
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(64 * 1024):
+            size += len(chunk)
+            if size > MAX_PROOF_BYTES:
+                return too_large
+            chunks.append(chunk)
+        site, mark_id = (quote(request.match_info[k], safe="") for k in ("site", "mark_id"))
+        headers = {
+            "Content-Type": request.headers.get("Content-Type", ""),
+            FILENAME_HEADER: request.headers.get(FILENAME_HEADER, ""),
+        }
+        status, answer = await self.call_worker(
+            "POST",
+            f"/api/sites/{site}/marks/{mark_id}/proofs",
+            me.token,
+            raw=b"".join(chunks),
+            headers={k: v for k, v in headers.items() if v},  # missing: the API says so
+            timeout=PROOF_TIMEOUT_S,
+        )
+        return web.json_response(_with_said(answer), status=status)
+
+    async def proof(self, request: web.Request) -> web.StreamResponse:
+        """A proof's document from the API, with the caller's token (a mark's ``proofs[].url``
+        is this path): served as the API serves it, a download."""
+        me = self.need(request, enterprise=True)
+        path = (
+            f"/api/proofs/{quote(request.match_info['sha256'], safe='')}"
+            f"?site={quote(request.query.get('site', ''), safe='')}"
+        )
+        assert self.http is not None
+        try:
+            async with self.http.get(
+                self.worker + path,
+                headers={"Authorization": f"Bearer {me.token}"},
+                timeout=aiohttp.ClientTimeout(total=PROOF_TIMEOUT_S),
+            ) as r:
+                data = await r.read()  # at most the API's cap
+                kept = {k: r.headers[k] for k in PROOF_HEADERS if k in r.headers}
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"the case API at {self.worker} does not answer ({exc})"
+            return web.json_response({"error": error}, status=503)
+        return web.Response(body=data, status=r.status, headers=kept)
 
     async def weekly(self, request: web.Request) -> web.StreamResponse:
         """The case API's weekly settlement (周周能结清) of the caller's grids; by default the
@@ -535,6 +709,11 @@ class Console:
                 web.get("/api/cases", self.cases),
                 web.get("/api/cases/{case_id}/trail", self.trail),
                 web.post(r"/api/sites/{site}/cases/{case_id}/{action:ack|findings}", self.act),
+                web.get("/api/marks", self.marks),
+                web.post("/api/sites/{site}/marks", self.mark_act),
+                web.post("/api/sites/{site}/marks/{mark_id}/review", self.mark_act),
+                web.post("/api/sites/{site}/marks/{mark_id}/proofs", self.add_proof),
+                web.get("/api/proofs/{sha256}", self.proof),
                 web.get("/api/weekly", self.weekly),
                 web.get("/api/dead-letters", self.dead_letters),
                 web.get("/api/validity", self.validity_view),
@@ -557,6 +736,23 @@ class Console:
         app.cleanup_ctx.append(client)
         app.on_shutdown.append(hang_up)
         return app
+
+
+def _said(row: dict[str, Any]) -> dict[str, Any]:
+    """A mark's row with its words in each language, as a case's trail writes a mark."""
+    proofs = [{k: v for k, v in p.items() if k != "url"} for p in row.get("proofs", [])]
+    try:
+        mark = Mark.model_validate({**row, "proofs": proofs})
+    except (ValidationError, AttributeError):
+        return row  # a newer API's row: shown without its words rather than not at all
+    return {**row, "said": both(mark_text, mark)}
+
+
+def _with_said(answer: Any) -> Any:
+    """A change's answer (``{"mark": …}``) with the mark's words, as the listing has them."""
+    if isinstance(answer, dict) and isinstance(answer.get("mark"), dict):
+        return {**answer, "mark": _said(answer["mark"])}
+    return answer
 
 
 async def _nothing() -> tuple[Series, str | None]:

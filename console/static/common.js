@@ -51,6 +51,19 @@ const WORDS = {
   valid: ["有效", "Valid"], day: ["日期", "Day"], city: ["全市", "City"],
   lowest: ["传输有效率最低站点", "Lowest sites"], closed_days: ["近7日", "Last 7 days"],
   under_90: ["低于90%标红", "under 90 % in red"], no_rate: ["暂无数据", "no data"],
+  // Marks (标记): an enterprise declares and proves them, an officer of the grid reviews them.
+  declare_mark: ["申报标记", "Declare a mark"], our_marks: ["本企业标记", "Our marks"],
+  marks_to_review: ["待审核标记", "Marks to review"], site: ["站点", "Site"], device: ["设备", "Device"],
+  whole_site: ["全厂（所有设备）", "whole site (every device)"], mark_type: ["标记类型", "Type"],
+  mark_start: ["开始时间（北京时间）", "Start (China time)"], mark_end: ["结束时间（北京时间）", "End (China time)"],
+  mark_reason: ["标记理由", "Reason"], proofs: ["证明材料", "Proofs"], no_proof: ["尚未上传", "none yet"],
+  attach: ["上传证明材料", "Attach a proof"], pick_file: ["请先选择照片或文件", "choose a photo or file first"],
+  attached: ["证明材料已上传", "proof attached"], declared: ["已申报，请上传证明材料", "declared: now attach a proof"],
+  accept: ["接受", "Accept"], reject: ["驳回", "Reject"], review_reason: ["审核意见", "Review"],
+  reason_needed: ["驳回须填写审核意见", "a rejection needs a reason"], reviewer: ["审核人", "reviewed by"],
+  failed: ["提交失败：", "Failed: "], marks_unread: ["未能读取标记：", "marks not read: "],
+  mark_pending: ["待审核", "to be reviewed"], mark_accepted: ["已接受", "accepted"], mark_rejected: ["已驳回", "rejected"],
+  no_marks: ["暂无标记", "no marks"], nothing_to_review: ["暂无待审核标记", "no marks to review"],
 };
 let LANG = localStorage.getItem("ecowatch.lang") || "zh";
 function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : key; }

@@ -3,14 +3,16 @@ caller's own token, Server-Sent Events' framing, the static files and their type
 that fetches anything from another host.
 
 The worker's case API is a small aiohttp app of the test's own on 127.0.0.1 that answers as the
-real one does for two tokens and records every Authorization header it is sent; where a test
-needs InfluxDB's answers, another one answers its query API with the test's points, as
-annotated CSV (the real client parses them).
+real one does for a few tokens and records every Authorization header it is sent (and the marks,
+标记, an enterprise declares and proves and an officer reviews); where a test needs InfluxDB's
+answers, another one answers its query API with the test's points, as annotated CSV (the real
+client parses them).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import re
 import shutil
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -29,14 +32,19 @@ from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
 from ecowatch.console.core import City
 from ecowatch.console.server import COOKIE, Console
-from ecowatch.schema import DeadLetter, Reading
+from ecowatch.edges.tokens import hashed
+from ecowatch.schema import DeadLetter, Mark, MarkStatus, MarkType, Proof, Reading
 from ecowatch.streams.judging.validity import NOTHING, site_rates
 from tests.factories import reading
 
 STATIC = Path(__file__).parents[3] / "console" / "static"
 CHROMIUM = shutil.which("chromium")  # Debian's (`make browser`); Playwright downloads none
 T = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # a Wednesday in China: the week of 2026-11-23
-GRIDS = {"tok-ops": None, "tok-kc": ["G-KC-01"]}  # None: an operator (every grid)
+GRIDS = {"tok-ops": None, "tok-kc": ["G-KC-01"], "tok-kc2": ["G-KC-02"]}  # None: an operator
+ENTERPRISES = {"tok-e7": "E-007"}  # 衢州柯城热电有限公司: S-STK-001, grid G-KC-02
+# The tokens file as `ecowatch tokens add` writes it: the console reads who holds a token there.
+HOLDERS = {"tok-kc2": "O-KC-03", "tok-e7": "enterprise:E-007"}
+MARK_PATH = re.compile(r"/api/sites/([^/]+)/marks(?:/([^/]+)/(proofs|review))?")
 
 
 @dataclass
@@ -45,12 +53,20 @@ class Worker:
 
     seen: list[tuple[str, str, str]] = field(default_factory=list)  # method, path?query, auth
     rows: list[dict[str, Any]] = field(default_factory=list)
+    marks: dict[str, Mark] = field(default_factory=dict)
+    declared: list[dict[str, Any]] = field(default_factory=list)  # the bodies, as received
+    proofs: list[tuple[bytes, str, str]] = field(default_factory=list)  # body, X-Filename, type
+    documents: dict[str, bytes] = field(default_factory=dict)
+    reviews: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)  # id, body, auth
 
     def app(self, catalogue: Catalogue) -> web.Application:
         async def handle(request: web.Request) -> web.Response:
             auth = request.headers.get("Authorization", "")
             self.seen.append((request.method, request.path_qs, auth))
             token = auth.removeprefix("Bearer ")
+            marks = MARK_PATH.fullmatch(request.path) or request.path.startswith("/api/proofs/")
+            if token in ENTERPRISES or marks:
+                return await self.marking(request, token, catalogue)
             if token not in GRIDS:
                 return web.json_response({"error": "a valid officer token is required"}, status=401)
             grids = GRIDS[token] or sorted(catalogue.grids)
@@ -62,21 +78,96 @@ class Worker:
                 return web.json_response({"error": "operators watch"}, status=403)
             return web.json_response({"accepted": "acknowledge"}, status=202)
 
-        app = web.Application()
+        app = web.Application(client_max_size=1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", handle)
         return app
+
+    async def marking(self, request: web.Request, token: str, catalogue: Catalogue) -> web.Response:
+        """The marks' endpoints (docs/marks.md) as far as the phone goes: an enterprise's own
+        sites, an officer's grids'; an enterprise is refused every case."""
+        enterprise = ENTERPRISES.get(token)
+        if enterprise is None and token not in GRIDS:
+            return web.json_response({"error": "a valid officer token is required"}, status=401)
+        if request.path.startswith("/api/proofs/"):
+            data = self.documents.get(request.path.removeprefix("/api/proofs/"))
+            if data is None:
+                return web.json_response({"error": "no proof"}, status=404)
+            headers = {"Content-Disposition": "attachment", "X-Content-Type-Options": "nosniff"}
+            return web.Response(body=data, content_type="application/pdf", headers=headers)
+        found = MARK_PATH.fullmatch(request.path)
+        if found is None:
+            return web.json_response({"error": "cases are for officers and operators"}, status=403)
+        site = catalogue.sites[found.group(1)]
+        grids = GRIDS.get(token) or (catalogue.grids if enterprise is None else [])
+        if not (site.enterprise == enterprise or site.grid in grids):
+            return web.json_response({"error": f"site {site.id} is not yours"}, status=403)
+        if request.method == "GET":
+            rows = [_row(m) for m in self.marks.values() if m.site == site.id]
+            return web.json_response({"site": site.id, "now": T.isoformat(), "marks": rows})
+        mark_id, action = found.group(2), found.group(3)
+        if action == "proofs":
+            mark = self.marks[mark_id]
+            data = await request.read()
+            name = request.headers["X-Filename"]
+            self.proofs.append((data, name, request.headers["Content-Type"]))
+            sha = hashlib.sha256(data).hexdigest()
+            self.documents[sha] = data
+            proof = Proof(
+                sha256=sha,
+                name=unquote(name),
+                content_type=request.headers["Content-Type"],
+                size=len(data),
+                at=T,
+                by=mark.made_by,
+            )
+            mark = self.marks[mark_id] = mark.model_copy(update={"proofs": (*mark.proofs, proof)})
+            return web.json_response({"mark": _row(mark)}, status=202)
+        body = await request.json()
+        if action == "review":
+            self.reviews.append((mark_id, body, request.headers["Authorization"]))
+            status = MarkStatus.ACCEPTED if body["accept"] else MarkStatus.REJECTED
+            update = {"status": status, "reviewed_by": HOLDERS[token], "reviewed_at": T}
+            mark = self.marks[mark_id].model_copy(update=update | {"review_reason": body["reason"]})
+            self.marks[mark_id] = mark
+            return web.json_response({"mark": _row(mark)}, status=202)
+        self.declared.append(body)
+        start = datetime.fromisoformat(body["start"])
+        if any(m.type == body["type"] and m.start == start for m in self.marks.values()):
+            error = f"start: overlaps pending mark of the same type at {site.id}"
+            return web.json_response({"error": error}, status=409)
+        mark = Mark(
+            id=f"M-{site.id}-{start.astimezone(UTC):%Y%m%d%H%M}-{len(self.marks) + 1}",
+            site=site.id,
+            device=body.get("device"),
+            type=MarkType(body["type"]),
+            start=start,
+            end=datetime.fromisoformat(body["end"]),
+            reason=body["reason"],
+            made_by=f"enterprise:{enterprise}",
+            made_at=T,
+        )
+        self.marks[mark.id] = mark
+        return web.json_response({"mark": _row(mark)}, status=202)
+
+
+def _row(mark: Mark) -> dict[str, Any]:
+    """A mark as the API lists it: each proof with the URL that serves it."""
+    row = mark.model_dump(mode="json")
+    for proof in row["proofs"]:
+        proof["url"] = f"/api/proofs/{proof['sha256']}?site={mark.site}"
+    return row
 
 
 @asynccontextmanager
 async def console_for(
-    catalogue: Catalogue, influx_url: str = "http://127.0.0.1:9"
+    catalogue: Catalogue, influx_url: str = "http://127.0.0.1:9", tokens: Path | None = None
 ) -> AsyncIterator[tuple[TestClient, Console, Worker]]:
     worker = Worker()
     async with TestServer(worker.app(catalogue), host="127.0.0.1") as api:
         settings = Settings(
             web_host="127.0.0.1",
             web_port=api.port,
-            officer_tokens=None,
+            officer_tokens=tokens,
             influx_url=influx_url,  # by default nothing there: the chart says why it is empty
         )
         console = Console(settings, catalogue, City(catalogue))
@@ -200,6 +291,174 @@ def test_the_case_apis_rows_seed_the_city_with_their_own_deadlines(catalogue):
         assert row["overdue"] is True
 
     run(test, catalogue)
+
+
+# -- marks (标记) -------------------------------------------------------------------------------
+
+
+def tokens_file(folder: Path) -> Path:
+    path = folder / "tokens.json"
+    path.write_text(json.dumps(hashed(HOLDERS)), encoding="utf-8")
+    return path
+
+
+def test_an_enterprise_signs_in_to_its_own_sites_marks_and_nothing_else(catalogue, tmp_path):
+    """The case API refuses an enterprise's token every case (403): the console reads who holds
+    it from the tokens file, shows it its own sites, and keeps the city's data from it."""
+
+    async def main() -> None:
+        async with console_for(catalogue, tokens=tokens_file(tmp_path)) as (client, _, worker):
+            r = await client.post("/login", json={"token": "tok-e7"})
+            assert r.status == 200 and (await r.json())["role"] == "enterprise"
+            city = await (await client.get("/api/city")).json()
+            assert city["me"]["enterprise"] == "衢州柯城热电有限公司"
+            assert [s["id"] for s in city["sites"]] == ["S-STK-001"]
+            assert city["sites"][0]["devices"] == ["33080200G00001"]
+            assert city["mark_types"]["shutdown"] == ["停炉", "shutdown"]
+            assert len(city["mark_types"]) == 9
+            for path in ("/api/cases", "/api/dead-letters", "/api/validity", "/live"):
+                r = await client.get(path)
+                assert r.status == 403, path
+                assert (await r.json())["error"].startswith("企业只可申报"), path
+            assert (await client.get("/api/sites/S-STK-001")).status == 403
+            r = await client.get("/wall", allow_redirects=False)
+            assert r.status == 302 and r.headers["Location"] == "/phone"
+            assert (await client.get("/phone")).status == 200
+            worker.seen.clear()
+            r = await client.get("/api/marks")
+            assert r.status == 200 and (await r.json())["now"] == {"S-STK-001": T.isoformat()}
+            assert worker.seen == [("GET", "/api/sites/S-STK-001/marks", "Bearer tok-e7")]
+            # Over the API's cap: refused before it goes anywhere.
+            r = await client.post(
+                "/api/sites/S-STK-001/marks/M-1/proofs",
+                data=b"x" * (10 * 1024 * 1024 + 1),
+                headers={"Content-Type": "image/jpeg", "X-Filename": "a.jpg"},
+            )
+            assert r.status == 413 and len(worker.seen) == 1
+        # Without the tokens file the console cannot tell whose it is: no session.
+        async with console_for(catalogue) as (client, console, _):
+            assert (await client.post("/login", json={"token": "tok-e7"})).status == 401
+            assert console.sessions == {}
+
+    asyncio.run(main())
+
+
+PDF = "%PDF-1.4\n% 1号锅炉停炉检修通知\n%%EOF\n".encode()
+REASON = "1号锅炉计划停炉检修"
+REJECTION = "停炉记录与 DCS 曲线不符"
+
+
+def test_an_enterprise_declares_and_proves_a_shutdown_and_an_officer_rejects_it(
+    catalogue, tmp_path
+):
+    """On the phone, in Chinese: the enterprise of S-STK-001 declares a shutdown of its CEMS
+    and attaches the notice; the API's refusal of the same period again is said after a Chinese
+    lead; an officer of G-KC-02 sees the mark pending with its proof (fetched through the
+    console), may not reject it without a reason, and rejects it with one; the enterprise then
+    sees it rejected, with the officer's reason."""
+    assert CHROMIUM is not None, "no chromium on PATH: `make browser` installs Debian's"
+
+    async def main() -> None:
+        async with console_for(catalogue, tokens=tokens_file(tmp_path)) as (client, _, worker):
+            base = str(client.make_url("/")).rstrip("/")
+            async with async_playwright() as p:
+                browser = await p.chromium.launch(
+                    executable_path=CHROMIUM, headless=True, args=["--no-sandbox"]
+                )
+                try:
+                    await declare_and_prove(browser, base, worker)
+                    await reject(browser, base, worker)
+                finally:
+                    await browser.close()
+
+    asyncio.run(main())
+
+
+async def phone_of(browser: Any, base: str, token: str) -> tuple[Any, Any]:
+    context = await browser.new_context(locale="zh-CN", timezone_id="Asia/Shanghai")
+    assert (await context.request.post(f"{base}/login", data={"token": token})).status == 200
+    page = await context.new_page()
+    await page.goto(f"{base}/phone")
+    await page.wait_for_selector("body[data-ready='1']", timeout=10_000)
+    return context, page
+
+
+async def declare_and_prove(browser: Any, base: str, worker: Worker) -> None:
+    context, page = await phone_of(browser, base, "tok-e7")
+    assert await page.inner_text("#who") == "衢州柯城热电有限公司"
+    assert await page.locator("#mine").is_hidden()  # no cases for an enterprise
+    form = page.locator("#declare")
+    # The times start at the site's data clock (10:00 on the 25th in China), not the phone's.
+    assert await form.locator("[name='start']").input_value() == "2026-11-25T10:00"
+    assert await form.locator("[name='end']").input_value() == "2026-11-25T12:00"
+    types = await form.locator("[name='type'] option").all_inner_texts()
+    assert len(types) == 9 and "停炉" in types and "非排污单位责任" in types
+    await form.locator("[name='device']").select_option(CEMS)
+    await form.locator("[name='type']").select_option("shutdown")
+    await form.locator("[name='start']").fill("2026-11-25T09:00")
+    await form.locator("[name='end']").fill("2026-11-25T13:00")
+    await form.locator("[name='reason']").fill(REASON)
+    await form.locator("button[type='submit']").click()
+    card = page.locator("[data-mark]")
+    await card.wait_for(timeout=5_000)
+    assert worker.declared == [
+        {
+            "type": "shutdown",
+            "start": "2026-11-25T09:00:00+08:00",
+            "end": "2026-11-25T13:00:00+08:00",
+            "reason": REASON,
+            "device": CEMS,
+        }
+    ]
+    assert ("POST", "/api/sites/S-STK-001/marks", "Bearer tok-e7") in worker.seen
+    text = await card.inner_text()
+    assert "停炉标记" in text and "待审核" in text and REASON in text, text
+    await card.locator("input[type='file']").set_input_files(
+        {"name": "停炉检修通知.pdf", "mimeType": "application/pdf", "buffer": PDF}
+    )
+    await card.locator("[data-act='attach']").click()
+    await page.wait_for_selector("[data-mark] a[data-proof]", timeout=5_000)
+    # The name percent-encoded (UTF-8), as the API reads X-Filename.
+    assert worker.proofs == [(PDF, quote("停炉检修通知.pdf"), "application/pdf")]
+    assert await page.inner_text("[data-mark] .message") == "证明材料已上传"
+    # The same period again: the API's 409, said after a Chinese lead.
+    await form.locator("button[type='submit']").click()
+    message = form.locator(".message.error")
+    await message.wait_for(timeout=5_000)
+    said = await message.inner_text()
+    assert said.startswith("提交失败：") and "overlaps" in said and "409" not in said, said
+    await context.close()
+
+
+async def reject(browser: Any, base: str, worker: Worker) -> None:
+    context, page = await phone_of(browser, base, "tok-kc2")
+    card = page.locator("[data-mark]")
+    assert await card.count() == 1
+    text = await card.inner_text()
+    assert "停炉标记" in text and REASON in text and "2026-11-25 09:00–13:00" in text, text
+    link = card.locator("a[data-proof]")
+    assert await link.inner_text() == "停炉检修通知.pdf"
+    # The proof through the console, with the officer's session: served as a download.
+    fetched = await context.request.get(base + (await link.get_attribute("href") or ""))
+    assert fetched.status == 200 and await fetched.body() == PDF
+    assert fetched.headers["content-disposition"].startswith("attachment")
+    assert fetched.headers["x-content-type-options"] == "nosniff"
+    assert worker.seen[-1][2] == "Bearer tok-kc2"
+    await card.locator("[data-act='reject']").click()  # no reason: not sent
+    assert await card.locator(".message").inner_text() == "驳回须填写审核意见"
+    assert worker.reviews == []
+    await card.locator("textarea").fill(REJECTION)
+    await card.locator("[data-act='reject']").click()
+    await page.wait_for_selector("[data-mark][data-status='rejected']", timeout=5_000)
+    mark_id = next(iter(worker.marks))
+    assert worker.reviews == [(mark_id, {"accept": False, "reason": REJECTION}, "Bearer tok-kc2")]
+    assert "已驳回" in await page.locator("[data-mark]").inner_text()
+    await context.close()
+    # The enterprise sees the rejection and why.
+    context, page = await phone_of(browser, base, "tok-e7")
+    text = await page.locator("[data-mark]").inner_text()
+    assert "已驳回" in text and f"审核意见：{REJECTION}" in text and "O-KC-03" in text, text
+    await context.close()
 
 
 # -- Server-Sent Events -------------------------------------------------------------------------

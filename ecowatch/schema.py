@@ -699,6 +699,8 @@ class Mark(BaseModel):
     id: Identifier
     site: Identifier
     device: Identifier | None = None  # None: every device of the site
+    # A device's own mark is of one pollutant (its flag on that value); None: all of them.
+    pollutant: PollutantCode | None = None
     type: MarkType
     start: AwareDatetime
     end: AwareDatetime
@@ -717,9 +719,18 @@ class Mark(BaseModel):
         """Its data is not judged as normal discharge: pending or accepted."""
         return self.status is not MarkStatus.REJECTED
 
-    def covers(self, device: str | None, start: datetime, end: datetime | None = None) -> bool:
-        """Whether it marks ``device``'s data at ``start`` (or overlapping [start, end))."""
+    def covers(
+        self,
+        device: str | None,
+        start: datetime,
+        end: datetime | None = None,
+        pollutant: str | None = None,
+    ) -> bool:
+        """Whether it marks ``device``'s data (of ``pollutant``) at ``start``, or overlapping
+        [start, end)."""
         if self.device is not None and device is not None and device != self.device:
+            return False
+        if self.pollutant is not None and pollutant is not None and pollutant != self.pollutant:
             return False
         if end is None:
             return self.start <= start < self.end
@@ -731,6 +742,7 @@ class MarkEventKind(StrEnum):
     PROOF_ADDED = "proof_added"
     ACCEPTED = "accepted"
     REJECTED = "rejected"
+    ENDED = "ended"  # a device's own mark: its flag is over
 
 
 class MarkEvent(BaseModel):

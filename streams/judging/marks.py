@@ -25,8 +25,10 @@ from ecowatch.config.catalogue import Catalogue, Site
 from ecowatch.schema import (
     DEVICE_DATA_RULES,
     OVER_LIMIT_RULES,
+    DataFlag,
     Finding,
     Mark,
+    MarkEventKind,
     MarkSource,
     MarkStatus,
     MarkType,
@@ -196,15 +198,25 @@ def excusing(
     start: datetime,
     end: datetime | None,
     policy: MarkPolicy,
+    pollutant: str | None = None,
+    needed: timedelta | None = None,
 ) -> Mark | None:
-    """The pending or accepted mark that explains ``rule`` for ``device`` at ``start`` (or
-    over [start, end)), if any."""
+    """The pending or accepted mark that explains ``rule`` for ``device`` (``pollutant``) at
+    ``start``, if any; or, for a window [start, end), the one that leaves less of it unmarked
+    than ``needed`` to judge it (45 minutes of an hour): a short mark does not excuse a whole
+    hour. A device's own marks excuse nothing: its flagged values are not judged anyway, and
+    its flags held too long are a finding of their own."""
     for m in marks:
-        if not m.excuses or rule not in EXPLAINS[m.type]:
+        if not m.excuses or m.source is MarkSource.DEVICE or rule not in EXPLAINS[m.type]:
             continue
         span_start, span_end = explained_span(m, policy)
         explained = m.model_copy(update={"start": span_start, "end": span_end})
-        if explained.covers(device, start, end):
+        if not explained.covers(device, start, end, pollutant):
+            continue
+        if end is None:
+            return m
+        unmarked = (end - start) - (min(end, span_end) - max(start, span_start))
+        if needed is None or unmarked < needed:
             return m
     return None
 
@@ -218,17 +230,22 @@ def explains(mark: Mark, finding: Finding, policy: MarkPolicy) -> bool:
         return False
     start, end = explained_span(mark, policy)
     explained = mark.model_copy(update={"start": start, "end": end})
+    device, pollutant = finding.device, finding.pollutant
     if finding.window_start is not None and finding.window_end is not None:
-        return explained.covers(finding.device, finding.window_start, finding.window_end)
-    return explained.covers(finding.device, finding.at)
+        return explained.covers(device, finding.window_start, finding.window_end, pollutant)
+    return explained.covers(device, finding.at, None, pollutant)
 
 
 def stopped_periods(marks: Iterable[Mark], device: str) -> list[tuple[datetime, datetime]]:
     """The periods the device was marked stopped (停产, 停运): not owed (传输有效率)."""
+    # The enterprise's: a device's own F flags arrived as values, counted as received.
     return [
         (m.start, m.end)
         for m in marks
-        if m.excuses and m.type in STOPPED_TYPES and (m.device is None or m.device == device)
+        if m.excuses
+        and m.source is MarkSource.ENTERPRISE
+        and m.type in STOPPED_TYPES
+        and (m.device is None or m.device == device)
     ]
 
 
@@ -279,3 +296,57 @@ def marked_hours(marks: Iterable[Mark], start: datetime, end: datetime) -> float
 def _span(length: timedelta) -> str:
     hours = length / _HOUR
     return f"{hours / 24:g} d" if hours >= 24 else f"{hours:g} h"
+
+
+# -- a device's own marks ---------------------------------------------------------------------
+
+# The HJ 212 data flags that mark a value as not normal discharge, as the marking rules count
+# them: the device says so itself (停运 F, 维护 M, 校准 C, 故障 D).
+FLAG_MARKS: dict[DataFlag, MarkType] = {
+    DataFlag.STOPPED: MarkType.OUT_OF_OPERATION,
+    DataFlag.MAINTENANCE: MarkType.MAINTENANCE,
+    DataFlag.CALIBRATION: MarkType.CALIBRATION,
+    DataFlag.FAULT: MarkType.FAULT,
+}
+# An open mark of a device's own covers until its flag is over; until then, a day ahead.
+OPEN_END = timedelta(days=1)
+
+
+def device_mark(
+    open_mark: Mark | None,
+    site: str,
+    device: str,
+    pollutant: str,
+    flag: DataFlag,
+    at: datetime,
+) -> tuple[Mark | None, list[tuple[MarkEventKind, Mark]]]:
+    """One value's flag against the device's open mark of that pollutant: the mark now open
+    (None: none) and what happened to marks (begun, ended), for their trail. A device's mark
+    needs no review: it is the device's word on its data, accepted as such."""
+    kind = FLAG_MARKS.get(flag)
+    changes: list[tuple[MarkEventKind, Mark]] = []
+    if open_mark is not None:
+        if kind is open_mark.type:
+            return open_mark, changes  # still flagged: the mark goes on
+        ended = open_mark.model_copy(update={"end": max(at, open_mark.start)})
+        changes.append((MarkEventKind.ENDED, ended))
+        open_mark = None
+    if kind is None:
+        return None, changes
+    digest = hashlib.sha256(f"{device}|{pollutant}|{kind.value}|{at.isoformat()}".encode())
+    mark = Mark(
+        id=f"D-{at.astimezone(CHINA):%Y%m%d%H%M}-{digest.hexdigest()[:10]}",
+        site=site,
+        device=device,
+        pollutant=pollutant,
+        type=kind,
+        start=at,
+        end=at + OPEN_END,
+        reason=f"flag {flag.value}",
+        source=MarkSource.DEVICE,
+        made_by=device,
+        made_at=at,
+        status=MarkStatus.ACCEPTED,
+    )
+    changes.append((MarkEventKind.DECLARED, mark))
+    return mark, changes

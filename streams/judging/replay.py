@@ -114,6 +114,8 @@ class Replay:
         for closed in judged.windows:
             if closed.validity is not None:
                 yield validity_line(site, closed)
+        for marked in judged.marks:  # a device's own marks, begun or ended by its flags
+            yield {"type": "mark_event", **marked.model_dump(mode="json", by_alias=True)}
         cases = self.cases.get(site, SiteCases())
         cases, outcome = on_findings(cases, judged.findings, now, self.catalogue)
         if isinstance(event, MarkEvent):

@@ -605,6 +605,7 @@ class Enforcement:
                 batch.cases[site] = cases
             await self._publish(out, judged.findings, batch)
         batch.lines += closed_lines(site, judged.windows)
+        batch.lines += [mark_line(m) for m in judged.marks]  # the device's own marks
         if judged.meter is not None and isinstance(event, Reading):
             batch.lines.append(account_line(event, judged.meter))
         if judged.valve is not None and isinstance(event, Reading):

@@ -143,6 +143,8 @@ class SiteState(BaseModel):
     counting_until: AwareDatetime | None = None
     # The site's marks (标记), pending, accepted or rejected, by id: until they are old.
     marks: dict[str, Mark] = Field(default_factory=dict)
+    # The devices' own marks still open (their flag not over): "device|pollutant" → mark id.
+    device_marks: dict[str, str] = Field(default_factory=dict)
 
 
 # -- events, context, results ------------------------------------------------------------------
@@ -386,7 +388,14 @@ def verdict(
         key = key_of(device, pollutant, rule)
     if holds and state.marks:
         start, end = during if during is not None else (now, None)
-        if excusing(state.marks.values(), device, rule, start, end, ctx.marks) is not None:
+        needed = None
+        if end is not None:  # a window: judged with what a valid hour (day) needs unmarked
+            hour = end - start <= timedelta(hours=1)
+            needed = (
+                ctx.params.min_hour_coverage if hour else timedelta(hours=ctx.params.min_day_hours)
+            )
+        marks = state.marks.values()
+        if excusing(marks, device, rule, start, end, ctx.marks, pollutant, needed) is not None:
             return []
     if holds:
         mark = state.active.get(key)

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.pollutants import FLOW, NO, NO2, NOX, STANDARD_DRY_FLOW, TIME_WEIGHTED
 from ecowatch.schema import (
+    DataFlag,
     DeviceStatus,
     Finding,
     MarkEvent,
+    MarkSource,
     MarkStatus,
     MeterStatus,
     Reading,
@@ -27,7 +29,7 @@ from ecowatch.streams.judging.aggregate import (
 )
 from ecowatch.streams.judging.flue_gas import nox_window, stack_mean, standard_dry_flow_of
 from ecowatch.streams.judging.ledger import Repeat, take_once
-from ecowatch.streams.judging.marks import stopped_periods
+from ecowatch.streams.judging.marks import device_mark, stopped_periods
 from ecowatch.streams.judging.meter import account, platform_status
 from ecowatch.streams.judging.rules.abnormal import abnormal_values
 from ecowatch.streams.judging.rules.air_quality import aqi_over_100
@@ -67,6 +69,8 @@ class Judged:
     # Older than its device's newest reading: judged on its own (late_over_limit), the
     # site's state unchanged but for the reading's place in the one-per-time ledger.
     late: bool = False
+    # The device's own marks begun or ended by the reading's flags: for the marks' trail.
+    marks: list[MarkEvent] = field(default_factory=list)
 
 
 MARKS_KEPT = timedelta(days=40)  # after a mark's period: a month's judging and its review
@@ -131,6 +135,7 @@ class SiteJudge:
             raise ValueError(f"state of site '{state.site}' given an event of '{site}'")
         windows: list[ClosedWindow] = []
         meter = None
+        marked: list[MarkEvent] = []
         if isinstance(event, Reading):
             now = event.ts
             if not taken:
@@ -147,6 +152,7 @@ class SiteJudge:
                 state.started = now
             windows = self._aggregate(state, event)
             meter = self._account(state, event)
+            marked = self._device_marks(state, event)
         elif isinstance(event, MarkEvent):
             now = event.at
             self._take_mark(state, event)
@@ -167,7 +173,7 @@ class SiteJudge:
                     order = verdict.valve  # one meter per reading: at most one order
                 else:
                     findings.append(verdict)
-        return Judged(state, findings, windows, order, meter=meter)
+        return Judged(state, findings, windows, order, meter=meter, marks=marked)
 
     def is_late(self, state: SiteState, reading: Reading) -> bool:
         """Whether a taken ``reading`` is late data: older than its device's newest, resent
@@ -271,6 +277,31 @@ class SiteJudge:
         expected = expected_values((w.start, w.end), info.device.reports_every, stopped)
         return Validity(expected, received, valid)
 
+    def _device_marks(self, state: SiteState, reading: Reading) -> list[MarkEvent]:
+        """The device's own marks (its M, C, F and D flags, per pollutant) begun or ended by
+        the reading; nearly every reading has only N values and no mark open: nothing."""
+        open_marks, values = state.device_marks, reading.values
+        if not open_marks and all(m.flag is DataFlag.NORMAL for m in values.values()):
+            return []
+        out: list[MarkEvent] = []
+        for code, m in values.items():
+            key = f"{reading.device}|{code}"
+            mark_id = open_marks.get(key)
+            was = state.marks.get(mark_id) if mark_id is not None else None
+            now_open, changes = device_mark(
+                was, state.site, reading.device, code, m.flag, reading.ts
+            )
+            for kind, mark in changes:
+                state.marks[mark.id] = mark
+                out.append(MarkEvent(kind=kind, mark=mark, actor=reading.device, at=reading.ts))
+            if now_open is None:
+                open_marks.pop(key, None)
+            else:
+                open_marks[key] = now_open.id
+        if out:
+            _forget_device_marks(state)
+        return out
+
     def _take_mark(self, state: SiteState, event: MarkEvent) -> None:
         """A mark as it now stands; a rejected one's hours are judged again from the stored
         readings (streams/judging/rules/rejudge.py), so its findings come back. Marks whose
@@ -319,3 +350,15 @@ class SiteJudge:
                 figures = replace(figures, emission_kg=day)
             out.append(replace(cw, stack=figures))
         return out
+
+
+DEVICE_MARKS_KEPT = 300  # a site's ended device marks kept (a flapping flag makes many)
+
+
+def _forget_device_marks(state: SiteState) -> None:
+    open_ids = set(state.device_marks.values())
+    ended = [
+        m for m in state.marks.values() if m.source is MarkSource.DEVICE and m.id not in open_ids
+    ]
+    for m in sorted(ended, key=lambda m: m.end)[: max(0, len(ended) - DEVICE_MARKS_KEPT)]:
+        del state.marks[m.id]

@@ -11,6 +11,7 @@ from ecowatch.alerts.templates import render
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import (
+    DataFlag,
     Mark,
     MarkEvent,
     MarkEventKind,
@@ -390,3 +391,50 @@ def test_an_accepted_mark_closes_the_case_on_its_evidence(catalogue: Catalogue) 
     kinds = [x["kind"] for x in trail]
     at = kinds.index("mark_accepted")
     assert kinds[at + 1] == "closed" and trail[at + 1]["reason"] == "mark_accepted", kinds
+
+
+# -- a device's own marks ---------------------------------------------------------------------
+
+
+def test_a_device_s_flags_are_its_own_marks_per_pollutant(catalogue: Catalogue) -> None:
+    """The CEMS's SO2 analyser in calibration (C) for three minutes: one mark of SO2 begun at
+    the first C and ended at the next N, on the trail; nothing excused by it, nothing owed the
+    less, no marked hours of the enterprise's."""
+    judge = SiteJudge(catalogue)
+    state, events = None, []
+    for i in range(6):
+        r = flue_gas(T0 + i * MIN, 20.0, 6.0)
+        if 1 <= i <= 3:
+            so2 = r.values["a21026"].model_copy(update={"flag": DataFlag.CALIBRATION})
+            r = r.model_copy(update={"values": {**r.values, "a21026": so2}})
+        judged = judge.judge(state, r)
+        state, events = judged.state, events + judged.marks
+    assert [(e.kind, e.at) for e in events] == [
+        (MarkEventKind.DECLARED, T0 + MIN),
+        (MarkEventKind.ENDED, T0 + 4 * MIN),
+    ]
+    mark = events[-1].mark
+    assert (mark.source, mark.type, mark.pollutant, mark.device) == (
+        MarkSource.DEVICE,
+        MarkType.CALIBRATION,
+        "a21026",
+        CEMS,
+    )
+    assert (mark.start, mark.end, mark.status) == (T0 + MIN, T0 + 4 * MIN, MarkStatus.ACCEPTED)
+    assert state is not None and state.marks[mark.id] == mark and not state.device_marks
+    assert excusing([mark], CEMS, Rule.CONSTANT_VALUE, T0 + 2 * MIN, None, POLICY, "a21026") is None
+    assert stopped_periods([mark], CEMS) == [] and marked_hours([mark], T0, T0 + HOUR) == 0
+
+
+def test_a_flapping_flag_keeps_a_bounded_number_of_device_marks(catalogue: Catalogue) -> None:
+    judge = SiteJudge(catalogue)
+    state = None
+    for i in range(800):  # M, N, M, N ...: 400 marks of O2 begun and ended
+        r = flue_gas(T0 + i * MIN, 20.0, 6.0)
+        if i % 2 == 0:
+            o2 = r.values["a19001"].model_copy(update={"flag": DataFlag.MAINTENANCE})
+            r = r.model_copy(update={"values": {**r.values, "a19001": o2}})
+        state = judge.judge_in_place(state, r).state
+    assert state is not None
+    kept = [m for m in state.marks.values() if m.source is MarkSource.DEVICE]
+    assert len(kept) == 300 and max(m.end for m in kept) == T0 + 799 * MIN

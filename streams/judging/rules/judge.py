@@ -352,7 +352,7 @@ class SiteJudge:
         return out
 
 
-DEVICE_MARKS_KEPT = 300  # a site's ended device marks kept (a flapping flag makes many)
+DEVICE_MARKS_KEPT = 100  # a site's ended device marks kept: its state is one changelog record
 
 
 def _forget_device_marks(state: SiteState) -> None:

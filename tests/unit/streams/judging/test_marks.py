@@ -437,4 +437,4 @@ def test_a_flapping_flag_keeps_a_bounded_number_of_device_marks(catalogue: Catal
         state = judge.judge_in_place(state, r).state
     assert state is not None
     kept = [m for m in state.marks.values() if m.source is MarkSource.DEVICE]
-    assert len(kept) == 300 and max(m.end for m in kept) == T0 + 799 * MIN
+    assert len(kept) == 100 and max(m.end for m in kept) == T0 + 799 * MIN

@@ -223,6 +223,11 @@ class DeviceStatus(BaseModel):
     device: Identifier
     state: DeviceState
     at: AwareDatetime
+    # A CEMS's analysers' working states (HJ 212 CN 3020, i12001 per PolId): pollutant →
+    # state (0 运行, 1 维护, 2 故障, 3 校准, 5 反吹, 6 电源故障, 7 测量, 8 标定, 9 待机, 10 运维).
+    instruments: dict[PollutantCode, Annotated[int, Field(ge=0, le=99)]] = Field(
+        default_factory=dict
+    )
 
     def to_json(self) -> bytes:
         return self.model_dump_json(by_alias=True).encode()

@@ -24,6 +24,7 @@ from ecowatch.ingest.hj212.codec import (
     data_segment,
     format_cp,
     format_number,
+    instrument_states,
     json_to_packet,
     packet_to_json,
     parse,
@@ -45,6 +46,7 @@ from ecowatch.ingest.hj212.parts import (
 from ecowatch.ingest.hj212.protocol import (
     CN_DATA_ANSWER,
     CN_HEARTBEAT,
+    CN_INSTRUMENT_STATES,
     CN_REQUEST_ANSWER,
     CODE_2017,
     CORRECTED_PREFIX,
@@ -104,6 +106,7 @@ from ecowatch.ingest.hj212.replies import (
 __all__ = [
     "CN_DATA_ANSWER",
     "CN_HEARTBEAT",
+    "CN_INSTRUMENT_STATES",
     "CN_REQUEST_ANSWER",
     "CODE_2017",
     "CORRECTED_PREFIX",
@@ -158,6 +161,7 @@ __all__ = [
     "data_segment",
     "format_cp",
     "format_number",
+    "instrument_states",
     "is_split",
     "is_text_field",
     "json_to_packet",

@@ -545,3 +545,19 @@ def json_to_packet(doc: object) -> Packet:
             key="Flag",
         )
     return packet
+
+
+INSTRUMENT_STATE = "i12001"  # an analyser's working state, in its PolId group (CN 3020)
+
+
+def instrument_states(packet: Packet) -> dict[str, int]:
+    """A CN 3020 packet's analysers' working states: pollutant (its 2017 code) → i12001's
+    value; a group without one, or with one that is not a whole number, is left out."""
+    out: dict[str, int] = {}
+    for group in packet.groups:
+        code = _code_2017(str(group.get("PolId", "")), packet.st)
+        item = group.get(INSTRUMENT_STATE)
+        value = item.get("Info") if isinstance(item, dict) else None
+        if CODE_2017.fullmatch(code) and isinstance(value, str) and value.isdigit():
+            out[code] = int(value)
+    return out

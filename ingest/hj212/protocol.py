@@ -134,6 +134,7 @@ ST_SYSTEM = "91"  # system interaction: every answer
 CN_REQUEST_ANSWER = "9011"
 CN_DATA_ANSWER = "9014"
 CN_HEARTBEAT = "9015"  # HJ 212-2025: the device is there; not a reading
+CN_INSTRUMENT_STATES = "3020"  # the analysers' working states, a PolId group each
 # The commands (CN) of HJ 212-2017 and HJ 212-2025 (its table 12 adds 1001, 1002, 1014, 2013,
 # 2062, 2111, 3022, 3024 and the 9015 heartbeat). Another CN is answered 9011 QnRtn 8.
 KNOWN_CNS = frozenset(

@@ -688,6 +688,9 @@ class Hj212Server:
         if packet.cn == hj212.CN_HEARTBEAT:
             await self._heartbeat(conn, packet, entry)
             return
+        if packet.cn == hj212.CN_INSTRUMENT_STATES and packet.groups:
+            await self._heartbeat(conn, packet, entry, hj212.instrument_states(packet))
+            return
         if packet.cn not in hj212.KNOWN_CNS:
             # A command no version defines: answered CN error, never a dropped line, and on
             # the dead-letter topic for whoever installed the device.
@@ -712,14 +715,22 @@ class Hj212Server:
             return
         await self._store(conn, frame, packet, entry, device_reading)
 
-    async def _heartbeat(self, conn: _Connection, packet: hj212.Packet, entry: DeviceEntry) -> None:
+    async def _heartbeat(
+        self,
+        conn: _Connection,
+        packet: hj212.Packet,
+        entry: DeviceEntry,
+        instruments: dict[str, int] | None = None,
+    ) -> None:
         """CN 9015: the device is there. Said to the worker as the device's status (online, at
-        the server's clock), which keeps it from being judged offline; not a reading."""
+        the server's clock), which keeps it from being judged offline; not a reading. CN 3020
+        says so too, with its analysers' working states (their own marks in the worker)."""
         status = DeviceStatus(
             site=entry.site.id,
             device=entry.device.id,
             state=DeviceState.ONLINE,
             at=self._clock.now(),
+            instruments=instruments or {},
         )
         self._awaiting_kafka += 1
         try:

@@ -312,28 +312,42 @@ FLAG_MARKS: dict[DataFlag, MarkType] = {
 OPEN_END = timedelta(days=1)
 
 
+# A CEMS's analyser states (HJ 212 CN 3020, i12001) that are marks: 1 维护, 2 故障, 3 校准,
+# 5 反吹 (blowback), 6 电源故障, 8 标定, 10 运维; 0 运行, 7 测量 and 9 待机 end one.
+INSTRUMENT_MARKS: dict[int, MarkType] = {
+    1: MarkType.MAINTENANCE,
+    2: MarkType.FAULT,
+    3: MarkType.CALIBRATION,
+    5: MarkType.MAINTENANCE,
+    6: MarkType.FAULT,
+    8: MarkType.CALIBRATION,
+    10: MarkType.MAINTENANCE,
+}
+
+
 def device_mark(
     open_mark: Mark | None,
     site: str,
     device: str,
     pollutant: str,
-    flag: DataFlag,
+    kind: MarkType | None,
+    said: str,
     at: datetime,
 ) -> tuple[Mark | None, list[tuple[MarkEventKind, Mark]]]:
-    """One value's flag against the device's open mark of that pollutant: the mark now open
-    (None: none) and what happened to marks (begun, ended), for their trail. A device's mark
-    needs no review: it is the device's word on its data, accepted as such."""
-    kind = FLAG_MARKS.get(flag)
+    """What the device says of one pollutant's data now (``kind``: a mark's type, or None
+    for normal; ``said``: its words, "flag M", "i12001=3") against its open mark of it: the
+    mark now open (None: none) and what happened to marks (begun, ended), for their trail.
+    A device's mark needs no review: it is the device's word on its data, accepted as such."""
     changes: list[tuple[MarkEventKind, Mark]] = []
     if open_mark is not None:
         if kind is open_mark.type:
-            return open_mark, changes  # still flagged: the mark goes on
+            return open_mark, changes  # the same still: the mark goes on
         ended = open_mark.model_copy(update={"end": max(at, open_mark.start)})
         changes.append((MarkEventKind.ENDED, ended))
         open_mark = None
     if kind is None:
         return None, changes
-    digest = hashlib.sha256(f"{device}|{pollutant}|{kind.value}|{at.isoformat()}".encode())
+    digest = hashlib.sha256(f"{device}|{pollutant}|{kind.value}|{said}|{at.isoformat()}".encode())
     mark = Mark(
         id=f"D-{at.astimezone(CHINA):%Y%m%d%H%M}-{digest.hexdigest()[:10]}",
         site=site,
@@ -342,7 +356,7 @@ def device_mark(
         type=kind,
         start=at,
         end=at + OPEN_END,
-        reason=f"flag {flag.value}",
+        reason=said,
         source=MarkSource.DEVICE,
         made_by=device,
         made_at=at,

@@ -15,6 +15,7 @@ from ecowatch.schema import (
     MarkEvent,
     MarkSource,
     MarkStatus,
+    MarkType,
     MeterStatus,
     Reading,
 )
@@ -29,7 +30,12 @@ from ecowatch.streams.judging.aggregate import (
 )
 from ecowatch.streams.judging.flue_gas import nox_window, stack_mean, standard_dry_flow_of
 from ecowatch.streams.judging.ledger import Repeat, take_once
-from ecowatch.streams.judging.marks import device_mark, stopped_periods
+from ecowatch.streams.judging.marks import (
+    FLAG_MARKS,
+    INSTRUMENT_MARKS,
+    device_mark,
+    stopped_periods,
+)
 from ecowatch.streams.judging.meter import account, platform_status
 from ecowatch.streams.judging.rules.abnormal import abnormal_values
 from ecowatch.streams.judging.rules.air_quality import aqi_over_100
@@ -160,6 +166,8 @@ class SiteJudge:
             now = event.at if isinstance(event, DeviceStatus) else event.now
             if state.started is None:
                 state.started = now
+            if isinstance(event, DeviceStatus) and event.instruments:
+                marked = self._instrument_marks(state, event)
         step = Step(event, now, tuple(windows), meter)
         findings: list[Finding] = []
         order: Valve | None = None
@@ -278,22 +286,41 @@ class SiteJudge:
         return Validity(expected, received, valid)
 
     def _device_marks(self, state: SiteState, reading: Reading) -> list[MarkEvent]:
-        """The device's own marks (its M, C, F and D flags, per pollutant) begun or ended by
+        """The device's own marks by its flags (M, C, F, D, per pollutant) begun or ended by
         the reading; nearly every reading has only N values and no mark open: nothing."""
-        open_marks, values = state.device_marks, reading.values
-        if not open_marks and all(m.flag is DataFlag.NORMAL for m in values.values()):
+        values = reading.values
+        if not state.device_marks and all(m.flag is DataFlag.NORMAL for m in values.values()):
             return []
-        out: list[MarkEvent] = []
-        for code, m in values.items():
-            key = f"{reading.device}|{code}"
+        said = {
+            code: (FLAG_MARKS.get(m.flag), f"flag {m.flag.value}") for code, m in values.items()
+        }
+        return self._device_says(state, reading.device, "flag", said, reading.ts)
+
+    def _instrument_marks(self, state: SiteState, status: DeviceStatus) -> list[MarkEvent]:
+        """A CEMS's analysers' states (CN 3020 i12001) as its own marks, per pollutant."""
+        said = {
+            code: (INSTRUMENT_MARKS.get(value), f"i12001={value}")
+            for code, value in status.instruments.items()
+        }
+        return self._device_says(state, status.device, "i12001", said, status.at)
+
+    def _device_says(
+        self,
+        state: SiteState,
+        device: str,
+        by: str,
+        said: dict[str, tuple[MarkType | None, str]],
+        at: datetime,
+    ) -> list[MarkEvent]:
+        open_marks, out = state.device_marks, []
+        for code, (kind, words) in said.items():
+            key = f"{device}|{code}|{by}"  # flags and instrument states mark apart
             mark_id = open_marks.get(key)
             was = state.marks.get(mark_id) if mark_id is not None else None
-            now_open, changes = device_mark(
-                was, state.site, reading.device, code, m.flag, reading.ts
-            )
-            for kind, mark in changes:
+            now_open, changes = device_mark(was, state.site, device, code, kind, words, at)
+            for change, mark in changes:
                 state.marks[mark.id] = mark
-                out.append(MarkEvent(kind=kind, mark=mark, actor=reading.device, at=reading.ts))
+                out.append(MarkEvent(kind=change, mark=mark, actor=device, at=at))
             if now_open is None:
                 open_marks.pop(key, None)
             else:

@@ -537,7 +537,11 @@ def test_instrument_states_are_taken_and_bytes_without_a_packet_are_a_bad_header
         await settled(server)
 
     server = run(catalogue, scenario, producer)
-    assert server.stats.ignored == 1 and producer.readings == []
+    # The instruments' states go to the worker as the device's status (online), one each.
+    [status] = producer.readings
+    assert status["schema"] == "ecowatch.device_status/1" and status["state"] == "online"
+    assert status["instruments"] == {"w01018": 1, "w01019": 2}
+    assert server.stats.heartbeats == 1 and server.stats.ignored == 0
     assert [d["reason"] for d in producer.letters] == ["bad_header", "bad_header"]
     assert "closed the connection" in producer.letters[1]["detail"]
 

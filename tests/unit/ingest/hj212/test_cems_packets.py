@@ -207,3 +207,8 @@ def test_a_2025_cems_state_packet_keeps_its_groups(key: bytes | None) -> None:
     packet = parse(raw, key)
     assert packet.version is Version.V2025 and packet.encrypted is (key is not None)
     assert packet.groups == CEMS_3020_GROUPS
+
+
+def test_the_analysers_working_states_of_a_cems_state_packet() -> None:
+    raw = frame(f"{header('3020', st='31', flag='5')};CP=&&{CEMS_3020_CP}&&")
+    assert codec.instrument_states(codec.parse(raw)) == {"a21026": 0, "a34013": 3}

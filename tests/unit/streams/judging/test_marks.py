@@ -12,6 +12,8 @@ from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import (
     DataFlag,
+    DeviceState,
+    DeviceStatus,
     Mark,
     MarkEvent,
     MarkEventKind,
@@ -438,3 +440,27 @@ def test_a_flapping_flag_keeps_a_bounded_number_of_device_marks(catalogue: Catal
     assert state is not None
     kept = [m for m in state.marks.values() if m.source is MarkSource.DEVICE]
     assert len(kept) == 100 and max(m.end for m in kept) == T0 + 799 * MIN
+
+
+def test_a_cems_analyser_state_is_its_own_mark_until_it_runs_again(catalogue: Catalogue) -> None:
+    """CN 3020: the SO2 analyser calibrating (i12001=3) while PM's runs (0); then both run."""
+    judge = SiteJudge(catalogue)
+
+    def states(at: datetime, **instruments: int) -> DeviceStatus:
+        return DeviceStatus(
+            site=STACK, device=CEMS, state=DeviceState.ONLINE, at=at, instruments=instruments
+        )
+
+    begun = judge.judge(None, states(T0, a21026=3, a34013=0))
+    [declared] = begun.marks
+    assert (declared.kind, declared.mark.type, declared.mark.pollutant) == (
+        MarkEventKind.DECLARED,
+        MarkType.CALIBRATION,
+        "a21026",
+    )
+    assert declared.mark.reason == "i12001=3" and declared.mark.source is MarkSource.DEVICE
+    still = judge.judge(begun.state, states(T0 + MIN, a21026=3, a34013=0))
+    assert still.marks == []
+    ended = judge.judge(still.state, states(T0 + 5 * MIN, a21026=0, a34013=0))
+    [over] = ended.marks
+    assert over.kind is MarkEventKind.ENDED and over.mark.end == T0 + 5 * MIN

@@ -655,6 +655,13 @@ def test_a_shutdown_declared_ahead_is_not_judged_and_the_officer_accepts_it(
             return kinds if kinds >= {"declared", "proof_added", "accepted"} else None
 
         wait_for(trail, 20, "the mark's trail: declared, proof added, accepted")
+        # The week's settlement counts it for the grid.
+        monday = datetime.now(CHINA).date() - timedelta(days=datetime.now(CHINA).weekday())
+        week = cli_json(
+            "report", "weekly", "--json", "--week", monday.isoformat(), token="tok-kc-03"
+        )
+        [kc2] = [g for g in week["grids"] if g["grid"] == "G-KC-02"]
+        assert kc2["marks_made"] >= 1 and kc2["marks_accepted"] >= 1, kc2
     finally:
         plant.close()
         boiler.close()

@@ -5,7 +5,6 @@ right after the first is refused too. Pure: each refusal names the field or head
 
 from __future__ import annotations
 
-import json
 import re
 import time
 import unicodedata
@@ -17,7 +16,7 @@ from urllib.parse import quote, unquote
 
 from ecowatch.schema import Mark, MarkEvent, MarkStatus, MarkType
 from ecowatch.streams.api.actions import PENDING_SECONDS
-from ecowatch.streams.api.requests import MAX_YEAR, MIN_YEAR, Refusal, shown
+from ecowatch.streams.api.requests import MAX_YEAR, MIN_YEAR, Refusal, json_object, shown
 from ecowatch.streams.judging.marks import MarkRefused
 
 MAX_REASON_CHARS = 2000  # as the Mark keeps it
@@ -34,19 +33,6 @@ class MarkRequest:
     start: datetime
     end: datetime
     reason: str
-
-
-def _json_object(raw: bytes, expected: str, fields: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except ValueError:  # also bytes that are not UTF-8
-        raise Refusal(400, expected) from None
-    if not isinstance(body, dict):
-        raise Refusal(400, expected)
-    unknown = sorted(set(body) - set(fields))
-    if unknown:
-        raise Refusal(400, f"unknown field(s) {', '.join(shown(k) for k in unknown)}; {expected}")
-    return body
 
 
 def _text(name: str, value: object, limit: int) -> str:
@@ -84,7 +70,7 @@ def mark_body(raw: bytes) -> MarkRequest:
         'expected a JSON body {"device": "…" (left out: the whole site), "type": "…", '
         '"start": "…", "end": "…", "reason": "…"}'
     )
-    body = _json_object(raw, expected, ("device", "type", "start", "end", "reason"))
+    body = json_object(raw, expected, ("device", "type", "start", "end", "reason"))
     device = body.get("device")
     if device is not None and (not isinstance(device, str) or not device):
         raise Refusal(400, "device: expected a device id of the site, or none for the whole site")
@@ -106,7 +92,7 @@ def review_body(raw: bytes) -> tuple[bool, str]:
     """``{"accept": true|false, "reason": "…"}`` → (accept, reason); review wants a reason for
     a rejection."""
     expected = 'expected a JSON body {"accept": true|false, "reason": "…"}'
-    body = _json_object(raw, expected, ("accept", "reason"))
+    body = json_object(raw, expected, ("accept", "reason"))
     accept = body.get("accept")
     if not isinstance(accept, bool):
         raise Refusal(400, f"accept: expected true or false; {expected}")

@@ -11,7 +11,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
@@ -128,18 +128,24 @@ def week_query(pairs: Iterable[tuple[str, str]]) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=CHINA)
 
 
-def findings_body(raw: bytes) -> tuple[str, bool]:
-    """``{"text": "...", "close": true|false}`` → (text, close)."""
-    expected = 'expected a JSON body {"text": "…", "close": true|false}'
+def json_object(raw: bytes, expected: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """A request's JSON object of only ``fields``; refused saying what was ``expected``."""
     try:
         body = json.loads(raw)
     except ValueError:  # also bytes that are not UTF-8
         raise Refusal(400, expected) from None
     if not isinstance(body, dict):
         raise Refusal(400, expected)
-    unknown = sorted(set(body) - {"text", "close"})
+    unknown = sorted(set(body) - set(fields))
     if unknown:
         raise Refusal(400, f"unknown field(s) {', '.join(shown(k) for k in unknown)}; {expected}")
+    return body
+
+
+def findings_body(raw: bytes) -> tuple[str, bool]:
+    """``{"text": "...", "close": true|false}`` → (text, close)."""
+    expected = 'expected a JSON body {"text": "…", "close": true|false}'
+    body = json_object(raw, expected, ("text", "close"))
     text, close = body.get("text"), body.get("close", False)
     if not isinstance(text, str):
         raise Refusal(400, f"text: expected a string of findings; {expected}")

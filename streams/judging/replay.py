@@ -62,32 +62,22 @@ class Replay:
         for number, text in enumerate(lines, 1):
             if not text.strip():
                 continue
-            if MARK_EVENT in text:  # a mark's change, as the API puts it on ecowatch.marks
-                try:
-                    change = MarkEvent.model_validate_json(text)
-                except ValidationError as exc:
-                    self.errors += 1
-                    yield {"type": "error", "line": number, "detail": _first_error(exc)}
-                    continue
-                yield from self.advance(change.at)
-                yield from self._judge(change.site, change, change.at)
-                continue
+            # A mark's change, as the API puts it on ecowatch.marks; else a reading.
+            model = MarkEvent if MARK_EVENT in text else Reading
             try:
-                reading = Reading.model_validate_json(text)
+                event = model.model_validate_json(text)
             except ValidationError as exc:
                 self.errors += 1
                 yield {"type": "error", "line": number, "detail": _first_error(exc)}
                 continue
-            if reading.site not in self.catalogue.sites:
+            if event.site not in self.catalogue.sites:
                 self.errors += 1
-                yield {
-                    "type": "error",
-                    "line": number,
-                    "detail": f"site '{reading.site}' is not in the catalogue",
-                }
+                detail = f"site '{event.site}' is not in the catalogue"
+                yield {"type": "error", "line": number, "detail": detail}
                 continue
-            yield from self.advance(reading.ts)
-            yield from self._judge(reading.site, reading, reading.ts)
+            at = event.ts if isinstance(event, Reading) else event.at
+            yield from self.advance(at)
+            yield from self._judge(event.site, event, at)
 
     def advance(self, until: datetime) -> Iterator[Line]:
         """Let time pass up to ``until``: every site ticks at least every ``tick``, and at

@@ -41,7 +41,14 @@ from pydantic import (
     field_validator,
 )
 
-from ecowatch.config.policies import Policy, PolicyEntry, policy_for
+from ecowatch.config.policies import (
+    MarkEntry,
+    MarkPolicy,
+    Policy,
+    PolicyEntry,
+    mark_policy,
+    policy_for,
+)
 from ecowatch.config.standards import (
     AppliedLimit,
     Basis,
@@ -70,7 +77,7 @@ from ecowatch.pollutants import (
 )
 from ecowatch.schema import Identifier, PollutantCode, Rule, Severity
 
-SECTIONS = ("grids", "enterprises", "sites", "policies")
+SECTIONS = ("grids", "enterprises", "sites", "policies", "marks")
 
 Fail = Callable[[str, str], NoReturn]  # reports (field, problem) for the site being checked
 
@@ -306,6 +313,7 @@ class Catalogue:
     sites: dict[str, Site]
     standards: Mapping[str, Standard] = field(default_factory=package_standards)
     policies: tuple[PolicyEntry, ...] = ()
+    marks: MarkPolicy = field(default_factory=MarkPolicy)  # how marks are held to account
 
     def policy_for(self, rule: Rule, pollutant: str | None, severity: Severity) -> Policy:
         """The escalation policy of a case: the most specific catalogue entry, else defaults."""
@@ -379,6 +387,7 @@ _MODELS: dict[str, type[BaseModel]] = {
     "enterprises": Enterprise,
     "sites": Site,
     "policies": PolicyEntry,
+    "marks": MarkEntry,
 }
 
 
@@ -618,6 +627,12 @@ def load_catalogue(folder: Path, standards: Mapping[str, Standard] | None = None
         _check_o2_reference(site, fail)
         _check_permit(site, _check_standard(site, standards, fail), fail)
     policies = tuple(entry for _, entry in gathered["policies"])  # type: ignore[misc]
+    marks = mark_policy(entry for _, entry in gathered["marks"])  # type: ignore[misc]
     return Catalogue(
-        grids=grids, enterprises=enterprises, sites=sites, standards=standards, policies=policies
+        grids=grids,
+        enterprises=enterprises,
+        sites=sites,
+        standards=standards,
+        policies=policies,
+        marks=marks,
     )

@@ -3,13 +3,14 @@ pollutant, as durations ('10m', '2h') so tests and demos can compress hours into
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ecowatch.durations import Duration
-from ecowatch.schema import PollutantCode, Rule, Severity
+from ecowatch.durations import Duration, PositiveDuration
+from ecowatch.schema import MarkType, PollutantCode, Rule, Severity
 
 
 class Policy(BaseModel):
@@ -59,3 +60,84 @@ def policy_for(
     if not matching:
         return Policy()
     return max(matching, key=lambda e: e.specificity).policy()
+
+
+# -- marks (标记) -------------------------------------------------------------------------------
+
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+
+
+def _default_afterwards() -> dict[MarkType, timedelta]:
+    # Planned work (calibration, maintenance) is marked ahead; what happens to a plant is
+    # marked once it is known. Defaults to set from the region's rules.
+    return {
+        MarkType.PRODUCTION_STOPPED: _DAY,
+        MarkType.OUT_OF_OPERATION: _DAY,
+        MarkType.STARTUP: _DAY,
+        MarkType.SHUTDOWN: _DAY,
+        MarkType.FAULT: 12 * _HOUR,
+        MarkType.CALIBRATION: _HOUR,
+        MarkType.MAINTENANCE: _HOUR,
+        MarkType.COMMS_LOSS: _DAY,
+        MarkType.NOT_LIABLE: 3 * _DAY,
+    }
+
+
+@dataclass(frozen=True)
+class MarkPolicy:
+    """How marks are held to account (streams/judging/marks.py); the catalogue's ``marks``
+    entries (in policies.yaml) change what they name."""
+
+    # How long after a period has begun it may still be marked; never later.
+    afterwards: Mapping[MarkType, timedelta] = field(default_factory=_default_afterwards)
+    ahead: timedelta = 30 * _DAY  # how far ahead a period may be marked
+    longest: timedelta = 31 * _DAY  # a longer period is marked as several
+    proof_within: timedelta = 3 * _DAY  # after the mark is made
+    # How much of a start-up or a shutdown its mark explains, from its start.
+    allowance: Mapping[MarkType, timedelta] = field(
+        default_factory=lambda: {MarkType.STARTUP: 4 * _HOUR, MarkType.SHUTDOWN: 2 * _HOUR}
+    )
+    monthly_hours: float = 72.0  # more marked hours a month at a site is itself a finding
+
+
+class MarkEntry(BaseModel):
+    """A catalogue entry of the ``marks`` section: one type's deadline and allowance
+    (``{type: fault, afterwards: 6h}``, ``{type: startup, allowance: 3h}``), or, without a
+    type, the figures of every mark (``{ahead: 14d, proof_within: 2d, monthly_hours: 48}``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: MarkType | None = None
+    afterwards: Duration | None = None
+    allowance: PositiveDuration | None = None
+    ahead: Duration | None = None
+    longest: PositiveDuration | None = None
+    proof_within: PositiveDuration | None = None
+    monthly_hours: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> MarkEntry:
+        per_type = ("afterwards", "allowance")
+        every = ("ahead", "longest", "proof_within", "monthly_hours")
+        if self.type is None and any(getattr(self, f) is not None for f in per_type):
+            raise ValueError("afterwards and allowance are a type's: name its type")
+        if self.type is not None and any(getattr(self, f) is not None for f in every):
+            raise ValueError(f"{', '.join(every)} are every mark's: give them without a type")
+        return self
+
+
+def mark_policy(entries: Iterable[MarkEntry]) -> MarkPolicy:
+    """The defaults, with what the catalogue's entries name."""
+    policy = MarkPolicy()
+    for e in entries:
+        if e.type is None:
+            named = {
+                f: getattr(e, f) for f in ("ahead", "longest", "proof_within", "monthly_hours")
+            }
+            policy = replace(policy, **{k: v for k, v in named.items() if v is not None})
+            continue
+        if e.afterwards is not None:
+            policy = replace(policy, afterwards={**policy.afterwards, e.type: e.afterwards})
+        if e.allowance is not None:
+            policy = replace(policy, allowance={**policy.allowance, e.type: e.allowance})
+    return policy

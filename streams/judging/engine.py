@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, OfficerRole
+from ecowatch.config.policies import MarkPolicy
 from ecowatch.schema import CaseEvent, CaseStatus, Finding, MarkEvent, Notification
 from ecowatch.streams.judging.cases import (
     OPEN,
@@ -28,7 +29,7 @@ from ecowatch.streams.judging.cases import (
     open_case,
     step,
 )
-from ecowatch.streams.judging.marks import MarkPolicy, explains
+from ecowatch.streams.judging.marks import explains
 
 HISTORY = timedelta(days=30)
 

@@ -16,12 +16,12 @@ marking rules and the industry rules that go with them set them per industry and
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, Site
+from ecowatch.config.policies import MarkPolicy
 from ecowatch.schema import (
     DEVICE_DATA_RULES,
     OVER_LIMIT_RULES,
@@ -58,38 +58,6 @@ STOPPED_TYPES = frozenset({MarkType.PRODUCTION_STOPPED, MarkType.OUT_OF_OPERATIO
 
 _HOUR = timedelta(hours=1)
 _DAY = timedelta(days=1)
-
-
-def _default_afterwards() -> dict[MarkType, timedelta]:
-    # Planned work (calibration, maintenance) is marked ahead; what happens to a plant is
-    # marked once it is known. Defaults to set from the region's rules.
-    return {
-        MarkType.PRODUCTION_STOPPED: _DAY,
-        MarkType.OUT_OF_OPERATION: _DAY,
-        MarkType.STARTUP: _DAY,
-        MarkType.SHUTDOWN: _DAY,
-        MarkType.FAULT: 12 * _HOUR,
-        MarkType.CALIBRATION: _HOUR,
-        MarkType.MAINTENANCE: _HOUR,
-        MarkType.COMMS_LOSS: _DAY,
-        MarkType.NOT_LIABLE: 3 * _DAY,
-    }
-
-
-@dataclass(frozen=True)
-class MarkPolicy:
-    """How marks are held to account."""
-
-    # How long after a period has begun it may still be marked; never later.
-    afterwards: Mapping[MarkType, timedelta] = field(default_factory=_default_afterwards)
-    ahead: timedelta = 30 * _DAY  # how far ahead a period may be marked
-    longest: timedelta = 31 * _DAY  # a longer period is marked as several
-    proof_within: timedelta = 3 * _DAY  # after the mark is made
-    # How much of a start-up or a shutdown its mark explains, from its start.
-    allowance: Mapping[MarkType, timedelta] = field(
-        default_factory=lambda: {MarkType.STARTUP: 4 * _HOUR, MarkType.SHUTDOWN: 2 * _HOUR}
-    )
-    monthly_hours: float = 72.0  # more marked hours a month at a site is itself a finding
 
 
 class MarkRefused(ValueError):

@@ -13,6 +13,7 @@ from typing import Protocol
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from ecowatch.config.catalogue import Catalogue, Device, DeviceModel, Site, SiteKind
+from ecowatch.config.policies import MarkPolicy
 from ecowatch.config.standards import AppliedLimit, Basis
 from ecowatch.pollutants import FLOW, GAS_FLOW, STANDARD_DRY_FLOW, UNITS, WATER_TEMP
 from ecowatch.schema import (
@@ -34,7 +35,7 @@ from ecowatch.streams.judging.aggregate import (
 )
 from ecowatch.streams.judging.flue_gas import HIGH_O2, StackMean
 from ecowatch.streams.judging.ledger import ReadingLedger
-from ecowatch.streams.judging.marks import MarkPolicy, excusing
+from ecowatch.streams.judging.marks import excusing
 from ecowatch.streams.judging.meter import MeterAccount
 from ecowatch.streams.judging.rules.verdict import Valve, Verdict
 from ecowatch.streams.judging.validity import Validity

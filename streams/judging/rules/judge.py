@@ -108,7 +108,7 @@ class SiteJudge:
         aqi_standard: str = "2026",
         rules: tuple[DetectionRule, ...] = RULES,
     ) -> None:
-        self.ctx = Context(catalogue, params or RuleParams(), aqi_standard)
+        self.ctx = Context(catalogue, params or RuleParams(), aqi_standard, catalogue.marks)
         self.rules = rules
 
     def initial(self, site: str) -> SiteState:

@@ -452,3 +452,28 @@ def test_a_bad_policy_names_the_file_and_the_field(folder):
         load_catalogue(folder)
     assert "policies.yaml" in str(err.value) and "hold" in str(err.value)
     assert "30s, 10m" in str(err.value)
+
+
+def test_the_marks_deadlines_and_allowances_come_from_the_catalogue(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from ecowatch.schema import MarkType
+    from tests.catalogue import write_catalogue
+
+    folder = write_catalogue(tmp_path / "city")
+    (folder / "marks.yaml").write_text(
+        "marks:\n"
+        "  - {type: fault, afterwards: 6h}\n"
+        "  - {type: startup, allowance: 3h}\n"
+        "  - {proof_within: 2d, monthly_hours: 48}\n",
+        encoding="utf-8",
+    )
+    marks = load_catalogue(folder).marks
+    assert marks.afterwards[MarkType.FAULT] == timedelta(hours=6)
+    assert marks.afterwards[MarkType.CALIBRATION] == timedelta(hours=1)  # the default stands
+    assert marks.allowance[MarkType.STARTUP] == timedelta(hours=3)
+    assert (marks.proof_within, marks.monthly_hours) == (timedelta(days=2), 48.0)
+    # A type's figure without its type, or every mark's with one: the file and what is wrong.
+    (folder / "marks.yaml").write_text("marks:\n  - {afterwards: 6h}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"marks.yaml: marks entry '#1': .*name its type"):
+        load_catalogue(folder)

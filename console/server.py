@@ -17,14 +17,18 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import re
 import secrets
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -43,13 +47,13 @@ from ecowatch.console.history import (
     stored_validity,
 )
 from ecowatch.console.seed import stored_latest
-from ecowatch.edges.tokens import OPERATOR, identify, load_tokens
+from ecowatch.edges.tokens import OPERATOR, hash_token, identify, load_tokens
 from ecowatch.errors import ConfigError
 from ecowatch.pollutants import NAMES, NO, NO2, NOX
 from ecowatch.schema import Mark
 from ecowatch.streams.api.auth import Caller, caller_of
 from ecowatch.streams.api.marks import FILENAME_HEADER
-from ecowatch.streams.api.requests import Refusal
+from ecowatch.streams.api.requests import Refusal, shown, week_query
 from ecowatch.streams.judging.flue_gas import is_concentration
 from ecowatch.streams.storage.proofs import MAX_PROOF_BYTES
 
@@ -78,6 +82,25 @@ PROOF_HEADERS = (
     "Content-Security-Policy",
     "Cache-Control",
 )
+# Sign-in failures a client address may make in a window before it is told to wait (429).
+LOGIN_FAILURES = 5
+LOGIN_WINDOW_S = 60.0
+LOGIN_KEYS_MAX = 10_000  # past this many addresses, the quiet ones are forgotten
+LIVE_RECHECK_S = 1.0  # an open event stream re-checks its session this often
+HOURS_DEFAULT, HOURS_MIN, HOURS_MAX = 6.0, 0.25, 48.0
+# Every answer's. Scripts and styles come from /static alone (no inline script can run); the
+# pages' scripts colour map dots and legends with style attributes (style-src-attr), which
+# cannot run code. A proof's own CSP (the API's, stricter) is kept: these are defaults.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; "
+    "object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+NEXT_MAX = 2000
 
 
 @dataclass(frozen=True)
@@ -87,6 +110,9 @@ class Session:
     grids: frozenset[str] | None  # None: every grid (an operator)
     expires: float
     enterprise: str | None = None  # an enterprise's catalogue id (its grids: none)
+    # The token's hash as found in the tokens file at sign-in: each request looks for it again,
+    # so a revoked token ends the session. None: the file did not name it (nothing to re-check).
+    vouched: str | None = None
 
     def sees(self, grid: str) -> bool:
         return self.grids is None or grid in self.grids
@@ -102,6 +128,139 @@ class Session:
         return "operator" if self.grids is None else "officer"
 
 
+class LoginThrottle:
+    """Sign-in attempts per client address in a sliding window (pure; ``clock`` is injected).
+
+    An attempt counts from the moment it starts, so attempts sent at once cannot all pass
+    before the first fails; a success takes its own back."""
+
+    def __init__(
+        self,
+        limit: int = LOGIN_FAILURES,
+        window_s: float = LOGIN_WINDOW_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit, self.window_s, self.clock = limit, window_s, clock
+        self._tries: dict[str, deque[float]] = {}
+
+    def attempt(self, key: str) -> float:
+        """0 and the attempt counted, or the seconds ``key`` must wait before another."""
+        now = self.clock()
+        tries = self._tries.setdefault(key, deque())
+        while tries and tries[0] <= now - self.window_s:
+            tries.popleft()
+        if len(tries) >= self.limit:
+            return tries[0] + self.window_s - now
+        if len(self._tries) > LOGIN_KEYS_MAX:
+            self._forget(now)
+        tries.append(now)
+        return 0.0
+
+    def succeeded(self, key: str) -> None:
+        tries = self._tries.get(key)
+        if tries:
+            tries.pop()
+
+    def _forget(self, now: float) -> None:
+        for key in [k for k, t in self._tries.items() if not t or t[-1] <= now - self.window_s]:
+            del self._tries[key]
+
+
+class TokenFile:
+    """The tokens file as last read: read again when it changes on disk (mtime, size, inode),
+    so a token removed from it is seen at the next request without reading it each time."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._key: tuple[int, int, int] | None = None
+        self._tokens: dict[str, str] = {}
+
+    def tokens(self) -> dict[str, str] | None:
+        """hash → who; None when no file is configured or it cannot be read now (missing, or
+        half-written: `ecowatch tokens` rewrites it in place)."""
+        if self.path is None:
+            return None
+        try:
+            stat = self.path.stat()
+            key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if key != self._key:
+                self._tokens = load_tokens(self.path)
+                self._key = key
+        except (OSError, ConfigError):
+            self._key = None  # a failed read is not kept: tried again next time
+            return None
+        return self._tokens
+
+
+def safe_next(raw: str) -> str:
+    r"""Where to go after signing in: a path of this site, else "/". Browsers read "\" as "/"
+    and drop tabs and newlines in a URL, so "/\evil.com" or "/<tab>/evil.com" leave the site."""
+    if (
+        not raw.startswith("/")
+        or len(raw) > NEXT_MAX
+        or "//" in raw
+        or "\\" in raw
+        or any(ord(c) < 0x20 or ord(c) == 0x7F for c in raw)
+    ):
+        return "/"
+    parts = urlsplit(raw)
+    return raw if not parts.scheme and not parts.netloc else "/"
+
+
+def from_this_site(request: web.Request) -> bool:
+    """Whether a request comes from the console's own pages: its Origin names this host, or,
+    without one, its Referer does. Neither (curl, a script) is no browser on another site's
+    behalf. The host alone is compared: behind a TLS proxy the scheme seen here differs."""
+    if "Origin" in request.headers:
+        source = request.headers["Origin"]
+    elif "Referer" in request.headers:
+        source = request.headers["Referer"]
+    else:
+        return True
+    parts = urlsplit(source)
+    return parts.scheme in ("http", "https") and parts.netloc.lower() == request.host.lower()
+
+
+def sse_frame(kind: str, data: Any) -> bytes:
+    """One Server-Sent Event: its JSON on one line (json escapes newlines in strings)."""
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+def bad_request(error: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(
+        text=json.dumps({"error": error}, ensure_ascii=False), content_type="application/json"
+    )
+
+
+def hours_of(raw: str) -> float:
+    """The desk's ``?hours=``: a plain decimal from HOURS_MIN to HOURS_MAX; empty: the default.
+    A pattern, not float(): that takes "nan", "inf" and "1_0"."""
+    if raw == "":
+        return HOURS_DEFAULT
+    expected = f"hours: expected a number of hours from {HOURS_MIN} to {HOURS_MAX:g}"
+    if not re.fullmatch(r"\d{1,3}(?:\.\d{1,6})?|\.\d{1,6}", raw):
+        raise bad_request(f"{expected} (got {shown(raw)})")
+    hours = float(raw)
+    if not (math.isfinite(hours) and HOURS_MIN <= hours <= HOURS_MAX):
+        raise bad_request(f"{expected} (got {shown(raw)})")
+    return hours
+
+
+@web.middleware
+async def same_origin_posts(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Another site's page may not post here (a sign-in, a case action, a mark)."""
+    if request.method == "POST" and not from_this_site(request):
+        return web.json_response({"error": "a request from another site is refused"}, status=403)
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
 class Console:
     def __init__(self, settings: Settings, catalogue: Catalogue, city: City) -> None:
         self.settings = settings
@@ -110,7 +269,11 @@ class Console:
         host = settings.web_host if settings.web_host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.worker = f"http://{host}:{settings.web_port}"
         self.sessions: dict[str, Session] = {}
-        self.listeners: set[asyncio.Queue[str]] = set()
+        # Each open event stream's queue of frames, and the grids it may see (None: all).
+        self.listeners: dict[asyncio.Queue[bytes], frozenset[str] | None] = {}
+        self.throttle = LoginThrottle()
+        tokens = settings.officer_tokens
+        self.token_file = TokenFile(Path(tokens) if tokens is not None else None)
         self.http: aiohttp.ClientSession | None = None
         self.started = datetime.now(UTC)  # the dead letters are counted from here
         # The city's validity days as last read (keep_validity), and why not if it failed.
@@ -124,30 +287,26 @@ class Console:
     def _holder(self, token: str) -> str:
         """Who holds the token, from the hashed tokens file when this process can read it (a
         name to show; the worker decides what they may do)."""
-        path = self.settings.officer_tokens
-        if path is None or not Path(path).exists():
-            return ""
-        try:
-            return identify(load_tokens(Path(path)), token) or ""
-        except ConfigError:
-            return ""
+        tokens = self.token_file.tokens()
+        return (identify(tokens, token) or "") if tokens is not None else ""
 
     def _enterprise(self, token: str) -> Session | None:
         """An enterprise's session: the case API refused its token every case (403), so who
         holds it comes from the tokens file, judged as the API judges it."""
-        path = self.settings.officer_tokens
-        if path is None or not Path(path).exists():
+        tokens = self.token_file.tokens()
+        if tokens is None:
             log.warning("console: a token the case API refuses cases (403), and no tokens file")
             return None
         try:
-            tokens = load_tokens(Path(path))
             caller = caller_of(f"Bearer {token}", tokens, {}, self.catalogue.enterprises)
         except (ConfigError, Refusal):
             return None
         if caller.enterprise is None:
             return None
         expires = time.time() + SESSION_HOURS * 3600
-        return Session(token, caller.who, frozenset(), expires, caller.enterprise)
+        return Session(
+            token, caller.who, frozenset(), expires, caller.enterprise, hash_token(token)
+        )
 
     async def sign_in(self, token: str) -> Session | None:
         status, body = await self.call_worker("GET", "/api/cases", token)
@@ -159,14 +318,28 @@ class Console:
         grids = frozenset(body.get("grids", []))
         who = self._holder(token)
         everyone = who.startswith(OPERATOR) or (not who and grids == set(self.catalogue.grids))
-        return Session(token, who, None if everyone else grids, time.time() + SESSION_HOURS * 3600)
+        return Session(
+            token,
+            who,
+            None if everyone else grids,
+            time.time() + SESSION_HOURS * 3600,
+            vouched=hash_token(token) if who else None,
+        )
 
     def session(self, request: web.Request) -> Session | None:
+        """The caller's session while it lasts and, if the tokens file named its token, while
+        the file still does (a revoked token ends it at once, not after SESSION_HOURS)."""
         sid = request.cookies.get(COOKIE, "")
         found = self.sessions.get(sid)
-        if found is None or found.expires < time.time():
+        if found is None:
+            return None
+        tokens = self.token_file.tokens() if found.vouched is not None else {}
+        revoked = tokens is not None and found.vouched is not None and found.vouched not in tokens
+        if found.expires < time.time() or revoked:
             self.sessions.pop(sid, None)
             return None
+        if tokens is None:
+            return None  # the file unreadable for now (mid-rewrite?): no answer, session kept
         return found
 
     def need(self, request: web.Request, *, enterprise: bool = False) -> Session:
@@ -285,17 +458,30 @@ class Console:
         return web.Response(text=item.read_text(encoding="utf-8"), content_type=kind)
 
     async def login(self, request: web.Request) -> web.StreamResponse:
+        """A token for a session cookie, and where to go next (``next``, if of this site)."""
+        address = request.remote or ""
+        wait = self.throttle.attempt(address)
+        if wait > 0:
+            return web.json_response(
+                {"error": "登录尝试过多，请稍后再试 · too many sign-in attempts, try again later"},
+                status=429,
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
         try:
             body = await request.json()
             token = str(body.get("token", "")).strip()
+            given = body.get("next")
         except (ValueError, AttributeError):
-            token = ""
+            token, given = "", None
         found = await self.sign_in(token) if token else None
         if found is None:
             return web.json_response({"error": "令牌无效 · the token is not valid"}, status=401)
+        self.throttle.succeeded(address)
         sid = secrets.token_urlsafe(32)
         self.sessions[sid] = found
-        response = web.json_response({"who": found.who, "role": found.role})
+        home = "/wall" if found.role == "operator" else "/phone"
+        after = home if given in (None, "") else safe_next(given if isinstance(given, str) else "")
+        response = web.json_response({"who": found.who, "role": found.role, "next": after})
         response.set_cookie(
             COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_HOURS * 3600, path="/"
         )
@@ -389,7 +575,7 @@ class Console:
         limits = {p: lim for p in pollutants if (lim := limit_view(self.city.limit(site_id, p)))}
         ts = self.city.sites[site_id].ts
         end = ts or datetime.now(UTC)
-        hours = min(max(float(request.query.get("hours", "6") or 6), 0.25), 48.0)
+        hours = hours_of(request.query.get("hours", ""))
         start = end - timedelta(hours=hours)
         days = self.closed_days()
         (
@@ -543,6 +729,9 @@ class Console:
         """A proof's document from the API, with the caller's token (a mark's ``proofs[].url``
         is this path): served as the API serves it, a download."""
         me = self.need(request, enterprise=True)
+        site = request.query.get("site", "")
+        if site not in self.catalogue.sites:
+            raise bad_request(f"site: expected a site of the catalogue (got {shown(site)})")
         path = (
             f"/api/proofs/{quote(request.match_info['sha256'], safe='')}"
             f"?site={quote(request.query.get('site', ''), safe='')}"
@@ -565,7 +754,13 @@ class Console:
         """The case API's weekly settlement (周周能结清) of the caller's grids; by default the
         week of data time, the one the cases live in (a simulated city is days in the past)."""
         me = self.need(request)
-        week = request.query.get("week", "") or self.data_week()
+        week = request.query.get("week", "")
+        if week:
+            try:
+                week_query([("week", week)])  # the API's own rule, said before asking it
+            except Refusal as refused:
+                raise bad_request(refused.reason) from None
+        week = week or self.data_week()
         status, body = await self.call_worker(
             "GET", f"/api/reports/weekly?week={quote(week)}", me.token
         )
@@ -638,38 +833,47 @@ class Console:
             }
         )
         await response.prepare(request)
-        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_MAX)
-        self.listeners.add(queue)
+        queue: asyncio.Queue[bytes] = asyncio.Queue(QUEUE_MAX)
+        self.listeners[queue] = me.grids
+        checked = time.monotonic()
         try:
             await response.write(b"retry: 2000\nevent: hello\ndata: {}\n\n")
-            while True:
-                message = await queue.get()
-                if not message:
-                    break  # dropped: too far behind
-                kind, _, data = message.partition("\n")
-                payload = json.loads(data)
-                grid = payload.get("grid")
-                if grid is not None and not me.sees(grid):
-                    continue
-                if kind == "cases":
-                    data = json.dumps(self.city.case_counts(me.grids))
-                await response.write(f"event: {kind}\ndata: {data}\n\n".encode())
+            while frame := await queue.get():  # b"": dropped (too far behind) or shutting down
+                if time.monotonic() - checked >= LIVE_RECHECK_S:
+                    checked = time.monotonic()
+                    if self.session(request) is None:
+                        break  # signed out, expired, or its token revoked
+                await response.write(frame)
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:
-            self.listeners.discard(queue)
+            self.listeners.pop(queue, None)
         return response
 
     def _send(self, kind: str, data: dict[str, Any]) -> None:
-        message = f"{kind}\n{json.dumps(data, ensure_ascii=False)}"
-        for queue in list(self.listeners):
-            try:
-                queue.put_nowait(message)
-            except asyncio.QueueFull:
-                self.listeners.discard(queue)
-                with contextlib.suppress(asyncio.QueueEmpty):
-                    queue.get_nowait()
-                queue.put_nowait("")
+        """One message, serialised once: the same bytes to every listener that may see it."""
+        grid = data.get("grid")
+        frame = sse_frame(kind, data)
+        for queue, grids in list(self.listeners.items()):
+            if grid is None or grids is None or grid in grids:
+                self._put(queue, frame)
+
+    def _send_counts(self) -> None:
+        """The cases' counts, each listener's for its grids: serialised once a set of grids."""
+        frames: dict[frozenset[str] | None, bytes] = {}
+        for queue, grids in list(self.listeners.items()):
+            if grids not in frames:
+                frames[grids] = sse_frame("cases", self.city.case_counts(grids))
+            self._put(queue, frames[grids])
+
+    def _put(self, queue: asyncio.Queue[bytes], frame: bytes) -> None:
+        try:
+            queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.listeners.pop(queue, None)
+            with contextlib.suppress(asyncio.QueueEmpty):
+                queue.get_nowait()
+            queue.put_nowait(b"")
 
     async def push(self, stop: asyncio.Event) -> None:
         """What changed, every PUSH_EVERY_S; the pulse every second."""
@@ -683,7 +887,7 @@ class Console:
             for turn in turns:
                 self._send("case", turn)
             if turns:
-                self._send("cases", {})  # recounted per listener, for its grids
+                self._send_counts()
             if self.city.dead_letters.changed:
                 self.city.dead_letters.changed = False
                 self._send(
@@ -696,7 +900,8 @@ class Console:
     # -- the app -------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024)
+        app = web.Application(client_max_size=64 * 1024, middlewares=[same_origin_posts])
+        app.on_response_prepare.append(security_headers)
         app.add_routes(
             [
                 web.get("/", _to_wall),
@@ -731,7 +936,7 @@ class Console:
             # Open event streams would hold the shutdown for its whole timeout.
             for queue in list(self.listeners):
                 with contextlib.suppress(asyncio.QueueFull):
-                    queue.put_nowait("")
+                    queue.put_nowait(b"")
 
         app.cleanup_ctx.append(client)
         app.on_shutdown.append(hang_up)

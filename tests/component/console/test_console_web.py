@@ -26,7 +26,7 @@ from urllib.parse import quote, unquote
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from playwright.async_api import async_playwright
+from playwright.async_api import async_playwright, expect
 
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.config.settings import Settings
@@ -634,14 +634,11 @@ def test_the_wall_draws_a_stack_as_a_stack_and_the_desk_shows_it_corrected(catal
                 assert await page.inner_text("#o2-reference") == "6%"
                 # A live reading reaches the chart (InfluxDB is away here): its corrected value
                 # is the line held against the limit, at the reference; the measured one beside.
-                await page.wait_for_function(
-                    "document.getElementById('conn').textContent === '实时连接'"
-                )
+                # Selectors, not wait_for_function: its string is eval'd, which the CSP forbids.
+                await expect(page.locator("#conn")).to_have_text("实时连接", timeout=10_000)
                 await page.click("#tabs button[data-p='a21026']")
                 console.city.on_reading(later, 1.0)
-                await page.wait_for_function(
-                    "document.getElementById('chart').dataset.last === '37.5'", timeout=5_000
-                )
+                await page.wait_for_selector("#chart[data-last='37.5']", timeout=5_000)
                 assert await page.get_attribute("#chart", "data-measured-points") == "1"
                 limit = await page.text_content("#chart") or ""
                 assert "限值 35" in limit and "基准氧含量 6%" in limit, limit

@@ -5,9 +5,9 @@ trip), so a second acknowledgement right after the first is refused too. Pure.""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ecowatch.alerts.wording import both, finding_text
 from ecowatch.clock import CHINA
@@ -19,53 +19,62 @@ from ecowatch.streams.judging.engine import context_for
 from ecowatch.streams.judging.report import GoneCase
 
 PENDING_SECONDS = 60.0  # how long an accepted action counts before the table shows it
+T = TypeVar("T")
 
 
 @dataclass
-class InFlight:
-    """Actions this process accepted that the ``enforce`` agent may not have applied yet (a
-    Kafka round trip): folded over the table's case when the next action is checked."""
+class InFlight(Generic[T]):
+    """What this process sent that the ``enforce`` agent may not have applied yet (a Kafka
+    round trip), by what it is about: folded over the table when the next request about it
+    is checked, so a second request right after the first is checked against it too.
+    Subclasses say what an item is about (:meth:`key_of`)."""
 
     seconds: float = PENDING_SECONDS
     clock: Callable[[], float] = time.monotonic
-    _actions: dict[tuple[str, str], list[tuple[float, OfficerAction]]] = field(default_factory=dict)
+    _items: dict[Hashable, list[tuple[float, T]]] = field(default_factory=dict)
 
-    def of(self, site: str, case_id: str) -> list[OfficerAction]:
-        now = self.clock()
-        key = (site, case_id)
-        kept = [(t, a) for t, a in self._actions.get(key, []) if now - t < self.seconds]
-        if kept:
-            self._actions[key] = kept
-        else:
-            self._actions.pop(key, None)
-        return [a for _, a in kept]
+    def key_of(self, item: T) -> Hashable:
+        raise NotImplementedError
 
-    def add(self, action: OfficerAction) -> None:
-        self.prune()  # forget what expired, of every case: not only of this one
-        self._actions.setdefault((action.site, action.case_id), []).append((self.clock(), action))
+    def of(self, *key: str) -> list[T]:
+        """The items about ``key`` still in flight, oldest first."""
+        self.prune()
+        return [item for _, item in self._items.get(key, [])]
+
+    def add(self, item: T) -> None:
+        self.prune()  # forget what expired, of everything: not only of this key
+        self._items.setdefault(self.key_of(item), []).append((self.clock(), item))
 
     def prune(self) -> None:
-        """Forgets every action past ``seconds``: a case acted on once and never again would
-        otherwise be held for as long as the process runs."""
+        """Forgets every item past ``seconds``: a case or site acted on once and never again
+        would otherwise be held for as long as the process runs."""
         now = self.clock()
-        for key, actions in list(self._actions.items()):
-            kept = [(t, a) for t, a in actions if now - t < self.seconds]
+        for key, items in list(self._items.items()):
+            kept = [(t, i) for t, i in items if now - t < self.seconds]
             if kept:
-                self._actions[key] = kept
+                self._items[key] = kept
             else:
-                del self._actions[key]
+                del self._items[key]
+
+    def drop(self, item: T) -> None:
+        """Takes back an item that could not be sent."""
+        key = self.key_of(item)
+        kept = [(t, i) for t, i in self._items.get(key, []) if i is not item]
+        if kept:
+            self._items[key] = kept
+        else:
+            self._items.pop(key, None)
 
     def __len__(self) -> int:
-        """How many cases have actions in flight (or not yet forgotten)."""
-        return len(self._actions)
+        """How many keys have items in flight (or not yet forgotten)."""
+        return len(self._items)
 
-    def drop(self, action: OfficerAction) -> None:
-        key = (action.site, action.case_id)
-        kept = [(t, a) for t, a in self._actions.get(key, []) if a is not action]
-        if kept:
-            self._actions[key] = kept
-        else:
-            self._actions.pop(key, None)
+
+class ActionsInFlight(InFlight[OfficerAction]):
+    """Officers' actions, by site and case."""
+
+    def key_of(self, item: OfficerAction) -> Hashable:
+        return (item.site, item.case_id)
 
 
 def why_unchanged(case: Case, action: OfficerAction) -> str:

@@ -6,16 +6,15 @@ right after the first is refused too. Pure: each refusal names the field or head
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote, unquote
 
 from ecowatch.schema import Mark, MarkEvent, MarkStatus, MarkType
-from ecowatch.streams.api.actions import PENDING_SECONDS
+from ecowatch.streams.api.actions import InFlight
 from ecowatch.streams.api.requests import MAX_YEAR, MIN_YEAR, Refusal, json_object, shown
 from ecowatch.streams.judging.marks import MarkRefused
 
@@ -137,44 +136,11 @@ def refusal_of(exc: MarkRefused) -> Refusal:
 # -- the marks as they stand -------------------------------------------------------------------
 
 
-@dataclass
-class MarksInFlight:
-    """Mark events this process sent that the ``enforce`` agent may not have applied yet (a
-    Kafka round trip), by site: folded over the table's marks when the next request is
-    checked."""
+class MarksInFlight(InFlight[MarkEvent]):
+    """Mark events, by site: folded over the table's marks (:func:`marks_now`)."""
 
-    seconds: float = PENDING_SECONDS
-    clock: Callable[[], float] = time.monotonic
-    _events: dict[str, list[tuple[float, MarkEvent]]] = field(default_factory=dict)
-
-    def of(self, site: str) -> list[MarkEvent]:
-        self.prune()
-        return [e for _, e in self._events.get(site, [])]
-
-    def add(self, event: MarkEvent) -> None:
-        self.prune()
-        self._events.setdefault(event.site, []).append((self.clock(), event))
-
-    def prune(self) -> None:
-        """Forgets every event past ``seconds``, of every site."""
-        now = self.clock()
-        for site, events in list(self._events.items()):
-            kept = [(t, e) for t, e in events if now - t < self.seconds]
-            if kept:
-                self._events[site] = kept
-            else:
-                del self._events[site]
-
-    def drop(self, event: MarkEvent) -> None:
-        kept = [(t, e) for t, e in self._events.get(event.site, []) if e is not event]
-        if kept:
-            self._events[event.site] = kept
-        else:
-            self._events.pop(event.site, None)
-
-    def __len__(self) -> int:
-        """How many sites have events in flight."""
-        return len(self._events)
+    def key_of(self, item: MarkEvent) -> Hashable:
+        return (item.site,)
 
 
 def _stage(mark: Mark) -> tuple[bool, int]:

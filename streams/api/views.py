@@ -49,7 +49,7 @@ from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.edges.tokens import ENTERPRISE, OPERATOR
 from ecowatch.schema import CaseStatus, OfficerAction
-from ecowatch.streams.api.actions import InFlight, case_row, check_action, gone
+from ecowatch.streams.api.actions import ActionsInFlight, case_row, check_action, gone
 from ecowatch.streams.api.auth import Caller, caller_of, officer_grids
 from ecowatch.streams.api.forwarding import SiteRouter
 from ecowatch.streams.api.mark_views import MarkApi, proof_headers
@@ -101,7 +101,7 @@ class CaseApi:
         )
         self.grids = officer_grids(catalogue)
         self.sites = SiteRouter(app, enforcement, catalogue)
-        self.in_flight = InFlight()
+        self.in_flight = ActionsInFlight()
         self.marks = MarkApi(enforcement, catalogue, self.sites, self.caller, proofs)
         strangers = sorted(
             w

@@ -12,7 +12,7 @@ import pytest
 from ecowatch.clock import CHINA, data_time
 from ecowatch.edges.tokens import hashed
 from ecowatch.schema import CaseEvent, CaseStatus, OfficerAction
-from ecowatch.streams.api.actions import InFlight, case_row, check_action, gone
+from ecowatch.streams.api.actions import ActionsInFlight, case_row, check_action, gone
 from ecowatch.streams.api.auth import Caller, caller_of, officer_grids
 from ecowatch.streams.api.requests import (
     MAX_FINDINGS_BYTES,
@@ -263,7 +263,7 @@ def test_a_closed_case_is_known_from_the_case_log():
 
 def test_actions_in_flight_expire_and_can_be_dropped():
     now = [0.0]
-    flight = InFlight(seconds=60, clock=lambda: now[0])
+    flight = ActionsInFlight(seconds=60, clock=lambda: now[0])
     a = action("C1", "O-KC-01")
     flight.add(a)
     assert flight.of("S-OUT-001", "C1") == [a] and flight.of("S-OUT-001", "C2") == []
@@ -277,7 +277,7 @@ def test_actions_in_flight_expire_and_can_be_dropped():
 def test_actions_in_flight_of_cases_never_asked_again_are_forgotten():
     # One action on each of many cases, none asked about again: each add forgets what expired.
     now = [0.0]
-    flight = InFlight(seconds=60, clock=lambda: now[0])
+    flight = ActionsInFlight(seconds=60, clock=lambda: now[0])
     for n in range(1000):
         now[0] = n * 1.0
         flight.add(action(f"C{n}", "O-KC-01"))

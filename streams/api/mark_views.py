@@ -203,7 +203,10 @@ class MarkApi:
         who = self.caller(request)
         self.site_of(who, site)
         params(request.query.items(), ())
-        rows = sorted(self.marks(site).values(), key=lambda m: (m.start, m.id))
+        # The enterprise's, as they stand, and the devices' own (a record: no review).
+        state = self.enforcement.site_rules(site)
+        own = list(state.device_marks.values()) if state else []
+        rows = sorted([*self.marks(site).values(), *own], key=lambda m: (m.start, m.id))
         return {
             "site": site,
             "now": self.enforcement.site_now(site).isoformat(),

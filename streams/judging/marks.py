@@ -172,10 +172,10 @@ def excusing(
     """The pending or accepted mark that explains ``rule`` for ``device`` (``pollutant``) at
     ``start``, if any; or, for a window [start, end), the one that leaves less of it unmarked
     than ``needed`` to judge it (45 minutes of an hour): a short mark does not excuse a whole
-    hour. A device's own marks excuse nothing: its flagged values are not judged anyway, and
-    its flags held too long are a finding of their own."""
+    hour. The enterprise's marks: a device's own excuse nothing (its flagged values are not
+    judged anyway, and its flags held too long are a finding of their own)."""
     for m in marks:
-        if not m.excuses or m.source is MarkSource.DEVICE or rule not in EXPLAINS[m.type]:
+        if not m.excuses or rule not in EXPLAINS[m.type]:
             continue
         span_start, span_end = explained_span(m, policy)
         explained = m.model_copy(update={"start": span_start, "end": span_end})
@@ -206,14 +206,11 @@ def explains(mark: Mark, finding: Finding, policy: MarkPolicy) -> bool:
 
 def stopped_periods(marks: Iterable[Mark], device: str) -> list[tuple[datetime, datetime]]:
     """The periods the device was marked stopped (停产, 停运): not owed (传输有效率)."""
-    # The enterprise's: a device's own F flags arrived as values, counted as received.
+    # The enterprise's marks: a device's own F flags came as values, counted as received.
     return [
         (m.start, m.end)
         for m in marks
-        if m.excuses
-        and m.source is MarkSource.ENTERPRISE
-        and m.type in STOPPED_TYPES
-        and (m.device is None or m.device == device)
+        if m.excuses and m.type in STOPPED_TYPES and (m.device is None or m.device == device)
     ]
 
 

@@ -388,9 +388,10 @@ def mark_counts(bucket: str, start: datetime, stop: datetime) -> str:
 
 
 def marks_as_they_stand(bucket: str, start: datetime, stop: datetime, site: str | None) -> str:
-    """Each mark's last change in [start, stop) (the ``mark`` trail), or one site's: its
-    type and status, device, start and end, one row per mark."""
-    wanted = [eq("_measurement", MARK)]
+    """Each of the enterprises' marks' last change in [start, stop) (the ``mark`` trail; a
+    device's own marks are left out), or one site's: its type and status, device, start and
+    end, one row per mark."""
+    wanted = [eq("_measurement", MARK), eq("source", "enterprise")]
     if site is not None:
         wanted.append(eq("site", site))
     return str(

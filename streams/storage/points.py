@@ -200,7 +200,8 @@ def closed_lines(site: str, windows: Iterable[ClosedWindow]) -> list[str]:
 
 
 def mark_line(e: MarkEvent) -> str:
-    """``mark,site,mark_id,kind,type,status device,start,end,actor,proofs,proof_hashes,detail``
+    """``mark,site,mark_id,kind,type,status,source device,start,end,actor,proofs,proof_hashes,
+    detail``
     at the change's time: a mark's trail (declared, proof added, accepted, rejected), each
     proof by its SHA-256, the detail in Chinese. The mark's id is a tag, so two marks changed
     at one time are two points."""
@@ -211,6 +212,7 @@ def mark_line(e: MarkEvent) -> str:
         ("kind", e.kind.value),
         ("type", m.type.value),
         ("status", m.status.value),
+        ("source", m.source.value),
     )
     fields = (
         ("device", string_field(m.device or "")),

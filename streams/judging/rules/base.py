@@ -142,10 +142,12 @@ class SiteState(BaseModel):
     # start, or the site's first event) until its end, when it is judged.
     counting_since: AwareDatetime | None = None
     counting_until: AwareDatetime | None = None
-    # The site's marks (标记), pending, accepted or rejected, by id: until they are old.
+    # The enterprise's marks (标记), pending, accepted or rejected, by id: until they are old.
     marks: dict[str, Mark] = Field(default_factory=dict)
-    # The devices' own marks still open (their flag not over): "device|pollutant" → mark id.
-    device_marks: dict[str, str] = Field(default_factory=dict)
+    # The devices' own marks (their flags, their analysers' states), by id: a record apart,
+    # since they excuse nothing; and those still open, "device|pollutant|by" → id.
+    device_marks: dict[str, Mark] = Field(default_factory=dict)
+    open_device_marks: dict[str, str] = Field(default_factory=dict)
 
 
 # -- events, context, results ------------------------------------------------------------------

@@ -13,7 +13,6 @@ from ecowatch.schema import (
     DeviceStatus,
     Finding,
     MarkEvent,
-    MarkSource,
     MarkStatus,
     MarkType,
     MeterStatus,
@@ -289,7 +288,7 @@ class SiteJudge:
         """The device's own marks by its flags (M, C, F, D, per pollutant) begun or ended by
         the reading; nearly every reading has only N values and no mark open: nothing."""
         values = reading.values
-        if not state.device_marks and all(m.flag is DataFlag.NORMAL for m in values.values()):
+        if not state.open_device_marks and all(m.flag is DataFlag.NORMAL for m in values.values()):
             return []
         said = {
             code: (FLAG_MARKS.get(m.flag), f"flag {m.flag.value}") for code, m in values.items()
@@ -312,14 +311,14 @@ class SiteJudge:
         said: dict[str, tuple[MarkType | None, str]],
         at: datetime,
     ) -> list[MarkEvent]:
-        open_marks, out = state.device_marks, []
+        open_marks, kept, out = state.open_device_marks, state.device_marks, []
         for code, (kind, words) in said.items():
             key = f"{device}|{code}|{by}"  # flags and instrument states mark apart
             mark_id = open_marks.get(key)
-            was = state.marks.get(mark_id) if mark_id is not None else None
+            was = kept.get(mark_id) if mark_id is not None else None
             now_open, changes = device_mark(was, state.site, device, code, kind, words, at)
             for change, mark in changes:
-                state.marks[mark.id] = mark
+                kept[mark.id] = mark
                 out.append(MarkEvent(kind=change, mark=mark, actor=device, at=at))
             if now_open is None:
                 open_marks.pop(key, None)
@@ -383,9 +382,7 @@ DEVICE_MARKS_KEPT = 100  # a site's ended device marks kept: its state is one ch
 
 
 def _forget_device_marks(state: SiteState) -> None:
-    open_ids = set(state.device_marks.values())
-    ended = [
-        m for m in state.marks.values() if m.source is MarkSource.DEVICE and m.id not in open_ids
-    ]
+    open_ids = set(state.open_device_marks.values())
+    ended = [m for m in state.device_marks.values() if m.id not in open_ids]
     for m in sorted(ended, key=lambda m: m.end)[: max(0, len(ended) - DEVICE_MARKS_KEPT)]:
-        del state.marks[m.id]
+        del state.device_marks[m.id]

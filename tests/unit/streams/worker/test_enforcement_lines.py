@@ -274,7 +274,7 @@ def test_a_mark_s_change_is_a_line_of_its_trail():
     fields, ms = rest.rsplit(" ", 1)
     assert head == (
         "mark,site=S-STK-001,mark_id=M-S-STK-001-202611230900-1,kind=proof_added,"
-        "type=shutdown,status=pending"
+        "type=shutdown,status=pending,source=enterprise"
     )
     assert ms == str(MS)
     assert 'device="33080200G00001"' in fields and "proofs=1i" in fields

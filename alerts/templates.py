@@ -54,6 +54,7 @@ _TAG: dict[CaseStep, tuple[str, str]] = {
     CaseStep.RAISE: ("【上报】", "[Raised] "),
     CaseStep.CLOSED: ("【结案】", "[Closed] "),
     CaseStep.MARK_REVIEW: ("【标记待核】", "[Review mark] "),
+    CaseStep.SUPERVISE: ("【督办】", "[Supervised] "),
 }
 
 # When the catalogue's policy names no measure: what the law provides for this kind of rule.
@@ -113,6 +114,12 @@ def _action(n: Notification, lang: Lang) -> str:
         if zh:
             return f"企业对上述数据作出{marked}。请核查证明材料后接受或驳回；驳回前案件照常办理。"
         return f"The enterprise made a {marked}. Check its proof, then accept or reject it."
+    if n.step is CaseStep.SUPERVISE:
+        # The operator's note may be long; the whole of it is on the case's trail.
+        note = _cut(n.note, 120)
+        if zh:
+            return f"督办意见：{note}" + (f"（办理期限 {due}，北京时间）" if due else "")
+        return f"Supervised: {note}" + (f" (deal with it by {due} China time)" if due else "")
     if n.step is CaseStep.REMIND:
         if zh:
             return f"请于 {due}（北京时间）前整改或书面说明。" if due else "请尽快整改或书面说明。"

@@ -16,14 +16,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ecowatch.clock import CHINA
+from ecowatch.config.standards import AppliedLimit, Basis, Minimum, Range
 from ecowatch.pollutants import name_of
 from ecowatch.schema import (
     ABNORMAL_VALUE_RULES,
+    Audience,
     CaseEvent,
     CaseReason,
+    CaseStatus,
+    CaseStep,
     DataFlag,
     Finding,
     FindingCause,
@@ -31,7 +35,10 @@ from ecowatch.schema import (
     Mark,
     MarkStatus,
     MarkType,
+    ReadingSource,
+    RejectReason,
     Rule,
+    Severity,
 )
 
 Lang = Literal["zh", "en"]
@@ -119,6 +126,232 @@ _MARK_STATUS: dict[MarkStatus, Pair] = {
     MarkStatus.ACCEPTED: ("已接受", "accepted"),
     MarkStatus.REJECTED: ("已驳回", "rejected"),
 }
+
+# -- what the screens name: each thing's name in each language ---------------------------------
+
+CASE_STATUS: dict[CaseStatus, Pair] = {
+    CaseStatus.PENDING: ("待定", "pending"),
+    CaseStatus.REMINDED: ("已提醒", "reminded"),
+    CaseStatus.ESCALATED: ("已交办", "escalated"),
+    CaseStatus.ACKNOWLEDGED: ("已接收", "acknowledged"),
+    CaseStatus.CLOSED: ("已办结", "closed"),
+    CaseStatus.DISMISSED: ("已撤销", "dismissed"),
+}
+# A case event's kind (streams/judging/cases.py and the API's acts), as a trail line starts.
+EVENT_KINDS: dict[str, Pair] = {
+    "detected": ("发现", "detected"),
+    "late_evidence": ("补传数据中发现", "found in resent data"),
+    "reminded": ("提醒企业", "enterprise reminded"),
+    "escalated": ("移交执法", "escalated"),
+    "renotified": ("再通知", "renotified"),
+    "raised": ("上报网格负责人", "raised to the supervisor"),
+    "acknowledged": ("执法人员接收", "acknowledged"),
+    "findings_recorded": ("录入核查结果", "findings recorded"),
+    "close_requested": ("申请结案", "close requested"),
+    "relapsed": ("再次超标", "relapsed"),
+    "normal_again": ("恢复正常", "normal again"),
+    "dismissed": ("撤销", "dismissed"),
+    "closed": ("办结", "closed"),
+    "mark_declared": ("企业申报标记", "mark declared"),
+    "mark_proof_added": ("上传标记证明", "mark proof added"),
+    "mark_accepted": ("标记审核通过", "mark accepted"),
+    "mark_rejected": ("标记被驳回", "mark rejected"),
+    "supervised": ("督办", "supervised"),
+    "commented": ("备注", "comment"),
+    "reassigned": ("改派", "reassigned"),
+}
+STEPS: dict[CaseStep, Pair] = {
+    CaseStep.REMIND: ("提醒", "reminder"),
+    CaseStep.ESCALATE: ("交办执法", "escalation"),
+    CaseStep.RENOTIFY: ("再通知", "renotification"),
+    CaseStep.RAISE: ("上报", "raised"),
+    CaseStep.CLOSED: ("结案通知", "closing notice"),
+    CaseStep.MARK_REVIEW: ("标记待核", "mark to review"),
+    CaseStep.SUPERVISE: ("督办", "supervision"),
+}
+AUDIENCES: dict[Audience, Pair] = {
+    Audience.ENTERPRISE: ("企业", "the enterprise"),
+    Audience.OFFICERS: ("网格执法人员", "the grid's officers"),
+    Audience.SUPERVISOR: ("网格负责人", "the grid's supervisor"),
+}
+SEVERITIES: dict[Severity, Pair] = {
+    Severity.WARNING: ("预警", "warning"),
+    Severity.VIOLATION: ("违法", "violation"),
+}
+REJECT_REASONS: dict[RejectReason, Pair] = {
+    RejectReason.TOO_LARGE: ("报文过大", "too large"),
+    RejectReason.NOT_UTF8: ("非UTF-8编码", "not UTF-8"),
+    RejectReason.BAD_JSON: ("JSON格式错误", "bad JSON"),
+    RejectReason.MISSING_FIELD: ("缺少字段", "missing field"),
+    RejectReason.WRONG_TYPE: ("字段类型错误", "wrong type"),
+    RejectReason.NOT_FINITE: ("数值非有限数", "not a finite number"),
+    RejectReason.INVALID_VALUE: ("数值无效", "invalid value"),
+    RejectReason.UNKNOWN_FIELD: ("未知字段", "unknown field"),
+    RejectReason.BAD_TOPIC: ("主题错误", "bad topic"),
+    RejectReason.UNKNOWN_DEVICE: ("未登记设备", "unknown device"),
+    RejectReason.WRONG_SITE: ("设备与站点不符", "wrong site"),
+    RejectReason.FUTURE_TIMESTAMP: ("时间超前", "timestamp in the future"),
+    RejectReason.BAD_STATUS: ("状态报文错误", "bad status"),
+    RejectReason.BAD_HEADER: ("包头错误", "bad header"),
+    RejectReason.LENGTH_MISMATCH: ("长度不符", "length mismatch"),
+    RejectReason.CRC_MISMATCH: ("CRC校验失败", "CRC mismatch"),
+    RejectReason.TRUNCATED: ("报文不完整", "truncated"),
+    RejectReason.TOO_LONG: ("报文超长", "too long"),
+    RejectReason.BAD_FIELD: ("字段错误", "bad field"),
+    RejectReason.BAD_PASSWORD: ("访问密码错误", "wrong password"),
+    RejectReason.STORE_REJECTED: ("数据库拒收", "refused by the store"),
+    RejectReason.STALE_TIMESTAMP: ("补传超出时限", "too old to resend"),
+    RejectReason.UNKNOWN_POLLUTANT: ("未登记的监测因子", "unknown pollutant"),
+    RejectReason.IMPLAUSIBLE_VALUE: ("数值不合常理", "implausible value"),
+    RejectReason.NOT_A_METER: ("非刷卡排污设备", "not a discharge meter"),
+    RejectReason.RETAINED: ("保留消息（旧数据）", "retained message"),
+    RejectReason.DUPLICATE_READING: ("重复数据", "duplicate reading"),
+    RejectReason.RATE_LIMITED: ("发送过频", "rate limited"),
+    RejectReason.UNHANDLED: ("平台处理出错", "unhandled"),
+}
+READING_SOURCES: dict[ReadingSource, Pair] = {
+    ReadingSource.MQTT: ("MQTT", "MQTT"),
+    ReadingSource.HJ212: ("HJ 212", "HJ 212"),
+    ReadingSource.KAFKA: ("消息队列", "Kafka"),
+    ReadingSource.STORE: ("数据库回读", "the store"),
+}
+BASES: dict[Basis, Pair] = {
+    Basis.HOURLY: ("小时均值", "hourly mean"),
+    Basis.EIGHT_HOUR: ("8小时滑动平均", "8-hour mean"),
+    Basis.DAILY: ("日均值", "daily mean"),
+}
+# Who is acting or watching, where a screen names a role rather than a person.
+ROLES: dict[str, Pair] = {
+    "system": ("系统", "system"),
+    "operator": ("值班员", "operator"),
+    "officer": ("执法人员", "officer"),
+    "enterprise": ("企业", "enterprise"),
+    "kiosk": ("大屏", "wall display"),
+}
+# What an alarm on the wall and the desk is about (console/alarms.py).
+ALARM_KINDS: dict[str, Pair] = {
+    "over": ("超标", "over the limit"),
+    "offline": ("离线", "offline"),
+    "escalated": ("移交执法", "escalated"),
+    "overdue": ("超期", "overdue"),
+}
+
+
+# What a refusal of the case API (and the console) means to the person who pressed: by its
+# ``code`` (streams/api/requests.py), the API's own English kept for a tooltip.
+REFUSALS: dict[str, Pair] = {
+    "invalid_field": ("填写有误：", "not valid: "),
+    "visit_in_future": ("核查时间晚于站点数据时间", "the visit time is after the site's data time"),
+    "deadline_passed": (
+        "新期限须晚于站点当前数据时间",
+        "the deadline must be after the site's data time",
+    ),
+    "photo_not_uploaded": ("照片尚未上传成功", "a photo has not been uploaded yet"),
+    "photo_empty": ("照片为空", "the photo is empty"),
+    "photo_type": ("只接受 JPEG、PNG 或 WebP 照片", "only JPEG, PNG or WebP photos"),
+    "not_for_enterprise": ("企业不能办理案件", "an enterprise does not act on cases"),
+    "officers_act": ("只有网格执法人员可以办理", "only the grid's officers act on this"),
+    "operators_only": ("只有值班员可以办理", "only an operator may do this"),
+    "not_your_grid": ("不在您的网格，无权办理", "not in your grid"),
+    "no_site": ("没有该站点", "no such site"),
+    "no_case": ("没有该案件", "no such case"),
+    "no_photo": ("没有该照片", "no such photo"),
+    "no_alarm": ("没有该报警", "no such alarm"),
+    "not_escalated": ("案件尚未移交执法，暂不能办理", "the case has not reached the officers yet"),
+    "already_acknowledged": ("案件已被接收", "the case was acknowledged already"),
+    "no_change": ("此操作不会改变案件", "this would change nothing"),
+    "findings_full": ("核查记录已满", "the case has all the findings it can hold"),
+    "case_closed": ("案件已办结", "the case is closed"),
+    "case_dismissed": ("案件已撤销", "the case was dismissed"),
+    "reads_only": ("大屏只读，不能操作", "the wall display reads; it cannot act"),
+    "too_many_attempts": ("尝试过多，请稍后再试", "too many attempts: try again later"),
+    "other_site": ("来自其他网站的请求被拒绝", "a request from another site is refused"),
+    # One per status, for a refusal without a code of its own.
+    "bad_request": ("提交内容有误，请检查后重试", "the request is not valid: check it"),
+    "unauthorized": ("请重新登录", "sign in again"),
+    "forbidden": ("无权进行此操作", "you may not do this"),
+    "not_found": ("未找到", "not found"),
+    "conflict": ("与当前状态冲突，未能办理", "it conflicts with the current state"),
+    "too_large": ("内容过大", "too large"),
+    "unsupported_type": ("文件类型不支持", "this kind of file is not taken"),
+    "internal": ("平台出错，请稍后重试", "the platform failed: try again later"),
+    "unavailable": ("服务暂不可用，请稍后重试", "unavailable now: try again shortly"),
+    "refused": ("未能办理", "not done"),
+}
+# The fields a refusal may name (``field``), as the forms label them.
+FIELDS: dict[str, Pair] = {
+    "action_id": ("操作编号", "the action id"),
+    "text": ("内容", "the text"),
+    "note": ("督办意见", "the note"),
+    "deadline": ("期限", "the deadline"),
+    "grid": ("网格", "the grid"),
+    "close": ("申请结案", "ask to close"),
+    "photos": ("照片", "the photos"),
+    "location": ("位置", "the location"),
+    "visited_at": ("核查时间", "the visit time"),
+    "reason": ("理由", "the reason"),
+    "start": ("开始时间", "the start"),
+    "end": ("结束时间", "the end"),
+    "type": ("类型", "the type"),
+    "device": ("设备", "the device"),
+}
+
+
+def limit_text(limit: AppliedLimit, lang: Lang = "zh") -> str:
+    """A limit as it is written beside a value: "≤ 80 mg/L（日均值）", "6～9（日均值）"."""
+    bound, unit = limit.bound, "" if limit.unit == "dimensionless" else f" {limit.unit}"
+    if isinstance(bound, Range):
+        dash = "～" if lang == "zh" else "–"
+        text = f"{num(bound.low)}{dash}{num(bound.high)}{unit}"
+    elif isinstance(bound, Minimum):
+        text = f"≥ {num(bound.value)}{unit}"
+    else:
+        text = f"≤ {num(bound.value)}{unit}"
+    basis = pick(BASES[limit.basis], lang)
+    return f"{text}（{basis}）" if lang == "zh" else f"{text} ({basis})"
+
+
+def source_text(limit: AppliedLimit, lang: Lang = "zh") -> str:
+    """Where a limit comes from: "GB 8978-1996 一级标准", "排污许可证 <number>"."""
+    return (limit.source_zh or limit.source) if lang == "zh" else limit.source
+
+
+def actor_text(actor: str, lang: Lang = "zh") -> str:
+    """Who did something on a case: the system, or the person's id as the tokens file names it
+    ("O-KC-03"; an operator "operator:王" shows as 值班员 王)."""
+    if actor in ROLES:
+        return pick(ROLES[actor], lang)
+    role, _, name = actor.partition(":")
+    if name and role in ROLES:
+        return f"{pick(ROLES[role], lang)} {name}"
+    return actor
+
+
+def names() -> dict[str, dict[str, Pair]]:
+    """Every name the screens show, by group: what the console hands its pages once."""
+
+    def keyed(table: dict[Any, Pair]) -> dict[str, Pair]:
+        return {str(getattr(k, "value", k)): v for k, v in table.items()}
+
+    return {
+        "rules": keyed(RULES),
+        "flags": keyed(FLAGS),
+        "case_status": keyed(CASE_STATUS),
+        "event_kinds": EVENT_KINDS,
+        "steps": keyed(STEPS),
+        "audiences": keyed(AUDIENCES),
+        "severities": keyed(SEVERITIES),
+        "reject_reasons": keyed(REJECT_REASONS),
+        "reading_sources": keyed(READING_SOURCES),
+        "bases": keyed(BASES),
+        "roles": ROLES,
+        "alarm_kinds": ALARM_KINDS,
+        "mark_types": keyed(MARK_TYPES),
+        "mark_status": keyed(_MARK_STATUS),
+        "refusals": REFUSALS,
+        "fields": FIELDS,
+    }
+
 
 _FOUND_LATE: Pair = ("；补传数据中发现", "; found late, in resent data")
 
@@ -217,12 +450,13 @@ def _shown(f: Finding) -> str:
 
 
 def _over_limit(f: Finding, lang: Lang) -> str:
-    """ "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，GB 8978-1996 first grade）"."""
+    """ "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，GB 8978-1996 一级标准）"."""
     zh = lang == "zh"
     corrected = f.o2_reference is not None
     statistic = pick((CORRECTED if corrected else STATISTIC)[f.rule], lang)
     head = f"{pollutant_label(f.pollutant, lang)} {statistic} {_shown(f)}"
-    notes = [f.limit_source] if f.limit_source else []  # in brackets after what was found
+    source = (f.limit_source_zh or _source_zh(f.limit_source)) if zh else f.limit_source
+    notes = [source] if source else []  # in brackets after what was found
     if corrected:
         notes.append(_oxygen(f, lang))
     if f.bound is LimitBound.RANGE and f.limit_range is not None:
@@ -260,6 +494,12 @@ def _over_limit(f: Finding, lang: Lang) -> str:
     if f.late:
         said += pick(_FOUND_LATE, lang)
     return head + said
+
+
+def _source_zh(source: str) -> str:
+    """A finding written before limit_source_zh: its permit named in Chinese at least."""
+    permit = source.removeprefix("permit ")
+    return f"排污许可证 {permit}" if permit != source else source
 
 
 def _oxygen(f: Finding, lang: Lang) -> str:
@@ -546,11 +786,62 @@ def mark_text(mark: Mark, lang: Lang = "zh") -> str:
     return text + (f"; review: {mark.review_reason}" if mark.review_reason else "")
 
 
+def last_will_text(device: str, lang: Lang = "zh") -> str:
+    """A device gone offline by its own last will (MQTT), before any finding says so."""
+    return (
+        f"设备 {device} 离线（设备遗嘱）"
+        if lang == "zh"
+        else f"device {device} offline (last will)"
+    )
+
+
+def overdue_text(case: tuple[str, datetime, bool], lang: Lang = "zh") -> str:
+    """A case past its deadline: (case id, the deadline, whether the officers' to acknowledge
+    by rather than the enterprise's to rectify by)."""
+    case_id, due, officers = case
+    if lang == "zh":
+        whose = "执法人员接收期限" if officers else "企业整改期限"
+        return f"案件 {case_id} 已超期：{whose} {china_time(due)}"
+    whose = "the officers' acknowledge-by" if officers else "the enterprise's rectify-by"
+    return f"case {case_id} overdue: {whose} {china_time(due)}"
+
+
+def _visit_text(event: CaseEvent, lang: Lang) -> str:
+    """An officer's site visit beside their findings (现场核查): when, the photos, where."""
+    zh = lang == "zh"
+    parts: list[str] = []
+    if event.visited_at is not None:
+        when = china_time(event.visited_at)
+        parts.append(f"现场核查 {when}" if zh else f"on site {when}")
+    if event.photos:
+        n = len(event.photos)
+        parts.append(f"照片 {n} 张" if zh else f"{n} photo{'s' if n > 1 else ''}")
+    if event.location is not None:
+        place = f"{event.location.lat:.5f}, {event.location.lon:.5f}"
+        within = num(event.location.accuracy_m)
+        parts.append(f"定位 {place}（±{within} 米）" if zh else f"at {place} (±{within} m)")
+    if not parts:
+        return ""
+    return f"（{'，'.join(parts)}）" if zh else f" ({'; '.join(parts)})"
+
+
 def case_event_text(event: CaseEvent, lang: Lang = "zh") -> str:
     """What a case event adds to its kind: the evidence, the deadline, the round, the reason,
-    the mark, or the officer's own words (kept as written)."""
+    the mark, an operator's note (督办, 改派), or a person's own words (kept as written), with
+    what an officer brought back from the site."""
+    zh = lang == "zh"
+    if event.kind == "supervised":
+        due = china_time(event.deadline) if event.deadline else ""
+        if zh:
+            return f"督办意见：{event.note}" + (f"；办理期限 {due}" if due else "")
+        return event.note + (f"; deal with it by {due}" if due else "")
+    if event.kind == "reassigned":
+        grid = event.grid or ""
+        if zh:
+            return f"改派至网格 {grid}" + (f"：{event.note}" if event.note else "")
+        return f"to grid {grid}" + (f": {event.note}" if event.note else "")
     if event.text:
-        return event.text
+        return event.text + _visit_text(event, lang)
     if event.mark is not None:
         said = mark_text(event.mark, lang)
         if event.reason is not None:

@@ -224,13 +224,14 @@ def tokens() -> None:
     help="The tokens file (default: ECOWATCH_OFFICER_TOKENS); created 0600 if missing.",
 )
 def tokens_add(who: str, path: str | None) -> None:
-    """A new token for WHO, an officer's catalogue id (O-KC-01), operator:NAME, or
-    enterprise:ID (an enterprise of the catalogue, E-031, which marks its own sites' data). The
-    token is printed once; the file keeps only its hash. The worker reads the file when it
-    starts."""
+    """A new token for WHO, an officer's catalogue id (O-KC-01), operator:NAME,
+    enterprise:ID (an enterprise of the catalogue, E-031, which marks its own sites' data), or
+    kiosk:NAME (an unattended wall: reads every grid, can act on nothing; its console session
+    lasts while the file holds it). The token is printed once; the file keeps only its hash.
+    The worker reads the file when it starts."""
     from pathlib import Path
 
-    from ecowatch.edges.tokens import ENTERPRISE, OPERATOR, add_token
+    from ecowatch.edges.tokens import ENTERPRISE, KIOSK, OPERATOR, add_token
 
     settings, catalogue = settings_and_catalogue()
     file = Path(path) if path else settings.officer_tokens
@@ -242,10 +243,10 @@ def tokens_add(who: str, path: str | None) -> None:
                 f"{who!r}: no enterprise of that id in the catalogue (expected "
                 f"enterprise:ID, e.g. enterprise:E-031)"
             )
-    elif not who.startswith(OPERATOR) and who not in catalogue.officers:
+    elif not who.startswith((OPERATOR, KIOSK)) and who not in catalogue.officers:
         raise ConfigError(
             f"{who!r}: no officer of that id in the catalogue (expected an officer's id, "
-            f"e.g. O-KC-01, operator:NAME or enterprise:ID)"
+            f"e.g. O-KC-01, operator:NAME, enterprise:ID or kiosk:NAME)"
         )
     token = add_token(file, who)
     click.echo(token)

@@ -359,7 +359,11 @@ class Catalogue:
         if site.permit is not None and pollutant in site.permit.limits:
             # Checked on load: the standard has exactly one limit here, looser than the permit's.
             return [
-                found[0].replaced_by(site.permit.limits[pollutant], f"permit {site.permit.number}")
+                found[0].replaced_by(
+                    site.permit.limits[pollutant],
+                    f"permit {site.permit.number}",
+                    f"排污许可证 {site.permit.number}",
+                )
             ]
         return found
 

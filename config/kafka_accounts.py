@@ -116,6 +116,7 @@ def acl_plan(app_id: str) -> list[Acl]:
         topics.TICKS,
         topics.ACTIONS,
         topics.MARKS,
+        topics.ALARMS,
         topics.READINGS_DLQ,
     )
     plan = [

@@ -140,6 +140,7 @@ class AppliedLimit:
     unit: str
     basis: Basis
     source: str
+    source_zh: str = ""  # the same in Chinese: "GB 8978-1996 一级标准", "排污许可证 <number>"
     low_temp_max: float | None = None
     low_temp_at_or_below_c: float | None = None
     water_body: WaterBody | None = None
@@ -161,7 +162,7 @@ class AppliedLimit:
     def complies(self, value: float, water_temp_c: float | None = None) -> bool:
         return self.bound_at(water_temp_c).complies(value)
 
-    def replaced_by(self, spec: BoundSpec, source: str) -> AppliedLimit:
+    def replaced_by(self, spec: BoundSpec, source: str, source_zh: str = "") -> AppliedLimit:
         """This limit as a stricter one (a permit's) replaces it; the permit's cold value, if
         it gives none, is its own number all year round. It keeps the unit, the basis and the
         reference oxygen (a permit's flue-gas limit holds at the same reference), and the note
@@ -171,6 +172,7 @@ class AppliedLimit:
             bound=spec.bound,
             low_temp_max=spec.low_temp_max,
             source=source,
+            source_zh=source_zh or source,
             row="",
             note="" if self.note == UNCHECKED else self.note,
         )
@@ -247,6 +249,7 @@ class StandardClass(_Frozen):
     """A class, grade or column of a standard, with its limits per pollutant."""
 
     label: str  # how a person names it after the standard's id: "first grade", "class 1A"
+    label_zh: str  # as the standard's own table names it: "一级标准", "一级A标准"
     valid_from: date | None = None  # a column in force only for a while (GB 3095-2026)
     valid_until: date | None = None
     # Flue gas only: the reference oxygen in % its limits hold at (GB 13223: coal 6, gas 3).
@@ -281,6 +284,10 @@ class Standard(_Frozen):
         """How a limit's source reads: "GB 8978-1996 first grade"."""
         return f"{self.id} {self.classes[class_id].label}"
 
+    def label_zh(self, class_id: str) -> str:
+        """The same in Chinese: "GB 8978-1996 一级标准"."""
+        return f"{self.id} {self.classes[class_id].label_zh}"
+
     def limits(
         self,
         class_id: str,
@@ -305,6 +312,7 @@ class Standard(_Frozen):
                     unit=self.pollutants[pollutant].unit,
                     basis=lb,
                     source=self.label(class_id),
+                    source_zh=self.label_zh(class_id),
                     low_temp_max=limit.low_temp_max,
                     low_temp_at_or_below_c=self.low_temperature_c,
                     water_body=limit.water_body,

@@ -30,6 +30,7 @@ from ecowatch.aqi_categories import Category
 # HJ 212-2017 pollutant codes: one letter for the medium (w water, a air, e ...) and five digits.
 PollutantCode = Annotated[str, StringConstraints(pattern=r"^[a-z][0-9]{5}$")]
 Identifier = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")]
+Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class DataFlag(StrEnum):
@@ -477,6 +478,7 @@ class Finding(BaseModel):
     unit: str = ""
     multiple: float | None = None  # value / limit, as officers read it: "1.63×"
     limit_source: str = ""  # "GB 8978-1996 first grade" or "permit <number>"
+    limit_source_zh: str = ""  # the same in Chinese: "GB 8978-1996 一级标准", "排污许可证 <number>"
     bound: LimitBound | None = None  # how the limit reads; a range's ends in limit_range
     limit_range: tuple[float, float] | None = None  # pH 6–9
     window_start: AwareDatetime | None = None  # the mean's window; since when a state holds
@@ -542,6 +544,8 @@ class CaseStep(StrEnum):
     CLOSED = "closed"  # the enterprise and the officers hear that the case is closed
     # The enterprise marked the period of the case's evidence (标记): the officers review it.
     MARK_REVIEW = "mark_review"
+    # 督办: an operator presses the grid's officers, with a note and a new deadline.
+    SUPERVISE = "supervise"
 
 
 class Notification(BaseModel):
@@ -575,6 +579,7 @@ class Notification(BaseModel):
     deadline: AwareDatetime | None = None  # to rectify or explain (remind), to acknowledge
     history_30d: int = 0  # cases at this site in the last 30 days, this one included
     mark: Mark | None = None  # MARK_REVIEW: the mark the officers are asked to review
+    note: str = ""  # SUPERVISE: the operator's words (督办意见)
     proposed_measure: str = ""  # e.g. daily continuous penalty, EPL Art. 59
     created_at: AwareDatetime
 
@@ -621,8 +626,17 @@ class CaseEvent(BaseModel):
     deadline: AwareDatetime | None = None  # reminded: the enterprise's deadline
     round: int | None = None  # renotified: which round
     reason: CaseReason | None = None
-    text: str = ""  # an officer's own words (findings recorded)
+    text: str = ""  # an officer's own words (findings recorded, commented)
     mark: Mark | None = None  # a mark on the case's evidence: declared, accepted, rejected
+    # findings_recorded: what the officer brought back from the site (现场核查)
+    photos: tuple[Sha256, ...] = ()
+    location: Location | None = None
+    visited_at: AwareDatetime | None = None
+    note: str = ""  # supervised, reassigned: the operator's words
+    grid: str | None = None  # reassigned: the grid the case now belongs to
+    # The client's id of the action that made it (once-only): a case gone (closed) still
+    # knows the action that closed it, so a retry of it is answered as a duplicate.
+    action_id: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -637,16 +651,38 @@ class CaseEvent(BaseModel):
         return data
 
 
+ActionId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+class Location(BaseModel):
+    """Where an officer stood, as the phone's GPS says (WGS 84), and how sure it is."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: Annotated[float, Field(ge=-90, le=90, allow_inf_nan=False)]
+    lon: Annotated[float, Field(ge=-180, le=180, allow_inf_nan=False)]
+    accuracy_m: Annotated[float, Field(ge=0, le=100_000, allow_inf_nan=False)]
+
+
 class OfficerAction(BaseModel):
-    """An officer's action on a case (Kafka ``ecowatch.actions``, key: site id)."""
+    """An officer's (or an operator's) action on a case (Kafka ``ecowatch.actions``, key: site
+    id). ``officer``: who acted, an officer's id or ``operator:<name>``."""
 
     site: str
     case_id: str
     officer: str
-    action: str  # "acknowledge" | "findings"
+    # "acknowledge" | "findings" | "comment" | "supervise" | "reassign"
+    action: str
     text: str = ""
     close: bool = False
     at: datetime
+    action_id: ActionId | None = None  # the client's: the same id twice on a case acts once
+    photos: tuple[Sha256, ...] = ()  # findings
+    location: Location | None = None  # findings
+    visited_at: AwareDatetime | None = None  # findings
+    note: str = ""  # supervise, reassign
+    deadline: AwareDatetime | None = None  # supervise
+    grid: str | None = None  # reassign
 
 
 # -- marks (标记) --------------------------------------------------------------------------------
@@ -676,9 +712,6 @@ class MarkStatus(StrEnum):
 class MarkSource(StrEnum):
     ENTERPRISE = "enterprise"  # declared by the enterprise, with proof
     DEVICE = "device"  # the device's own flags or instrument states (automatic)
-
-
-Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 
 
 class Proof(BaseModel):
@@ -767,3 +800,24 @@ class MarkEvent(BaseModel):
     @property
     def site(self) -> str:
         return self.mark.site
+
+
+class AlarmSilenced(BaseModel):
+    """An alarm silenced (消警) by an operator or an officer of its grid (Kafka
+    ``ecowatch.alarms``, key: site id). Alarms are the console's reading of the findings and
+    cases; a silence is the one thing about them that people decide, so it is kept here and
+    every console, started at any time, silences the same alarms."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, serialize_by_alias=True)
+
+    schema_: Literal["ecowatch.alarm_silenced/1"] = Field(
+        default="ecowatch.alarm_silenced/1", alias="schema"
+    )
+    alarm_id: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    site: str
+    by: str
+    at: AwareDatetime
+    # The newest event the person saw in the alarm (its data time): read again after a
+    # restart, the silence waits for the events it covered, so an exceedance it took in
+    # does not ring as a new alarm, and a later one still does.
+    upto: AwareDatetime | None = None

@@ -95,6 +95,7 @@ NOTIFICATIONS = "ecowatch.notifications"
 TICKS = "ecowatch.ticks"  # time passing, per site: deadlines and offline devices fall due
 ACTIONS = "ecowatch.actions"  # officers' acknowledgements and findings, from the API
 MARKS = "ecowatch.marks"  # every change of a mark (标记): declared, proven, reviewed (API)
+ALARMS = "ecowatch.alarms"  # an operator's or officer's 消警: an alarm silenced (API)
 
 # What the ingest side (bridge, HJ 212 server) makes sure of before it starts.
 INGEST_TOPICS = (READINGS, STATUS, READINGS_DLQ, COMMANDS)
@@ -110,6 +111,7 @@ KAFKA_TOPICS = (
     TICKS,
     ACTIONS,
     MARKS,
+    ALARMS,
 )
 
 # How long the platform's topics keep a record: explicit, the same on every broker (Kafka's

@@ -3,7 +3,8 @@
 The file (ECOWATCH_OFFICER_TOKENS) is a JSON object of ``"sha256:<hex>"`` → who: an officer's
 id from the catalogue, ``"operator:<name>"`` (an operator sees every grid and acts on none), or
 ``"enterprise:<id>"`` (an enterprise of the catalogue: it marks its own sites' data, 标记, and
-never acts on cases).
+never acts on cases), or ``"kiosk:<name>"`` (an unattended wall: it reads every grid and may
+post nothing; its console session lasts as long as the file holds its hash).
 A token is random (``secrets.token_urlsafe(32)``, 256 bits), so one unsalted SHA-256 is enough
 to make the stored value useless to a reader; a presented token is hashed and the hash looked
 up, so no comparison ever runs over the secret itself.
@@ -28,6 +29,7 @@ PREFIX = "sha256:"
 HASHED = re.compile(r"sha256:[0-9a-f]{64}")
 OPERATOR = "operator:"
 ENTERPRISE = "enterprise:"
+KIOSK = "kiosk:"
 
 
 def hash_token(token: str) -> str:
@@ -41,11 +43,13 @@ def new_token() -> str:
 
 def who_problem(who: object) -> str | None:
     """Why ``who`` cannot be a token's holder, or None if it can (a non-empty officer id,
-    ``operator:<name>`` or ``enterprise:<id>``)."""
+    ``operator:<name>``, ``enterprise:<id>`` or ``kiosk:<name>``)."""
     if not isinstance(who, str) or not who.strip() or who != who.strip():
-        return "expected an officer id, 'operator:<name>' or 'enterprise:<id>'"
+        return "expected an officer id, 'operator:<name>', 'enterprise:<id>' or 'kiosk:<name>'"
     if who.startswith(OPERATOR) and not who.removeprefix(OPERATOR).strip():
         return "an operator needs a name: 'operator:<name>'"
+    if who.startswith(KIOSK) and not who.removeprefix(KIOSK).strip():
+        return "a kiosk needs a name: 'kiosk:<name>'"
     enterprise = who.removeprefix(ENTERPRISE)
     if who.startswith(ENTERPRISE) and (not enterprise or enterprise != enterprise.strip()):
         return "an enterprise is named by its catalogue id: 'enterprise:<id>'"

@@ -73,6 +73,7 @@ def hourly_cod(minutes: float, active: bool = True, value: float = 81.5) -> Find
         unit="mg/L",
         multiple=value / 50 if active else 0.8,
         limit_source="GB 8978-1996 first grade",
+        limit_source_zh="GB 8978-1996 一级标准",
         bound=LimitBound.MAXIMUM,
     )
 
@@ -101,6 +102,7 @@ def evidence(**changes: object) -> Finding:
         limit=50.0,
         multiple=81.5 / 50,
         limit_source="permit 91330800MA28F0A01X001P",
+        limit_source_zh="排污许可证 91330800MA28F0A01X001P",
         bound=LimitBound.MAXIMUM,
         window_start=T0 - timedelta(hours=1),
         window_end=T0,

@@ -1,6 +1,8 @@
-"""An officer's action against the case as it stands: the worker's table with the actions this
-process accepted but the ``enforce`` agent has not applied yet folded on top (a Kafka round
-trip), so a second acknowledgement right after the first is refused too. Pure."""
+"""An officer's (or operator's) action against the case as it stands: the worker's table with
+the actions this process accepted but the ``enforce`` agent has not applied yet folded on top (a
+Kafka round trip), so a second acknowledgement right after the first is refused too, and a
+repeat of an action (its ``action_id``) is known as one before the agent has applied the
+first. Pure."""
 
 from __future__ import annotations
 
@@ -14,7 +16,14 @@ from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import CaseEvent, CaseStatus, OfficerAction
 from ecowatch.streams.api.requests import MAX_FINDINGS_PER_CASE, Refusal
-from ecowatch.streams.judging.cases import Case, CaseError, RecordFindings, officer_input, step
+from ecowatch.streams.judging.cases import (
+    Case,
+    CaseError,
+    RecordFindings,
+    offered,
+    officer_input,
+    step,
+)
 from ecowatch.streams.judging.engine import context_for
 from ecowatch.streams.judging.report import GoneCase
 
@@ -77,10 +86,25 @@ class ActionsInFlight(InFlight[OfficerAction]):
         return (item.site, item.case_id)
 
 
-def why_unchanged(case: Case, action: OfficerAction) -> str:
+def why_unchanged(case: Case, action: OfficerAction) -> Refusal:
     if action.action == "acknowledge" and case.acknowledged_by is not None:
-        return f"case {case.id} is already acknowledged by {case.acknowledged_by}"
-    return f"case {case.id} is {case.status.value}: this {action.action} would change nothing"
+        who = case.acknowledged_by
+        return Refusal(
+            409, f"case {case.id} is already acknowledged by {who}", code="already_acknowledged"
+        )
+    return Refusal(
+        409,
+        f"case {case.id} is {case.status.value}: this {action.action} would change nothing",
+        code="no_change",
+    )
+
+
+def already_done(case: Case | None, in_flight: Iterable[OfficerAction], action_id: str) -> bool:
+    """Whether an action of this id was taken on the case: applied (the case keeps the latest
+    ids) or accepted here and still on its way to the agent."""
+    if case is not None and action_id in case.action_ids:
+        return True
+    return any(a.action_id == action_id for a in in_flight)
 
 
 def check_action(
@@ -100,23 +124,28 @@ def check_action(
         except CaseError:
             continue  # the agent will refuse it too
         if current is None:
-            raise Refusal(409, f"case {case.id} is {CaseStatus.DISMISSED.value}")
+            dismissed = CaseStatus.DISMISSED.value
+            raise Refusal(409, f"case {case.id} is {dismissed}", code=f"case_{dismissed}")
     assert current is not None
-    if isinstance(officer_input(action), RecordFindings) and (
-        len(current.findings) >= MAX_FINDINGS_PER_CASE
-    ):
+    try:
+        asked = officer_input(action)
+    except CaseError as exc:
+        raise Refusal(400, str(exc), code=exc.code) from None
+    if isinstance(asked, RecordFindings) and len(current.findings) >= MAX_FINDINGS_PER_CASE:
         raise Refusal(
-            409, f"case {case.id} has {MAX_FINDINGS_PER_CASE} findings, the most a case keeps"
+            409,
+            f"case {case.id} has {MAX_FINDINGS_PER_CASE} findings, the most a case keeps",
+            code="findings_full",
         )
     try:
-        after, events, _ = step(current, officer_input(action), action.at, policy, context)
+        after, events, _ = step(current, asked, action.at, policy, context)
     except CaseError as exc:
-        raise Refusal(409, str(exc)) from None
+        raise Refusal(409, str(exc), code=exc.code) from None
     if after is None or not events:
-        raise Refusal(409, why_unchanged(current, action))
+        raise why_unchanged(current, action)
 
 
-def gone(case_id: str, events: Iterable[CaseEvent | GoneCase]) -> str | None:
+def gone(case_id: str, events: Iterable[CaseEvent | GoneCase]) -> Refusal | None:
     """Why a case no longer in the table cannot be acted on (closed or dismissed), from the
     site's case log (the cases gone within ``ecowatch.cases``' retention); None if the log
     does not know it either."""
@@ -126,12 +155,30 @@ def gone(case_id: str, events: Iterable[CaseEvent | GoneCase]) -> str | None:
             last = event
     if last is not None and last.kind in ("closed", "dismissed"):
         when = last.at.astimezone(CHINA).strftime("%Y-%m-%d %H:%M")
-        return f"case {case_id} was {last.kind} at {when}"
+        return Refusal(409, f"case {case_id} was {last.kind} at {when}", code=f"case_{last.kind}")
     return None
 
 
-def case_row(case: Case, site_id: str, site_name: str) -> dict[str, Any]:
-    return {
+def closed_by(case_id: str, events: Iterable[CaseEvent | GoneCase], action_id: str) -> bool:
+    """Whether the action of this id is the one that closed the case (its retry after the case
+    left the table is a duplicate, not a refusal)."""
+    return any(e.case_id == case_id and e.action_id == action_id for e in events)
+
+
+def can(case: Case, operator: bool) -> list[str]:
+    """What the caller may do on the case now (``offered``), less findings once the case
+    holds as many as it keeps: the phone offers only what the API accepts."""
+    acts = offered(case, operator)
+    if len(case.findings) >= MAX_FINDINGS_PER_CASE:
+        acts = [a for a in acts if a not in ("findings", "photos")]
+    return acts
+
+
+def case_row(
+    case: Case, site_id: str, site_name: str, grid: str = "", acts: list[str] | None = None
+) -> dict[str, Any]:
+    """A case as the API lists it; ``acts``: what the caller may do on it (:func:`can`)."""
+    row = {
         "id": case.id,
         "site": site_id,
         "site_name": site_name,
@@ -146,4 +193,10 @@ def case_row(case: Case, site_id: str, site_name: str) -> dict[str, Any]:
         "ack_due": case.ack_due.isoformat() if case.ack_due else None,
         "acknowledged_by": case.acknowledged_by,
         "findings": case.findings,
+        "grid": grid,
+        # The latest 督办's deadline for the officers (data time), if an operator pressed them.
+        "supervised_due": case.supervised_due.isoformat() if case.supervised_due else None,
     }
+    if acts is not None:
+        row["can"] = acts
+    return row

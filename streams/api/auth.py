@@ -1,6 +1,7 @@
 """Who calls the case API: an officer (their grids, from the catalogue), an operator (every
-grid, acting on none) or an enterprise (its own sites' marks, 标记, never a case), named by a
-hashed bearer token (``ecowatch.edges.tokens``)."""
+grid, acting on none), an enterprise (its own sites' marks, 标记, never a case) or a kiosk (an
+unattended wall: every grid, read only, so every POST is refused), named by a hashed bearer
+token (``ecowatch.edges.tokens``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from ecowatch.config.catalogue import Catalogue, Site
-from ecowatch.edges.tokens import ENTERPRISE, OPERATOR, identify
+from ecowatch.edges.tokens import ENTERPRISE, KIOSK, OPERATOR, identify
 from ecowatch.streams.api.requests import Refusal
 
 
@@ -17,6 +18,7 @@ class Caller:
     who: str  # the officer's id, "operator:<name>" or "enterprise:<id>"
     grids: frozenset[str] | None  # the officer's grids; None: an operator (every grid)
     enterprise: str | None = None  # an enterprise's catalogue id (its grids: none)
+    reads_only: bool = False  # a kiosk's: it may read every grid and post nothing
 
     def sees(self, grid: str) -> bool:
         return self.grids is None or grid in self.grids
@@ -39,6 +41,16 @@ def officer_grids(catalogue: Catalogue) -> dict[str, frozenset[str]]:
 
 
 UNAUTHORIZED = {"WWW-Authenticate": 'Bearer realm="ecowatch"'}
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def known_holder(who: str, grids: Collection[str], enterprises: Collection[str]) -> bool:
+    """Whether the tokens file's ``who`` is someone the API lets in with this catalogue."""
+    if who.startswith((OPERATOR, KIOSK)):
+        return True
+    if who.startswith(ENTERPRISE):
+        return who.removeprefix(ENTERPRISE) in enterprises
+    return who in grids
 
 
 def caller_of(
@@ -46,13 +58,20 @@ def caller_of(
     tokens: dict[str, str],
     grids: dict[str, frozenset[str]],
     enterprises: Collection[str] = (),
+    method: str = "GET",
 ) -> Caller:
     """The caller named by an ``Authorization: Bearer <token>`` header (hashed tokens); an
-    enterprise's token counts only if ``enterprises`` (the catalogue's) knows it."""
+    enterprise's token counts only if ``enterprises`` (the catalogue's) knows it. A kiosk is
+    refused here any ``method`` but a read (403), whatever the endpoint: one rule, in one
+    place, that no endpoint added later can forget."""
     scheme, _, token = authorization.strip().partition(" ")
     who = identify(tokens, token.strip()) if scheme.lower() == "bearer" else None
     if who is not None and who.startswith(OPERATOR):
         return Caller(who, None)
+    if who is not None and who.startswith(KIOSK):
+        if method.upper() not in READS:
+            raise Refusal(403, "a kiosk (an unattended wall) reads; it cannot act")
+        return Caller(who, None, reads_only=True)
     if who is not None and who.startswith(ENTERPRISE):
         enterprise = who.removeprefix(ENTERPRISE)
         if enterprise in enterprises:

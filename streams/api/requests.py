@@ -1,6 +1,8 @@
 """What a caller of the case API may ask, and the refusal when it may not: the query parameters,
-the weekly settlement's week, an officer's findings. Pure: each refusal names the parameter or
-field and what was expected."""
+the weekly settlement's week, an officer's findings, the acts on a case. Pure: each refusal names
+the parameter or field and what was expected, and carries a stable ``code`` (the JSON's
+``"code"``) that a screen words in its own language; the English ``error`` is for people
+reading logs and for the command line."""
 
 from __future__ import annotations
 
@@ -15,12 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.schema import CaseStatus
+from ecowatch.schema import CaseStatus, Location
 
 if TYPE_CHECKING:  # auth refuses with this module's Refusal
     from ecowatch.streams.api.auth import Caller
 
-MAX_FINDINGS_BYTES = 4096  # one officer's findings, UTF-8
+MAX_FINDINGS_BYTES = 4096  # one officer's findings, UTF-8 (and a comment, a 督办's note)
+MAX_PHOTOS_PER_FINDINGS = 9
+# A visit a little ahead of the site's data clock is a phone's clock, or data a few minutes
+# late; further ahead, it is not a time the officer was there.
+VISIT_AHEAD = timedelta(minutes=15)
+MAX_SUPERVISE_AHEAD = timedelta(days=366)
+ACTION_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 MAX_FINDINGS_PER_CASE = 20  # so a case's record stays far below Kafka's 1 MB per record
 MAX_BODY_BYTES = 16 * 1024  # the web server refuses larger request bodies (413)
 MAX_MIN_AGE_MINUTES = 10 * 365 * 24 * 60  # ten years
@@ -28,12 +37,53 @@ MIN_YEAR, MAX_YEAR = 1970, 9998
 DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
-class Refusal(Exception):
-    """An answer other than success: the status and the reason the caller reads."""
+# A refusal's code when it gives none of its own: one per status. The case API's own codes:
+#   invalid_field (400, with ``field``: a body's field it cannot use, e.g. action_id),
+#   visit_in_future (400, visited_at), deadline_passed (400, a 督办's deadline not ahead),
+#   photo_not_uploaded (400, findings naming a photo not uploaded for the case),
+#   photo_empty (400), photo_type (415: not JPEG, PNG or WebP, or bytes that are not it),
+#   not_for_enterprise, officers_act, operators_only, not_your_grid (403),
+#   no_site, no_case, no_photo (404), not_escalated (409: the officers do not hold the case
+#   yet: acknowledge, findings, photos, 督办), already_acknowledged, no_change,
+#   findings_full, case_closed, case_dismissed (409).
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_type",
+    500: "internal",
+    503: "unavailable",
+}
 
-    def __init__(self, status: int, reason: str, headers: dict[str, str] | None = None) -> None:
+
+class Refusal(Exception):
+    """An answer other than success: the status, the reason the caller reads, a stable
+    ``code`` for screens, and for a request's field the field's name."""
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
+        field: str | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status, self.reason, self.headers = status, reason, headers or {}
+        self.code = code or STATUS_CODES.get(status, "refused")
+        self.field = field
+
+    def body(self) -> dict[str, str]:
+        """The JSON answer's fields beside ``error``."""
+        return {"code": self.code} | ({"field": self.field} if self.field else {})
+
+
+def invalid(name: str, message: str, status: int = 400, code: str = "invalid_field") -> Refusal:
+    """A request's field that cannot be used: named in the message and in ``field``."""
+    return Refusal(status, f"{name}: {message}", code=code, field=name)
 
 
 def shown(value: str, limit: int = 40) -> str:
@@ -142,25 +192,179 @@ def json_object(raw: bytes, expected: str, fields: tuple[str, ...]) -> dict[str,
     return body
 
 
-def findings_body(raw: bytes) -> tuple[str, bool]:
-    """``{"text": "...", "close": true|false}`` → (text, close)."""
-    expected = 'expected a JSON body {"text": "…", "close": true|false}'
-    body = json_object(raw, expected, ("text", "close"))
-    text, close = body.get("text"), body.get("close", False)
-    if not isinstance(text, str):
-        raise Refusal(400, f"text: expected a string of findings; {expected}")
-    if not isinstance(close, bool):
-        raise Refusal(400, "close: expected true or false")
+def action_id_of(body: dict[str, Any]) -> str | None:
+    """The client's ``action_id``, if given: 1-64 characters of A-Z a-z 0-9 _ -."""
+    value = body.get("action_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not ACTION_ID.fullmatch(value):
+        got = shown(value) if isinstance(value, str) else repr(value)[:40]
+        raise invalid("action_id", f"expected 1-64 characters of A-Z a-z 0-9 _ - (got {got})")
+    return value
+
+
+def action_id_in(raw: bytes) -> str | None:
+    """The ``action_id`` of a body, before the rest of it is checked: a retry of an action
+    taken is answered as one even if its other fields would no longer pass (a deadline that
+    has passed since). None if the body is not a JSON object (its full check says why)."""
     try:
-        size = len(text.encode("utf-8"))
+        body = json.loads(raw) if raw.strip() else None
+    except ValueError:
+        return None
+    return action_id_of(body) if isinstance(body, dict) else None
+
+
+def words(name: str, value: object, what: str, limit: int = MAX_FINDINGS_BYTES) -> str:
+    """A person's words: a non-empty string of at most ``limit`` bytes of UTF-8, new lines and
+    tabs but no other control characters."""
+    if not isinstance(value, str):
+        raise invalid(name, f"expected a string, {what}")
+    try:
+        size = len(value.encode("utf-8"))
     except UnicodeEncodeError:
-        raise Refusal(400, "text: not valid Unicode (a lone surrogate)") from None
-    if size > MAX_FINDINGS_BYTES:
-        raise Refusal(
-            413, f"text: {size} bytes (UTF-8); findings are at most {MAX_FINDINGS_BYTES} bytes"
+        raise invalid(name, "not valid Unicode (a lone surrogate)") from None
+    if size > limit:
+        raise invalid(name, f"{size} bytes (UTF-8); at most {limit} bytes", 413, "too_large")
+    if not value.strip():
+        raise invalid(name, f"empty; {what}")
+    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in value):
+        raise invalid(name, "control characters other than new lines and tabs")
+    return value
+
+
+def moment(name: str, value: object) -> datetime:
+    """A time with its zone (ISO 8601)."""
+    expected = "expected a time with its zone, e.g. 2026-11-23T10:00:00+08:00"
+    if not isinstance(value, str):
+        raise invalid(name, expected)
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise invalid(name, f"{expected} (got {shown(value)})") from None
+    if at.tzinfo is None:
+        raise invalid(name, f"{expected}; {shown(value)} has no zone")
+    if not MIN_YEAR <= at.year <= MAX_YEAR:
+        raise invalid(name, f"from {MIN_YEAR} to {MAX_YEAR} (got {value})")
+    return at
+
+
+def _number(name: str, value: object, low: float, high: float) -> float:
+    # bool is an int to Python; a GPS fix is not true or false. JSON's NaN/Infinity parse too.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise invalid(name, f"expected a number from {low:g} to {high:g}")
+    x = float(value)
+    if not (math.isfinite(x) and low <= x <= high):
+        raise invalid(name, f"expected a number from {low:g} to {high:g} (got {value!r:.40})")
+    return x
+
+
+def location_of(value: object) -> Location | None:
+    """``{"lat", "lon", "accuracy_m"}`` (WGS 84 degrees, metres), or null."""
+    if value is None:
+        return None
+    expected = 'expected {"lat": degrees, "lon": degrees, "accuracy_m": metres} or null'
+    if not isinstance(value, dict):
+        raise invalid("location", expected)
+    unknown = sorted(set(value) - {"lat", "lon", "accuracy_m"})
+    if unknown:
+        raise invalid("location", f"unknown field(s) {', '.join(map(shown, unknown))}; {expected}")
+    return Location(
+        lat=_number("location.lat", value.get("lat"), -90, 90),
+        lon=_number("location.lon", value.get("lon"), -180, 180),
+        accuracy_m=_number("location.accuracy_m", value.get("accuracy_m"), 0, 100_000),
+    )
+
+
+def photos_of(value: object) -> tuple[str, ...]:
+    """A list of distinct SHA-256s (lower-case hex), in the officer's order."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(v, str) and SHA256_HEX.fullmatch(v) for v in value
+    ):
+        raise invalid("photos", "expected a list of the photos' SHA-256s (as the upload answered)")
+    if len(value) > MAX_PHOTOS_PER_FINDINGS:
+        raise invalid("photos", f"{len(value)} photos; at most {MAX_PHOTOS_PER_FINDINGS}")
+    return tuple(dict.fromkeys(value))
+
+
+@dataclass(frozen=True)
+class FindingsRequest:
+    text: str
+    close: bool = False
+    photos: tuple[str, ...] = ()
+    location: Location | None = None
+    visited_at: datetime | None = None
+    action_id: str | None = None
+
+
+def findings_body(raw: bytes, now: datetime | None = None) -> FindingsRequest:
+    """``{"text", "close", "photos", "location", "visited_at", "action_id"}`` (all but text
+    optional) → the findings; ``now``: the site's data time, which a visit is not after (by
+    more than :data:`VISIT_AHEAD`)."""
+    expected = (
+        'expected a JSON body {"text": "…", "close": true|false, "photos": [sha256…], '
+        '"location": {"lat", "lon", "accuracy_m"}|null, "visited_at": "…"|null, "action_id"}'
+    )
+    fields = ("text", "close", "photos", "location", "visited_at", "action_id")
+    body = json_object(raw, expected, fields)
+    text = words("text", body.get("text"), "the findings are what the officer found on site")
+    close = body.get("close", False)
+    if not isinstance(close, bool):
+        raise invalid("close", "expected true or false")
+    visited = body.get("visited_at")
+    visited_at = None if visited is None else moment("visited_at", visited)
+    if visited_at is not None and now is not None and visited_at > now + VISIT_AHEAD:
+        raise invalid(
+            "visited_at",
+            f"{visited_at.isoformat()} is after the site's time now ({now.isoformat()})",
+            code="visit_in_future",
         )
-    if not text.strip():
-        raise Refusal(400, "text: empty; the findings are what the officer found on site")
-    if any(unicodedata.category(c) == "Cc" and c not in "\n\r\t" for c in text):
-        raise Refusal(400, "text: control characters other than new lines and tabs")
-    return text, close
+    return FindingsRequest(
+        text,
+        close,
+        photos_of(body.get("photos")),
+        location_of(body.get("location")),
+        visited_at,
+        action_id_of(body),
+    )
+
+
+def ack_body(raw: bytes) -> str | None:
+    """An acknowledgement's body: none, or ``{"action_id"?}``; the action id."""
+    if not raw.strip():
+        return None
+    return action_id_of(json_object(raw, 'expected no body, or {"action_id": "…"}', ("action_id",)))
+
+
+def comment_body(raw: bytes) -> tuple[str, str | None]:
+    """``{"text", "action_id"?}`` → (text, action id)."""
+    body = json_object(
+        raw, 'expected a JSON body {"text": "…", "action_id"?}', ("text", "action_id")
+    )
+    return words("text", body.get("text"), "a comment says something"), action_id_of(body)
+
+
+@dataclass(frozen=True)
+class SuperviseRequest:
+    note: str
+    deadline: datetime
+    action_id: str | None
+
+
+def supervise_body(raw: bytes, now: datetime) -> SuperviseRequest:
+    """``{"note", "deadline", "action_id"?}`` → 督办: the deadline after ``now`` (the site's
+    data time) and within a year of it."""
+    expected = 'expected a JSON body {"note": "…", "deadline": "…", "action_id"?}'
+    body = json_object(raw, expected, ("note", "deadline", "action_id"))
+    note = words("note", body.get("note"), "督办 says what the officers must do")
+    deadline = moment("deadline", body.get("deadline"))
+    if deadline <= now:
+        raise invalid(
+            "deadline",
+            f"{deadline.isoformat()} is not after the site's time now ({now.isoformat()})",
+            code="deadline_passed",
+        )
+    if deadline > now + MAX_SUPERVISE_AHEAD:
+        raise invalid("deadline", f"at most a year ahead of the site's time ({now.isoformat()})")
+    return SuperviseRequest(note, deadline, action_id_of(body))

@@ -1,9 +1,20 @@
 """The officers' case API, served by the worker's web server (mobile enforcement).
 
-    GET  /api/cases?status=&grid=&min_age_minutes=   the cases of the caller's grids
-    POST /api/sites/{site}/cases/{case_id}/ack       acknowledge
-    POST /api/sites/{site}/cases/{case_id}/findings  {"text": "...", "close": true|false}
-    GET  /api/reports/weekly?week=YYYY-MM-DD          the weekly settlement of the caller's grids
+    GET  /api/cases?status=&grid=&min_age_minutes=    the cases of the caller's grids
+    POST /api/sites/{site}/cases/{case_id}/ack        acknowledge (escalated cases)
+    POST /api/sites/{site}/cases/{case_id}/findings   {"text", "close", "photos", "location",
+                                                      "visited_at"} (现场核查)
+    POST /api/sites/{site}/cases/{case_id}/photos     a photo for the findings (raw JPEG/PNG/WebP)
+    POST /api/sites/{site}/cases/{case_id}/comment    {"text"} (备注: officers and operators)
+    POST /api/sites/{site}/cases/{case_id}/supervise  {"note", "deadline"} (督办: operators)
+    GET  /api/photos/{sha256}?site=                   a case's photo, as an image
+    GET  /api/reports/weekly?week=YYYY-MM-DD           the weekly settlement of the caller's grids
+
+Every POST on a case takes the client's ``"action_id"`` (1-64 of A-Z a-z 0-9 _ -): the same id
+again on the same case is answered 200 ``{"duplicate": true, ...}`` and nothing is sent again,
+whether the first is still on its way to the agent (in flight) or applied (the case keeps the
+latest ids in its table row, and the site's case log the one that closed it). Each case row
+says what the caller may do on it now (``"can"``), so a screen offers only what is accepted.
 
 and the marks (标记) an enterprise declares and the officers review (``mark_views.py``,
 ``docs/marks.md``).
@@ -14,7 +25,10 @@ one officer, who sees and acts on the cases of every grid the catalogue lists th
 supervisor may oversee several), an operator, who sees every grid and acts on none, or an
 enterprise, which marks its own sites' data and is refused every case endpoint (403).
 
-The API refuses politely, always in JSON (``{"error": "..."}``): 401 without a known token,
+The API refuses politely, always in JSON (``{"error": "...", "code": "..."}``: ``code`` is
+stable, for a screen to say it in its own language, and ``field`` names a field it cannot use;
+operators comment and supervise (督办) but neither acknowledge nor record findings): 401 without
+a known token,
 403 outside the caller's grids, 400 for a parameter or body it cannot use (naming it and what
 was expected), 413 for findings over 4 KiB, 404 for what does not exist, and 409 for an
 action that would change nothing or does not fit the case (already acknowledged, closed, ...).
@@ -37,9 +51,12 @@ action against the case as it stands), ``forwarding.py`` (which worker holds a s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable
+from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 import faust
 from aiohttp.web import HTTPRequestEntityTooLarge
@@ -47,36 +64,86 @@ from faust.web import Request, Response, View
 
 from ecowatch.clock import Clock
 from ecowatch.config.catalogue import Catalogue
-from ecowatch.edges.tokens import ENTERPRISE, OPERATOR
 from ecowatch.schema import CaseStatus, OfficerAction
-from ecowatch.streams.api.actions import ActionsInFlight, case_row, check_action, gone
-from ecowatch.streams.api.auth import Caller, caller_of, officer_grids
+from ecowatch.streams.api.actions import (
+    ActionsInFlight,
+    already_done,
+    can,
+    case_row,
+    check_action,
+    closed_by,
+    gone,
+)
+from ecowatch.streams.api.alarm_views import install_alarm_api
+from ecowatch.streams.api.auth import Caller, caller_of, known_holder, officer_grids
 from ecowatch.streams.api.forwarding import SiteRouter
-from ecowatch.streams.api.mark_views import MarkApi, proof_headers
-from ecowatch.streams.api.marks import mark_row
+from ecowatch.streams.api.mark_views import MarkApi, proof_headers, read_proof
+from ecowatch.streams.api.marks import FILENAME_HEADER, mark_row, proof_name
 from ecowatch.streams.api.requests import (
     MAX_BODY_BYTES,
     MAX_FINDINGS_BYTES,
     Refusal,
+    ack_body,
+    action_id_in,
     cases_query,
+    comment_body,
     findings_body,
     params,
     shown,
+    supervise_body,
     week_query,
 )
+from ecowatch.streams.judging.cases import Case
 from ecowatch.streams.judging.report import COUNTED, WEEK, weekly_report
-from ecowatch.streams.storage.proofs import ProofStore
+from ecowatch.streams.storage.photos import (
+    MAX_PHOTO_BYTES,
+    PHOTO_TYPES,
+    CasePhotos,
+    PhotoRecord,
+    image_type,
+)
+from ecowatch.streams.storage.proofs import SHA256, ProofDamaged, ProofStore
 from ecowatch.streams.storage.store import QueryError
 from ecowatch.streams.worker.enforcement import Enforcement
 
 log = logging.getLogger(__name__)
 
 
+# Who may do what on a case, by action: officers of the case's grid, operators, or both.
+OFFICERS_ACT = frozenset({"acknowledge", "findings", "photos"})
+OPERATORS_ACT = frozenset({"supervise"})
+
+
 async def guarded(view: View, answer: Awaitable[Response]) -> Response:
     try:
         return await answer
     except Refusal as exc:
-        return view.error(exc.status, exc.reason, headers=exc.headers or None)
+        return view.error(exc.status, exc.reason, headers=exc.headers or None, **exc.body())
+
+
+def photo_url(site: str, sha256: str) -> str:
+    return f"/api/photos/{sha256}?site={quote(site, safe='')}"
+
+
+def photo_headers(record: PhotoRecord) -> dict[str, str]:
+    """How a photo is served: as the image it was checked to be, never sniffed as something
+    else, never kept by a browser or a proxy (a site visit's evidence)."""
+    return {
+        "Content-Disposition": f"inline; filename*=UTF-8''{quote(record.name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox",
+        "Cache-Control": "no-store",
+    }
+
+
+def photo_fits(case: Case) -> None:
+    """A photo is for findings: refused while the case takes none (not with the officers)."""
+    if case.status not in (CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED):
+        raise Refusal(
+            409,
+            f"case {case.id} is {case.status.value}: no officer holds it, so no findings yet",
+            code="not_escalated",
+        )
 
 
 class CaseApi:
@@ -103,12 +170,11 @@ class CaseApi:
         self.sites = SiteRouter(app, enforcement, catalogue)
         self.in_flight = ActionsInFlight()
         self.marks = MarkApi(enforcement, catalogue, self.sites, self.caller, proofs)
+        self.photos = CasePhotos(proofs)
         strangers = sorted(
             w
             for w in set(tokens.values())
-            if not w.startswith(OPERATOR)
-            and w not in self.grids
-            and w.removeprefix(ENTERPRISE) not in catalogue.enterprises
+            if not known_holder(w, self.grids, catalogue.enterprises)
         )
         if strangers:
             log.warning(
@@ -123,14 +189,37 @@ class CaseApi:
             self.tokens,
             self.grids,
             self.catalogue.enterprises,
+            request.method,  # a kiosk's token reads only
         )
 
     def case_caller(self, request: Request) -> Caller:
         """The caller of a case endpoint: an officer or an operator, never an enterprise."""
         who = self.caller(request)
         if who.enterprise is not None:
-            raise Refusal(403, "cases are for officers and operators; an enterprise marks its data")
+            raise Refusal(
+                403,
+                "cases are for officers and operators; an enterprise marks its data",
+                code="not_for_enterprise",
+            )
         return who
+
+    def case_site(self, who: Caller, site: str, action: str) -> str:
+        """The site's grid, if the caller may take ``action`` on the site's cases (403, 404
+        otherwise)."""
+        if site not in self.catalogue.sites:
+            raise Refusal(404, f"no site {shown(site)}", code="no_site")
+        grid = self.catalogue.sites[site].grid
+        if who.grids is None:
+            if action in OFFICERS_ACT:
+                raise Refusal(
+                    403, "operators watch; officers of the site's grid act", code="officers_act"
+                )
+            return grid
+        if action in OPERATORS_ACT:
+            raise Refusal(403, f"operators {action}; officers do not", code="operators_only")
+        if grid not in who.grids:
+            raise Refusal(403, f"site {site} is in grid {grid}, not yours", code="not_your_grid")
+        return grid
 
     async def site_state(self, request: Request) -> dict[str, Any]:
         """``GET /api/sites/state?[site=…]*[grid=…]*``: the state of the sites held here, of
@@ -184,48 +273,56 @@ class CaseApi:
                     continue
                 if now - case.first_seen < query.min_age:
                     continue
-                rows.append(case_row(case, site.id, site.name))
+                # A kiosk reads every grid and does nothing: it is offered nothing.
+                acts = [] if who.reads_only else can(case, operator=who.grids is None)
+                rows.append(case_row(case, site.id, site.name, site.grid, acts))
         listed = sorted(query.grids) if query.grids is not None else sorted(catalogue.grids)
         return {"grid": query.label, "grids": listed, "cases": rows}
 
-    async def act(self, request: Request, site: str, case_id: str, action: str) -> OfficerAction:
+    async def act(
+        self, request: Request, site: str, case_id: str, action: str
+    ) -> tuple[OfficerAction, bool]:
+        """The action taken on the case, and whether it is a duplicate (taken before: nothing
+        is sent again)."""
         who, catalogue = self.case_caller(request), self.catalogue
         params(request.query.items(), ())
-        if site not in catalogue.sites:
-            raise Refusal(404, f"no site {shown(site)}")
-        if who.grids is None:
-            raise Refusal(403, "operators watch; officers of the site's grid act")
-        site_grid = catalogue.sites[site].grid
-        if site_grid not in who.grids:
-            raise Refusal(403, f"site {site} is in grid {site_grid}, not yours")
-        text, close = "", False
-        if action == "findings":
-            try:
-                raw = await request.read()
-            except HTTPRequestEntityTooLarge:
-                raise Refusal(
-                    413,
-                    f"the body is over {MAX_BODY_BYTES} bytes; findings are at most "
-                    f"{MAX_FINDINGS_BYTES}",
-                ) from None
-            text, close = findings_body(raw)
+        self.case_site(who, site, action)
+        try:
+            raw = await request.read()
+        except HTTPRequestEntityTooLarge:
+            raise Refusal(
+                413,
+                f"the body is over {MAX_BODY_BYTES} bytes; findings are at most "
+                f"{MAX_FINDINGS_BYTES}",
+            ) from None
         here = self.sites.local(site)
-        command = OfficerAction(
-            site=site,
-            case_id=case_id,
-            officer=who.who,
-            action=action,
-            text=text,
-            close=close,
-            at=here.now,
-        )
+        aid = action_id_in(raw)
         case = next((c for c in here.cases.cases.values() if c.id == case_id), None)
+        in_flight = self.in_flight.of(site, case_id)
+        done = OfficerAction(
+            site=site, case_id=case_id, officer=who.who, action=action, at=here.now, action_id=aid
+        )
         if case is None:
-            reason = gone(case_id, self.enforcement.case_log(site).events)
+            logged = self.enforcement.case_log(site).events
+            if aid is not None and closed_by(case_id, logged, aid):
+                return done, True
+            reason = gone(case_id, logged)
             if reason is not None:
-                raise Refusal(409, reason)
-            raise Refusal(404, f"no open case {shown(case_id, 80)} at {site}")
-        check_action(case, self.in_flight.of(site, case_id), command, catalogue)
+                raise reason
+            raise Refusal(404, f"no open case {shown(case_id, 80)} at {site}", code="no_case")
+        if aid is not None and already_done(case, in_flight, aid):
+            return done, True
+        command = self.command(raw, site, case_id, who, action, here.now)
+        for sha in command.photos:
+            if not self.photos.uploaded_for(site, case_id, sha):
+                raise Refusal(
+                    400,
+                    f"photos: {sha} was not uploaded for case {case_id} (POST it to "
+                    f".../cases/{case_id}/photos first)",
+                    code="photo_not_uploaded",
+                    field="photos",
+                )
+        check_action(case, in_flight, command, catalogue)
         # No await between the check and this: a second request sees this one in flight.
         self.in_flight.add(command)
         try:
@@ -236,12 +333,40 @@ class CaseApi:
             self.in_flight.drop(command)
             log.error("case API: could not publish an action: %s", exc)
             raise Refusal(503, "the action could not be passed on (Kafka); try again") from None
-        return command
+        return command, False
+
+    @staticmethod
+    def command(
+        raw: bytes, site: str, case_id: str, who: Caller, action: str, now: datetime
+    ) -> OfficerAction:
+        """The action a request's body asks for, at the site's data time ``now``."""
+        at = {"site": site, "case_id": case_id, "officer": who.who, "action": action, "at": now}
+        if action == "findings":
+            asked = findings_body(raw, now)
+            return OfficerAction(
+                **at,
+                text=asked.text,
+                close=asked.close,
+                photos=asked.photos,
+                location=asked.location,
+                visited_at=asked.visited_at,
+                action_id=asked.action_id,
+            )
+        if action == "comment":
+            text, aid = comment_body(raw)
+            return OfficerAction(**at, text=text, action_id=aid)
+        if action == "supervise":
+            pressed = supervise_body(raw, now)
+            return OfficerAction(
+                **at, note=pressed.note, deadline=pressed.deadline, action_id=pressed.action_id
+            )
+        return OfficerAction(**at, action_id=ack_body(raw))
 
     async def accepted(
         self, view: View, request: Request, site: str, case_id: str, action: str
     ) -> Response:
-        """An action taken here, or forwarded whole to the worker that holds the site."""
+        """An action taken here, or forwarded whole to the worker that holds the site: 202, or
+        200 ``{"duplicate": true, ...}`` for an action id the case has had already."""
         self.case_caller(request)  # an unknown token goes no further than this worker
         url = self.sites.owner(site) if site in self.catalogue.sites else None
         if url is not None:
@@ -251,8 +376,101 @@ class CaseApi:
                 raise Refusal(413, f"the body is over {MAX_BODY_BYTES} bytes") from None
             status, doc = await self.sites.forward(request, url, request.url.path_qs, body)
             return view.json(doc, status=status)
-        done = await self.act(request, site, case_id, action)
-        return view.json({"accepted": action, "case": case_id, "officer": done.officer}, status=202)
+        done, duplicate = await self.act(request, site, case_id, action)
+        answer: dict[str, Any] = {"accepted": action, "case": case_id, "officer": done.officer}
+        if done.action_id is not None:
+            answer["action_id"] = done.action_id
+        if duplicate:
+            return view.json({"duplicate": True, **answer}, status=200)
+        return view.json(answer, status=202)
+
+    # -- photos (现场核查) --------------------------------------------------------------------
+
+    async def upload_photo(self, view: View, request: Request, site: str, case_id: str) -> Response:
+        """``POST .../cases/{case_id}/photos``: a photo for the case's findings, kept here or
+        forwarded whole to the worker that holds the site (which knows the case)."""
+        who = self.case_caller(request)
+        params(request.query.items(), ())
+        self.case_site(who, site, "photos")  # refused before megabytes are read
+        url = self.sites.owner(site)
+        raw = await read_proof(request, MAX_PHOTO_BYTES)
+        if url is not None:
+            extra = {
+                "Content-Type": request.headers.get("Content-Type", ""),
+                FILENAME_HEADER: request.headers.get(FILENAME_HEADER, ""),
+            }
+            code, doc = await self.sites.forward(request, url, request.url.path_qs, raw, extra)
+            return view.json(doc, status=code)
+        record = await self.keep_photo(request, who, site, case_id, raw)
+        answer = {
+            "sha256": record.sha256,
+            "size": record.size,
+            "content_type": record.content_type,
+            "url": photo_url(site, record.sha256),
+        }
+        return view.json(answer, status=202)
+
+    async def keep_photo(
+        self, request: Request, who: Caller, site: str, case_id: str, raw: bytes
+    ) -> PhotoRecord:
+        """The photo kept for an open case that takes findings; refused with why otherwise."""
+        name = proof_name(request.headers.get(FILENAME_HEADER))
+        said = (request.headers.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+        if said not in PHOTO_TYPES:
+            raise Refusal(
+                415,
+                f"Content-Type: a photo is one of {', '.join(PHOTO_TYPES)} (got {shown(said)})",
+                code="photo_type",
+            )
+        if not raw:
+            raise Refusal(400, "the body is empty: send the photo itself", code="photo_empty")
+        if image_type(raw) != said:
+            raise Refusal(
+                415, f"the body is not a {said} image (its bytes say otherwise)", code="photo_type"
+            )
+        here = self.sites.local(site)
+        case = next((c for c in here.cases.cases.values() if c.id == case_id), None)
+        if case is None:
+            reason = gone(case_id, self.enforcement.case_log(site).events)
+            if reason is not None:
+                raise reason
+            raise Refusal(404, f"no open case {shown(case_id, 80)} at {site}", code="no_case")
+        photo_fits(case)
+        try:
+            return await asyncio.to_thread(
+                self.photos.put, site, case_id, raw, name, who.who, here.now
+            )
+        except OSError as exc:
+            log.error("case API: the proof store could not keep a photo: %s", exc)
+            raise Refusal(503, "the photo could not be kept (the proof store); try again") from None
+
+    async def photo(self, request: Request, sha256: str) -> tuple[bytes, PhotoRecord]:
+        """``GET /api/photos/{sha256}?site=``: a photo uploaded for a case of the site, to a
+        caller who may see the site's cases (the store is shared: no forwarding)."""
+        who = self.case_caller(request)
+        given = params(request.query.items(), ("site",))
+        if not SHA256.fullmatch(sha256):
+            raise Refusal(
+                404, f"no photo {shown(sha256, 70)}: expected a SHA-256 in hex", code="no_photo"
+            )
+        if "site" not in given:
+            raise Refusal(400, "site: missing; the site whose case holds the photo", field="site")
+        site = given["site"]
+        if site not in self.catalogue.sites:
+            raise Refusal(404, f"no site {shown(site)}", code="no_site")
+        if not who.sees(self.catalogue.sites[site].grid):
+            raise Refusal(403, f"site {site} is not in your grids", code="not_your_grid")
+        record = await asyncio.to_thread(self.photos.record, site, sha256)
+        if record is None:
+            raise Refusal(404, f"no case of {site} holds the photo {sha256}", code="no_photo")
+        try:
+            data = await asyncio.to_thread(self.photos.get, sha256)
+        except ProofDamaged:
+            raise Refusal(500, f"the stored photo {sha256} is damaged; it is not served") from None
+        if data is None or image_type(data) is None:
+            log.error("case API: photo %s of %s is recorded but not in the store", sha256, site)
+            raise Refusal(404, f"the proof store has no photo {sha256}", code="no_photo")
+        return data, record
 
     async def weekly(self, request: Request) -> dict[str, Any]:
         """The week's cases counted from InfluxDB's ``case_event`` trail (any week, however
@@ -319,6 +537,31 @@ def install_api(
         async def post(self, request: Request, site: str, case_id: str) -> Response:
             return await guarded(self, api.accepted(self, request, site, case_id, "findings"))
 
+    @app.page("/api/sites/{site}/cases/{case_id}/comment")
+    class CaseComment(View):
+        async def post(self, request: Request, site: str, case_id: str) -> Response:
+            return await guarded(self, api.accepted(self, request, site, case_id, "comment"))
+
+    @app.page("/api/sites/{site}/cases/{case_id}/supervise")
+    class Supervise(View):
+        async def post(self, request: Request, site: str, case_id: str) -> Response:
+            return await guarded(self, api.accepted(self, request, site, case_id, "supervise"))
+
+    @app.page("/api/sites/{site}/cases/{case_id}/photos")
+    class CasePhotoUpload(View):
+        async def post(self, request: Request, site: str, case_id: str) -> Response:
+            return await guarded(self, api.upload_photo(self, request, site, case_id))
+
+    @app.page("/api/photos/{sha256}")
+    class CasePhoto(View):
+        async def get(self, request: Request, sha256: str) -> Response:
+            async def answer() -> Response:
+                data, record = await api.photo(request, sha256)
+                kind = image_type(data) or record.content_type
+                return self.bytes(data, content_type=kind, headers=photo_headers(record))
+
+            return await guarded(self, answer())
+
     @app.page("/api/sites/state")
     class SiteState(View):
         async def get(self, request: Request) -> Response:
@@ -377,4 +620,5 @@ def install_api(
 
             return await guarded(self, answer())
 
+    install_alarm_api(app, api)  # 消警 (alarm_views.py)
     return api

@@ -17,6 +17,12 @@ data and the unit tests all run the same code.
 
 A finding that recurs within ``recur_window`` of a closed case skips the reminder: the new case
 goes to the officers at once. A VIOLATION-severity policy may do the same (deadline 0).
+
+People act on an open case too: the grid's officers acknowledge and record findings (with
+photos, where and when they were on site: 现场核查), officers and operators comment (备注), and an
+operator presses the officers with a note and a new deadline (督办). Each act may carry the
+client's ``action_id``: the case keeps the last :data:`ACTION_IDS_KEPT`, and an act whose id it
+holds does nothing, so a retry or a redelivery acts once.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from ecowatch.schema import (
     CaseStatus,
     CaseStep,
     Finding,
+    Location,
     Mark,
     MarkEventKind,
     Notification,
@@ -43,6 +50,10 @@ from ecowatch.schema import (
 )
 
 OPEN = frozenset({CaseStatus.REMINDED, CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED})
+WITH_OFFICERS = frozenset({CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED})
+# A case remembers this many of the latest acts' ids: far more than a phone retries, and
+# small in the site's table record (each is at most 64 characters).
+ACTION_IDS_KEPT = 50
 
 
 class CaseContext(BaseModel):
@@ -85,6 +96,9 @@ class Case(BaseModel):
     history_30d: int = 1
     # Opened from an exceedance found in data resent after an outage (HJ 212 RF=1).
     found_late: bool = False
+    action_ids: list[str] = Field(default_factory=list)  # the latest acts', oldest first
+    supervised: int = 0  # how many times an operator pressed the officers (督办)
+    supervised_due: AwareDatetime | None = None  # the latest 督办's deadline for the officers
 
 
 # -- the events a case reacts to ---------------------------------------------------------------
@@ -102,12 +116,34 @@ class Tick(BaseModel):
 
 class Acknowledge(BaseModel):
     officer: str
+    action_id: str | None = None
 
 
 class RecordFindings(BaseModel):
     officer: str
     text: str
     close: bool = False  # the officer asks to close once the data has held normal
+    photos: tuple[str, ...] = ()  # SHA-256s of the photos uploaded for the case
+    location: Location | None = None
+    visited_at: datetime | None = None
+    action_id: str | None = None
+
+
+class Comment(BaseModel):
+    """备注: an officer's or an operator's words on the case's trail; it changes nothing else."""
+
+    actor: str
+    text: str
+    action_id: str | None = None
+
+
+class Supervise(BaseModel):
+    """督办: an operator presses the grid's officers, with a note and a new deadline."""
+
+    operator: str
+    note: str
+    deadline: datetime
+    action_id: str | None = None
 
 
 class Marked(BaseModel):
@@ -119,11 +155,18 @@ class Marked(BaseModel):
     actor: str
 
 
-CaseInput = Seen | Tick | Acknowledge | RecordFindings | Marked
+PersonInput = Acknowledge | RecordFindings | Comment | Supervise
+CaseInput = Seen | Tick | Marked | PersonInput
+PERSON_INPUTS = (Acknowledge, RecordFindings, Comment, Supervise)
 
 
 class CaseError(ValueError):
-    """An action that does not fit the case's state (the API answers 409 with it)."""
+    """An action that does not fit the case's state (the API answers 409 with it); ``code``
+    says which kind of misfit, for a screen to word in its own language."""
+
+    def __init__(self, message: str, code: str = "conflict") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 Step = tuple[Case | None, list[CaseEvent], list[Notification]]
@@ -185,45 +228,108 @@ def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: C
     case = case.model_copy(deep=True)
     events: list[CaseEvent] = []
     notes: list[Notification] = []
+    acted = isinstance(event, PERSON_INPUTS)
+    aid = event.action_id if isinstance(event, PERSON_INPUTS) else None
+    if aid is not None and aid in case.action_ids:
+        return case, events, notes  # done already: a retry or a redelivery acts once
 
     if case.status in (CaseStatus.CLOSED, CaseStatus.DISMISSED):
-        if isinstance(event, Acknowledge | RecordFindings):
-            raise CaseError(f"case {case.id} is {case.status.value}")
+        if acted:
+            raise CaseError(f"case {case.id} is {case.status.value}", f"case_{case.status.value}")
         return case, events, notes
 
     if isinstance(event, Seen):
         _seen(case, event.finding, now, events)
-    elif isinstance(event, Acknowledge):
-        if case.status is CaseStatus.PENDING or case.status is CaseStatus.REMINDED:
-            raise CaseError(f"case {case.id} has not reached the officers yet")
-        if case.acknowledged_by is None:
-            case.acknowledged_by = event.officer
-            case.status = CaseStatus.ACKNOWLEDGED
-            case.ack_due = None
-            events.append(_event(case, "acknowledged", now, actor=event.officer))
-    elif isinstance(event, RecordFindings):
-        if case.status not in (CaseStatus.ESCALATED, CaseStatus.ACKNOWLEDGED):
-            raise CaseError(f"case {case.id} is {case.status.value}: no officer holds it")
-        if case.acknowledged_by is None:  # recording findings is taking the case
-            case.acknowledged_by = event.officer
-            case.status = CaseStatus.ACKNOWLEDGED
-            case.ack_due = None
-            events.append(_event(case, "acknowledged", now, actor=event.officer))
-        case.findings.append(f"{event.officer}: {event.text}")
-        events.append(_event(case, "findings_recorded", now, actor=event.officer, text=event.text))
-        if event.close:
-            case.close_requested_by = event.officer
-            events.append(_event(case, "close_requested", now, actor=event.officer))
-
     elif isinstance(event, Marked):
         _marked(case, event, now, context, events, notes)
         if case.status is CaseStatus.CLOSED:
             return case, events, notes
+    elif isinstance(event, PERSON_INPUTS):
+        _acted(case, event, now, policy, context, events, notes)
 
     _advance(case, now, policy, context, events, notes)
+    if aid is not None:
+        case.action_ids = [*case.action_ids, aid][-ACTION_IDS_KEPT:]
+        # Each event says the act that made it: a case closed by it, gone from the table,
+        # still answers a retry of it as done (the site's case log keeps the id).
+        events = [e.model_copy(update={"action_id": aid}) for e in events]
     if case.status is CaseStatus.DISMISSED:
         return None, events, notes
     return case, events, notes
+
+
+def _acted(
+    case: Case,
+    event: PersonInput,
+    now: datetime,
+    policy: Policy,
+    context: CaseContext,
+    events: list[CaseEvent],
+    notes: list[Notification],
+) -> None:
+    """A person's act on an open (or pending) case; CaseError when it does not fit."""
+    if isinstance(event, Comment):
+        events.append(_event(case, "commented", now, actor=event.actor, text=event.text))
+        return
+    if case.status not in WITH_OFFICERS:
+        if isinstance(event, Acknowledge):
+            why = "has not reached the officers yet"
+        else:
+            why = f"is {case.status.value}: no officer holds it"
+        raise CaseError(f"case {case.id} {why}", "not_escalated")
+    if isinstance(event, Acknowledge):
+        if case.acknowledged_by is None:
+            _take(case, event.officer, now, events)
+    elif isinstance(event, RecordFindings):
+        if case.acknowledged_by is None:  # recording findings is taking the case
+            _take(case, event.officer, now, events)
+        case.findings.append(f"{event.officer}: {event.text}")
+        found = _event(
+            case,
+            "findings_recorded",
+            now,
+            actor=event.officer,
+            text=event.text,
+            photos=event.photos,
+            location=event.location,
+            visited_at=event.visited_at,
+        )
+        events.append(found)
+        if event.close:
+            case.close_requested_by = event.officer
+            events.append(_event(case, "close_requested", now, actor=event.officer))
+    else:
+        if event.deadline <= now:
+            due = event.deadline.isoformat()
+            raise CaseError(
+                f"deadline {due} is not after the case's time now ({now.isoformat()})",
+                "deadline_passed",
+            )
+        case.supervised += 1
+        case.supervised_due = event.deadline
+        if case.status is CaseStatus.ESCALATED:
+            # Nobody has taken it: the operator's deadline is the officers' to acknowledge by
+            # (renotify and raise follow from it, as from the policy's).
+            case.ack_due = event.deadline
+        events.append(
+            _event(
+                case,
+                "supervised",
+                now,
+                actor=event.operator,
+                note=event.note,
+                deadline=event.deadline,
+            )
+        )
+        note = _note(case, CaseStep.SUPERVISE, Audience.OFFICERS, now, context, policy)
+        notes.append(note.model_copy(update={"note": event.note}))
+
+
+def _take(case: Case, officer: str, now: datetime, events: list[CaseEvent]) -> None:
+    case.acknowledged_by = officer
+    case.status = CaseStatus.ACKNOWLEDGED
+    case.ack_due = None
+    events.append(_event(case, "acknowledged", now, actor=officer))
 
 
 def _seen(case: Case, finding: Finding, now: datetime, events: list[CaseEvent]) -> None:
@@ -413,8 +519,10 @@ def _note(
         recipients = list(context.officers)
     else:
         recipients = list(context.supervisors)
-    round_ = case.renotified if step_ is CaseStep.RENOTIFY else 0
-    deadline = case.deadline if step_ is CaseStep.REMIND else case.ack_due
+    round_ = {CaseStep.RENOTIFY: case.renotified, CaseStep.SUPERVISE: case.supervised}.get(step_, 0)
+    deadline = {CaseStep.REMIND: case.deadline, CaseStep.SUPERVISE: case.supervised_due}.get(
+        step_, case.ack_due
+    )
     return Notification(
         key=f"{case.id}:{step_.value}:{audience.value}:{round_}",
         case_id=case.id,
@@ -436,8 +544,35 @@ def _note(
     )
 
 
-def officer_input(action: OfficerAction) -> Acknowledge | RecordFindings:
-    """What an officer's action (Kafka ``ecowatch.actions``) asks of the case."""
+def officer_input(action: OfficerAction) -> PersonInput:
+    """What an officer's or operator's action (Kafka ``ecowatch.actions``) asks of the case."""
+    who, aid = action.officer, action.action_id
     if action.action == "acknowledge":
-        return Acknowledge(officer=action.officer)
-    return RecordFindings(officer=action.officer, text=action.text, close=action.close)
+        return Acknowledge(officer=who, action_id=aid)
+    if action.action == "findings":
+        return RecordFindings(
+            officer=who,
+            text=action.text,
+            close=action.close,
+            photos=action.photos,
+            location=action.location,
+            visited_at=action.visited_at,
+            action_id=aid,
+        )
+    if action.action == "comment":
+        return Comment(actor=who, text=action.text, action_id=aid)
+    if action.action == "supervise" and action.deadline is not None:
+        return Supervise(operator=who, note=action.note, deadline=action.deadline, action_id=aid)
+    raise CaseError(f"no such action {action.action!r}", "unknown_action")
+
+
+def offered(case: Case, operator: bool) -> list[str]:
+    """What the caller may do on the case now, by the case API's names: an officer of its grid
+    (``operator`` False) or an operator. The API refuses what this leaves out."""
+    if case.status in (CaseStatus.CLOSED, CaseStatus.DISMISSED):
+        return []
+    held = case.status in WITH_OFFICERS
+    if operator:
+        return ["comment", "supervise"] if held else ["comment"]
+    acts = ["ack"] if case.status is CaseStatus.ESCALATED and case.acknowledged_by is None else []
+    return [*acts, "findings", "photos", "comment"] if held else ["comment"]

@@ -17,11 +17,10 @@ from ecowatch.config.policies import MarkPolicy
 from ecowatch.schema import CaseEvent, CaseStatus, Finding, MarkEvent, Notification
 from ecowatch.streams.judging.cases import (
     OPEN,
-    Acknowledge,
     Case,
     CaseContext,
     Marked,
-    RecordFindings,
+    PersonInput,
     Seen,
     Tick,
     late_evidence,
@@ -163,11 +162,11 @@ def on_mark(
 def on_action(
     state: SiteCases,
     case_id: str,
-    action: Acknowledge | RecordFindings,
+    action: PersonInput,
     now: datetime,
     catalogue: Catalogue,
 ) -> tuple[SiteCases, Outcome]:
-    """An officer's action on a case. KeyError: no such open case; CaseError: not now."""
+    """A person's act on a case. KeyError: no such open case; CaseError: not now."""
     state = state.model_copy(deep=True)
     case = next((c for c in state.cases.values() if c.id == case_id), None)
     if case is None:
@@ -185,6 +184,7 @@ def on_action(
 # at most 20 findings of 4 KiB (the API's limits), but a site may hold dozens of open cases.
 SITE_CASES_BYTES = 768 * 1024
 SHORTENED = 60  # characters an older finding keeps once the site is over its budget
+ACTION_IDS_FLOOR = 10  # action ids a case keeps at least, once the site is over its budget
 _HISTORY = "(full text in the case's history)"
 
 
@@ -206,6 +206,13 @@ def bounded(state: SiteCases) -> SiteCases:
         else:
             break
         case.findings[:-1] = older
+    # Then the older action ids (a phone retries within minutes: the latest few suffice).
+    for case in sorted(state.cases.values(), key=lambda c: -len(c.action_ids)):
+        if len(case.action_ids) <= ACTION_IDS_FLOOR:
+            break
+        if len(state.model_dump_json().encode()) <= SITE_CASES_BYTES:
+            break
+        case.action_ids = case.action_ids[-ACTION_IDS_FLOOR:]
     return state
 
 

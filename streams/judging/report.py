@@ -44,6 +44,7 @@ class GoneCase(BaseModel):
     case_id: str
     kind: str  # "closed" | "dismissed"
     at: AwareDatetime
+    action_id: str | None = None  # the act that closed it: a retry of it is a duplicate
 
 
 class SiteCaseLog(BaseModel):
@@ -59,7 +60,11 @@ class SiteCaseLog(BaseModel):
     events: list[GoneCase] = Field(default_factory=list)
 
     def add(self, events: Iterable[CaseEvent]) -> SiteCaseLog:
-        new = [GoneCase(case_id=e.case_id, kind=e.kind, at=e.at) for e in events if e.kind in GONE]
+        new = [
+            GoneCase(case_id=e.case_id, kind=e.kind, at=e.at, action_id=e.action_id)
+            for e in events
+            if e.kind in GONE
+        ]
         if not new:
             return self
         kept = sorted([*(e for e in self.events if e.kind in GONE), *new], key=lambda e: e.at)

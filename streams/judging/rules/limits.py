@@ -201,6 +201,7 @@ def _finding(state: SiteState, v: _Judged, active: bool, late: bool = False) -> 
         unit=unit_of(v.code, v.limit),
         multiple=judged.multiple,
         limit_source=v.limit.source,
+        limit_source_zh=v.limit.source_zh,
         bound=judged.bound,
         limit_range=judged.limit_range,
         window_start=w.start if w else None,

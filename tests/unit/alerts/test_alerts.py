@@ -193,7 +193,8 @@ def test_the_excess_is_the_multiple_minus_one() -> None:
 def test_evidence_reads_as_officers_say_it() -> None:
     zh = evidence_line(finding())
     assert (
-        zh == "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，permit 91330800MA28F0A01X001P）"
+        zh
+        == "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，排污许可证 91330800MA28F0A01X001P）"
     )
     assert "1.63 倍" not in zh
     en = evidence_line(finding(), "en")

@@ -5,27 +5,34 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from ecowatch.alerts.wording import (
+    EVENT_KINDS,
     LANGS,
     Lang,
     both,
     case_event_text,
     finding_text,
+    limit_text,
+    names,
     num,
+    source_text,
 )
 from ecowatch.aqi_categories import Category
 from ecowatch.schema import (
     CaseEvent,
     CaseReason,
     CaseStatus,
+    CaseStep,
     DataFlag,
     Finding,
     FindingCause,
     LimitBound,
     MeterMismatch,
+    RejectReason,
     Rule,
 )
 from tests.factories import T0, finding, hourly_cod
@@ -126,7 +133,7 @@ def test_an_exceedance_reads_as_officers_write_it() -> None:
     f = hourly_cod(0)
     assert (
         finding_text(f)
-        == "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，GB 8978-1996 first grade）"
+        == "COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，GB 8978-1996 一级标准）"
     )
     assert finding_text(f, "en") == (
         "COD hourly mean 81.5 mg/L, 1.63× the limit 50 mg/L (GB 8978-1996 first grade)"
@@ -153,7 +160,7 @@ def test_a_stack_s_exceedance_is_its_corrected_concentration_with_its_oxygen() -
     )
     assert finding_text(f) == (
         "SO2 小时折算浓度 37.5 mg/m³，超标 0.07 倍"
-        "（限值 35 mg/m³，permit P-1，基准氧含量 6%，实测 9%）"
+        "（限值 35 mg/m³，排污许可证 P-1，基准氧含量 6%，实测 9%）"
     )
     assert finding_text(f, "en") == (
         "SO2 hourly mean corrected 37.5 mg/m³, 1.07× the limit 35 mg/m³ "
@@ -250,3 +257,39 @@ def test_an_officers_words_are_kept_as_written() -> None:
     assert CaseEvent.model_validate(old).text == words
     reminded = {"kind": "reminded", "detail": "deadline 2026-11-23 11:00"}
     assert CaseEvent.model_validate(old | reminded).text == ""
+
+
+# -- the names the screens show ----------------------------------------------------------------
+
+
+def test_every_name_a_screen_shows_is_written_in_both_languages():
+    every = names()
+    for group, enum in (
+        ("rules", Rule),
+        ("flags", DataFlag),
+        ("case_status", CaseStatus),
+        ("steps", CaseStep),
+        ("reject_reasons", RejectReason),
+    ):
+        assert set(every[group]) == {e.value for e in enum}, group
+    for group, table in every.items():
+        for key, (zh, en) in table.items():
+            assert zh and en, (group, key)
+            assert re.search(r"[\u4e00-\u9fff]", zh) or zh in ("MQTT", "HJ 212"), (group, key)
+            assert not re.search(r"[\u4e00-\u9fff]", en), (group, key)
+    # Every kind of event the case machine writes has its name.
+    source = (Path(__file__).parents[3] / "streams/judging/cases.py").read_text(encoding="utf-8")
+    written = set(re.findall(r'_event\(\s*case,\s*"([a-z_]+)"', source))
+    assert written and written <= set(EVENT_KINDS), written - set(EVENT_KINDS)
+
+
+def test_a_limit_reads_as_officers_write_it(catalogue):
+    cod = catalogue.limit_for("S-OUT-001", "w01018")
+    assert cod is not None
+    assert limit_text(cod, "zh").startswith("≤ ") and "（日均值）" in limit_text(cod, "zh")
+    assert limit_text(cod, "en").endswith("(daily mean)")
+    assert source_text(cod, "zh").startswith("排污许可证 ")
+    assert source_text(cod, "en").startswith("permit ")
+    ph = catalogue.limit_for("S-OUT-001", "w01001")
+    assert ph is not None and limit_text(ph, "zh") == "6～9（日均值）"
+    assert source_text(ph, "zh") == "GB 8978-1996 一级标准"

@@ -137,13 +137,12 @@ def test_actions_take_no_parameters():
 
 
 def test_findings_in_a_json_body():
-    assert findings_body(b'{"text": "\xe5\xb7\xb2\xe6\x95\xb4\xe6\x94\xb9", "close": true}') == (
-        "已整改",
-        True,
-    )
-    assert findings_body(b'{"text": "line one\\nline\\ttwo"}') == ("line one\nline\ttwo", False)
+    asked = findings_body(b'{"text": "\xe5\xb7\xb2\xe6\x95\xb4\xe6\x94\xb9", "close": true}')
+    assert (asked.text, asked.close) == ("已整改", True)
+    two_lines = findings_body(b'{"text": "line one\\nline\\ttwo"}')
+    assert (two_lines.text, two_lines.close) == ("line one\nline\ttwo", False)
     exactly = "检" * (MAX_FINDINGS_BYTES // 3) + "x" * (MAX_FINDINGS_BYTES % 3)
-    assert findings_body(json.dumps({"text": exactly}).encode())[0] == exactly
+    assert findings_body(json.dumps({"text": exactly}).encode()).text == exactly
 
 
 @pytest.mark.parametrize(
@@ -253,12 +252,14 @@ def test_a_closed_case_is_known_from_the_case_log():
         )
 
     log = [event("escalated", CaseStatus.ESCALATED), event("closed", CaseStatus.CLOSED)]
-    assert gone("C1", log) == "case C1 was closed at 2026-11-23 10:00"
+    closed = gone("C1", log)
+    assert closed is not None and closed.status == 409 and closed.code == "case_closed"
+    assert closed.reason == "case C1 was closed at 2026-11-23 10:00"
     assert gone("C1", log[:1]) is None  # the log knows it open: not gone
     assert gone("C2", log) is None
     # As the site's case log keeps it: the cases gone, without the rest of the event.
     kept = SiteCaseLog().add(log).events
-    assert gone("C1", kept) == "case C1 was closed at 2026-11-23 10:00"
+    assert getattr(gone("C1", kept), "reason", None) == "case C1 was closed at 2026-11-23 10:00"
 
 
 def test_actions_in_flight_expire_and_can_be_dropped():

@@ -137,7 +137,7 @@ def test_findings_and_case_events_escape_their_text():
     assert finding_line(f) == (
         "finding,site=S-OUT-001,rule=hourly_over_limit,pollutant=w01018,severity=warning "
         'active=true,value=81.5,detail="COD 小时均值 81.5 mg/L，超标 0.63 倍（限值 50 mg/L，'
-        f'permit \\"P-1\\"）" {MS}'
+        f'排污许可证 \\"P-1\\"）" {MS}'
     )
     # A finding in resent data says so.
     late = finding_line(f.model_copy(update={"late": True}))

@@ -32,18 +32,29 @@ time: some are stamped on the wall clock (a device's status, as the bridge recei
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from ecowatch.alerts.wording import both, case_event_text, finding_text, rule_name
+from ecowatch.alerts.wording import (
+    actor_text,
+    both,
+    case_event_text,
+    finding_text,
+    limit_text,
+    overdue_text,
+    rule_name,
+    source_text,
+)
 from ecowatch.config.catalogue import Catalogue, Site, SiteKind
 from ecowatch.config.standards import AppliedLimit, Basis, Maximum, Minimum, Range
+from ecowatch.console.alarms import Alarms
 from ecowatch.pollutants import NOX, O2, SHORT_NAMES, UNITS
 from ecowatch.schema import (
     DEVICE_DATA_RULES,
     OVER_LIMIT_RULES,
+    AlarmSilenced,
     CaseEvent,
     CaseStatus,
     DataFlag,
@@ -109,6 +120,9 @@ def limit_view(limit: AppliedLimit | None) -> dict[str, Any] | None:
     }
     return {
         "text": str(bound),
+        # As a person reads it, in each language: "≤ 80 mg/L（日均值）", "GB 8978-1996 一级标准".
+        "said": both(limit_text, limit),
+        "source_said": both(source_text, limit),
         **lines,
         "unit": limit.unit,
         "basis": limit.basis.value,
@@ -266,6 +280,31 @@ def _due(
     return None
 
 
+# What an act on a case carries beside its words: a visit's photos (by hash), place and time, a
+# supervision's note and deadline, the grid a case was reassigned to (on the events that have them).
+VISIT_FIELDS = ("photos", "location", "visited_at", "note", "grid", "deadline")
+
+
+def _visit(event: CaseEvent) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name in VISIT_FIELDS:
+        value = getattr(event, name, None)
+        if value:
+            found[name] = _plain(value)
+    return found
+
+
+def _plain(value: Any) -> Any:
+    """A field as JSON: a model as its dump, a time as ISO 8601, a tuple as a list."""
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
 def _when(raw: Any) -> datetime | None:
     return datetime.fromisoformat(raw) if isinstance(raw, str) and raw else None
 
@@ -294,6 +333,7 @@ class City:
         self._limits: dict[tuple[str, str], AppliedLimit | None] = {}
         # Notifications read before their case's first event (another topic, another order).
         self._early: OrderedDict[str, list[Notification]] = OrderedDict()
+        self.alarms = Alarms(catalogue)
 
     # -- events -------------------------------------------------------------------------------
 
@@ -337,6 +377,7 @@ class City:
                     "aqi": result.aqi,
                     "category": result.category.value,
                     "category_zh": result.category.name_zh,
+                    "category_said": {"zh": result.category.name_zh, "en": result.category.label},
                     "colour": AQI_COLOURS[result.category],
                     "primary": result.primary,
                 }
@@ -378,6 +419,7 @@ class City:
             state.devices_offline.add(status.device)
         elif status.state is DeviceState.STOPPED:
             state.devices_stopped.add(status.device)
+        self.alarms.on_status(status)
         self._changed_sites.add(status.site)
 
     def on_finding(self, finding: Finding) -> None:
@@ -389,6 +431,7 @@ class City:
             state.findings[key] = finding
         else:
             state.findings.pop(key, None)
+        self.alarms.on_finding(finding)
         self._changed_sites.add(finding.site)
 
     def on_dead_letter(self, letter: DeadLetter, wall: float) -> None:
@@ -413,15 +456,18 @@ class City:
             "kind": event.kind,
             "at": event.at.isoformat(),
             "actor": event.actor,
+            "actor_said": both(actor_text, event.actor),
             "status": event.status.value,
             "detail": both(case_event_text, event),
-        }
+        } | _visit(event)
         if row in case.trail:
             return  # the feed read the topic again after an outage
         case.status, case.kind, case.at = event.status, event.kind, event.at
         if case.status not in (CaseStatus.REMINDED, CaseStatus.ESCALATED):
             case.due = None  # an acknowledged case waits for the data and the findings
         self._record(case, row)
+        opened = next((r["detail"] for r in case.trail if r["kind"] == "detected"), None)
+        self.alarms.on_case_event(event, opened)
         for note in self._early.pop(case.id, []):
             self.on_notification(note)
 
@@ -443,6 +489,7 @@ class City:
             "kind": note.step.value,
             "at": note.created_at.isoformat(),
             "actor": "system",
+            "actor_said": both(actor_text, "system"),
             "audience": note.audience.value,
             "recipients": note.recipients,
             "deadline": note.deadline.isoformat() if note.deadline else None,
@@ -450,6 +497,23 @@ class City:
         }
         if row not in case.trail:
             self._record(case, row)
+
+    def on_silence(self, silence: AlarmSilenced) -> None:
+        self.alarms.on_silence(silence)
+
+    def scan_overdue(self) -> None:
+        """An alarm for each open case past its deadline in data time (once per deadline)."""
+        if self.data_now is None:
+            return
+        for case in self.cases.values():
+            if self.overdue(case) and case.due is not None:
+                officers = case.status is CaseStatus.ESCALATED
+                detail = both(overdue_text, (case.id, case.due, officers))
+                self.alarms.on_overdue(case.id, case.site, case.due, self.data_now, detail)
+
+    def alarms_view(self, grids: frozenset[str] | None) -> dict[str, Any]:
+        open_cases: Counter[str] = Counter(c.site for c in self.cases.values() if c.open)
+        return self.alarms.view(grids, self.data_now, open_cases)
 
     def on_case_row(self, row: dict[str, Any]) -> None:
         """A case as the case API lists it (at start, and whenever a page asks): its status and

@@ -22,6 +22,7 @@ from ecowatch import topics
 from ecowatch.console.core import City
 from ecowatch.edges.kafka import KafkaAccess, _start
 from ecowatch.schema import (
+    AlarmSilenced,
     CaseEvent,
     DeadLetter,
     DeviceStatus,
@@ -33,7 +34,7 @@ from ecowatch.schema import (
 
 log = logging.getLogger(__name__)
 
-HISTORY = (topics.STATUS, topics.FINDINGS, topics.CASES, topics.NOTIFICATIONS)
+HISTORY = (topics.STATUS, topics.FINDINGS, topics.CASES, topics.NOTIFICATIONS, topics.ALARMS)
 LIVE = (topics.READINGS, topics.READINGS_DLQ)
 RETRY_S = 5.0
 
@@ -57,6 +58,8 @@ def apply(city: City, topic: str, value: bytes, wall: float) -> None:
             city.on_case_event(CaseEvent.model_validate_json(value))
         elif topic == topics.NOTIFICATIONS:
             city.on_notification(Notification.model_validate_json(value))
+        elif topic == topics.ALARMS:
+            city.on_silence(AlarmSilenced.model_validate_json(value))
     except (ValidationError, ValueError) as exc:
         log.debug("console: skipped a record of %s: %s", topic, exc)
 

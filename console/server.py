@@ -23,7 +23,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
@@ -34,11 +34,11 @@ import aiohttp
 from aiohttp import web
 from pydantic import ValidationError
 
-from ecowatch.alerts.wording import MARK_TYPES, both, mark_text
+from ecowatch.alerts.wording import MARK_TYPES, both, mark_text, names
 from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue, Site, SiteKind
 from ecowatch.config.settings import Settings
-from ecowatch.console import validity
+from ecowatch.console import desk_api, phone_api, validity, wall_api
 from ecowatch.console.core import City, limit_view
 from ecowatch.console.history import (
     Series,
@@ -47,10 +47,10 @@ from ecowatch.console.history import (
     stored_validity,
 )
 from ecowatch.console.seed import stored_latest
-from ecowatch.edges.tokens import OPERATOR, hash_token, identify, load_tokens
+from ecowatch.edges.tokens import KIOSK, OPERATOR, hash_token, identify, load_tokens
 from ecowatch.errors import ConfigError
 from ecowatch.pollutants import NAMES, NO, NO2, NOX
-from ecowatch.schema import Mark
+from ecowatch.schema import AlarmSilenced, Mark
 from ecowatch.streams.api.auth import Caller, caller_of
 from ecowatch.streams.api.marks import FILENAME_HEADER
 from ecowatch.streams.api.requests import Refusal, shown, week_query
@@ -61,6 +61,10 @@ log = logging.getLogger(__name__)
 
 COOKIE = "ecowatch_console"
 SESSION_HOURS = 12
+# A kiosk (an unattended wall) is never sent back to the login: its session lasts while the
+# tokens file holds its token, and each answer renews it and its cookie this far ahead.
+KIOSK_DAYS = 30
+KIOSK_SID = web.RequestKey("kiosk_sid", str)  # a kiosk's session id, its cookie renewed
 PUSH_EVERY_S = 0.2  # how often changes go out: well within the second the issue asks for
 PULSE_EVERY_S = 1.0
 QUEUE_MAX = 2000  # a page this far behind is dropped; it reconnects and reloads the snapshot
@@ -125,6 +129,8 @@ class Session:
     def role(self) -> str:
         if self.enterprise is not None:
             return "enterprise"
+        if self.who.startswith(KIOSK):
+            return "kiosk"
         return "operator" if self.grids is None else "officer"
 
 
@@ -252,7 +258,9 @@ async def same_origin_posts(
 ) -> web.StreamResponse:
     """Another site's page may not post here (a sign-in, a case action, a mark)."""
     if request.method == "POST" and not from_this_site(request):
-        return web.json_response({"error": "a request from another site is refused"}, status=403)
+        return web.json_response(
+            {"error": "a request from another site is refused", "code": "other_site"}, status=403
+        )
     return await handler(request)
 
 
@@ -272,6 +280,7 @@ class Console:
         # Each open event stream's queue of frames, and the grids it may see (None: all).
         self.listeners: dict[asyncio.Queue[bytes], frozenset[str] | None] = {}
         self.throttle = LoginThrottle()
+        self.clock: Callable[[], float] = time.time  # the sessions' clock (a test moves it)
         tokens = settings.officer_tokens
         self.token_file = TokenFile(Path(tokens) if tokens is not None else None)
         self.http: aiohttp.ClientSession | None = None
@@ -303,7 +312,7 @@ class Console:
             return None
         if caller.enterprise is None:
             return None
-        expires = time.time() + SESSION_HOURS * 3600
+        expires = self.clock() + SESSION_HOURS * 3600
         return Session(
             token, caller.who, frozenset(), expires, caller.enterprise, hash_token(token)
         )
@@ -317,12 +326,15 @@ class Console:
         self._take_rows(body)
         grids = frozenset(body.get("grids", []))
         who = self._holder(token)
-        everyone = who.startswith(OPERATOR) or (not who and grids == set(self.catalogue.grids))
+        everyone = who.startswith((OPERATOR, KIOSK)) or (
+            not who and grids == set(self.catalogue.grids)
+        )
+        lasts = KIOSK_DAYS * 86400 if who.startswith(KIOSK) else SESSION_HOURS * 3600
         return Session(
             token,
             who,
             None if everyone else grids,
-            time.time() + SESSION_HOURS * 3600,
+            self.clock() + lasts,
             vouched=hash_token(token) if who else None,
         )
 
@@ -335,12 +347,34 @@ class Console:
             return None
         tokens = self.token_file.tokens() if found.vouched is not None else {}
         revoked = tokens is not None and found.vouched is not None and found.vouched not in tokens
-        if found.expires < time.time() or revoked:
+        if found.expires < self.clock() or revoked:
             self.sessions.pop(sid, None)
             return None
         if tokens is None:
             return None  # the file unreadable for now (mid-rewrite?): no answer, session kept
+        if found.role == "kiosk":  # renewed while in use (kiosk_reads_only sends its cookie again)
+            found = self.sessions[sid] = replace(found, expires=self.clock() + KIOSK_DAYS * 86400)
+            request[KIOSK_SID] = sid
         return found
+
+    @web.middleware
+    async def kiosk_reads_only(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        """A kiosk watches: every POST but signing in or out is refused, whatever its path.
+        Its cookie goes out again with each answer, so the browser never drops it."""
+        if request.method == "POST" and request.path not in ("/login", "/logout"):
+            me = self.session(request)
+            if me is not None and me.role == "kiosk":
+                error = "a wall display reads; it cannot act"
+                return web.json_response({"error": error, "code": "reads_only"}, status=403)
+        response = await handler(request)
+        sid = request.get(KIOSK_SID)
+        if sid is not None and not response.prepared and COOKIE not in response.cookies:
+            response.set_cookie(COOKIE, sid, **_cookie(KIOSK_DAYS * 86400))
+        return response
 
     def need(self, request: web.Request, *, enterprise: bool = False) -> Session:
         """The caller's session; an enterprise's only where ``enterprise`` (its marks): the
@@ -348,13 +382,13 @@ class Console:
         found = self.session(request)
         if found is None:
             raise web.HTTPUnauthorized(
-                text=json.dumps({"error": "sign in with your token"}),
+                text=json.dumps({"error": "sign in with your token", "code": "unauthorized"}),
                 content_type="application/json",
             )
         if found.enterprise is not None and not enterprise:
             raise web.HTTPForbidden(
                 text=json.dumps(
-                    {"error": "企业只可申报本企业站点的标记 · an enterprise marks its own sites"},
+                    {"error": "an enterprise marks its own sites", "code": "not_for_enterprise"},
                     ensure_ascii=False,
                 ),
                 content_type="application/json",
@@ -463,7 +497,10 @@ class Console:
         wait = self.throttle.attempt(address)
         if wait > 0:
             return web.json_response(
-                {"error": "登录尝试过多，请稍后再试 · too many sign-in attempts, try again later"},
+                {
+                    "error": "too many sign-in attempts, try again later",
+                    "code": "too_many_attempts",
+                },
                 status=429,
                 headers={"Retry-After": str(max(1, math.ceil(wait)))},
             )
@@ -475,15 +512,20 @@ class Console:
             token, given = "", None
         found = await self.sign_in(token) if token else None
         if found is None:
-            return web.json_response({"error": "令牌无效 · the token is not valid"}, status=401)
+            return web.json_response(
+                {"error": "the token is not valid", "code": "unauthorized"}, status=401
+            )
         self.throttle.succeeded(address)
         sid = secrets.token_urlsafe(32)
         self.sessions[sid] = found
-        home = "/wall" if found.role == "operator" else "/phone"
+        home = "/wall" if found.role in ("operator", "kiosk") else "/phone"
         after = home if given in (None, "") else safe_next(given if isinstance(given, str) else "")
+        if found.role == "kiosk":
+            after = "/wall"  # the one screen it is for
         response = web.json_response({"who": found.who, "role": found.role, "next": after})
+        kiosk = found.role == "kiosk"
         response.set_cookie(
-            COOKIE, sid, httponly=True, samesite="Strict", max_age=SESSION_HOURS * 3600, path="/"
+            COOKIE, sid, **_cookie(KIOSK_DAYS * 86400 if kiosk else SESSION_HOURS * 3600)
         )
         return response
 
@@ -508,7 +550,9 @@ class Console:
                     "enterprise": company.name if company else "",
                 },
                 # The pages' pollutant names: code → [Chinese, English].
-                "pollutants": {code: list(names) for code, names in NAMES.items()},
+                "pollutants": {code: list(pair) for code, pair in NAMES.items()},
+                # Every other name a page shows (rules, flags, steps, …): group → key → pair.
+                "names": names(),
                 # The marks' types (标记), in the rules' order: type → [Chinese, English].
                 "mark_types": {kind.value: list(names) for kind, names in MARK_TYPES.items()},
                 "grids": [
@@ -553,11 +597,17 @@ class Console:
         site = self.catalogue.sites.get(site_id)
         if site is None:
             raise web.HTTPNotFound(
-                text=json.dumps({"error": f"no site {site_id!r}"}), content_type="application/json"
+                text=json.dumps({"error": f"no site {site_id!r}", "code": "no_site"}),
+                content_type="application/json",
             )
         if not me.sees(site.grid):
             raise web.HTTPForbidden(
-                text=json.dumps({"error": f"site {site_id} is in grid {site.grid}, not yours"}),
+                text=json.dumps(
+                    {
+                        "error": f"site {site_id} is in grid {site.grid}, not yours",
+                        "code": "not_your_grid",
+                    }
+                ),
                 content_type="application/json",
             )
 
@@ -605,6 +655,8 @@ class Console:
                 "grid": site.grid,
                 "enterprise": enterprise.name if enterprise else "",
                 "standard": (f"{site.standard.id} {site.standard.class_}" if site.standard else ""),
+                # The standard and class as each language names it: "GB 8978-1996 一级标准".
+                "standard_said": self._standard_said(site),
                 "permit": site.permit.number if site.permit else "",
                 "air": site.kind is SiteKind.AIR_STATION,
                 "pollutants": pollutants,
@@ -618,6 +670,8 @@ class Console:
                 "history_corrected_error": corrected_error,
                 "cases": rows,
                 "cases_error": None if status == 200 else cases.get("error"),
+                # The phone's: the contact, map links, the active findings' numbers.
+                **phone_api.site_extras(self.catalogue, self.city, site_id),
                 # Its last closed days' 应传/实传/有效 and rates (传输有效率), from InfluxDB.
                 "validity": {
                     **validity.site_days(self.catalogue, points, site_id, days),
@@ -625,6 +679,15 @@ class Console:
                 },
             }
         )
+
+    def _standard_said(self, site: Site) -> dict[str, str]:
+        if site.standard is None:
+            return {"zh": "", "en": ""}
+        standard = self.catalogue.standards[site.standard.id]
+        return {
+            "zh": standard.label_zh(site.standard.class_),
+            "en": standard.label(site.standard.class_),
+        }
 
     async def cases(self, request: web.Request) -> web.StreamResponse:
         me = self.need(request)
@@ -637,7 +700,9 @@ class Console:
         me = self.need(request)
         found = self.city.trail(request.match_info["case_id"])
         if found is None:
-            return web.json_response({"error": "no such case seen by the console"}, status=404)
+            return web.json_response(
+                {"error": "no such case seen by the console", "code": "no_case"}, status=404
+            )
         self._visible_site(me, found["site"])
         return web.json_response(found)
 
@@ -645,7 +710,8 @@ class Console:
         me = self.need(request)
         site, case_id, action = (request.match_info[k] for k in ("site", "case_id", "action"))
         body = None
-        if action == "findings":
+        # Passed on as it came (an ack's too: its action_id makes a retry a duplicate).
+        if action == "findings" or request.can_read_body:
             try:
                 body = await request.json()
             except ValueError:
@@ -821,6 +887,37 @@ class Console:
             {"since": self.started.isoformat(), **self.city.dead_letters.view()}
         )
 
+    # -- alarms (报警, 消警) ---------------------------------------------------------------------
+
+    async def alarms(self, request: web.Request) -> web.StreamResponse:
+        """The alarms of the caller's grids, their counts, today's by hour, the worst sites."""
+        me = self.need(request)
+        return web.json_response(self.city.alarms_view(me.grids))
+
+    async def silence(self, request: web.Request) -> web.StreamResponse:
+        """消警: passed to the case API with the caller's token (it checks who may, and keeps
+        the silence on ``ecowatch.alarms`` for every console); taken here at once too, so the
+        page that silenced it sees it without waiting for the topic."""
+        me = self.need(request)
+        alarm = self.city.alarms.alarms.get(request.match_info["alarm_id"])
+        if alarm is None:
+            return web.json_response({"error": "no such alarm", "code": "no_alarm"}, status=404)
+        if not me.sees(alarm.grid):
+            return web.json_response(
+                {"error": f"alarm of grid {alarm.grid}, not yours", "code": "not_your_grid"},
+                status=403,
+            )
+        body = {"alarm_id": alarm.id, "site": alarm.site, "upto": alarm.last_at.isoformat()}
+        status, answer = await self.call_worker("POST", "/api/alarms/silence", me.token, body)
+        if status == 202 and isinstance(answer, dict):
+            by = str(answer.get("by") or me.who)
+            now = datetime.now(UTC)
+            self.city.on_silence(
+                AlarmSilenced(alarm_id=alarm.id, site=alarm.site, by=by, at=now, upto=alarm.last_at)
+            )
+            return web.json_response({"alarm": self.city.alarms.row(alarm)}, status=202)
+        return web.json_response(answer, status=status)
+
     # -- live ----------------------------------------------------------------------------------
 
     async def live(self, request: web.Request) -> web.StreamResponse:
@@ -893,14 +990,19 @@ class Console:
                 self._send(
                     "dead", {"since": self.started.isoformat(), **self.city.dead_letters.view()}
                 )
+            for alarm in self.city.alarms.take_changes():
+                self._send("alarm", {"grid": alarm.grid, "alarm": self.city.alarms.row(alarm)})
             if time.monotonic() - last_pulse >= PULSE_EVERY_S:
                 last_pulse = time.monotonic()
+                self.city.scan_overdue()  # data time moved on: cases past their deadline
                 self._send("pulse", self._pulse())
 
     # -- the app -------------------------------------------------------------------------------
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=64 * 1024, middlewares=[same_origin_posts])
+        app = web.Application(
+            client_max_size=64 * 1024, middlewares=[same_origin_posts, self.kiosk_reads_only]
+        )
         app.on_response_prepare.append(security_headers)
         app.add_routes(
             [
@@ -922,7 +1024,12 @@ class Console:
                 web.get("/api/weekly", self.weekly),
                 web.get("/api/dead-letters", self.dead_letters),
                 web.get("/api/validity", self.validity_view),
+                web.get("/api/alarms", self.alarms),
+                web.post("/api/alarms/{alarm_id}/silence", self.silence),
                 web.get("/live", self.live),
+                *desk_api.routes(self),
+                *phone_api.routes(self),
+                *wall_api.routes(self),
                 web.get("/{page}", self.page),
             ]
         )
@@ -941,6 +1048,10 @@ class Console:
         app.cleanup_ctx.append(client)
         app.on_shutdown.append(hang_up)
         return app
+
+
+def _cookie(max_age: int) -> dict[str, Any]:
+    return {"httponly": True, "samesite": "Strict", "max_age": max_age, "path": "/"}
 
 
 def _said(row: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ const WORDS = {
   acknowledged: ["已确认", "acknowledged"], closed: ["已办结", "closed"], dismissed: ["已撤销", "dismissed"],
   overdue: ["超期", "overdue"], grid: ["网格", "Grid"], cases: ["在办案件", "Open cases"],
   pulse: ["数据链路", "Pipeline"], readings_s: ["读数/秒", "readings/s"],
-  dead_s: ["死信/秒", "dead letters/s"], bridge_age: ["最新接入(秒前)", "newest reading (s ago)"],
+  dead_s: ["拒收数据/秒", "rejected messages/s"], bridge_age: ["最新接入(秒前)", "newest reading (s ago)"],
   data_time: ["数据时间", "data time"], legend: ["图例", "Legend"],
   outfalls: ["排污口", "Outfalls"], air: ["空气站(AQI)", "Air stations (AQI)"],
   values: ["实时数据", "Live values"], pollutant: ["因子", "Pollutant"], value: ["数值", "Value"],
@@ -27,10 +27,10 @@ const WORDS = {
   aqi: ["AQI", "AQI"], done: ["已提交", "sent"], status: ["状态", "Status"],
   weekly: ["周周清 · 本周结清", "Weekly settlement"], opened: ["新发", "opened"],
   open_at_end: ["周末未结", "open at week's end"], settled: ["已结清", "settled"],
-  unsettled: ["未结清", "not settled"], dead_letters: ["死信 · 按原因", "Dead letters by reason"],
+  unsettled: ["未结清", "not settled"], dead_letters: ["拒收数据 · 按原因", "Rejected messages by reason"],
   since: ["统计自", "since"], by_source: ["来源", "by source"], reason: ["原因", "Reason"],
   origin: ["来自", "From"], detail: ["详情", "Detail"], received: ["接收(北京时间)", "received (now)"],
-  no_dead: ["暂无死信", "no dead letters"], now_clock: ["北京时间 · 现在", "now (China time)"],
+  no_dead: ["暂无拒收数据", "no rejected messages"], now_clock: ["北京时间 · 现在", "now (China time)"],
   data_lag: ["数据时间落后现在", "data time behind now"], data_clock_note: ["案件时间均为数据时间", "case times are data time"],
   deadline: ["期限", "due"], detected: ["发现", "detected"], renotified: ["再通知", "renotified"],
   raised: ["上报主管", "raised"], findings_recorded: ["录入核查", "findings recorded"],
@@ -71,7 +71,26 @@ function t(key) { const w = WORDS[key]; return w ? w[LANG === "zh" ? 0 : 1] : ke
 let POLLUTANT_NAMES = {};
 // Findings and case events come written in both languages by the server (alerts/wording.py).
 function said(text) { return text && typeof text === "object" ? (text[LANG] ?? "") : (text ?? ""); }
+// Every other name the server knows (/api/city "names", alerts/wording.py): group → key → pair.
+// An unknown key is shown as it is: a newer server's, better than nothing.
+let NAMES = {};
+function named(group, key) { const n = (NAMES[group] || {})[key]; return n ? n[LANG === "zh" ? 0 : 1] : (key ?? ""); }
+// What /api/city hands every page: its names, once.
+function learnNames(city) { POLLUTANT_NAMES = city.pollutants || {}; NAMES = city.names || {}; }
 function pollutantName(code) { const n = POLLUTANT_NAMES[code]; return n ? n[LANG === "zh" ? 0 : 1] : code; }
+// A refusal (the case API's or the console's) in the page's language, by its ``code`` and, for
+// a field, the field's name (alerts/wording.py REFUSALS); else by its HTTP status. The server's
+// own words (English) belong in a title attribute, never in the text.
+const STATUS_REFUSALS = { 400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 409: "conflict", 413: "too_large", 415: "unsupported_type", 429: "too_many_attempts", 500: "internal", 502: "unavailable", 503: "unavailable", 504: "unavailable" };
+function refusalText(status, body) {
+  const code = body && body.code, field = body && body.field, known = NAMES.refusals || {};
+  if (code === "invalid_field" && field && (NAMES.fields || {})[field]) return named("refusals", code) + named("fields", field);
+  if (code && known[code] && code !== "invalid_field") return named("refusals", code);
+  return named("refusals", STATUS_REFUSALS[status] || "refused");
+}
+
+// "Label: value" as each language writes it.
+function colon() { return LANG === "zh" ? "：" : ": "; }
 function translate(root) {
   (root || document).querySelectorAll("[data-t]").forEach((el) => { el.textContent = t(el.dataset.t); });
 }
@@ -140,6 +159,7 @@ function headerBar(titleKey) {
   const bar = document.createElement("header");
   bar.className = "bar";
   const title = document.body.classList.contains("phone") ? "ecowatch" : t("title");
+  document.title = `ecowatch · ${t(titleKey)}`;  // the tab's name, in the page's language
   bar.innerHTML = `<h1>${esc(title)} · ${esc(t(titleKey))}</h1><span class="spacer"></span>
     <span id="who" class="dim"></span><span id="conn">…</span>
     <a href="/wall">${esc(t("wall"))}</a><a href="/desk">${esc(t("desk"))}</a><a href="/phone">${esc(t("phone"))}</a>
@@ -148,4 +168,9 @@ function headerBar(titleKey) {
   bar.querySelector("#lang").onclick = toggleLang;
   bar.querySelector("#signout").onclick = async () => { await fetch("/logout", { method: "POST" }); location.href = "/login"; };
 }
-function showWho(me) { document.getElementById("who").textContent = me.who || me.role; }
+function showWho(me) {
+  // A person's id (O-KC-03) as it is; an operator's "operator:王" as 值班员 王; else the role.
+  const [role, name] = (me.who || "").split(":");
+  const text = name && NAMES.roles && NAMES.roles[role] ? `${named("roles", role)} ${name}` : (me.who || named("roles", me.role));
+  document.getElementById("who").textContent = text;
+}

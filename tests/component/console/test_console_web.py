@@ -319,7 +319,7 @@ def test_an_enterprise_signs_in_to_its_own_sites_marks_and_nothing_else(catalogu
             for path in ("/api/cases", "/api/dead-letters", "/api/validity", "/live"):
                 r = await client.get(path)
                 assert r.status == 403, path
-                assert (await r.json())["error"].startswith("企业只可申报"), path
+                assert (await r.json())["code"] == "not_for_enterprise", path
             assert (await client.get("/api/sites/S-STK-001")).status == 403
             r = await client.get("/wall", allow_redirects=False)
             assert r.status == 302 and r.headers["Location"] == "/phone"
@@ -421,12 +421,13 @@ async def declare_and_prove(browser: Any, base: str, worker: Worker) -> None:
     # The name percent-encoded (UTF-8), as the API reads X-Filename.
     assert worker.proofs == [(PDF, quote("停炉检修通知.pdf"), "application/pdf")]
     assert await page.inner_text("[data-mark] .message") == "证明材料已上传"
-    # The same period again: the API's 409, said after a Chinese lead.
+    # The same period again: the API's 409, said in Chinese; its own words in the title only.
     await form.locator("button[type='submit']").click()
     message = form.locator(".message.error")
     await message.wait_for(timeout=5_000)
     said = await message.inner_text()
-    assert said.startswith("提交失败：") and "overlaps" in said and "409" not in said, said
+    assert said.startswith("提交失败：") and "overlaps" not in said and "409" not in said, said
+    assert "overlaps" in (await message.get_attribute("title") or "")
     await context.close()
 
 

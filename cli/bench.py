@@ -78,6 +78,40 @@ def bench_core(count: int) -> None:
         click.echo(figure.line())
 
 
+@bench.command("console")
+@click.option("--sites", default=500, show_default=True, help="Sites of the synthetic city.")
+@click.option("--rate", default=50.0, show_default=True, help="Site updates a second.")
+@click.option("--seconds", default=30.0, show_default=True, help="How long to feed them.")
+@click.option(
+    "--viewport", default="1920x1080", show_default=True, help="The wall's screen, WIDTHxHEIGHT."
+)
+def bench_console(sites: int, rate: float, seconds: float, viewport: str) -> None:
+    """The wall in a real Chromium, fed site updates through the console's City and push loop:
+    frames and bytes pushed a second, server CPU per update, the page's frame rate and long
+    tasks, and the time from push to screen. Needs Debian's chromium and playwright (dev)."""
+    import platform
+    import shutil
+
+    from ecowatch.devtools.console_bench import as_text, measure, synthetic_catalogue
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        raise click.ClickException("no chromium on PATH: `make browser` installs Debian's")
+    try:
+        width, height = (int(n) for n in viewport.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT (got {viewport!r})") from None
+    settings = load_settings()
+    catalogue = synthetic_catalogue(load_catalogue(settings.catalogue_folder()), sites)
+    tune_gc()
+    click.echo(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, python {sys.version.split()[0]}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
+    )
+    figures = asyncio.run(measure(settings, catalogue, chromium, seconds, rate, (width, height)))
+    click.echo(as_text(figures))
+
+
 # -- the pipeline --------------------------------------------------------------------------------
 
 

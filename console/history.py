@@ -1,7 +1,8 @@
 """A site's last hours from InfluxDB, for the desk's chart: the ``reading`` measurement's raw
 values, and for a stack its minute windows corrected to the reference oxygen (``aggregate``,
-field ``corrected``): the series its limits are read against. And the worker's ``validity``
-days, for the wall's and the desk's transmission-validity rates."""
+field ``corrected``): the series its limits are read against; the worker's hourly and daily
+means (``aggregate``, period hour|day), which cases are judged on. And the worker's
+``validity`` days, for the wall's and the desk's transmission-validity rates."""
 
 from __future__ import annotations
 
@@ -9,13 +10,20 @@ from collections.abc import Callable
 from datetime import date, datetime, timedelta
 
 from ecowatch.clock import CHINA
+from ecowatch.config.catalogue import Catalogue, DeviceModel
 from ecowatch.config.settings import Settings
 from ecowatch.console.validity import DayPoint
+from ecowatch.measurements import AGGREGATE
 from ecowatch.streams.judging.validity import Validity, day_period
 from ecowatch.streams.storage import flux
 from ecowatch.streams.storage.store import influx_client
 
-POINTS_PER_SERIES = 1500  # a chart a few hundred pixels wide needs no more
+# A minute's readings over the desk's longest window (48 h); the chart thins them to its width.
+POINTS_PER_SERIES = 3000
+MEAN_PERIODS = ("hour", "day")
+
+# pollutant → [(window start in epoch ms, mean, valid)]; a stack's means are its corrected ones.
+Means = dict[str, list[tuple[int, float, bool]]]
 
 Series = dict[str, list[tuple[int, float]]]  # pollutant → [(epoch ms, value)]
 
@@ -69,6 +77,61 @@ def _series(
     for points in series.values():
         points.sort()
     return series, None
+
+
+def means_flux(bucket: str, site: str, start: datetime, stop: datetime, field: str) -> str:
+    """A site's hourly and daily windows starting in [start, stop): ``field`` (``mean``, or a
+    stack's ``corrected``) and ``valid`` as columns of one row per window. Built from flux.py's
+    escaping builders, as every query there is."""
+    wanted = flux.all_of(
+        flux.eq("_measurement", AGGREGATE),
+        flux.eq("site", site),
+        flux.one_of("period", MEAN_PERIODS),
+        flux.one_of("_field", [field, "valid"]),
+    )
+    return str(
+        flux.from_(bucket, _whole(start), _whole(stop)).then(
+            flux.filter_(wanted),
+            flux.pivot(["_time"], ["_field"], "_value"),
+            flux.keep(["_time", "device", "pollutant", "period", field, "valid"]),
+        )
+    )
+
+
+def site_means(
+    settings: Settings,
+    catalogue: Catalogue,
+    site: str,
+    start: datetime,
+    stop: datetime,
+    stack: bool,
+) -> tuple[dict[str, Means], str | None]:
+    """{"hour": Means, "day": Means} of the site's windows starting in [start, stop], from its
+    analysers (a discharge meter's windows of the same pollutant would interleave with them);
+    and why not, if InfluxDB did not answer."""
+    field = "corrected" if stack else "mean"
+    devices = catalogue.sites[site].devices
+    analysers = {d.id for d in devices if d.model is not DeviceModel.DISCHARGE_METER}
+    out: dict[str, Means] = {period: {} for period in MEAN_PERIODS}
+    query = means_flux(settings.influx_bucket, site, start, stop + timedelta(seconds=1), field)
+    try:
+        with influx_client(settings, 5000) as client:
+            for table in client.query_api().query(query):
+                for record in table.records:
+                    v = record.values
+                    if v.get(field) is None or v.get("period") not in out:
+                        continue
+                    if analysers and v.get("device") not in analysers:
+                        continue
+                    ms = int(record.get_time().timestamp() * 1000)
+                    row = (ms, float(v[field]), v.get("valid") is not False)
+                    out[v["period"]].setdefault(v["pollutant"], []).append(row)
+    except Exception as exc:  # the chart shows the raw values, and says why no means
+        return {}, f"InfluxDB at {settings.influx_url}: {type(exc).__name__}: {str(exc)[:160]}"
+    for means in out.values():
+        for rows in means.values():
+            rows.sort()
+    return out, None
 
 
 def validity_flux(bucket: str, days: tuple[date, ...], site: str | None = None) -> str:

@@ -85,7 +85,16 @@ def bench_core(count: int) -> None:
 @click.option(
     "--viewport", default="1920x1080", show_default=True, help="The wall's screen, WIDTHxHEIGHT."
 )
-def bench_console(sites: int, rate: float, seconds: float, viewport: str) -> None:
+@click.option(
+    "--pages-before",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Another build's console/static (e.g. from `git archive`): run it and this one in "
+    "turn, twice each, side by side.",
+)
+def bench_console(
+    sites: int, rate: float, seconds: float, viewport: str, pages_before: Path | None
+) -> None:
     """The wall in a real Chromium, fed site updates through the console's City and push loop:
     frames and bytes pushed a second, server CPU per update, the page's frame rate and long
     tasks, and the time from push to screen. Needs Debian's chromium and playwright (dev)."""
@@ -108,8 +117,19 @@ def bench_console(sites: int, rate: float, seconds: float, viewport: str) -> Non
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, python {sys.version.split()[0]}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs"
     )
-    figures = asyncio.run(measure(settings, catalogue, chromium, seconds, rate, (width, height)))
-    click.echo(as_text(figures))
+    size = (width, height)
+    if pages_before is None:
+        figures = asyncio.run(measure(settings, catalogue, chromium, seconds, rate, size))
+        click.echo(as_text(figures))
+        return
+    # Alternating, so the machine's drift falls on both alike.
+    for round_ in (1, 2):
+        for name, pages in (("before", pages_before), ("after", None)):
+            figures = asyncio.run(
+                measure(settings, catalogue, chromium, seconds, rate, size, pages)
+            )
+            click.echo(f"-- {name} ({pages or 'this build'}), round {round_}")
+            click.echo(as_text(figures))
 
 
 # -- the pipeline --------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -277,6 +278,9 @@ class Console:
         host = settings.web_host if settings.web_host not in ("0.0.0.0", "::") else "127.0.0.1"
         self.worker = f"http://{host}:{settings.web_port}"
         self.sessions: dict[str, Session] = {}
+        # Where the pages and their scripts come from: the package's, or another build's for
+        # `ecowatch bench console --pages-before` (the same server, the pages compared).
+        self.pages: Traversable = STATIC
         # Each open event stream's queue of frames, and the grids it may see (None: all).
         self.listeners: dict[asyncio.Queue[bytes], frozenset[str] | None] = {}
         self.throttle = LoginThrottle()
@@ -475,7 +479,7 @@ class Console:
 
     def _html(self, name: str) -> web.Response:
         return web.Response(
-            text=(STATIC / name).read_text(encoding="utf-8"),
+            text=(self.pages / name).read_text(encoding="utf-8"),
             content_type="text/html",
             headers={"Cache-Control": "no-store"},
         )
@@ -486,7 +490,7 @@ class Console:
         kind = kinds.get(Path(name).suffix)
         if kind is None or "/" in name or name.startswith("."):
             raise web.HTTPNotFound()
-        item = STATIC / name
+        item = self.pages / name
         if not item.is_file():
             raise web.HTTPNotFound()
         return web.Response(text=item.read_text(encoding="utf-8"), content_type=kind)

@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -334,7 +335,10 @@ async def measure(
     seconds: float = SECONDS,
     rate: float = RATE,
     viewport: tuple[int, int] = (1920, 1080),
+    pages: Path | None = None,
 ) -> Figures:
+    """One run; ``pages``: the static pages of another build (before a change), served by
+    the same console."""
     from playwright.async_api import async_playwright
 
     server = ConsoleThread(settings, catalogue)
@@ -351,6 +355,8 @@ async def measure(
         )
     ]
     records = readings(catalogue, count, start, rate)
+    if pages is not None:
+        server.console.pages = pages
     base = server.start()
     try:
         city = server.console.city

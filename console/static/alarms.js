@@ -20,7 +20,8 @@ const Alarms = (() => {
 
   function multiple(a) {
     if (a.multiple == null) return "";
-    return LANG === "zh" ? `超标 ${a.multiple} 倍` : `over by ${a.multiple}×`;
+    // 超标 2.00 倍 is the excess over the limit; English says the value's multiple of it.
+    return LANG === "zh" ? `超标 ${a.multiple} 倍` : `${(Number(a.multiple) + 1).toFixed(2)}× the limit`;
   }
 
   function row(a) {

@@ -13,16 +13,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import time
 import urllib.error
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from ecowatch import topics
 from ecowatch.config.catalogue import load_catalogue
@@ -272,6 +274,78 @@ def test_an_officer_acknowledges_from_the_phone_and_the_desk_shows_it(stack, bro
     for context in (operator, officer, other):
         context.close()
     assert os.path.getsize(shots / "wall.png") > 10_000
+
+
+def test_an_officer_records_a_visit_with_a_photo_on_a_flaky_network_and_the_desk_shows_it(
+    stack, browser
+):
+    """Issue 20's officer, on the real stack: on the phone, with the case the test above
+    acknowledged, a photo taken (shrunk in the page, uploaded to the worker) and findings
+    written, then sent while the network is away: queued, and sent once it is back. The
+    desk's trail shows the findings with the photo (fetched through the console from the
+    worker's store) and where and when the visit was."""
+    _, listing = worker_api("/api/cases?grid=G-KC-02", "tok-kc-03")
+    case = next(c for c in listing["cases"] if c["site"] == SITE and c["status"] == "acknowledged")
+    assert "findings" in case["can"], case
+    here = {"latitude": 28.9701, "longitude": 118.8593, "accuracy": 15}
+    officer = signed_in(
+        browser,
+        "tok-kc-03",
+        viewport={"width": 412, "height": 915},
+        is_mobile=True,
+        has_touch=True,
+        geolocation=here,
+        permissions=["geolocation"],
+    )
+    phone = ready(officer.new_page(), "/phone")
+    card = phone.locator(f".card[data-case='{case['id']}']")
+    card.locator("[data-act='open']").click()
+    form = card.locator("form.findings")
+    form.locator("input[type='file']").set_input_files(
+        {"name": "IMG_0001.png", "mimeType": "image/png", "buffer": _png(2400, 1800)}
+    )
+    thumb = form.locator("img.thumb")
+    thumb.wait_for(timeout=15_000)
+    sha = thumb.get_attribute("data-sha")
+    assert sha and len(sha) == 64
+    form.locator("textarea").fill("现场核查：排口已封堵，拍照存证")
+    officer.set_offline(True)
+    form.locator("button[type='submit']").click()
+    message = card.locator(".c-message")
+    expect(message).to_have_attribute("data-state", "queued", timeout=5_000)
+    officer.set_offline(False)
+    expect(message).to_have_attribute("data-state", "sent_ok", timeout=30_000)
+
+    operator = signed_in(browser, "tok-ops", viewport=WALL_SIZE)
+    desk = ready(operator.new_page(), f"/desk?site={SITE}&case={case['id']}")
+    visit = desk.locator("#trail li[data-kind='findings_recorded']").filter(has_text="排口已封堵")
+    visit.wait_for(timeout=15_000)
+    photo = visit.locator(f"img[src*='{sha}']")
+    expect(photo).to_have_js_property("complete", True, timeout=10_000)
+    assert photo.evaluate("img => img.naturalWidth") == 1600  # shrunk on the phone
+    assert "28.97" in visit.inner_text() and "118.85" in visit.inner_text(), visit.inner_text()
+    # Sent once: one findings event on the case, though the phone tried while offline.
+    assert (
+        desk.locator("#trail li[data-kind='findings_recorded']")
+        .filter(has_text="排口已封堵")
+        .count()
+        == 1
+    )
+    officer.close()
+    operator.close()
+
+
+def _png(width: int, height: int) -> bytes:
+    """A grey PNG of the given size (a photo as far as the page and the API can tell)."""
+    row = b"\x00" + b"\x80\x80\x80" * width
+    raw = zlib.compress(row * height, 9)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
 def test_a_duty_operator_silences_an_alarm_supervises_the_case_and_exports_the_week(

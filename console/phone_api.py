@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 from weakref import WeakKeyDictionary
 
-import aiohttp
 import segno
 from aiohttp import web
 
@@ -35,7 +34,6 @@ if TYPE_CHECKING:
 
 MAX_PHOTO_BYTES = 5 * 1024 * 1024  # the case API's cap (the phone sends ~0.3 MiB JPEGs)
 PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
-PHOTO_TIMEOUT_S = 60.0
 CODE_DIGITS = 8  # 10⁸ codes against 5 tries a minute an address: guessing one is hopeless
 CODE_TTL_S = 300.0
 CODES_PER_SESSION = 5  # a desk asking again and again keeps only its newest few
@@ -50,32 +48,11 @@ def _json_error(error: str, status: int) -> web.Response:
 
 
 async def add_photo(console: Console, request: web.Request) -> web.StreamResponse:
-    """A photo of a visit, its body passed on as it came. Read from the stream up to the API's
-    cap: the app's body limit is for JSON."""
+    """A photo of a visit, passed on to the case's photos as it came."""
     me = console.need(request)
-    too_large = _json_error(f"a photo is at most {MAX_PHOTO_BYTES // (1024 * 1024)} MiB", 413)
-    if (request.content_length or 0) > MAX_PHOTO_BYTES:
-        return too_large
-    chunks: list[bytes] = []
-    size = 0
-    while chunk := await request.content.read(64 * 1024):
-        size += len(chunk)
-        if size > MAX_PHOTO_BYTES:
-            return too_large
-        chunks.append(chunk)
     site, case_id = (quote(request.match_info[k], safe="") for k in ("site", "case_id"))
-    headers = {
-        "Content-Type": request.headers.get("Content-Type", ""),
-        "X-Filename": request.headers.get("X-Filename", ""),
-    }
-    status, answer = await console.call_worker(
-        "POST",
-        f"/api/sites/{site}/cases/{case_id}/photos",
-        me.token,
-        raw=b"".join(chunks),
-        headers={k: v for k, v in headers.items() if v},  # missing: the API says so
-        timeout=PHOTO_TIMEOUT_S,
-    )
+    path = f"/api/sites/{site}/cases/{case_id}/photos"
+    status, answer = await console.pass_document(request, me, path, MAX_PHOTO_BYTES, "a photo")
     if status == 202 and isinstance(answer, dict) and answer.get("sha256"):
         # The console's own path to it: the API's serves the API's origin, not this one.
         answer["url"] = f"/api/photos/{answer['sha256']}?site={quote(request.match_info['site'])}"
@@ -85,28 +62,11 @@ async def add_photo(console: Console, request: web.Request) -> web.StreamRespons
 async def photo(console: Console, request: web.Request) -> web.StreamResponse:
     """A photo from the API, with the caller's token: served as the API serves it (its type,
     nosniff). Kept for a day in the browser: a hash's bytes never change."""
-    from ecowatch.console.server import PROOF_HEADERS, bad_request, shown
-
     me = console.need(request)
-    site = request.query.get("site", "")
-    if site not in console.catalogue.sites:
-        raise bad_request(f"site: expected a site of the catalogue (got {shown(site)})")
-    path = f"/api/photos/{quote(request.match_info['sha256'], safe='')}?site={quote(site, safe='')}"
-    assert console.http is not None
-    try:
-        async with console.http.get(
-            console.worker + path,
-            headers={"Authorization": f"Bearer {me.token}"},
-            timeout=aiohttp.ClientTimeout(total=PHOTO_TIMEOUT_S),
-        ) as r:
-            data = await r.read()  # at most the API's cap
-            kept = {k: r.headers[k] for k in PROOF_HEADERS if k in r.headers}
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        return _json_error(f"the case API at {console.worker} does not answer ({exc})", 503)
-    kept["X-Content-Type-Options"] = "nosniff"
-    if r.status == 200:
-        kept["Cache-Control"] = "private, max-age=86400"
-    return web.Response(body=data, status=r.status, headers=kept)
+    answer = await console.fetch_document(request, me, "/api/photos")
+    if answer.status == 200:
+        answer.headers["Cache-Control"] = "private, max-age=86400"
+    return answer
 
 
 # -- one-time sign-in codes ---------------------------------------------------------------------

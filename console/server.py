@@ -765,47 +765,62 @@ class Console:
         return web.json_response(_with_said(answer), status=status)
 
     async def add_proof(self, request: web.Request) -> web.StreamResponse:
-        """A proof's document, its body passed on as it came with its type and file name.
-        Read from the stream up to the API's cap: the app's body limit is for JSON."""
+        """A proof's document, passed on to the mark's proofs."""
         me = self.need(request, enterprise=True)
-        too_large = web.json_response(
-            {"error": f"a proof is at most {MAX_PROOF_BYTES // (1024 * 1024)} MiB"}, status=413
+        site, mark_id = (quote(request.match_info[k], safe="") for k in ("site", "mark_id"))
+        path = f"/api/sites/{site}/marks/{mark_id}/proofs"
+        status, answer = await self.pass_document(request, me, path, MAX_PROOF_BYTES, "a proof")
+        return web.json_response(_with_said(answer), status=status)
+
+    async def pass_document(
+        self, request: web.Request, me: Session, path: str, cap: int, what: str
+    ) -> tuple[int, Any]:
+        """A document (a mark's proof, a visit's photo) passed on to the case API as it came,
+        with its type and file name. Read from the stream up to ``cap`` (the API's): the app's
+        body limit is for JSON."""
+        too_large = (
+            413,
+            {"error": f"{what} is at most {cap // (1024 * 1024)} MiB", "code": "too_large"},
         )
-        if (request.content_length or 0) > MAX_PROOF_BYTES:
+        if (request.content_length or 0) > cap:
             return too_large
         chunks: list[bytes] = []
         size = 0
         while chunk := await request.content.read(64 * 1024):
             size += len(chunk)
-            if size > MAX_PROOF_BYTES:
+            if size > cap:
                 return too_large
             chunks.append(chunk)
-        site, mark_id = (quote(request.match_info[k], safe="") for k in ("site", "mark_id"))
         headers = {
             "Content-Type": request.headers.get("Content-Type", ""),
             FILENAME_HEADER: request.headers.get(FILENAME_HEADER, ""),
         }
-        status, answer = await self.call_worker(
+        return await self.call_worker(
             "POST",
-            f"/api/sites/{site}/marks/{mark_id}/proofs",
+            path,
             me.token,
             raw=b"".join(chunks),
             headers={k: v for k, v in headers.items() if v},  # missing: the API says so
             timeout=PROOF_TIMEOUT_S,
         )
-        return web.json_response(_with_said(answer), status=status)
 
     async def proof(self, request: web.Request) -> web.StreamResponse:
         """A proof's document from the API, with the caller's token (a mark's ``proofs[].url``
         is this path): served as the API serves it, a download."""
         me = self.need(request, enterprise=True)
+        return await self.fetch_document(request, me, "/api/proofs")
+
+    async def fetch_document(
+        self, request: web.Request, me: Session, under: str
+    ) -> web.StreamResponse:
+        """A stored document (a proof, a photo) by its hash and ``?site=``, fetched from the API
+        with the caller's token and served with the API's own headers (type, disposition,
+        nosniff, its CSP)."""
         site = request.query.get("site", "")
         if site not in self.catalogue.sites:
             raise bad_request(f"site: expected a site of the catalogue (got {shown(site)})")
-        path = (
-            f"/api/proofs/{quote(request.match_info['sha256'], safe='')}"
-            f"?site={quote(request.query.get('site', ''), safe='')}"
-        )
+        sha = quote(request.match_info["sha256"], safe="")
+        path = f"{under}/{sha}?site={quote(site, safe='')}"
         assert self.http is not None
         try:
             async with self.http.get(
@@ -817,7 +832,8 @@ class Console:
                 kept = {k: r.headers[k] for k in PROOF_HEADERS if k in r.headers}
         except (aiohttp.ClientError, TimeoutError) as exc:
             error = f"the case API at {self.worker} does not answer ({exc})"
-            return web.json_response({"error": error}, status=503)
+            return web.json_response({"error": error, "code": "unavailable"}, status=503)
+        kept["X-Content-Type-Options"] = "nosniff"
         return web.Response(body=data, status=r.status, headers=kept)
 
     async def weekly(self, request: web.Request) -> web.StreamResponse:

@@ -27,13 +27,12 @@ from aiohttp import web
 
 from ecowatch.alerts.wording import excess_multiple, num, two_places
 from ecowatch.config.catalogue import Catalogue
+from ecowatch.streams.storage.photos import MAX_PHOTO_BYTES  # the case API's cap
 
 if TYPE_CHECKING:
     from ecowatch.console.core import City
     from ecowatch.console.server import Console, Session
 
-MAX_PHOTO_BYTES = 5 * 1024 * 1024  # the case API's cap (the phone sends ~0.3 MiB JPEGs)
-PHOTO_TYPES = ("image/jpeg", "image/png", "image/webp")
 CODE_DIGITS = 8  # 10⁸ codes against 5 tries a minute an address: guessing one is hopeless
 CODE_TTL_S = 300.0
 CODES_PER_SESSION = 5  # a desk asking again and again keeps only its newest few

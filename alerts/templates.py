@@ -55,6 +55,7 @@ _TAG: dict[CaseStep, tuple[str, str]] = {
     CaseStep.CLOSED: ("【结案】", "[Closed] "),
     CaseStep.MARK_REVIEW: ("【标记待核】", "[Review mark] "),
     CaseStep.SUPERVISE: ("【督办】", "[Supervised] "),
+    CaseStep.REASSIGN: ("【改派】", "[Reassigned] "),
 }
 
 # When the catalogue's policy names no measure: what the law provides for this kind of rule.
@@ -120,6 +121,14 @@ def _action(n: Notification, lang: Lang) -> str:
         if zh:
             return f"督办意见：{note}" + (f"（办理期限 {due}，北京时间）" if due else "")
         return f"Supervised: {note}" + (f" (deal with it by {due} China time)" if due else "")
+    if n.step is CaseStep.REASSIGN:
+        # Why it came to this grid, cut for a phone; the whole note is on the case's trail.
+        why = _cut(n.note, 100)
+        if zh:
+            said = "本案改派至本网格办理" + (f"，改派说明：{why}" if why else "") + "。"
+            return said + (f"请于 {due}（北京时间）前签收。" if due else "")
+        said = "The case was reassigned to this grid" + (f": {why}" if why else "") + "."
+        return said + (f" Acknowledge by {due} China time." if due else "")
     if n.step is CaseStep.REMIND:
         if zh:
             return f"请于 {due}（北京时间）前整改或书面说明。" if due else "请尽快整改或书面说明。"
@@ -148,7 +157,7 @@ def render(notification: Notification, lang: Lang = "zh") -> Message:
         (f"{site}：{finding_text(f, lang)}" if zh else f"{site}: {finding_text(f, lang)}", False),
         (_action(n, lang), False),
     ]
-    if n.step in (CaseStep.ESCALATE, CaseStep.RENOTIFY, CaseStep.RAISE):
+    if n.step in (CaseStep.ESCALATE, CaseStep.RENOTIFY, CaseStep.RAISE, CaseStep.REASSIGN):
         measure = _cut(proposed_measure(n, lang), 60)
         lines.append(((f"拟处置：{measure}" if zh else f"Proposed: {measure}"), False))
     if n.step is not CaseStep.CLOSED:

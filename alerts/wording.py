@@ -168,6 +168,7 @@ STEPS: dict[CaseStep, Pair] = {
     CaseStep.CLOSED: ("结案通知", "closing notice"),
     CaseStep.MARK_REVIEW: ("标记待核", "mark to review"),
     CaseStep.SUPERVISE: ("督办", "supervision"),
+    CaseStep.REASSIGN: ("改派", "reassignment"),
 }
 AUDIENCES: dict[Audience, Pair] = {
     Audience.ENTERPRISE: ("企业", "the enterprise"),

@@ -463,6 +463,9 @@ class City:
         if row in case.trail:
             return  # the feed read the topic again after an outage
         case.status, case.kind, case.at = event.status, event.kind, event.at
+        if event.grid in self.catalogue.grids:
+            # Reassigned (改派): the new grid's from now on, in the feed and the counts.
+            case.grid = event.grid
         if case.status not in (CaseStatus.REMINDED, CaseStatus.ESCALATED):
             case.due = None  # an acknowledged case waits for the data and the findings
         self._record(case, row)
@@ -528,7 +531,7 @@ class City:
         if site is None or first_seen is None:
             return
         case = self.cases.get(row["id"])
-        before = None if case is None else (case.status, case.due)
+        before = None if case is None else (case.status, case.due, case.grid)
         if case is None:
             case = CaseState(
                 row["id"], site.id, site.grid, status, status.value, first_seen, first_seen
@@ -536,9 +539,11 @@ class City:
             self.cases[case.id] = case
             self._forget_old_cases()
         case.status = status
+        if row.get("grid") in self.catalogue.grids:  # the case's own grid (改派)
+            case.grid = str(row["grid"])
         if "deadline" in row or "ack_due" in row:
             case.due = _due(status, _when(row.get("deadline")), _when(row.get("ack_due")))
-        if (case.status, case.due) != before:  # only a change is pushed: pages reload on it
+        if (case.status, case.due, case.grid) != before:  # only a change is pushed: pages reload
             self._changed_cases.append(
                 {"case": case.id, "site": case.site, "grid": case.grid, "type": "row"}
             )

@@ -546,6 +546,8 @@ class CaseStep(StrEnum):
     MARK_REVIEW = "mark_review"
     # 督办: an operator presses the grid's officers, with a note and a new deadline.
     SUPERVISE = "supervise"
+    # 改派: an operator handed the case the officers held to another grid: its officers are told.
+    REASSIGN = "reassign"
 
 
 class Notification(BaseModel):
@@ -579,7 +581,7 @@ class Notification(BaseModel):
     deadline: AwareDatetime | None = None  # to rectify or explain (remind), to acknowledge
     history_30d: int = 0  # cases at this site in the last 30 days, this one included
     mark: Mark | None = None  # MARK_REVIEW: the mark the officers are asked to review
-    note: str = ""  # SUPERVISE: the operator's words (督办意见)
+    note: str = ""  # SUPERVISE, REASSIGN: the operator's words (督办意见, 改派说明)
     proposed_measure: str = ""  # e.g. daily continuous penalty, EPL Art. 59
     created_at: AwareDatetime
 
@@ -633,7 +635,9 @@ class CaseEvent(BaseModel):
     location: Location | None = None
     visited_at: AwareDatetime | None = None
     note: str = ""  # supervised, reassigned: the operator's words
-    grid: str | None = None  # reassigned: the grid the case now belongs to
+    # The grid the case belongs to, on every event of a case reassigned (改派) from its site's
+    # grid (on "reassigned": the new one); None: its site's.
+    grid: str | None = None
     # The client's id of the action that made it (once-only): a case gone (closed) still
     # knows the action that closed it, so a retry of it is answered as a duplicate.
     action_id: str | None = None

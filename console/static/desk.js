@@ -398,7 +398,7 @@ function offered(found) {
   const operator = CITY.me.role === "operator";
   return ["supervise", "reassign", "comment"].filter((a) => {
     if (!operator && a !== "comment") return false;
-    // 转办 only where the API says it takes it (the worker does not yet: docs/console.md).
+    // 转办 only where the API says it takes it (a row from the worker's case list).
     return can ? can.includes(a) : a !== "reassign";
   });
 }

@@ -24,7 +24,7 @@ from ecowatch.streams.judging.cases import (
     officer_input,
     step,
 )
-from ecowatch.streams.judging.engine import context_for
+from ecowatch.streams.judging.engine import case_context, resolved
 from ecowatch.streams.judging.report import GoneCase
 
 PENDING_SECONDS = 60.0  # how long an accepted action counts before the table shows it
@@ -112,23 +112,41 @@ def check_action(
     in_flight: list[OfficerAction],
     action: OfficerAction,
     catalogue: Catalogue,
+    grids: frozenset[str] | None = None,
 ) -> None:
     """Refuse (409, with the reason) an action that does not fit the case, or would change
-    nothing, once the accepted actions still in flight are applied."""
+    nothing, once the accepted actions still in flight are applied; and (403) an officer's
+    (``grids``: theirs; None: an operator) on a case that is not their grids' by then."""
     policy = catalogue.policy_for(case.evidence.rule, case.evidence.pollutant, case.severity)
-    context = context_for(catalogue, action.site)
-    current: Case | None = case
+    current = case
     for earlier in in_flight:
+        # A 改派 in flight changes whose case it is: each act is folded on the case as it is
+        # once the earlier ones are applied.
+        context = case_context(catalogue, current)
+        if not earlier.officer.startswith("operator:") and earlier.officer not in (
+            *context.officers,
+            *context.supervisors,
+        ):
+            # Accepted while the case was another grid's: the table, which has the case
+            # reassigned since, has it applied already (folded again, an old grid's
+            # acknowledgement would hold the case the new grid's officers must take).
+            continue
         try:
-            current, _, _ = step(current, officer_input(earlier), action.at, policy, context)
+            asked_before = resolved(officer_input(earlier), action.site, catalogue)
+            after, _, _ = step(current, asked_before, action.at, policy, context)
         except CaseError:
             continue  # the agent will refuse it too
-        if current is None:
+        if after is None:
             dismissed = CaseStatus.DISMISSED.value
             raise Refusal(409, f"case {case.id} is {dismissed}", code=f"case_{dismissed}")
-    assert current is not None
+        current = after
+    context = case_context(catalogue, current)
+    if grids is not None and context.grid not in grids:
+        raise Refusal(
+            403, f"case {case.id} is in grid {context.grid}, not yours", code="not_your_grid"
+        )
     try:
-        asked = officer_input(action)
+        asked = resolved(officer_input(action), action.site, catalogue)
     except CaseError as exc:
         raise Refusal(400, str(exc), code=exc.code) from None
     if isinstance(asked, RecordFindings) and len(current.findings) >= MAX_FINDINGS_PER_CASE:
@@ -140,6 +158,8 @@ def check_action(
     try:
         after, events, _ = step(current, asked, action.at, policy, context)
     except CaseError as exc:
+        if exc.code == "invalid_field":  # a 改派 to a grid the catalogue does not have
+            raise Refusal(400, str(exc), code=exc.code, field="grid") from None
         raise Refusal(409, str(exc), code=exc.code) from None
     if after is None or not events:
         raise why_unchanged(current, action)

@@ -24,7 +24,7 @@ from faust.web import Request
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.streams.api.auth import Caller
 from ecowatch.streams.api.requests import Refusal
-from ecowatch.streams.judging.engine import SiteCases
+from ecowatch.streams.judging.engine import SiteCases, grid_of
 from ecowatch.streams.worker.enforcement import Enforcement
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,30 @@ class SiteRouter:
             if who.sees(s.grid) and (grids is None or s.grid in grids)
         ]
 
+    def in_grids(self, data: SiteData, grids: frozenset[str] | None) -> SiteData:
+        """The site's state with only the cases of ``grids`` (None: all): a case reassigned
+        (改派) away is no longer its site's grid's, one reassigned in is the new grid's."""
+        if grids is None:
+            return data
+        cases = data.cases.cases
+        kept = {k: c for k, c in cases.items() if grid_of(self.catalogue, c) in grids}
+        if len(kept) == len(cases):
+            return data
+        return SiteData(data.cases.model_copy(update={"cases": kept}), data.now)
+
+    def reassigned_here(self, grids: frozenset[str], skip: set[str]) -> list[str]:
+        """The sites held here, but for ``skip`` (those read anyway), with a case reassigned
+        into ``grids``. It reads every such site's cases (a table row, parsed), so a listing
+        costs in proportion to the sites this worker holds, not to the grids asked: fine for a
+        city's hundreds; an index of reassigned cases by grid would be the next step."""
+        found = []
+        for site in self.catalogue.sites:
+            if site in skip or self.owner(site) is not None:
+                continue
+            if self.in_grids(self.local(site), grids).cases.cases:
+                found.append(site)
+        return found
+
     async def forward(
         self,
         request: Request,
@@ -111,16 +135,27 @@ class SiteRouter:
     async def site_data(
         self, request: Request, who: Caller, grids: frozenset[str] | None
     ) -> dict[str, SiteData]:
-        """The state of every site of ``grids`` (None: every grid the caller sees), from this
-        worker's tables or from the worker that holds it."""
+        """The state of every site of ``grids`` (None: every grid the caller sees), and of each
+        site of another grid with a case reassigned into them, from this worker's tables or
+        from the worker that holds it; each with only the cases of those grids."""
         out: dict[str, SiteData] = {}
         elsewhere: dict[Any, list[str]] = {}
-        for site in self.sites_of(who, grids):
+        wanted = grids if grids is not None else who.grids  # None: every grid
+        asked = self.sites_of(who, grids)
+        for site in asked:
             url = self.owner(site)
             if url is None:
-                out[site] = self.local(site)
+                out[site] = self.in_grids(self.local(site), wanted)
             else:
                 elsewhere.setdefault(url, []).append(site)
+        if wanted is not None:
+            # Cases reassigned into the grids from sites of other grids (改派): any worker may
+            # hold one, so every worker that holds a site is asked.
+            for site in self.reassigned_here(wanted, set(asked)):
+                out[site] = self.in_grids(self.local(site), wanted)
+            for site in self.catalogue.sites:
+                if site not in out and (url := self.owner(site)) is not None:
+                    elsewhere.setdefault(url, [])
         # Each worker is asked by grid, not by site: a province's sites do not fit in a URL.
         pairs = [("grid", g) for g in sorted(grids)] if grids is not None else []
         query = urlencode(pairs)
@@ -130,10 +165,13 @@ class SiteRouter:
                 reason = body.get("error") if isinstance(body, dict) else None
                 raise Refusal(503 if status >= 500 else status, str(reason or status))
             for site in held:
-                data = body["sites"].get(site)
-                if data is None:  # that worker no longer holds it: the partitions moved
+                if site not in body["sites"]:  # that worker no longer holds it: they moved
                     raise Refusal(503, "the workers are sharing out the sites; try again")
-                out[site] = SiteData(
+            for site, data in body["sites"].items():  # the held ones and those reassigned in
+                if site not in self.catalogue.sites:
+                    continue
+                got = SiteData(
                     SiteCases.model_validate(data["cases"]), datetime.fromisoformat(data["now"])
                 )
+                out[site] = self.in_grids(got, wanted)
         return out

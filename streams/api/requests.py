@@ -45,7 +45,8 @@ DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sun
 #   not_for_enterprise, officers_act, operators_only, not_your_grid (403),
 #   no_site, no_case, no_photo (404), not_escalated (409: the officers do not hold the case
 #   yet: acknowledge, findings, photos, 督办), already_acknowledged, no_change,
-#   findings_full, case_closed, case_dismissed (409).
+#   findings_full, case_closed, case_dismissed (409). A 改派 to the case's own grid is no_change;
+#   to a grid the catalogue does not have, invalid_field (field grid).
 STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -368,3 +369,26 @@ def supervise_body(raw: bytes, now: datetime) -> SuperviseRequest:
     if deadline > now + MAX_SUPERVISE_AHEAD:
         raise invalid("deadline", f"at most a year ahead of the site's time ({now.isoformat()})")
     return SuperviseRequest(note, deadline, action_id_of(body))
+
+
+@dataclass(frozen=True)
+class ReassignRequest:
+    grid: str
+    note: str
+    action_id: str | None
+
+
+def reassign_body(raw: bytes, catalogue: Catalogue) -> ReassignRequest:
+    """``{"grid", "note"?, "action_id"?}`` → 改派 to a grid of the catalogue (whether it is
+    another grid than the case's is the case's to say: 409 ``no_change``)."""
+    expected = 'expected a JSON body {"grid": "…", "note": "…", "action_id"?}'
+    body = json_object(raw, expected, ("grid", "note", "action_id"))
+    grid = body.get("grid")
+    if not isinstance(grid, str) or grid not in catalogue.grids:
+        known = ", ".join(sorted(catalogue.grids))
+        got = shown(grid) if isinstance(grid, str) else repr(grid)[:40]
+        raise invalid("grid", f"expected one of the catalogue's grids, {known} (got {got})")
+    note = body.get("note")
+    # The desk may send no reason; one given is a person's words like any other.
+    said = "" if note is None or note == "" else words("note", note, "why it goes to the grid")
+    return ReassignRequest(grid, said, action_id_of(body))

@@ -7,6 +7,7 @@
     POST /api/sites/{site}/cases/{case_id}/photos     a photo for the findings (raw JPEG/PNG/WebP)
     POST /api/sites/{site}/cases/{case_id}/comment    {"text"} (备注: officers and operators)
     POST /api/sites/{site}/cases/{case_id}/supervise  {"note", "deadline"} (督办: operators)
+    POST /api/sites/{site}/cases/{case_id}/reassign   {"grid", "note"} (改派: operators)
     GET  /api/photos/{sha256}?site=                   a case's photo, as an image
     GET  /api/reports/weekly?week=YYYY-MM-DD           the weekly settlement of the caller's grids
 
@@ -27,7 +28,8 @@ enterprise, which marks its own sites' data and is refused every case endpoint (
 
 The API refuses politely, always in JSON (``{"error": "...", "code": "..."}``: ``code`` is
 stable, for a screen to say it in its own language, and ``field`` names a field it cannot use;
-operators comment and supervise (督办) but neither acknowledge nor record findings): 401 without
+operators comment, supervise (督办) and reassign (改派) but neither acknowledge nor record
+findings; a reassigned case is its new grid's, for who sees it and who acts on it): 401 without
 a known token,
 403 outside the caller's grids, 400 for a parameter or body it cannot use (naming it and what
 was expected), 413 for findings over 4 KiB, 404 for what does not exist, and 409 for an
@@ -89,11 +91,13 @@ from ecowatch.streams.api.requests import (
     comment_body,
     findings_body,
     params,
+    reassign_body,
     shown,
     supervise_body,
     week_query,
 )
 from ecowatch.streams.judging.cases import Case
+from ecowatch.streams.judging.engine import case_context, grid_of
 from ecowatch.streams.judging.report import COUNTED, WEEK, weekly_report
 from ecowatch.streams.storage.photos import (
     MAX_PHOTO_BYTES,
@@ -111,7 +115,7 @@ log = logging.getLogger(__name__)
 
 # Who may do what on a case, by action: officers of the case's grid, operators, or both.
 OFFICERS_ACT = frozenset({"acknowledge", "findings", "photos"})
-OPERATORS_ACT = frozenset({"supervise"})
+OPERATORS_ACT = frozenset({"supervise", "reassign"})
 
 
 async def guarded(view: View, answer: Awaitable[Response]) -> Response:
@@ -203,23 +207,39 @@ class CaseApi:
             )
         return who
 
-    def case_site(self, who: Caller, site: str, action: str) -> str:
-        """The site's grid, if the caller may take ``action`` on the site's cases (403, 404
-        otherwise)."""
+    def case_site(self, who: Caller, site: str, action: str, case: Case | None = None) -> str:
+        """The case's grid (``case``: as the table has it; None: the site's grid), if the
+        caller may take ``action`` on it (403, 404 otherwise). A reassigned case is its new
+        grid's: its site's officers no longer act on it."""
         if site not in self.catalogue.sites:
             raise Refusal(404, f"no site {shown(site)}", code="no_site")
         grid = self.catalogue.sites[site].grid
+        if case is not None:
+            grid = case_context(self.catalogue, case).grid
         if who.grids is None:
             if action in OFFICERS_ACT:
                 raise Refusal(
-                    403, "operators watch; officers of the site's grid act", code="officers_act"
+                    403, "operators watch; officers of the case's grid act", code="officers_act"
                 )
             return grid
         if action in OPERATORS_ACT:
             raise Refusal(403, f"operators {action}; officers do not", code="operators_only")
         if grid not in who.grids:
-            raise Refusal(403, f"site {site} is in grid {grid}, not yours", code="not_your_grid")
+            whose = f"case {case.id}" if case is not None else f"site {site}"
+            raise Refusal(403, f"{whose} is in grid {grid}, not yours", code="not_your_grid")
         return grid
+
+    def role_fits(self, who: Caller, site: str, action: str) -> None:
+        """The caller's role may take ``action`` (403), on a site of the catalogue (404); whose
+        grid the case is comes once the case is read (:meth:`case_site`)."""
+        if site not in self.catalogue.sites:
+            raise Refusal(404, f"no site {shown(site)}", code="no_site")
+        if who.grids is None and action in OFFICERS_ACT:
+            raise Refusal(
+                403, "operators watch; officers of the case's grid act", code="officers_act"
+            )
+        if who.grids is not None and action in OPERATORS_ACT:
+            raise Refusal(403, f"operators {action}; officers do not", code="operators_only")
 
     async def site_state(self, request: Request) -> dict[str, Any]:
         """``GET /api/sites/state?[site=…]*[grid=…]*``: the state of the sites held here, of
@@ -248,12 +268,16 @@ class CaseApi:
                 raise Refusal(403, f"site {site} is not in your grids")
             if router.owner(site) is not None:
                 raise Refusal(503, f"site {site} is not held here (a rebalance); try again")
+        wanted: frozenset[str] | None = None  # named sites: whole
         if not sites:
             held = router.sites_of(who, frozenset(grids) or None)
             sites = [s for s in held if router.owner(s) is None]
+            wanted = frozenset(grids) or who.grids
+            if wanted is not None:  # and the sites with a case reassigned into the grids
+                sites += router.reassigned_here(wanted, set(held))
         answer: dict[str, Any] = {}
         for site in sites:
-            data = router.local(site)
+            data = router.in_grids(router.local(site), wanted)
             answer[site] = {
                 "cases": data.cases.model_dump(mode="json"),
                 "log": None,  # an older worker reads it
@@ -266,8 +290,10 @@ class CaseApi:
         query = cases_query(request.query.items(), who, catalogue)
         now = self.clock.now()
         rows: list[dict[str, Any]] = []
+        # The sites of the grids, and those with a case reassigned into them (改派), with only
+        # the cases the grids handle now.
         data = await self.sites.site_data(request, who, query.grids)
-        for site in (catalogue.sites[s] for s in self.sites.sites_of(who, query.grids)):
+        for site in (s for s in catalogue.sites.values() if s.id in data):
             for case in data[site.id].cases.cases.values():
                 if query.status is not None and case.status is not query.status:
                     continue
@@ -275,7 +301,8 @@ class CaseApi:
                     continue
                 # A kiosk reads every grid and does nothing: it is offered nothing.
                 acts = [] if who.reads_only else can(case, operator=who.grids is None)
-                rows.append(case_row(case, site.id, site.name, site.grid, acts))
+                grid = grid_of(catalogue, case)
+                rows.append(case_row(case, site.id, site.name, grid, acts))
         listed = sorted(query.grids) if query.grids is not None else sorted(catalogue.grids)
         return {"grid": query.label, "grids": listed, "cases": rows}
 
@@ -286,7 +313,7 @@ class CaseApi:
         is sent again)."""
         who, catalogue = self.case_caller(request), self.catalogue
         params(request.query.items(), ())
-        self.case_site(who, site, action)
+        self.role_fits(who, site, action)
         try:
             raw = await request.read()
         except HTTPRequestEntityTooLarge:
@@ -302,6 +329,14 @@ class CaseApi:
         done = OfficerAction(
             site=site, case_id=case_id, officer=who.who, action=action, at=here.now, action_id=aid
         )
+        if case is not None and aid is not None and already_done(case, in_flight, aid):
+            # A phone's late retry of an act done before the case was reassigned (改派) away
+            # from the caller's grid is answered as done, not refused.
+            grids = {catalogue.sites[site].grid, grid_of(catalogue, case)}
+            if who.grids is None or grids & who.grids:
+                return done, True
+        # The case's own grid decides (a reassigned one's); a case not here, its site's.
+        self.case_site(who, site, action, case)
         if case is None:
             logged = self.enforcement.case_log(site).events
             if aid is not None and closed_by(case_id, logged, aid):
@@ -312,7 +347,7 @@ class CaseApi:
             raise Refusal(404, f"no open case {shown(case_id, 80)} at {site}", code="no_case")
         if aid is not None and already_done(case, in_flight, aid):
             return done, True
-        command = self.command(raw, site, case_id, who, action, here.now)
+        command = self.command(raw, site, case_id, who, action, here.now, catalogue)
         for sha in command.photos:
             if not self.photos.uploaded_for(site, case_id, sha):
                 raise Refusal(
@@ -322,7 +357,7 @@ class CaseApi:
                     code="photo_not_uploaded",
                     field="photos",
                 )
-        check_action(case, in_flight, command, catalogue)
+        check_action(case, in_flight, command, catalogue, who.grids)
         # No await between the check and this: a second request sees this one in flight.
         self.in_flight.add(command)
         try:
@@ -337,7 +372,13 @@ class CaseApi:
 
     @staticmethod
     def command(
-        raw: bytes, site: str, case_id: str, who: Caller, action: str, now: datetime
+        raw: bytes,
+        site: str,
+        case_id: str,
+        who: Caller,
+        action: str,
+        now: datetime,
+        catalogue: Catalogue,
     ) -> OfficerAction:
         """The action a request's body asks for, at the site's data time ``now``."""
         at = {"site": site, "case_id": case_id, "officer": who.who, "action": action, "at": now}
@@ -359,6 +400,11 @@ class CaseApi:
             pressed = supervise_body(raw, now)
             return OfficerAction(
                 **at, note=pressed.note, deadline=pressed.deadline, action_id=pressed.action_id
+            )
+        if action == "reassign":
+            handed = reassign_body(raw, catalogue)
+            return OfficerAction(
+                **at, grid=handed.grid, note=handed.note, action_id=handed.action_id
             )
         return OfficerAction(**at, action_id=ack_body(raw))
 
@@ -391,8 +437,11 @@ class CaseApi:
         forwarded whole to the worker that holds the site (which knows the case)."""
         who = self.case_caller(request)
         params(request.query.items(), ())
-        self.case_site(who, site, "photos")  # refused before megabytes are read
+        self.role_fits(who, site, "photos")  # refused before megabytes are read
         url = self.sites.owner(site)
+        if url is None:  # held here: the case's grid is known before the bytes are read
+            here = self.sites.local(site).cases.cases.values()
+            self.case_site(who, site, "photos", next((c for c in here if c.id == case_id), None))
         raw = await read_proof(request, MAX_PHOTO_BYTES)
         if url is not None:
             extra = {
@@ -481,10 +530,10 @@ class CaseApi:
         day = week_query(request.query.items())
         sites = self.sites.sites_of(who, None)
         data = await self.sites.site_data(request, who, None)
-        open_cases = [
+        open_cases = [  # with those reassigned into the caller's grids (改派)
             c
-            for s in sites
-            for c in data[s].cases.cases.values()
+            for got in data.values()
+            for c in got.cases.cases.values()
             if c.status is not CaseStatus.CLOSED
         ]
         writer = self.enforcement.writer
@@ -495,9 +544,14 @@ class CaseApi:
         except QueryError as exc:
             log.warning("weekly settlement: %s", exc)
             raise Refusal(503, "the case history (InfluxDB) did not answer; try again") from None
-        counts = [(site, day.date(), kind, n) for site, kind, n in counted if site in sites]
+        week = day.date()
+        counts = [(s, week, kind, n) for s, grid, kind, n in counted if not grid and s in sites]
+        # A reassigned case's steps (改派), in the grid that held it then.
+        by_grid = [(grid, week, kind, n) for _, grid, kind, n in counted if grid and who.sees(grid)]
         marks = [(site, kind, n) for site, kind, n in marks if site in sites]
-        rows = weekly_report([], open_cases, day, self.catalogue, counts, marks, validity)
+        rows = weekly_report(
+            [], open_cases, day, self.catalogue, counts, marks, validity, grid_counts=by_grid
+        )
         return {
             "week": day.date().isoformat(),
             "grids": [{**r.model_dump(), "settled": r.settled} for r in rows if who.sees(r.grid)],
@@ -546,6 +600,11 @@ def install_api(
     class Supervise(View):
         async def post(self, request: Request, site: str, case_id: str) -> Response:
             return await guarded(self, api.accepted(self, request, site, case_id, "supervise"))
+
+    @app.page("/api/sites/{site}/cases/{case_id}/reassign")
+    class Reassign(View):
+        async def post(self, request: Request, site: str, case_id: str) -> Response:
+            return await guarded(self, api.accepted(self, request, site, case_id, "reassign"))
 
     @app.page("/api/sites/{site}/cases/{case_id}/photos")
     class CasePhotoUpload(View):

@@ -19,10 +19,11 @@ A finding that recurs within ``recur_window`` of a closed case skips the reminde
 goes to the officers at once. A VIOLATION-severity policy may do the same (deadline 0).
 
 People act on an open case too: the grid's officers acknowledge and record findings (with
-photos, where and when they were on site: 现场核查), officers and operators comment (备注), and an
-operator presses the officers with a note and a new deadline (督办). Each act may carry the
-client's ``action_id``: the case keeps the last :data:`ACTION_IDS_KEPT`, and an act whose id it
-holds does nothing, so a retry or a redelivery acts once.
+photos, where and when they were on site: 现场核查), officers and operators comment (备注), an
+operator presses the officers with a note and a new deadline (督办) or hands the case to another
+grid (改派: a case held by the officers goes to the new grid's, escalated again). Each act may
+carry the client's ``action_id``: the case keeps the last :data:`ACTION_IDS_KEPT`, and an act
+whose id it holds does nothing, so a retry or a redelivery acts once.
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class Case(BaseModel):
     action_ids: list[str] = Field(default_factory=list)  # the latest acts', oldest first
     supervised: int = 0  # how many times an operator pressed the officers (督办)
     supervised_due: AwareDatetime | None = None  # the latest 督办's deadline for the officers
+    # The grid the case is handled by, once an operator reassigned it (改派); None: its site's.
+    grid: str | None = None
+    reassigned: int = 0  # how many times; in the notifications' keys from then on
 
 
 # -- the events a case reacts to ---------------------------------------------------------------
@@ -146,6 +150,18 @@ class Supervise(BaseModel):
     action_id: str | None = None
 
 
+class Reassign(BaseModel):
+    """改派: an operator hands the case to another grid, saying why. ``to``: the new grid's
+    people, from the catalogue (the engine fills it: the machine has no catalogue); None when
+    the catalogue has no such grid."""
+
+    operator: str
+    grid: str
+    note: str = ""
+    action_id: str | None = None
+    to: CaseContext | None = None
+
+
 class Marked(BaseModel):
     """The enterprise marked the period of the case's evidence, or an officer reviewed the
     mark (``event``: declared, proof added, accepted, rejected)."""
@@ -155,9 +171,9 @@ class Marked(BaseModel):
     actor: str
 
 
-PersonInput = Acknowledge | RecordFindings | Comment | Supervise
+PersonInput = Acknowledge | RecordFindings | Comment | Supervise | Reassign
 CaseInput = Seen | Tick | Marked | PersonInput
-PERSON_INPUTS = (Acknowledge, RecordFindings, Comment, Supervise)
+PERSON_INPUTS = (Acknowledge, RecordFindings, Comment, Supervise, Reassign)
 
 
 class CaseError(ValueError):
@@ -246,6 +262,8 @@ def step(case: Case, event: CaseInput, now: datetime, policy: Policy, context: C
             return case, events, notes
     elif isinstance(event, PERSON_INPUTS):
         _acted(case, event, now, policy, context, events, notes)
+        if isinstance(event, Reassign) and event.to is not None:
+            context = event.to  # what falls due from now on is the new grid's
 
     _advance(case, now, policy, context, events, notes)
     if aid is not None:
@@ -270,6 +288,9 @@ def _acted(
     """A person's act on an open (or pending) case; CaseError when it does not fit."""
     if isinstance(event, Comment):
         events.append(_event(case, "commented", now, actor=event.actor, text=event.text))
+        return
+    if isinstance(event, Reassign):
+        _reassign(case, event, now, policy, context, events, notes)
         return
     if case.status not in WITH_OFFICERS:
         if isinstance(event, Acknowledge):
@@ -322,6 +343,40 @@ def _acted(
             )
         )
         note = _note(case, CaseStep.SUPERVISE, Audience.OFFICERS, now, context, policy)
+        notes.append(note.model_copy(update={"note": event.note}))
+
+
+def _reassign(
+    case: Case,
+    event: Reassign,
+    now: datetime,
+    policy: Policy,
+    context: CaseContext,
+    events: list[CaseEvent],
+    notes: list[Notification],
+) -> None:
+    """改派: the case is the new grid's from now on. One the officers held (escalated or taken)
+    goes back to escalated for the new grid's officers, who are told and have the policy's time
+    to acknowledge it; before that, only its grid changes (a later escalation goes there)."""
+    if event.grid == context.grid:
+        raise CaseError(f"case {case.id} is in grid {event.grid} already", "no_change")
+    if event.to is None or event.to.grid != event.grid:
+        raise CaseError(f"grid: no grid {event.grid!r} in the catalogue", "invalid_field")
+    case.grid = event.grid
+    case.reassigned += 1
+    held = case.status in WITH_OFFICERS
+    if held:
+        # The old grid's acknowledgement, close request, rounds and 督办 deadline were theirs.
+        case.status = CaseStatus.ESCALATED
+        case.acknowledged_by = case.close_requested_by = None
+        case.ack_due = now + policy.ack_timeout
+        case.renotified, case.raised = 0, False
+        case.supervised_due = None
+    events.append(
+        _event(case, "reassigned", now, actor=event.operator, note=event.note, grid=event.grid)
+    )
+    if held:
+        note = _note(case, CaseStep.REASSIGN, Audience.OFFICERS, now, event.to, policy)
         notes.append(note.model_copy(update={"note": event.note}))
 
 
@@ -494,6 +549,9 @@ def next_due(case: Case) -> datetime | None:
 
 
 def _event(case: Case, kind: str, at: datetime, actor: str = "system", **facts: Any) -> CaseEvent:
+    # A reassigned case's every event names its grid: the console and the settlement's trail
+    # follow the case, not its site.
+    facts.setdefault("grid", case.grid)
     return CaseEvent(
         case_id=case.id,
         site=case.evidence.site,
@@ -519,12 +577,21 @@ def _note(
         recipients = list(context.officers)
     else:
         recipients = list(context.supervisors)
-    round_ = {CaseStep.RENOTIFY: case.renotified, CaseStep.SUPERVISE: case.supervised}.get(step_, 0)
+    round_ = {
+        CaseStep.RENOTIFY: case.renotified,
+        CaseStep.SUPERVISE: case.supervised,
+        CaseStep.REASSIGN: case.reassigned,
+    }.get(step_, 0)
     deadline = {CaseStep.REMIND: case.deadline, CaseStep.SUPERVISE: case.supervised_due}.get(
         step_, case.ack_due
     )
+    key = f"{case.id}:{step_.value}:{audience.value}:{round_}"
+    if case.reassigned:
+        # The new grid's renotifications and raise start again at round 1: their keys must
+        # not be taken for the old grid's, already sent.
+        key += f":g{case.reassigned}"
     return Notification(
-        key=f"{case.id}:{step_.value}:{audience.value}:{round_}",
+        key=key,
         case_id=case.id,
         step=step_,
         audience=audience,
@@ -563,6 +630,8 @@ def officer_input(action: OfficerAction) -> PersonInput:
         return Comment(actor=who, text=action.text, action_id=aid)
     if action.action == "supervise" and action.deadline is not None:
         return Supervise(operator=who, note=action.note, deadline=action.deadline, action_id=aid)
+    if action.action == "reassign" and action.grid is not None:
+        return Reassign(operator=who, grid=action.grid, note=action.note, action_id=aid)
     raise CaseError(f"no such action {action.action!r}", "unknown_action")
 
 
@@ -573,6 +642,6 @@ def offered(case: Case, operator: bool) -> list[str]:
         return []
     held = case.status in WITH_OFFICERS
     if operator:
-        return ["comment", "supervise"] if held else ["comment"]
+        return ["comment", "supervise", "reassign"] if held else ["comment", "reassign"]
     acts = ["ack"] if case.status is CaseStatus.ESCALATED and case.acknowledged_by is None else []
     return [*acts, "findings", "photos", "comment"] if held else ["comment"]

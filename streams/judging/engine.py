@@ -21,6 +21,7 @@ from ecowatch.streams.judging.cases import (
     CaseContext,
     Marked,
     PersonInput,
+    Reassign,
     Seen,
     Tick,
     late_evidence,
@@ -66,9 +67,12 @@ class Outcome:
         self.notifications += notes
 
 
-def context_for(catalogue: Catalogue, site_id: str) -> CaseContext:
+def context_for(catalogue: Catalogue, site_id: str, grid_id: str | None = None) -> CaseContext:
+    """Who a site's case concerns: the people of ``grid_id`` (a reassigned case's grid), else
+    of the site's grid. A grid the catalogue no longer has falls back to the site's: the case
+    goes on with someone rather than with nobody."""
     site = catalogue.sites[site_id]
-    grid = catalogue.grids[site.grid]
+    grid = catalogue.grids.get(grid_id or "") or catalogue.grids[site.grid]
     return CaseContext(
         site=site.id,
         site_name=site.name,
@@ -77,6 +81,27 @@ def context_for(catalogue: Catalogue, site_id: str) -> CaseContext:
         officers=[o.id for o in grid.officers if o.role is OfficerRole.OFFICER],
         supervisors=[o.id for o in grid.officers if o.role is OfficerRole.SUPERVISOR],
     )
+
+
+def case_context(catalogue: Catalogue, case: Case) -> CaseContext:
+    """Who the case concerns now: its own grid's people once reassigned (改派)."""
+    return context_for(catalogue, case.evidence.site, case.grid)
+
+
+def grid_of(catalogue: Catalogue, case: Case) -> str:
+    """The grid the case is handled by (its own once reassigned, else its site's), as
+    :func:`context_for` has it."""
+    if case.grid is not None and case.grid in catalogue.grids:
+        return case.grid
+    return catalogue.sites[case.evidence.site].grid
+
+
+def resolved(action: PersonInput, site_id: str, catalogue: Catalogue) -> PersonInput:
+    """The act with what the pure machine cannot look up: a 改派's new grid's people for the
+    site's case (left None for a grid the catalogue does not have: the machine refuses it)."""
+    if isinstance(action, Reassign) and action.grid in catalogue.grids:
+        return action.model_copy(update={"to": context_for(catalogue, site_id, action.grid)})
+    return action
 
 
 def _retire(state: SiteCases, key: str, case: Case | None) -> None:
@@ -98,9 +123,9 @@ def on_findings(
     out = Outcome()
     for finding in findings:
         key = finding.case_key
-        context = context_for(catalogue, finding.site)
         policy = catalogue.policy_for(finding.rule, finding.pollutant, finding.severity)
         case = state.cases.get(key)
+        context = context_for(catalogue, finding.site, case.grid if case else None)
         if finding.late and case is not None:
             out.add([late_evidence(case, finding, now)], [])
             continue  # the open case follows the present's data
@@ -129,8 +154,7 @@ def on_tick(state: SiteCases, now: datetime, catalogue: Catalogue) -> tuple[Site
         if case.status not in OPEN | {CaseStatus.PENDING}:
             continue
         policy = catalogue.policy_for(case.evidence.rule, case.evidence.pollutant, case.severity)
-        context = context_for(catalogue, case.evidence.site)
-        new, events, notes = step(case, Tick(), now, policy, context)
+        new, events, notes = step(case, Tick(), now, policy, case_context(catalogue, case))
         out.add(events, notes)
         _retire(state, key, new)
     return state, out
@@ -152,8 +176,7 @@ def on_mark(
         rule_policy = catalogue.policy_for(
             case.evidence.rule, case.evidence.pollutant, case.severity
         )
-        context = context_for(catalogue, case.evidence.site)
-        new, events, notes = step(case, marked, now, rule_policy, context)
+        new, events, notes = step(case, marked, now, rule_policy, case_context(catalogue, case))
         out.add(events, notes)
         _retire(state, key, new)
     return state, out
@@ -173,8 +196,8 @@ def on_action(
         raise KeyError(case_id)
     key = case.key
     policy = catalogue.policy_for(case.evidence.rule, case.evidence.pollutant, case.severity)
-    context = context_for(catalogue, case.evidence.site)
-    new, events, notes = step(case, action, now, policy, context)
+    asked = resolved(action, case.evidence.site, catalogue)
+    new, events, notes = step(case, asked, now, policy, case_context(catalogue, case))
     out = Outcome(events, notes)
     _retire(state, key, new)
     return bounded(state), out

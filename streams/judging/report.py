@@ -16,6 +16,7 @@ from ecowatch.clock import CHINA
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.schema import CaseEvent, CaseStatus
 from ecowatch.streams.judging.cases import Case, next_due
+from ecowatch.streams.judging.engine import grid_of
 from ecowatch.streams.judging.validity import Counts, site_rates
 
 WEEK = timedelta(days=7)
@@ -119,6 +120,7 @@ def weekly_report(
     counts: Iterable[tuple[str, date, str, int]] = (),
     marks: Iterable[tuple[str, str, int]] = (),
     validity: Counts | None = None,
+    grid_counts: Iterable[tuple[str, date, str, int]] = (),
 ) -> list[GridWeek]:
     """One row per grid (every grid, even a quiet one) for ``[week_start, week_start + 7 d)``;
     ``counts``: events counted already, (site, China date, kind, how many): the worker
@@ -126,7 +128,9 @@ def weekly_report(
     ``marks``: the week's marks per (site, kind: declared, accepted, rejected, how many);
     ``validity``: the week's days that arrived per (site, device, pollutant, day): each grid
     names its sites of the lowest transmission-validity rate, what is owed from the
-    catalogue (a silent device owes all the same)."""
+    catalogue (a silent device owes all the same). A reassigned case (改派) is counted in its
+    grid, not its site's: ``grid_counts`` are its steps' counts by (grid, China date, kind, how
+    many), each step in the grid that held the case then; its events carry ``grid``."""
     end = week_start + WEEK
     rows = {
         g.id: GridWeek(grid=g.id, name=g.name, district=g.district)
@@ -142,10 +146,14 @@ def weekly_report(
     for site, day, kind, n in counts:
         if first <= day <= last and kind in counted and (r := row(site)) is not None:
             setattr(r, counted[kind], getattr(r, counted[kind]) + n)
+    for grid, day, kind, n in grid_counts:
+        if first <= day <= last and kind in counted and (r := rows.get(grid)) is not None:
+            setattr(r, counted[kind], getattr(r, counted[kind]) + n)
     for event in events:
         if not (week_start <= event.at < end) or event.kind not in counted:
             continue
-        if (r := row(event.site)) is not None:
+        r = rows.get(event.grid) if event.grid else row(event.site)
+        if r is not None:
             setattr(r, counted[event.kind], getattr(r, counted[event.kind]) + 1)
     for site, kind, n in marks:
         if kind in MARKS_COUNTED and (r := row(site)) is not None:
@@ -167,7 +175,8 @@ def weekly_report(
     for case in open_cases:
         if case.status in (CaseStatus.CLOSED, CaseStatus.DISMISSED, CaseStatus.PENDING):
             continue
-        if (r := row(case.evidence.site)) is None:
+        # A case reassigned (改派) is open at the week's end in its own grid.
+        if (r := rows.get(grid_of(catalogue, case))) is None:
             continue
         r.open_at_end += 1
         due = next_due(case)

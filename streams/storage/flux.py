@@ -358,16 +358,18 @@ def daily_flag_counts(bucket: str, start: datetime, stop: datetime, site: str | 
 
 
 def case_counts(bucket: str, start: datetime, stop: datetime, kinds: Iterable[str]) -> str:
-    """Distinct case ids per site and kind of the ``case_event`` trail in [start, stop): an
-    event written twice (a batch judged again after a crash) counts once."""
+    """Distinct case ids per site, grid and kind of the ``case_event`` trail in [start, stop):
+    an event written twice (a batch judged again after a crash) counts once. ``grid`` is a
+    reassigned case's (改派), "" for a case of its site's grid (its points have no such tag)."""
     return str(
         from_(bucket, start, stop).then(
             filter_(all_of(eq("_measurement", CASE_EVENT), eq("_field", "case"))),
             filter_(one_of("kind", sorted(set(kinds)))),
-            group(["site", "kind"]),
+            map_('r with grid: if exists r.grid then r.grid else ""'),
+            group(["site", "grid", "kind"]),
             distinct(),
             count(),
-            keep(["site", "kind", "_value"]),
+            keep(["site", "grid", "kind", "_value"]),
         )
     )
 

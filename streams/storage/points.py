@@ -230,13 +230,14 @@ def case_event_line(e: CaseEvent) -> str:
     """``case_event,site,kind,status,case_id case,actor,detail`` at the event's time, the
     detail in Chinese. The case id is a tag too: two cases of a site stepped on one tick are
     two points, not one that InfluxDB overwrites with the other (the ``case`` field stays, for
-    Grafana's queries)."""
+    Grafana's queries). A reassigned case's events (改派) carry its grid as the tag ``grid``:
+    the weekly settlement counts them there."""
     tag_pairs = (
         ("site", e.site),
         ("kind", e.kind),
         ("status", e.status.value),
         ("case_id", e.case_id),
-    )
+    ) + ((("grid", e.grid),) if e.grid else ())
     fields = (
         ("case", string_field(e.case_id)),
         ("actor", string_field(e.actor)),

@@ -105,13 +105,13 @@ class InfluxWriter:
 
     async def case_counts(
         self, start: datetime, stop: datetime, kinds: Iterable[str]
-    ) -> list[tuple[str, str, int]]:
-        """(site, kind, how many cases) of the ``case_event`` trail in [start, stop), for the
-        weekly settlement: distinct case ids, so an event written twice (a batch judged again
-        after a crash) counts once. Raises :class:`QueryError` when InfluxDB does not answer."""
-        return counts_of_csv(
-            await self._query_csv(flux.case_counts(self.bucket, start, stop, kinds))
-        )
+    ) -> list[tuple[str, str, str, int]]:
+        """(site, grid, kind, how many cases) of the ``case_event`` trail in [start, stop), for
+        the weekly settlement: distinct case ids, so an event written twice (a batch judged
+        again after a crash) counts once; ``grid`` a reassigned case's, else "". Raises
+        :class:`QueryError` when InfluxDB does not answer."""
+        text = await self._query_csv(flux.case_counts(self.bucket, start, stop, kinds))
+        return grid_counts_of_csv(text)
 
     async def mark_counts(self, start: datetime, stop: datetime) -> list[tuple[str, str, int]]:
         """(site, kind, how many marks) of the ``mark`` trail in [start, stop), for the weekly
@@ -257,6 +257,23 @@ def counts_of_csv(text: str) -> list[tuple[str, str, int]]:
             continue
         if col:
             out.append((row[col["site"]], row[col["kind"]], int(row[col["_value"]])))
+    return out
+
+
+def grid_counts_of_csv(text: str) -> list[tuple[str, str, str, int]]:
+    """(site, grid, kind, count) rows of a Flux answer with ``site``, ``grid``, ``kind`` and
+    ``_value`` columns ("" for a grid the answer leaves out)."""
+    out: list[tuple[str, str, str, int]] = []
+    col: dict[str, int] = {}
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) < 2:
+            continue
+        if "_value" in row and "site" in row:
+            col = {name: i for i, name in enumerate(row)}
+            continue
+        if col:
+            grid = row[col["grid"]] if "grid" in col else ""
+            out.append((row[col["site"]], grid, row[col["kind"]], int(row[col["_value"]])))
     return out
 
 

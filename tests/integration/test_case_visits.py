@@ -4,7 +4,10 @@ often the phone retries, uploads a photo, records findings with it, where and wh
 on site (现场核查); an operator presses the grid's officers (督办, which reaches them) and
 comments (备注). The case's trail carries the photo, the place and the visit on Kafka and in
 InfluxDB, the photo is served to the grid and to operators only, and once the worker has
-restarted the same action ids are still known as done.
+restarted the same action ids are still known as done. Then the operator reassigns the case to
+grid G-QJ-01 (改派): its officer is told at their receiver, sees the case escalated to them and
+takes it, the old grid's officer no longer sees it nor acts on it, and the weekly settlement
+counts the new grid's acknowledgement in the new grid.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 import pytest
 
 from ecowatch import topics
+from ecowatch.clock import CHINA
 from ecowatch.config.kafka_accounts import Role, access_for
 from ecowatch.config.settings import DEMO_CATALOGUE, Settings
 from ecowatch.edges.files import write_private
@@ -132,6 +136,7 @@ def visit_env(tmp_path: Path, receiver: HttpReceiver) -> Iterator[tuple[dict[str
         "ECOWATCH_OFFICER_TOKENS": str(tokens),
         "ECOWATCH_PROOF_DIR": str(tmp_path / "proofs"),
         "ECOWATCH_NOTIFY_O_KC_01": receiver.url("json", "/o-kc-01"),
+        "ECOWATCH_NOTIFY_O_QJ_01": receiver.url("json", "/o-qj-01"),
     }
     yield env, tmp_path
 
@@ -166,7 +171,7 @@ def test_an_officer_records_findings_with_a_photo_and_the_trail_carries_it(
             assert case["can"] == ["ack", "findings", "photos", "comment"], case
             assert case["grid"] == "G-KC-01" and case["supervised_due"] is None
             (seen,) = [c for c in ours("tok-ops") if c["id"] == case["id"]]
-            assert seen["can"] == ["comment", "supervise"], seen
+            assert seen["can"] == ["comment", "supervise", "reassign"], seen
             base = f"/api/sites/{SITE}/cases/{case['id']}"
 
             # The phone acknowledges, and retries (a lost answer): one acknowledgement.
@@ -287,6 +292,81 @@ def test_an_officer_records_findings_with_a_photo_and_the_trail_carries_it(
             time.sleep(3)
             kinds = [e["kind"] for e in case_events(settings, case["id"])]
             assert kinds.count("acknowledged") == 1 and kinds.count("findings_recorded") == 1
+
+            reassigned_to_qj(settings, receiver, case["id"], base, ours)
     finally:
         device.close()
         bridge.stop()
+
+
+def reassigned_to_qj(
+    settings: Settings,
+    receiver: HttpReceiver,
+    case_id: str,
+    base: str,
+    ours: Callable[[str], list[dict]],
+) -> None:
+    """改派 on the real stack: the operator hands the case (acknowledged by O-KC-01) to grid
+    G-QJ-01; its officer hears of it, sees it escalated to them and takes it; O-KC-01 no
+    longer sees it nor acts on it."""
+    handed = {"grid": "G-QJ-01", "note": "排口位于衢江区，属地管辖", "action_id": "reassign-1"}
+    status, body, _ = call("POST", f"{base}/reassign", "tok-kc-01", handed)
+    assert (status, body["code"]) == (403, "operators_only"), body
+    status, body, _ = call("POST", f"{base}/reassign", "tok-ops", {**handed, "grid": "G-KC-01"})
+    assert (status, body["code"]) == (409, "no_change"), body
+    status, body, _ = call("POST", f"{base}/reassign", "tok-ops", {**handed, "grid": "G-XX"})
+    assert (status, body["code"], body["field"]) == (400, "invalid_field", "grid"), body
+    status, body, _ = call("POST", f"{base}/reassign", "tok-ops", handed)
+    assert status == 202, body
+    status, body, _ = call("POST", f"{base}/reassign", "tok-ops", handed)
+    assert status == 200 and body["duplicate"] is True, body
+
+    def theirs() -> dict | None:
+        rows = [c for c in ours("tok-qj-01") if c["id"] == case_id]
+        return rows[0] if rows and rows[0]["grid"] == "G-QJ-01" else None
+
+    row = wait_for(theirs, 20, "the case in G-QJ-01's list")
+    assert isinstance(row, dict)
+    assert (row["status"], row["acknowledged_by"]) == ("escalated", None), row
+    assert row["can"] == ["ack", "findings", "photos", "comment"], row
+    assert not [c for c in ours("tok-kc-01") if c["id"] == case_id]
+    (seen,) = [c for c in ours("tok-ops") if c["id"] == case_id]
+    assert seen["grid"] == "G-QJ-01", seen
+
+    def handed_message() -> list[str]:
+        said = [json.loads(r.body) for r in receiver.at("/o-qj-01")]
+        texts = [f"{m['title']}\n{m['message']}" for m in said]
+        return [t for t in texts if case_id in t and t.startswith("【改派】")]
+
+    (message,) = wait_for(handed_message, 30, "O-QJ-01's 改派 notification")
+    assert "属地管辖" in message and "签收" in message, message
+    assert not [r for r in receiver.at("/o-kc-01") if "【改派】" in json.loads(r.body)["title"]]
+
+    status, body, _ = call("POST", f"{base}/comment", "tok-kc-01", {"text": "x"})
+    assert (status, body["code"]) == (403, "not_your_grid"), body
+    status, body, _ = call("POST", f"{base}/ack", "tok-qj-01", {"action_id": "ack-qj"})
+    assert status == 202, body
+
+    def taken() -> dict | None:
+        (now,) = [c for c in ours("tok-qj-01") if c["id"] == case_id]
+        return now if now["acknowledged_by"] == "O-QJ-01" else None
+
+    wait_for(taken, 20, "O-QJ-01's acknowledgement")
+
+    # The trail in InfluxDB names the case's grid; the week's settlement counts it there.
+    def tagged() -> list[dict[str, Any]]:
+        return query(
+            settings,
+            f'from(bucket: "{settings.influx_bucket}") |> range(start: -1h)'
+            ' |> filter(fn: (r) => r._measurement == "case_event"'
+            f' and r.case_id == "{case_id}" and r._field == "case" and r.grid == "G-QJ-01")',
+        )
+
+    rows = wait_for(tagged, 20, "the reassigned case's trail tagged with its grid")
+    assert {"reassigned", "acknowledged"} <= {r["kind"] for r in rows}, rows
+    at = rows[0]["_time"].astimezone(CHINA)
+    monday = (at - timedelta(days=at.weekday())).date().isoformat()
+    status, week, _ = call("GET", f"/api/reports/weekly?week={monday}", "tok-qj-01")
+    assert status == 200, week
+    (qj,) = [g for g in week["grids"] if g["grid"] == "G-QJ-01"]
+    assert qj["acknowledged"] >= 1 and qj["open_at_end"] >= 1, qj

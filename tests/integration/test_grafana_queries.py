@@ -303,10 +303,10 @@ def test_the_case_trail_and_the_settlement_see_every_case_of_one_tick(settings: 
         settings.influx_bucket,
     )
 
-    async def counted() -> list[tuple[str, str, int]]:
+    async def counted() -> list[tuple[str, str, str, int]]:
         try:
             return await writer.case_counts(at, at + timedelta(days=7), COUNTED)
         finally:
             await writer.close()
 
-    assert [c for c in asyncio.run(counted()) if c[0] == site] == [(site, "reminded", 3)]
+    assert [c for c in asyncio.run(counted()) if c[0] == site] == [(site, "", "reminded", 3)]

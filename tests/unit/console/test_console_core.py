@@ -221,6 +221,29 @@ def test_cases_are_counted_by_grid_and_state_and_overdue_past_their_deadline(cat
     assert city.case_counts(None)["by_grid"]["G-KC-01"]["acknowledged"] == 1
 
 
+def test_a_reassigned_case_is_its_new_grids_in_the_feed_and_the_counts(catalogue):
+    city = City(catalogue)
+    city.on_case_event(event("escalated", CaseStatus.ESCALATED, 5))
+    handed = event("reassigned", CaseStatus.ESCALATED, 10, actor="operator:night")
+    city.on_case_event(handed.model_copy(update={"grid": "G-QJ-01", "note": "属衢江区管辖"}))
+    counts = city.case_counts(None)["by_grid"]
+    assert counts["G-QJ-01"]["escalated"] == 1 and counts["G-KC-01"]["escalated"] == 0
+    _, turns = city.take_changes()
+    assert turns[-1]["grid"] == "G-QJ-01" and turns[-1]["kind"] == "reassigned"
+    assert turns[-1]["note"] == "属衢江区管辖"
+    # Its later events carry the grid too; the case API's row says it as well.
+    city.on_case_row(
+        {
+            "id": "c-1",
+            "site": "S-OUT-001",
+            "status": "escalated",
+            "first_seen": T.isoformat(),
+            "grid": "G-QJ-01",
+        }
+    )
+    assert city.case_counts(frozenset({"G-QJ-01"}))["by_grid"]["G-QJ-01"]["escalated"] == 1
+
+
 def test_case_events_do_not_move_data_time(catalogue):
     """A case event may carry the wall clock (a device's status as the bridge received it): in
     a city living days in the past it would have made every deadline overdue."""

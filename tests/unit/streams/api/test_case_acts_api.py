@@ -1,6 +1,6 @@
 """The case API's acts (streams/api/views.py): once-only action ids, photos and findings with a
-site visit, comments and supervision (督办), what a case row offers, and the refusals' codes,
-with the worker's tables, Kafka and the other workers stood in for."""
+site visit, comments, supervision (督办) and reassignment (改派), what a case row offers, and the
+refusals' codes, with the worker's tables, Kafka and the other workers stood in for."""
 
 from __future__ import annotations
 
@@ -17,16 +17,18 @@ from typing import Any
 import pytest
 from multidict import MultiDict
 
+from ecowatch.alerts.routing import route
+from ecowatch.alerts.templates import render
 from ecowatch.config.catalogue import Catalogue
 from ecowatch.edges.tokens import hashed
 from ecowatch.schema import CaseEvent, Location, OfficerAction
-from ecowatch.streams.api.auth import Caller
-from ecowatch.streams.api.forwarding import SiteData
+from ecowatch.streams.api.forwarding import SiteData, SiteRouter
 from ecowatch.streams.api.requests import (
     Refusal,
     ack_body,
     comment_body,
     findings_body,
+    reassign_body,
     supervise_body,
 )
 from ecowatch.streams.api.views import CaseApi, guarded
@@ -201,8 +203,9 @@ class Worker:
         return events
 
 
-class Here:
-    """A router that holds every site here."""
+class Here(SiteRouter):
+    """A router that holds every site here: the real one's reading of the sites' states (by
+    grid, with the cases reassigned into them), on the stood-in worker's tables."""
 
     def __init__(self, worker: Worker, catalogue: Catalogue) -> None:
         self.worker, self.catalogue = worker, catalogue
@@ -212,18 +215,6 @@ class Here:
 
     def local(self, site: str) -> SiteData:
         return SiteData(self.worker.site_cases(site), NOW)
-
-    def sites_of(self, who: Caller, grids: frozenset[str] | None) -> list[str]:
-        return [
-            s.id
-            for s in self.catalogue.sites.values()
-            if who.sees(s.grid) and (grids is None or s.grid in grids)
-        ]
-
-    async def site_data(
-        self, request: Any, who: Caller, grids: frozenset[str] | None
-    ) -> dict[str, SiteData]:
-        return {s: self.local(s) for s in self.sites_of(who, grids)}
 
 
 class Stream:
@@ -446,7 +437,7 @@ def test_case_rows_say_what_the_caller_can_do(api) -> None:
     officer = row("t-kc1")
     assert officer["can"] == ["ack", "findings", "photos", "comment"]
     assert (officer["grid"], officer["supervised_due"]) == ("G-KC-01", None)
-    assert row("t-ops")["can"] == ["comment", "supervise"]
+    assert row("t-ops")["can"] == ["comment", "supervise", "reassign"]
     post(cases, "t-kc1", case_id, "acknowledge")
     due = NOW + timedelta(hours=3)
     post(cases, "t-ops", case_id, "supervise", {"note": "x", "deadline": due.isoformat()})
@@ -509,3 +500,95 @@ def test_a_retry_is_a_duplicate_even_if_its_fields_would_no_longer_pass(api) -> 
     with refused(400, "deadline_passed"):
         post(cases, "t-ops", case_id, "supervise", later | {"action_id": "dub-2"})
     assert len(worker.actions.sent) == 1
+
+
+# -- 改派: a case handed to another grid ---------------------------------------------------------
+
+
+def test_a_reassignments_body(catalogue: Catalogue) -> None:
+    handed = reassign_body(
+        '{"grid": "G-QJ-01", "note": "属地", "action_id": "r-1"}'.encode(), catalogue
+    )
+    assert (handed.grid, handed.note, handed.action_id) == ("G-QJ-01", "属地", "r-1")
+    assert reassign_body(b'{"grid": "G-QJ-01", "note": ""}', catalogue).note == ""
+    for bad in (b'{"grid": "G-NOWHERE"}', b'{"note": "x"}', b'{"grid": 5}'):
+        with refused(400, "invalid_field", "grid: expected one of the catalogue's grids") as info:
+            reassign_body(bad, catalogue)
+        assert info.value.field == "grid"
+    with refused(400, "invalid_field", "note: empty"):
+        reassign_body(b'{"grid": "G-QJ-01", "note": "  "}', catalogue)
+
+
+def listed(api: CaseApi, token: str) -> list[dict[str, Any]]:
+    return run(api.list_cases(request(token, method="GET")))["cases"]
+
+
+def test_an_operator_reassigns_a_case_to_another_grid(api, catalogue: Catalogue) -> None:
+    cases, worker, case_id = api
+    post(cases, "t-kc1", case_id, "acknowledge")
+    worker.apply()
+    body = {"grid": "G-QJ-01", "note": "属衢江区管辖", "action_id": "r-1"}
+    with refused(403, "operators_only"):
+        post(cases, "t-kc1", case_id, "reassign", body)
+    with refused(409, "no_change", "in grid G-KC-01 already"):
+        post(cases, "t-ops", case_id, "reassign", {**body, "grid": "G-KC-01"})
+    with refused(400, "invalid_field") as info:
+        post(cases, "t-ops", case_id, "reassign", {**body, "grid": "G-NOWHERE"})
+    assert info.value.field == "grid"
+    assert post(cases, "t-ops", case_id, "reassign", body)[0] == 202
+    assert post(cases, "t-ops", case_id, "reassign", body)[1]["duplicate"] is True
+    # In flight already: the old grid's officers no longer act on it, the new grid's do.
+    with refused(403, "not_your_grid", "is in grid G-QJ-01, not yours"):
+        post(cases, "t-kc2", case_id, "comment", {"text": "x"})
+    (event,) = worker.apply()
+    assert (event.kind, event.grid, event.note) == ("reassigned", "G-QJ-01", "属衢江区管辖")
+    # The new grid's officer sees it, escalated to them, and may take it; the old grid's not.
+    (row,) = [r for r in listed(cases, "t-qj") if r["id"] == case_id]
+    assert (row["grid"], row["status"], row["acknowledged_by"]) == ("G-QJ-01", "escalated", None)
+    assert row["can"] == ["ack", "findings", "photos", "comment"]
+    assert not [r for r in listed(cases, "t-kc1") if r["id"] == case_id]
+    (seen,) = [r for r in listed(cases, "t-ops") if r["id"] == case_id]
+    assert seen["grid"] == "G-QJ-01" and seen["can"] == ["comment", "supervise", "reassign"]
+    with refused(403, "not_your_grid"):
+        post(cases, "t-kc1", case_id, "acknowledge")
+    assert post(cases, "t-qj", case_id, "acknowledge")[0] == 202
+    assert [e.kind for e in worker.apply()] == ["acknowledged"]
+    # A photo for the findings: the new grid's officer's to upload, not the old grid's.
+    headers = {"Content-Type": "image/jpeg", "X-Filename": "a.jpg"}
+    with refused(403, "not_your_grid"):
+        run(cases.upload_photo(VIEW, request("t-kc1", JPEG, headers), SITE, case_id))
+    assert run(cases.upload_photo(VIEW, request("t-qj", JPEG, headers), SITE, case_id))[0] == 202
+
+
+def test_the_site_state_a_worker_answers_follows_the_cases_grid(api) -> None:
+    """What another worker reads here for a listing: the grid's sites without the cases
+    reassigned away, and the sites of other grids with a case reassigned into it."""
+    cases, worker, case_id = api
+    post(cases, "t-ops", case_id, "reassign", {"grid": "G-QJ-01"})
+    worker.apply()
+
+    def state(token: str, **query: str) -> dict[str, Any]:
+        return run(cases.site_state(request(token, method="GET", **query)))["sites"]
+
+    assert state("t-kc1")[SITE]["cases"]["cases"] == {}
+    assert [c["id"] for c in state("t-qj")[SITE]["cases"]["cases"].values()] == [case_id]
+    assert [c["id"] for c in state("t-ops", grid="G-QJ-01")[SITE]["cases"]["cases"].values()] == [
+        case_id
+    ]
+    assert SITE not in state("t-ops", grid="G-LY-01")
+
+
+def test_a_reassignment_reaches_the_new_grids_officers(api, catalogue: Catalogue) -> None:
+    cases, worker, case_id = api
+    post(cases, "t-ops", case_id, "reassign", {"grid": "G-QJ-01", "note": "属地管辖"})
+    (action,) = worker.actions.sent
+    _, out = on_action(worker.site_cases(SITE), case_id, officer_input(action), NOW, catalogue)
+    (note,) = out.notifications
+    environ = {"ECOWATCH_NOTIFY_O_QJ_01": "json://qj", "ECOWATCH_NOTIFY_O_KC_01": "json://kc"}
+    routing = route(note, catalogue, environ)
+    assert [(r.recipient, r.urls) for r in routing.routes] == [("O-QJ-01", ("json://qj",))]
+    message = render(note)
+    assert message.title.startswith("【改派】") and "属地管辖" in message.body
+    assert "改派至本网格" in message.body and "签收" in message.body
+    english = render(note, "en")
+    assert english.title.startswith("[Reassigned] ") and "reassigned to this grid" in english.body

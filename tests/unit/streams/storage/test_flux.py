@@ -240,10 +240,11 @@ def test_the_settlements_case_counts() -> None:
         "  |> range(start: 2026-12-01T08:00:00Z, stop: 2026-12-08T08:00:00Z)\n"
         '  |> filter(fn: (r) => r._measurement == "case_event" and r._field == "case")\n'
         '  |> filter(fn: (r) => r.kind == "closed" or r.kind == "reminded")\n'
-        '  |> group(columns: ["site", "kind"])\n'
+        '  |> map(fn: (r) => ({r with grid: if exists r.grid then r.grid else ""}))\n'
+        '  |> group(columns: ["site", "grid", "kind"])\n'
         "  |> distinct()\n"
         "  |> count()\n"
-        '  |> keep(columns: ["site", "kind", "_value"])'
+        '  |> keep(columns: ["site", "grid", "kind", "_value"])'
     )
 
 

@@ -1,6 +1,6 @@
 // The desk: the city's sites (searched and filtered, their dots live), the city's queue of open
 // cases and its alarms, one site's live values against its limits, its chart with the means it
-// is judged on, its cases and their trail, and an operator's acts on a case (督办, 转办, 批注).
+// is judged on, its cases and their trail, and an operator's acts on a case (督办, 改派, 备注).
 "use strict";
 
 Object.assign(WORDS, {
@@ -9,9 +9,9 @@ Object.assign(WORDS, {
   kind_outfall: ["废水排放口", "outfalls"], kind_stack: ["废气排放口", "stacks"], kind_air_station: ["空气站", "air stations"],
   queue: ["全市待办案件", "City queue of open cases"], queue_overdue: ["超期", "overdue"],
   supervised_due: ["督办期限", "supervised, due"], permit: ["排污许可证", "permit"],
-  supervise: ["督办", "Supervise"], reassign: ["转办", "Reassign"], comment: ["备注", "Comment"],
+  supervise: ["督办", "Supervise"], reassign: ["改派", "Reassign"], comment: ["备注", "Comment"],
   note: ["督办意见", "What must be done"], new_deadline: ["新期限（北京时间）", "New deadline (China time)"],
-  to_grid: ["转至网格", "To grid"], reassign_note: ["转办说明", "Why"], comment_text: ["备注内容", "Comment"],
+  to_grid: ["转至网格", "To grid"], reassign_note: ["改派说明", "Why"], comment_text: ["备注内容", "Comment"],
   need_note: ["请填写督办意见", "write what must be done"], need_deadline: ["请选择新期限", "choose a deadline"],
   need_grid: ["请选择转至的网格", "choose a grid"], need_text: ["请填写备注内容", "write a comment"],
   sending: ["正在提交…", "sending…"], sent_ok: ["已提交，案件轨迹将显示此操作", "sent: the trail will show it"],
@@ -390,7 +390,7 @@ async function trail(caseId) {
   actions(body);
 }
 
-// Which acts the desk offers on a case: an operator's 督办, 转办 and 备注, an officer's 备注; the
+// Which acts the desk offers on a case: an operator's 督办, 改派 and 备注, an officer's 备注; the
 // API's row says what it accepts now (``can``), which leaves the forms it would refuse out.
 function offered(found) {
   if (["closed", "dismissed"].includes(found.status)) return [];
@@ -398,7 +398,7 @@ function offered(found) {
   const operator = CITY.me.role === "operator";
   return ["supervise", "reassign", "comment"].filter((a) => {
     if (!operator && a !== "comment") return false;
-    // 转办 only where the API says it takes it (a row from the worker's case list).
+    // 改派 only where the API says it takes it (a row from the worker's case list).
     return can ? can.includes(a) : a !== "reassign";
   });
 }

@@ -1,5 +1,5 @@
 """The desk in a real browser (Debian's chromium): sites searched and filtered with live dots,
-the city's queue of open cases (overdue first), an operator's 督办, 转办 and 备注 through the
+the city's queue of open cases (overdue first), an operator's 督办, 改派 and 备注 through the
 case API with their own token and an action id, the trail with a visit's photos, the chart's
 hourly and daily means against the limit of the mean judged (InfluxDB's ``aggregate`` windows
 as annotated CSV), a window that stays bounded under live points, and the weekly settlement as
@@ -71,7 +71,7 @@ def row(case_id: str, site: str, status: str, **more: Any) -> dict[str, Any]:
 
 @dataclass
 class DeskWorker(Worker):
-    """The case API's desk endpoints besides: 督办, 转办, 备注 (each once per action id), and
+    """The case API's desk endpoints besides: 督办, 改派, 备注 (each once per action id), and
     the weekly settlement's rows."""
 
     acts: list[tuple[str, str, str, dict[str, Any], str]] = field(default_factory=list)
@@ -291,7 +291,7 @@ def test_an_operator_supervises_comments_and_reassigns_and_a_refusal_is_said_in_
 ):
     async def main() -> None:
         async with desk_console(catalogue) as (client, console, worker):
-            # "reassign": offered only where the API lists it (the worker does not, yet).
+            # "reassign": offered only where the API lists it (its `can`), as the worker does.
             worker.rows = [
                 row("c-esc", "S-OUT-001", "escalated", can=["comment", "supervise", "reassign"])
             ]
@@ -336,7 +336,7 @@ def test_an_operator_supervises_comments_and_reassigns_and_a_refusal_is_said_in_
                 assert "28.97000, 118.87000" in visit and "现场核查" in visit, visit
 
                 tabs = page.locator("#case-actions [data-tab]")
-                assert await tabs.all_inner_texts() == ["督办", "转办", "备注"]
+                assert await tabs.all_inner_texts() == ["督办", "改派", "备注"]
                 form = page.locator("#case-actions form[data-action='supervise']")
                 # The deadline starts a day after the site's data time (10:00 on the 25th).
                 deadline = form.locator("[name='deadline']")

@@ -8,11 +8,7 @@ const WORDS = {
   signout: ["退出", "Sign out"], lang: ["English", "中文"],
   normal: ["正常", "normal"], over: ["超标", "over the limit"], abnormal: ["数据异常", "abnormal data"],
   offline: ["离线", "offline"], maintenance: ["维护/校准", "maintenance"], unknown: ["无数据", "no data"],
-  pending: ["待定", "pending"], reminded: ["已提醒", "reminded"], escalated: ["已交办", "escalated"],
-  acknowledged: ["已确认", "acknowledged"], closed: ["已办结", "closed"], dismissed: ["已撤销", "dismissed"],
   overdue: ["超期", "overdue"], grid: ["网格", "Grid"], cases: ["在办案件", "Open cases"],
-  pulse: ["数据链路", "Pipeline"], readings_s: ["读数/秒", "readings/s"],
-  dead_s: ["拒收数据/秒", "rejected messages/s"], bridge_age: ["最新接入(秒前)", "newest reading (s ago)"],
   data_time: ["数据时间", "data time"], legend: ["图例", "Legend"],
   outfalls: ["排污口", "Outfalls"], air: ["空气站(AQI)", "Air stations (AQI)"],
   values: ["实时数据", "Live values"], pollutant: ["因子", "Pollutant"], value: ["数值", "Value"],
@@ -76,7 +72,11 @@ function said(text) { return text && typeof text === "object" ? (text[LANG] ?? "
 let NAMES = {};
 function named(group, key) { const n = (NAMES[group] || {})[key]; return n ? n[LANG === "zh" ? 0 : 1] : (key ?? ""); }
 // What /api/city hands every page: its names, once.
-function learnNames(city) { POLLUTANT_NAMES = city.pollutants || {}; NAMES = city.names || {}; }
+// A case's state (pending, reminded, …) is said as t(status): the wording module's words.
+function learnNames(city) {
+  POLLUTANT_NAMES = city.pollutants || {}; NAMES = city.names || {};
+  Object.assign(WORDS, NAMES.case_status || {});
+}
 function pollutantName(code) { const n = POLLUTANT_NAMES[code]; return n ? n[LANG === "zh" ? 0 : 1] : code; }
 // A refusal (the case API's or the console's) in the page's language, by its ``code`` and, for
 // a field, the field's name (alerts/wording.py REFUSALS); else by its HTTP status. The server's

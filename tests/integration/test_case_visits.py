@@ -1,4 +1,4 @@
-"""An officer's site visit on the real stack (issue 20): a case of grid G-KC-01 (an outfall driven
+"""An officer's site visit on the real stack (issue 20): a case of grid G-CS-01 (an outfall driven
 over its COD limit over MQTT) reaches the officers; an officer acknowledges it once however
 often the phone retries, uploads a photo, records findings with it, where and when they were
 on site (现场核查); an operator presses the grid's officers (督办, which reaches them) and
@@ -47,8 +47,8 @@ from tests.integration.test_enforcement import reading
 from tests.integration.test_pipeline import Device
 
 WEB_PORT = PORT_BASE + 6072  # its own worker (+1…+6 are other tests')
-SITE, DEVICE = "S-OUT-010", "33080200000010"  # grid G-KC-01; GB 8978-1996 first grade, COD 100
-TOKENS = {"tok-kc-01": "O-KC-01", "tok-qj-01": "O-QJ-01", "tok-ops": "operator:tester"}
+SITE, DEVICE = "S-OUT-028", "33082200000028"  # grid G-CS-01; GB 8978-1996 first grade, COD 100
+TOKENS = {"tok-cs-01": "O-CS-01", "tok-qj-01": "O-QJ-01", "tok-ops": "operator:tester"}
 POLICY = """
 policies:
   - rule: realtime_over_limit
@@ -135,7 +135,7 @@ def visit_env(tmp_path: Path, receiver: HttpReceiver) -> Iterator[tuple[dict[str
         "ECOWATCH_TICK_SECONDS": "1",
         "ECOWATCH_OFFICER_TOKENS": str(tokens),
         "ECOWATCH_PROOF_DIR": str(tmp_path / "proofs"),
-        "ECOWATCH_NOTIFY_O_KC_01": receiver.url("json", "/o-kc-01"),
+        "ECOWATCH_NOTIFY_O_CS_01": receiver.url("json", "/o-cs-01"),
         "ECOWATCH_NOTIFY_O_QJ_01": receiver.url("json", "/o-qj-01"),
     }
     yield env, tmp_path
@@ -158,39 +158,39 @@ def test_an_officer_records_findings_with_a_photo_and_the_trail_carries_it(
         assert status == 200, listing
         return [c for c in listing["cases"] if c["site"] == SITE]
 
-    api_up = lambda: call("GET", "/api/cases", "tok-kc-01")[0] == 200  # noqa: E731
+    api_up = lambda: call("GET", "/api/cases", "tok-cs-01")[0] == 200  # noqa: E731
     try:
         with own_worker("visits-worker", env, folder, api_up):
 
             def escalated() -> dict | None:
                 publish(240.0)  # COD at 2.4 times the limit
-                return next((c for c in ours("tok-kc-01") if c["status"] == "escalated"), None)
+                return next((c for c in ours("tok-cs-01") if c["status"] == "escalated"), None)
 
             case = wait_for(escalated, 60, f"a case of {SITE} escalated to the officers")
             assert isinstance(case, dict)
             assert case["can"] == ["ack", "findings", "photos", "comment"], case
-            assert case["grid"] == "G-KC-01" and case["supervised_due"] is None
+            assert case["grid"] == "G-CS-01" and case["supervised_due"] is None
             (seen,) = [c for c in ours("tok-ops") if c["id"] == case["id"]]
             assert seen["can"] == ["comment", "supervise", "reassign"], seen
             base = f"/api/sites/{SITE}/cases/{case['id']}"
 
             # The phone acknowledges, and retries (a lost answer): one acknowledgement.
-            status, body, _ = call("POST", f"{base}/ack", "tok-kc-01", {"action_id": "ack-01"})
+            status, body, _ = call("POST", f"{base}/ack", "tok-cs-01", {"action_id": "ack-01"})
             assert status == 202, body
-            status, body, _ = call("POST", f"{base}/ack", "tok-kc-01", {"action_id": "ack-01"})
+            status, body, _ = call("POST", f"{base}/ack", "tok-cs-01", {"action_id": "ack-01"})
             assert status == 200 and body["duplicate"] is True, body
-            status, body, _ = call("POST", f"{base}/ack", "tok-kc-01", {"action_id": "bad id"})
+            status, body, _ = call("POST", f"{base}/ack", "tok-cs-01", {"action_id": "bad id"})
             assert (status, body["code"], body["field"]) == (400, "invalid_field", "action_id")
 
             # A photo of the outfall, uploaded for the case; not one of another grid's.
             shot = {"Content-Type": "image/jpeg", "X-Filename": "%E6%8E%92%E5%8F%A3.jpg"}
             status, body, _ = call("POST", f"{base}/photos", "tok-qj-01", PHOTO, shot)
             assert (status, body["code"]) == (403, "not_your_grid"), body
-            status, body, _ = call("POST", f"{base}/photos", "tok-kc-01", b"GIF89a", shot)
+            status, body, _ = call("POST", f"{base}/photos", "tok-cs-01", b"GIF89a", shot)
             assert (status, body["code"]) == (415, "photo_type"), body
-            status, uploaded, _ = call("POST", f"{base}/photos", "tok-kc-01", PHOTO, shot)
+            status, uploaded, _ = call("POST", f"{base}/photos", "tok-cs-01", PHOTO, shot)
             assert status == 202 and uploaded["sha256"] == PHOTO_SHA, uploaded
-            for token in ("tok-kc-01", "tok-ops"):
+            for token in ("tok-cs-01", "tok-ops"):
                 status, data, headers = call("GET", uploaded["url"], token)
                 assert status == 200 and data == PHOTO, (token, status)
                 assert headers["Content-Type"] == "image/jpeg"
@@ -200,7 +200,7 @@ def test_an_officer_records_findings_with_a_photo_and_the_trail_carries_it(
             assert (status, body["code"]) == (403, "not_your_grid"), body
 
             # The findings, with the photo, the place and the time of the visit.
-            status, now_body, _ = call("GET", f"/api/sites/{SITE}/marks", "tok-kc-01")
+            status, now_body, _ = call("GET", f"/api/sites/{SITE}/marks", "tok-cs-01")
             data_now = datetime.fromisoformat(now_body["now"])
             visit = {
                 "text": "现场核查：污水处理站曝气池停运，已责令恢复",
@@ -211,17 +211,17 @@ def test_an_officer_records_findings_with_a_photo_and_the_trail_carries_it(
                 "action_id": "findings-01",
             }
             stranger = {**visit, "photos": ["0" * 64], "action_id": "findings-00"}
-            status, body, _ = call("POST", f"{base}/findings", "tok-kc-01", stranger)
+            status, body, _ = call("POST", f"{base}/findings", "tok-cs-01", stranger)
             assert (status, body["code"]) == (400, "photo_not_uploaded"), body
-            status, body, _ = call("POST", f"{base}/findings", "tok-kc-01", visit)
+            status, body, _ = call("POST", f"{base}/findings", "tok-cs-01", visit)
             assert status == 202, body
-            status, body, _ = call("POST", f"{base}/findings", "tok-kc-01", visit)
+            status, body, _ = call("POST", f"{base}/findings", "tok-cs-01", visit)
             assert status == 200 and body["duplicate"] is True, body
 
             # The operator presses the grid's officers (督办), and comments.
             due = data_now + timedelta(hours=4)
             pressed = {"note": "今日内整改到位", "deadline": due.isoformat(), "action_id": "dub-1"}
-            status, body, _ = call("POST", f"{base}/supervise", "tok-kc-01", pressed)
+            status, body, _ = call("POST", f"{base}/supervise", "tok-cs-01", pressed)
             assert (status, body["code"]) == (403, "operators_only"), body
             status, body, _ = call("POST", f"{base}/supervise", "tok-ops", pressed)
             assert status == 202, body
@@ -231,18 +231,18 @@ def test_an_officer_records_findings_with_a_photo_and_the_trail_carries_it(
             assert status == 202, body
 
             def supervised() -> dict | None:
-                (row,) = [c for c in ours("tok-kc-01") if c["id"] == case["id"]]
+                (row,) = [c for c in ours("tok-cs-01") if c["id"] == case["id"]]
                 return row if row["supervised_due"] else None
 
             row = wait_for(supervised, 20, "the 督办 to reach the case")
             assert isinstance(row, dict)
             assert datetime.fromisoformat(row["supervised_due"]) == due
-            assert row["status"] == "acknowledged" and row["acknowledged_by"] == "O-KC-01"
+            assert row["status"] == "acknowledged" and row["acknowledged_by"] == "O-CS-01"
             assert row["can"] == ["findings", "photos", "comment"], row
 
             # The officer hears of the 督办, with its note.
             def pressed_message() -> list[str]:
-                said = [json.loads(r.body) for r in receiver.at("/o-kc-01")]  # \u-escaped
+                said = [json.loads(r.body) for r in receiver.at("/o-cs-01")]  # \u-escaped
                 texts = [f"{m['title']}\n{m['message']}" for m in said]
                 return [t for t in texts if case["id"] in t and t.startswith("【督办】")]
 
@@ -287,7 +287,7 @@ def test_an_officer_records_findings_with_a_photo_and_the_trail_carries_it(
         # are still answered as done, and nothing is sent again.
         with own_worker("visits-worker-2", env, folder, api_up):
             for path, act in (("ack", {"action_id": "ack-01"}), ("findings", visit)):
-                status, body, _ = call("POST", f"{base}/{path}", "tok-kc-01", act)
+                status, body, _ = call("POST", f"{base}/{path}", "tok-cs-01", act)
                 assert status == 200 and body["duplicate"] is True, (path, status, body)
             time.sleep(3)
             kinds = [e["kind"] for e in case_events(settings, case["id"])]
@@ -306,13 +306,13 @@ def reassigned_to_qj(
     base: str,
     ours: Callable[[str], list[dict]],
 ) -> None:
-    """改派 on the real stack: the operator hands the case (acknowledged by O-KC-01) to grid
-    G-QJ-01; its officer hears of it, sees it escalated to them and takes it; O-KC-01 no
+    """改派 on the real stack: the operator hands the case (acknowledged by O-CS-01) to grid
+    G-QJ-01; its officer hears of it, sees it escalated to them and takes it; O-CS-01 no
     longer sees it nor acts on it."""
     handed = {"grid": "G-QJ-01", "note": "排口位于衢江区，属地管辖", "action_id": "reassign-1"}
-    status, body, _ = call("POST", f"{base}/reassign", "tok-kc-01", handed)
+    status, body, _ = call("POST", f"{base}/reassign", "tok-cs-01", handed)
     assert (status, body["code"]) == (403, "operators_only"), body
-    status, body, _ = call("POST", f"{base}/reassign", "tok-ops", {**handed, "grid": "G-KC-01"})
+    status, body, _ = call("POST", f"{base}/reassign", "tok-ops", {**handed, "grid": "G-CS-01"})
     assert (status, body["code"]) == (409, "no_change"), body
     status, body, _ = call("POST", f"{base}/reassign", "tok-ops", {**handed, "grid": "G-XX"})
     assert (status, body["code"], body["field"]) == (400, "invalid_field", "grid"), body
@@ -329,7 +329,7 @@ def reassigned_to_qj(
     assert isinstance(row, dict)
     assert (row["status"], row["acknowledged_by"]) == ("escalated", None), row
     assert row["can"] == ["ack", "findings", "photos", "comment"], row
-    assert not [c for c in ours("tok-kc-01") if c["id"] == case_id]
+    assert not [c for c in ours("tok-cs-01") if c["id"] == case_id]
     (seen,) = [c for c in ours("tok-ops") if c["id"] == case_id]
     assert seen["grid"] == "G-QJ-01", seen
 
@@ -340,9 +340,9 @@ def reassigned_to_qj(
 
     (message,) = wait_for(handed_message, 30, "O-QJ-01's 改派 notification")
     assert "属地管辖" in message and "签收" in message, message
-    assert not [r for r in receiver.at("/o-kc-01") if "【改派】" in json.loads(r.body)["title"]]
+    assert not [r for r in receiver.at("/o-cs-01") if "【改派】" in json.loads(r.body)["title"]]
 
-    status, body, _ = call("POST", f"{base}/comment", "tok-kc-01", {"text": "x"})
+    status, body, _ = call("POST", f"{base}/comment", "tok-cs-01", {"text": "x"})
     assert (status, body["code"]) == (403, "not_your_grid"), body
     status, body, _ = call("POST", f"{base}/ack", "tok-qj-01", {"action_id": "ack-qj"})
     assert status == 202, body

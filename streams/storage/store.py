@@ -247,22 +247,13 @@ def readings_of_csv(text: str, devices: set[str]) -> dict[str, list[StoredReadin
 def counts_of_csv(text: str) -> list[tuple[str, str, int]]:
     """(site, kind, count) rows of a Flux answer with ``site``, ``kind`` and ``_value``
     columns, in plain CSV (a table may repeat the header)."""
-    out: list[tuple[str, str, int]] = []
-    col: dict[str, int] = {}
-    for row in csv.reader(io.StringIO(text)):
-        if len(row) < 2:
-            continue
-        if "_value" in row and "site" in row:
-            col = {name: i for i, name in enumerate(row)}
-            continue
-        if col:
-            out.append((row[col["site"]], row[col["kind"]], int(row[col["_value"]])))
-    return out
+    return [(site, kind, n) for site, _, kind, n in grid_counts_of_csv(text)]
 
 
 def grid_counts_of_csv(text: str) -> list[tuple[str, str, str, int]]:
     """(site, grid, kind, count) rows of a Flux answer with ``site``, ``grid``, ``kind`` and
-    ``_value`` columns ("" for a grid the answer leaves out)."""
+    ``_value`` columns, in plain CSV (a table may repeat the header); "" for a grid the answer
+    leaves out."""
     out: list[tuple[str, str, str, int]] = []
     col: dict[str, int] = {}
     for row in csv.reader(io.StringIO(text)):

@@ -170,6 +170,30 @@ def mails_to(mailbox: Mailbox, address: str) -> list[tuple[str, str]]:
     return out
 
 
+def caught_up(timeout: float = 90) -> None:
+    """Until the test's fresh worker has taken what the topics held before the test: it reads
+    them from their start, and while it replays the earlier tests' readings and acts of a site,
+    the test's own readings join whatever case of the site is open in the replay (seen as the
+    earlier tests' files grew: the fault-mark test's reminder never came). Caught up: its
+    judged readings and case events stand still for 3 s, nothing being published meanwhile."""
+    deadline = time.monotonic() + timeout
+    last: tuple[int, int] | None = None
+    still = 0
+    while time.monotonic() < deadline:
+        status, health = api("GET", "/health", None)
+        now = (
+            (health.get("judged_readings", 0), health.get("case_events", 0))
+            if status == 200
+            else None
+        )
+        still = still + 1 if now is not None and now == last else 0
+        if still >= 3:
+            return
+        last = now
+        time.sleep(1)
+    pytest.fail(f"the worker did not catch up with the topics in {timeout:g} s (counts {last})")
+
+
 def case_of(text: str) -> str:
     match = re.search(r"\d{14}-S-OUT-\d{3}-\S+?_(?:limit|values?|value)", text)
     assert match, text
@@ -691,6 +715,7 @@ def test_a_fault_marked_after_the_exceedance_reaches_the_officers_who_reject_it(
     bridge = start_bridge(tmp_path / "bridge")
     device = Device(settings, DEVICE, device_passwords[DEVICE])
     topic = topics.reading_topic(SITE, DEVICE)
+    caught_up()
     try:
         began = datetime.now(UTC)
         # This test's case: the worker reads the topic from its start, so earlier tests'

@@ -164,14 +164,11 @@ class Alarms:
         detail = evidence or both(case_event_text, event)
         self._raise("escalated", about, event.site, event.at, detail, case_id=event.case_id)
 
-    def on_overdue(
-        self, case_id: str, site: str, due: datetime, now: datetime, detail: dict[str, str]
-    ) -> None:
-        """A case past its deadline (the enterprise's, or the officers' to acknowledge by)."""
+    def on_overdue(self, case_id: str, site: str, due: datetime, detail: dict[str, str]) -> None:
+        """A case past its deadline (the enterprise's, or the officers' to acknowledge by). It
+        starts at the deadline: the same id whenever the scan sees it, so once per deadline."""
         about = ("overdue", case_id, due.isoformat())
-        if about in self.ringing or any(a.about == about for a in self._same_case(case_id)):
-            return
-        self._raise("overdue", about, site, now, detail, case_id=case_id)
+        self._raise("overdue", about, site, due, detail, case_id=case_id)
 
     def on_silence(self, silence: AlarmSilenced) -> None:
         alarm = self.alarms.get(silence.alarm_id)
@@ -184,9 +181,6 @@ class Alarms:
                 self.silences.popitem(last=False)
 
     # -- the ledger ---------------------------------------------------------------------------
-
-    def _same_case(self, case_id: str) -> list[Alarm]:
-        return [a for a in self.alarms.values() if a.case_id == case_id]
 
     def _raise(
         self,

@@ -334,6 +334,8 @@ class City:
         # Notifications read before their case's first event (another topic, another order).
         self._early: OrderedDict[str, list[Notification]] = OrderedDict()
         self.alarms = Alarms(catalogue)
+        # The deadlines already handed to the alarms as passed (case id, deadline).
+        self._overdue_seen: OrderedDict[tuple[str, datetime], None] = OrderedDict()
 
     # -- events -------------------------------------------------------------------------------
 
@@ -469,8 +471,9 @@ class City:
         if case.status not in (CaseStatus.REMINDED, CaseStatus.ESCALATED):
             case.due = None  # an acknowledged case waits for the data and the findings
         self._record(case, row)
-        opened = next((r["detail"] for r in case.trail if r["kind"] == "detected"), None)
-        self.alarms.on_case_event(event, opened)
+        if event.kind == "escalated":  # an alarm, with the words of what opened the case
+            opened = next((r["detail"] for r in case.trail if r["kind"] == "detected"), None)
+            self.alarms.on_case_event(event, opened)
         for note in self._early.pop(case.id, []):
             self.on_notification(note)
 
@@ -509,10 +512,17 @@ class City:
         if self.data_now is None:
             return
         for case in self.cases.values():
-            if self.overdue(case) and case.due is not None:
-                officers = case.status is CaseStatus.ESCALATED
-                detail = both(overdue_text, (case.id, case.due, officers))
-                self.alarms.on_overdue(case.id, case.site, case.due, self.data_now, detail)
+            if not self.overdue(case) or case.due is None:
+                continue
+            seen = (case.id, case.due)
+            if seen in self._overdue_seen:
+                continue  # every second: the words are written once per deadline
+            self._overdue_seen[seen] = None
+            while len(self._overdue_seen) > CASES_KEPT:
+                self._overdue_seen.popitem(last=False)
+            officers = case.status is CaseStatus.ESCALATED
+            detail = both(overdue_text, (case.id, case.due, officers))
+            self.alarms.on_overdue(case.id, case.site, case.due, detail)
 
     def alarms_view(self, grids: frozenset[str] | None) -> dict[str, Any]:
         open_cases: Counter[str] = Counter(c.site for c in self.cases.values() if c.open)

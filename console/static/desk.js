@@ -190,12 +190,8 @@ function stackHead(d) {
 }
 
 // A limit as officers write it (the server's words, "≤ 80 mg/L（日均值）"), and where it comes from.
-function limitText(lim) { return lim.said ? said(lim.said) : `${lim.max ?? ""} ${unitText(lim.unit)} (${named("bases", lim.basis)})`; }
-function limitSource(lim) {
-  if (lim.source_said) return said(lim.source_said);
-  const permit = /^permit (.+)$/.exec(lim.source || "");
-  return permit ? `${t("permit")} ${permit[1]}` : (lim.source || "");
-}
+function limitText(lim) { return said(lim.said); }
+function limitSource(lim) { return said(lim.source_said); }
 function flagText(v) { return v ? named("flags", v.flag) : ""; }
 
 // Why a stack's value has no corrected one, when it has a value to correct.

@@ -342,8 +342,9 @@ def _acted(
                 deadline=event.deadline,
             )
         )
-        note = _note(case, CaseStep.SUPERVISE, Audience.OFFICERS, now, context, policy)
-        notes.append(note.model_copy(update={"note": event.note}))
+        notes.append(
+            _note(case, CaseStep.SUPERVISE, Audience.OFFICERS, now, context, policy, event.note)
+        )
 
 
 def _reassign(
@@ -376,8 +377,9 @@ def _reassign(
         _event(case, "reassigned", now, actor=event.operator, note=event.note, grid=event.grid)
     )
     if held:
-        note = _note(case, CaseStep.REASSIGN, Audience.OFFICERS, now, event.to, policy)
-        notes.append(note.model_copy(update={"note": event.note}))
+        notes.append(
+            _note(case, CaseStep.REASSIGN, Audience.OFFICERS, now, event.to, policy, event.note)
+        )
 
 
 def _take(case: Case, officer: str, now: datetime, events: list[CaseEvent]) -> None:
@@ -570,6 +572,7 @@ def _note(
     now: datetime,
     context: CaseContext,
     policy: Policy | None,
+    note: str = "",  # an operator's words to the officers (督办, 改派)
 ) -> Notification:
     if audience is Audience.ENTERPRISE:
         recipients = [context.enterprise] if context.enterprise else []
@@ -608,6 +611,7 @@ def _note(
         history_30d=case.history_30d,
         proposed_measure=policy.measure if policy and step_ is not CaseStep.REMIND else "",
         created_at=now,
+        note=note,
     )
 
 
